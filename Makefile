@@ -1,0 +1,47 @@
+# Every target works on a fresh clone: the first run creates .venv and builds the native core;
+# later runs rebuild only what changed.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+BUILT     := $(VENV)/.built
+NATIVE_SRC := $(wildcard _native/*.c _native/*.h flinkcore/_core/*.pyx flinkcore/_core/*.pxd)
+
+.PHONY: install demo test bench bench-peers wheel lint clean
+
+install: $(BUILT)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(INSTALLED): $(PY) pyproject.toml setup.py
+	$(PY) -m pip install -q "setuptools>=77" wheel "Cython>=3.0" "numpy>=1.26"
+	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	touch $@
+
+$(BUILT): $(INSTALLED) $(NATIVE_SRC)
+	$(PY) setup.py -q build_clib build_ext --inplace -j 2
+	touch $@
+
+demo: install
+	$(PY) python/key_groups.py
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m pytest -q bench --benchmark-only
+
+wheel: $(INSTALLED)
+	rm -rf dist
+	$(PY) -m pip wheel --no-deps -w dist .
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check flinkcore tests bench python setup.py
+	$(VENV)/bin/ruff format --check flinkcore tests bench python setup.py
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .benchmarks
+	find flinkcore -name '*.so' -delete
+	find flinkcore/_core -name '*.c' -delete

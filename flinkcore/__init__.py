@@ -1,0 +1,9 @@
+"""flinkcore: Apache Flink's stream-processing model for Python, with no JVM.
+
+The user API mirrors PyFlink's DataStream API: replace ``pyflink`` with ``flinkcore`` in the
+imports. Hot paths run in compiled C (``flinkcore._core`` over ``_native/``).
+"""
+
+from flinkcore._version import __version__
+
+__all__ = ["__version__"]

@@ -1,0 +1,5 @@
+"""``python -m flinkcore`` is the ``flinkcore`` command."""
+
+from flinkcore.cli import main
+
+raise SystemExit(main())

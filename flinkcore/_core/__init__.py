@@ -1,0 +1,1 @@
+"""Cython bindings over the C kernels in ``_native/``: the hot paths of flinkcore."""

@@ -1,0 +1,79 @@
+"""The ``flinkcore`` command line: run jobs, manage running jobs, benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+
+from flinkcore._version import __version__
+
+#: Environment variables through which ``flinkcore run`` configures the job it starts; the
+#: StreamExecutionEnvironment reads them, as Flink's CLI passes -p and -s to the job.
+ENV_PARALLELISM = "FLINKCORE_PARALLELISM"
+ENV_SAVEPOINT_PATH = "FLINKCORE_SAVEPOINT_PATH"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if not os.path.isfile(args.job):
+        print(f"flinkcore run: no such job file: {args.job}", file=sys.stderr)
+        return 2
+    if args.parallelism is not None:
+        os.environ[ENV_PARALLELISM] = str(args.parallelism)
+    if args.fromSavepoint is not None:
+        os.environ[ENV_SAVEPOINT_PATH] = os.path.abspath(args.fromSavepoint)
+    if args.detached:
+        print("flinkcore run: --detached is not implemented yet", file=sys.stderr)
+        return 2
+    sys.argv = [args.job, *args.job_args]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(args.job)))
+    runpy.run_path(args.job, run_name="__main__")
+    return 0
+
+
+def _not_yet(name: str):
+    def run(args: argparse.Namespace) -> int:
+        print(f"flinkcore {name}: not implemented yet", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flinkcore", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"flinkcore {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a job script")
+    run.add_argument("job", help="path of the Python job script")
+    run.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments passed to the job")
+    run.add_argument("-p", "--parallelism", type=int, default=None, help="default parallelism")
+    run.add_argument(
+        "-s", "--fromSavepoint", default=None, help="savepoint or checkpoint dir to restore from"
+    )
+    run.add_argument("-d", "--detached", action="store_true", help="run in the background")
+    run.set_defaults(func=_cmd_run)
+
+    sub.add_parser("list", help="list running jobs").set_defaults(func=_not_yet("list"))
+    cancel = sub.add_parser("cancel", help="cancel a running job")
+    cancel.add_argument("job_id")
+    cancel.add_argument("--with-savepoint", default=None)
+    cancel.set_defaults(func=_not_yet("cancel"))
+    savepoint = sub.add_parser("savepoint", help="trigger a savepoint of a running job")
+    savepoint.add_argument("job_id")
+    savepoint.add_argument("directory")
+    savepoint.set_defaults(func=_not_yet("savepoint"))
+    bench = sub.add_parser("bench", help="run the benchmark workloads")
+    bench.add_argument("workload", nargs="?", default=None)
+    bench.set_defaults(func=_not_yet("bench"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return args.func(args)
