@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 BUILT     := $(VENV)/.built
 NATIVE_SRC := $(wildcard _native/*.c _native/*.h flinkcore/_core/*.pyx flinkcore/_core/*.pxd)
 
-.PHONY: install demo test bench bench-peers wheel lint clean
+.PHONY: install demo test test-asan bench bench-peers wheel lint clean
 
 install: $(BUILT)
 
@@ -29,6 +29,15 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# The native core built with -O0 -g and AddressSanitizer/UBSan, the kernel tests run under it, then
+# the optimised core rebuilt.
+REBUILD := setup.py -q build_clib --force build_ext --inplace --force -j 2
+test-asan: $(INSTALLED)
+	FLINKCORE_DEBUG=1 $(PY) $(REBUILD)
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0 $(PY) -m pytest -q -x tests/_core; \
+	  status=$$?; $(PY) $(REBUILD) && touch $(BUILT); exit $$status
 
 bench: install
 	$(PY) -m pytest -q bench --benchmark-only
