@@ -1,20 +1,68 @@
 # cython: language_level=3
-"""Key-group assignment (Flink's KeyGroupRangeAssignment) over the C kernel in _native/fc_keygroup."""
+"""Key-group assignment (Flink's KeyGroupRangeAssignment) over the C kernel in _native/fc_keygroup.
+
+A key's group is ``murmur(hash_key(key)) % max_parallelism``. ``hash_key`` is a stable 32-bit hash
+that does not depend on PYTHONHASHSEED, so every process and every run agrees on which parallel
+instance owns a key (and a savepoint restores at another parallelism). It follows Java's
+``hashCode`` conventions where Python and Java agree on the value, and Python's equality where they
+do not: ``True``, ``1`` and ``1.0`` are equal Python keys, so they hash alike (as the int64 ``1``).
+
+=================  ==========================================================================
+key type           hash
+=================  ==========================================================================
+int (int64 range)  Java ``Long.hashCode``; bool and numpy integers as the equal int
+int (larger)       Java ``BigInteger.hashCode``
+float              an integral float as the equal int; otherwise Java ``Double.hashCode``
+                   (all NaNs alike, as ``Double.doubleToLongBits``)
+str                Java ``String.hashCode`` over UTF-16 code units
+bytes              Java ``Arrays.hashCode(byte[])`` (signed bytes, seed 1)
+None               0
+tuple/list/Row     Java ``List.hashCode``: ``h = 31 * h + hash(e)`` from 1 (any tuple subclass,
+                   such as flinkcore's Row or a namedtuple, hashes as the plain tuple)
+=================  ==========================================================================
+"""
 
 import numpy as np
 
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t
+from libc.math cimport floor, isfinite
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
 
 cnp.import_array()
 
 
-cdef extern from "fc_keygroup.h":
+cdef extern from "Python.h":
+    int PyUnicode_KIND(object o)
+    void *PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    int PyUnicode_1BYTE_KIND
+    int PyUnicode_2BYTE_KIND
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+    char *PyBytes_AS_STRING(object o)
+    Py_ssize_t PyBytes_GET_SIZE(object o)
+
+
+cdef extern from "fc_keygroup.h" nogil:
     int32_t fc_murmur_hash_int(int32_t code)
     int32_t fc_hash_int64(int64_t v)
     int32_t fc_key_group(int32_t key_hash, int32_t max_parallelism)
     int32_t fc_operator_index(int32_t key_group, int32_t max_parallelism, int32_t parallelism)
+    int32_t fc_hash_double(double v)
+    int32_t fc_hash_ucs1(const uint8_t *s, size_t n)
+    int32_t fc_hash_ucs2(const uint16_t *s, size_t n)
+    int32_t fc_hash_ucs4(const uint32_t *s, size_t n)
+    int32_t fc_hash_bytes(const uint8_t *s, size_t n)
+    int32_t fc_hash_bigint(const uint8_t *magnitude_be, size_t n, int sign)
+    int32_t fc_hash_combine(int32_t h, int32_t element)
     void fc_key_groups_int64(const int64_t *keys, size_t n, int32_t max_parallelism, int32_t *out)
+    void fc_key_groups_hashes(const int32_t *hashes, size_t n, int32_t max_parallelism, int32_t *out)
+    void fc_key_groups_ucs4_fixed(const uint32_t *data, size_t n, size_t width, int32_t max_parallelism,
+                                  int32_t *out)
+    void fc_key_groups_bytes_fixed(const uint8_t *data, size_t n, size_t width, int32_t max_parallelism,
+                                   int32_t *out)
+
+
+DEF MAX_NESTING = 200
 
 
 cdef int32_t _check_max_parallelism(long max_parallelism) except -1:
@@ -33,9 +81,89 @@ def hash_int64(long long v):
     return fc_hash_int64(v)
 
 
+cdef int32_t _hash_str(str s):
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
+    cdef int kind = PyUnicode_KIND(s)
+    if kind == PyUnicode_1BYTE_KIND:
+        return fc_hash_ucs1(<const uint8_t *>PyUnicode_DATA(s), n)
+    if kind == PyUnicode_2BYTE_KIND:
+        return fc_hash_ucs2(<const uint16_t *>PyUnicode_DATA(s), n)
+    return fc_hash_ucs4(<const uint32_t *>PyUnicode_DATA(s), n)
+
+
+cdef int32_t _hash_bigint(object v) except? -1:
+    cdef int sign = 1 if v > 0 else -1
+    mag = abs(v)
+    cdef bytes raw = mag.to_bytes((mag.bit_length() + 7) // 8, "big")
+    return fc_hash_bigint(<const uint8_t *>PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), sign)
+
+
+cdef int32_t _hash_int(object v) except? -1:
+    cdef int overflow = 0
+    cdef long long x = PyLong_AsLongLongAndOverflow(v, &overflow)
+    if overflow == 0:
+        return fc_hash_int64(x)
+    return _hash_bigint(v)
+
+
+cdef int32_t _hash_float(double v) except? -1:
+    if isfinite(v) and v == floor(v):
+        if -9223372036854775808.0 <= v < 9223372036854775808.0:
+            return fc_hash_int64(<int64_t>v)
+        return _hash_bigint(int(v))
+    return fc_hash_double(v)
+
+
+cdef int32_t _hash_key(object obj, int depth) except? -1:
+    cdef type t = type(obj)
+    cdef int32_t h
+    if t is int or t is bool:
+        return _hash_int(obj)
+    if t is str:
+        return _hash_str(<str>obj)
+    if t is float:
+        return _hash_float(<double>obj)
+    if t is tuple or t is list or isinstance(obj, (tuple, list)):
+        if depth >= MAX_NESTING:
+            raise ValueError(f"key nested deeper than {MAX_NESTING} levels cannot be hashed")
+        h = 1
+        for e in obj:
+            h = fc_hash_combine(h, _hash_key(e, depth + 1))
+        return h
+    if t is bytes or isinstance(obj, bytes):
+        return fc_hash_bytes(<const uint8_t *>PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj))
+    if obj is None:
+        return 0
+    if isinstance(obj, int):
+        return _hash_int(obj)
+    if isinstance(obj, str):
+        return _hash_str(<str>obj)
+    if isinstance(obj, float):
+        return _hash_float(<double>obj)
+    if isinstance(obj, (np.integer, np.bool_)):
+        return _hash_int(int(obj))
+    if isinstance(obj, np.floating):
+        return _hash_float(float(obj))
+    raise TypeError(
+        f"cannot hash a key of type {t.__module__}.{t.__qualname__}: key_by keys must be int, float, "
+        "bool, str, bytes, None, or a tuple/list/Row of those"
+    )
+
+
+def hash_key(obj) -> int:
+    """The stable 32-bit hash of a key (see the module docstring for each type's rule)."""
+    return _hash_key(obj, 0)
+
+
 def key_group_for_hash(int key_hash, long max_parallelism):
     """Key group of a 32-bit key hash."""
     return fc_key_group(<int32_t>key_hash, _check_max_parallelism(max_parallelism))
+
+
+def key_group(obj, long max_parallelism) -> int:
+    """Key group of one key: ``murmur(hash_key(obj)) % max_parallelism``."""
+    cdef int32_t mp = _check_max_parallelism(max_parallelism)
+    return fc_key_group(_hash_key(obj, 0), mp)
 
 
 def operator_index(int key_group, long max_parallelism, int parallelism):
@@ -50,5 +178,61 @@ def key_groups_int64(keys, long max_parallelism):
     out = np.empty(k.shape[0], dtype=np.int32)
     cdef int32_t[::1] o = out
     if k.shape[0]:
-        fc_key_groups_int64(&k[0], k.shape[0], mp, &o[0])
+        with nogil:
+            fc_key_groups_int64(&k[0], k.shape[0], mp, &o[0])
+    return out
+
+
+def hash_keys(keys) -> np.ndarray:
+    """``hash_key`` of every key of a sequence, as an int32 array."""
+    cdef Py_ssize_t i, n = len(keys)
+    out = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] o = out
+    if isinstance(keys, np.ndarray) and keys.dtype.kind != "O":
+        keys = keys.tolist()
+    for i in range(n):
+        o[i] = _hash_key(keys[i], 0)
+    return out
+
+
+def key_groups(keys, long max_parallelism) -> np.ndarray:
+    """Key groups of many keys at once, as an int32 array.
+
+    ``keys`` is a numpy array (integer and bool dtypes and fixed-width ``U``/``S`` strings take a C
+    loop; float and object arrays are hashed key by key) or any sequence of keys. The result equals
+    ``[key_group(k, max_parallelism) for k in keys]``.
+    """
+    cdef int32_t mp = _check_max_parallelism(max_parallelism)
+    cdef Py_ssize_t n
+    cdef const uint32_t[:, ::1] u
+    cdef const uint8_t[:, ::1] b
+    cdef int32_t[::1] o
+    cdef const int32_t[::1] hashes
+    if isinstance(keys, np.ndarray):
+        if keys.ndim != 1:
+            raise ValueError(f"key_groups expects a 1-d array of keys, got shape {keys.shape}")
+        kind = keys.dtype.kind
+        if kind in "ib" or (kind == "u" and (keys.size == 0 or keys.dtype.itemsize < 8
+                                              or keys.max() <= np.iinfo(np.int64).max)):
+            return key_groups_int64(keys.astype(np.int64, copy=False), mp)
+        n = keys.shape[0]
+        if kind in "US" and n and keys.dtype.itemsize:
+            out = np.empty(n, dtype=np.int32)
+            o = out
+            if kind == "U":
+                u = np.ascontiguousarray(keys).view(np.uint32).reshape(n, -1)
+                with nogil:
+                    fc_key_groups_ucs4_fixed(&u[0, 0], n, u.shape[1], mp, &o[0])
+            else:
+                b = np.ascontiguousarray(keys).view(np.uint8).reshape(n, -1)
+                with nogil:
+                    fc_key_groups_bytes_fixed(&b[0, 0], n, b.shape[1], mp, &o[0])
+            return out
+    hashes = hash_keys(keys)
+    n = hashes.shape[0]
+    out = np.empty(n, dtype=np.int32)
+    o = out
+    if n:
+        with nogil:
+            fc_key_groups_hashes(&hashes[0], n, mp, &o[0])
     return out

@@ -1,84 +1,185 @@
-"""The native key-group partitioner against a pure-Python transcription of Flink's
-MathUtils.murmurHash and KeyGroupRangeAssignment."""
+"""The key-group partitioner and stable key hash, native and pure-Python reference side by side.
+
+The reference (flinkcore._core._reference.partitioner) is a direct transcription of Flink's
+MathUtils.murmurHash / KeyGroupRangeAssignment and Java's hashCode rules; the tests pin known
+Java values and check that both implementations agree on random keys of every supported type.
+"""
+
+import subprocess
+import sys
+from collections import namedtuple
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flinkcore._core import partitioner
+from flinkcore._core import partitioner as native
+from flinkcore._core._reference import partitioner as ref
 
-M32 = 0xFFFFFFFF
-
-
-def _to_int32(x: int) -> int:
-    x &= M32
-    return x - (1 << 32) if x >= 1 << 31 else x
-
-
-def _rotl(x: int, r: int) -> int:
-    return ((x << r) | (x >> (32 - r))) & M32
-
-
-def ref_murmur_hash(code: int) -> int:
-    h = (code * 0xCC9E2D51) & M32
-    h = _rotl(h, 15)
-    h = (h * 0x1B873593) & M32
-    h = _rotl(h, 13)
-    h = (h * 5 + 0xE6546B64) & M32
-    h ^= 4
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & M32
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & M32
-    h ^= h >> 16
-    s = _to_int32(h)
-    if s >= 0:
-        return s
-    return -s if s != -(1 << 31) else 0
-
-
-def ref_hash_int64(v: int) -> int:
-    u = v & 0xFFFFFFFFFFFFFFFF
-    return _to_int32(u ^ (u >> 32))
-
+impls = pytest.mark.parametrize("p", [native, ref], ids=["native", "reference"])
 
 int32s = st.integers(-(2**31), 2**31 - 1)
 int64s = st.integers(-(2**63), 2**63 - 1)
+scalar_keys = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text() | st.binary()
+keys = st.recursive(
+    scalar_keys, lambda inner: st.tuples(inner, inner) | st.lists(inner, max_size=4), max_leaves=10
+)
 
 
 @given(int32s)
 def test_murmur_hash_matches_reference(code):
-    assert partitioner.murmur_hash(code) == ref_murmur_hash(code)
+    assert native.murmur_hash(code) == ref.murmur_hash(code)
 
 
 @given(int64s)
 def test_hash_int64_is_java_long_hashcode(v):
-    assert partitioner.hash_int64(v) == ref_hash_int64(v)
+    assert native.hash_int64(v) == ref.hash_int64(v)
 
 
 @given(st.lists(int64s, max_size=200), st.integers(1, 32768))
 def test_vectorised_key_groups_match_scalar(keys, max_parallelism):
-    groups = partitioner.key_groups_int64(np.array(keys, dtype=np.int64), max_parallelism)
-    expected = [ref_murmur_hash(ref_hash_int64(k)) % max_parallelism for k in keys]
+    groups = native.key_groups_int64(np.array(keys, dtype=np.int64), max_parallelism)
+    expected = [ref.murmur_hash(ref.hash_int64(k)) % max_parallelism for k in keys]
     assert groups.tolist() == expected
     assert all(0 <= g < max_parallelism for g in groups)
 
 
+@given(keys)
+def test_hash_key_native_equals_reference(key):
+    assert native.hash_key(key) == ref.hash_key(key)
+    assert -(2**31) <= native.hash_key(key) < 2**31
+
+
+@given(st.lists(keys, max_size=50), st.integers(1, 32768))
+def test_key_groups_of_lists_match_scalar_key_group(ks, max_parallelism):
+    expected = [ref.key_group(k, max_parallelism) for k in ks]
+    assert native.key_groups(ks, max_parallelism).tolist() == expected
+    assert [native.key_group(k, max_parallelism) for k in ks] == expected
+
+
+@given(st.lists(st.text(), max_size=50), st.integers(1, 32768))
+def test_key_groups_of_numpy_unicode_arrays(ks, max_parallelism):
+    arr = np.array(ks, dtype=str) if ks else np.array([], dtype="U1")
+    # numpy drops trailing NULs of fixed-width strings: compare with what the array holds
+    expected = [ref.key_group(k, max_parallelism) for k in arr.tolist()]
+    assert native.key_groups(arr, max_parallelism).tolist() == expected
+    assert native.key_groups(arr.astype(object), max_parallelism).tolist() == expected
+
+
+@given(st.lists(st.binary(), max_size=50), st.integers(1, 32768))
+def test_key_groups_of_numpy_bytes_arrays(ks, max_parallelism):
+    arr = np.array(ks, dtype=bytes) if ks else np.array([], dtype="S1")
+    expected = [ref.key_group(k, max_parallelism) for k in arr.tolist()]
+    assert native.key_groups(arr, max_parallelism).tolist() == expected
+
+
+@impls
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.uint16, np.uint64, np.bool_, np.float64])
+def test_key_groups_of_other_numpy_dtypes_equal_the_python_values(p, dtype):
+    arr = np.arange(-3, 40).astype(dtype)
+    expected = [ref.key_group(k, 128) for k in arr.tolist()]
+    assert p.key_groups(arr, 128).tolist() == expected
+
+
+@impls
+def test_huge_uint64_keys_hash_as_big_ints(p):
+    arr = np.array([2**64 - 1, 5], dtype=np.uint64)
+    assert p.key_groups(arr, 100).tolist() == [ref.key_group(2**64 - 1, 100), ref.key_group(5, 100)]
+
+
+@impls
+def test_known_java_hash_codes(p):
+    assert p.hash_key("hello") == 99162322  # "hello".hashCode()
+    assert p.hash_key("") == 0
+    assert p.hash_key("\U0001f600") == 31 * 0xD83D + 0xDE00  # surrogate pair, as Java's UTF-16
+    assert p.hash_key(-1) == 0  # Long.hashCode(-1L)
+    assert p.hash_key(2**32) == 1  # Long.hashCode(1L << 32)
+    assert p.hash_key(2**64) == 961  # new BigInteger("18446744073709551616").hashCode()
+    assert p.hash_key(-(2**64)) == -961
+    assert p.hash_key(0.5) == 1071644672  # Double.hashCode(0.5)
+    assert p.hash_key(b"\xff") == 30  # Arrays.hashCode(new byte[]{-1})
+    assert p.hash_key(b"") == 1
+    assert p.hash_key((1, 2)) == 994  # Arrays.asList(1L, 2L).hashCode()
+    assert p.hash_key(None) == 0
+
+
+@impls
+def test_equal_python_keys_hash_alike(p):
+    assert p.hash_key(True) == p.hash_key(1) == p.hash_key(1.0) == p.hash_key(np.int64(1))
+    assert p.hash_key(False) == p.hash_key(0) == p.hash_key(-0.0) == p.hash_key(0.0)
+    assert p.hash_key(1e300) == p.hash_key(int(1e300))
+    assert p.hash_key(float("nan")) == p.hash_key(-float("nan"))
+    assert p.hash_key((1, "a")) == p.hash_key([1, "a"]) == p.hash_key((True, np.str_("a")))
+
+
+@impls
+def test_tuple_subclasses_hash_like_tuples(p):
+    Point = namedtuple("Point", "x y")
+    assert p.hash_key(Point(1, "b")) == p.hash_key((1, "b"))
+
+
+@impls
+@pytest.mark.parametrize("bad", [{1: 2}, {1}, object(), 1j])
+def test_unhashable_key_types_raise_type_error_naming_the_type(p, bad):
+    with pytest.raises(TypeError, match=type(bad).__qualname__):
+        p.hash_key(bad)
+    with pytest.raises(TypeError):
+        p.key_groups([1, bad], 128)
+
+
+@impls
+def test_deeply_nested_keys_raise_instead_of_overflowing_the_stack(p):
+    key = ()
+    for _ in range(10_000):
+        key = (key,)
+    with pytest.raises(ValueError, match="nested"):
+        p.hash_key(key)
+
+
+@impls
+def test_empty_inputs(p):
+    assert p.key_groups([], 128).tolist() == []
+    assert p.key_groups(np.array([], dtype=np.int64), 128).tolist() == []
+    assert p.key_groups(np.array([], dtype=object), 128).tolist() == []
+
+
+def test_hash_is_independent_of_pythonhashseed():
+    code = (
+        "from flinkcore._core import partitioner as p;"
+        "print(p.hash_key(('user-42', 7, b'x', 2.5)), p.key_group('café', 128))"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("0", "1", "12345")
+    }
+    assert len(outs) == 1
+
+
 def test_operator_index_splits_key_groups_into_contiguous_ranges():
-    owners = [partitioner.operator_index(g, 128, 3) for g in range(128)]
+    owners = [native.operator_index(g, 128, 3) for g in range(128)]
     assert owners == sorted(owners)
     assert set(owners) == {0, 1, 2}
     assert owners[0] == 0 and owners[-1] == 2
+    assert owners == [ref.operator_index(g, 128, 3) for g in range(128)]
 
 
 def test_known_values_from_flink():
     # MathUtils.murmurHash(0) and the key group of Integer 42 (hashCode 42) at max parallelism 128,
     # as Flink computes them.
-    assert partitioner.murmur_hash(0) == ref_murmur_hash(0)
-    assert partitioner.key_group_for_hash(42, 128) == ref_murmur_hash(42) % 128
+    assert native.murmur_hash(0) == ref.murmur_hash(0)
+    assert native.key_group_for_hash(42, 128) == ref.murmur_hash(42) % 128
 
 
-def test_rejects_bad_max_parallelism():
+@impls
+def test_rejects_bad_max_parallelism(p):
     with pytest.raises(ValueError, match="max_parallelism"):
-        partitioner.key_groups_int64(np.zeros(3, dtype=np.int64), 0)
+        p.key_groups_int64(np.zeros(3, dtype=np.int64), 0)
+    with pytest.raises(ValueError, match="max_parallelism"):
+        p.key_group("a", 40000)
