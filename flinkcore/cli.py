@@ -32,6 +32,51 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_list(args: argparse.Namespace) -> int:
+    from flinkcore.runtime.registry import JobControlError, running_jobs
+
+    jobs = running_jobs()
+    if not jobs:
+        print("No running jobs.")
+    for job in jobs:
+        try:
+            status = job.call("status", timeout=5.0)["status"]
+        except JobControlError:
+            status = "UNREACHABLE"
+        print(f"{job.job_id} : {job.name} ({status})")
+    return 0
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    from flinkcore.runtime.registry import JobControlError, find_job
+
+    try:
+        job = find_job(args.job_id)
+        if args.with_savepoint:
+            path = job.call("stop_with_savepoint", path=os.path.abspath(args.with_savepoint))
+            print(f"Cancelled job {job.job_id}. Savepoint stored in {path}.")
+        else:
+            job.call("cancel")
+            print(f"Cancelled job {job.job_id}.")
+    except JobControlError as exc:
+        print(f"flinkcore cancel: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_savepoint(args: argparse.Namespace) -> int:
+    from flinkcore.runtime.registry import JobControlError, find_job
+
+    try:
+        job = find_job(args.job_id)
+        path = job.call("trigger_savepoint", path=os.path.abspath(args.directory))
+    except JobControlError as exc:
+        print(f"flinkcore savepoint: {exc}", file=sys.stderr)
+        return 1
+    print(f"Savepoint completed. Path: {path}")
+    return 0
+
+
 def _not_yet(name: str):
     def run(args: argparse.Namespace) -> int:
         print(f"flinkcore {name}: not implemented yet", file=sys.stderr)
@@ -55,15 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-d", "--detached", action="store_true", help="run in the background")
     run.set_defaults(func=_cmd_run)
 
-    sub.add_parser("list", help="list running jobs").set_defaults(func=_not_yet("list"))
+    sub.add_parser("list", help="list running jobs").set_defaults(func=_cmd_list)
     cancel = sub.add_parser("cancel", help="cancel a running job")
     cancel.add_argument("job_id")
     cancel.add_argument("--with-savepoint", default=None)
-    cancel.set_defaults(func=_not_yet("cancel"))
+    cancel.set_defaults(func=_cmd_cancel)
     savepoint = sub.add_parser("savepoint", help="trigger a savepoint of a running job")
     savepoint.add_argument("job_id")
     savepoint.add_argument("directory")
-    savepoint.set_defaults(func=_not_yet("savepoint"))
+    savepoint.set_defaults(func=_cmd_savepoint)
     bench = sub.add_parser("bench", help="run the benchmark workloads")
     bench.add_argument("workload", nargs="?", default=None)
     bench.set_defaults(func=_not_yet("bench"))
