@@ -85,6 +85,18 @@ def _not_yet(name: str):
     return run
 
 
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    from flinkcore.benchmarks.cli import add_arguments
+
+    add_arguments(parser)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from flinkcore.benchmarks.cli import main as bench_main
+
+    return bench_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flinkcore", description=__doc__)
     parser.add_argument("--version", action="version", version=f"flinkcore {__version__}")
@@ -109,9 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     savepoint.add_argument("job_id")
     savepoint.add_argument("directory")
     savepoint.set_defaults(func=_cmd_savepoint)
-    bench = sub.add_parser("bench", help="run the benchmark workloads")
-    bench.add_argument("workload", nargs="?", default=None)
-    bench.set_defaults(func=_not_yet("bench"))
+    bench = sub.add_parser("bench", help="run the benchmark workloads (shared/WORKLOADS.md) on one core")
+    _bench_arguments(bench)
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 

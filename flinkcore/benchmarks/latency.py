@@ -1,0 +1,147 @@
+"""L1: W1's pipeline fed at a fixed rate; latency from entering the source to leaving the sink.
+
+The feeder releases events on a fixed schedule (10k, 100k, 1M events/s): event i is due at
+``t0 + i / rate``. Whatever is due is pushed at once (Python cannot sleep a microsecond, so
+at high rates events go in small bursts), and an event's latency is the time it left the sink
+minus the time it was due, so falling behind the rate shows up as queueing delay, as it would
+in a service. Reported per rate: p50, p99 and p99.9 in microseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .data import events_for
+from .harness import latency_percentiles, peak_rss_mb, reset_peak_rss
+
+RATES = [10_000, 100_000, 1_000_000]
+
+
+def _paced(n: int, rate: int, push: Callable[[int], None]) -> float:
+    """Call ``push(i)`` for i in 0..n-1 no earlier than each one's due time; return t0 (ns)."""
+    period_ns = 1e9 / rate
+    t0 = time.perf_counter_ns()
+    i = 0
+    while i < n:
+        due = int((time.perf_counter_ns() - t0) / period_ns) + 1
+        if due <= i:
+            wait_ns = t0 + i * period_ns - time.perf_counter_ns()
+            if wait_ns > 200_000:
+                time.sleep(wait_ns / 2e9)
+            continue
+        for j in range(i, min(due, n)):
+            push(j)
+        i = min(due, n)
+    return t0
+
+
+def python_loop_latency(keys: list[int], values: list[float], rate: int) -> tuple[np.ndarray, int, float]:
+    """The W1 pure-Python loop, per event as it is due: the floor of in-process latency."""
+    n = len(keys)
+    out = np.zeros(n, dtype=np.int64)
+    emitted = np.zeros(n, dtype=bool)
+    stats = [0, 0.0]
+
+    def push(i: int) -> None:
+        v = values[i] * 2.0
+        if keys[i] % 2 == 0:
+            stats[0] += 1
+            stats[1] += v
+            out[i] = time.perf_counter_ns()
+            emitted[i] = True
+
+    t0 = _paced(n, rate, push)
+    due = (t0 + np.arange(n) * (1e9 / rate)).astype(np.int64)
+    return (out - due)[emitted], stats[0], stats[1]
+
+
+def flinkcore_latency(keys: list[int], values: list[float], rate: int) -> tuple[np.ndarray, int, float]:
+    """W1 through flinkcore's embedded push API (``from_push_source``), per pushed event."""
+    from flinkcore.datastream import StreamExecutionEnvironment
+
+    n = len(keys)
+    out = np.zeros(n, dtype=np.int64)
+    emitted = np.zeros(n, dtype=bool)
+    stats = [0, 0.0]
+
+    def sink(value: Any, context: Any = None) -> None:
+        i = value[2]
+        out[i] = time.perf_counter_ns()
+        emitted[i] = True
+        stats[0] += 1
+        stats[1] += value[1]
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(1)
+    source = env.from_push_source("events")
+    source.map(lambda e: (e[0], e[1] * 2.0, e[2])).filter(lambda e: e[0] % 2 == 0).add_sink(sink)
+    client = env.execute_async("L1")
+    push_fn = getattr(client, "push", None) or getattr(source, "push", None)
+    if push_fn is None:
+        raise NotImplementedError("flinkcore's push source offers no push(event) method to feed it")
+    t0 = _paced(n, rate, lambda i: push_fn((keys[i], values[i], i)))
+    for closer in ("close", "finish", "end_input"):
+        fn = getattr(client, closer, None) or getattr(source, closer, None)
+        if fn is not None:
+            fn()
+            break
+    due = (t0 + np.arange(n) * (1e9 / rate)).astype(np.int64)
+    return (out - due)[emitted], stats[0], stats[1]
+
+
+def run_latency(
+    n: int,
+    styles: list[str] | None = None,
+    rates: list[int] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """One record per (system, rate): p50/p99/p99.9 latency, results and checksum."""
+    ev = events_for("L1", n)
+    keys, values = ev.key.tolist(), ev.value.tolist()
+    systems: list[tuple[str, str, Any]] = []
+    if not styles or "udf" in styles:
+        systems.append(("flinkcore", "udf", flinkcore_latency))
+    systems.append(("python loop", "baseline", python_loop_latency))
+    for rate in rates or RATES:
+        m = min(n, rate * 2)  # two seconds of input per rate
+        for system, style, fn in systems:
+            if progress:
+                progress(f"L1 {system}/{style} {rate}/s N={m}")
+            try:
+                reset_peak_rss()
+                w0, c0 = time.perf_counter(), time.process_time()
+                lat, results, checksum = fn(keys[:m], values[:m], rate)
+                wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+            except (ImportError, NotImplementedError, AttributeError, TypeError) as exc:
+                yield {
+                    "workload": "L1",
+                    "system": system,
+                    "style": style,
+                    "n": m,
+                    "rate": rate,
+                    "status": "skipped",
+                    "reason": f"{type(exc).__name__}: {exc}",
+                }
+                continue
+            yield {
+                "workload": "L1",
+                "system": system,
+                "style": style,
+                "n": m,
+                "rate": rate,
+                "events_per_s": m / wall,
+                "events_per_cpu_s": m / cpu if cpu else None,
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "repeats": 1,
+                "results": results,
+                "checksum": checksum,
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "input": f"paced at {rate} events/s",
+                "status": "ok",
+                **latency_percentiles(lat),
+            }
