@@ -1,0 +1,1 @@
+"""Runtime operators. The contract every operator fills is in :mod:`.base`."""

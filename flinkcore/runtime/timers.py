@@ -1,0 +1,186 @@
+"""The timer service of keyed operators (Flink's InternalTimerService).
+
+Timers are ``(timestamp, key, namespace)``, per time domain, de-duplicated (registering the
+same timer twice keeps one), deletable, and fired in timestamp order (ties in registration
+order). Event-time timers fire when a watermark ``>= timestamp`` arrives
+(:meth:`InternalTimerService.advance_watermark`); processing-time timers fire when the task's
+:class:`~flinkcore.runtime.processing_time.ProcessingTimeService` reaches them. Before calling
+the ``triggerable`` (``on_event_time(timer)`` / ``on_processing_time(timer)``) the service sets
+the timer's key as the backend's current key. KeyedProcessFunction and the window operator
+both build on this.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Any
+
+from flinkcore.common.watermark import MIN_WATERMARK
+
+__all__ = ["InternalTimer", "InternalTimerService", "TimerHeap"]
+
+
+class InternalTimer:
+    """A fired timer as the triggerable sees it."""
+
+    __slots__ = ("timestamp", "key", "namespace")
+
+    def __init__(self, timestamp: int, key: Any, namespace: Any) -> None:
+        self.timestamp = timestamp
+        self.key = key
+        self.namespace = namespace
+
+    def __repr__(self) -> str:
+        return f"InternalTimer({self.timestamp}, {self.key!r}, {self.namespace!r})"
+
+
+class TimerHeap:
+    """De-duplicated timers in timestamp order, with lazy deletion."""
+
+    def __init__(self) -> None:
+        self._heap: list = []
+        self._live: set = set()
+        self._seq = itertools.count()
+
+    def add(self, timestamp: int, key: Any, namespace: Any) -> bool:
+        t = (timestamp, key, namespace)
+        if t in self._live:
+            return False
+        self._live.add(t)
+        heapq.heappush(self._heap, (timestamp, next(self._seq), key, namespace))
+        return True
+
+    def remove(self, timestamp: int, key: Any, namespace: Any) -> None:
+        self._live.discard((timestamp, key, namespace))
+
+    def peek_timestamp(self) -> int | None:
+        heap = self._heap
+        while heap:
+            ts, _, key, ns = heap[0]
+            if (ts, key, ns) in self._live:
+                return ts
+            heapq.heappop(heap)
+        return None
+
+    def pop_due(self, time: int) -> tuple | None:
+        """Remove and return the earliest live timer with timestamp <= ``time``."""
+        heap = self._heap
+        live = self._live
+        while heap and heap[0][0] <= time:
+            ts, _, key, ns = heapq.heappop(heap)
+            t = (ts, key, ns)
+            if t in live:
+                live.discard(t)
+                return t
+        return None
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def entries(self) -> list[tuple]:
+        """Live timers in firing order (for snapshots and tests)."""
+        out, seen = [], set()
+        for ts, _, key, ns in sorted(self._heap, key=lambda e: (e[0], e[1])):
+            t = (ts, key, ns)
+            if t in self._live and t not in seen:
+                seen.add(t)
+                out.append(t)
+        return out
+
+
+class InternalTimerService:
+    """Event- and processing-time timers of one keyed operator, per key and namespace."""
+
+    def __init__(self, name: str, backend: Any, triggerable: Any, processing_time_service: Any) -> None:
+        self.name = name
+        self._backend = backend
+        self._triggerable = triggerable
+        self._pts = processing_time_service
+        self.event_timers = TimerHeap()
+        self.processing_timers = TimerHeap()
+        self.current_watermark = MIN_WATERMARK
+        self._scheduled: int | None = None
+        self._registration: Any = None
+
+    # -- registration (for the backend's current key) -------------------------------------------
+    def register_event_time_timer(self, namespace: Any, timestamp: int) -> None:
+        self.event_timers.add(timestamp, self._backend.current_key, namespace)
+
+    def delete_event_time_timer(self, namespace: Any, timestamp: int) -> None:
+        self.event_timers.remove(timestamp, self._backend.current_key, namespace)
+
+    def register_processing_time_timer(self, namespace: Any, timestamp: int) -> None:
+        if self.processing_timers.add(timestamp, self._backend.current_key, namespace):
+            self._schedule()
+
+    def delete_processing_time_timer(self, namespace: Any, timestamp: int) -> None:
+        self.processing_timers.remove(timestamp, self._backend.current_key, namespace)
+
+    def current_processing_time(self) -> int:
+        return self._pts.current_processing_time()
+
+    # -- firing -----------------------------------------------------------------------------
+    def advance_watermark(self, watermark: int) -> None:
+        """Fire every event-time timer with timestamp <= ``watermark``, in order."""
+        self.current_watermark = watermark
+        heap = self.event_timers
+        backend = self._backend
+        on_event_time = self._triggerable.on_event_time
+        while True:
+            t = heap.pop_due(watermark)
+            if t is None:
+                return
+            backend.current_key = t[1]
+            on_event_time(InternalTimer(t[0], t[1], t[2]))
+
+    def _schedule(self) -> None:
+        head = self.processing_timers.peek_timestamp()
+        if head is None or (self._scheduled is not None and self._scheduled <= head):
+            return
+        if self._registration is not None:
+            self._registration.cancel()
+        self._scheduled = head
+        self._registration = self._pts.register_timer(head, self._on_processing_time)
+
+    def _on_processing_time(self, now: int) -> None:
+        self._scheduled = None
+        self._registration = None
+        now = max(now, self._pts.current_processing_time())
+        heap = self.processing_timers
+        backend = self._backend
+        on_processing_time = self._triggerable.on_processing_time
+        while True:
+            t = heap.pop_due(now)
+            if t is None:
+                break
+            backend.current_key = t[1]
+            on_processing_time(InternalTimer(t[0], t[1], t[2]))
+        self._schedule()
+
+    # -- snapshots --------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        return {"event": self.event_timers.entries(), "processing": self.processing_timers.entries()}
+
+    def restore(self, snapshot: dict, max_parallelism: int, key_group_range: tuple | None) -> None:
+        from flinkcore.state.key_groups import key_group_of
+
+        def mine(key: Any) -> bool:
+            if key_group_range is None:
+                return True
+            kg = key_group_of(key, max_parallelism)
+            return key_group_range[0] <= kg <= key_group_range[1]
+
+        for ts, key, ns in snapshot.get("event", []):
+            if mine(key):
+                self.event_timers.add(ts, key, ns)
+        for ts, key, ns in snapshot.get("processing", []):
+            if mine(key):
+                self.processing_timers.add(ts, key, ns)
+        self._schedule()
+
+    def num_event_time_timers(self) -> int:
+        return len(self.event_timers)
+
+    def num_processing_time_timers(self) -> int:
+        return len(self.processing_timers)
