@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Iterable
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
+from flinkcore.runtime.operators.window import TimestampedValue
 from flinkcore.state.descriptors import ReducingStateDescriptor, ValueStateDescriptor
 
 __all__ = [
@@ -247,38 +248,6 @@ class GlobalWindow(Window):
 
     def __reduce__(self):
         return (GlobalWindow, ())
-
-
-class TimestampedValue(Generic[T]):
-    """An element with its timestamp, as evictors see window contents."""
-
-    __slots__ = ("value", "timestamp")
-
-    def __init__(self, value: T, timestamp: int | None = None):
-        self.value = value
-        self.timestamp = timestamp
-
-    def get_value(self) -> T:
-        return self.value
-
-    def get_timestamp(self) -> int | None:
-        return self.timestamp
-
-    def has_timestamp(self) -> bool:
-        return self.timestamp is not None
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, TimestampedValue)
-            and self.value == other.value
-            and self.timestamp == other.timestamp
-        )
-
-    def __repr__(self) -> str:
-        return f"TimestampedValue({self.value!r}, {self.timestamp!r})"
-
-    def __reduce__(self):
-        return (TimestampedValue, (self.value, self.timestamp))
 
 
 # --------------------------------------------------------------------------------------------
