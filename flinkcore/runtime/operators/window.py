@@ -750,8 +750,8 @@ class AlignedWindowOperator(AbstractStreamOperator):
                 "Record has no timestamp. Did you forget to call "
                 "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
             )
-        if self.slide == self.size and self.state_spec.kind == "aggregating":
-            self._tumbling_aggregate(values, timestamps)
+        if self.slide == self.size:
+            self._tumbling(values, timestamps)
         else:
             key_of = self.key_selector
             add = self._add_to_window
@@ -768,11 +768,10 @@ class AlignedWindowOperator(AbstractStreamOperator):
                     self._late(value, ts)
         self._flush()
 
-    def _tumbling_aggregate(self, values: list, timestamps: list) -> None:
-        """The hot loop: tumbling windows, AggregateFunction; one dict per window start."""
+    def _tumbling(self, values: list, timestamps: list) -> None:
+        """The hot loop of tumbling windows: one dict per window start, one lookup per record."""
         key_of = self.key_selector
-        create = self._create
-        add = self._add
+        kind = self.state_spec.kind
         size, offset = self.size, self.offset
         panes_by_start = self._panes
         pending = self._pending
@@ -781,25 +780,44 @@ class AlignedWindowOperator(AbstractStreamOperator):
         last_start = None
         panes: dict = {}
         missing = _MISSING
-        for value, ts in zip(values, timestamps, strict=False):
-            start = ts - (ts - offset) % size
-            if start != last_start:
-                if start <= fired_until:
-                    # Late (within lateness: late firing; beyond: side output / drop).
-                    last_start = None
-                    if not self._add_to_window(value, key_of(value), start):
-                        self._late(value, ts)
-                    continue
-                panes = panes_by_start.get(start)
-                if panes is None:
-                    panes = panes_by_start[start] = {}
-                    heapq.heappush(pending, start)
-                last_start = start
-            key = key_of(value)
-            acc = panes.get(key, missing)
-            if acc is missing:
-                acc = create()
-            panes[key] = add(value, acc)
+        if kind == "aggregating":
+            create, add = self._create, self._add
+        elif kind == "reducing":
+            reduce = self.state_spec.reduce
+        try:
+            for value, ts in zip(values, timestamps, strict=False):
+                start = ts - (ts - offset) % size
+                if start != last_start:
+                    if start <= fired_until:
+                        # Late (within lateness: late firing; beyond: side output / drop).
+                        last_start = None
+                        if not self._add_to_window(value, key_of(value), start):
+                            self._late(value, ts)
+                        continue
+                    panes = panes_by_start.get(start)
+                    if panes is None:
+                        panes = panes_by_start[start] = {}
+                        heapq.heappush(pending, start)
+                    last_start = start
+                key = key_of(value)
+                acc = panes.get(key, missing)
+                if kind == "reducing":
+                    panes[key] = value if acc is missing else reduce(acc, value)
+                elif kind == "aggregating":
+                    panes[key] = add(value, create() if acc is missing else acc)
+                elif acc is missing:
+                    panes[key] = [value]
+                else:
+                    acc.append(value)
+        except TypeError as e:
+            if any(t is None for t in timestamps):
+                raise ValueError(
+                    "Record has no timestamp. Did you forget to call "
+                    "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
+                ) from e
+            raise UserCodeError(self.name, value, e) from e
+        except Exception as e:
+            raise UserCodeError(self.name, value, e) from e
 
     def _add_to_window(self, value: Any, key: Any, start: int) -> bool:
         """Add one element to window ``start``; False if the window is late (past lateness)."""
