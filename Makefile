@@ -40,7 +40,13 @@ test-asan: $(INSTALLED)
 	  status=$$?; $(PY) $(REBUILD) && touch $(BUILT); exit $$status
 
 bench: install
-	$(PY) -m pytest -q bench --benchmark-only
+	if [ -d bench/kernels ]; then $(PY) -m pytest -q bench/kernels --benchmark-only; fi
+	$(PY) bench/run_workloads.py
+	$(PY) bench/report.py
+
+bench-peers: install
+	$(PY) bench/peers/run.py
+	$(PY) bench/report.py
 
 # A wheel for this machine in dist/; on Linux also a manylinux wheel in wheelhouse/, checked by
 # installing it into a fresh venv with no Cython and importing the native core there.

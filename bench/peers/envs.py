@@ -21,6 +21,8 @@ REQUIREMENTS: dict[str, list[str]] = {
     "bytewax": ["bytewax==0.21.1", "numpy"],
     "pyflink": ["apache-flink==2.3.0", "numpy"],
     "pathway": ["pathway==0.33.0", "numpy"],
+    # not a peer: bench/report.py draws its PNGs here, so matplotlib never becomes a flinkcore dependency
+    "plot": ["matplotlib"],
 }
 
 
