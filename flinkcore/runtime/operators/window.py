@@ -45,6 +45,7 @@ __all__ = [
     "AlignedWindowOperator",
     "InternalWindowFunction",
     "MergingWindowSet",
+    "SessionWindowOperator",
     "TimestampedValue",
     "WindowOperator",
     "WindowStateSpec",
@@ -994,3 +995,283 @@ class AlignedWindowOperator(AbstractStreamOperator):
             state.clear()
         # Fired windows whose contents moved elsewhere on rescaling need no marker here.
         self._restored_fired &= set(self._panes)
+
+
+# --------------------------------------------------------------------------------------------
+# Event-time session windows with the default trigger
+# --------------------------------------------------------------------------------------------
+
+
+def _append(acc: list, value: Any) -> list:
+    acc.append(value)
+    return acc
+
+
+def _concat(a: list, b: list) -> list:
+    a.extend(b)
+    return a
+
+
+class SessionWindowOperator(AbstractStreamOperator):
+    """Event-time sessions with a static gap, EventTimeTrigger, no evictor, no allowed lateness.
+
+    The same observable behaviour as :class:`WindowOperator` with ``EventTimeSessionWindows``
+    (an element opens ``[ts, ts + gap)``, overlapping or touching sessions merge — contents
+    included —, a session fires when the watermark reaches its max timestamp and is then freed),
+    with each key's open sessions kept as ``[start, end, value]`` lists sorted by start and one
+    heap of session ends instead of a merging-window set, per-key timers and trigger calls.
+    Closed sessions are freed at once, so memory follows the number of open sessions.
+    """
+
+    _SESSIONS = "session-windows"
+
+    def __init__(
+        self,
+        gap: int,
+        state_spec: WindowStateSpec,
+        window_function: InternalWindowFunction,
+        window_factory: Callable[[int, int], Any],
+        late_data_tag: str | None = None,
+        name: str = "Window",
+    ) -> None:
+        super().__init__(name)
+        if gap <= 0:
+            raise ValueError(f"session gap must be > 0, got {gap}")
+        self.gap = gap
+        self.state_spec = state_spec
+        self.function = window_function
+        self.window_factory = window_factory
+        self.late_data_tag = late_data_tag
+        self.merging = True
+        self.event_time = True
+        self.allowed_lateness = 0
+        self.num_late_records_dropped = 0
+        self._sessions: dict[Any, list] = {}  # key -> [[start, end, value], ...] by start
+        self._ends: list = []  # heap of (max_ts, seq, key, session)
+        self._seq = 0
+
+    def open(self) -> None:
+        if self.state_backend is None:
+            raise RuntimeError("the window operator needs a keyed stream: call key_by() before window()")
+        self.runtime_context = _RuntimeContext(self)
+        self._ctx = _WindowContext(self)
+        self._out_values: list = []
+        self._out_ts: list = []
+        spec = self.state_spec
+        kind = spec.kind
+        if kind == "aggregating":
+            agg = spec.aggregate
+            create, add = agg.create_accumulator, agg.add
+            self._first = lambda v: add(v, create())
+            self._add = lambda acc, v: add(v, acc)
+            self._merge = agg.merge if callable(getattr(agg, "merge", None)) else None
+            self._result = agg.get_result
+        elif kind == "reducing":
+            reduce = spec.reduce
+            self._first = lambda v: v
+            self._add = reduce
+            self._merge = reduce
+            self._result = None
+        else:
+            self._first = lambda v: [v]
+            self._add = _append
+            self._merge = _concat
+            self._result = None
+        if self.function.open is not None:
+            self.function.open(self.runtime_context)
+
+    def close(self) -> None:
+        if self.function.close is not None:
+            self.function.close()
+
+    def processing_time(self) -> int:
+        pts = self.context.processing_time_service
+        if pts is None:
+            import time
+
+            return int(time.time() * 1000)
+        return pts.current_processing_time()
+
+    def process_batch(self, values: list, timestamps: list | None) -> None:
+        if timestamps is None:
+            raise ValueError(
+                "Record has no timestamp. Did you forget to call "
+                "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
+            )
+        key_of = self.key_selector
+        gap = self.gap
+        by_key = self._sessions
+        first, add = self._first, self._add
+        wm = self.current_watermark
+        ends = self._ends
+        value = None
+        try:
+            for value, ts in zip(values, timestamps, strict=False):
+                key = key_of(value)
+                end = ts + gap
+                sessions = by_key.get(key)
+                if sessions is None:
+                    if end - 1 <= wm:
+                        self._late(value, ts)
+                        continue
+                    s = [ts, end, first(value)]
+                    by_key[key] = [s]
+                    self._seq += 1
+                    heapq.heappush(ends, (end - 1, self._seq, key, s))
+                    continue
+                if len(sessions) == 1:
+                    s = sessions[0]
+                    if s[0] <= end and s[1] >= ts:  # overlaps or touches: extend this session
+                        if ts < s[0]:
+                            s[0] = ts
+                        if end > s[1]:
+                            s[1] = end
+                        s[2] = add(s[2], value)
+                        continue
+                self._add_slow(key, sessions, value, ts, end)
+        except Exception as e:
+            if any(t is None for t in timestamps):
+                raise ValueError(
+                    "Record has no timestamp: assign timestamps before an event-time session window"
+                ) from e
+            raise UserCodeError(self.name, value, e) from e
+        self._flush()
+
+    def _add_slow(self, key: Any, sessions: list, value: Any, ts: int, end: int) -> None:
+        """Merge the new window ``[ts, end)`` with every session it overlaps (transitively)."""
+        lo, hi = ts, end
+        group = []
+        for s in sessions:  # sorted by start; merging in order covers transitive overlaps
+            if s[0] <= hi and s[1] >= lo:
+                group.append(s)
+                lo, hi = min(lo, s[0]), max(hi, s[1])
+        if not group:
+            if end - 1 <= self.current_watermark:
+                self._late(value, ts)
+                return
+            s = [ts, end, self._first(value)]
+            sessions.append(s)
+            sessions.sort(key=lambda x: x[0])
+            self._seq += 1
+            heapq.heappush(self._ends, (end - 1, self._seq, key, s))
+            return
+        target = group[0]
+        if len(group) > 1:
+            merge = self._merge
+            if merge is None:
+                raise NotImplementedError("merging session windows needs AggregateFunction.merge()")
+            rest = group[1]
+            acc = rest[2]
+            for other in group[2:]:
+                acc = merge(acc, other[2])
+            target[2] = merge(target[2], acc)
+            for other in group[1:]:
+                other[1] = None  # dead: its heap entry is skipped
+                sessions.remove(other)
+        target[0], target[1] = lo, hi
+        target[2] = self._add(target[2], value)
+
+    def _late(self, value: Any, ts: int) -> None:
+        if ts <= self.current_watermark:
+            if self.late_data_tag is not None:
+                self.output.collect_side(self.late_data_tag, [value], [ts])
+            else:
+                self.num_late_records_dropped += 1
+
+    def process_watermark(self, watermark: int) -> None:
+        if watermark <= self.current_watermark:
+            return
+        self.current_watermark = watermark
+        ends = self._ends
+        by_key = self._sessions
+        while ends and ends[0][0] <= watermark:
+            _, _, key, s = heapq.heappop(ends)
+            end = s[1]
+            if end is None:
+                continue  # merged into another session
+            if end - 1 > watermark:
+                # The session grew since this entry was pushed: wait for its current end.
+                self._seq += 1
+                heapq.heappush(ends, (end - 1, self._seq, key, s))
+                continue
+            sessions = by_key[key]
+            if len(sessions) == 1:
+                del by_key[key]
+            else:
+                sessions.remove(s)
+            s[1] = None
+            self._fire(key, s[0], end, s[2])
+        self._flush()
+        self.output.emit_watermark(watermark)
+
+    def _fire(self, key: Any, start: int, end: int, stored: Any) -> None:
+        result = self._result
+        contents = stored if result is None else result(stored)
+        fn = self.function
+        ts = end - 1
+        if fn.passthrough:
+            self._out_values.append(contents)
+            self._out_ts.append(ts)
+            return
+        window = self.window_factory(start, end)
+        self.state_backend.current_key = key
+        self._ctx.cur_window = window
+        try:
+            results = fn.process(key, window, self._ctx, contents)
+        except Exception as e:
+            raise UserCodeError(self.name, (key, window), e, where="window") from e
+        if results is not None:
+            for item in results:
+                if type(item) is tuple and len(item) == 2 and isinstance(item[0], SideOutputTag):
+                    self.output.collect_side(item[0].tag_id, [item[1]], [ts])
+                else:
+                    self._out_values.append(item)
+                    self._out_ts.append(ts)
+        if fn.clear is not None:
+            fn.clear(window, self._ctx)
+
+    def _flush(self) -> None:
+        if self._out_values:
+            values, ts = self._out_values, self._out_ts
+            self._out_values, self._out_ts = [], []
+            self.output.collect(values, ts)
+
+    def end_input(self) -> None:
+        self._flush()
+        super().end_input()
+
+    def open_sessions(self) -> int:
+        """Number of sessions currently held (for tests and memory checks)."""
+        return sum(len(s) for s in self._sessions.values())
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def snapshot_state(self) -> dict:
+        backend = self.state_backend
+        state = backend.get_or_create_state(ValueStateDescriptor(self._SESSIONS))
+        state.set_current_namespace(VOID_NAMESPACE)
+        saved_key = backend.current_key
+        for key, sessions in self._sessions.items():
+            backend.current_key = key
+            state.update([tuple(s) for s in sessions])
+        try:
+            return super().snapshot_state()
+        finally:
+            for key in self._sessions:
+                backend.current_key = key
+                state.clear()
+            backend.current_key = saved_key
+
+    def restore_state(self, snapshots: list[dict]) -> None:
+        super().restore_state(snapshots)
+        backend = self.state_backend
+        state = backend.get_or_create_state(ValueStateDescriptor(self._SESSIONS))
+        state.set_current_namespace(VOID_NAMESPACE)
+        for key in backend.keys(self._SESSIONS):
+            backend.current_key = key
+            sessions = [list(s) for s in state.value() or ()]
+            sessions.sort(key=lambda x: x[0])
+            self._sessions[key] = sessions
+            for s in sessions:
+                self._seq += 1
+                heapq.heappush(self._ends, (s[1] - 1, self._seq, key, s))
+            state.clear()

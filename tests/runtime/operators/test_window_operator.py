@@ -31,6 +31,7 @@ from flinkcore.datastream.window import (
 from flinkcore.runtime.operators.window import (
     AlignedWindowOperator,
     InternalWindowFunction,
+    SessionWindowOperator,
     WindowOperator,
     WindowStateSpec,
 )
@@ -95,6 +96,19 @@ def aligned(assigner, spec=LIST, fn=window_contents, lateness=0, late_tag=LATE, 
         allowed_lateness=lateness,
         late_data_tag=late_tag,
     )
+
+
+def session(assigner, spec=LIST, fn=window_contents, late_tag=LATE, clear=None):
+    return SessionWindowOperator(
+        assigner.session_gap,
+        spec,
+        InternalWindowFunction(fn, clear=clear),
+        TimeWindow,
+        late_data_tag=late_tag,
+    )
+
+
+SESSIONS = pytest.mark.parametrize("make", [generic, session], ids=["generic", "session"])
 
 
 def harness(op):
@@ -263,8 +277,9 @@ def test_snapshot_restore_at_other_parallelism_aligned():
 # ---- sessions --------------------------------------------------------------------------------
 
 
-def test_session_windows_merge_contents_and_triggers():
-    h = harness(generic(EventTimeSessionWindows.with_gap(5)))
+@SESSIONS
+def test_session_windows_merge_contents_and_triggers(make):
+    h = harness(make(EventTimeSessionWindows.with_gap(5)))
     for v in [("a", 0), ("a", 8), ("b", 1)]:
         h.process_element(v, v[1])
     h.process_element(("a", 4), 4)  # bridges [0,5) and [8,13) -> [0,13)
@@ -276,17 +291,19 @@ def test_session_windows_merge_contents_and_triggers():
     assert h.num_keyed_state_entries() == 0
 
 
-def test_session_window_late_merge_pyflink():
+@SESSIONS
+def test_session_window_late_merge_pyflink(make):
     # PyFlink test_session_window_late_merge: elements 0, 8, 4 with gap 5 -> one session (0, 13).
-    h = harness(generic(EventTimeSessionWindows.with_gap(5)))
+    h = harness(make(EventTimeSessionWindows.with_gap(5)))
     for v in [("hi", 0), ("hi", 8), ("hi", 4)]:
         h.process_element(v, v[1])
     h.process_watermark(MAX)
     assert [(r[0][1], r[0][2], len(r[0][3])) for r in records(h)] == [(0, 13, 3)]
 
 
-def test_session_aggregate_merges_accumulators():
-    h = harness(generic(EventTimeSessionWindows.with_gap(3), SUM, with_window))
+@SESSIONS
+def test_session_aggregate_merges_accumulators(make):
+    h = harness(make(EventTimeSessionWindows.with_gap(3), SUM, with_window))
     for v in [("a", 1), ("a", 10), ("a", 5), ("a", 7), ("a", 3)]:
         h.process_element(v, v[1])
     h.process_watermark(MAX)
@@ -589,3 +606,50 @@ def test_random_sessions_match_reference(seed):
     expected = model_run(events, assign, True, lateness)
     got = operator_run(generic(EventTimeSessionWindows.with_gap(gap), lateness=lateness), events)
     assert got == expected
+    if lateness == 0:
+        assert operator_run(session(EventTimeSessionWindows.with_gap(gap)), events) == expected
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_random_session_reduce_and_snapshot_match_generic(seed):
+    rng = random.Random(5000 + seed)
+    events = random_events(rng, 200)
+    cut = rng.randint(0, len(events) - 1)
+    outputs = []
+    for make in (generic, session):
+
+        def op(make=make):
+            return make(EventTimeSessionWindows.with_gap(4), SUM, with_window)
+
+        h = harness(op())
+        for ev in events[:cut]:
+            h.process_watermark(ev[1]) if ev[0] == "w" else h.process_element((ev[1], ev[3]), ev[2])
+        snap = h.snapshot()
+        first = records(h)
+        h2 = KeyedOneInputStreamOperatorTestHarness(op(), key_selector=lambda v: v[0])
+        h2.initialize_state(snap)
+        h2.open()
+        h2.process_watermark(max([-1 << 62] + [e[1] for e in events[:cut] if e[0] == "w"]))
+        for ev in events[cut:]:
+            h2.process_watermark(ev[1]) if ev[0] == "w" else h2.process_element((ev[1], ev[3]), ev[2])
+        outputs.append(
+            (
+                sorted(first),
+                sorted(records(h2)),
+                sorted(h.get_side_output_values(LATE) + h2.get_side_output_values(LATE)),
+            )
+        )
+    assert outputs[0] == outputs[1]
+
+
+def test_session_operator_frees_closed_sessions():
+    op = session(EventTimeSessionWindows.with_gap(10), SUM, with_window)
+    h = harness(op)
+    for i in range(10_000):
+        h.process_element((i % 100, 1), i * 3)
+        if i % 50 == 0:
+            h.process_watermark(i * 3 - 20)
+    assert op.open_sessions() <= 100
+    h.process_watermark(MAX)
+    assert op.open_sessions() == 0 and len(op._ends) == 0
+    assert sum(r[0][3] for r in records(h)) == 10_000
