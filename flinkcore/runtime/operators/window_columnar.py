@@ -1,0 +1,337 @@
+"""The columnar fast path of windows: built-in aggregates over whole column batches.
+
+When a stream's records are typed rows, the key is a field, timestamps come with the batch and
+the aggregation is built in (``agg(...)``, ``sum/min/max``), a window needs no Python call per
+record: :class:`ColumnarWindowOperator` turns each batch into columns (zero-copy for Arrow
+batches) and hands them to a window aggregation table, which keeps one partial aggregate per
+(window, key) and returns finished windows when the watermark passes them.
+
+Two tables implement the same small interface (``update(keys, ts, columns)``,
+``fire(watermark) -> [(start, end, keys, {name: array})]``, ``snapshot()``, ``restore()``):
+the native ``flinkcore._core.window_kernels.WindowAggTable`` when it is built, and
+:class:`ArrowWindowAggTable` (Arrow's C++ hash aggregation per batch, partials merged at fire
+time) otherwise. Semantics are the window operator's with the default trigger and no allowed
+lateness: a window fires when the watermark reaches ``end - 1``; a record whose windows have
+all fired already is late (side output or dropped).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from flinkcore.runtime.operators.base import AbstractStreamOperator
+
+__all__ = ["ArrowWindowAggTable", "ColumnarWindowOperator", "field_of_key_selector", "COLUMNAR_FUNCTIONS"]
+
+#: Aggregate functions the columnar path computes.
+COLUMNAR_FUNCTIONS = ("sum", "count", "min", "max", "mean", "first", "last")
+
+# How each output function is computed per batch (partials) and how partials merge.
+_PARTIALS = {
+    "sum": (("sum",), ("sum",)),
+    "count": (("count",), ("sum",)),
+    "min": (("min",), ("min",)),
+    "max": (("max",), ("max",)),
+    "first": (("first",), ("first",)),
+    "last": (("last",), ("last",)),
+    "mean": (("sum", "count"), ("sum", "sum")),
+}
+
+
+def field_of_key_selector(key_selector: Any) -> Any:
+    """The field a key selector reads when it is ``operator.itemgetter(field)``, else None."""
+    if type(key_selector) is operator.itemgetter:
+        args = key_selector.__reduce__()[1]
+        if len(args) == 1:
+            return args[0]
+    return None
+
+
+def _agg_spec(func: str, column: str, out: str) -> list[tuple[str, str, str]]:
+    """(column, pyarrow function, partial column name) for one output."""
+    return [(column, f, f"{out}__{f}") for f in _PARTIALS[func][0]]
+
+
+class ArrowWindowAggTable:
+    """Tumbling/sliding window aggregation over column batches with Arrow's hash aggregation.
+
+    ``aggs`` is a list of ``(output name, function, input column)``. Each ``update`` groups the
+    batch by (window start, key) in C++ and keeps the partial result per window; ``fire``
+    merges a finished window's partials (again in C++) and returns its final columns. Partials
+    of a window are compacted as they accumulate, so memory stays proportional to the keys
+    seen per open window.
+    """
+
+    _COMPACT_AT = 16
+
+    def __init__(self, size: int, slide: int, offset: int, aggs: list[tuple[str, str, str]]) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self._pa, self._pc = pa, pc
+        if size <= 0 or slide <= 0:
+            raise ValueError(f"window size and slide must be > 0, got {size}, {slide}")
+        self.size, self.slide, self.offset = size, slide, offset
+        self.aggs = list(aggs)
+        for _, func, _ in self.aggs:
+            if func not in _PARTIALS:
+                raise ValueError(f"unknown aggregate function {func!r}; one of {COLUMNAR_FUNCTIONS}")
+        self.columns = sorted({col for _, _, col in self.aggs})
+        count_all = pc.CountOptions(mode="all")
+        self._partial_aggs = []
+        self._merge_aggs = []
+        for out, func, col in self.aggs:
+            partial_fns, merge_fns = _PARTIALS[func]
+            for pf, mf in zip(partial_fns, merge_fns, strict=True):
+                name = f"{out}__{pf}"
+                self._partial_aggs.append((col, pf, count_all) if pf == "count" else (col, pf))
+                self._merge_aggs.append((name, mf))
+        self._partial_names = [f"{out}__{pf}" for out, func, _ in self.aggs for pf in _PARTIALS[func][0]]
+        self._windows: dict[int, list] = {}  # start -> [partial tables]
+
+    def _starts(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row index, window start) for every window of every row."""
+        last = ts - (ts - self.offset) % self.slide
+        if self.slide == self.size:
+            return np.arange(len(ts)), last
+        idx, starts = [], []
+        k = 0
+        while True:
+            s = last - k * self.slide
+            m = s > ts - self.size
+            if not m.any():
+                break
+            idx.append(np.nonzero(m)[0])
+            starts.append(s[m])
+            k += 1
+        idx_all, starts_all = np.concatenate(idx), np.concatenate(starts)
+        order = np.argsort(idx_all, kind="stable")  # keep arrival order within a window (first/last)
+        return idx_all[order], starts_all[order]
+
+    def update(
+        self, keys: np.ndarray, ts: np.ndarray, columns: dict[str, np.ndarray], watermark: int | None = None
+    ) -> None:
+        """Add rows; windows whose max timestamp is <= ``watermark`` (already fired) are skipped."""
+        if len(keys) == 0:
+            return
+        pa = self._pa
+        idx, starts = self._starts(ts)
+        if watermark is not None and self.slide != self.size:
+            live = starts + (self.size - 1) > watermark
+            if not live.all():
+                idx, starts = idx[live], starts[live]
+                if len(idx) == 0:
+                    return
+        if self.slide == self.size:
+            data = {"__s": starts, "__k": keys}
+            data.update({c: columns[c] for c in self.columns})
+        else:
+            data = {"__s": starts, "__k": keys[idx]}
+            data.update({c: columns[c][idx] for c in self.columns})
+        table = pa.table(data)
+        partial = table.group_by(["__s", "__k"], use_threads=False).aggregate(self._partial_aggs)
+        partial = partial.rename_columns(["__s", "__k", *self._partial_names])
+        s_col = partial.column("__s").to_numpy()
+        lo, hi = s_col.min(), s_col.max()
+        if lo == hi:
+            self._add_partial(int(lo), partial.drop_columns(["__s"]))
+            return
+        for s in np.unique(s_col):
+            part = partial.filter(self._pc.equal(partial.column("__s"), s))
+            self._add_partial(int(s), part.drop_columns(["__s"]))
+
+    def _add_partial(self, start: int, partial: Any) -> None:
+        parts = self._windows.get(start)
+        if parts is None:
+            self._windows[start] = [partial]
+            return
+        parts.append(partial)
+        if len(parts) >= self._COMPACT_AT:
+            self._windows[start] = [self._merge(parts)]
+
+    def _merge(self, parts: list) -> Any:
+        if len(parts) == 1:
+            return parts[0]
+        merged = self._pa.concat_tables(parts).group_by("__k", use_threads=False).aggregate(self._merge_aggs)
+        return merged.rename_columns(["__k", *self._partial_names])
+
+    def pending_starts(self) -> list[int]:
+        return sorted(self._windows)
+
+    def fire(self, watermark: int) -> list[tuple[int, int, np.ndarray, dict[str, np.ndarray]]]:
+        """Finished windows (max timestamp <= watermark) in start order, removed from the table."""
+        out = []
+        for start in sorted(s for s in self._windows if s + self.size - 1 <= watermark):
+            table = self._merge(self._windows.pop(start))
+            keys = table.column("__k").to_numpy()
+            results: dict[str, np.ndarray] = {}
+            for out_name, func, _ in self.aggs:
+                if func == "mean":
+                    total = table.column(f"{out_name}__sum").to_numpy()
+                    n = table.column(f"{out_name}__count").to_numpy()
+                    results[out_name] = total / n
+                else:
+                    results[out_name] = table.column(f"{out_name}__{_PARTIALS[func][0][0]}").to_numpy()
+            out.append((start, start + self.size, keys, results))
+        return out
+
+    def snapshot(self) -> dict:
+        return {
+            start: {name: parts.column(name).to_pylist() for name in parts.column_names}
+            for start, parts in ((s, self._merge(p)) for s, p in self._windows.items())
+        }
+
+    def restore(self, snapshots: list[dict], keep: Callable[[Any], bool] | None = None) -> None:
+        pa = self._pa
+        for snap in snapshots:
+            for start, cols in snap.items():
+                table = pa.table(cols)
+                if keep is not None:
+                    mask = [keep(k) for k in cols["__k"]]
+                    table = table.filter(pa.array(mask, type=pa.bool_()))
+                if table.num_rows:
+                    self._windows.setdefault(int(start), []).append(table)
+
+
+def _to_numpy(column: Any, dtype: Any = None) -> np.ndarray:
+    if isinstance(column, np.ndarray):
+        return column if dtype is None else column.astype(dtype, copy=False)
+    to_numpy = getattr(column, "to_numpy", None)
+    if to_numpy is not None:
+        try:
+            arr = to_numpy(zero_copy_only=False)
+        except TypeError:
+            arr = to_numpy()
+        return arr if dtype is None else arr.astype(dtype, copy=False)
+    return np.asarray(column, dtype=dtype)
+
+
+class ColumnarWindowOperator(AbstractStreamOperator):
+    """Keyed tumbling/sliding event-time windows with built-in aggregates over column batches.
+
+    ``key_field`` names the key column; ``aggs`` is ``[(output name, function, input column)]``;
+    ``make_output(key, start, end, values)`` builds one output record (a Row) from a finished
+    window's values (a tuple in ``aggs`` order). Batches may be Arrow record batches / tables
+    (zero copy) or lists of rows (columns are gathered with C-level ``itemgetter`` loops).
+    """
+
+    def __init__(
+        self,
+        size: int,
+        slide: int,
+        offset: int,
+        key_field: Any,
+        aggs: list[tuple[str, str, Any]],
+        make_output: Callable[[Any, int, int, tuple], Any],
+        late_data_tag: str | None = None,
+        table_factory: Callable[..., Any] | None = None,
+        name: str = "Window(Columnar)",
+    ) -> None:
+        super().__init__(name)
+        self.size, self.slide, self.offset = size, slide, offset
+        self.key_field = key_field
+        self.aggs = list(aggs)
+        self.make_output = make_output
+        self.late_data_tag = late_data_tag
+        self.table_factory = table_factory or ArrowWindowAggTable
+        self.num_late_records_dropped = 0
+        self._restored: list[dict] = []
+
+    def open(self) -> None:
+        col_names = {col: f"c{i}" for i, col in enumerate(sorted({c for _, _, c in self.aggs}, key=str))}
+        self._col_names = col_names
+        self._table = self.table_factory(
+            self.size, self.slide, self.offset, [(out, func, col_names[col]) for out, func, col in self.aggs]
+        )
+        if self._restored:
+            kgr = self.state_backend.key_group_range if self.state_backend is not None else None
+            keep = None
+            if kgr is not None:
+                from flinkcore.state.key_groups import key_group_of
+
+                mp = self.context.max_parallelism
+
+                def keep(key: Any) -> bool:
+                    return kgr[0] <= key_group_of(key, mp) <= kgr[1]
+
+            self._table.restore(self._restored, keep)
+            self._restored = []
+
+    # -- input ------------------------------------------------------------------------------------
+    def _columns(self, values: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        column = getattr(values, "column", None)
+        if column is not None and not isinstance(values, list):
+            keys = _to_numpy(column(self.key_field))
+            cols = {name: _to_numpy(column(col)) for col, name in self._col_names.items()}
+            return keys, cols
+        n = len(values)
+        get_key = operator.itemgetter(self.key_field)
+        keys = np.fromiter(map(get_key, values), dtype=np.int64, count=n)
+        cols = {}
+        for col, name in self._col_names.items():
+            cols[name] = np.fromiter(map(operator.itemgetter(col), values), dtype=np.float64, count=n)
+        return keys, cols
+
+    def process_batch(self, values: Any, timestamps: Any) -> None:
+        if timestamps is None:
+            raise ValueError(
+                "Record has no timestamp. Did you forget to call "
+                "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
+            )
+        ts = _to_numpy(timestamps, np.int64)
+        keys, cols = self._columns(values)
+        if keys.dtype != np.int64:
+            keys = keys.astype(np.int64)
+        wm = self.current_watermark
+        # A record is late when its newest window has fired already (no allowed lateness).
+        newest_max_ts = ts - (ts - self.offset) % self.slide + self.size - 1
+        late = newest_max_ts <= wm
+        if late.any():
+            self._emit_late(values, ts, late)
+            keep = ~late
+            keys, ts = keys[keep], ts[keep]
+            cols = {k: v[keep] for k, v in cols.items()}
+        self._table.update(keys, ts, cols, wm)
+
+    def _emit_late(self, values: Any, ts: np.ndarray, late: np.ndarray) -> None:
+        idx = np.nonzero(late)[0]
+        if self.late_data_tag is None:
+            self.num_late_records_dropped += len(idx)
+            return
+        if isinstance(values, list):
+            records = [values[i] for i in idx]
+        else:
+            rows = values.take(idx).to_pylist() if hasattr(values, "take") else [values[i] for i in idx]
+            from flinkcore.common.types import Row
+
+            records = [Row(**r) if isinstance(r, dict) else r for r in rows]
+        self.output.collect_side(self.late_data_tag, records, ts[idx].tolist())
+
+    # -- firing -----------------------------------------------------------------------------------
+    def process_watermark(self, watermark: int) -> None:
+        if watermark <= self.current_watermark:
+            return
+        self.current_watermark = watermark
+        make = self.make_output
+        names = [out for out, _, _ in self.aggs]
+        out_values: list = []
+        out_ts: list = []
+        for start, end, keys, results in self._table.fire(watermark):
+            cols = [results[n].tolist() for n in names]
+            key_list = keys.tolist()
+            out_values.extend(make(k, start, end, vals) for k, *vals in zip(key_list, *cols, strict=True))
+            out_ts.extend([end - 1] * len(key_list))
+        if out_values:
+            self.output.collect(out_values, out_ts)
+        self.output.emit_watermark(watermark)
+
+    # -- snapshots --------------------------------------------------------------------------------
+    def snapshot_operator_state(self) -> Any:
+        return {"windows": self._table.snapshot()}
+
+    def restore_operator_state(self, states: list) -> None:
+        self._restored = [s["windows"] for s in states if s]
