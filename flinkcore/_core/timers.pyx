@@ -1,0 +1,187 @@
+# cython: language_level=3
+"""Timer queues for the timer service: one ``TimerQueue`` per time domain (event time, processing time).
+
+A timer is ``(timestamp, key, namespace)``, as in Flink's InternalTimerService: registering the same
+triple twice keeps one timer, and ``advance(watermark)`` pops every timer with ``timestamp <=
+watermark`` in timestamp order; timers with equal timestamps pop in registration order (Flink leaves
+that order unspecified). The heap and a hash index of ``(timestamp, hash(key, namespace)) -> slot``
+live in C (``_native/fc_timer``); keys and namespaces are any hashable Python objects, kept per slot
+here and compared with ``==`` (as a dict would) to confirm a hash match.
+"""
+
+import numpy as np
+
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+
+
+cdef extern from "Python.h":
+    Py_ssize_t PyObject_Hash(object o) except -1
+
+
+cdef extern from "fc_timer.h":
+    ctypedef struct fc_timer_heap:
+        size_t size
+        size_t cap
+        int64_t *slot_ts
+    uint32_t FC_TIMER_FREE
+    int fc_timer_heap_init(fc_timer_heap *h)
+    void fc_timer_heap_free(fc_timer_heap *h)
+    int64_t fc_timer_push(fc_timer_heap *h, int64_t ts, uint64_t key_hash)
+    uint32_t fc_timer_find(const fc_timer_heap *h, int64_t ts, uint64_t key_hash, size_t *cursor)
+    void fc_timer_remove(fc_timer_heap *h, uint32_t slot)
+    int fc_timer_peek(const fc_timer_heap *h, int64_t *ts, uint32_t *slot)
+    int fc_timer_pop_until(fc_timer_heap *h, int64_t bound, int64_t *ts, uint32_t *slot)
+    int fc_timer_ordered_slots(const fc_timer_heap *h, uint32_t *out)
+    void fc_timer_clear(fc_timer_heap *h)
+
+
+cdef inline uint64_t _pair_hash(object key, object namespace) except? 0:
+    cdef uint64_t hk = <uint64_t>PyObject_Hash(key)
+    cdef uint64_t hn = <uint64_t>PyObject_Hash(namespace)
+    return hk * 0x9e3779b97f4a7c15ULL + hn
+
+
+cdef inline bint _same(object a, object b) except -1:
+    return a is b or a == b
+
+
+cdef class TimerQueue:
+    """De-duplicated timers of one time domain, popped in timestamp order.
+
+    ``snapshot()`` returns the timers as a plain list of ``(timestamp, key, namespace)`` in pop order;
+    ``restore(list)`` replaces the contents with such a list (the state layer serializes it).
+    """
+
+    cdef fc_timer_heap heap
+    cdef list keys        # slot -> key (None when free)
+    cdef list namespaces  # slot -> namespace
+
+    def __cinit__(self):
+        if fc_timer_heap_init(&self.heap):
+            raise MemoryError("out of memory creating a TimerQueue")
+        self.keys = []
+        self.namespaces = []
+
+    def __dealloc__(self):
+        fc_timer_heap_free(&self.heap)
+
+    cdef int64_t _find(self, int64_t ts, object key, object namespace, uint64_t h) except -2:
+        cdef size_t cursor = 0
+        cdef uint32_t slot
+        while True:
+            slot = fc_timer_find(&self.heap, ts, h, &cursor)
+            if slot == FC_TIMER_FREE:
+                return -1
+            if _same(self.keys[slot], key) and _same(self.namespaces[slot], namespace):
+                return slot
+
+    cpdef bint register(self, int64_t ts, object key, object namespace=None) except -1:
+        """Add the timer; False when the same (ts, key, namespace) is already registered."""
+        cdef uint64_t h = _pair_hash(key, namespace)
+        if self._find(ts, key, namespace, h) >= 0:
+            return False
+        cdef int64_t slot = fc_timer_push(&self.heap, ts, h)
+        if slot < 0:
+            raise MemoryError("out of memory registering a timer")
+        cdef Py_ssize_t have = len(self.keys)
+        if slot >= have:
+            grow = <Py_ssize_t>self.heap.cap - have
+            self.keys.extend([None] * grow)
+            self.namespaces.extend([None] * grow)
+        self.keys[slot] = key
+        self.namespaces[slot] = namespace
+        return True
+
+    def register_many(self, timestamps, keys, namespaces=None) -> int:
+        """Register ``(timestamps[i], keys[i], namespaces[i])`` for every i; returns how many were new.
+
+        ``timestamps`` is an int64 array (or sequence); ``namespaces`` a sequence of the same length or
+        one namespace for all. The batch form of ``register`` for operators that hold a whole batch.
+        """
+        cdef const int64_t[::1] ts = np.ascontiguousarray(timestamps, dtype=np.int64)
+        cdef Py_ssize_t i, n = ts.shape[0], added = 0
+        if len(keys) != n:
+            raise ValueError(f"register_many got {n} timestamps but {len(keys)} keys")
+        cdef bint per_record = isinstance(namespaces, (list, tuple, np.ndarray))
+        if per_record and len(namespaces) != n:
+            raise ValueError(f"register_many got {n} timestamps but {len(namespaces)} namespaces")
+        keys = keys if isinstance(keys, (list, tuple)) else list(keys)
+        if per_record and not isinstance(namespaces, (list, tuple)):
+            namespaces = namespaces.tolist()
+        for i in range(n):
+            added += self.register(ts[i], keys[i], namespaces[i] if per_record else namespaces)
+        return added
+
+    cpdef bint delete(self, int64_t ts, object key, object namespace=None) except -1:
+        """Remove the timer if registered; returns whether it was."""
+        cdef int64_t slot = self._find(ts, key, namespace, _pair_hash(key, namespace))
+        if slot < 0:
+            return False
+        fc_timer_remove(&self.heap, <uint32_t>slot)
+        self.keys[slot] = None
+        self.namespaces[slot] = None
+        return True
+
+    cdef inline tuple _take(self, int64_t ts, uint32_t slot):
+        entry = (ts, self.keys[slot], self.namespaces[slot])
+        self.keys[slot] = None
+        self.namespaces[slot] = None
+        return entry
+
+    def advance(self, int64_t watermark) -> list:
+        """Pop every timer with ts <= watermark, earliest first: a list of (ts, key, namespace)."""
+        cdef int64_t ts
+        cdef uint32_t slot
+        out = []
+        while fc_timer_pop_until(&self.heap, watermark, &ts, &slot):
+            out.append(self._take(ts, slot))
+        return out
+
+    def pop_until(self, int64_t watermark):
+        """Pop the earliest timer with ts <= watermark, or return None.
+
+        For firing one timer at a time, when a firing may register new, earlier timers (as Flink's
+        onTimer can) that must fire within the same advance.
+        """
+        cdef int64_t ts
+        cdef uint32_t slot
+        if not fc_timer_pop_until(&self.heap, watermark, &ts, &slot):
+            return None
+        return self._take(ts, slot)
+
+    def peek(self):
+        """The earliest timestamp, or None when empty."""
+        cdef int64_t ts
+        cdef uint32_t slot
+        if fc_timer_peek(&self.heap, &ts, &slot):
+            return ts
+        return None
+
+    def __len__(self) -> int:
+        return self.heap.size
+
+    def __contains__(self, entry) -> bool:
+        ts, key, namespace = entry
+        return self._find(ts, key, namespace, _pair_hash(key, namespace)) >= 0
+
+    def snapshot(self) -> list:
+        """All timers as [(ts, key, namespace), ...] in the order they would pop."""
+        cdef size_t i, n = self.heap.size
+        order = np.empty(n, dtype=np.uint32)
+        cdef uint32_t[::1] o = order
+        if n and fc_timer_ordered_slots(&self.heap, &o[0]):
+            raise MemoryError("out of memory snapshotting timers")
+        return [(self.heap.slot_ts[o[i]], self.keys[o[i]], self.namespaces[o[i]]) for i in range(n)]
+
+    def restore(self, timers) -> None:
+        """Replace all timers with ``timers`` (as returned by ``snapshot``), keeping their order."""
+        self.clear()
+        for ts, key, namespace in timers:
+            self.register(ts, key, namespace)
+
+    def clear(self) -> None:
+        """Remove every timer."""
+        fc_timer_clear(&self.heap)
+        self.keys = [None] * len(self.keys)
+        self.namespaces = [None] * len(self.namespaces)
+

@@ -1,0 +1,72 @@
+"""Each kernel run in a loop must keep the process RSS flat (read from /proc/self/statm).
+
+A warm-up lets allocator pools and caches settle; then the kernel runs many more times and the RSS may
+not grow by more than a small slack. A leak of even one object per call shows up as megabytes here.
+"""
+
+import datetime as dt
+import gc
+import os
+import pathlib
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from flinkcore._core import partitioner, serde
+
+STATM = pathlib.Path("/proc/self/statm")
+pytestmark = pytest.mark.skipif(not STATM.exists(), reason="needs /proc/self/statm (Linux)")
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+SLACK = 3 << 20
+
+
+def rss() -> int:
+    gc.collect()
+    return int(STATM.read_text().split()[1]) * PAGE
+
+
+def assert_flat(fn, warmup: int = 30, rounds: int = 300) -> None:
+    for _ in range(warmup):
+        fn()
+    before = rss()
+    for _ in range(rounds):
+        fn()
+    grown = rss() - before
+    assert grown < SLACK, f"RSS grew by {grown / 1e6:.1f} MB over {rounds} rounds"
+
+
+def test_partitioner_does_not_leak():
+    ints = np.arange(50_000, dtype=np.int64)
+    strs = np.array([f"k{i}" for i in range(5_000)])
+    objs = [("a", i, 2.5, b"x", 2**70) for i in range(2_000)]
+
+    def run():
+        partitioner.key_groups(ints, 128)
+        partitioner.key_groups(strs, 100)
+        partitioner.key_groups(objs, 128)
+        try:
+            partitioner.hash_key({})
+        except TypeError:
+            pass
+
+    assert_flat(run)
+
+
+def test_serde_does_not_leak():
+    records = [
+        (i, i * 0.5, f"user-{i % 50}", None, [b"x", {"k": Decimal("1.5")}], dt.datetime(2024, 1, 1, i % 24))
+        for i in range(2_000)
+    ]
+    bad = serde.dumps_batch(records)[:-3]
+
+    def run():
+        serde.loads_batch(serde.dumps_batch(records))
+        serde.loads(serde.dumps(records[:50]))
+        serde.encode_key(("k", 1, 2.0))
+        try:
+            serde.loads_batch(bad)
+        except serde.SerdeError:
+            pass
+
+    assert_flat(run)

@@ -1,0 +1,319 @@
+"""The record format: round trips, byte-identical native and reference encoders, deterministic keys,
+and rejection of truncated/corrupt input (hypothesis fuzzing plus a corpus of tricky inputs)."""
+
+import datetime as dt
+import math
+import pathlib
+import pickle
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flinkcore._core import serde as native
+from flinkcore._core._reference import serde as ref
+
+impls = pytest.mark.parametrize("s", [native, ref], ids=["native", "reference"])
+CORPUS = pathlib.Path(__file__).parent / "corpus"
+
+
+class Row(tuple):
+    """A stand-in for flinkcore.common.Row: a tuple subclass with optional field names."""
+
+    def __new__(cls, *values, names=None):
+        row = super().__new__(cls, values)
+        row._fields = tuple(names) if names is not None else None
+        return row
+
+    def __eq__(self, other):
+        return tuple(self) == tuple(other) and getattr(other, "_fields", None) == self._fields
+
+    __hash__ = tuple.__hash__
+
+
+def _make_row(names, values):
+    return Row(*values, names=names)
+
+
+@pytest.fixture(autouse=True)
+def row_type():
+    native.register_row_type(Row, _make_row)
+    ref.register_row_type(Row, _make_row)
+    yield
+    native.register_row_type(None, None)
+    ref.register_row_type(None, None)
+
+
+def same(a, b) -> bool:
+    """Equality that also requires identical types and treats NaN as equal to itself."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, (tuple, list)):
+        return (
+            len(a) == len(b)
+            and all(same(x, y) for x, y in zip(a, b, strict=False))
+            and (getattr(a, "_fields", None) == getattr(b, "_fields", None))
+        )
+    if isinstance(a, dict):
+        return len(a) == len(b) and all(k in b and same(v, b[k]) for k, v in a.items())
+    if isinstance(a, Decimal):
+        return str(a) == str(b)
+    if isinstance(a, (dt.datetime, dt.time)):
+        return a == b and a.fold == b.fold and a.tzinfo == b.tzinfo
+    return a == b
+
+
+fixed_tz = st.builds(
+    dt.timezone, st.timedeltas(min_value=dt.timedelta(hours=-23), max_value=dt.timedelta(hours=23))
+)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=True)
+    | st.text()
+    | st.text(st.characters(codec="utf-8") | st.characters(categories=["Cs"]))
+    | st.binary()
+    | st.decimals(allow_nan=True)
+    | st.datetimes(timezones=st.none() | fixed_tz, allow_imaginary=True)
+    | st.dates()
+    | st.times(timezones=st.none() | fixed_tz)
+    | st.timedeltas()
+    | st.frozensets(st.integers(), max_size=3)  # pickled
+)
+hashable = st.none() | st.booleans() | st.integers() | st.text() | st.binary() | st.floats(allow_nan=False)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.tuples(inner, inner)
+        | st.lists(inner, max_size=5)
+        | st.dictionaries(hashable, inner, max_size=4)
+        | st.lists(inner, max_size=4).map(lambda vs: Row(*vs))
+        | st.lists(inner, max_size=4).map(lambda vs: Row(*vs, names=[f"f{i}" for i in range(len(vs))]))
+    ),
+    max_leaves=20,
+)
+
+
+@given(values)
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_round_trip_and_byte_identical_to_reference(v):
+    data = native.dumps(v)
+    assert data == ref.dumps(v)
+    assert same(native.loads(data), v)
+    assert same(ref.loads(data), v)
+
+
+@given(st.lists(values, max_size=10))
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_batch_round_trip(vs):
+    data = native.dumps_batch(vs)
+    assert data == ref.dumps_batch(vs)
+    out = native.loads_batch(data)
+    assert len(out) == len(vs) and all(same(a, b) for a, b in zip(out, vs, strict=False))
+    assert all(same(a, b) for a, b in zip(ref.loads_batch(data), vs, strict=False))
+
+
+def test_batch_with_repeated_strings_shares_nothing_observable():
+    recs = [(i, i * 0.5, f"user-{i % 7}") for i in range(1000)]
+    assert native.loads_batch(native.dumps_batch(recs)) == recs
+
+
+key_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text()
+    | st.binary()
+    | st.decimals(allow_nan=False)
+    | st.datetimes(timezones=st.none() | fixed_tz)
+    | st.dates(),
+    lambda inner: st.tuples(inner, inner) | st.lists(inner, max_size=4),
+    max_leaves=8,
+)
+
+
+@given(key_values)
+def test_encode_key_native_equals_reference_and_decodes(k):
+    data = native.encode_key(k)
+    assert data == ref.encode_key(k)
+    decoded = native.loads(data)
+    assert native.encode_key(decoded) == data  # the decoded canonical form is a fixed point
+    if k == k:  # no NaN inside
+        assert decoded == k
+
+
+@given(key_values, key_values)
+def test_equal_keys_encode_to_equal_bytes(a, b):
+    if a == b:
+        assert native.encode_key(a) == native.encode_key(b)
+
+
+@impls
+def test_numeric_keys_canonicalise_like_python_equality(s):
+    one = s.encode_key(1)
+    for v in (True, 1.0, np.int64(1), np.float32(1.0), np.bool_(True), Decimal(1), Decimal("1.000")):
+        assert s.encode_key(v) == one, v
+    assert s.encode_key(-0.0) == s.encode_key(0) == s.encode_key(False)
+    assert s.encode_key(Decimal("0.5")) == s.encode_key(0.5)
+    assert s.encode_key(float("nan")) == s.encode_key(-float("nan")) == s.encode_key(Decimal("NaN"))
+    assert s.encode_key(1e300) == s.encode_key(int(1e300))
+    assert s.encode_key(Decimal("0.1")) != s.encode_key(0.1)  # not equal in Python either
+    assert s.encode_key(Decimal("0.10")) == s.encode_key(Decimal("0.1"))
+
+
+@impls
+def test_key_forms_of_rows_datetimes_and_subclasses(s):
+    assert s.encode_key(Row(1, "a", names=["x", "y"])) == s.encode_key((1, "a"))
+    assert s.encode_key(np.str_("ab")) == s.encode_key("ab")
+    utc_noon = dt.datetime(2024, 5, 1, 12, tzinfo=dt.timezone.utc)
+    paris = dt.datetime(2024, 5, 1, 14, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert utc_noon == paris and s.encode_key(utc_noon) == s.encode_key(paris)
+    assert s.encode_key(dt.datetime(2024, 5, 1, 12)) != s.encode_key(utc_noon)
+    assert s.encode_key((1, 2)) != s.encode_key([1, 2])
+
+
+@impls
+@pytest.mark.parametrize("bad", [{1: 2}, {1, 2}, object(), dt.time(1, tzinfo=dt.timezone.utc)])
+def test_encode_key_rejects_non_key_types(s, bad):
+    with pytest.raises(TypeError):
+        s.encode_key(bad)
+
+
+@impls
+def test_rows_keep_field_names(s):
+    r = Row(1, 2.5, "x", names=["id", "score", "name"])
+    out = s.loads(s.dumps(r))
+    assert type(out) is Row and out == r and out._fields == ("id", "score", "name")
+    batch = s.loads_batch(s.dumps_batch([r, r]))
+    assert batch == [r, r]
+
+
+@impls
+def test_rows_need_a_registered_type_to_load(s):
+    data = s.dumps(Row(1, names=["a"]))
+    s.register_row_type(None, None)
+    with pytest.raises(s.SerdeError, match="register"):
+        s.loads(data)
+
+
+class Custom:
+    def __init__(self, x):
+        self.x = x
+
+    def __eq__(self, other):
+        return type(other) is Custom and other.x == self.x
+
+
+@impls
+def test_unknown_types_are_pickled_under_their_own_tag(s):
+    data = s.dumps(Custom(3))
+    assert data[1] == 0x10
+    assert s.loads(data) == Custom(3)
+    with pytest.raises(s.SerdeError, match="allow_pickle"):
+        s.loads(data, allow_pickle=False)
+    with pytest.raises(TypeError, match="pickle failed"):
+        s.dumps(lambda: 1)
+
+
+@impls
+def test_compact_and_versioned(s):
+    assert s.dumps(None) == b"\x01\x00"
+    assert s.dumps(-1) == b"\x01\x03\x01"
+    assert s.dumps("hi") == b"\x01\x06\x02hi"
+    records = [(i * 1000, i / 3, f"user-{i}") for i in range(100)]
+    assert len(s.dumps_batch(records)) < len(pickle.dumps(records, protocol=5))
+    with pytest.raises(s.SerdeError, match="version 2"):
+        s.loads(b"\x02\x00")
+
+
+@impls
+def test_recursive_and_too_deep_values_raise(s):
+    lst = []
+    lst.append(lst)
+    with pytest.raises(ValueError, match="nested"):
+        s.dumps(lst)
+    deep = b"\x01" + b"\x08\x01" * 10_000 + b"\x00"
+    with pytest.raises(s.SerdeError, match="nesting"):
+        s.loads(deep)
+
+
+@impls
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"\x01", "truncated"),
+        (b"\x01\x06\x05ab", "truncated"),
+        (b"\x01\x05\x00\x00", "truncated"),
+        (b"\x01\x09\xff\xff\xff\xff\x0f", "exceeds"),  # a list claiming 4G items
+        (b"\x01\x0a\x80\x80\x80\x80\x80\x80\x80\x80\x80\x02", "varint"),
+        (b"\x01\x06\x02\xff\xfe", "UTF-8"),
+        (b"\x01\x7f", "unknown tag"),
+        (b"\x01\x00\x00", "trailing"),
+        (b"\x01\x0a\x01\x09\x00\x00", "unhashable"),
+        (b"\x01\x0e\x00\x0d\x01", "date"),
+        (b"\x01\x0c\x03abc", "Decimal"),
+        (b"\x01\x04\x07\x01\x01", "sign"),
+        (b"\x01\x10\x03abc", "pickled"),
+    ],
+)
+def test_corrupt_inputs_raise_serde_error(s, data, message):
+    with pytest.raises(s.SerdeError, match=message):
+        s.loads(data)
+
+
+@impls
+def test_corpus_of_tricky_inputs(s):
+    """Every file in corpus/ either decodes or raises SerdeError, the same way in both implementations."""
+    files = sorted(CORPUS.glob("*.bin"))
+    assert files, "corpus is empty"
+    for path in files:
+        data = path.read_bytes()
+        expect_ok = path.name.startswith("ok-")
+        try:
+            s.loads(data, allow_pickle=False)
+            outcome = True
+        except s.SerdeError:
+            outcome = False
+        assert outcome == expect_ok, path.name
+
+
+@given(st.binary(max_size=200))
+@settings(max_examples=2000)
+def test_fuzz_random_bytes_never_crash(data):
+    for s in (native, ref):
+        for load in (s.loads, s.loads_batch):
+            try:
+                load(data, allow_pickle=False)
+            except s.SerdeError:
+                pass
+
+
+@given(values, st.data())
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_fuzz_mutated_valid_encodings(v, data):
+    buf = bytearray(native.dumps(v))
+    i = data.draw(st.integers(0, len(buf) - 1))
+    buf[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(buf)))
+    for candidate in (bytes(buf), bytes(buf[:cut])):
+        try:
+            native.loads(candidate, allow_pickle=False)
+        except native.SerdeError:
+            pass
+
+
+def test_accepts_any_contiguous_buffer():
+    data = native.dumps((1, "a"))
+    assert native.loads(bytearray(data)) == (1, "a")
+    assert native.loads(memoryview(data)) == (1, "a")
+    assert native.loads(np.frombuffer(data, dtype=np.uint8)) == (1, "a")
+    with pytest.raises(TypeError):
+        native.loads("not bytes")
