@@ -361,6 +361,56 @@ def _agg_row_function(names: list[str], keyed: bool) -> InternalWindowFunction:
     return InternalWindowFunction(process)
 
 
+def _is_named(type_info: Any) -> bool:
+    return hasattr(type_info, "field_names")
+
+
+def _field_names(type_info: Any) -> list | None:
+    """Field names of a ROW / ROW_NAMED type, positions of a TUPLE type; None if untyped."""
+    types = getattr(type_info, "field_types", None)
+    if types is None:
+        return None
+    names = getattr(type_info, "field_names", None)
+    return list(names) if names is not None else list(range(len(types)))
+
+
+def _field_dtypes(type_info: Any) -> list:
+    return [getattr(t, "dtype", None) for t in type_info.field_types]
+
+
+def _dtype_of(names: list, dtypes: list, field: Any, named: bool) -> str | None:
+    if field is None or isinstance(field, bool):
+        return None
+    if isinstance(field, int):
+        return dtypes[field] if 0 <= field < len(dtypes) else None
+    if named and field in names:
+        return dtypes[names.index(field)]
+    return None
+
+
+def _columnar_row_maker(fields: tuple) -> Callable[[Any, int, int, tuple], Any]:
+    from flinkcore.common.types import row_class
+
+    cls = row_class(tuple(fields))
+    new = tuple.__new__
+
+    def make(key: Any, start: int, end: int, values: Any) -> Any:
+        return new(cls, (key, start, end, *values))
+
+    return make
+
+
+def _columnar_record_maker(names: list | None) -> Callable[[Any, int, int, tuple], Any]:
+    """The output of columnar sum/min/max: the record itself (a Row for named types, else a tuple)."""
+    if names is None:
+        return lambda key, start, end, values: tuple(values)
+    from flinkcore.common.types import row_class
+
+    cls = row_class(tuple(names))
+    new = tuple.__new__
+    return lambda key, start, end, values: new(cls, tuple(values))
+
+
 # --------------------------------------------------------------------------------------------
 # The streams
 # --------------------------------------------------------------------------------------------
@@ -474,15 +524,15 @@ class _WindowedBase:
 
     def sum(self, position_to_sum: int | str):
         """Per window: the first element with field ``position_to_sum`` summed over the window."""
-        return self.reduce(_field_reducer(position_to_sum, "sum"), output_type=self.get_input_type())
+        return self._field_aggregate(position_to_sum, "sum")
 
     def min(self, position_to_min: int | str):
         """Per window: the first element with field ``position_to_min`` the window's minimum."""
-        return self.reduce(_field_reducer(position_to_min, "min"), output_type=self.get_input_type())
+        return self._field_aggregate(position_to_min, "min")
 
     def max(self, position_to_max: int | str):
         """Per window: the first element with field ``position_to_max`` the window's maximum."""
-        return self.reduce(_field_reducer(position_to_max, "max"), output_type=self.get_input_type())
+        return self._field_aggregate(position_to_max, "max")
 
     def agg(self, **named: tuple[Any, str]):
         """**+** Named aggregations (pandas style), one Row per key and window.
@@ -493,11 +543,94 @@ class _WindowedBase:
         """
         agg = NamedAggregate(named)
         keyed = self._keyed
+        plan = self._columnar_plan(agg.fields)
+        if plan is not None:
+            key_field, dtypes = plan
+            fields = ("key", "window_start", "window_end", *agg.names)
+            aggs = [(n, f, c) for n, f, c in zip(agg.names, agg.funcs, agg.fields, strict=True)]
+            return self._build_columnar("Window(Agg)", key_field, aggs, dtypes, _columnar_row_maker(fields))
 
         def make(agg: NamedAggregate) -> tuple:
             return WindowStateSpec("aggregating", aggregate=agg), _agg_row_function(agg.names, keyed)
 
         return self._build("Window(Agg)", make, (agg,), None)
+
+    def _field_aggregate(self, field: int | str, how: str):
+        """Flink's window sum/min/max: columnar when the stream is typed, else a reduce."""
+        input_type = self.get_input_type()
+        names = _field_names(input_type)
+        if names is not None:
+            index = field if isinstance(field, int) else (names.index(field) if field in names else None)
+            plan = self._columnar_plan(list(names)) if index is not None and 0 <= index < len(names) else None
+            if plan is not None:
+                key_field, dtypes = plan
+                out_names = [f"__{i}" for i in range(len(names))]
+                aggs = [
+                    (out_names[i], how if i == index else "first", names[i] if _is_named(input_type) else i)
+                    for i in range(len(names))
+                ]
+                maker = _columnar_record_maker(names if _is_named(input_type) else None)
+                return self._build_columnar(
+                    f"Window({how.capitalize()})", key_field, aggs, dtypes, maker, input_type
+                )
+        return self.reduce(_field_reducer(field, how), output_type=input_type)
+
+    def _columnar_plan(self, fields: list) -> tuple[Any, dict] | None:
+        """(key field, {column: dtype}) when this window can run on the columnar path, else None.
+
+        It can when the stream is typed (a ROW_NAMED / TUPLE of numeric fields, as from_arrow
+        gives), the key is a field of integer type, the window is a tumbling or sliding event-time
+        window with the default trigger, no evictor and no allowed lateness.
+        """
+        from flinkcore.runtime.operators.window_columnar import field_of_key_selector
+
+        if not self._keyed or self._evictor is not None or self._allowed_lateness:
+            return None
+        if self._trigger is not None and type(self._trigger) is not EventTimeTrigger:
+            return None
+        if type(self._assigner) not in (TumblingEventTimeWindows, SlidingEventTimeWindows):
+            return None
+        input_type = self.get_input_type()
+        names = _field_names(input_type)
+        if names is None:
+            return None
+        key_field = field_of_key_selector(self._input.get_key_selector())
+        dtypes = _field_dtypes(input_type)
+        key_dtype = _dtype_of(names, dtypes, key_field, _is_named(input_type))
+        if key_dtype is None or not key_dtype.startswith("int"):
+            return None
+        columns = {}
+        for f in fields:
+            dt = _dtype_of(names, dtypes, f, _is_named(input_type))
+            if dt is None or not (dt.startswith("int") or dt.startswith("float")):
+                return None
+            columns[f] = dt
+        return key_field, columns
+
+    def _build_columnar(
+        self, name: str, key_field: Any, aggs: list, dtypes: dict, make_output: Any, output_type: Any = None
+    ):
+        from flinkcore.runtime.operators.window_columnar import ColumnarWindowOperator
+
+        assigner = self._assigner
+        size = assigner.size
+        slide = getattr(assigner, "slide", size)
+        offset = assigner.offset
+        late_tag = self._late_tag.tag_id if self._late_tag is not None else None
+
+        def factory():
+            return ColumnarWindowOperator(
+                size,
+                slide,
+                offset,
+                key_field,
+                aggs,
+                make_output,
+                late_data_tag=late_tag,
+                column_dtypes=dtypes,
+            )
+
+        return self._input._window_transform(name, factory, output_type)
 
     # -- building --------------------------------------------------------------------------------
     def _operator_factory(self, make: Callable[..., tuple], objs: tuple) -> Callable[[], Any]:

@@ -215,8 +215,9 @@ class ColumnarWindowOperator(AbstractStreamOperator):
 
     ``key_field`` names the key column; ``aggs`` is ``[(output name, function, input column)]``;
     ``make_output(key, start, end, values)`` builds one output record (a Row) from a finished
-    window's values (a tuple in ``aggs`` order). Batches may be Arrow record batches / tables
-    (zero copy) or lists of rows (columns are gathered with C-level ``itemgetter`` loops).
+    window's values (a tuple in ``aggs`` order); ``column_dtypes`` gives the numpy dtype of each
+    input column when batches arrive as lists of rows (default float64). Batches may be Arrow
+    record batches / tables (zero copy) or lists of rows (columns gathered by C-level loops).
     """
 
     def __init__(
@@ -229,6 +230,7 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         make_output: Callable[[Any, int, int, tuple], Any],
         late_data_tag: str | None = None,
         table_factory: Callable[..., Any] | None = None,
+        column_dtypes: dict | None = None,
         name: str = "Window(Columnar)",
     ) -> None:
         super().__init__(name)
@@ -238,6 +240,7 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         self.make_output = make_output
         self.late_data_tag = late_data_tag
         self.table_factory = table_factory or ArrowWindowAggTable
+        self.column_dtypes = column_dtypes or {}
         self.num_late_records_dropped = 0
         self._restored: list[dict] = []
 
@@ -273,7 +276,8 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         keys = np.fromiter(map(get_key, values), dtype=np.int64, count=n)
         cols = {}
         for col, name in self._col_names.items():
-            cols[name] = np.fromiter(map(operator.itemgetter(col), values), dtype=np.float64, count=n)
+            dtype = self.column_dtypes.get(col, "float64")
+            cols[name] = np.fromiter(map(operator.itemgetter(col), values), dtype=dtype, count=n)
         return keys, cols
 
     def process_batch(self, values: Any, timestamps: Any) -> None:
