@@ -125,6 +125,7 @@ cdef object _row_cls = None
 cdef object _row_make = None
 cdef object _row_fields = None
 cdef object _row_values = None
+cdef object _row_kind = None
 
 _Decimal = Decimal
 _datetime = _dt.datetime
@@ -139,26 +140,34 @@ def _default_fields(row):
     return getattr(row, "_fields", None)
 
 
-def register_row_type(cls, make, fields=None, values=None) -> None:
-    """Make ``cls`` (flinkcore.common's Row) a natively encoded type, with its field names.
+def _default_kind(row):
+    kind = getattr(row, "_row_kind", None)
+    return 0 if kind is None else int(getattr(kind, "value", kind))
+
+
+def register_row_type(cls, make, fields=None, values=None, kind=None) -> None:
+    """Make ``cls`` (flinkcore.common's Row) and its subclasses natively encoded, with field names.
 
     Args:
-        cls: the row class; only exact instances are encoded as rows.
-        make: ``make(names, values)`` builds a row from a tuple of field names (or None) and a tuple
-            of values; called by ``loads``.
+        cls: the row class; instances of it and of its subclasses are encoded as rows.
+        make: ``make(names, values, kind)`` builds a row from a tuple of field names (or None), a
+            tuple of values and the row kind (an int, 0 = INSERT); called by ``loads``.
         fields: ``fields(row)`` returns the row's field names or None; default ``row._fields``.
         values: ``values(row)`` returns the row's values as a sequence; default ``tuple(row)``.
+        kind: ``kind(row)`` returns the row kind as an int in [0, 15]; default
+            ``row._row_kind.value`` (0 when absent).
 
     _core cannot import flinkcore.common (layers point down), so the Row type registers itself here.
     Only one row type exists per process; registering again replaces it. ``cls=None`` unregisters.
     """
-    global _row_cls, _row_make, _row_fields, _row_values
+    global _row_cls, _row_make, _row_fields, _row_values, _row_kind
     if cls is not None and not callable(make):
-        raise TypeError("register_row_type needs make(names, values) -> row")
+        raise TypeError("register_row_type needs make(names, values, kind) -> row")
     _row_cls = cls
     _row_make = make
     _row_fields = fields if fields is not None else _default_fields
     _row_values = values if values is not None else tuple
+    _row_kind = kind if kind is not None else _default_kind
 
 
 cdef inline int _oom() except -1:
@@ -361,7 +370,7 @@ cdef int _enc(fc_buf *b, object obj, int depth, bint key) except -1:
             _enc(b, k, depth + 1, False)
             _enc(b, v, depth + 1, False)
         return 0
-    if t is _row_cls and not key:
+    if _row_cls is not None and not key and (t is _row_cls or isinstance(obj, _row_cls)):
         return _enc_row(b, obj, depth)
     if t is _Decimal:
         return _enc_decimal(b, obj, key)
@@ -411,18 +420,22 @@ cdef int _enc_datetime(fc_buf *b, object d, bint key) except -1:
 cdef int _enc_row(fc_buf *b, object row, int depth) except -1:
     names = _row_fields(row)
     values = _row_values(row)
+    cdef long kind = _row_kind(row)
+    if not 0 <= kind <= 15:
+        raise ValueError(f"Row kind must be in [0, 15], got {kind}")
     if type(values) is not tuple:
         values = tuple(values)
     cdef Py_ssize_t i, n = PyTuple_GET_SIZE(values)
     if fc_put_tag_varint(b, FC_TAG_ROW, n):
         _oom()
+    # flags byte: bit 0 = field names follow, bits 4-7 = row kind
     if names is None:
-        if fc_put_u8(b, 0):
+        if fc_put_u8(b, <uint8_t>(kind << 4)):
             _oom()
     else:
         if len(names) != n:
             raise ValueError(f"Row has {n} values but {len(names)} field names")
-        if fc_put_u8(b, 1):
+        if fc_put_u8(b, <uint8_t>((kind << 4) | 1)):
             _oom()
         for name in names:
             if type(name) is not str:
@@ -740,9 +753,10 @@ cdef object _dec_temporal(_Reader rd, uint8_t tag):
 
 cdef object _dec_row(_Reader rd, int depth):
     cdef Py_ssize_t i, n = rd.count("a Row", 1)
-    cdef uint8_t has_names = rd.u8("a Row")
-    if has_names > 1:
-        raise SerdeError(f"corrupt input: Row names flag {has_names} at offset {rd.offset()}")
+    cdef uint8_t flags = rd.u8("a Row")
+    cdef bint has_names = flags & 1
+    if flags & 0x0E:
+        raise SerdeError(f"corrupt input: Row flags 0x{flags:02x} at offset {rd.offset()}")
     names = None
     if has_names:
         name_list = [rd.utf8("a Row field name", "surrogatepass") for i in range(n)]
@@ -762,7 +776,7 @@ cdef object _dec_row(_Reader rd, int depth):
             "input holds a Row but no Row type is registered in this process: import flinkcore.common "
             "(or call flinkcore._core.serde.register_row_type) before loading"
         )
-    return _row_make(names, values)
+    return _row_make(names, values, flags >> 4)
 
 
 cdef _Reader _reader(const uint8_t[::1] view, bint allow_pickle):

@@ -22,19 +22,30 @@ CORPUS = pathlib.Path(__file__).parent / "corpus"
 class Row(tuple):
     """A stand-in for flinkcore.common.Row: a tuple subclass with optional field names."""
 
-    def __new__(cls, *values, names=None):
+    _row_kind = 0
+
+    def __new__(cls, *values, names=None, kind=0):
         row = super().__new__(cls, values)
         row._fields = tuple(names) if names is not None else None
+        row._row_kind = kind
         return row
 
     def __eq__(self, other):
-        return tuple(self) == tuple(other) and getattr(other, "_fields", None) == self._fields
+        return (
+            tuple(self) == tuple(other)
+            and getattr(other, "_fields", None) == self._fields
+            and getattr(other, "_row_kind", 0) == self._row_kind
+        )
 
     __hash__ = tuple.__hash__
 
 
-def _make_row(names, values):
-    return Row(*values, names=names)
+class SchemaRow(Row):
+    """A per-schema subclass, as flinkcore.common builds: encoded as the registered Row."""
+
+
+def _make_row(names, values, kind):
+    return Row(*values, names=names, kind=kind)
 
 
 @pytest.fixture(autouse=True)
@@ -193,6 +204,17 @@ def test_rows_keep_field_names(s):
     assert type(out) is Row and out == r and out._fields == ("id", "score", "name")
     batch = s.loads_batch(s.dumps_batch([r, r]))
     assert batch == [r, r]
+
+
+@impls
+def test_row_kind_and_subclasses(s):
+    r = Row(1, names=["a"], kind=3)
+    out = s.loads(s.dumps(r))
+    assert out._row_kind == 3 and out == r
+    sub = SchemaRow(1, 2, names=["a", "b"])
+    data = s.dumps(sub)
+    assert data[1] == 0x0B  # the Row tag, not pickle
+    assert s.loads(data) == Row(1, 2, names=["a", "b"])
 
 
 @impls

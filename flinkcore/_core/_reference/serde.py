@@ -28,17 +28,23 @@ class SerdeError(ValueError):
     """Bytes that are not a valid flinkcore-serialized value (truncated, corrupt or a newer version)."""
 
 
-_row: dict[str, object] = {"cls": None, "make": None, "fields": None, "values": None}
+_row: dict[str, object] = {"cls": None, "make": None, "fields": None, "values": None, "kind": None}
 
 
-def register_row_type(cls, make, fields=None, values=None) -> None:
+def _default_kind(row) -> int:
+    kind = getattr(row, "_row_kind", None)
+    return 0 if kind is None else int(getattr(kind, "value", kind))
+
+
+def register_row_type(cls, make, fields=None, values=None, kind=None) -> None:
     if cls is not None and not callable(make):
-        raise TypeError("register_row_type needs make(names, values) -> row")
+        raise TypeError("register_row_type needs make(names, values, kind) -> row")
     _row.update(
         cls=cls,
         make=make,
         fields=fields if fields is not None else (lambda r: getattr(r, "_fields", None)),
         values=values if values is not None else tuple,
+        kind=kind if kind is not None else _default_kind,
     )
 
 
@@ -173,7 +179,7 @@ class _Encoder:
             for k, v in obj.items():
                 self.value(k, depth + 1)
                 self.value(v, depth + 1)
-        elif t is _row["cls"] and not key:
+        elif _row["cls"] is not None and not key and isinstance(obj, _row["cls"]):
             self.row(obj, depth)
         elif t is Decimal:
             self.decimal(obj)
@@ -236,13 +242,16 @@ class _Encoder:
     def row(self, row, depth: int) -> None:
         names = _row["fields"](row)
         values = tuple(_row["values"](row))
+        kind = _row["kind"](row)
+        if not 0 <= kind <= 15:
+            raise ValueError(f"Row kind must be in [0, 15], got {kind}")
         self.out += bytes([ROW]) + _varint(len(values))
         if names is None:
-            self.out.append(0)
+            self.out.append(kind << 4)
         else:
             if len(names) != len(values):
                 raise ValueError(f"Row has {len(values)} values but {len(names)} field names")
-            self.out.append(1)
+            self.out.append(kind << 4 | 1)
             for name in names:
                 if type(name) is not str:
                     raise TypeError(f"Row field names must be str, got {type(name).__qualname__}")
@@ -459,9 +468,10 @@ class _Decoder:
 
     def row(self, depth: int):
         n = self.count("a Row", 1)
-        has_names = self.u8("a Row")
-        if has_names > 1:
-            raise SerdeError(f"corrupt input: Row names flag {has_names} at offset {self.pos}")
+        flags = self.u8("a Row")
+        has_names = flags & 1
+        if flags & 0x0E:
+            raise SerdeError(f"corrupt input: Row flags 0x{flags:02x} at offset {self.pos}")
         names = tuple(self.utf8("a Row field name", "surrogatepass") for _ in range(n)) if has_names else None
         values = tuple(self.value(depth + 1) for _ in range(n))
         if _row["make"] is None:
@@ -469,7 +479,7 @@ class _Decoder:
                 "input holds a Row but no Row type is registered in this process: import flinkcore.common "
                 "(or call flinkcore._core.serde.register_row_type) before loading"
             )
-        return _row["make"](names, values)
+        return _row["make"](names, values, flags >> 4)
 
 
 def loads(buf, *, allow_pickle: bool = True):
