@@ -9,8 +9,10 @@ raises, the iterator's remaining length names the failing record.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from itertools import compress
+from functools import partial
+from itertools import compress, repeat
 from typing import Any
 
 from flinkcore.runtime.context import RuntimeContext
@@ -27,6 +29,9 @@ __all__ = [
     "SinkOperator",
     "UdfOperator",
 ]
+
+
+_consume = partial(deque, maxlen=0)
 
 
 def _failed_index(values: list, it: Any) -> int:
@@ -59,6 +64,26 @@ class UdfOperator(AbstractStreamOperator):
     def _fail(self, record: Any, e: BaseException) -> UserCodeError:
         return UserCodeError(self.name, record, e)
 
+    def _keyed_apply(self, fn: Callable[[Any], Any], values: list) -> list:
+        """``[fn(v) for v in values]`` with each record's key set first (keyed state in user code)."""
+        backend = self.state_backend
+        key_selector = self.key_selector
+        out = []
+        append = out.append
+        v = None
+        try:
+            backend.start_batch()
+            for v in values:
+                backend.current_key = key_selector(v)
+                append(fn(v))
+        except UserCodeError:
+            raise
+        except Exception as e:
+            raise self._fail(v, e) from e
+        finally:
+            backend.finish_batch()
+        return out
+
 
 class MapOperator(UdfOperator):
     """One output per record; timestamps pass through unchanged."""
@@ -66,6 +91,11 @@ class MapOperator(UdfOperator):
     def __init__(self, fn: Callable[[Any], Any], udf: Any = None, name: str = "Map") -> None:
         super().__init__(udf, name)
         self.fn = fn
+
+    def open(self) -> None:
+        super().open()
+        if self.key_selector is not None:
+            self.process_batch = self._process_keyed  # type: ignore[method-assign]
 
     def process_batch(self, values: list, timestamps: list | None) -> None:
         it = iter(values)
@@ -75,6 +105,9 @@ class MapOperator(UdfOperator):
             raise self._fail(values[_failed_index(values, it)], e) from e
         self.output.collect(out, timestamps)
 
+    def _process_keyed(self, values: list, timestamps: list | None) -> None:
+        self.output.collect(self._keyed_apply(self.fn, values), timestamps)
+
 
 class FilterOperator(UdfOperator):
     """Keeps records for which the predicate is true."""
@@ -82,6 +115,17 @@ class FilterOperator(UdfOperator):
     def __init__(self, fn: Callable[[Any], bool], udf: Any = None, name: str = "Filter") -> None:
         super().__init__(udf, name)
         self.fn = fn
+
+    def open(self) -> None:
+        super().open()
+        if self.key_selector is not None:
+            self.process_batch = self._process_keyed  # type: ignore[method-assign]
+
+    def _process_keyed(self, values: list, timestamps: list | None) -> None:
+        keep = self._keyed_apply(self.fn, values)
+        out = list(compress(values, keep))
+        if out:
+            self.output.collect(out, None if timestamps is None else list(compress(timestamps, keep)))
 
     def process_batch(self, values: list, timestamps: list | None) -> None:
         it = iter(values)
@@ -162,6 +206,20 @@ class FlatMapOperator(UdfOperator):
         add_all = emitter.add_all
         ts = None
         v = None
+        backend = self.state_backend
+        key_selector = self.key_selector
+        if key_selector is not None:
+            try:
+                backend.start_batch()
+                for v, ts in zip(values, timestamps or [None] * len(values), strict=False):
+                    backend.current_key = key_selector(v)
+                    add_all(fn(v), ts)
+            except Exception as e:
+                raise self._fail(v, e) from e
+            finally:
+                backend.finish_batch()
+            emitter.flush(self.output)
+            return
         try:
             if timestamps is None:
                 for v in values:
@@ -399,20 +457,37 @@ class SinkOperator(UdfOperator):
     def open(self) -> None:
         self.sink_context = SinkContext(self)
         super().open()
+        if self.key_selector is not None:
+            self.process_batch = self._process_keyed  # type: ignore[method-assign]
+
+    def _process_keyed(self, values: list, timestamps: list | None) -> None:
+        ctx = self.sink_context
+        invoke = self.invoke
+        ts_list = timestamps or [None] * len(values)
+        it = iter(range(len(values)))
+
+        def call(v: Any) -> None:
+            ctx._ts = ts_list[next(it)]
+            invoke(v, ctx)
+
+        self._keyed_apply(call, values)
 
     def process_batch(self, values: list, timestamps: list | None) -> None:
         invoke = self.invoke
         ctx = self.sink_context
+        if timestamps is None:
+            ctx._ts = None
+            it = iter(values)
+            try:
+                _consume(map(invoke, it, repeat(ctx)))  # one C-level loop over the batch
+            except Exception as e:
+                raise self._fail(values[_failed_index(values, it)], e) from e
+            return
         v = None
         try:
-            if timestamps is None:
-                ctx._ts = None
-                for v in values:
-                    invoke(v, ctx)
-            else:
-                for v, ts in zip(values, timestamps, strict=False):
-                    ctx._ts = ts
-                    invoke(v, ctx)
+            for v, ts in zip(values, timestamps, strict=False):
+                ctx._ts = ts
+                invoke(v, ctx)
         except Exception as e:
             raise self._fail(v, e) from e
 

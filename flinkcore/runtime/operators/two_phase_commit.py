@@ -1,0 +1,133 @@
+"""Transactional sinks: Flink's two-phase commit, driven by checkpoints.
+
+Records of one checkpoint interval go into one transaction. At a checkpoint the transaction is
+pre-committed (flushed, made durable but invisible) and remembered as pending under the
+checkpoint's id, and a new one begins; it is committed only when that checkpoint completes. The
+pending and the open transaction are part of the operator's state, so after a failure the
+restored operator commits what a completed checkpoint had pre-committed (``recover_and_commit``,
+which must be idempotent: the commit may have happened before the crash) and aborts the
+transaction that was open (``recover_and_abort``). A bounded job commits everything at its end.
+
+The function is duck-typed (``begin_transaction``, ``invoke(txn, value, context)``,
+``pre_commit``, ``commit``, ``abort``, optional ``recover_and_commit`` / ``recover_and_abort``);
+users subclass :class:`flinkcore.datastream.functions.TwoPhaseCommitSinkFunction`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flinkcore.runtime.operators.base import UserCodeError
+from flinkcore.runtime.operators.udf import UdfOperator
+
+__all__ = ["TwoPhaseCommitSinkOperator"]
+
+
+class _Context:
+    """The ``context`` of ``invoke``: the record's timestamp and the current watermark."""
+
+    __slots__ = ("_op", "_ts")
+
+    def __init__(self, op: TwoPhaseCommitSinkOperator) -> None:
+        self._op = op
+        self._ts: int | None = None
+
+    def timestamp(self) -> int | None:
+        return self._ts
+
+    def current_watermark(self) -> int:
+        return self._op.current_watermark
+
+    def current_processing_time(self) -> int:
+        return self._op.context.processing_time_service.current_processing_time()
+
+
+class TwoPhaseCommitSinkOperator(UdfOperator):
+    def __init__(self, sink: Any, name: str = "TwoPhaseCommitSink") -> None:
+        super().__init__(sink, name)
+        self.sink = sink
+        self.transaction: Any = None
+        #: checkpoint id -> pre-committed transaction waiting for that checkpoint to complete
+        self.pending: dict[int, Any] = {}
+        self._restored: list = []
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def open(self) -> None:
+        super().open()
+        self.invoke_context = _Context(self)
+        for state in self._restored:
+            if state is None:
+                continue
+            for _, txn in sorted(state["pending"]):
+                self._call("recover_and_commit", txn)
+            if state["open"] is not None:
+                self._call("recover_and_abort", state["open"])
+        self._restored = []
+        self.transaction = self._call("begin_transaction")
+
+    def _call(self, method: str, *args: Any) -> Any:
+        fn = getattr(self.sink, method, None)
+        if fn is None and method.startswith("recover_and_"):
+            fn = getattr(self.sink, method[len("recover_and_") :])
+        try:
+            return fn(*args)
+        except Exception as e:
+            raise UserCodeError(
+                self.name, args[0] if args else None, e, where=f"{method}() of transaction"
+            ) from e
+
+    def process_batch(self, values: list, timestamps: list | None) -> None:
+        invoke = self.sink.invoke
+        txn = self.transaction
+        ctx = self.invoke_context
+        v = None
+        try:
+            if timestamps is None:
+                ctx._ts = None
+                for v in values:
+                    invoke(txn, v, ctx)
+            else:
+                for v, ts in zip(values, timestamps, strict=True):
+                    ctx._ts = ts
+                    invoke(txn, v, ctx)
+        except Exception as e:
+            raise self._fail(v, e) from e
+
+    def process_watermark(self, watermark: int) -> None:
+        if watermark > self.current_watermark:
+            self.current_watermark = watermark
+
+    def process_watermark_status(self, idle: bool) -> None:
+        pass
+
+    def end_input(self) -> None:
+        """A bounded input ended: everything written so far becomes visible."""
+        self._call("pre_commit", self.transaction)
+        for checkpoint_id in sorted(self.pending):
+            self._call("commit", self.pending.pop(checkpoint_id))
+        self._call("commit", self.transaction)
+        self.transaction = self._call("begin_transaction")
+
+    def close(self) -> None:
+        """On cancel or failure the open transaction is aborted; pre-committed ones stay for
+        recovery (their checkpoint may have completed)."""
+        if self.transaction is not None:
+            txn, self.transaction = self.transaction, None
+            self._call("abort", txn)
+        super().close()
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def prepare_snapshot_pre_barrier(self, checkpoint_id: int) -> None:
+        self._call("pre_commit", self.transaction)
+        self.pending[checkpoint_id] = self.transaction
+        self.transaction = self._call("begin_transaction")
+
+    def snapshot_operator_state(self) -> Any:
+        return {"pending": sorted(self.pending.items()), "open": self.transaction}
+
+    def restore_operator_state(self, states: list) -> None:
+        self._restored = list(states)
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        for done in sorted(i for i in self.pending if i <= checkpoint_id):
+            self._call("commit", self.pending.pop(done))

@@ -1,0 +1,131 @@
+"""The timestamps-and-watermarks operator (``assign_timestamps_and_watermarks``, and a
+``from_source`` watermark strategy).
+
+Assigns each record its event timestamp, feeds the watermark generator, emits the generator's
+watermarks (only when they advance) every ``auto_watermark_interval`` ms of processing time, and
+in-band after a record when a generator emits on an event (punctuated). Upstream watermarks are
+dropped except the final maximum watermark of a bounded input. In BATCH mode no watermarks are
+generated: the maximum watermark at the end fires everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flinkcore.common.watermark import MAX_WATERMARK, MIN_WATERMARK
+from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeError
+
+__all__ = ["TimestampsAndWatermarksOperator"]
+
+
+class _Output:
+    """The WatermarkOutput handed to generators."""
+
+    def __init__(self, op: TimestampsAndWatermarksOperator) -> None:
+        self.op = op
+        self.pending: int | None = None
+
+    def emit_watermark(self, watermark: Any) -> None:
+        ts = getattr(watermark, "timestamp", watermark)
+        if self.pending is None or ts > self.pending:
+            self.pending = ts
+
+    def mark_idle(self) -> None:
+        self.op._set_idle(True)
+
+    def mark_active(self) -> None:
+        self.op._set_idle(False)
+
+
+class TimestampsAndWatermarksOperator(AbstractStreamOperator):
+    def __init__(self, strategy: Any, name: str = "Timestamps/Watermarks") -> None:
+        super().__init__(name)
+        self.strategy = strategy
+        self.emitted = MIN_WATERMARK
+        self.idle = False
+
+    def open(self) -> None:
+        pts = self.context.processing_time_service
+        self.assigner = self.strategy.create_timestamp_assigner(self.context)
+        self.generator = self.strategy.create_watermark_generator(self.context, pts.current_processing_time)
+        opener = getattr(self.generator, "open", None)
+        if callable(opener):
+            opener(self.context)
+        self._wm_out = _Output(self)
+        self._on_batch = getattr(self.generator, "on_batch", None)
+        self._batch_mode = self.context.runtime_mode == "BATCH"
+        self.interval = int(self.context.config.get("auto_watermark_interval", 200))
+        if self.interval > 0 and not self._batch_mode:
+            pts.register_timer(pts.current_processing_time() + self.interval, self._on_periodic)
+
+    def _on_periodic(self, now: int) -> None:
+        try:
+            self.generator.on_periodic_emit(self._wm_out)
+        except Exception as e:
+            raise UserCodeError(self.name, None, e, where="on_periodic_emit()") from e
+        self._flush_watermark()
+        pts = self.context.processing_time_service
+        pts.register_timer(now + self.interval, self._on_periodic)
+
+    def _flush_watermark(self) -> None:
+        wm = self._wm_out.pending
+        self._wm_out.pending = None
+        if wm is not None and wm > self.emitted and not self._batch_mode:
+            if self.idle:
+                self._set_idle(False)
+            self.emitted = wm
+            self.current_watermark = wm
+            self.output.emit_watermark(wm)
+
+    def _set_idle(self, idle: bool) -> None:
+        if idle != self.idle:
+            self.idle = idle
+            self.output.emit_watermark_status(idle)
+
+    def process_batch(self, values: list, timestamps: list | None) -> None:
+        assigner = self.assigner
+        if assigner is None:
+            if timestamps is None or any(t is None for t in timestamps):
+                raise RuntimeError(
+                    f"operator '{self.name}': records have no timestamps; give the WatermarkStrategy "
+                    "a timestamp assigner (with_timestamp_assigner)"
+                )
+            new_ts = timestamps
+        else:
+            extract = assigner.extract_timestamp
+            old = timestamps if timestamps is not None else [MIN_WATERMARK] * len(values)
+            v = None
+            try:
+                new_ts = [extract(v, t) for v, t in zip(values, old, strict=False)]
+            except Exception as e:
+                raise UserCodeError(self.name, v, e, where="record (timestamp assigner)") from e
+        if self.idle:
+            self._set_idle(False)
+        if self._on_batch is not None:
+            self._on_batch(new_ts)
+            self.output.collect(values, new_ts)
+            return
+        # a user generator: call on_event per record and honour punctuated watermarks in order
+        on_event = self.generator.on_event
+        out = self._wm_out
+        start = 0
+        for i, (v, ts) in enumerate(zip(values, new_ts, strict=False)):
+            try:
+                on_event(v, ts, out)
+            except Exception as e:
+                raise UserCodeError(self.name, v, e, where="record (watermark generator)") from e
+            if out.pending is not None:
+                self.output.collect(values[start : i + 1], new_ts[start : i + 1])
+                start = i + 1
+                self._flush_watermark()
+        if start < len(values):
+            self.output.collect(values[start:] if start else values, new_ts[start:] if start else new_ts)
+
+    def process_watermark(self, watermark: int) -> None:
+        if watermark == MAX_WATERMARK and self.emitted < MAX_WATERMARK:
+            self.emitted = MAX_WATERMARK
+            self.current_watermark = MAX_WATERMARK
+            self.output.emit_watermark(MAX_WATERMARK)
+
+    def process_watermark_status(self, idle: bool) -> None:
+        pass
