@@ -20,8 +20,8 @@ Life cycle, driven by the task (or by :mod:`flinkcore.runtime.testing`)::
     op.close()
 
 The runtime looks ``process_batch`` up after ``open`` (so an operator may choose its
-implementation there, e.g. a keyed variant). One-input operators are their own :class:`Input`. Two-input operators
-(:class:`AbstractTwoInputStreamOperator`) expose ``inputs()`` -> ``[input1, input2]``; the
+implementation there, e.g. a keyed variant). One-input operators are their own :class:`Input`.
+Two-input operators (:class:`AbstractTwoInputStreamOperator`) expose ``inputs()`` -> ``[input1, input2]``; the
 runtime only ever talks to ``Input`` objects, so any new operator kind plugs in without a change
 to the runtime: a transformation carries a zero-argument *operator factory*.
 
