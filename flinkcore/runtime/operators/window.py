@@ -769,47 +769,86 @@ class AlignedWindowOperator(AbstractStreamOperator):
                     self._late(value, ts)
         self._flush()
 
-    def _tumbling(self, values: list, timestamps: list) -> None:
-        """The hot loop of tumbling windows: one dict per window start, one lookup per record."""
+    def _keys(self, values: list) -> list:
         key_of = self.key_selector
+        try:
+            return list(map(key_of, values))
+        except Exception as e:
+            for value in values:  # find the record the key selector failed on
+                try:
+                    key_of(value)
+                except Exception:  # noqa: BLE001
+                    raise UserCodeError(self.name, value, e) from e
+            raise
+
+    def _open_window(self, start: int) -> dict:
+        panes = self._panes.get(start)
+        if panes is None:
+            panes = self._panes[start] = {}
+            heapq.heappush(self._pending, start)
+        return panes
+
+    def _tumbling(self, values: list, timestamps: list) -> None:
+        """The hot loops of tumbling windows: one dict per window start, one lookup per record.
+
+        Records of a batch mostly fall into the current window, so the window is only looked up
+        again when a timestamp leaves ``[lo, hi)``; keys are computed for the whole batch first.
+        """
+        keys = self._keys(values)
         kind = self.state_spec.kind
         size, offset = self.size, self.offset
-        panes_by_start = self._panes
-        pending = self._pending
         # A window whose start is <= fired_until has already fired (max_ts <= watermark).
         fired_until = self.current_watermark - size + 1
-        last_start = None
-        panes: dict = {}
         missing = _MISSING
-        if kind == "aggregating":
-            create, add = self._create, self._add
-        elif kind == "reducing":
-            reduce = self.state_spec.reduce
+        lo = hi = 0
+        panes: dict = {}
+        get = panes.get
+        value = None
         try:
-            for value, ts in zip(values, timestamps, strict=False):
-                start = ts - (ts - offset) % size
-                if start != last_start:
-                    if start <= fired_until:
-                        # Late (within lateness: late firing; beyond: side output / drop).
-                        last_start = None
-                        if not self._add_to_window(value, key_of(value), start):
-                            self._late(value, ts)
-                        continue
-                    panes = panes_by_start.get(start)
-                    if panes is None:
-                        panes = panes_by_start[start] = {}
-                        heapq.heappush(pending, start)
-                    last_start = start
-                key = key_of(value)
-                acc = panes.get(key, missing)
-                if kind == "reducing":
+            if kind == "reducing":
+                reduce = self.state_spec.reduce
+                for value, key, ts in zip(values, keys, timestamps, strict=False):
+                    if not lo <= ts < hi:
+                        start = ts - (ts - offset) % size
+                        if start <= fired_until:
+                            self._late_record(value, key, ts, start)
+                            lo = hi = 0
+                            continue
+                        panes = self._open_window(start)
+                        get = panes.get
+                        lo, hi = start, start + size
+                    acc = get(key, missing)
                     panes[key] = value if acc is missing else reduce(acc, value)
-                elif kind == "aggregating":
+            elif kind == "aggregating":
+                create, add = self._create, self._add
+                for value, key, ts in zip(values, keys, timestamps, strict=False):
+                    if not lo <= ts < hi:
+                        start = ts - (ts - offset) % size
+                        if start <= fired_until:
+                            self._late_record(value, key, ts, start)
+                            lo = hi = 0
+                            continue
+                        panes = self._open_window(start)
+                        get = panes.get
+                        lo, hi = start, start + size
+                    acc = get(key, missing)
                     panes[key] = add(value, create() if acc is missing else acc)
-                elif acc is missing:
-                    panes[key] = [value]
-                else:
-                    acc.append(value)
+            else:
+                for value, key, ts in zip(values, keys, timestamps, strict=False):
+                    if not lo <= ts < hi:
+                        start = ts - (ts - offset) % size
+                        if start <= fired_until:
+                            self._late_record(value, key, ts, start)
+                            lo = hi = 0
+                            continue
+                        panes = self._open_window(start)
+                        get = panes.get
+                        lo, hi = start, start + size
+                    acc = get(key, missing)
+                    if acc is missing:
+                        panes[key] = [value]
+                    else:
+                        acc.append(value)
         except TypeError as e:
             if any(t is None for t in timestamps):
                 raise ValueError(
@@ -817,8 +856,15 @@ class AlignedWindowOperator(AbstractStreamOperator):
                     "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
                 ) from e
             raise UserCodeError(self.name, value, e) from e
+        except UserCodeError:
+            raise
         except Exception as e:
             raise UserCodeError(self.name, value, e) from e
+
+    def _late_record(self, value: Any, key: Any, ts: int, start: int) -> None:
+        """A record for an already fired window: late firing within lateness, else late."""
+        if not self._add_to_window(value, key, start):
+            self._late(value, ts)
 
     def _add_to_window(self, value: Any, key: Any, start: int) -> bool:
         """Add one element to window ``start``; False if the window is late (past lateness)."""
