@@ -1,0 +1,702 @@
+"""The LMDB keyed state backend: keyed state on disk, for state larger than memory.
+
+Layout (Flink's RocksDB layout, with LMDB named databases as column families): one named
+database per state, records keyed by ::
+
+    key group (2 bytes, big-endian) | len(key) (4 bytes) | encoded key | encoded namespace [| encoded map key]
+
+so that the records of a key group range are one contiguous range (rescaling moves ranges
+without decoding) and the state of one key is one prefix. Keys encode deterministically
+(``serde.encode_key``), values in the native serialization (``serde.dumps``).
+
+Batching: reads and writes of a micro-batch go through a write-back cache, and
+:meth:`LmdbKeyedStateBackend.finish_batch` writes the batch in ONE write transaction. Because a
+``MapFullError`` aborts the whole transaction, the cache still holds every write then: the map is
+grown and the transaction replayed, so the error never reaches a user.
+
+Snapshots are taken from an LMDB read transaction (MVCC: a consistent view while writes go on),
+so :meth:`snapshot_async` returns at once and the records are copied out on another thread.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import lmdb
+
+from flinkcore._core.serde import dumps, encode_key, loads
+from flinkcore.state.backend import (
+    VOID_NAMESPACE,
+    AggregatingState,
+    InternalKvState,
+    KeyedStateBackend,
+    ListState,
+    MapState,
+    ReducingState,
+    ValueState,
+)
+from flinkcore.state.descriptors import StateDescriptor, StateTtlConfig
+from flinkcore.state.key_groups import key_group_of
+from flinkcore.state.snapshots import DeferredSnapshot, resolve_deferred, snapshots_may_be_deferred
+
+__all__ = ["LmdbKeyedStateBackend"]
+
+_MISSING = object()
+_DELETED = object()
+_KEY_LEN = 4
+#: entries kept in a state's read cache between batches (the cache is dropped past this)
+_CACHE_LIMIT = 100_000
+#: 1 TiB of address space: LMDB's map is sparse, so a huge map costs nothing until written
+_DEFAULT_MAP_SIZE = 1 << 40 if sys.maxsize > 2**32 else 1 << 30
+_VOID = encode_key(None) + b"\x00void"
+
+
+def _encode_namespace(namespace: Any) -> bytes:
+    return _VOID if namespace is VOID_NAMESPACE else encode_key(namespace)
+
+
+def _decode_namespace(data: bytes) -> Any:
+    return VOID_NAMESPACE if data == _VOID else _decode_key(data)
+
+
+def _decode_key(data: bytes) -> Any:
+    """Keys are stored in their deterministic encoding, which serde can read back."""
+    return loads(data)
+
+
+class LmdbStore:
+    """One LMDB environment: named databases, grow-on-demand writes, consistent read views."""
+
+    def __init__(self, path: str, map_size: int | None = None) -> None:
+        self.path = path
+        os.makedirs(path, exist_ok=True)
+        self.env = lmdb.open(
+            path,
+            map_size=map_size or _DEFAULT_MAP_SIZE,
+            max_dbs=1024,
+            sync=False,  # durability comes from checkpoints, not from LMDB commits
+            metasync=False,
+            readahead=False,
+            lock=True,
+        )
+        self._dbs: dict[str, Any] = {}
+        #: held by map growth (exclusive) and snapshot readers (shared via the counter)
+        self._resize = threading.Condition()
+        self._readers = 0
+        self._read_txn: lmdb.Transaction | None = None
+
+    def db(self, name: str) -> Any:
+        handle = self._dbs.get(name)
+        if handle is None:
+            handle = self._dbs[name] = self.env.open_db(name.encode("utf-8"))
+        return handle
+
+    def names(self) -> list[str]:
+        return list(self._dbs)
+
+    # -- reads -----------------------------------------------------------------------------
+    def reader(self) -> lmdb.Transaction:
+        """The current read view (renewed after every write)."""
+        txn = self._read_txn
+        if txn is None:
+            txn = self._read_txn = self.env.begin(buffers=False)
+        return txn
+
+    def get(self, db: Any, key: bytes) -> bytes | None:
+        return self.reader().get(key, db=db)
+
+    def scan(self, db: Any, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        cursor = self.reader().cursor(db=db)
+        if not cursor.set_range(prefix):
+            return
+        for key, value in cursor:
+            if not key.startswith(prefix):
+                return
+            yield key, value
+
+    def _end_read(self) -> None:
+        if self._read_txn is not None:
+            self._read_txn.abort()
+            self._read_txn = None
+
+    # -- writes ----------------------------------------------------------------------------
+    def write(self, ops: list[tuple[Any, bytes, bytes | None]]) -> None:
+        """Apply (db, key, value-or-None-to-delete) in one transaction, growing the map if full."""
+        if not ops:
+            return
+        self._end_read()
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    puts: dict[Any, list[tuple[bytes, bytes]]] = {}
+                    for db, key, value in ops:
+                        if value is None:
+                            txn.delete(key, db=db)
+                        else:
+                            puts.setdefault(db, []).append((key, value))
+                    for db, items in puts.items():
+                        txn.cursor(db=db).putmulti(items)
+                return
+            except lmdb.MapFullError:
+                self._grow()
+
+    def _grow(self) -> None:
+        with self._resize:
+            while self._readers:
+                self._resize.wait()
+            self.env.set_mapsize(self.env.info()["map_size"] * 2)
+
+    # -- snapshots -------------------------------------------------------------------------
+    def snapshot_view(self) -> Callable[[], dict[str, list[tuple[bytes, bytes]]]]:
+        """Pin a consistent read view now; the returned function copies it out (any thread)."""
+        with self._resize:
+            self._readers += 1
+        txn = self.env.begin(buffers=False)
+        dbs = dict(self._dbs)
+
+        def copy_out() -> dict[str, list[tuple[bytes, bytes]]]:
+            try:
+                return {name: list(txn.cursor(db=db)) for name, db in dbs.items()}
+            finally:
+                txn.abort()
+                with self._resize:
+                    self._readers -= 1
+                    self._resize.notify_all()
+
+        return copy_out
+
+    def close(self) -> None:
+        self._end_read()
+        self.env.close()
+
+
+class _LmdbState(InternalKvState):
+    """A state's write-back cache over its LMDB database; TTL wrapping as the heap backend's."""
+
+    def __init__(self, backend: LmdbKeyedStateBackend, descriptor: StateDescriptor) -> None:
+        self._backend = backend
+        self.descriptor = descriptor
+        self._db = backend._store.db(descriptor.name)
+        self._ns: Any = VOID_NAMESPACE
+        self._ns_bytes = _VOID
+        #: record key -> decoded stored object, or _DELETED; written back by flush()
+        self._cache: dict[bytes, Any] = {}
+        self._dirty: set[bytes] = set()
+        self._key_obj: Any = _MISSING
+        self._rkey = b""
+        #: record keys by user key, for the current namespace (VOID's kept across switches)
+        self._void_rkeys: dict[Any, bytes] = {}
+        self._rkeys = self._void_rkeys
+        ttl = descriptor.ttl_config
+        self._ttl: StateTtlConfig | None = ttl
+        if ttl is not None:
+            self._ttl_ms = ttl.ttl_ms
+            self._refresh_on_read = ttl.update_type == StateTtlConfig.UpdateType.OnReadAndWrite
+            self._return_expired = (
+                ttl.state_visibility == StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp
+            )
+            self._now = backend.ttl_time_provider
+
+    def set_current_namespace(self, namespace: Any) -> None:
+        if namespace is not self._ns:
+            self._ns = namespace
+            self._ns_bytes = _encode_namespace(namespace)
+            self._key_obj = _MISSING
+            self._rkeys = self._void_rkeys if namespace is VOID_NAMESPACE else {}
+
+    # -- record keys -----------------------------------------------------------------------
+    def _record_key(self) -> bytes:
+        """kg | len | key | namespace of the current key (cached while key and namespace stay)."""
+        key = self._backend.current_key
+        if key is self._key_obj:
+            return self._rkey
+        rkeys = self._rkeys
+        rkey = rkeys.get(key)
+        if rkey is None:
+            if len(rkeys) >= _CACHE_LIMIT:
+                rkeys.clear()
+            rkey = rkeys[key] = self._backend._key_prefix(key) + self._ns_bytes
+        self._key_obj = key
+        self._rkey = rkey
+        return rkey
+
+    # -- cache -----------------------------------------------------------------------------
+    def _load(self, rkey: bytes) -> Any:
+        stored = self._cache.get(rkey, _MISSING)
+        if stored is _MISSING:
+            raw = self._backend._store.get(self._db, rkey)
+            stored = _MISSING if raw is None else loads(raw)
+            self._cache[rkey] = _DELETED if stored is _MISSING else stored
+            return stored
+        return _MISSING if stored is _DELETED else stored
+
+    def _store(self, rkey: bytes, stored: Any) -> None:
+        self._cache[rkey] = stored
+        self._dirty.add(rkey)
+
+    def _delete(self, rkey: bytes) -> None:
+        self._cache[rkey] = _DELETED
+        self._dirty.add(rkey)
+
+    def _pending_ops(self) -> list[tuple[Any, bytes, bytes | None]]:
+        cache = self._cache
+        ops = []
+        for rkey in self._dirty:
+            stored = cache[rkey]
+            ops.append((self._db, rkey, None if stored is _DELETED else dumps(stored)))
+        return ops
+
+    def _after_flush(self) -> None:
+        self._dirty.clear()
+        if len(self._cache) > _CACHE_LIMIT:
+            self._cache.clear()
+
+    def _scan(self, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
+        """Committed records under ``prefix`` (the caller flushed the cache first)."""
+        for rkey, raw in self._backend._store.scan(self._db, prefix):
+            yield rkey, loads(raw)
+
+    # -- TTL -------------------------------------------------------------------------------
+    def _expired(self, stamped: tuple, now: int) -> bool:
+        return stamped[1] + self._ttl_ms <= now
+
+    def _read_stamped(self, rkey: bytes, stamped: Any) -> Any:
+        """The value of a TTL-stamped entry as a read sees it (and the entry's new state)."""
+        now = self._now()
+        if self._expired(stamped, now):
+            self._delete(rkey)
+            return stamped[0] if self._return_expired else _MISSING
+        if self._refresh_on_read:
+            self._store(rkey, (stamped[0], now))
+        return stamped[0]
+
+    def _drop_expired(self, stored: Any, now: int) -> Any:
+        """``stored`` without expired parts (for snapshots), or _MISSING when all expired."""
+        return _MISSING if self._expired(stored, now) else stored
+
+    def clear(self) -> None:
+        self._delete(self._record_key())
+
+
+class _LmdbSingleValue(_LmdbState):
+    """ValueState, ReducingState and AggregatingState: one stored value per (key, namespace)."""
+
+    def _get_value(self) -> Any:
+        rkey = self._record_key()
+        stored = self._load(rkey)
+        if stored is _MISSING or self._ttl is None:
+            return stored
+        return self._read_stamped(rkey, stored)
+
+    def _put_value(self, value: Any) -> None:
+        self._store(self._record_key(), value if self._ttl is None else (value, self._now()))
+
+    def _fold(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} cannot merge namespaces")
+
+    def merge_namespaces(self, target: Any, sources: Iterable[Any]) -> None:
+        saved = self._ns
+        acc = _MISSING
+        for ns in sources:
+            self.set_current_namespace(ns)
+            value = self._get_value()
+            if value is not _MISSING:
+                self.clear()
+                acc = value if acc is _MISSING else self._fold(acc, value)
+        if acc is not _MISSING:
+            self.set_current_namespace(target)
+            existing = self._get_value()
+            self._put_value(acc if existing is _MISSING else self._fold(existing, acc))
+        self.set_current_namespace(saved)
+
+
+class LmdbValueState(_LmdbSingleValue, ValueState):
+    """The W4 hot path: without TTL a read and a write are a dict lookup each, once cached."""
+
+    def value(self) -> Any:
+        if self._ttl is not None:
+            value = self._get_value()
+            return None if value is _MISSING else value
+        key = self._backend.current_key
+        rkey = self._rkey if key is self._key_obj else self._record_key()
+        stored = self._cache.get(rkey, _MISSING)
+        if stored is _MISSING:
+            stored = self._load(rkey)
+        return None if stored is _MISSING or stored is _DELETED else stored
+
+    def update(self, value: Any) -> None:
+        if value is None:
+            self.clear()
+        elif self._ttl is not None:
+            self._put_value(value)
+        else:
+            rkey = self._rkey if self._backend.current_key is self._key_obj else self._record_key()
+            self._cache[rkey] = value
+            self._dirty.add(rkey)
+
+
+class LmdbReducingState(_LmdbSingleValue, ReducingState):
+    def __init__(self, backend: LmdbKeyedStateBackend, descriptor: StateDescriptor) -> None:
+        super().__init__(backend, descriptor)
+        self._reduce = descriptor.reduce
+
+    def _fold(self, a: Any, b: Any) -> Any:
+        return self._reduce(a, b)
+
+    def get(self) -> Any:
+        value = self._get_value()
+        return None if value is _MISSING else value
+
+    def add(self, value: Any) -> None:
+        current = self._get_value()
+        self._put_value(value if current is _MISSING else self._reduce(current, value))
+
+
+class LmdbAggregatingState(_LmdbSingleValue, AggregatingState):
+    """Stores the accumulator; ``get`` returns ``get_result(accumulator)``."""
+
+    def __init__(self, backend: LmdbKeyedStateBackend, descriptor: StateDescriptor) -> None:
+        super().__init__(backend, descriptor)
+        self._agg = descriptor.agg_function
+
+    def _fold(self, a: Any, b: Any) -> Any:
+        if not callable(getattr(self._agg, "merge", None)):
+            raise NotImplementedError("merging AggregatingState needs AggregateFunction.merge()")
+        return self._agg.merge(a, b)
+
+    def get(self) -> Any:
+        acc = self._get_value()
+        return None if acc is _MISSING else self._agg.get_result(acc)
+
+    def add(self, value: Any) -> None:
+        acc = self._get_value()
+        if acc is _MISSING:
+            acc = self._agg.create_accumulator()
+        self._put_value(self._agg.add(value, acc))
+
+
+class LmdbListState(_LmdbState, ListState):
+    """The list of a (key, namespace) is one record; with TTL each element carries its timestamp."""
+
+    def get(self) -> list:
+        rkey = self._record_key()
+        stored = self._load(rkey)
+        if stored is _MISSING:
+            return []
+        if self._ttl is None:
+            return list(stored)
+        now = self._now()
+        live = [e for e in stored if not self._expired(e, now)]
+        if len(live) != len(stored):
+            if live:
+                self._store(rkey, live)
+            else:
+                self._delete(rkey)
+            if self._return_expired:
+                return [e[0] for e in stored]
+        if self._refresh_on_read and live:
+            live = [(e[0], now) for e in live]
+            self._store(rkey, live)
+        return [e[0] for e in live]
+
+    def add(self, value: Any) -> None:
+        if value is None:
+            raise ValueError("ListState.add(None): null elements are not allowed (as in Flink)")
+        self.add_all([value])
+
+    def add_all(self, values: Iterable[Any]) -> None:
+        values = list(values)
+        if any(v is None for v in values):
+            raise ValueError("ListState.add_all: null elements are not allowed (as in Flink)")
+        if not values:
+            return
+        if self._ttl is not None:
+            now = self._now()
+            values = [(v, now) for v in values]
+        rkey = self._record_key()
+        stored = self._load(rkey)
+        self._store(rkey, values if stored is _MISSING else stored + values)
+
+    def update(self, values: Iterable[Any]) -> None:
+        values = list(values) if values is not None else []
+        if any(v is None for v in values):
+            raise ValueError("ListState.update: null elements are not allowed (as in Flink)")
+        if not values:
+            self.clear()
+            return
+        if self._ttl is not None:
+            now = self._now()
+            values = [(v, now) for v in values]
+        self._store(self._record_key(), values)
+
+    def merge_namespaces(self, target: Any, sources: Iterable[Any]) -> None:
+        saved = self._ns
+        merged: list = []
+        for ns in sources:
+            self.set_current_namespace(ns)
+            rkey = self._record_key()
+            stored = self._load(rkey)
+            if stored is not _MISSING:
+                merged.extend(stored)
+                self._delete(rkey)
+        if merged:
+            self.set_current_namespace(target)
+            rkey = self._record_key()
+            stored = self._load(rkey)
+            self._store(rkey, merged if stored is _MISSING else stored + merged)
+        self.set_current_namespace(saved)
+
+    def _drop_expired(self, stored: Any, now: int) -> Any:
+        live = [e for e in stored if not self._expired(e, now)]
+        return live if live else _MISSING
+
+
+class LmdbMapState(_LmdbState, MapState):
+    """Every map entry is its own record (key | namespace | map key), as in Flink's RocksDB."""
+
+    def _entry_key(self, user_key: Any) -> bytes:
+        return self._record_key() + encode_key(user_key)
+
+    def _get_entry(self, user_key: Any) -> Any:
+        rkey = self._entry_key(user_key)
+        stored = self._load(rkey)
+        if stored is _MISSING or self._ttl is None:
+            return stored
+        return self._read_stamped(rkey, stored)
+
+    def get(self, key: Any) -> Any:
+        value = self._get_entry(key)
+        return None if value is _MISSING else value
+
+    def put(self, key: Any, value: Any) -> None:
+        self._store(self._entry_key(key), value if self._ttl is None else (value, self._now()))
+
+    def put_all(self, entries: dict) -> None:
+        for k, v in dict(entries).items():
+            self.put(k, v)
+
+    def remove(self, key: Any) -> None:
+        self._delete(self._entry_key(key))
+
+    def contains(self, key: Any) -> bool:
+        return self._get_entry(key) is not _MISSING
+
+    def clear(self) -> None:
+        prefix = self._record_key()
+        self._backend.flush()
+        for rkey, _ in list(self._scan(prefix)):
+            self._delete(rkey)
+
+    def _items(self) -> list[tuple[Any, Any]]:
+        prefix = self._record_key()
+        self._backend.flush()
+        out = []
+        for rkey, stored in list(self._scan(prefix)):
+            if self._ttl is not None:
+                stored = self._read_stamped(rkey, stored)
+                if stored is _MISSING:
+                    continue
+            out.append((loads(rkey[len(prefix) :]), stored))
+        return out
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        return iter(self._items())
+
+    def keys(self) -> Iterator[Any]:
+        return iter([k for k, _ in self._items()])
+
+    def values(self) -> Iterator[Any]:
+        return iter([v for _, v in self._items()])
+
+    def is_empty(self) -> bool:
+        return not self._items()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.keys()
+
+
+_STATE_CLASSES: dict[str, type] = {
+    "value": LmdbValueState,
+    "list": LmdbListState,
+    "map": LmdbMapState,
+    "reducing": LmdbReducingState,
+    "aggregating": LmdbAggregatingState,
+}
+
+
+class LmdbKeyedStateBackend(KeyedStateBackend):
+    """Keyed state of one operator instance in an LMDB environment (a directory of its own)."""
+
+    def __init__(
+        self,
+        path: str | None = None,
+        map_size: int | None = None,
+        max_parallelism: int = 128,
+        key_group_range: tuple[int, int] | None = None,
+        ttl_time_provider: Callable[[], int] | None = None,
+        restore_chunk: int = 50_000,
+    ) -> None:
+        super().__init__(max_parallelism, key_group_range, ttl_time_provider)
+        self._owns_path = path is None
+        self.path = path or tempfile.mkdtemp(prefix="flinkcore-lmdb-")
+        self._store = LmdbStore(self.path, map_size)
+        self._states: dict[str, _LmdbState] = {}
+        self._restore_chunk = restore_chunk
+
+    def _key_prefix(self, key: Any) -> bytes:
+        """key group | len | encoded key: the common prefix of all records of ``key``."""
+        encoded = encode_key(key)
+        kg = key_group_of(key, self.max_parallelism)
+        return kg.to_bytes(2, "big") + len(encoded).to_bytes(_KEY_LEN, "big") + encoded
+
+    def get_or_create_state(self, descriptor: StateDescriptor) -> Any:
+        state = self._states.get(descriptor.name)
+        if state is not None:
+            if state.descriptor.kind != descriptor.kind:
+                raise ValueError(
+                    f"state {descriptor.name!r} was registered as {state.descriptor.kind} state, "
+                    f"cannot use it as {descriptor.kind} state"
+                )
+            return state
+        cls = _STATE_CLASSES.get(descriptor.kind)
+        if cls is None:
+            raise TypeError(f"unknown state descriptor {descriptor!r}")
+        state = self._states[descriptor.name] = cls(self, descriptor)
+        return state
+
+    def finish_batch(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every cached change in one transaction."""
+        ops = []
+        for state in self._states.values():
+            ops.extend(state._pending_ops())
+        self._store.write(ops)
+        for state in self._states.values():
+            state._after_flush()
+
+    def _scan_state(self, state_name: str) -> Iterator[tuple[bytes, bytes]]:
+        self.flush()
+        if state_name not in self._states:
+            return iter(())
+        return self._store.scan(self._store.db(state_name))
+
+    @staticmethod
+    def _split(rkey: bytes) -> tuple[bytes, bytes]:
+        """(encoded key, encoded namespace [+ map key]) of a record key."""
+        n = int.from_bytes(rkey[2 : 2 + _KEY_LEN], "big")
+        start = 2 + _KEY_LEN
+        return rkey[start : start + n], rkey[start + n :]
+
+    def keys(self, state_name: str, namespace: Any = VOID_NAMESPACE) -> list:
+        wanted = _encode_namespace(namespace)
+        state = self._states.get(state_name)
+        is_map = state is not None and state.descriptor.kind == "map"
+        found: dict[bytes, None] = {}
+        for rkey, _ in self._scan_state(state_name):
+            key, rest = self._split(rkey)
+            if rest.startswith(wanted) if is_map else rest == wanted:
+                found.setdefault(key, None)
+        return [_decode_key(k) for k in found]
+
+    def namespaces(self, state_name: str) -> list:
+        """Namespaces that hold a value in ``state_name`` (map state: whole-map namespaces)."""
+        state = self._states.get(state_name)
+        if state is not None and state.descriptor.kind == "map":
+            raise NotImplementedError("namespaces() of map state is not supported by the LMDB backend")
+        seen: dict[bytes, None] = {}
+        for rkey, _ in self._scan_state(state_name):
+            seen.setdefault(self._split(rkey)[1], None)
+        return [_decode_namespace(ns) for ns in seen]
+
+    # -- snapshots -------------------------------------------------------------------------
+    def snapshot_async(self) -> Callable[[], dict]:
+        """Flush, pin a consistent LMDB read view, and return the function that copies it out.
+
+        Call the function on any thread; processing may go on meanwhile.
+        """
+        self.flush()
+        kinds = {name: (s.descriptor.kind, s._ttl is not None) for name, s in self._states.items()}
+        copy_out = self._store.snapshot_view()
+        drop_expired = {
+            name: s for name, s in self._states.items() if s._ttl is not None and s._ttl.cleanup_full_snapshot
+        }
+        now = self.ttl_time_provider() if drop_expired else 0
+
+        def materialize() -> dict:
+            states = {}
+            for name, records in copy_out().items():
+                if name in drop_expired:
+                    records = _without_expired(drop_expired[name], records, now)
+                kind, ttl = kinds.get(name, (None, False))
+                states[name] = {"kind": kind, "ttl": ttl, "records": records}
+            return {"backend": "lmdb", "max_parallelism": self.max_parallelism, "states": states}
+
+        return materialize
+
+    def snapshot(self) -> Any:
+        """The state's records; inside a checkpoint's synchronous phase, a DeferredSnapshot."""
+        materialize = self.snapshot_async()
+        return DeferredSnapshot(materialize) if snapshots_may_be_deferred() else materialize()
+
+    def restore(self, snapshots: list[dict]) -> None:
+        """Load LMDB snapshots (record ranges filtered by key group, no decoding) or heap ones."""
+        lo, hi = self.key_group_range or (0, self.max_parallelism - 1)
+        ops: list[tuple[Any, bytes, bytes | None]] = []
+        for snap in snapshots:
+            snap = resolve_deferred(snap)
+            if snap.get("backend") == "lmdb":
+                if snap["max_parallelism"] != self.max_parallelism:
+                    raise ValueError(
+                        f"snapshot was taken with max parallelism {snap['max_parallelism']}, "
+                        f"this job has {self.max_parallelism}; max parallelism cannot change on restore"
+                    )
+                for name, data in snap["states"].items():
+                    db = self._store.db(name)
+                    for rkey, raw in data["records"]:
+                        if lo <= int.from_bytes(rkey[:2], "big") <= hi:
+                            ops.append((db, rkey, raw))
+            else:
+                ops.extend(self._heap_records(snap, lo, hi))
+            if len(ops) >= self._restore_chunk:
+                self._store.write(ops)
+                ops = []
+        self._store.write(ops)
+        for state in self._states.values():
+            state._cache.clear()
+
+    def _heap_records(self, snap: dict, lo: int, hi: int) -> Iterator[tuple[Any, bytes, bytes]]:
+        """Records of a heap snapshot, so a job can switch backends across a savepoint."""
+        for name, data in snap["states"].items():
+            db = self._store.db(name)
+            for key, ns, stored in data["entries"]:
+                prefix = self._key_prefix(key)
+                if not lo <= int.from_bytes(prefix[:2], "big") <= hi:
+                    continue
+                rkey = prefix + _encode_namespace(ns)
+                if data["kind"] == "map":
+                    for user_key, entry in stored.items():
+                        yield db, rkey + encode_key(user_key), dumps(entry)
+                else:
+                    yield db, rkey, dumps(stored)
+
+    def dispose(self) -> None:
+        self._store.close()
+        if self._owns_path:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _without_expired(state: _LmdbState, records: list[tuple[bytes, bytes]], now: int) -> list:
+    out = []
+    for rkey, raw in records:
+        stored = state._drop_expired(loads(raw), now)
+        if stored is not _MISSING:
+            out.append((rkey, dumps(stored)))
+    return out
