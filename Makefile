@@ -25,7 +25,7 @@ $(BUILT): $(INSTALLED) $(NATIVE_SRC)
 	touch $@
 
 demo: install
-	$(PY) python/key_groups.py
+	$(PY) python/fraud_detection.py
 
 test: install
 	$(PY) -m pytest -q
