@@ -5,8 +5,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from flinkcore.common import Encoder, Row
-from flinkcore.common import Duration, WatermarkStrategy
+from flinkcore.common import Duration, Encoder, Row, WatermarkStrategy
 from flinkcore.datastream import RuntimeExecutionMode, StreamExecutionEnvironment
 from flinkcore.datastream.connectors import (
     BucketAssigner,
