@@ -668,6 +668,20 @@ class WindowOperator(AbstractStreamOperator):
 _MISSING = object()
 
 
+def _batch_keys(op: AbstractStreamOperator, values: list) -> list:
+    """The keys of a batch in one C-level loop; a failing record is named in the error."""
+    key_of = op.key_selector
+    try:
+        return list(map(key_of, values))
+    except Exception as e:
+        for value in values:
+            try:
+                key_of(value)
+            except Exception:  # noqa: BLE001
+                raise UserCodeError(op.name, value, e) from e
+        raise
+
+
 class AlignedWindowOperator(AbstractStreamOperator):
     """Tumbling and sliding event-time windows with EventTimeTrigger and no evictor.
 
@@ -770,16 +784,7 @@ class AlignedWindowOperator(AbstractStreamOperator):
         self._flush()
 
     def _keys(self, values: list) -> list:
-        key_of = self.key_selector
-        try:
-            return list(map(key_of, values))
-        except Exception as e:
-            for value in values:  # find the record the key selector failed on
-                try:
-                    key_of(value)
-                except Exception:  # noqa: BLE001
-                    raise UserCodeError(self.name, value, e) from e
-            raise
+        return _batch_keys(self, values)
 
     def _open_window(self, start: int) -> dict:
         panes = self._panes.get(start)
@@ -1092,7 +1097,8 @@ class SessionWindowOperator(AbstractStreamOperator):
         self.event_time = True
         self.allowed_lateness = 0
         self.num_late_records_dropped = 0
-        self._sessions: dict[Any, list] = {}  # key -> [[start, end, value], ...] by start
+        self._single: dict[Any, list] = {}  # key -> its one open session [start, end, value]
+        self._multi: dict[Any, list] = {}  # key -> [[start, end, value], ...] by start (2 or more)
         self._ends: list = []  # heap of (max_ts, seq, key, session)
         self._seq = 0
 
@@ -1144,37 +1150,39 @@ class SessionWindowOperator(AbstractStreamOperator):
                 "Record has no timestamp. Did you forget to call "
                 "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
             )
-        key_of = self.key_selector
+        keys = _batch_keys(self, values)
         gap = self.gap
-        by_key = self._sessions
+        single = self._single
+        get = single.get
+        multi = self._multi
         first, add = self._first, self._add
         wm = self.current_watermark
         ends = self._ends
+        push = heapq.heappush
         value = None
         try:
-            for value, ts in zip(values, timestamps, strict=False):
-                key = key_of(value)
+            for value, key, ts in zip(values, keys, timestamps, strict=False):
                 end = ts + gap
-                sessions = by_key.get(key)
-                if sessions is None:
+                s = get(key)
+                if s is not None:
+                    lo, hi = s[0], s[1]
+                    if lo <= end and hi >= ts:  # overlaps or touches: extend the session
+                        if ts < lo:
+                            s[0] = ts
+                        if end > hi:
+                            s[1] = end
+                        s[2] = add(s[2], value)
+                        continue
+                elif key not in multi:
                     if end - 1 <= wm:
                         self._late(value, ts)
                         continue
                     s = [ts, end, first(value)]
-                    by_key[key] = [s]
+                    single[key] = s
                     self._seq += 1
-                    heapq.heappush(ends, (end - 1, self._seq, key, s))
+                    push(ends, (end - 1, self._seq, key, s))
                     continue
-                if len(sessions) == 1:
-                    s = sessions[0]
-                    if s[0] <= end and s[1] >= ts:  # overlaps or touches: extend this session
-                        if ts < s[0]:
-                            s[0] = ts
-                        if end > s[1]:
-                            s[1] = end
-                        s[2] = add(s[2], value)
-                        continue
-                self._add_slow(key, sessions, value, ts, end)
+                self._add_slow(key, value, ts, end)
         except Exception as e:
             if any(t is None for t in timestamps):
                 raise ValueError(
@@ -1183,39 +1191,47 @@ class SessionWindowOperator(AbstractStreamOperator):
             raise UserCodeError(self.name, value, e) from e
         self._flush()
 
-    def _add_slow(self, key: Any, sessions: list, value: Any, ts: int, end: int) -> None:
-        """Merge the new window ``[ts, end)`` with every session it overlaps (transitively)."""
+    def _add_slow(self, key: Any, value: Any, ts: int, end: int) -> None:
+        """Merge the new window ``[ts, end)`` with every session of ``key`` it overlaps."""
+        one = self._single.pop(key, None)
+        sessions = [one] if one is not None else self._multi.pop(key)
         lo, hi = ts, end
         group = []
-        for s in sessions:  # sorted by start; merging in order covers transitive overlaps
+        for s in sessions:  # sorted by start and pairwise apart: overlaps form one run
             if s[0] <= hi and s[1] >= lo:
                 group.append(s)
                 lo, hi = min(lo, s[0]), max(hi, s[1])
         if not group:
             if end - 1 <= self.current_watermark:
                 self._late(value, ts)
-                return
-            s = [ts, end, self._first(value)]
-            sessions.append(s)
-            sessions.sort(key=lambda x: x[0])
-            self._seq += 1
-            heapq.heappush(self._ends, (end - 1, self._seq, key, s))
-            return
-        target = group[0]
-        if len(group) > 1:
-            merge = self._merge
-            if merge is None:
-                raise NotImplementedError("merging session windows needs AggregateFunction.merge()")
-            rest = group[1]
-            acc = rest[2]
-            for other in group[2:]:
-                acc = merge(acc, other[2])
-            target[2] = merge(target[2], acc)
-            for other in group[1:]:
-                other[1] = None  # dead: its heap entry is skipped
-                sessions.remove(other)
-        target[0], target[1] = lo, hi
-        target[2] = self._add(target[2], value)
+            else:
+                s = [ts, end, self._first(value)]
+                sessions.append(s)
+                sessions.sort(key=lambda x: x[0])
+                self._seq += 1
+                heapq.heappush(self._ends, (end - 1, self._seq, key, s))
+        else:
+            target = group[0]
+            if len(group) > 1:
+                merge = self._merge
+                if merge is None:
+                    raise NotImplementedError("merging session windows needs AggregateFunction.merge()")
+                acc = group[1][2]
+                for other in group[2:]:
+                    acc = merge(acc, other[2])
+                target[2] = merge(target[2], acc)
+                for other in group[1:]:
+                    other[1] = None  # dead: its heap entry is skipped
+                    sessions.remove(other)
+            target[0], target[1] = lo, hi
+            target[2] = self._add(target[2], value)
+        self._put(key, sessions)
+
+    def _put(self, key: Any, sessions: list) -> None:
+        if len(sessions) == 1:
+            self._single[key] = sessions[0]
+        elif sessions:
+            self._multi[key] = sessions
 
     def _late(self, value: Any, ts: int) -> None:
         if ts <= self.current_watermark:
@@ -1229,7 +1245,6 @@ class SessionWindowOperator(AbstractStreamOperator):
             return
         self.current_watermark = watermark
         ends = self._ends
-        by_key = self._sessions
         while ends and ends[0][0] <= watermark:
             _, _, key, s = heapq.heappop(ends)
             end = s[1]
@@ -1240,11 +1255,12 @@ class SessionWindowOperator(AbstractStreamOperator):
                 self._seq += 1
                 heapq.heappush(ends, (end - 1, self._seq, key, s))
                 continue
-            sessions = by_key[key]
-            if len(sessions) == 1:
-                del by_key[key]
+            if self._single.get(key) is s:
+                del self._single[key]
             else:
+                sessions = self._multi.pop(key)
                 sessions.remove(s)
+                self._put(key, sessions)
             s[1] = None
             self._fire(key, s[0], end, s[2])
         self._flush()
@@ -1288,7 +1304,7 @@ class SessionWindowOperator(AbstractStreamOperator):
 
     def open_sessions(self) -> int:
         """Number of sessions currently held (for tests and memory checks)."""
-        return sum(len(s) for s in self._sessions.values())
+        return len(self._single) + sum(len(s) for s in self._multi.values())
 
     # -- snapshots ------------------------------------------------------------------------------
     def snapshot_state(self) -> dict:
@@ -1296,13 +1312,15 @@ class SessionWindowOperator(AbstractStreamOperator):
         state = backend.get_or_create_state(ValueStateDescriptor(self._SESSIONS))
         state.set_current_namespace(VOID_NAMESPACE)
         saved_key = backend.current_key
-        for key, sessions in self._sessions.items():
+        per_key = {k: [s] for k, s in self._single.items()}
+        per_key.update(self._multi)
+        for key, sessions in per_key.items():
             backend.current_key = key
             state.update([tuple(s) for s in sessions])
         try:
             return super().snapshot_state()
         finally:
-            for key in self._sessions:
+            for key in per_key:
                 backend.current_key = key
                 state.clear()
             backend.current_key = saved_key
@@ -1316,7 +1334,7 @@ class SessionWindowOperator(AbstractStreamOperator):
             backend.current_key = key
             sessions = [list(s) for s in state.value() or ()]
             sessions.sort(key=lambda x: x[0])
-            self._sessions[key] = sessions
+            self._put(key, sessions)
             for s in sessions:
                 self._seq += 1
                 heapq.heappush(self._ends, (s[1] - 1, self._seq, key, s))
