@@ -318,23 +318,44 @@ class ProcessOperator(UdfOperator):
         super().open()
 
     def process_batch(self, values: list, timestamps: list | None) -> None:
+        # the per-record loop is written out (no helper call per record): it is the hot path of
+        # every keyed Python job
         ctx = self.ctx
         process_element = self.process_element
         emitter = self._emitter
-        add_all = emitter.add_all
+        out_values = emitter.values
+        out_ts = emitter.timestamps
+        add_side = emitter.add_side
         key_selector = self.key_selector
         backend = self.state_backend
+        tss = repeat(None, len(values)) if timestamps is None else timestamps
         v = None
         try:
             if backend is not None:
                 backend.start_batch()
-            if timestamps is None:
-                timestamps = [None] * len(values)
-            for v, ts in zip(values, timestamps, strict=False):
-                ctx._ts = ts
-                if key_selector is not None:
+            if key_selector is None:
+                for v, ts in zip(values, tss):  # noqa: B905 - same length by construction
+                    ctx._ts = ts
+                    res = process_element(v, ctx)
+                    if res is not None:
+                        for item in res:
+                            if type(item) is tuple and len(item) == 2 and isinstance(item[0], SideOutputTag):
+                                add_side(item[0], item[1], ts)
+                            else:
+                                out_values.append(item)
+                                out_ts.append(ts)
+            else:
+                for v, ts in zip(values, tss):  # noqa: B905
+                    ctx._ts = ts
                     backend.current_key = key_selector(v)
-                add_all(process_element(v, ctx), ts)
+                    res = process_element(v, ctx)
+                    if res is not None:
+                        for item in res:
+                            if type(item) is tuple and len(item) == 2 and isinstance(item[0], SideOutputTag):
+                                add_side(item[0], item[1], ts)
+                            else:
+                                out_values.append(item)
+                                out_ts.append(ts)
         except UserCodeError:
             raise
         except Exception as e:
@@ -342,6 +363,8 @@ class ProcessOperator(UdfOperator):
         finally:
             if backend is not None:
                 backend.finish_batch()
+        if timestamps is not None:
+            emitter.has_ts = True
         emitter.flush(self.output)
 
     def _fire(self, timer: Any, domain: Any, ts_out: int | None) -> None:
