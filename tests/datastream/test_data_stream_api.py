@@ -1,0 +1,182 @@
+"""DataStream API behaviour beyond PyFlink's scenarios: key selectors, errors, extension."""
+
+import pytest
+
+from flinkcore.common import Row, Types
+from flinkcore.datastream import (
+    KeyedProcessFunction,
+    KeySelector,
+    MapFunction,
+    ProcessFunction,
+    StreamExecutionEnvironment,
+)
+from flinkcore.datastream.output_tag import OutputTag
+from flinkcore.runtime.operators.base import AbstractStreamOperator
+
+
+def env(p=1):
+    e = StreamExecutionEnvironment.get_execution_environment()
+    e.set_parallelism(p)
+    return e
+
+
+@pytest.mark.parametrize(
+    "key", [0, lambda t: t[0], ["k"], "k"], ids=["index", "lambda", "list-of-names", "name"]
+)
+def test_key_by_field_index_name_or_callable(key):
+    rows = [Row(k="a", v=1), Row(k="b", v=2), Row(k="a", v=3)]
+    out = (
+        env()
+        .from_collection(rows)
+        .key_by(key)
+        .reduce(lambda a, b: Row(k=a.k, v=a.v + b.v))
+        .execute_and_collect()
+    )
+    assert [(r.k, r.v) for r in out] == [("a", 1), ("b", 2), ("a", 4)]
+
+
+def test_composite_key_from_several_fields():
+    data = [(1, "x", 1), (1, "y", 1), (1, "x", 1)]
+    out = env().from_collection(data).key_by([0, 1]).sum(2).execute_and_collect()
+    assert list(out) == [(1, "x", 1), (1, "y", 1), (1, "x", 2)]
+
+
+def test_key_selector_class():
+    class ByParity(KeySelector):
+        def get_key(self, value):
+            return value % 2
+
+    assert list(env().from_collection([1, 2, 3, 4]).key_by(ByParity()).sum().execute_and_collect()) == [
+        1,
+        2,
+        4,
+        6,
+    ]
+
+
+def test_function_objects_open_and_close_once_per_instance():
+    events = []
+
+    class Tracked(MapFunction):
+        def open(self, runtime_context):
+            events.append(
+                (
+                    "open",
+                    runtime_context.get_index_of_this_subtask(),
+                    runtime_context.get_number_of_parallel_subtasks(),
+                )
+            )
+
+        def map(self, value):
+            return value
+
+        def close(self):
+            events.append(("close",))
+
+    e = env(2)
+    e.from_collection([1, 2, 3]).map(Tracked()).print()
+    e.execute()
+    assert sorted(x for x in events if x[0] == "open") == [("open", 0, 2), ("open", 1, 2)]
+    assert events.count(("close",)) == 2
+
+
+def test_wrong_function_types_are_clear_errors():
+    ds = env().from_collection([1])
+    with pytest.raises(TypeError, match="KeyedProcessFunction needs a keyed stream"):
+
+        class K(KeyedProcessFunction):
+            def process_element(self, value, ctx):
+                yield value
+
+        ds.process(K())
+    with pytest.raises(TypeError, match="key_by takes"):
+        ds.key_by(3.5)
+    with pytest.raises(TypeError, match="get_side_output takes an OutputTag"):
+        ds.get_side_output("side")
+    with pytest.raises(ValueError, match="parallelism must be a positive int"):
+        ds.map(lambda x: x).set_parallelism(0)
+    with pytest.raises(ValueError, match="not parallel"):
+        ds.set_parallelism(2)  # a collection source
+
+
+def test_timers_on_a_non_keyed_stream_are_a_clear_error():
+    class Timed(ProcessFunction):
+        def process_element(self, value, ctx):
+            ctx.timer_service().register_event_time_timer(10)
+            yield value
+
+    e = env()
+    e.from_collection([1]).process(Timed()).print()
+    with pytest.raises(Exception, match="timers can only be used on keyed streams"):
+        e.execute()
+
+
+def test_keyed_state_on_a_non_keyed_stream_is_a_clear_error():
+    from flinkcore.datastream.state import ValueStateDescriptor
+
+    class Stateful(MapFunction):
+        def open(self, runtime_context):
+            runtime_context.get_state(ValueStateDescriptor("s"))
+
+        def map(self, value):
+            return value
+
+    e = env()
+    e.from_collection([1]).map(Stateful()).print()
+    with pytest.raises(Exception, match="keyed state can only be used on a keyed stream"):
+        e.execute()
+
+
+def test_transform_adds_a_custom_operator_without_runtime_changes():
+    class Doubler(AbstractStreamOperator):
+        def process_batch(self, values, timestamps):
+            self.output.collect([v * 2 for v in values], timestamps)
+
+    out = env().from_collection([1, 2, 3]).transform("doubler", Types.INT(), Doubler).execute_and_collect()
+    assert list(out) == [2, 4, 6]
+
+
+def test_broadcast_partitioning_sends_every_record_to_every_instance():
+    out = env(3).from_collection([1, 2]).broadcast().map(lambda x: x).execute_and_collect()
+    assert sorted(out) == [1, 1, 1, 2, 2, 2]
+
+
+def test_flat_map_side_outputs_and_plain_iterables():
+    tag = OutputTag("neg")
+
+    def split(x):
+        if x < 0:
+            yield tag, x
+        else:
+            yield from [x, x]
+
+    ds = env().from_collection([1, -2, 3]).flat_map(split)
+    assert list(ds.execute_and_collect()) == [1, 1, 3, 3]
+
+
+def test_process_context_output_java_spelling():
+    tag = OutputTag("odd")
+
+    class Split(ProcessFunction):
+        def process_element(self, value, ctx):
+            if value % 2:
+                ctx.output(tag, value)
+            else:
+                yield value
+
+    ds = env().from_collection([1, 2, 3]).process(Split())
+    assert list(ds.get_side_output(tag).execute_and_collect()) == [1, 3]
+
+
+def test_union_of_keyed_streams_and_execute_plan_nodes():
+    e = env(2)
+    a = e.from_collection([1, 2, 3]).key_by(lambda x: x)
+    b = e.from_collection([4, 5, 6]).key_by(lambda x: x)
+    assert sorted(a.union(b).map(lambda x: x * 10).execute_and_collect()) == [10, 20, 30, 40, 50, 60]
+
+
+def test_execute_returns_a_job_execution_result():
+    e = env()
+    e.from_collection([1]).print()
+    result = e.execute("named")
+    assert len(result.get_job_id()) == 32 and result.get_net_runtime() >= 0
