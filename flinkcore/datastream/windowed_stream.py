@@ -397,6 +397,8 @@ def _columnar_row_maker(fields: tuple) -> Callable[[Any, int, int, tuple], Any]:
     def make(key: Any, start: int, end: int, values: Any) -> Any:
         return new(cls, (key, start, end, *values))
 
+    make.row_class = cls  # type: ignore[attr-defined]
+    make.with_window = True  # type: ignore[attr-defined]
     return make
 
 
@@ -408,7 +410,13 @@ def _columnar_record_maker(names: list | None) -> Callable[[Any, int, int, tuple
 
     cls = row_class(tuple(names))
     new = tuple.__new__
-    return lambda key, start, end, values: new(cls, tuple(values))
+
+    def make(key: Any, start: int, end: int, values: Any) -> Any:
+        return new(cls, tuple(values))
+
+    make.row_class = cls  # type: ignore[attr-defined]
+    make.with_window = False  # type: ignore[attr-defined]
+    return make
 
 
 # --------------------------------------------------------------------------------------------

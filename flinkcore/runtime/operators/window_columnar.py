@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,83 @@ def field_of_key_selector(key_selector: Any) -> Any:
 def _agg_spec(func: str, column: str, out: str) -> list[tuple[str, str, str]]:
     """(column, pyarrow function, partial column name) for one output."""
     return [(column, f, f"{out}__{f}") for f in _PARTIALS[func][0]]
+
+
+#: Keys in [0, _DENSE_LIMIT) are aggregated in arrays indexed by the key (no hashing at all).
+_DENSE_LIMIT = 1 << 22
+
+
+class _DenseWindow:
+    """One window's accumulators as arrays indexed by key, for small non-negative int keys."""
+
+    def __init__(self, aggs: list[tuple[str, str, str]]) -> None:
+        self.aggs = aggs
+        self.size = 0
+        self.count = np.zeros(0, dtype=np.int64)
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def _grow(self, needed: int, columns: dict[str, np.ndarray]) -> None:
+        cap = max(1024, 1 << int(needed - 1).bit_length())
+        old = self.size
+        count = np.zeros(cap, dtype=np.int64)
+        count[:old] = self.count[:old]
+        self.count = count
+        for out, func, col in self.aggs:
+            for f in _PARTIALS[func][0]:
+                name = f"{out}__{f}"
+                dtype = np.int64 if f == "count" else columns[col].dtype
+                arr = np.zeros(cap, dtype=dtype)
+                if name in self.arrays:
+                    arr[:old] = self.arrays[name][:old]
+                self.arrays[name] = arr
+        self.size = cap
+
+    def update(self, keys: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        top = int(keys.max()) + 1
+        if top > self.size:
+            self._grow(top, columns)
+        before = self.count
+        counts = np.bincount(keys, minlength=top)
+        fresh = None
+        firsts = lasts = None
+        for out, func, col in self.aggs:
+            v = columns[col]
+            for f in _PARTIALS[func][0]:
+                arr = self.arrays[f"{out}__{f}"]
+                if f == "count":
+                    arr[:top] += counts
+                elif f == "sum":
+                    if v.dtype.kind == "f":
+                        arr[:top] += np.bincount(keys, weights=v, minlength=top)
+                    else:
+                        np.add.at(arr, keys, v)
+                elif f in ("min", "max"):
+                    if fresh is None:
+                        uk, first_idx = np.unique(keys, return_index=True)
+                        fresh = uk[before[uk] == 0]
+                        fresh_first = first_idx[before[uk] == 0]
+                    arr[fresh] = v[fresh_first]  # seed new keys so min/max need no sentinel
+                    (np.minimum if f == "min" else np.maximum).at(arr, keys, v)
+                elif f == "first":
+                    if firsts is None:
+                        uk, first_idx = np.unique(keys, return_index=True)
+                        new = before[uk] == 0
+                        firsts = (uk[new], first_idx[new])
+                    arr[firsts[0]] = v[firsts[1]]
+                elif f == "last":
+                    if lasts is None:
+                        rk, ridx = np.unique(keys[::-1], return_index=True)
+                        lasts = (rk, len(keys) - 1 - ridx)
+                    arr[lasts[0]] = v[lasts[1]]
+        # count of elements per key (presence), kept apart from any user count
+        self.count[:top] += counts
+
+    def partial_columns(self, names: list[str]) -> dict[str, np.ndarray]:
+        ks = np.nonzero(self.count)[0]
+        cols = {"__k": ks.astype(np.int64)}
+        for name in names:
+            cols[name] = self.arrays[name][ks]
+        return cols
 
 
 class ArrowWindowAggTable:
@@ -92,6 +170,9 @@ class ArrowWindowAggTable:
                 self._merge_aggs.append((name, mf))
         self._partial_names = [f"{out}__{pf}" for out, func, _ in self.aggs for pf in _PARTIALS[func][0]]
         self._windows: dict[int, list] = {}  # start -> [partial tables]
+        #: start -> dense accumulators, used while keys are small non-negative integers
+        self._dense: dict[int, _DenseWindow] = {}
+        self._dense_ok = True
 
     def _starts(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row index, window start) for every window of every row."""
@@ -118,7 +199,14 @@ class ArrowWindowAggTable:
         """Add rows; windows whose max timestamp is <= ``watermark`` (already fired) are skipped."""
         if len(keys) == 0:
             return
-        pa = self._pa
+        if self.slide == self.size:
+            # Most batches lie in one tumbling window: then no per-row window start is needed.
+            size, offset = self.size, self.offset
+            t_lo, t_hi = int(ts.min()), int(ts.max())
+            first = t_lo - (t_lo - offset) % size
+            if first == t_hi - (t_hi - offset) % size:
+                self._update_window(first, keys, columns)
+                return
         idx, starts = self._starts(ts)
         if watermark is not None and self.slide != self.size:
             live = starts + (self.size - 1) > watermark
@@ -126,23 +214,34 @@ class ArrowWindowAggTable:
                 idx, starts = idx[live], starts[live]
                 if len(idx) == 0:
                     return
-        if self.slide == self.size:
-            data = {"__s": starts, "__k": keys}
-            data.update({c: columns[c] for c in self.columns})
-        else:
-            data = {"__s": starts, "__k": keys[idx]}
-            data.update({c: columns[c][idx] for c in self.columns})
-        table = pa.table(data)
-        partial = table.group_by(["__s", "__k"], use_threads=False).aggregate(self._partial_aggs)
-        partial = partial.rename_columns(["__s", "__k", *self._partial_names])
-        s_col = partial.column("__s").to_numpy()
-        lo, hi = s_col.min(), s_col.max()
+        if self.slide != self.size:
+            keys = keys[idx]
+            columns = {c: columns[c][idx] for c in self.columns}
+        lo, hi = starts.min(), starts.max()
         if lo == hi:
-            self._add_partial(int(lo), partial.drop_columns(["__s"]))
+            self._update_window(int(lo), keys, columns)
             return
-        for s in np.unique(s_col):
-            part = partial.filter(self._pc.equal(partial.column("__s"), s))
-            self._add_partial(int(s), part.drop_columns(["__s"]))
+        for start in np.unique(starts):
+            m = starts == start
+            self._update_window(int(start), keys[m], {c: v[m] for c, v in columns.items()})
+
+    def _update_window(self, start: int, keys: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        if self._dense_ok and len(keys) and keys.min() >= 0 and keys.max() < _DENSE_LIMIT:
+            dense = self._dense.get(start)
+            if dense is None:
+                dense = self._dense[start] = _DenseWindow(self.aggs)
+            dense.update(keys, columns)
+            return
+        self._flush_dense(start)
+        table = self._pa.table({"__k": keys, **{c: columns[c] for c in self.columns}})
+        partial = table.group_by("__k", use_threads=False).aggregate(self._partial_aggs)
+        self._add_partial(start, partial.rename_columns(["__k", *self._partial_names]))
+
+    def _flush_dense(self, start: int) -> None:
+        """Turn a window's dense accumulators into a partial table (kept in arrival order)."""
+        dense = self._dense.pop(start, None)
+        if dense is not None and dense.size:
+            self._add_partial(start, self._pa.table(dense.partial_columns(self._partial_names)))
 
     def _add_partial(self, start: int, partial: Any) -> None:
         parts = self._windows.get(start)
@@ -160,12 +259,14 @@ class ArrowWindowAggTable:
         return merged.rename_columns(["__k", *self._partial_names])
 
     def pending_starts(self) -> list[int]:
-        return sorted(self._windows)
+        return sorted(set(self._windows) | set(self._dense))
 
     def fire(self, watermark: int) -> list[tuple[int, int, np.ndarray, dict[str, np.ndarray]]]:
         """Finished windows (max timestamp <= watermark) in start order, removed from the table."""
         out = []
-        for start in sorted(s for s in self._windows if s + self.size - 1 <= watermark):
+        due = [s for s in set(self._windows) | set(self._dense) if s + self.size - 1 <= watermark]
+        for start in sorted(due):
+            self._flush_dense(start)
             table = self._merge(self._windows.pop(start))
             keys = table.column("__k").to_numpy()
             results: dict[str, np.ndarray] = {}
@@ -180,6 +281,8 @@ class ArrowWindowAggTable:
         return out
 
     def snapshot(self) -> dict:
+        for start in list(self._dense):
+            self._flush_dense(start)
         return {
             start: {name: parts.column(name).to_pylist() for name in parts.column_names}
             for start, parts in ((s, self._merge(p)) for s, p in self._windows.items())
@@ -215,7 +318,9 @@ class ColumnarWindowOperator(AbstractStreamOperator):
 
     ``key_field`` names the key column; ``aggs`` is ``[(output name, function, input column)]``;
     ``make_output(key, start, end, values)`` builds one output record (a Row) from a finished
-    window's values (a tuple in ``aggs`` order); ``column_dtypes`` gives the numpy dtype of each
+    window's values (a tuple in ``aggs`` order) — if it has a ``row_class`` attribute the rows
+    are built in C as ``row_class((key, start, end, *values))`` (``(*values)`` when its
+    ``with_window`` is False); ``column_dtypes`` gives the numpy dtype of each
     input column when batches arrive as lists of rows (default float64). Batches may be Arrow
     record batches / tables (zero copy) or lists of rows (columns gathered by C-level loops).
     """
@@ -291,10 +396,13 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         if keys.dtype != np.int64:
             keys = keys.astype(np.int64)
         wm = self.current_watermark
-        # A record is late when its newest window has fired already (no allowed lateness).
-        newest_max_ts = ts - (ts - self.offset) % self.slide + self.size - 1
-        late = newest_max_ts <= wm
-        if late.any():
+        # A record is late when its newest window has fired already (no allowed lateness); a
+        # record newer than the watermark never is, so most batches skip the check.
+        late = None
+        if len(ts) and ts.min() <= wm:
+            newest_max_ts = ts - (ts - self.offset) % self.slide + self.size - 1
+            late = newest_max_ts <= wm
+        if late is not None and late.any():
             self._emit_late(values, ts, late)
             keep = ~late
             keys, ts = keys[keep], ts[keep]
@@ -324,11 +432,23 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         names = [out for out, _, _ in self.aggs]
         out_values: list = []
         out_ts: list = []
+        row_class = getattr(make, "row_class", None)
+        with_window = getattr(make, "with_window", True)
+        new = tuple.__new__
         for start, end, keys, results in self._table.fire(watermark):
             cols = [results[n].tolist() for n in names]
             key_list = keys.tolist()
-            out_values.extend(make(k, start, end, vals) for k, *vals in zip(key_list, *cols, strict=True))
-            out_ts.extend([end - 1] * len(key_list))
+            n = len(key_list)
+            if row_class is not None:
+                # All in C: tuple.__new__(row_class, (key, start, end, *values)) per output.
+                if with_window:
+                    rows = zip(key_list, repeat(start, n), repeat(end, n), *cols, strict=True)
+                else:
+                    rows = zip(*cols, strict=True)
+                out_values.extend(map(new, repeat(row_class, n), rows))
+            else:
+                out_values.extend(make(k, start, end, vals) for k, *vals in zip(key_list, *cols, strict=True))
+            out_ts.extend(repeat(end - 1, n))
         if out_values:
             self.output.collect(out_values, out_ts)
         self.output.emit_watermark(watermark)

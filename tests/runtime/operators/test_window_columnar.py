@@ -84,14 +84,22 @@ def close(a, b):
     return a == b
 
 
-def random_batches(rng, n_batches):
+KEYSETS = {
+    "dense": [0, 1, 2, 3, 4],
+    "sparse": [-3, 7, 1 << 40, -(1 << 33), 12],
+    "mixed": [0, 1, 2, 1 << 41, -1],  # windows switch between dense and hashed accumulation
+}
+
+
+def random_batches(rng, n_batches, keys=KEYSETS["dense"], mixed=False):
     out, t = [], 0
     for _ in range(n_batches):
         rows, ts = [], []
+        batch_keys = keys[:3] if mixed and rng.random() < 0.5 else keys
         for _ in range(rng.randint(1, 40)):
             t += rng.randint(0, 3)
             stamp = t - rng.randint(0, 20)
-            rows.append(Row(key=rng.randint(0, 5), value=float(rng.randint(-50, 50)) / 4, weight=1.0))
+            rows.append(Row(key=rng.choice(batch_keys), value=float(rng.randint(-50, 50)) / 4, weight=1.0))
             ts.append(stamp)
         out.append(("b", (rows, ts)))
         if rng.random() < 0.5:
@@ -100,14 +108,15 @@ def random_batches(rng, n_batches):
     return out
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("keyset", sorted(KEYSETS))
 @pytest.mark.parametrize("as_arrow", [False, True], ids=["rows", "arrow"])
-def test_columnar_matches_per_record_path(seed, as_arrow):
+def test_columnar_matches_per_record_path(seed, keyset, as_arrow):
     rng = random.Random(seed)
     size = rng.randint(1, 20)
     slide = rng.choice([size, rng.randint(1, size)])
     offset = rng.randint(-slide + 1, slide - 1)
-    batches = random_batches(rng, 30)
+    batches = random_batches(rng, 30, KEYSETS[keyset], mixed=keyset == "mixed")
     got_epochs, got_late = run(columnar_op(size, slide, offset), batches, as_arrow)
     want_epochs, want_late = run(record_op(size, slide, offset), batches, False)
     assert got_late == want_late
