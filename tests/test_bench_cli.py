@@ -117,3 +117,31 @@ def test_bench_table_and_errors():
 def test_events_tuples_are_python_scalars():
     ev = Events(np.array([1], dtype=np.int64), np.array([0.5]), np.array([3], dtype=np.int64))
     assert ev.tuples() == [(1, 0.5, 3)] and type(ev.tuples()[0][0]) is int
+
+
+def test_nexmark_generator_shape_and_determinism():
+    from flinkcore.benchmarks import nexmark
+
+    nx = nexmark.generate(5000)
+    assert (len(nx.persons), len(nx.auctions), len(nx.bids)) == (100, 300, 4600)  # 1 : 3 : 46
+    assert [p[0] for p in nx.persons] == list(range(1000, 1100))
+    assert all(a[6] < 1000 + len(nx.persons) for a in nx.auctions)  # sellers exist
+    ts = [b[5] for b in nx.bids]
+    assert ts == sorted(ts)
+    assert nexmark.generate(5000) == nx
+
+
+def test_nexmark_references_on_hand_made_streams():
+    from flinkcore.benchmarks import nexmark
+
+    bids = [(123, 1, 10, "c", "u", 0), (5, 2, 30, "c", "u", 500), (5, 2, 20, "c", "u", 12_000)]
+    persons = [(1000, "n", "e", "cc", "city", "st", 100), (1001, "n", "e", "cc", "city", "st", 100)]
+    auctions = [(1, "i", 1, 2, 9_000, 0, 1000, 10), (2, "i", 1, 2, 10_500, 0, 1001, 10)]
+    nx = nexmark.Nexmark(persons, auctions, bids)
+    assert nexmark.reference("q2", nx) == (1, 10.0)
+    assert nexmark.reference("q7", nx) == (2, 50.0)  # max 30 in [0, 10s), 20 in [10s, 20s)
+    assert nexmark.reference("q8", nx) == (1, 1000.0)  # 1001's auction is in the next window
+    # q5: windows of 10 s every 2 s. Starts -8000..0 (5 windows) hold one bid on 123 and one on 5:
+    # a tie, both are hot; starts 4000..12000 (5 windows) hold auction 5's bid at 12 s alone.
+    # The checksum adds auction + count of every hot item.
+    assert nexmark.reference("q5", nx) == (15, 5 * (123 + 1) + 5 * (5 + 1) + 5 * (5 + 1))

@@ -197,6 +197,7 @@ COLUMNS = [
     ("peak_rss_mb", "peak RSS MiB"),
     ("results", "results"),
     ("checksum", "checksum"),
+    ("agrees", "agrees"),
 ]
 
 
@@ -208,6 +209,8 @@ def _cell(rec: dict[str, Any], key: str) -> str:
             return "-"
         return f"{rec['p50_us']:.3g}/{rec['p99_us']:.3g}"
     v = rec.get(key)
+    if key == "agrees":
+        return "-" if v is None else "yes" if v else "NO"
     if v is None:
         return "-"
     if key in ("events_per_s", "events_per_cpu_s"):

@@ -21,14 +21,15 @@ class _Sink:
     directly after ``execute()``.
     """
 
-    def __init__(self, field: Any) -> None:
+    def __init__(self, field: int | str) -> None:
         self.field = field
         self.results = 0
         self.checksum = 0.0
 
     def invoke(self, value: Any, context: Any = None) -> None:
         self.results += 1
-        self.checksum += value[self.field]
+        f = self.field
+        self.checksum += value[f] if isinstance(f, int) else getattr(value, f)
 
 
 def _sink_function(field: Any):

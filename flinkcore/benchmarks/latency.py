@@ -1,10 +1,12 @@
 """L1: W1's pipeline fed at a fixed rate; latency from entering the source to leaving the sink.
 
-The feeder releases events on a fixed schedule (10k, 100k, 1M events/s): event i is due at
-``t0 + i / rate``. Whatever is due is pushed at once (Python cannot sleep a microsecond, so
-at high rates events go in small bursts), and an event's latency is the time it left the sink
-minus the time it was due, so falling behind the rate shows up as queueing delay, as it would
-in a service. Reported per rate: p50, p99 and p99.9 in microseconds.
+flinkcore is fed by a rate-limited ``DataGeneratorSource`` (latency: the sink's time minus the
+time the source generated the event) and, where it exists, by the embedded push API. The
+push feeder and the pure-Python baseline release events on a fixed schedule (10k, 100k, 1M
+events/s): event i is due at ``t0 + i / rate``. Whatever is due is pushed at once (Python
+cannot sleep a microsecond, so at high rates events go in small bursts), and an event's
+latency is the time it left the sink minus the time it was due, so falling behind the rate
+shows up as queueing delay, as it would in a service. Reported per rate: p50, p99 and p99.9 in microseconds.
 """
 
 from __future__ import annotations
@@ -59,14 +61,8 @@ def python_loop_latency(keys: list[int], values: list[float], rate: int) -> tupl
     return (out - due)[emitted], stats[0], stats[1]
 
 
-def flinkcore_latency(keys: list[int], values: list[float], rate: int) -> tuple[np.ndarray, int, float]:
-    """W1 through flinkcore's embedded push API (``from_push_source``), per pushed event."""
-    from flinkcore.datastream import StreamExecutionEnvironment
-
-    n = len(keys)
-    out = np.zeros(n, dtype=np.int64)
-    emitted = np.zeros(n, dtype=bool)
-    stats = [0, 0.0]
+def _w1_into(source_stream, out: np.ndarray, emitted: np.ndarray, stats: list) -> None:
+    """W1's map and filter, then a sink that stamps when each event (by index) left it."""
 
     def sink(value: Any, context: Any = None) -> None:
         i = value[2]
@@ -75,11 +71,50 @@ def flinkcore_latency(keys: list[int], values: list[float], rate: int) -> tuple[
         stats[0] += 1
         stats[1] += value[1]
 
+    source_stream.map(lambda e: (e[0], e[1] * 2.0, e[2])).filter(lambda e: e[0] % 2 == 0).add_sink(sink)
+
+
+def flinkcore_latency(keys: list[int], values: list[float], rate: int) -> tuple[np.ndarray, int, float]:
+    """W1 fed by a rate-limited ``DataGeneratorSource``: latency from generation to the sink.
+
+    The generator function stamps each event when the source creates it (that is when it
+    enters the source); the sink stamps it when it leaves.
+    """
+    from flinkcore.common import WatermarkStrategy
+    from flinkcore.datastream import StreamExecutionEnvironment
+    from flinkcore.datastream.connectors.datagen import DataGeneratorSource
+
+    n = len(keys)
+    t_in = np.zeros(n, dtype=np.int64)
+    out = np.zeros(n, dtype=np.int64)
+    emitted = np.zeros(n, dtype=bool)
+    stats = [0, 0.0]
+
+    def generate(i: int) -> tuple[int, float, int]:
+        t_in[i] = time.perf_counter_ns()
+        return keys[i], values[i], i
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(1)
+    source = DataGeneratorSource(generate, count=n, records_per_second=rate)
+    _w1_into(env.from_source(source, WatermarkStrategy.no_watermarks(), "paced"), out, emitted, stats)
+    env.execute("L1")
+    return (out - t_in)[emitted], stats[0], stats[1]
+
+
+def flinkcore_push_latency(keys: list[int], values: list[float], rate: int) -> tuple[np.ndarray, int, float]:
+    """W1 through flinkcore's embedded push API (``from_push_source``), per pushed event."""
+    from flinkcore.datastream import StreamExecutionEnvironment
+
+    n = len(keys)
+    out = np.zeros(n, dtype=np.int64)
+    emitted = np.zeros(n, dtype=bool)
+    stats = [0, 0.0]
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(1)
     source = env.from_push_source("events")
-    source.map(lambda e: (e[0], e[1] * 2.0, e[2])).filter(lambda e: e[0] % 2 == 0).add_sink(sink)
-    client = env.execute_async("L1")
+    _w1_into(source, out, emitted, stats)
+    client = env.execute_async("L1 push")
     push_fn = getattr(client, "push", None) or getattr(source, "push", None)
     if push_fn is None:
         raise NotImplementedError("flinkcore's push source offers no push(event) method to feed it")
@@ -104,7 +139,8 @@ def run_latency(
     keys, values = ev.key.tolist(), ev.value.tolist()
     systems: list[tuple[str, str, Any]] = []
     if not styles or "udf" in styles:
-        systems.append(("flinkcore", "udf", flinkcore_latency))
+        systems.append(("flinkcore", "udf (rate-limited source)", flinkcore_latency))
+        systems.append(("flinkcore", "udf (push API)", flinkcore_push_latency))
     systems.append(("python loop", "baseline", python_loop_latency))
     for rate in rates or RATES:
         m = min(n, rate * 2)  # two seconds of input per rate

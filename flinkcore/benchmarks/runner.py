@@ -20,7 +20,7 @@ from .data import Events, events_for
 from .harness import Measurement, checksums_agree, measure
 
 #: Every workload of WORKLOADS.md, in the order they run.
-WORKLOADS = ["W1", "W2", "W2-sparse", "W3", "W4", "L1"]
+WORKLOADS = ["W1", "W2", "W2-sparse", "W3", "W4", "L1", "nexmark"]
 STYLES = ["udf", "columnar"]
 #: Default N per workload: `make bench` covers all of them in a few minutes on one core.
 DEFAULT_N = {
@@ -75,7 +75,11 @@ def count_cases(workload: str, styles: list[str] | None, baselines_on: bool) -> 
     if workload == "L1":
         from .latency import RATES
 
-        return len(RATES) * (1 + (not styles or "udf" in styles))
+        return len(RATES) * (1 + 2 * (not styles or "udf" in styles))
+    if workload == "nexmark":
+        from .nexmark import QUERIES
+
+        return len(QUERIES)
     return len(cases(workload, styles, baselines_on)) + (baselines_on and workload in baselines.C_WORKLOADS)
 
 
@@ -108,6 +112,9 @@ def run_workload(
         from .latency import run_latency
 
         yield from run_latency(n, styles=styles, progress=progress)
+        return
+    if workload == "nexmark":
+        yield from run_nexmark(n, repeats=repeats, progress=progress)
         return
     events = events_for(workload, n)
     warm = _slice(events, min(n, WARMUP_N))
@@ -153,6 +160,47 @@ def run_workload(
             reference = outcome
         rec["agrees"] = checksums_agree(reference, outcome)
         rec["status"] = "ok"
+        yield rec
+
+
+def run_nexmark(
+    n: int, repeats: int = 3, progress: Callable[[str], None] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Nexmark q0-q8 on N generated events; each query checked against its Python reference."""
+    from . import nexmark
+
+    nx = nexmark.generate(n)
+    warm = nexmark.generate(min(n, WARMUP_N))
+    for query in nexmark.QUERIES:
+        if progress:
+            progress(f"nexmark {query} N={n}")
+        expected = nexmark.reference(query, nx)
+        m = Measurement(
+            f"nexmark-{query}",
+            "flinkcore",
+            "udf",
+            nexmark.events_per_query(query, nx),
+            "from_collection(list of tuples)",
+        )
+        try:
+            measure(lambda a: nexmark.run_query(*a), (query, nx), m, repeats=repeats, warmup=(query, warm))
+        except (ImportError, NotImplementedError, AttributeError, TypeError) as exc:
+            yield _skipped(m.workload, "flinkcore", "udf", m.n, f"{type(exc).__name__}: {exc}")
+            continue
+        except Exception as exc:
+            yield {
+                **_skipped(m.workload, "flinkcore", "udf", m.n, f"failed: {type(exc).__name__}: {exc}"),
+                "status": "failed",
+                "traceback": traceback.format_exc(limit=5),
+            }
+            continue
+        rec = m.record()
+        rec.update(
+            status="ok",
+            agrees=checksums_agree(expected, (m.results, m.checksum)),
+            expected_results=expected[0],
+            expected_checksum=expected[1],
+        )
         yield rec
 
 
