@@ -18,7 +18,7 @@ from typing import Any
 
 from flinkcore.common.watermark import MIN_WATERMARK
 
-__all__ = ["InternalTimer", "InternalTimerService", "TimerHeap"]
+__all__ = ["InternalTimer", "InternalTimerService", "TimerHeap", "new_timer_queue"]
 
 
 class InternalTimer:
@@ -89,6 +89,33 @@ class TimerHeap:
         return out
 
 
+class _NativeTimerQueue:
+    """The native ``TimerQueue`` (C heap + hash index) behind TimerHeap's interface."""
+
+    __slots__ = ("_q", "add", "remove", "peek_timestamp", "pop_due", "entries")
+
+    def __init__(self) -> None:
+        from flinkcore._core.timers import TimerQueue
+
+        q = self._q = TimerQueue()
+        self.add = q.register
+        self.remove = q.delete
+        self.peek_timestamp = q.peek
+        self.pop_due = q.pop_until
+        self.entries = q.snapshot
+
+    def __len__(self) -> int:
+        return len(self._q)
+
+
+def new_timer_queue() -> Any:
+    """A timer queue: the native one when the compiled core has it, else :class:`TimerHeap`."""
+    try:
+        return _NativeTimerQueue()
+    except ImportError:  # pragma: no cover - the compiled core always ships TimerQueue
+        return TimerHeap()
+
+
 class InternalTimerService:
     """Event- and processing-time timers of one keyed operator, per key and namespace."""
 
@@ -97,8 +124,8 @@ class InternalTimerService:
         self._backend = backend
         self._triggerable = triggerable
         self._pts = processing_time_service
-        self.event_timers = TimerHeap()
-        self.processing_timers = TimerHeap()
+        self.event_timers = new_timer_queue()
+        self.processing_timers = new_timer_queue()
         self.current_watermark = MIN_WATERMARK
         self._scheduled: int | None = None
         self._registration: Any = None

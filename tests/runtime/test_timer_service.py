@@ -84,3 +84,30 @@ def test_timer_heap_reregister_after_delete():
     h.add(1, "k", None)
     assert h.pop_due(1) == (1, "k", None)
     assert h.pop_due(1) is None
+
+
+def test_native_and_python_timer_queues_agree():
+    import random
+
+    from flinkcore.runtime.timers import _NativeTimerQueue
+
+    rng = random.Random(7)
+    py, native = TimerHeap(), _NativeTimerQueue()
+    for _ in range(2000):
+        ts, key, ns = rng.randrange(100), rng.randrange(20), rng.choice([None, "w"])
+        op = rng.random()
+        if op < 0.7:
+            assert py.add(ts, key, ns) == native.add(ts, key, ns)
+        elif op < 0.85:
+            py.remove(ts, key, ns)
+            native.remove(ts, key, ns)
+        else:
+            bound = rng.randrange(100)
+            while True:
+                a, b = py.pop_due(bound), native.pop_due(bound)
+                assert a == b
+                if a is None:
+                    break
+        assert len(py) == len(native)
+        assert py.peek_timestamp() == native.peek_timestamp()
+    assert py.entries() == native.entries()
