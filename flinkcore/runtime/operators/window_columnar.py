@@ -377,13 +377,28 @@ class ColumnarWindowOperator(AbstractStreamOperator):
             cols = {name: _to_numpy(column(col)) for col, name in self._col_names.items()}
             return keys, cols
         n = len(values)
-        get_key = operator.itemgetter(self.key_field)
-        keys = np.fromiter(map(get_key, values), dtype=np.int64, count=n)
         cols = {}
+        key_dtype = self.column_dtypes.get(self.key_field, "int64")
+        keys = np.fromiter(self._getter(values, self.key_field), dtype=key_dtype, count=n)
         for col, name in self._col_names.items():
             dtype = self.column_dtypes.get(col, "float64")
-            cols[name] = np.fromiter(map(operator.itemgetter(col), values), dtype=dtype, count=n)
+            cols[name] = np.fromiter(self._getter(values, col), dtype=dtype, count=n)
         return keys, cols
+
+    @staticmethod
+    def _getter(values: list, field: Any) -> Any:
+        """An iterator over one field of a list of records, with no Python call per record."""
+        first = values[0] if values else None
+        if isinstance(first, tuple):
+            index = field
+            if not isinstance(field, int):
+                names = getattr(first, "_fields", None)
+                if not names or field not in names:
+                    raise KeyError(f"record {first!r} has no field {field!r}")
+                index = names.index(field)
+            # tuple.__getitem__ skips a Row's Python-level __getitem__ (names resolved above)
+            return map(tuple.__getitem__, values, repeat(index, len(values)))
+        return map(operator.itemgetter(field), values)
 
     def process_batch(self, values: Any, timestamps: Any) -> None:
         if timestamps is None:
