@@ -152,14 +152,19 @@ class InternalTimerService:
         """Fire every event-time timer with timestamp <= ``watermark``, in order."""
         self.current_watermark = watermark
         heap = self.event_timers
+        t = heap.pop_due(watermark)
+        if t is None:
+            return
         backend = self._backend
         on_event_time = self._triggerable.on_event_time
-        while True:
-            t = heap.pop_due(watermark)
-            if t is None:
-                return
-            backend.current_key = t[1]
-            on_event_time(InternalTimer(t[0], t[1], t[2]))
+        backend.start_batch()  # state written by the timers is one batch (one LMDB transaction)
+        try:
+            while t is not None:
+                backend.current_key = t[1]
+                on_event_time(InternalTimer(t[0], t[1], t[2]))
+                t = heap.pop_due(watermark)
+        finally:
+            backend.finish_batch()
 
     def _schedule(self) -> None:
         head = self.processing_timers.peek_timestamp()
@@ -177,12 +182,16 @@ class InternalTimerService:
         heap = self.processing_timers
         backend = self._backend
         on_processing_time = self._triggerable.on_processing_time
-        while True:
-            t = heap.pop_due(now)
-            if t is None:
-                break
-            backend.current_key = t[1]
-            on_processing_time(InternalTimer(t[0], t[1], t[2]))
+        t = heap.pop_due(now)
+        if t is not None:
+            backend.start_batch()
+            try:
+                while t is not None:
+                    backend.current_key = t[1]
+                    on_processing_time(InternalTimer(t[0], t[1], t[2]))
+                    t = heap.pop_due(now)
+            finally:
+                backend.finish_batch()
         self._schedule()
 
     # -- snapshots --------------------------------------------------------------------------
