@@ -30,6 +30,7 @@ from flinkcore.datastream.functions import (
     SinkFunction,
 )
 from flinkcore.datastream.output_tag import OutputTag
+from flinkcore.datastream.slot_sharing_group import SlotSharingGroup
 from flinkcore.datastream.state_backend import EmbeddedLmdbStateBackend, HashMapStateBackend
 from flinkcore.datastream.stream_execution_environment import (
     ExecutionConfig,
@@ -37,6 +38,7 @@ from flinkcore.datastream.stream_execution_environment import (
     JobStatus,
     StreamExecutionEnvironment,
 )
+from flinkcore.datastream.time_characteristic import TimeCharacteristic
 from flinkcore.datastream.time_domain import TimeDomain
 
 __all__ = [
@@ -72,6 +74,8 @@ __all__ = [
     "RuntimeContext",
     "RuntimeExecutionMode",
     "SinkFunction",
+    "SlotSharingGroup",
     "StreamExecutionEnvironment",
+    "TimeCharacteristic",
     "TimeDomain",
 ]
