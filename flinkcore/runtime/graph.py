@@ -109,7 +109,7 @@ class StreamGraph:
         for node in self.topological_order():
             entry: dict[str, Any] = {
                 "id": node.id,
-                "type": "Source" if node.is_source else "Operator",
+                "type": f"Source: {node.name}" if node.is_source else node.name,
                 "pact": "Data Source" if node.is_source else "Operator",
                 "contents": node.name,
                 "parallelism": node.parallelism,

@@ -120,6 +120,22 @@ class MapState(State):
     @abstractmethod
     def is_empty(self) -> bool: ...
 
+    # PyFlink's MapState is also used like a dict
+    def __getitem__(self, key: Any) -> Any:
+        return self.get(key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.put(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self.remove(key)
+
+    def __contains__(self, key: Any) -> bool:
+        return self.contains(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.keys())
+
 
 class ReducingState(State):
     @abstractmethod

@@ -730,3 +730,108 @@ def test_execution_plan_shape():
     assert sorted(p["id"] for p in mapper["predecessors"]) == sources
     assert mapper["parallelism"] == 3
     assert all(n["parallelism"] == 1 for n in plan["nodes"] if n["pact"] == "Data Source")
+
+
+class MyRichCoFlatMapFunction(CoFlatMapFunction):
+    def open(self, runtime_context):
+        self.map_state = runtime_context.get_map_state(
+            MapStateDescriptor("map", Types.STRING(), Types.BOOLEAN())
+        )
+
+    def flat_map1(self, value):
+        yield str(value[0] + 1)
+        yield str(value[0] + 1)
+
+    def flat_map2(self, value):
+        if value[0] not in self.map_state:
+            self.map_state[value[0]] = True
+            yield value[0]
+
+
+def test_keyed_co_flat_map_with_map_state_as_dict(env):
+    ds1 = env.from_collection([(1, 1), (2, 2), (3, 3)], type_info=Types.ROW([Types.INT(), Types.INT()]))
+    ds2 = env.from_collection(
+        [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")],
+        type_info=Types.ROW([Types.STRING(), Types.STRING()]),
+    )
+    out = (
+        ds1.connect(ds2)
+        .key_by(lambda x: 1, lambda x: 1)
+        .flat_map(MyRichCoFlatMapFunction())
+        .filter(lambda x: x != "4")
+        .execute_and_collect()
+    )
+    assert sorted(out) == ["2", "2", "3", "3", "a", "b", "c"]
+
+
+class StatefulReduce(ReduceFunction):
+    def open(self, runtime_context):
+        self.state = runtime_context.get_state(ValueStateDescriptor("test_state", Types.INT()))
+
+    def reduce(self, value1, value2):
+        state_value = self.state.value()
+        state_value = 2 if state_value is None else state_value + 1
+        result = Row(value1[0] + value2[0], value1[1])
+        if result[0] == "ab":
+            assert state_value == 2
+        if result[0] == "cde":
+            assert state_value == 3
+        self.state.update(state_value)
+        return result
+
+
+def test_reduce_function_with_keyed_state():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    ds = env.from_collection(
+        [("a", 0), ("c", 1), ("d", 1), ("b", 0), ("e", 1)], type_info=Types.ROW([Types.STRING(), Types.INT()])
+    )
+    out = ds.key_by(MyKeySelector()).reduce(StatefulReduce()).execute_and_collect()
+    assert _sorted(out) == _sorted([Row("a", 0), Row("ab", 0), Row("c", 1), Row("cd", 1), Row("cde", 1)])
+
+
+def test_keyed_stream_cannot_be_repartitioned():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    keyed = env.from_collection([("ab", 1), ("bdc", 2)]).key_by(lambda x: x[1])
+    for call in (keyed.shuffle, keyed.rebalance, keyed.rescale, keyed.broadcast, keyed.forward):
+        with pytest.raises(ValueError):
+            call()
+
+
+def test_function_with_error_names_the_cause():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    ds = env.from_collection(
+        [("a", 0), ("b", 0), ("c", 1)], type_info=Types.ROW([Types.STRING(), Types.INT()])
+    )
+
+    def flat_map_func(x):
+        raise ValueError("flat_map_func error")
+        yield x
+
+    ds.key_by(MyKeySelector()).flat_map(flat_map_func).print()
+    with pytest.raises(Exception, match="flat_map_func error"):
+        env.execute("test_process_function_with_error")
+
+
+def test_data_with_custom_class(env):
+    class Data:
+        def __init__(self, name, num):
+            self.name = name
+            self.num = num
+
+    ds = env.from_collection(
+        [("a", 0), ("b", 1), ("c", 2)], type_info=Types.ROW([Types.STRING(), Types.INT()])
+    )
+    out = (
+        ds.map(lambda a: Data(a[0], a[1]))
+        .flat_map(lambda d: [d.name for _ in range(d.num)])
+        .execute_and_collect()
+    )
+    assert sorted(out) == ["b", "c", "c"]
+
+
+def test_execute_and_collect_limit_and_context_manager():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    data = ["pyflink", "datastream", "execute", "collect"]
+    assert env.from_collection(data).execute_and_collect(limit=3) == data[:3]
+    with env.from_collection(data).execute_and_collect() as results:
+        assert list(results) == data

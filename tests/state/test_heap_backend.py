@@ -190,3 +190,14 @@ def test_ttl_full_snapshot_cleanup_drops_expired():
     clock.now = 12
     entries = b.snapshot()["states"]["m"]["entries"]
     assert [(k, sorted(v)) for k, _, v in entries] == [(1, ["b"])]
+
+
+def test_map_state_dict_protocol():
+    b = HeapKeyedStateBackend()
+    b.set_current_key("k")
+    m = b.get_or_create_state(MapStateDescriptor("m"))
+    assert "a" not in m
+    m["a"] = True
+    assert "a" in m and m["a"] is True and list(m) == ["a"]
+    del m["a"]
+    assert m.is_empty()
