@@ -404,10 +404,12 @@ class StreamExecutionEnvironment:
 
         return self.from_arrow(pa.Table.from_pandas(df, preserve_index=False), type_info)
 
-    def from_push_source(self, name: str = "Push Source") -> Any:
-        raise NotImplementedError(
-            "from_push_source (embedding a job in a service) comes with the embedding issue"
-        )
+    def from_push_source(self, name: str = "Push Source", type_info: Any = None) -> DataStream:
+        """(+) A stream the caller feeds record by record: run the job with ``execute_embedded()``
+        and push into it (see :mod:`flinkcore.runtime.embedded`)."""
+        from flinkcore.runtime.embedded import PushSource
+
+        return self._source(PushSource(name), name, type_info)
 
     # -- execution ----------------------------------------------------------------------------
     def get_stream_graph(
@@ -486,6 +488,24 @@ class StreamExecutionEnvironment:
         thread = threading.Thread(target=run, name=f"flinkcore-job-{job.job_id[:8]}", daemon=True)
         thread.start()
         return JobClient(job, thread, result)
+
+    def execute_embedded(
+        self,
+        job_name: str | None = None,
+        *,
+        restore_from: str | os.PathLike | None = None,
+        processing_time: int | None = None,
+    ) -> Any:
+        """(+) Start the job inside the caller's thread and return its handle
+        (:class:`~flinkcore.runtime.embedded.EmbeddedJob`: ``push``, ``advance_watermark``,
+        ``outputs(tag)``, ``snapshot(path)``, ``close`` ...). ``restore_from``: a savepoint of
+        an embedded job to continue from; ``processing_time``: start ms of a manual clock."""
+        from flinkcore.runtime.embedded import EmbeddedJob
+
+        if not self._transformations:
+            raise RuntimeError("no operators defined in the job: start with env.from_push_source(name)")
+        graph = self.get_stream_graph(job_name or "Embedded Job", clear_transformations=True)
+        return EmbeddedJob(graph, restore_from=restore_from, processing_time=processing_time)
 
     def _execute_and_collect(self, stream: DataStream, job_name: str | None, limit: int | None) -> Any:
         from flinkcore.runtime.operators.sinks import CollectSinkOperator
