@@ -484,16 +484,23 @@ class SinkOperator(UdfOperator):
             self.process_batch = self._process_keyed  # type: ignore[method-assign]
 
     def _process_keyed(self, values: list, timestamps: list | None) -> None:
+        """A sink after key_by: the record's key is current while ``invoke`` runs (keyed state)."""
         ctx = self.sink_context
         invoke = self.invoke
-        ts_list = timestamps or [None] * len(values)
-        it = iter(range(len(values)))
-
-        def call(v: Any) -> None:
-            ctx._ts = ts_list[next(it)]
-            invoke(v, ctx)
-
-        self._keyed_apply(call, values)
+        backend = self.state_backend
+        key_selector = self.key_selector
+        tss = repeat(None, len(values)) if timestamps is None else timestamps
+        v = None
+        try:
+            backend.start_batch()
+            for v, ts in zip(values, tss):  # noqa: B905 - same length by construction
+                ctx._ts = ts
+                backend.current_key = key_selector(v)
+                invoke(v, ctx)
+        except Exception as e:
+            raise self._fail(v, e) from e
+        finally:
+            backend.finish_batch()
 
     def process_batch(self, values: list, timestamps: list | None) -> None:
         invoke = self.invoke
