@@ -45,7 +45,7 @@ def run(cmd: list[str], out: Path) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workloads", default="W1,W2,W2-sparse,W3,W4,L1")
+    p.add_argument("--workloads", default="W1,W2,W2-sparse,W3,W4,L1,nexmark")
     p.add_argument("--quick", action="store_true", help="N=100k, one repeat: a smoke run")
     p.add_argument("--no-sweep", action="store_true")
     args = p.parse_args()
