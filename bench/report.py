@@ -25,6 +25,8 @@ README = HERE / "README.md"
 BEGIN = "<!-- bench:{}:begin (written by bench/report.py; do not edit by hand) -->"
 END = "<!-- bench:{}:end -->"
 ORDER = ["W1", "W2", "W2-sparse", "W3", "W4", "L1"]
+SUMMARY = ["W1", "W2", "W2-sparse", "W3", "W4"]
+NEXMARK = ["nexmark-q0", "nexmark-q1", "nexmark-q2", "nexmark-q5", "nexmark-q7", "nexmark-q8"]
 
 WORKLOADS_INTRO = """\
 The workloads of shared/WORKLOADS.md on one core (pinned): flinkcore's two styles next to the
@@ -33,7 +35,9 @@ same process and run, and the peers measured by `make bench-peers`. `events/s` i
 time of 3 repeats after a warm-up (peers: one run); `events/CPU-s` uses the CPU time of the whole
 process tree. `results` and `checksum` (W2: number of window results and the sum of their sums)
 must agree across systems: `agrees` compares each row with the first measured row (peers: with
-the numpy result) on the same events. Peak RSS includes the input held in memory."""
+the numpy result) on the same events. Peak RSS includes the input held in memory. The machine
+is shared with other work while these run, so wall-time rates are noisy; compare rows of one run
+and prefer events/CPU-s."""
 
 PEERS_INTRO = """\
 Each peer runs in its own virtualenv under bench/peers/.venvs (created on first use by
@@ -113,6 +117,23 @@ def table(recs: list[dict]) -> list[str]:
     return lines
 
 
+def summary(recs: list[dict]) -> list[str]:
+    """Systems x workloads, events per CPU-second (the steadier figure on a shared machine)."""
+    cells: dict[tuple, dict[str, str]] = defaultdict(dict)
+    for r in recs:
+        if r.get("status") == "ok" and r["workload"] in SUMMARY:
+            mark = "" if r.get("agrees") else " (checksum differs!)"
+            cells[(r["system"], r.get("style", ""))][r["workload"]] = (
+                f"{rate(r.get('events_per_cpu_s'))}{mark}"
+            )
+    lines = ["| system | style | " + " | ".join(SUMMARY) + " |", "|---|---|" + "---|" * len(SUMMARY)]
+    for (system, style), row in sorted(
+        cells.items(), key=lambda kv: system_rank({"system": kv[0][0], "style": kv[0][1]})
+    ):
+        lines.append(f"| {system} | {style} | " + " | ".join(row.get(w, "-") for w in SUMMARY) + " |")
+    return lines
+
+
 def by_workload(recs: list[dict]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = defaultdict(list)
     for r in recs:
@@ -141,7 +162,21 @@ def workloads_section() -> str:
         "- Commands of each row: bench/results/*.jsonl (`command` field).",
         "",
     ]
+    out += [
+        "### Summary: events per CPU-second, one core",
+        "",
+        "Every cell is a measured row of the tables below (N differs per system: see there).",
+        "",
+        *summary(ours + peers),
+        "",
+    ]
     groups_ours, groups_peers = by_workload(ours), by_workload(peers)
+    nexmark = [r for w in NEXMARK for r in groups_ours.get(w, [])]
+    if nexmark:
+        cmds = sorted({r["command"] for r in nexmark if "command" in r})
+        out += ["### Nexmark (flinkcore, udf style; bids only except q8: persons + auctions)", ""]
+        out += [f"`{c}`" for c in cmds]
+        out += ["", *table(nexmark), ""]
     for w in ORDER:
         recs = groups_ours.get(w, []) + groups_peers.get(w, [])
         if not recs:
@@ -159,6 +194,7 @@ def workloads_section() -> str:
 
 def peers_section() -> str:
     metas, peers = load("peers.jsonl")
+    metas = metas or load("ours.jsonl")[0]  # the same machine, same session
     out = [
         "## Peers",
         "",
