@@ -162,3 +162,31 @@ def test_broadcast_state_is_read_only_on_the_element_side():
         assert "read-only" in str(e)
     else:
         raise AssertionError("writing broadcast state from process_element must fail")
+
+
+class ResetCounts:
+    """Keyed broadcast: counts per key; a broadcast 'reset' clears every key's count."""
+
+    def open(self, ctx):
+        self.desc = ValueStateDescriptor("count")
+        self.count = ctx.get_state(self.desc)
+
+    def process_element(self, value, ctx):
+        self.count.update((self.count.value() or 0) + 1)
+        yield ctx.get_current_key(), self.count.value()
+
+    def process_broadcast_element(self, value, ctx):
+        seen = []
+        ctx.apply_to_keyed_state(self.desc, lambda key, state: (seen.append(key), state.clear()))
+        yield "reset", sorted(seen)
+
+
+def test_keyed_broadcast_apply_to_keyed_state():
+    h = TwoInputStreamOperatorTestHarness(
+        BroadcastProcessOperator(ResetCounts()), key_selector1=lambda v: v, key_selector2=None
+    )
+    for v in ("a", "b", "a"):
+        h.process_element1(v)
+    h.process_element2("reset")
+    h.process_element1("a")
+    assert h.extract_output_values() == [("a", 1), ("b", 1), ("a", 2), ("reset", ["a", "b"]), ("a", 1)]
