@@ -551,7 +551,7 @@ class _WindowedBase:
         """
         agg = NamedAggregate(named)
         keyed = self._keyed
-        plan = self._columnar_plan(agg.fields)
+        plan = self._columnar_plan(agg.fields, agg.funcs)
         if plan is not None:
             key_field, dtypes = plan
             fields = ("key", "window_start", "window_end", *agg.names)
@@ -583,7 +583,7 @@ class _WindowedBase:
                 )
         return self.reduce(_field_reducer(field, how), output_type=input_type)
 
-    def _columnar_plan(self, fields: list) -> tuple[Any, dict] | None:
+    def _columnar_plan(self, fields: list, funcs: list | None = None) -> tuple[Any, dict] | None:
         """(key field, {column: dtype}) when this window can run on the columnar path, else None.
 
         It can when the stream is typed (a ROW_NAMED / TUPLE of numeric fields, as from_arrow
@@ -596,7 +596,12 @@ class _WindowedBase:
             return None
         if self._trigger is not None and type(self._trigger) is not EventTimeTrigger:
             return None
-        if type(self._assigner) not in (TumblingEventTimeWindows, SlidingEventTimeWindows):
+        if type(self._assigner) is EventTimeSessionWindows:
+            from flinkcore.runtime.operators.window_columnar import SESSION_FUNCTIONS
+
+            if funcs is None or any(f not in SESSION_FUNCTIONS for f in funcs):
+                return None
+        elif type(self._assigner) not in (TumblingEventTimeWindows, SlidingEventTimeWindows):
             return None
         input_type = self.get_input_type()
         names = _field_names(input_type)
@@ -618,13 +623,25 @@ class _WindowedBase:
     def _build_columnar(
         self, name: str, key_field: Any, aggs: list, dtypes: dict, make_output: Any, output_type: Any = None
     ):
-        from flinkcore.runtime.operators.window_columnar import ColumnarWindowOperator
+        from flinkcore.runtime.operators.window_columnar import (
+            ColumnarSessionOperator,
+            ColumnarWindowOperator,
+        )
 
         assigner = self._assigner
+        late_tag = self._late_tag.tag_id if self._late_tag is not None else None
+        if type(assigner) is EventTimeSessionWindows:
+            gap = assigner.session_gap
+
+            def session_factory():
+                return ColumnarSessionOperator(
+                    gap, key_field, aggs, make_output, late_data_tag=late_tag, column_dtypes=dtypes
+                )
+
+            return self._input._window_transform(name, session_factory, output_type)
         size = assigner.size
         slide = getattr(assigner, "slide", size)
         offset = assigner.offset
-        late_tag = self._late_tag.tag_id if self._late_tag is not None else None
 
         def factory():
             return ColumnarWindowOperator(

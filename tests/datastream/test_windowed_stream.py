@@ -99,6 +99,26 @@ def test_agg_columnar_equals_per_record(assigner):
     )
 
 
+def test_session_agg_columnar_equals_per_record():
+    from flinkcore.runtime.operators.window_columnar import ColumnarSessionOperator
+
+    key, value, ts = events(4000, nkeys=50)
+    named = dict(total=("value", "sum"), n=("value", "count"), lo=("value", "min"), avg=("value", "mean"))
+    sessions = EventTimeSessionWindows.with_gap(Time.milliseconds(4))
+    typed = typed_stream(env(), key, value, ts).key_by("key").window(sessions).agg(**named)
+    assert isinstance(window_operator(typed), ColumnarSessionOperator)
+    got = sorted(typed.execute_and_collect())
+    plain = untyped_stream(env(), key, value, ts).key_by(lambda r: r[0]).window(sessions)
+    plain = plain.agg(**{k: (1, f) for k, (_, f) in named.items()})
+    assert isinstance(window_operator(plain), SessionWindowOperator)
+    want = sorted(plain.execute_and_collect())
+    assert len(want) > 50
+    rows_close(got, want)
+    # first/last depend on merge order: they stay on the per-record path
+    firsts = typed_stream(env(), key, value, ts).key_by("key").window(sessions).agg(f=("value", "first"))
+    assert isinstance(window_operator(firsts), SessionWindowOperator)
+
+
 @pytest.mark.parametrize("how", ["sum", "min", "max"])
 def test_field_aggregations_columnar_equal_per_record(how):
     key, value, ts = events(1200)

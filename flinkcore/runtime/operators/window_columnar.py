@@ -474,3 +474,314 @@ class ColumnarWindowOperator(AbstractStreamOperator):
 
     def restore_operator_state(self, states: list) -> None:
         self._restored = [s["windows"] for s in states if s]
+
+
+#: Functions the columnar session path computes (order-insensitive: first/last depend on how
+#: sessions merge, so they run on the per-record path).
+SESSION_FUNCTIONS = ("sum", "count", "min", "max", "mean")
+
+_COMBINE = {
+    "sum": np.add,
+    "count": np.add,
+    "min": np.minimum,
+    "max": np.maximum,
+}
+_REDUCEAT = {
+    "sum": np.add.reduceat,
+    "min": np.minimum.reduceat,
+    "max": np.maximum.reduceat,
+}
+_PY_COMBINE = {"sum": operator.add, "count": operator.add, "min": min, "max": max}
+
+
+class ColumnarSessionOperator(ColumnarWindowOperator):
+    """Keyed event-time session windows (static gap) with built-in aggregates over columns.
+
+    Each batch is sorted by (key, timestamp) and cut into per-key runs whose gaps are <= the
+    session gap; each run is aggregated with numpy ``reduceat`` and merged with the key's open
+    session, kept in arrays indexed by a slot per key. Keys whose batch is not that simple
+    (several runs, a run apart from the open session, records that would be late on their own)
+    are handled record by record, in arrival order, exactly like the per-record session operator.
+    Sessions are freed when they fire, so memory follows the open sessions.
+    """
+
+    def __init__(
+        self,
+        gap: int,
+        key_field: Any,
+        aggs: list[tuple[str, str, Any]],
+        make_output: Callable[[Any, int, int, tuple], Any],
+        late_data_tag: str | None = None,
+        column_dtypes: dict | None = None,
+        name: str = "SessionWindow(Columnar)",
+    ) -> None:
+        for _, func, _ in aggs:
+            if func not in SESSION_FUNCTIONS:
+                raise ValueError(f"columnar sessions compute {SESSION_FUNCTIONS}, not {func!r}")
+        super().__init__(
+            gap, gap, 0, key_field, aggs, make_output, late_data_tag, None, column_dtypes, name=name
+        )
+        self.gap = gap
+
+    def open(self) -> None:
+        self._col_names = {
+            col: f"c{i}" for i, col in enumerate(sorted({c for _, _, c in self.aggs}, key=str))
+        }
+        # partial accumulators: (name, function, input column)
+        self._parts = [
+            (f"{out}__{f}", f, self._col_names[col])
+            for out, func, col in self.aggs
+            for f in _PARTIALS[func][0]
+        ]
+        self._slot_of: dict = {}
+        self._cap = 0
+        self._key = np.zeros(0, dtype=np.int64)
+        self._start = np.zeros(0, dtype=np.int64)
+        self._end = np.zeros(0, dtype=np.int64)
+        self._live = np.zeros(0, dtype=bool)
+        self._acc: dict[str, np.ndarray] = {}
+        self._free: list[int] = []
+        self._extra: dict = {}  # key -> [[start, end, {part: value}], ...] sorted by start
+        restored, self._restored = self._restored, []
+        for snap in restored:
+            self._restore_snapshot(snap)
+
+    # -- slots -------------------------------------------------------------------------------------
+    def _alloc(self, m: int, dtypes: dict[str, Any]) -> np.ndarray:
+        free = self._free
+        take = min(m, len(free))
+        reused = np.array(free[len(free) - take :], dtype=np.int64) if take else np.zeros(0, dtype=np.int64)
+        del free[len(free) - take :]
+        need = m - take
+        if need:
+            old = self._cap
+            if old + need > len(self._key):
+                cap = max(1024, 1 << int(old + need - 1).bit_length())
+                self._key = np.resize(self._key, cap)
+                self._start = np.resize(self._start, cap)
+                self._end = np.resize(self._end, cap)
+                live = np.zeros(cap, dtype=bool)
+                live[:old] = self._live[:old]
+                self._live = live
+                for name, _, col in self._parts:
+                    arr = self._acc.get(name)
+                    dtype = np.int64 if name.endswith("__count") else dtypes[col]
+                    grown = np.zeros(cap, dtype=dtype)
+                    if arr is not None:
+                        grown[:old] = arr[:old]
+                    self._acc[name] = grown
+            fresh = np.arange(old, old + need, dtype=np.int64)
+            self._cap = old + need
+            return np.concatenate([reused, fresh]) if take else fresh
+        return reused
+
+    # -- input -------------------------------------------------------------------------------------
+    def process_batch(self, values: Any, timestamps: Any) -> None:
+        if timestamps is None:
+            raise ValueError(
+                "Record has no timestamp. Did you forget to call "
+                "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
+            )
+        ts = _to_numpy(timestamps, np.int64)
+        n = len(ts)
+        if n == 0:
+            return
+        keys, cols = self._columns(values)
+        keys = keys.astype(np.int64, copy=False)
+        gap, wm = self.gap, self.current_watermark
+        order = np.lexsort((ts, keys))
+        k, t = keys[order], ts[order]
+        cut = np.empty(n, dtype=bool)
+        cut[0] = True
+        np.logical_or(k[1:] != k[:-1], t[1:] - t[:-1] > gap, out=cut[1:])
+        seg = np.flatnonzero(cut)
+        seg_last = np.append(seg[1:], n) - 1
+        seg_key = k[seg]
+        lo, hi = t[seg], t[seg_last] + gap
+        first_of_key = np.ones(len(seg), dtype=bool)
+        first_of_key[1:] = seg_key[1:] != seg_key[:-1]
+        group = np.cumsum(first_of_key) - 1
+        several = np.bincount(group)[group] > 1
+        key_list = seg_key.tolist()
+        slots = np.fromiter(
+            map(self._slot_of.get, key_list, repeat(-1, len(key_list))), np.int64, len(key_list)
+        )
+        has = slots >= 0
+        if has.any():
+            safe = np.where(has, slots, 0)
+            meets = has & (lo <= self._end[safe]) & (hi >= self._start[safe])
+        else:
+            meets = has
+        slow = several | (has & ~meets)
+        if self._extra:
+            slow |= np.fromiter(map(self._extra.__contains__, key_list), bool, len(key_list))
+        if int(ts.min()) + gap - 1 <= wm:  # records that would be late on their own
+            risky = set(keys[ts + gap - 1 <= wm].tolist())
+            slow |= np.fromiter(map(risky.__contains__, key_list), bool, len(key_list))
+        counts = seg_last - seg + 1
+        parts = {}
+        for name, f, col in self._parts:
+            if f == "count":
+                parts[name] = counts
+            else:
+                parts[name] = _REDUCEAT[f](cols[col][order], seg)
+        merge = meets & ~slow
+        if merge.any():
+            sl = slots[merge]
+            np.minimum.at(self._start, sl, lo[merge])
+            np.maximum.at(self._end, sl, hi[merge])
+            for name, f, _ in self._parts:
+                arr = self._acc[name]
+                arr[sl] = _COMBINE[f](arr[sl], parts[name][merge])
+        new = ~has & ~slow
+        if new.any():
+            dtypes = {c: v.dtype for c, v in cols.items()}
+            sl = self._alloc(int(new.sum()), dtypes)
+            new_keys = seg_key[new]
+            self._key[sl] = new_keys
+            self._start[sl] = lo[new]
+            self._end[sl] = hi[new]
+            self._live[sl] = True
+            for name, _, _ in self._parts:
+                self._acc[name][sl] = parts[name][new]
+            self._slot_of.update(zip(new_keys.tolist(), sl.tolist(), strict=True))
+        if slow.any():
+            self._slow_keys(values, ts, cols, keys, order, seg, seg_last, slow, first_of_key, group)
+
+    def _slow_keys(self, values, ts, cols, keys, order, seg, seg_last, slow, first_of_key, group) -> None:
+        """Keys whose batch is not a single run meeting the open session: record by record."""
+        starts_of_group = np.flatnonzero(first_of_key)
+        ends_of_group = np.append(starts_of_group[1:], len(seg))
+        for g in np.unique(group[slow]).tolist():
+            a, b = seg[starts_of_group[g]], seg_last[ends_of_group[g] - 1] + 1
+            rows = np.sort(order[a:b])  # this key's records in arrival order
+            key = int(keys[rows[0]])
+            sessions = self._extra.pop(key, None)
+            if sessions is None:
+                sessions = []
+                slot = self._slot_of.pop(key, None)
+                if slot is not None:
+                    accs = {name: self._acc[name][slot].item() for name, _, _ in self._parts}
+                    sessions.append([int(self._start[slot]), int(self._end[slot]), accs])
+                    self._live[slot] = False
+                    self._free.append(slot)
+            for i in rows.tolist():
+                self._add_record(key, sessions, values, i, int(ts[i]), cols)
+            if sessions:
+                self._extra[key] = sessions
+
+    def _add_record(self, key: Any, sessions: list, values: Any, i: int, ts: int, cols: dict) -> None:
+        end = ts + self.gap
+        accs = {}
+        for name, f, col in self._parts:
+            accs[name] = 1 if f == "count" else cols[col][i].item()
+        lo, hi = ts, end
+        group = []
+        for s in sessions:
+            if s[0] <= hi and s[1] >= lo:
+                group.append(s)
+                lo, hi = min(lo, s[0]), max(hi, s[1])
+        if not group:
+            if end - 1 <= self.current_watermark:
+                self._late_rows(values, np.array([i]), np.array([ts], dtype=np.int64))
+                return
+            sessions.append([ts, end, accs])
+            sessions.sort(key=lambda x: x[0])
+            return
+        target = group[0]
+        for other in [*group[1:], [0, 0, accs]]:
+            for name, f, _ in self._parts:
+                target[2][name] = _PY_COMBINE[f](target[2][name], other[2][name])
+        for other in group[1:]:
+            sessions.remove(other)
+        target[0], target[1] = lo, hi
+
+    def _late_rows(self, values: Any, idx: np.ndarray, ts: np.ndarray) -> None:
+        late = np.zeros(len(values), dtype=bool)
+        late[idx] = True
+        full_ts = np.zeros(len(values), dtype=np.int64)
+        full_ts[idx] = ts
+        self._emit_late(values, full_ts, late)
+
+    # -- firing ------------------------------------------------------------------------------------
+    def process_watermark(self, watermark: int) -> None:
+        if watermark <= self.current_watermark:
+            return
+        self.current_watermark = watermark
+        fired: list[tuple[int, Any, int, tuple]] = []  # (end, key, start, values)
+        cap = self._cap
+        due = np.flatnonzero(self._live[:cap] & (self._end[:cap] - 1 <= watermark))
+        if len(due):
+            due = due[np.argsort(self._end[due], kind="stable")]
+            keys = self._key[due].tolist()
+            results = [
+                self._final(name, func, lambda part: self._acc[part][due]) for name, func, _ in self.aggs
+            ]
+            starts, ends = self._start[due].tolist(), self._end[due].tolist()
+            cols = [r.tolist() for r in results]
+            for key, start, end, *vals in zip(keys, starts, ends, *cols, strict=True):
+                fired.append((end, key, start, tuple(vals)))
+            self._live[due] = False
+            self._free.extend(due.tolist())
+            slot_of = self._slot_of
+            for key in keys:
+                del slot_of[key]
+        for key in list(self._extra):
+            sessions = self._extra[key]
+            keep = []
+            for s in sessions:
+                if s[1] - 1 <= watermark:
+                    vals = tuple(
+                        self._final(name, func, lambda part, s=s: np.array([s[2][part]]))[0].item()
+                        for name, func, _ in self.aggs
+                    )
+                    fired.append((s[1], key, s[0], vals))
+                else:
+                    keep.append(s)
+            if keep:
+                self._extra[key] = keep
+            else:
+                del self._extra[key]
+        if fired:
+            fired.sort(key=lambda f: f[0])
+            make = self.make_output
+            self.output.collect(
+                [make(key, start, end, vals) for end, key, start, vals in fired], [f[0] - 1 for f in fired]
+            )
+        self.output.emit_watermark(watermark)
+
+    @staticmethod
+    def _final(name: str, func: str, part: Callable[[str], np.ndarray]) -> np.ndarray:
+        if func == "mean":
+            return part(f"{name}__sum") / part(f"{name}__count")
+        return part(f"{name}__{_PARTIALS[func][0][0]}")
+
+    def open_sessions(self) -> int:
+        return int(self._live[: self._cap].sum()) + sum(len(s) for s in self._extra.values())
+
+    # -- snapshots ---------------------------------------------------------------------------------
+    def snapshot_operator_state(self) -> Any:
+        live = np.flatnonzero(self._live[: self._cap])
+        sessions = []
+        for slot in live.tolist():
+            accs = {name: self._acc[name][slot].item() for name, _, _ in self._parts}
+            sessions.append((int(self._key[slot]), int(self._start[slot]), int(self._end[slot]), accs))
+        for key, ss in self._extra.items():
+            sessions.extend((key, s[0], s[1], dict(s[2])) for s in ss)
+        return {"sessions": sessions}
+
+    def restore_operator_state(self, states: list) -> None:
+        self._restored = [s for s in states if s]
+
+    def _restore_snapshot(self, snap: dict) -> None:
+        kgr = self.state_backend.key_group_range if self.state_backend is not None else None
+        if kgr is not None:
+            from flinkcore.state.key_groups import key_group_of
+
+            mp = self.context.max_parallelism
+        for key, start, end, accs in snap.get("sessions", ()):
+            if kgr is not None and not kgr[0] <= key_group_of(key, mp) <= kgr[1]:
+                continue
+            self._extra.setdefault(key, []).append([start, end, dict(accs)])
+        for sessions in self._extra.values():
+            sessions.sort(key=lambda s: s[0])
