@@ -13,6 +13,8 @@ from flinkcore._version import __version__
 #: StreamExecutionEnvironment reads them, as Flink's CLI passes -p and -s to the job.
 ENV_PARALLELISM = "FLINKCORE_PARALLELISM"
 ENV_SAVEPOINT_PATH = "FLINKCORE_SAVEPOINT_PATH"
+#: set by ``flinkcore run``: the job registers itself so ``flinkcore list/cancel/savepoint`` reach it
+ENV_REGISTER_JOB = "FLINKCORE_REGISTER_JOB"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -23,6 +25,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ[ENV_PARALLELISM] = str(args.parallelism)
     if args.fromSavepoint is not None:
         os.environ[ENV_SAVEPOINT_PATH] = os.path.abspath(args.fromSavepoint)
+    os.environ[ENV_REGISTER_JOB] = "1"
     if args.detached:
         print("flinkcore run: --detached is not implemented yet", file=sys.stderr)
         return 2

@@ -382,14 +382,14 @@ class DataStream:
     # -- sinks --------------------------------------------------------------------------------
     def add_sink(self, sink_func: Any) -> DataStreamSink:
         invoke = getattr(sink_func, "invoke", None)
-        if callable(invoke):
+        if callable(getattr(sink_func, "create_operator", None)):
+            factory = sink_func.create_operator  # transactional sinks bring their own operator
+        elif callable(invoke):
             # one sink object shared by all parallel instances: in one process, results collected
             # by the sink stay visible to the caller at any parallelism
             factory = lambda: udf.SinkOperator(sink_func.invoke, sink_func, "Sink")  # noqa: E731
         elif callable(sink_func):
             factory = lambda: udf.SinkOperator(lambda v, c: sink_func(v), None, "Sink")  # noqa: E731
-        elif callable(getattr(sink_func, "create_operator", None)):
-            factory = sink_func.create_operator
         else:
             raise TypeError(
                 f"add_sink takes a SinkFunction (invoke(value, context)) or a callable, got {sink_func!r}"

@@ -37,6 +37,7 @@ __all__ = [
     "RichFunction",
     "RuntimeContext",
     "SinkFunction",
+    "TwoPhaseCommitSinkFunction",
     "WindowFunction",
 ]
 
@@ -217,3 +218,46 @@ class SinkFunction(Function):
 
     def finish(self) -> None:
         """Called once when the input ended (flush buffered output here)."""
+
+
+class TwoPhaseCommitSinkFunction(Function):
+    """An exactly-once sink (Flink's TwoPhaseCommitSinkFunction): records of one checkpoint
+    interval go into one transaction, which is pre-committed at the checkpoint and committed
+    only when the checkpoint completes. After a failure, transactions a completed checkpoint
+    had pre-committed are committed again (so ``commit`` must be idempotent) and the one that
+    was open is aborted. A bounded job commits everything when its input ends.
+
+    Transactions are values the subclass chooses (a path, an id, a dict); they are stored in
+    checkpoints, so they must be serializable.
+    """
+
+    def begin_transaction(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement begin_transaction()")
+
+    def invoke(self, transaction: Any, value: Any, context: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement invoke(transaction, value, context)")
+
+    def pre_commit(self, transaction: Any) -> None:
+        """Make the transaction durable, still invisible (flush, fsync)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement pre_commit(transaction)")
+
+    def commit(self, transaction: Any) -> None:
+        """Make a pre-committed transaction visible. Must be idempotent."""
+        raise NotImplementedError(f"{type(self).__name__} must implement commit(transaction)")
+
+    def abort(self, transaction: Any) -> None:
+        """Discard a transaction (open or pre-committed)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement abort(transaction)")
+
+    def recover_and_commit(self, transaction: Any) -> None:
+        """After a restore: commit a transaction of a completed checkpoint (maybe committed already)."""
+        self.commit(transaction)
+
+    def recover_and_abort(self, transaction: Any) -> None:
+        """After a restore: abort the transaction that was open at the checkpoint."""
+        self.abort(transaction)
+
+    def create_operator(self) -> Any:
+        from flinkcore.runtime.operators.two_phase_commit import TwoPhaseCommitSinkOperator
+
+        return TwoPhaseCommitSinkOperator(self, type(self).__name__)

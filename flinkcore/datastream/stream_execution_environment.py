@@ -16,12 +16,13 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
+from flinkcore.cli import ENV_PARALLELISM, ENV_REGISTER_JOB, ENV_SAVEPOINT_PATH
 from flinkcore.common.configuration import Configuration, parse_millis
 from flinkcore.common.job_execution_result import JobExecutionResult
 from flinkcore.common.restart_strategy import RestartStrategyConfiguration
 from flinkcore.common.typeinfo import RowTypeInfo
 from flinkcore.common.types import Row, row_class
-from flinkcore.datastream.checkpoint_config import CheckpointConfig
+from flinkcore.datastream.checkpoint_config import CheckpointConfig, ExternalizedCheckpointRetention
 from flinkcore.datastream.checkpointing_mode import CheckpointingMode
 from flinkcore.datastream.data_stream import DataStream
 from flinkcore.datastream.execution_mode import RuntimeExecutionMode
@@ -32,14 +33,13 @@ from flinkcore.datastream.transformations import (
     Transformation,
     generate_stream_graph,
 )
-from flinkcore.runtime.executor import Job
+from flinkcore.runtime.checkpointing import CheckpointSettings
+from flinkcore.runtime.execution import JobExecution
 from flinkcore.runtime.graph import StreamGraph
+from flinkcore.runtime.restart import restart_policy_from
 from flinkcore.runtime.sources import CollectionSource
 
 __all__ = ["ExecutionConfig", "JobClient", "JobStatus", "StreamExecutionEnvironment"]
-
-ENV_PARALLELISM = "FLINKCORE_PARALLELISM"
-ENV_SAVEPOINT_PATH = "FLINKCORE_SAVEPOINT_PATH"
 
 
 class ExecutionConfig:
@@ -93,7 +93,7 @@ class JobStatus:
 class JobClient:
     """Handle of a job started with ``execute_async``."""
 
-    def __init__(self, job: Job, thread: threading.Thread, result: Future) -> None:
+    def __init__(self, job: JobExecution, thread: threading.Thread, result: Future) -> None:
         self._job = job
         self._thread = thread
         self._result = result
@@ -122,10 +122,12 @@ class JobClient:
         return self._result
 
     def trigger_savepoint(self, savepoint_directory: str, *args: Any) -> Future:
-        raise NotImplementedError("savepoints of a running job come with the checkpoint issue")
+        """A savepoint in a new directory under ``savepoint_directory``; the future's result is its path."""
+        return self._job.trigger_savepoint(os.fspath(savepoint_directory))
 
     def stop_with_savepoint(self, savepoint_directory: str, *args: Any) -> Future:
-        raise NotImplementedError("stop-with-savepoint comes with the checkpoint issue")
+        """Take a savepoint, commit it, and stop the job; the future's result is the savepoint path."""
+        return self._job.stop_with_savepoint(os.fspath(savepoint_directory))
 
 
 class CloseableIterator:
@@ -133,7 +135,9 @@ class CloseableIterator:
 
     _DONE = object()
 
-    def __init__(self, channel: queue.Queue, job: Job, thread: threading.Thread, errors: list) -> None:
+    def __init__(
+        self, channel: queue.Queue, job: JobExecution, thread: threading.Thread, errors: list
+    ) -> None:
         self._channel = channel
         self._job = job
         self._thread = thread
@@ -435,34 +439,37 @@ class StreamExecutionEnvironment:
     def get_execution_plan(self) -> str:
         return json.dumps(self.get_stream_graph().to_json(), indent=2)
 
-    def _check_supported(self) -> None:
-        rs = self._restart_strategy
-        if rs is None and self._configuration.get_string("restart-strategy.type") not in (
-            None,
-            "none",
-            "disable",
-        ):
-            raise NotImplementedError(
-                "restart strategies need checkpoints to restart from; they come with the checkpoint issue"
-            )
-        if rs is not None and rs.restarts:
-            raise NotImplementedError(
-                f"restart strategy {rs.kind!r}: restarts need checkpoints, which come with the "
-                "checkpoint issue; use RestartStrategies.no_restart() for now"
-            )
-        if self._checkpoint_config.is_checkpointing_enabled():
-            raise NotImplementedError(
-                "taking checkpoints comes with the checkpoint issue; the interval is stored"
-            )
-        if os.environ.get(ENV_SAVEPOINT_PATH) or self._configuration.get_string("execution.savepoint.path"):
-            raise NotImplementedError("restoring from a savepoint comes with the checkpoint issue")
+    def _checkpoint_settings(self) -> CheckpointSettings:
+        cfg = self._checkpoint_config
+        conf = self._configuration
+        retained = conf.get_string("execution.checkpointing.num-retained") or conf.get_string(
+            "state.checkpoints.num-retained"
+        )
+        return CheckpointSettings(
+            interval_ms=cfg.interval_ms,
+            storage_dir=cfg.storage_dir,
+            exactly_once=cfg.mode == CheckpointingMode.EXACTLY_ONCE,
+            min_pause_ms=cfg.min_pause_ms,
+            tolerable_failures=cfg.tolerable_failures,
+            retained=int(retained or 1),
+            retain_on_cancellation=cfg.retention == ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION,
+            externalized=cfg.retention != ExternalizedCheckpointRetention.NO_EXTERNALIZED_CHECKPOINTS,
+        )
 
-    def _create_job(self, job_name: str | None) -> Job:
+    def _create_job(self, job_name: str | None) -> JobExecution:
         if not self._transformations:
             raise RuntimeError("no operators defined in the job: add a source and a sink before execute()")
-        self._check_supported()
+        conf = self._configuration
         graph = self.get_stream_graph(job_name or "Flink Streaming Job", clear_transformations=True)
-        return Job(graph)
+        settings = self._checkpoint_settings()
+        return JobExecution(
+            graph,
+            checkpoints=settings,
+            restart_policy=restart_policy_from(self._restart_strategy, conf.to_dict(), settings.periodic),
+            restore_path=os.environ.get(ENV_SAVEPOINT_PATH) or conf.get_string("execution.savepoint.path"),
+            allow_non_restored_state=conf.get_boolean("execution.savepoint.ignore-unclaimed-state", False),
+            register=os.environ.get(ENV_REGISTER_JOB) == "1",
+        )
 
     def execute(self, job_name: str | None = None) -> JobExecutionResult:
         """Run the job on this thread until its sources end; raise its failure."""

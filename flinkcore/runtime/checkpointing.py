@@ -60,6 +60,8 @@ class CheckpointSettings:
     tolerable_failures: int = 0
     retained: int = 1
     retain_on_cancellation: bool = False
+    #: checkpoints outlive a failed job (RETAIN_ON_CANCELLATION or DELETE_ON_CANCELLATION)
+    externalized: bool = False
 
     @property
     def periodic(self) -> bool:

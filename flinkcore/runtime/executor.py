@@ -121,6 +121,7 @@ class Job:
         self.start_ms = 0
         self.end_ms = 0
         self._restore = restore
+        self._generated_ids: dict[int, str] | None = None
         self._routers: list[_Router] = []
         self._gates: list[InputGate] = []
         self._validate()
@@ -238,7 +239,14 @@ class Job:
 
     # -- snapshots (used by checkpoints and savepoints) --------------------------------------
     def _node_key(self, node: StreamNode) -> str:
-        return node.uid or f"{node.id}:{node.name}"
+        """The id state is stored under: the user's ``uid()``, else one generated from the node's
+        position in the graph (stable when the job is built the same way, as Flink's hashes)."""
+        if node.uid:
+            return node.uid
+        if self._generated_ids is None:
+            order = self.graph.topological_order()
+            self._generated_ids = {n.id: f"{i}:{n.name}" for i, n in enumerate(order)}
+        return self._generated_ids[node.id]
 
     def snapshot(self) -> dict:
         """A synchronous snapshot of every operator and source reader, keyed by node uid (or id)."""

@@ -30,6 +30,7 @@ from typing import Any
 
 import lmdb
 
+from flinkcore._core.serde import VERSION as SERDE_VERSION
 from flinkcore._core.serde import dumps, encode_key, loads
 from flinkcore.state.backend import (
     VOID_NAMESPACE,
@@ -57,12 +58,26 @@ _DEFAULT_MAP_SIZE = 1 << 40 if sys.maxsize > 2**32 else 1 << 30
 _VOID = encode_key(None) + b"\x00void"
 
 
+_OBJECT_NS = b"\x00ns"
+
+
 def _encode_namespace(namespace: Any) -> bytes:
-    return _VOID if namespace is VOID_NAMESPACE else encode_key(namespace)
+    """Namespaces are keys (tuples, ints) or window objects: those encode by value (their
+    serialized fields), which is deterministic for the plain value classes windows are."""
+    if namespace is VOID_NAMESPACE:
+        return _VOID
+    try:
+        return encode_key(namespace)
+    except TypeError:
+        return _OBJECT_NS + dumps(namespace)
 
 
 def _decode_namespace(data: bytes) -> Any:
-    return VOID_NAMESPACE if data == _VOID else _decode_key(data)
+    if data == _VOID:
+        return VOID_NAMESPACE
+    if data.startswith(_OBJECT_NS):
+        return loads(data[len(_OBJECT_NS) :])
+    return _decode_key(data)
 
 
 def _decode_key(data: bytes) -> Any:
@@ -94,6 +109,7 @@ class LmdbStore:
     def db(self, name: str) -> Any:
         handle = self._dbs.get(name)
         if handle is None:
+            self._end_read()  # a read transaction cannot see a database created after it began
             handle = self._dbs[name] = self.env.open_db(name.encode("utf-8"))
         return handle
 
@@ -637,7 +653,12 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
                     records = _without_expired(drop_expired[name], records, now)
                 kind, ttl = kinds.get(name, (None, False))
                 states[name] = {"kind": kind, "ttl": ttl, "records": records}
-            return {"backend": "lmdb", "max_parallelism": self.max_parallelism, "states": states}
+            return {
+                "backend": "lmdb",
+                "key_format": SERDE_VERSION,
+                "max_parallelism": self.max_parallelism,
+                "states": states,
+            }
 
         return materialize
 
@@ -653,6 +674,12 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
         for snap in snapshots:
             snap = resolve_deferred(snap)
             if snap.get("backend") == "lmdb":
+                if snap.get("key_format") != SERDE_VERSION:
+                    raise ValueError(
+                        f"LMDB state was written with record format {snap.get('key_format')}, this "
+                        f"flinkcore writes format {SERDE_VERSION}: restore it with the flinkcore "
+                        "that took it and take a savepoint with the heap backend to migrate"
+                    )
                 if snap["max_parallelism"] != self.max_parallelism:
                     raise ValueError(
                         f"snapshot was taken with max parallelism {snap['max_parallelism']}, "

@@ -105,12 +105,12 @@ def test_watermark_strategy_options_validate():
     assert isinstance(idle, WatermarksWithIdleness)
 
 
-def test_restart_strategies_raise_clearly_until_checkpoints_exist():
-    env = StreamExecutionEnvironment.get_execution_environment()
-    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 1000))
-    env.from_collection([1]).print()
-    with pytest.raises(NotImplementedError, match="restart"):
-        env.execute()
+def test_jobs_run_with_any_restart_strategy_configured():
+    for strategy in (RestartStrategies.fixed_delay_restart(3, 1000), RestartStrategies.no_restart()):
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.set_restart_strategy(strategy)
+        out = env.from_collection([1, 2]).map(lambda x: x * 10).execute_and_collect()
+        assert sorted(out) == [10, 20]
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_restart_strategy(RestartStrategies.no_restart())
     env.from_collection([1]).map(lambda x: x).print()

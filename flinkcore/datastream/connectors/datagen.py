@@ -52,7 +52,9 @@ class _GeneratorReader(SourceReader):
         return self.next
 
     def restore_state(self, state: Any) -> None:
-        self.next = int(state)
+        # the rate limit counts from the restored position, not from the original start
+        self.next = self.first = int(state)
+        self.t0 = None
 
 
 class DataGeneratorSource(Source):

@@ -5,11 +5,14 @@ starts, split over subtasks by file); ``monitor_continuously(interval)`` makes i
 every interval it lists the paths again and reads files it has not seen. Hidden files (``.`` or
 ``_`` prefixes) are skipped, as Flink's default file filter does.
 
-``FileSink`` row format: every record is encoded and appended to an in-progress part file
-``.part-<uid>-<subtask>-<n>.inprogress`` inside its bucket directory; a part file rolls by size,
-age or inactivity, and becomes visible as ``<prefix>-<uid>-<subtask>-<n><suffix>`` when it rolls
-or the input ends. (Committing part files only on checkpoint completion, for exactly-once,
-comes with the checkpoint issue.)
+``FileSink`` row format, exactly-once (Flink's two-phase commit): every record is encoded and
+appended to a hidden in-progress part file ``.<prefix>-<uid>-<subtask>-<n><suffix>.inprogress``
+in its bucket directory. A part file rolls by size, age or inactivity, and at every checkpoint;
+rolled files are hidden ``.pending`` files until the checkpoint that covers them completes, then
+they are renamed to ``<prefix>-<uid>-<subtask>-<n><suffix>``. A bounded job commits at its end.
+Unlike Flink's row format, an in-progress file is not resumed across a checkpoint: each
+checkpoint closes it, which costs a file per checkpoint and bucket but never a partial line.
+Without checkpointing, an unbounded job's files stay pending, as in Flink.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import Any
 
 from flinkcore.common.time import Duration, to_millis
 from flinkcore.common.typeinfo import Types
-from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeError
+from flinkcore.datastream.functions import TwoPhaseCommitSinkFunction
+from flinkcore.runtime.operators.two_phase_commit import TwoPhaseCommitSinkOperator
 from flinkcore.runtime.sources import END, Source, SourceReader
 
 __all__ = ["BucketAssigner", "FileSink", "FileSource", "OutputFileConfig", "RollingPolicy", "StreamFormat"]
@@ -283,82 +287,121 @@ class BucketAssigner:
 
 
 class _Part:
+    """One part file being written: hidden ``.<name>.inprogress`` until its transaction is
+    pre-committed (``.<name>.pending``), visible as ``<name>`` once committed."""
+
     def __init__(self, directory: str, name: str) -> None:
         self.directory = directory
         self.name = name
-        self.inprogress = os.path.join(directory, f".{name}.inprogress")
-        self.file = open(self.inprogress, "wb")
+        self.file = open(os.path.join(directory, f".{name}.inprogress"), "wb")
         self.size = 0
         self.created = self.last_write = int(time.time() * 1000)
 
 
-class FileSinkOperator(AbstractStreamOperator):
+def _part_paths(directory: str, name: str) -> tuple[str, str, str]:
+    return (
+        os.path.join(directory, f".{name}.inprogress"),
+        os.path.join(directory, f".{name}.pending"),
+        os.path.join(directory, name),
+    )
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _FileSinkWriter(TwoPhaseCommitSinkFunction):
+    """The transactional writer of one FileSink subtask. A transaction is the list of part files
+    (``[directory, name]``) written since the last checkpoint; pre-commit closes, fsyncs and marks
+    them pending, commit renames them to their visible names (idempotently)."""
+
     def __init__(self, sink: FileSink) -> None:
-        super().__init__("FileSink")
         self.sink = sink
-        self.parts: dict[str, _Part] = {}
+        self.parts: dict[str, _Part] = {}  # bucket -> open part
         self.counter = 0
         self.uid = uuid.uuid4().hex
+        self.subtask = 0
 
-    def open(self) -> None:
+    def open(self, runtime_context: Any) -> None:
+        self.subtask = runtime_context.get_index_of_this_subtask()
         os.makedirs(self.sink.base_path, exist_ok=True)
 
-    def _part(self, bucket: str) -> _Part:
+    def begin_transaction(self) -> list:
+        return []
+
+    def _part(self, bucket: str, txn: list) -> _Part:
         part = self.parts.get(bucket)
         if part is None:
             directory = os.path.join(self.sink.base_path, bucket) if bucket else self.sink.base_path
             os.makedirs(directory, exist_ok=True)
             cfg = self.sink.output_config
-            name = (
-                f"{cfg.part_prefix}-{self.uid}-{self.context.subtask_index}-{self.counter}{cfg.part_suffix}"
-            )
+            name = f"{cfg.part_prefix}-{self.uid}-{self.subtask}-{self.counter}{cfg.part_suffix}"
             self.counter += 1
             part = self.parts[bucket] = _Part(directory, name)
+            txn.append([directory, name])
         return part
 
     def _roll(self, bucket: str) -> None:
+        """Close a part file; it stays hidden until its transaction commits."""
         part = self.parts.pop(bucket)
+        part.file.flush()
+        os.fsync(part.file.fileno())
         part.file.close()
-        os.replace(part.inprogress, os.path.join(part.directory, part.name))
+        inprogress, pending, _ = _part_paths(part.directory, part.name)
+        os.replace(inprogress, pending)
 
-    def process_batch(self, values: list, timestamps: list | None) -> None:
+    def invoke(self, transaction: list, value: Any, context: Any) -> None:
+        self.invoke_batch(transaction, [value])
+
+    def invoke_batch(self, transaction: list, values: list) -> None:
         now = int(time.time() * 1000)
         policy = self.sink.rolling_policy
         encode = self.sink.encoder.encode
-        v = None
-        try:
-            data = [encode(v) for v in values]
-        except Exception as e:
-            raise UserCodeError(self.name, v, e, where="record (encoder)") from e
-        bucket = self.sink.bucket_assigner.bucket_id(now)
+        data = [encode(v) for v in values]
         for bucket_name, part in list(self.parts.items()):
             if (
                 now - part.created >= policy.rollover_interval_ms
                 or now - part.last_write >= policy.inactivity_interval_ms
             ):
                 self._roll(bucket_name)
-        part = self._part(bucket)
+        bucket = self.sink.bucket_assigner.bucket_id(now)
+        part = self._part(bucket, transaction)
         for d in data:
             part.file.write(d)
             part.size += len(d)
             if part.size >= policy.part_size:
                 self._roll(bucket)
-                part = self._part(bucket)
+                part = self._part(bucket, transaction)
         part.last_write = now
 
-    def process_watermark(self, watermark: int) -> None:
-        self.current_watermark = max(self.current_watermark, watermark)
-
-    def process_watermark_status(self, idle: bool) -> None:
-        pass
-
-    def end_input(self) -> None:
+    def pre_commit(self, transaction: list) -> None:
         for bucket in list(self.parts):
             self._roll(bucket)
+        for directory in {d for d, _ in transaction}:
+            _fsync_dir(directory)
 
-    def close(self) -> None:
-        for part in self.parts.values():
-            part.file.close()
+    def commit(self, transaction: list) -> None:
+        for directory, name in transaction:
+            _, pending, final = _part_paths(directory, name)
+            if os.path.exists(pending):
+                os.replace(pending, final)
+        for directory in {d for d, _ in transaction}:
+            _fsync_dir(directory)
+
+    def abort(self, transaction: list) -> None:
+        for bucket, part in list(self.parts.items()):
+            if [part.directory, part.name] in transaction:
+                part.file.close()
+                del self.parts[bucket]
+        for directory, name in transaction:
+            inprogress, pending, _ = _part_paths(directory, name)
+            for path in (inprogress, pending):
+                if os.path.exists(path):
+                    os.remove(path)
 
 
 class FileSink:
@@ -392,8 +435,8 @@ class FileSink:
     def for_bulk_format(base_path: str, writer_factory: Any) -> Any:
         raise NotImplementedError("FileSink bulk formats (Parquet ...) come with the formats issue")
 
-    def create_operator(self) -> FileSinkOperator:
-        return FileSinkOperator(self)
+    def create_operator(self) -> TwoPhaseCommitSinkOperator:
+        return TwoPhaseCommitSinkOperator(_FileSinkWriter(self), self.name)
 
     class RowFormatBuilder:
         def __init__(self, base_path: str, encoder: Any) -> None:

@@ -15,7 +15,9 @@ Life cycle, driven by the task (or by :mod:`flinkcore.runtime.testing`)::
     op.open()
     op.process_batch(values, timestamps) # any number, interleaved with:
     op.process_watermark(wm) / op.process_watermark_status(idle) / processing-time callbacks
-    op.snapshot_state() -> dict          # between batches, when a checkpoint is taken
+    op.prepare_snapshot_pre_barrier(id)  # a checkpoint is taken between batches:
+    op.snapshot_state() -> dict
+    op.notify_checkpoint_complete(id)    # ... once it is durable
     op.end_input()                       # bounded input finished: flush, then forward end_input
     op.close()
 
@@ -179,6 +181,13 @@ class StreamOperator(Input):
 
     @abstractmethod
     def restore_state(self, snapshots: list[dict]) -> None: ...
+
+    def prepare_snapshot_pre_barrier(self, checkpoint_id: int) -> None:
+        """Checkpoint ``checkpoint_id`` is about to snapshot this operator (a transactional sink
+        pre-commits here)."""
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Checkpoint ``checkpoint_id`` is durable (a transactional sink commits here)."""
 
 
 class AbstractStreamOperator(StreamOperator):

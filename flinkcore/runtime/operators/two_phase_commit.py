@@ -9,7 +9,8 @@ which must be idempotent: the commit may have happened before the crash) and abo
 transaction that was open (``recover_and_abort``). A bounded job commits everything at its end.
 
 The function is duck-typed (``begin_transaction``, ``invoke(txn, value, context)``,
-``pre_commit``, ``commit``, ``abort``, optional ``recover_and_commit`` / ``recover_and_abort``);
+``pre_commit``, ``commit``, ``abort``, optional ``recover_and_commit`` / ``recover_and_abort``
+and ``invoke_batch(txn, values)`` for sinks that write a whole micro-batch at once);
 users subclass :class:`flinkcore.datastream.functions.TwoPhaseCommitSinkFunction`.
 """
 
@@ -77,8 +78,17 @@ class TwoPhaseCommitSinkOperator(UdfOperator):
             ) from e
 
     def process_batch(self, values: list, timestamps: list | None) -> None:
-        invoke = self.sink.invoke
         txn = self.transaction
+        invoke_batch = getattr(self.sink, "invoke_batch", None)
+        if invoke_batch is not None:  # a sink that writes whole batches (FileSink)
+            try:
+                invoke_batch(txn, values)
+            except Exception as e:
+                raise UserCodeError(
+                    self.name, values[0] if values else None, e, where="batch starting at"
+                ) from e
+            return
+        invoke = self.sink.invoke
         ctx = self.invoke_context
         v = None
         try:

@@ -1,0 +1,128 @@
+"""Checkpoints, savepoints, restore and in-process recovery, through the public API."""
+
+import os
+import sys
+import time
+
+import pytest
+
+from flinkcore.common import Configuration
+from flinkcore.common.restart_strategy import RestartStrategies
+from flinkcore.datastream import ExternalizedCheckpointRetention, StreamExecutionEnvironment
+from flinkcore.runtime.checkpointing import StateMappingError
+from flinkcore.state.checkpoint_storage import load_checkpoint
+
+sys.path.insert(0, os.path.dirname(__file__))
+import exactly_once_job as job  # noqa: E402
+
+
+def _dirs(tmp_path):
+    return str(tmp_path / "out"), str(tmp_path / "chk")
+
+
+@pytest.mark.parametrize("backend", ["heap", "lmdb"])
+def test_udf_failure_recovers_in_process_with_exact_output(tmp_path, backend, committed):
+    out, chk = _dirs(tmp_path)
+    n = 3_000
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, out, chk, n, rate=6_000, backend=backend, fail_at=2_000)
+    client = env.execute_async("recovering")
+    client.get_job_execution_result().result(timeout=60)
+    assert client._job.restarts == 1
+    assert committed(out) == job.expected_lines(n)
+    assert not [f for f in os.listdir(out) if f.startswith(".")], "no in-progress or pending file is left"
+
+
+def test_without_restarts_a_failure_fails_the_job_and_commits_nothing_of_the_open_interval(
+    tmp_path, committed
+):
+    out, chk = _dirs(tmp_path)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, out, chk, 3_000, rate=6_000, fail_at=2_000)
+    env.set_restart_strategy(RestartStrategies.no_restart())
+    with pytest.raises(Exception, match="injected failure at record 2000"):
+        env.execute("failing")
+    lines = committed(out)
+    # only whole checkpoint intervals are visible, each line once, none past the failure
+    assert len(lines) == len(set(lines))
+    assert set(lines) <= set(job.expected_lines(3_000))
+    assert all(int(line.split(",")[1]) < 2_000 for line in lines if not line.startswith("w"))
+
+
+def test_checkpoints_are_retained_on_cancellation_when_asked(tmp_path):
+    out, chk = _dirs(tmp_path)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, out, chk, 100_000, rate=5_000)
+    env.get_checkpoint_config().set_externalized_checkpoint_retention(
+        ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION
+    )
+    client = env.execute_async("cancelled")
+    time.sleep(0.5)
+    client.cancel().result(timeout=10)
+    job_dir = os.path.join(chk, client.get_job_id())
+    latest = load_checkpoint(job_dir)
+    assert latest.checkpoint_id >= 2
+    assert set(latest.metadata["operators"]) >= {"generator", "running-sum", "file-sink"}
+
+
+def test_finished_job_discards_its_checkpoints(tmp_path):
+    out, chk = _dirs(tmp_path)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, out, chk, 1_000, rate=5_000)
+    result = env.execute("finishing")
+    assert not os.path.exists(os.path.join(chk, result.get_job_id()))
+
+
+@pytest.mark.parametrize("backend", ["heap", "lmdb"])
+def test_stop_with_savepoint_then_restore_continues_exactly(tmp_path, backend, committed):
+    out, chk = _dirs(tmp_path)
+    n = 4_000
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, out, chk, n, rate=4_000, backend=backend)
+    client = env.execute_async("first half")
+    time.sleep(0.4)
+    savepoint = client.stop_with_savepoint(str(tmp_path / "savepoints")).result(timeout=20)
+    client.get_job_execution_result().result(timeout=20)
+    assert os.path.basename(savepoint).startswith("savepoint-")
+    first_half = committed(out)
+    assert 0 < len(first_half) < len(job.expected_lines(n))
+
+    conf = Configuration()
+    conf.set_string("execution.savepoint.path", savepoint)
+    env2 = StreamExecutionEnvironment.get_execution_environment(conf)
+    job.build(env2, out, chk, n, rate=1e9, backend=backend)
+    env2.execute("second half")
+    assert committed(out) == job.expected_lines(n)
+
+
+def test_trigger_savepoint_of_a_running_job(tmp_path):
+    out, chk = _dirs(tmp_path)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, out, chk, 100_000, rate=5_000)
+    client = env.execute_async("savepointed")
+    time.sleep(0.2)
+    path = client.trigger_savepoint(str(tmp_path / "sp")).result(timeout=20)
+    client.cancel().result(timeout=10)
+    savepoint = load_checkpoint(path)
+    assert savepoint.kind == "savepoint" and savepoint.job_id == client.get_job_id()
+
+
+def test_restoring_into_a_changed_job_names_the_unmapped_state(tmp_path):
+    out, chk = _dirs(tmp_path)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, out, chk, 100_000, rate=5_000)
+    client = env.execute_async("v1")
+    time.sleep(0.2)
+    savepoint = client.stop_with_savepoint(str(tmp_path / "sp")).result(timeout=20)
+
+    conf = Configuration()
+    conf.set_string("execution.savepoint.path", savepoint)
+    env2 = StreamExecutionEnvironment.get_execution_environment(conf)
+    env2.from_collection([1, 2, 3]).uid("generator").map(lambda x: x).uid("something-else").print()
+    with pytest.raises(StateMappingError, match="running-sum"):
+        env2.execute("v2")
+
+    conf.set_string("execution.savepoint.ignore-unclaimed-state", "true")
+    env3 = StreamExecutionEnvironment.get_execution_environment(conf)
+    env3.from_collection([1, 2, 3]).map(lambda x: x * 2).uid("something-else").print()
+    env3.execute("v3")
