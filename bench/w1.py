@@ -98,16 +98,12 @@ def main(n: int = 2_000_000, repeats: int = 5) -> None:
     med = {k: statistics.median(v) for k, v in results.items()}
     print(f"W1 udf, N={n:,}, {repeats} repeats (median CPU time, min-max), results={counts.pop():,}")
     for name, ts in results.items():
-        print(
-            f"  {name:<10} {n / med[name] / 1e6:6.2f}M events/CPU-s  ({n / max(ts) / 1e6:.2f}-{n / min(ts) / 1e6:.2f}M)"
-        )
-    print(
-        f"  engine overhead beyond the user's functions: {(med['engine'] - med['functions']) / n * 1e9:6.1f} ns/record"
-    )
-    print(
-        f"  engine minus the pure-Python loop:           {(med['engine'] - med['loop']) / n * 1e9:6.1f} ns/record"
-    )
-
+        lo, hi = n / max(ts) / 1e6, n / min(ts) / 1e6
+        print(f"  {name:<10} {n / med[name] / 1e6:6.2f}M events/CPU-s  ({lo:.2f}-{hi:.2f}M)")
+    beyond_functions = (med["engine"] - med["functions"]) / n * 1e9
+    beyond_loop = (med["engine"] - med["loop"]) / n * 1e9
+    print(f"  engine overhead beyond the user's functions: {beyond_functions:6.1f} ns/record")
+    print(f"  engine minus the pure-Python loop:           {beyond_loop:6.1f} ns/record")
 
 if __name__ == "__main__":
     main(*(int(a) for a in sys.argv[1:3]))
