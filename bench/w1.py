@@ -105,5 +105,6 @@ def main(n: int = 2_000_000, repeats: int = 5) -> None:
     print(f"  engine overhead beyond the user's functions: {beyond_functions:6.1f} ns/record")
     print(f"  engine minus the pure-Python loop:           {beyond_loop:6.1f} ns/record")
 
+
 if __name__ == "__main__":
     main(*(int(a) for a in sys.argv[1:3]))
