@@ -23,6 +23,27 @@ class _Counter:
         return self.count
 
 
+class _Meter(_Counter):
+    def mark_event(self, value: int = 1) -> None:
+        self.count += value
+
+
+class _Distribution:
+    """Count, sum, min and max of the values reported with ``update``."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sum = 0
+        self.min: float | None = None
+        self.max: float | None = None
+
+    def update(self, value: float) -> None:
+        self.count += 1
+        self.sum += value
+        self.min = value if self.min is None else min(self.min, value)
+        self.max = value if self.max is None else max(self.max, value)
+
+
 class MetricGroup:
     """In-process metrics: counters, gauges and meters kept in a dict (readable by tests)."""
 
@@ -40,14 +61,11 @@ class MetricGroup:
         self.metrics[name] = obj
         return obj
 
-    def meter(self, name: str, time_span_in_seconds: int = 60) -> _Counter:
-        c = self.metrics.setdefault(name, _Counter())
-        c.mark_event = c.inc  # type: ignore[attr-defined]
-        return c
+    def meter(self, name: str, time_span_in_seconds: int = 60) -> _Meter:
+        return self.metrics.setdefault(name, _Meter())
 
-    def distribution(self, name: str) -> list:
-        d = self.metrics.setdefault(name, [])
-        return d
+    def distribution(self, name: str) -> _Distribution:
+        return self.metrics.setdefault(name, _Distribution())
 
     def get_metric_group(self) -> MetricGroup:
         return self

@@ -180,3 +180,56 @@ def test_execute_returns_a_job_execution_result():
     e.from_collection([1]).print()
     result = e.execute("named")
     assert len(result.get_job_id()) == 32 and result.get_net_runtime() >= 0
+
+
+def test_metrics_of_a_user_function():
+    """PyFlink's test_metrics: counter, meter, gauge and distribution from the runtime context."""
+
+    class MyMapFunction(MapFunction):
+        def open(self, runtime_context):
+            group = runtime_context.get_metrics_group()
+            self.counter = group.counter("my_counter")
+            self.meter = group.meter("my_meter", 1)
+            self.exposed = 0
+            group.gauge("my_gauge", lambda: self.exposed)
+            self.distribution = group.distribution("my_distribution")
+            self.n = 0
+
+        def map(self, value):
+            self.counter.inc()
+            self.n += 1
+            assert self.counter.get_count() == self.n
+            self.meter.mark_event(1)
+            assert self.meter.get_count() == self.n
+            self.exposed += 1
+            self.distribution.update(int(value[2]))
+            return Row(value[0], len(value[0]), value[2])
+
+    data = [("ab", "a", 1), ("bdc", "a", 2), ("cfgs", "a", 3), ("deeefg", "a", 4)]
+    out = env().from_collection(data).key_by(lambda v: v[1]).map(MyMapFunction()).execute_and_collect()
+    assert list(out) == [Row("ab", 2, 1), Row("bdc", 3, 2), Row("cfgs", 4, 3), Row("deeefg", 6, 4)]
+
+
+def test_keyed_sink_sees_keyed_state():
+    from flinkcore.datastream import SinkFunction
+    from flinkcore.datastream.state import ValueStateDescriptor
+
+    class LastPerKey(SinkFunction):
+        def __init__(self):
+            self.changes = []
+
+        def open(self, runtime_context):
+            self.last = runtime_context.get_state(ValueStateDescriptor("last"))
+
+        def invoke(self, value, context):
+            if self.last.value() != value[1]:
+                self.changes.append(value)
+            self.last.update(value[1])
+
+    sink = LastPerKey()
+    e = env()
+    e.from_collection([("a", 1), ("b", 1), ("a", 1), ("a", 2), ("b", 1)]).key_by(lambda v: v[0]).add_sink(
+        sink
+    )
+    e.execute()
+    assert sink.changes == [("a", 1), ("b", 1), ("a", 2)]
