@@ -1,0 +1,175 @@
+"""L1 for the embedded push API: latency of ``job.push(event)`` for the fraud shape.
+
+The job is a 3-operator chain with keyed ValueState, W4's logic (shared/WORKLOADS.md)::
+
+    from_push_source -> map(parse) -> key_by(key) -> process(running sum in a ValueState, emit
+    when it passes a multiple of 10) -> map(format the alert)
+
+Each event is pushed on its own and timed with ``perf_counter_ns`` around the call (the
+caller's view: the event went through every operator when ``push`` returns). Beside it, in the
+same run and on the same events, the same three functions called directly with a dict as the
+state (the pure-Python floor), and the cost of the two clock reads alone. Data: WORKLOADS.md's
+generator (seed 42, 10k keys) as Python tuples. Then, optionally, the end-to-end latency of a
+normal streaming run at 100k events/s with the default buffer timeout, measured by the
+benchmark suite's own L1 function (``flinkcore.benchmarks.latency.flinkcore_latency``).
+
+Run pinned to one core::
+
+    taskset -c 0 .venv/bin/python bench/embedded/latency.py [--n 200000] [--repeats 3] [--e2e]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from flinkcore.benchmarks.data import W4_THRESHOLD, events_for
+from flinkcore.datastream import StreamExecutionEnvironment
+from flinkcore.datastream.functions import KeyedProcessFunction
+from flinkcore.datastream.state import ValueStateDescriptor
+
+
+def parse(e: tuple) -> tuple:
+    return e[0], e[1]
+
+
+def alert(a: tuple) -> tuple:
+    return ("ALERT", a[0], a[1])
+
+
+def crossed(total: float, value: float) -> bool:
+    """The running sum passed a multiple of the threshold with this value."""
+    return total // W4_THRESHOLD != (total - value) // W4_THRESHOLD
+
+
+class RunningSum(KeyedProcessFunction):
+    def open(self, runtime_context: Any) -> None:
+        self.total = runtime_context.get_state(ValueStateDescriptor("total"))
+
+    def process_element(self, value: tuple, ctx: Any) -> Any:
+        t = (self.total.value() or 0.0) + value[1]
+        self.total.update(t)
+        if crossed(t, value[1]):
+            yield value[0], t
+
+
+def build_job() -> Any:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(1)
+    (env.from_push_source("transactions").map(parse).key_by(lambda e: e[0]).process(RunningSum()).map(alert))
+    return env.execute_embedded("L1 embedded fraud shape")
+
+
+def time_embedded(events: list) -> tuple[np.ndarray, int]:
+    job = build_job()
+    push = job.push
+    clock = time.perf_counter_ns
+    lat = np.empty(len(events), dtype=np.int64)
+    alerts = 0
+    for i, e in enumerate(events):
+        t0 = clock()
+        out = push(e)
+        t1 = clock()
+        lat[i] = t1 - t0
+        alerts += len(out)
+    job.close()
+    return lat, alerts
+
+
+def time_pure_python(events: list) -> tuple[np.ndarray, int]:
+    """The same three functions called directly, a dict holding the per-key sums."""
+    state: dict = {}
+    clock = time.perf_counter_ns
+    lat = np.empty(len(events), dtype=np.int64)
+    alerts = 0
+    for i, e in enumerate(events):
+        t0 = clock()
+        k, v = parse(e)
+        t = state.get(k, 0.0) + v
+        state[k] = t
+        out = [alert((k, t))] if crossed(t, v) else []
+        t1 = clock()
+        lat[i] = t1 - t0
+        alerts += len(out)
+    return lat, alerts
+
+
+def time_clock(n: int) -> np.ndarray:
+    clock = time.perf_counter_ns
+    lat = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        t0 = clock()
+        t1 = clock()
+        lat[i] = t1 - t0
+    return lat
+
+
+def pct(lat: np.ndarray) -> dict[str, float]:
+    p = np.percentile(lat.astype(np.float64), [50, 99, 99.9]) / 1000.0
+    return {"p50_us": float(p[0]), "p99_us": float(p[1]), "p999_us": float(p[2])}
+
+
+def summarize(runs: list[dict[str, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in runs[0]:
+        vals = [r[k] for r in runs]
+        out[k] = round(statistics.median(vals), 3)
+        out[k + "_spread"] = [round(min(vals), 3), round(max(vals), 3)]
+    return out
+
+
+def e2e(rate: int, n: int) -> dict[str, Any]:
+    """The benchmark suite's L1 normal-run measurement (rate-limited source, default buffer timeout)."""
+    from flinkcore.benchmarks import latency as suite
+
+    ev = events_for("L1", n)
+    lat, results, _ = suite.flinkcore_latency(ev.key.tolist(), ev.value.tolist(), rate)
+    return {"rate": rate, "n": n, "results": results, **pct(np.asarray(lat))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200_000, help="pushes per repeat (after a warm-up)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--e2e", action="store_true", help="also the normal-run end-to-end latency at 100k/s")
+    ap.add_argument("--e2e-n", type=int, default=200_000)
+    args = ap.parse_args(argv)
+
+    events = events_for("W4", args.n).tuples()
+    warm = events[: min(20_000, args.n)]
+    time_embedded(warm)
+    time_pure_python(warm)
+    results: dict[str, list] = {"embedded push": [], "pure Python calls": [], "clock reads alone": []}
+    alert_counts = set()
+    for _ in range(args.repeats):
+        gc.collect()
+        lat, a1 = time_embedded(events)
+        results["embedded push"].append(pct(lat))
+        lat, a2 = time_pure_python(events)
+        results["pure Python calls"].append(pct(lat))
+        results["clock reads alone"].append(pct(time_clock(args.n)))
+        alert_counts.add((a1, a2))
+    if len(alert_counts) != 1 or len({a for pair in alert_counts for a in pair}) != 1:
+        print(f"alert counts disagree: {alert_counts}", file=sys.stderr)
+        return 1
+    report: dict[str, Any] = {
+        "n": args.n,
+        "repeats": args.repeats,
+        "alerts": alert_counts.pop()[0],
+        "latency": {name: summarize(runs) for name, runs in results.items()},
+    }
+    if args.e2e:
+        report["e2e_normal_run_100k"] = e2e(100_000, args.e2e_n)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
