@@ -53,11 +53,13 @@ sweep finishes in minutes. How each peer is fed and set up:
   separately (notes column) and subtracted from the throughput.
 - Flink SQL (no Python UDF, all in the JVM): CSV file through the filesystem connector, window
   TVFs (TUMBLE, SESSION) and a global aggregate with mini-batch for (results, checksum).
-- Pathway: CSV file in `static` mode (its batch path, no watermark), `windowby` + `reduce`."""
+- Pathway: CSV file in `static` mode (its batch path, no watermark), `windowby` + `reduce`.
+- Not run: PyFlink process mode on W3 (its Python session windows would need many minutes for a
+  useful N), Pathway on W4 (no KeyedProcessFunction-style per-record state to compare)."""
 
 
 def load(name: str) -> tuple[list[dict], list[dict]]:
-    path = RESULTS / name
+    path = RESULTS / name  # RESULTS is set from --results in main()
     metas, recs = [], []
     if path.exists():
         for line in path.read_text().splitlines():
@@ -233,9 +235,13 @@ def plot() -> None:
 
 
 def main() -> int:
+    global RESULTS, README
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--results", default=str(RESULTS), help="directory of the .jsonl files")
+    p.add_argument("--readme", default=str(README), help="the Markdown file whose sections to write")
     args = p.parse_args()
+    RESULTS, README = Path(args.results), Path(args.readme)
     if not args.no_plot:
         try:
             plot()

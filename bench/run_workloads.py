@@ -48,9 +48,11 @@ def main() -> int:
     p.add_argument("--workloads", default="W1,W2,W2-sparse,W3,W4,L1,nexmark")
     p.add_argument("--quick", action="store_true", help="N=100k, one repeat: a smoke run")
     p.add_argument("--no-sweep", action="store_true")
+    p.add_argument("--results", default=str(RESULTS), help="directory for the .jsonl files")
     args = p.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    ours, sweep = RESULTS / "ours.jsonl", RESULTS / "sweep.jsonl"
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    ours, sweep = results / "ours.jsonl", results / "sweep.jsonl"
     ours.unlink(missing_ok=True)
     t0 = time.time()
     extra = ["--n", "100000", "--repeats", "1"] if args.quick else []

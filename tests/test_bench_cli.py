@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,3 +146,49 @@ def test_nexmark_references_on_hand_made_streams():
     # a tie, both are hot; starts 4000..12000 (5 windows) hold auction 5's bid at 12 s alone.
     # The checksum adds auction + count of every hot item.
     assert nexmark.reference("q5", nx) == (15, 5 * (123 + 1) + 5 * (5 + 1) + 5 * (5 + 1))
+
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.mark.skipif(not (BENCH_DIR / "report.py").exists(), reason="needs the source tree's bench/")
+def test_run_workloads_and_report_write_only_their_sections(tmp_path):
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH_DIR / "run_workloads.py"),
+            "--quick",
+            "--workloads",
+            "W2",
+            "--results",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = (tmp_path / "ours.jsonl").read_text().splitlines()
+    assert "meta" in json.loads(lines[0]) and len(lines) > 2
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\n## Kernels\n\nkept as it is\n")
+    for _ in range(2):  # a second run replaces the sections instead of appending them again
+        rep = subprocess.run(
+            [
+                sys.executable,
+                str(BENCH_DIR / "report.py"),
+                "--no-plot",
+                "--results",
+                str(tmp_path),
+                "--readme",
+                str(readme),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert rep.returncode == 0, rep.stderr
+    text = readme.read_text()
+    assert "## Kernels\n\nkept as it is" in text
+    assert text.count("## Workloads") == 1 and text.count("## Peers") == 1
+    assert "| python loop | baseline | 100,000 |" in text and "python -m flinkcore bench W2" in text
