@@ -1,0 +1,941 @@
+#include "fc_window.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------- shared bits */
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Java's Math.min / Math.max: NaN if either is NaN, and -0.0 < 0.0 */
+static inline double jmin(double a, double b) {
+    if (a != a) return a;
+    if (b != b) return b;
+    if (a == 0.0 && b == 0.0) return signbit(a) ? a : b;
+    return a < b ? a : b;
+}
+
+static inline double jmax(double a, double b) {
+    if (a != a) return a;
+    if (b != b) return b;
+    if (a == 0.0 && b == 0.0) return signbit(a) ? b : a;
+    return a > b ? a : b;
+}
+
+static int check_aggs(const fc_agg *aggs, int32_t n) {
+    if (n < 0 || n > FC_WIN_MAX_AGGS) return -1;
+    for (int32_t a = 0; a < n; a++)
+        if (aggs[a].kind < FC_AGG_SUM || aggs[a].kind > FC_AGG_LAST || aggs[a].column < 0) return -1;
+    return 0;
+}
+
+/* first record of a window */
+static inline void acc_init(const fc_agg *aggs, int32_t n, double *acc, const double *const *cols, size_t i) {
+    for (int32_t a = 0; a < n; a++) acc[a] = aggs[a].kind == FC_AGG_COUNT ? 0.0 : cols[aggs[a].column][i];
+}
+
+/* one more record */
+static inline void acc_add(const fc_agg *aggs, int32_t n, double *acc, const double *const *cols, size_t i) {
+    for (int32_t a = 0; a < n; a++) {
+        switch (aggs[a].kind) {
+        case FC_AGG_SUM:
+        case FC_AGG_MEAN:
+            acc[a] += cols[aggs[a].column][i];
+            break;
+        case FC_AGG_MIN:
+            acc[a] = jmin(acc[a], cols[aggs[a].column][i]);
+            break;
+        case FC_AGG_MAX:
+            acc[a] = jmax(acc[a], cols[aggs[a].column][i]);
+            break;
+        case FC_AGG_LAST:
+            acc[a] = cols[aggs[a].column][i];
+            break;
+        default: /* COUNT lives in the entry's count, FIRST never changes */
+            break;
+        }
+    }
+}
+
+/* fold accumulators b into a; b_first/b_last say whether b's first/last values win */
+static inline void acc_merge(const fc_agg *aggs, int32_t n, double *a, const double *b, int b_first, int b_last) {
+    for (int32_t k = 0; k < n; k++) {
+        switch (aggs[k].kind) {
+        case FC_AGG_SUM:
+        case FC_AGG_MEAN:
+            a[k] += b[k];
+            break;
+        case FC_AGG_MIN:
+            a[k] = jmin(a[k], b[k]);
+            break;
+        case FC_AGG_MAX:
+            a[k] = jmax(a[k], b[k]);
+            break;
+        case FC_AGG_FIRST:
+            if (b_first) a[k] = b[k];
+            break;
+        case FC_AGG_LAST:
+            if (b_last) a[k] = b[k];
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static inline void emit_aggs(const fc_agg *aggs, int32_t n, const double *acc, int64_t count, void *const *out,
+                             size_t row) {
+    for (int32_t a = 0; a < n; a++) {
+        switch (aggs[a].kind) {
+        case FC_AGG_COUNT:
+            ((int64_t *)out[a])[row] = count;
+            break;
+        case FC_AGG_MEAN:
+            ((double *)out[a])[row] = acc[a] / (double)count;
+            break;
+        default:
+            ((double *)out[a])[row] = acc[a];
+        }
+    }
+}
+
+static inline int due_less(const fc_due *a, const fc_due *b) {
+    return a->end < b->end || (a->end == b->end && a->key < b->key);
+}
+
+/* sort by (end, key): quicksort with median-of-three and insertion sort for short runs; the
+ * comparison inlines, which qsort's callback cannot (fire sorts as many rows as it emits) */
+static void sort_due(fc_due *d, size_t n) {
+    while (n > 16) {
+        size_t mid = n / 2, last = n - 1;
+        if (due_less(&d[mid], &d[0])) { fc_due t = d[mid]; d[mid] = d[0]; d[0] = t; }
+        if (due_less(&d[last], &d[0])) { fc_due t = d[last]; d[last] = d[0]; d[0] = t; }
+        if (due_less(&d[last], &d[mid])) { fc_due t = d[last]; d[last] = d[mid]; d[mid] = t; }
+        fc_due pivot = d[mid];
+        size_t i = 0, j = last;
+        for (;;) {
+            while (due_less(&d[i], &pivot)) i++;
+            while (due_less(&pivot, &d[j])) j--;
+            if (i >= j) break;
+            fc_due t = d[i];
+            d[i] = d[j];
+            d[j] = t;
+            i++;
+            j--;
+        }
+        /* recurse into the smaller half, loop on the larger: O(log n) stack */
+        size_t left = j + 1;
+        if (left < n - left) {
+            sort_due(d, left);
+            d += left;
+            n -= left;
+        } else {
+            sort_due(d + left, n - left);
+            n = left;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        fc_due t = d[i];
+        size_t j = i;
+        while (j > 0 && due_less(&t, &d[j - 1])) {
+            d[j] = d[j - 1];
+            j--;
+        }
+        d[j] = t;
+    }
+}
+
+static int due_push(fc_due **due, size_t *len, size_t *cap, int64_t end, int64_t key, size_t idx) {
+    if (*len == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 256;
+        fc_due *d = (fc_due *)realloc(*due, ncap * sizeof *d);
+        if (!d) return -1;
+        *due = d;
+        *cap = ncap;
+    }
+    fc_due e = {end, key, idx};
+    (*due)[(*len)++] = e;
+    return 0;
+}
+
+/* little-endian byte io for snapshots */
+static inline void put_u64(uint8_t **p, uint64_t v) {
+    for (int i = 0; i < 8; i++) (*p)[i] = (uint8_t)(v >> (8 * i));
+    *p += 8;
+}
+static inline void put_i64(uint8_t **p, int64_t v) { put_u64(p, (uint64_t)v); }
+static inline void put_f64(uint8_t **p, double v) {
+    uint64_t b;
+    memcpy(&b, &v, 8);
+    put_u64(p, b);
+}
+static inline uint64_t get_u64(const uint8_t **p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)(*p)[i] << (8 * i);
+    *p += 8;
+    return v;
+}
+static inline int64_t get_i64(const uint8_t **p) { return (int64_t)get_u64(p); }
+static inline double get_f64(const uint8_t **p) {
+    uint64_t b = get_u64(p);
+    double v;
+    memcpy(&v, &b, 8);
+    return v;
+}
+
+#define SNAP_VERSION 1
+
+static size_t header_size(int32_t n_aggs, int n_params) { return 8 + 8 * (size_t)n_params + 8 + 8 * (size_t)n_aggs; }
+
+static void write_header(uint8_t **p, const char magic[4], const int64_t *params, int n_params, const fc_agg *aggs,
+                         int32_t n_aggs) {
+    memcpy(*p, magic, 4);
+    (*p)[4] = SNAP_VERSION;
+    (*p)[5] = (*p)[6] = (*p)[7] = 0;
+    *p += 8;
+    for (int i = 0; i < n_params; i++) put_i64(p, params[i]);
+    put_u64(p, (uint64_t)n_aggs);
+    for (int32_t a = 0; a < n_aggs; a++) put_u64(p, ((uint64_t)(uint32_t)aggs[a].kind << 32) | (uint32_t)aggs[a].column);
+}
+
+/* FC_WIN_OK if buf starts with the header this spec would write */
+static int check_header(const uint8_t **p, const uint8_t *end, const char magic[4], const int64_t *params,
+                        int n_params, const fc_agg *aggs, int32_t n_aggs) {
+    if ((size_t)(end - *p) < 8 || memcmp(*p, magic, 4) != 0) return FC_WIN_CORRUPT;
+    if ((*p)[4] != SNAP_VERSION) return FC_WIN_CORRUPT;
+    *p += 8;
+    if ((size_t)(end - *p) < 8 * (size_t)n_params + 8) return FC_WIN_CORRUPT;
+    for (int i = 0; i < n_params; i++)
+        if (get_i64(p) != params[i]) return FC_WIN_MISMATCH;
+    if (get_u64(p) != (uint64_t)n_aggs) return FC_WIN_MISMATCH;
+    if ((size_t)(end - *p) < 8 * (size_t)n_aggs) return FC_WIN_CORRUPT;
+    for (int32_t a = 0; a < n_aggs; a++)
+        if (get_u64(p) != (((uint64_t)(uint32_t)aggs[a].kind << 32) | (uint32_t)aggs[a].column)) return FC_WIN_MISMATCH;
+    return FC_WIN_OK;
+}
+
+/* ------------------------------------------------------------------- tumbling / sliding table */
+
+enum { ST_EMPTY = 0, ST_DIRTY = 1, ST_FIRED = 2 };
+
+typedef struct {
+    int64_t key, start, count, state;
+} wt_head;
+
+#define WT_ENTRY(t, i) ((wt_head *)((t)->slots + (i) * (t)->stride))
+#define WT_ACC(e) ((double *)((wt_head *)(e) + 1))
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FC_PREFETCH(p) __builtin_prefetch(p, 1, 1)
+#else
+#define FC_PREFETCH(p) ((void)(p))
+#endif
+
+static inline size_t wt_hash(int64_t key, int64_t start) {
+    return (size_t)mix64((uint64_t)key * 0x9e3779b97f4a7c15ull ^ (uint64_t)start);
+}
+
+static int wt_alloc(fc_wtable *t, size_t cap) {
+    uint8_t *slots = (uint8_t *)calloc(cap, t->stride);
+    if (!slots) return -1;
+    t->slots = slots;
+    t->cap = cap;
+    t->live = 0;
+    return 0;
+}
+
+int fc_wtable_init(fc_wtable *t, int64_t size, int64_t slide, int64_t offset, int64_t lateness,
+                   const fc_agg *aggs, int32_t n_aggs) {
+    memset(t, 0, sizeof *t);
+    if (size <= 0 || slide <= 0 || lateness < 0 || check_aggs(aggs, n_aggs)) return FC_WIN_CORRUPT;
+    t->size = size;
+    t->slide = slide;
+    t->offset = offset;
+    t->lateness = lateness;
+    t->n_aggs = n_aggs;
+    if (n_aggs) memcpy(t->aggs, aggs, (size_t)n_aggs * sizeof *aggs);
+    t->stride = sizeof(wt_head) + (size_t)n_aggs * sizeof(double);
+    t->min_due = INT64_MAX;
+    return wt_alloc(t, 1024) ? FC_WIN_NOMEM : FC_WIN_OK;
+}
+
+void fc_wtable_free(fc_wtable *t) {
+    free(t->slots);
+    free(t->due);
+    t->slots = NULL;
+    t->due = NULL;
+    t->cap = t->live = t->due_len = t->due_cap = 0;
+}
+
+void fc_wtable_clear(fc_wtable *t) {
+    memset(t->slots, 0, t->cap * t->stride);
+    t->live = 0;
+    t->min_due = INT64_MAX;
+}
+
+/* move every entry into a table of `cap` slots */
+static int wt_rehash(fc_wtable *t, size_t cap) {
+    uint8_t *old = t->slots;
+    size_t old_cap = t->cap, live = t->live;
+    if (wt_alloc(t, cap)) {
+        t->slots = old;
+        t->cap = old_cap;
+        t->live = live;
+        return -1;
+    }
+    size_t mask = cap - 1;
+    for (size_t i = 0; i < old_cap; i++) {
+        wt_head *e = (wt_head *)(old + i * t->stride);
+        if (e->state == ST_EMPTY) continue;
+        size_t j = wt_hash(e->key, e->start) & mask;
+        while (WT_ENTRY(t, j)->state != ST_EMPTY) j = (j + 1) & mask;
+        memcpy(WT_ENTRY(t, j), e, t->stride);
+    }
+    t->live = live;
+    free(old);
+    return 0;
+}
+
+/* Linear probing, at most half full, deletion by backward shift (no tombstones, so probe runs
+ * stay short however many windows come and go). The entry of (key, start), created with count 0
+ * if absent; NULL when out of memory. */
+static inline wt_head *wt_lookup(fc_wtable *t, int64_t key, int64_t start, size_t h) {
+    size_t mask = t->cap - 1;
+    size_t i = h & mask;
+    for (;;) {
+        wt_head *e = WT_ENTRY(t, i);
+        if (e->state == ST_EMPTY) break;
+        if (e->key == key && e->start == start) return e;
+        i = (i + 1) & mask;
+    }
+    if ((t->live + 1) * 2 > t->cap) {
+        if (wt_rehash(t, t->cap * 2)) return NULL;
+        mask = t->cap - 1;
+        i = h & mask;
+        while (WT_ENTRY(t, i)->state != ST_EMPTY) i = (i + 1) & mask;
+    }
+    wt_head *e = WT_ENTRY(t, i);
+    t->live++;
+    e->key = key;
+    e->start = start;
+    e->count = 0;
+    e->state = ST_DIRTY;
+    return e;
+}
+
+/* remove the entry at slot i, pulling later entries of its probe run back into the hole */
+static void wt_delete(fc_wtable *t, size_t i) {
+    size_t mask = t->cap - 1, j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        wt_head *e = WT_ENTRY(t, j);
+        if (e->state == ST_EMPTY) break;
+        size_t k = wt_hash(e->key, e->start) & mask;
+        int stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            memcpy(WT_ENTRY(t, i), e, t->stride);
+            i = j;
+        }
+    }
+    memset(WT_ENTRY(t, i), 0, t->stride);
+    t->live--;
+}
+
+/* Window starts of mostly ordered timestamps: remember the last window [lo, lo + slide) and only
+ * divide when a timestamp falls outside it (a 64-bit division costs more than the rest of an
+ * update). Saturated starts are never cached. */
+typedef struct {
+    int64_t lo;
+    int valid;
+} start_cache;
+
+static inline int64_t cached_start(start_cache *c, int64_t ts, int64_t offset, int64_t slide) {
+    if (c->valid && ts >= c->lo && (uint64_t)ts - (uint64_t)c->lo < (uint64_t)slide) return c->lo;
+    int64_t s = fc_window_start(ts, offset, slide);
+    c->lo = s;
+    c->valid = s != INT64_MIN;
+    return s;
+}
+
+#define AHEAD 16 /* records looked ahead: enough to cover a cache miss to memory */
+
+int64_t fc_wtable_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
+                         size_t n, int64_t watermark, uint8_t *late) {
+    const int64_t size = t->size, slide = t->slide, offset = t->offset, lateness = t->lateness;
+    const int32_t n_aggs = t->n_aggs;
+    int64_t n_late = 0;
+    int64_t min_due = t->min_due;
+    /* ring of the last window start of records i .. i + AHEAD - 1, computed once, and used both to
+     * prefetch their table slots (the table outgrows the cache) and to update them */
+    int64_t ring[AHEAD];
+    start_cache ahead = {0, 0};
+    size_t pre = n < AHEAD ? n : AHEAD;
+    for (size_t p = 0; p < pre; p++) ring[p] = cached_start(&ahead, ts[p], offset, slide);
+    for (size_t i = 0; i < n; i++) {
+        const int64_t last = ring[i % AHEAD];
+        if (i + AHEAD < n) {
+            size_t p = i + AHEAD;
+            int64_t s = cached_start(&ahead, ts[p], offset, slide);
+            ring[p % AHEAD] = s;
+            FC_PREFETCH(t->slots + (wt_hash(keys[p], s) & (t->cap - 1)) * t->stride);
+        }
+        const int64_t tsi = ts[i];
+        const int64_t span = size - (tsi - last); /* windows start at last - k*slide for k*slide < span */
+        int assigned = 0;
+        for (int64_t k = 0; k * slide < span; k++) {
+            if (last < INT64_MIN + k * slide) break;
+            const int64_t start = last - k * slide;
+            const int64_t max_ts = fc_window_end(start, size) - 1;
+            const int64_t cleanup = fc_cleanup_time(max_ts, lateness);
+            if (cleanup <= watermark) continue; /* late for this window */
+            assigned = 1;
+            wt_head *e = wt_lookup(t, keys[i], start, wt_hash(keys[i], start));
+            if (!e) {
+                t->min_due = min_due;
+                return FC_WIN_NOMEM;
+            }
+            double *acc = WT_ACC(e);
+            if (e->count == 0) {
+                acc_init(t->aggs, n_aggs, acc, cols, i);
+                if (cleanup < min_due) min_due = cleanup;
+            } else {
+                acc_add(t->aggs, n_aggs, acc, cols, i);
+            }
+            e->count++;
+            e->state = ST_DIRTY;
+            if (max_ts < min_due) min_due = max_ts;
+        }
+        if (late) late[i] = (uint8_t)!assigned;
+        n_late += !assigned;
+    }
+    t->min_due = min_due;
+    return n_late;
+}
+
+int64_t fc_wtable_late_mask(const fc_wtable *t, const int64_t *ts, size_t n, int64_t watermark, uint8_t *late) {
+    int64_t n_late = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* the last window (largest start) of a record is its latest to clean up */
+        int64_t last = fc_window_start(ts[i], t->offset, t->slide);
+        int64_t cleanup = fc_cleanup_time(fc_window_end(last, t->size) - 1, t->lateness);
+        late[i] = (uint8_t)(cleanup <= watermark);
+        n_late += late[i];
+    }
+    return n_late;
+}
+
+int64_t fc_wtable_fire_prepare(fc_wtable *t, int64_t watermark) {
+    t->due_len = 0;
+    if (!t->live || t->min_due > watermark) return 0;
+    for (size_t i = 0; i < t->cap; i++) {
+        wt_head *e = WT_ENTRY(t, i);
+        if (e->state != ST_DIRTY) continue;
+        int64_t end = fc_window_end(e->start, t->size);
+        if (end - 1 <= watermark && due_push(&t->due, &t->due_len, &t->due_cap, end, e->key, i)) return FC_WIN_NOMEM;
+    }
+    sort_due(t->due, t->due_len);
+    return (int64_t)t->due_len;
+}
+
+void fc_wtable_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
+                         int64_t *out_ends, void *const *out_aggs) {
+    for (size_t r = 0; r < t->due_len; r++) {
+        wt_head *e = WT_ENTRY(t, t->due[r].idx);
+        out_keys[r] = e->key;
+        out_starts[r] = e->start;
+        out_ends[r] = t->due[r].end;
+        emit_aggs(t->aggs, t->n_aggs, WT_ACC(e), e->count, out_aggs, r);
+        e->state = ST_FIRED;
+    }
+    t->due_len = 0;
+    if (t->min_due > watermark) return;
+    /* drop what is past its cleanup time; recompute the next due time. A deletion shifts later
+     * entries back into slot i, so slot i is looked at again (an entry that wraps around may be
+     * seen twice, which is harmless: it is kept the first time, so it is kept again). */
+    int64_t min_due = INT64_MAX;
+    for (size_t i = 0; i < t->cap;) {
+        wt_head *e = WT_ENTRY(t, i);
+        if (e->state == ST_EMPTY) {
+            i++;
+            continue;
+        }
+        int64_t max_ts = fc_window_end(e->start, t->size) - 1;
+        int64_t cleanup = fc_cleanup_time(max_ts, t->lateness);
+        if (cleanup <= watermark) {
+            wt_delete(t, i);
+            continue;
+        }
+        int64_t due = e->state == ST_DIRTY ? max_ts : cleanup;
+        if (due < min_due) min_due = due;
+        i++;
+    }
+    t->min_due = min_due;
+    /* give memory back once a burst of keys is gone */
+    if (t->cap > 65536 && t->live * 32 < t->cap) {
+        size_t cap = 1024;
+        while (t->live * 4 > cap) cap *= 2;
+        wt_rehash(t, cap); /* on failure the old table stays, which is fine */
+    }
+}
+
+size_t fc_wtable_snapshot_size(const fc_wtable *t) {
+    return header_size(t->n_aggs, 4) + 8 + t->live * t->stride;
+}
+
+void fc_wtable_snapshot(const fc_wtable *t, uint8_t *out) {
+    int64_t params[4] = {t->size, t->slide, t->offset, t->lateness};
+    write_header(&out, "FCWT", params, 4, t->aggs, t->n_aggs);
+    put_u64(&out, t->live);
+    for (size_t i = 0; i < t->cap; i++) {
+        const wt_head *e = WT_ENTRY(t, i);
+        if (e->state == ST_EMPTY) continue;
+        put_i64(&out, e->key);
+        put_i64(&out, e->start);
+        put_i64(&out, e->count);
+        put_i64(&out, e->state);
+        for (int32_t a = 0; a < t->n_aggs; a++) put_f64(&out, WT_ACC(e)[a]);
+    }
+}
+
+static int64_t wt_check_snapshot(const fc_wtable *t, const uint8_t *buf, size_t len, const uint8_t **body) {
+    const uint8_t *p = buf, *end = buf + len;
+    int64_t params[4] = {t->size, t->slide, t->offset, t->lateness};
+    int rc = check_header(&p, end, "FCWT", params, 4, t->aggs, t->n_aggs);
+    if (rc) return rc;
+    if ((size_t)(end - p) < 8) return FC_WIN_CORRUPT;
+    uint64_t n = get_u64(&p);
+    if (n > (size_t)(end - p) / t->stride || n * t->stride != (size_t)(end - p)) return FC_WIN_CORRUPT;
+    /* validate entries */
+    const uint8_t *q = p;
+    for (uint64_t i = 0; i < n; i++) {
+        q += 16;
+        int64_t count = get_i64(&q);
+        int64_t state = get_i64(&q);
+        if (count <= 0 || (state != ST_DIRTY && state != ST_FIRED)) return FC_WIN_CORRUPT;
+        q += 8 * (size_t)t->n_aggs;
+    }
+    *body = p;
+    return (int64_t)n;
+}
+
+int64_t fc_wtable_snapshot_keys(const fc_wtable *t, const uint8_t *buf, size_t len, int64_t *keys) {
+    const uint8_t *p;
+    int64_t n = wt_check_snapshot(t, buf, len, &p);
+    if (n < 0 || !keys) return n;
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *q = p + (size_t)i * t->stride;
+        keys[i] = get_i64(&q);
+    }
+    return n;
+}
+
+int fc_wtable_restore(fc_wtable *t, const uint8_t *buf, size_t len, const uint8_t *keep) {
+    const uint8_t *p;
+    int64_t n = wt_check_snapshot(t, buf, len, &p);
+    if (n < 0) return (int)n;
+    double acc[FC_WIN_MAX_AGGS];
+    for (int64_t i = 0; i < n; i++) {
+        int64_t key = get_i64(&p), start = get_i64(&p), count = get_i64(&p), state = get_i64(&p);
+        for (int32_t a = 0; a < t->n_aggs; a++) acc[a] = get_f64(&p);
+        if (keep && !keep[i]) continue;
+        wt_head *e = wt_lookup(t, key, start, wt_hash(key, start));
+        if (!e) return FC_WIN_NOMEM;
+        if (e->count == 0) {
+            memcpy(WT_ACC(e), acc, (size_t)t->n_aggs * sizeof(double));
+            e->state = state;
+        } else {
+            acc_merge(t->aggs, t->n_aggs, WT_ACC(e), acc, 0, 1);
+            if (state == ST_DIRTY) e->state = ST_DIRTY;
+        }
+        e->count += count;
+        int64_t max_ts = fc_window_end(start, t->size) - 1;
+        int64_t due = e->state == ST_DIRTY ? max_ts : fc_cleanup_time(max_ts, t->lateness);
+        if (due < t->min_due) t->min_due = due;
+    }
+    return FC_WIN_OK;
+}
+
+/* ----------------------------------------------------------------------------- session table */
+
+typedef struct {
+    int64_t key, start, end, count, state, next;
+    uint64_t first_seq, last_seq;
+} ss_head;
+
+#define SS_REC(t, i) ((ss_head *)((t)->pool + (size_t)(i) * (t)->stride))
+#define SS_ACC(r) ((double *)((ss_head *)(r) + 1))
+#define IDX_EMPTY (-1)
+#define IDX_TOMB (-2)
+
+int fc_stable_init(fc_stable *t, int64_t gap, int64_t lateness, const fc_agg *aggs, int32_t n_aggs) {
+    memset(t, 0, sizeof *t);
+    if (gap <= 0 || lateness < 0 || check_aggs(aggs, n_aggs)) return FC_WIN_CORRUPT;
+    t->gap = gap;
+    t->lateness = lateness;
+    t->n_aggs = n_aggs;
+    if (n_aggs) memcpy(t->aggs, aggs, (size_t)n_aggs * sizeof *aggs);
+    t->stride = sizeof(ss_head) + (size_t)n_aggs * sizeof(double);
+    t->free_head = -1;
+    t->min_due = INT64_MAX;
+    t->idx_cap = 1024;
+    t->idx_keys = (int64_t *)malloc(t->idx_cap * sizeof(int64_t));
+    t->idx_heads = (int64_t *)malloc(t->idx_cap * sizeof(int64_t));
+    if (!t->idx_keys || !t->idx_heads) return FC_WIN_NOMEM;
+    for (size_t i = 0; i < t->idx_cap; i++) t->idx_heads[i] = IDX_EMPTY;
+    return FC_WIN_OK;
+}
+
+void fc_stable_free(fc_stable *t) {
+    free(t->pool);
+    free(t->idx_keys);
+    free(t->idx_heads);
+    free(t->due);
+    t->pool = NULL;
+    t->idx_keys = t->idx_heads = NULL;
+    t->due = NULL;
+    t->pool_cap = t->pool_used = t->live = t->idx_cap = t->idx_used = t->idx_live = 0;
+}
+
+void fc_stable_clear(fc_stable *t) {
+    t->pool_used = 0;
+    t->free_head = -1;
+    t->live = 0;
+    for (size_t i = 0; i < t->idx_cap; i++) t->idx_heads[i] = IDX_EMPTY;
+    t->idx_used = t->idx_live = 0;
+    t->min_due = INT64_MAX;
+}
+
+static int ss_idx_rehash(fc_stable *t, size_t cap) {
+    int64_t *keys = (int64_t *)malloc(cap * sizeof(int64_t));
+    int64_t *heads = (int64_t *)malloc(cap * sizeof(int64_t));
+    if (!keys || !heads) {
+        free(keys);
+        free(heads);
+        return -1;
+    }
+    for (size_t i = 0; i < cap; i++) heads[i] = IDX_EMPTY;
+    size_t mask = cap - 1;
+    for (size_t i = 0; i < t->idx_cap; i++) {
+        if (t->idx_heads[i] < 0) continue;
+        size_t j = (size_t)mix64((uint64_t)t->idx_keys[i]) & mask;
+        while (heads[j] != IDX_EMPTY) j = (j + 1) & mask;
+        keys[j] = t->idx_keys[i];
+        heads[j] = t->idx_heads[i];
+    }
+    free(t->idx_keys);
+    free(t->idx_heads);
+    t->idx_keys = keys;
+    t->idx_heads = heads;
+    t->idx_cap = cap;
+    t->idx_used = t->idx_live;
+    return 0;
+}
+
+/* the index slot of key, created (with an empty list) if absent; -1 when out of memory */
+static int64_t ss_idx_slot(fc_stable *t, int64_t key) {
+    if ((t->idx_used + 1) * 10 > t->idx_cap * 7) {
+        size_t cap = t->idx_cap;
+        while ((t->idx_live + 1) * 10 > cap * 4) cap *= 2;
+        if (ss_idx_rehash(t, cap)) return -1;
+    }
+    size_t mask = t->idx_cap - 1;
+    size_t i = (size_t)mix64((uint64_t)key) & mask;
+    int64_t tomb = -1;
+    for (;;) {
+        int64_t h = t->idx_heads[i];
+        if (h == IDX_EMPTY) break;
+        if (h == IDX_TOMB) {
+            if (tomb < 0) tomb = (int64_t)i;
+        } else if (t->idx_keys[i] == key) {
+            return (int64_t)i;
+        }
+        i = (i + 1) & mask;
+    }
+    if (tomb < 0) {
+        tomb = (int64_t)i;
+        t->idx_used++;
+    }
+    t->idx_live++;
+    t->idx_keys[tomb] = key;
+    t->idx_heads[tomb] = -3; /* live key, no session yet: list end marker is -3 */
+    return tomb;
+}
+
+#define LIST_END (-3)
+
+static int64_t ss_alloc(fc_stable *t) {
+    if (t->free_head >= 0) {
+        int64_t r = t->free_head;
+        t->free_head = SS_REC(t, r)->next;
+        return r;
+    }
+    if (t->pool_used == t->pool_cap) {
+        size_t cap = t->pool_cap ? t->pool_cap * 2 : 1024;
+        uint8_t *pool = (uint8_t *)realloc(t->pool, cap * t->stride);
+        if (!pool) return -1;
+        t->pool = pool;
+        t->pool_cap = cap;
+    }
+    return (int64_t)t->pool_used++;
+}
+
+static void ss_release(fc_stable *t, int64_t r) {
+    ss_head *h = SS_REC(t, r);
+    h->state = ST_EMPTY;
+    h->next = t->free_head;
+    t->free_head = r;
+}
+
+static inline void ss_note_due(fc_stable *t, const ss_head *h) {
+    int64_t due = h->state == ST_DIRTY ? h->end - 1 : fc_cleanup_time(h->end - 1, t->lateness);
+    if (due < t->min_due) t->min_due = due;
+}
+
+/* fold record src (not in any list) into dst */
+static void ss_fold(fc_stable *t, ss_head *dst, const ss_head *src) {
+    acc_merge(t->aggs, t->n_aggs, SS_ACC(dst), SS_ACC(src), src->first_seq < dst->first_seq,
+              src->last_seq > dst->last_seq);
+    if (src->start < dst->start) dst->start = src->start;
+    if (src->end > dst->end) dst->end = src->end;
+    dst->count += src->count;
+    if (src->first_seq < dst->first_seq) dst->first_seq = src->first_seq;
+    if (src->last_seq > dst->last_seq) dst->last_seq = src->last_seq;
+    if (src->state == ST_DIRTY) dst->state = ST_DIRTY;
+}
+
+/* Merge the session `rec` (a scratch record, not in the pool) into key's sessions: it joins every
+ * session it intersects (Flink's TimeWindow.intersects: start <= other.end && end >= other.start),
+ * and those chain-merge. If it intersects none and `late_if_alone`, nothing happens and 1 is
+ * returned. Returns 0 when merged/added, -1 when out of memory. */
+static int ss_merge_in(fc_stable *t, const ss_head *rec, int late_if_alone) {
+    int64_t slot = ss_idx_slot(t, rec->key);
+    if (slot < 0) return -1;
+    int64_t prev = LIST_END, cur = t->idx_heads[slot];
+    while (cur != LIST_END && SS_REC(t, cur)->end < rec->start) {
+        prev = cur;
+        cur = SS_REC(t, cur)->next;
+    }
+    if (cur != LIST_END && SS_REC(t, cur)->start <= rec->end) {
+        ss_head *dst = SS_REC(t, cur);
+        ss_fold(t, dst, rec);
+        int64_t nxt = dst->next;
+        while (nxt != LIST_END && SS_REC(t, nxt)->start <= dst->end) {
+            ss_head *n = SS_REC(t, nxt);
+            int64_t after = n->next;
+            ss_fold(t, dst, n);
+            ss_release(t, nxt);
+            t->live--;
+            nxt = after;
+        }
+        dst->next = nxt;
+        ss_note_due(t, dst);
+        return 0;
+    }
+    if (late_if_alone) {
+        if (t->idx_heads[slot] == LIST_END) { /* do not keep an empty key around */
+            t->idx_heads[slot] = IDX_TOMB;
+            t->idx_live--;
+        }
+        return 1;
+    }
+    int64_t r = ss_alloc(t); /* may move the pool: no ss_head pointers held across this */
+    if (r < 0) return -1;
+    ss_head *h = SS_REC(t, r);
+    memcpy(h, rec, t->stride);
+    h->next = cur;
+    if (prev == LIST_END)
+        t->idx_heads[slot] = r;
+    else
+        SS_REC(t, prev)->next = r;
+    t->live++;
+    ss_note_due(t, h);
+    return 0;
+}
+
+int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
+                         size_t n, int64_t watermark, uint8_t *late) {
+    union {
+        ss_head h;
+        uint8_t bytes[sizeof(ss_head) + FC_WIN_MAX_AGGS * sizeof(double)];
+    } scratch;
+    ss_head *rec = &scratch.h;
+    int64_t n_late = 0;
+    for (size_t i = 0; i < n; i++) {
+        rec->key = keys[i];
+        rec->start = ts[i];
+        rec->end = fc_window_end(ts[i], t->gap);
+        rec->count = 1;
+        rec->state = ST_DIRTY;
+        rec->next = LIST_END;
+        rec->first_seq = rec->last_seq = t->seq++;
+        acc_init(t->aggs, t->n_aggs, SS_ACC(rec), cols, i);
+        int alone_is_late = fc_cleanup_time(rec->end - 1, t->lateness) <= watermark;
+        int rc = ss_merge_in(t, rec, alone_is_late);
+        if (rc < 0) return FC_WIN_NOMEM;
+        if (late) late[i] = (uint8_t)rc;
+        n_late += rc;
+    }
+    return n_late;
+}
+
+int64_t fc_stable_fire_prepare(fc_stable *t, int64_t watermark) {
+    t->due_len = 0;
+    if (!t->live || t->min_due > watermark) return 0;
+    for (size_t r = 0; r < t->pool_used; r++) {
+        ss_head *h = SS_REC(t, r);
+        if (h->state != ST_DIRTY || h->end - 1 > watermark) continue;
+        if (due_push(&t->due, &t->due_len, &t->due_cap, h->end, h->key, r)) return FC_WIN_NOMEM;
+    }
+    sort_due(t->due, t->due_len);
+    return (int64_t)t->due_len;
+}
+
+void fc_stable_fire_emit(fc_stable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
+                         int64_t *out_ends, void *const *out_aggs) {
+    for (size_t r = 0; r < t->due_len; r++) {
+        ss_head *h = SS_REC(t, t->due[r].idx);
+        out_keys[r] = h->key;
+        out_starts[r] = h->start;
+        out_ends[r] = h->end;
+        emit_aggs(t->aggs, t->n_aggs, SS_ACC(h), h->count, out_aggs, r);
+        h->state = ST_FIRED;
+    }
+    t->due_len = 0;
+    if (t->min_due > watermark) return;
+    /* free sessions past their cleanup time, key by key */
+    int64_t min_due = INT64_MAX;
+    for (size_t i = 0; i < t->idx_cap; i++) {
+        if (t->idx_heads[i] < 0 && t->idx_heads[i] != LIST_END) continue;
+        int64_t prev = LIST_END, cur = t->idx_heads[i];
+        while (cur != LIST_END) {
+            ss_head *h = SS_REC(t, cur);
+            int64_t next = h->next;
+            int64_t cleanup = fc_cleanup_time(h->end - 1, t->lateness);
+            if (cleanup <= watermark) {
+                if (prev == LIST_END)
+                    t->idx_heads[i] = next;
+                else
+                    SS_REC(t, prev)->next = next;
+                ss_release(t, cur);
+                t->live--;
+            } else {
+                int64_t due = h->state == ST_DIRTY ? h->end - 1 : cleanup;
+                if (due < min_due) min_due = due;
+                prev = cur;
+            }
+            cur = next;
+        }
+        if (t->idx_heads[i] == LIST_END) {
+            t->idx_heads[i] = IDX_TOMB;
+            t->idx_live--;
+        }
+    }
+    t->min_due = min_due;
+    if (t->idx_cap > 1024 && t->idx_live * 16 < t->idx_cap) {
+        size_t cap = 1024;
+        while (t->idx_live * 10 > cap * 4) cap *= 2;
+        ss_idx_rehash(t, cap);
+    }
+    if (!t->live) { /* everything closed: give the pool back */
+        free(t->pool);
+        t->pool = NULL;
+        t->pool_cap = t->pool_used = 0;
+        t->free_head = -1;
+    }
+}
+
+#define SS_REC_BYTES(t) (56 + 8 * (size_t)(t)->n_aggs)
+
+size_t fc_stable_snapshot_size(const fc_stable *t) {
+    return header_size(t->n_aggs, 2) + 16 + t->live * SS_REC_BYTES(t);
+}
+
+void fc_stable_snapshot(const fc_stable *t, uint8_t *out) {
+    int64_t params[2] = {t->gap, t->lateness};
+    write_header(&out, "FCWS", params, 2, t->aggs, t->n_aggs);
+    put_u64(&out, t->seq);
+    put_u64(&out, t->live);
+    for (size_t i = 0; i < t->idx_cap; i++) {
+        if (t->idx_heads[i] < 0) continue;
+        for (int64_t cur = t->idx_heads[i]; cur != LIST_END; cur = SS_REC(t, cur)->next) {
+            const ss_head *h = SS_REC(t, cur);
+            put_i64(&out, h->key);
+            put_i64(&out, h->start);
+            put_i64(&out, h->end);
+            put_i64(&out, h->count);
+            put_i64(&out, h->state);
+            put_u64(&out, h->first_seq);
+            put_u64(&out, h->last_seq);
+            for (int32_t a = 0; a < t->n_aggs; a++) put_f64(&out, SS_ACC(h)[a]);
+        }
+    }
+}
+
+static int64_t ss_check_snapshot(const fc_stable *t, const uint8_t *buf, size_t len, const uint8_t **body,
+                                 uint64_t *seq) {
+    const uint8_t *p = buf, *end = buf + len;
+    int64_t params[2] = {t->gap, t->lateness};
+    int rc = check_header(&p, end, "FCWS", params, 2, t->aggs, t->n_aggs);
+    if (rc) return rc;
+    if ((size_t)(end - p) < 16) return FC_WIN_CORRUPT;
+    *seq = get_u64(&p);
+    uint64_t n = get_u64(&p);
+    size_t rec = SS_REC_BYTES(t);
+    if (n > (size_t)(end - p) / rec || n * rec != (size_t)(end - p)) return FC_WIN_CORRUPT;
+    const uint8_t *q = p;
+    for (uint64_t i = 0; i < n; i++) {
+        q += 8;
+        int64_t start = get_i64(&q), stop = get_i64(&q), count = get_i64(&q), state = get_i64(&q);
+        if (stop <= start || count <= 0 || (state != ST_DIRTY && state != ST_FIRED)) return FC_WIN_CORRUPT;
+        q += 16 + 8 * (size_t)t->n_aggs;
+    }
+    *body = p;
+    return (int64_t)n;
+}
+
+int64_t fc_stable_snapshot_keys(const fc_stable *t, const uint8_t *buf, size_t len, int64_t *keys) {
+    const uint8_t *p;
+    uint64_t seq;
+    int64_t n = ss_check_snapshot(t, buf, len, &p, &seq);
+    if (n < 0 || !keys) return n;
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *q = p + (size_t)i * SS_REC_BYTES(t);
+        keys[i] = get_i64(&q);
+    }
+    return n;
+}
+
+int fc_stable_restore(fc_stable *t, const uint8_t *buf, size_t len, const uint8_t *keep) {
+    const uint8_t *p;
+    uint64_t seq;
+    int64_t n = ss_check_snapshot(t, buf, len, &p, &seq);
+    if (n < 0) return (int)n;
+    union {
+        ss_head h;
+        uint8_t bytes[sizeof(ss_head) + FC_WIN_MAX_AGGS * sizeof(double)];
+    } scratch;
+    ss_head *rec = &scratch.h;
+    for (int64_t i = 0; i < n; i++) {
+        rec->key = get_i64(&p);
+        rec->start = get_i64(&p);
+        rec->end = get_i64(&p);
+        rec->count = get_i64(&p);
+        rec->state = get_i64(&p);
+        rec->first_seq = get_u64(&p);
+        rec->last_seq = get_u64(&p);
+        rec->next = LIST_END;
+        for (int32_t a = 0; a < t->n_aggs; a++) SS_ACC(rec)[a] = get_f64(&p);
+        if (keep && !keep[i]) continue;
+        if (ss_merge_in(t, rec, 0) < 0) return FC_WIN_NOMEM;
+    }
+    if (seq > t->seq) t->seq = seq;
+    return FC_WIN_OK;
+}

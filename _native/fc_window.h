@@ -1,0 +1,144 @@
+/* Window aggregation kernels: per (key, window) accumulators for built-in aggregates over column
+ * batches, with Flink's window semantics.
+ *
+ * fc_wtable: tumbling (slide == size) and sliding windows. An open-addressing hash table keyed by
+ * (int64 key, window start) holds each window's record count and one double accumulator per
+ * aggregate, inline, so an update is one probe and no allocation. fc_stable: session windows, a
+ * hash from key to a sorted list of non-overlapping sessions, merged as Flink merges them.
+ *
+ * Window starts follow TimeWindow.getWindowStartWithOffset with floor semantics (exact for any
+ * int64 timestamp); a window's end saturates at INT64_MAX and its start at INT64_MIN, so windows
+ * at the edges of the int64 range exist and fire (Flink's own arithmetic wraps there).
+ * min/max follow Java's Math.min/Math.max: NaN wins, -0.0 < 0.0. sum and mean propagate NaN.
+ */
+#ifndef FC_WINDOW_H
+#define FC_WINDOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum fc_agg_kind { FC_AGG_SUM = 0, FC_AGG_COUNT, FC_AGG_MIN, FC_AGG_MAX, FC_AGG_MEAN, FC_AGG_FIRST, FC_AGG_LAST };
+
+typedef struct {
+    int32_t kind;   /* enum fc_agg_kind */
+    int32_t column; /* index into the value columns (ignored by COUNT) */
+} fc_agg;
+
+#define FC_WIN_MAX_AGGS 64
+
+/* result codes */
+#define FC_WIN_OK 0
+#define FC_WIN_NOMEM (-1)
+#define FC_WIN_CORRUPT (-2)  /* snapshot bytes malformed */
+#define FC_WIN_MISMATCH (-3) /* snapshot of a table with another spec */
+
+/* Flink's window start with floor semantics; saturates at INT64_MIN. */
+static inline int64_t fc_window_start(int64_t ts, int64_t offset, int64_t slide) {
+    /* (ts - offset) mod slide, floored, computed without overflow */
+    int64_t rem = ((ts % slide) - (offset % slide)) % slide;
+    if (rem < 0) rem += slide;
+    if (ts < INT64_MIN + rem) return INT64_MIN; /* the true start is below the int64 range */
+    return ts - rem;
+}
+
+/* start + size, saturated at INT64_MAX */
+static inline int64_t fc_window_end(int64_t start, int64_t size) {
+    return start > INT64_MAX - size ? INT64_MAX : start + size;
+}
+
+/* maxTimestamp + allowed lateness, saturated (Flink's WindowOperator.cleanupTime) */
+static inline int64_t fc_cleanup_time(int64_t max_ts, int64_t lateness) {
+    return max_ts > INT64_MAX - lateness ? INT64_MAX : max_ts + lateness;
+}
+
+/* ---------------------------------------------------------------------- tumbling / sliding */
+
+typedef struct {
+    int64_t end, key;
+    size_t idx;
+} fc_due;
+
+typedef struct {
+    int64_t size, slide, offset, lateness;
+    int32_t n_aggs;
+    fc_agg aggs[FC_WIN_MAX_AGGS];
+    size_t stride; /* bytes per table entry */
+    uint8_t *slots;
+    size_t cap, live;
+    int64_t min_due;        /* lower bound of the earliest time fire() has anything to do */
+    /* fire scratch: entries due, sorted by (end, key) */
+    fc_due *due;
+    size_t due_len, due_cap;
+} fc_wtable;
+
+int fc_wtable_init(fc_wtable *t, int64_t size, int64_t slide, int64_t offset, int64_t lateness,
+                   const fc_agg *aggs, int32_t n_aggs);
+void fc_wtable_free(fc_wtable *t);
+
+/* Add n records: keys[i], ts[i] and cols[c][i] for each value column c used by an aggregate.
+ * Windows whose cleanup time (max timestamp + lateness) is <= watermark are skipped; late[i]
+ * (if late != NULL) is set to 1 when every window of record i was skipped, else 0.
+ * Returns the number of such late records, or FC_WIN_NOMEM. */
+int64_t fc_wtable_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
+                         size_t n, int64_t watermark, uint8_t *late);
+
+/* Stage a fire: the number of windows to emit (updated since their last firing and max timestamp
+ * <= watermark), sorted by (window end, key). Then fc_wtable_fire_emit writes them: keys, starts,
+ * ends and one output per aggregate (int64 for COUNT, double otherwise), and drops every window
+ * whose cleanup time is <= watermark. */
+int64_t fc_wtable_fire_prepare(fc_wtable *t, int64_t watermark);
+void fc_wtable_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
+                         int64_t *out_ends, void *const *out_aggs);
+
+static inline size_t fc_wtable_len(const fc_wtable *t) { return t->live; }
+
+/* late[i] = 1 when every window of ts[i] is past its cleanup time at `watermark` (the record
+ * would be dropped, or go to the late side output). Returns how many are late. */
+int64_t fc_wtable_late_mask(const fc_wtable *t, const int64_t *ts, size_t n, int64_t watermark, uint8_t *late);
+
+/* Snapshot: fc_wtable_snapshot_size bytes written by fc_wtable_snapshot. */
+size_t fc_wtable_snapshot_size(const fc_wtable *t);
+void fc_wtable_snapshot(const fc_wtable *t, uint8_t *out);
+/* Number of windows in a snapshot (validating it against t's spec) and, if keys != NULL, their
+ * keys in snapshot order. Returns a count >= 0 or FC_WIN_CORRUPT / FC_WIN_MISMATCH. */
+int64_t fc_wtable_snapshot_keys(const fc_wtable *t, const uint8_t *buf, size_t len, int64_t *keys);
+/* Add the windows of a snapshot (those with keep[i] != 0 when keep != NULL) to t; a window
+ * already in t is merged into. Returns FC_WIN_OK or an error code. */
+int fc_wtable_restore(fc_wtable *t, const uint8_t *buf, size_t len, const uint8_t *keep);
+void fc_wtable_clear(fc_wtable *t);
+
+/* ---------------------------------------------------------------------------- sessions */
+
+typedef struct {
+    int64_t gap, lateness;
+    int32_t n_aggs;
+    fc_agg aggs[FC_WIN_MAX_AGGS];
+    size_t stride;   /* bytes per session record */
+    uint8_t *pool;   /* session records */
+    size_t pool_cap, pool_used;
+    int64_t free_head; /* free list through the records' next field, -1 = none */
+    size_t live;       /* sessions */
+    /* key index: open addressing of (key, head session) */
+    int64_t *idx_keys, *idx_heads; /* head = -1 empty, -2 tombstone */
+    size_t idx_cap, idx_used, idx_live;
+    int64_t min_due;
+    uint64_t seq; /* arrival counter, orders first/last across merges */
+    fc_due *due;
+    size_t due_len, due_cap;
+} fc_stable;
+
+int fc_stable_init(fc_stable *t, int64_t gap, int64_t lateness, const fc_agg *aggs, int32_t n_aggs);
+void fc_stable_free(fc_stable *t);
+int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
+                         size_t n, int64_t watermark, uint8_t *late);
+int64_t fc_stable_fire_prepare(fc_stable *t, int64_t watermark);
+void fc_stable_fire_emit(fc_stable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
+                         int64_t *out_ends, void *const *out_aggs);
+static inline size_t fc_stable_len(const fc_stable *t) { return t->live; }
+size_t fc_stable_snapshot_size(const fc_stable *t);
+void fc_stable_snapshot(const fc_stable *t, uint8_t *out);
+int64_t fc_stable_snapshot_keys(const fc_stable *t, const uint8_t *buf, size_t len, int64_t *keys);
+int fc_stable_restore(fc_stable *t, const uint8_t *buf, size_t len, const uint8_t *keep);
+void fc_stable_clear(fc_stable *t);
+
+#endif

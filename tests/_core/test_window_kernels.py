@@ -1,0 +1,280 @@
+"""Window aggregation kernels, native and pure-Python reference side by side, plus Flink scenarios."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flinkcore._core import window_kernels as native
+from flinkcore._core._reference import window_kernels as ref
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+ALL_AGGS = [("sum", 0), ("count", 0), ("min", 0), ("max", 0), ("mean", 0), ("first", 0), ("last", 0)]
+wk = pytest.mark.parametrize("m", [native, ref], ids=["native", "reference"])
+
+
+def as_rows(out: dict) -> list:
+    """Fired columns as a list of tuples, NaN made comparable."""
+    names = list(out)
+    cols = [out[n].tolist() for n in names]
+    return [
+        tuple("nan" if isinstance(v, float) and v != v else v for v in row) for row in zip(*cols, strict=True)
+    ]
+
+
+def assert_same_fire(a: dict, b: dict) -> None:
+    assert list(a) == list(b)
+    for name in a:
+        assert a[name].dtype == b[name].dtype, name
+        if a[name].dtype.kind == "f":
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=name)
+        else:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@wk
+def test_tumbling_sum_count_and_fire_order(m):
+    t = m.WindowAggTable(1000, 1000, 0, [("sum", 0), ("count", None, "n")])
+    keys = np.array([2, 1, 2, 1, 3], dtype=np.int64)
+    ts = np.array([10, 999, 1000, -1, 1500], dtype=np.int64)
+    vals = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert t.update(keys, ts, [vals]) == 0
+    assert len(t) == 5  # (2,0) (1,0) (2,1000) (1,-1000) (3,1000)
+    out = t.fire(998)
+    assert as_rows(out) == [(1, -1000, 0, 4.0, 1)]  # window [-1000, 0): floor for negative ts
+    out = t.fire(999)
+    assert list(out) == ["key", "window_start", "window_end", "sum_0", "n"]
+    assert as_rows(out) == [(1, 0, 1000, 2.0, 1), (2, 0, 1000, 1.0, 1)]
+    assert len(t) == 2
+    assert as_rows(t.fire(INT64_MAX)) == [(2, 1000, 2000, 3.0, 1), (3, 1000, 2000, 5.0, 1)]
+    assert len(t) == 0 and len(t.fire(INT64_MAX)["key"]) == 0
+
+
+@wk
+def test_offset_and_sliding_assignment(m):
+    # SlidingEventTimeWindows.of(size=10, slide=5, offset=2): starts are 2 mod 5;
+    # ts 13 is in [7, 17) and [12, 22)
+    t = m.WindowAggTable(10, 5, 2, [("count", None, "n")])
+    t.update(np.array([7]), np.array([13]), [])
+    out = t.fire(INT64_MAX)
+    assert out["window_start"].tolist() == [7, 12] and out["window_end"].tolist() == [17, 22]
+    assert m.window_start(13, 2, 5) == 12 and m.window_start(11, 2, 5) == 7 and m.window_start(-1, 0, 5) == -5
+    assert m.window_start(-3, 2, 5) == -3 and m.window_start(-4, 2, 5) == -8
+
+
+@wk
+def test_sliding_size_not_multiple_of_slide(m):
+    t = m.WindowAggTable(10, 4, 0, [("count", None, "n")])
+    t.update(np.array([1]), np.array([9]), [])
+    # starts 8, 4, 0 (start > 9 - 10): three windows
+    assert t.fire(INT64_MAX)["window_start"].tolist() == [0, 4, 8]
+
+
+@wk
+def test_java_min_max_and_nan(m):
+    t = m.WindowAggTable(
+        10, 10, 0, [("min", 0), ("max", 0), ("sum", 0), ("mean", 0), ("first", 0), ("last", 0)]
+    )
+    vals = np.array([1.0, np.nan, -3.0, 0.0, -0.0])
+    t.update(np.zeros(5, dtype=np.int64), np.arange(5), [vals])
+    t.update(np.ones(2, dtype=np.int64), np.arange(2), [np.array([0.0, -0.0])])
+    out = t.fire(100)
+    assert np.isnan(out["min_0"][0]) and np.isnan(out["max_0"][0]) and np.isnan(out["sum_0"][0])
+    assert np.isnan(out["mean_0"][0])
+    assert out["first_0"][0] == 1.0 and out["last_0"][0] == 0.0 and np.signbit(out["last_0"][0])
+    assert np.signbit(out["min_0"][1]) and not np.signbit(out["max_0"][1])  # Math.min(0.0, -0.0) == -0.0
+
+
+@wk
+def test_int64_extreme_timestamps(m):
+    t = m.WindowAggTable(1000, 1000, 0, [("count", None, "n")])
+    t.update(np.array([1, 2]), np.array([INT64_MIN, INT64_MAX]), [])
+    lo = t.fire(INT64_MIN + 1000)
+    assert lo["window_start"].tolist() == [INT64_MIN] and lo["key"].tolist() == [1]
+    hi = t.fire(INT64_MAX)
+    assert hi["key"].tolist() == [2] and hi["window_end"].tolist() == [INT64_MAX]  # saturated end
+    assert len(t) == 0
+
+
+@wk
+def test_lateness_drop_side_output_and_late_firing(m):
+    t = m.WindowAggTable(10, 10, 0, [("sum", 0)], allowed_lateness=5)
+    t.update(np.array([1]), np.array([3]), [np.array([1.0])])
+    assert as_rows(t.fire(9)) == [(1, 0, 10, 1.0)]
+    assert len(t) == 1  # kept for allowed lateness
+    # watermark 12: window [0,10) max ts 9, cleanup 14 > 12: not late, re-fires with all contents
+    late = t.update(np.array([1]), np.array([4]), [np.array([2.0])], watermark=12, return_late=True)
+    assert late.tolist() == [False]
+    assert as_rows(t.fire(12)) == [(1, 0, 10, 3.0)]
+    assert as_rows(t.fire(13)) == []  # nothing new: no re-firing
+    assert t.late_mask(np.array([4, 10]), 14).tolist() == [True, False]
+    assert t.update(np.array([1, 1]), np.array([5, 11]), [np.array([9.0, 9.0])], watermark=14) == 1
+    t.fire(14)
+    assert len(t) == 1  # [0,10) cleaned up at 14; [10,20) holds the on-time record
+
+
+@wk
+def test_sliding_element_partly_late_goes_to_its_live_windows(m):
+    t = m.WindowAggTable(10, 5, 0, [("count", None, "n")])
+    # ts 7 belongs to [0,10) (late at wm 9) and [5,15) (live): not a late record
+    assert t.update(np.array([1]), np.array([7]), [], watermark=9, return_late=True).tolist() == [False]
+    assert t.fire(INT64_MAX)["window_start"].tolist() == [5]
+
+
+@wk
+def test_empty_inputs(m):
+    t = m.WindowAggTable(10, 10, 0, ALL_AGGS[:2])
+    assert t.update(np.array([], dtype=np.int64), np.array([], dtype=np.int64), [np.array([])]) == 0
+    out = t.fire(INT64_MAX)
+    assert all(len(v) == 0 for v in out.values()) and out["count_0"].dtype == np.int64
+    s = m.SessionWindowTable(10, ALL_AGGS[:2])
+    assert s.update([], [], [np.array([])]) == 0 and len(s.fire(INT64_MAX)["key"]) == 0
+
+
+@wk
+def test_bad_specs_raise(m):
+    with pytest.raises(ValueError, match="size"):
+        m.WindowAggTable(0, 10, 0, [])
+    with pytest.raises(ValueError, match="unknown aggregate"):
+        m.WindowAggTable(10, 10, 0, [("median", 0)])
+    t = m.WindowAggTable(10, 10, 0, [("sum", 1)])
+    with pytest.raises(ValueError, match="column"):
+        t.update(np.array([1]), np.array([1]), [np.array([1.0])])
+    with pytest.raises(ValueError, match="gap"):
+        m.SessionWindowTable(0, [])
+
+
+@wk
+def test_snapshot_restore_and_rescale_filter(m):
+    t = m.WindowAggTable(10, 10, 0, ALL_AGGS, allowed_lateness=3)
+    keys = np.arange(100, dtype=np.int64) % 7
+    ts = np.arange(100, dtype=np.int64)
+    vals = np.sin(np.arange(100.0))
+    t.update(keys, ts, [vals])
+    t.fire(29)  # some windows fired and kept for lateness
+    data = t.snapshot()
+    r = m.WindowAggTable(10, 10, 0, ALL_AGGS, allowed_lateness=3)
+    r.restore(data)
+    assert len(r) == len(t)
+    assert_same_fire(r.fire(INT64_MAX), t.fire(INT64_MAX))
+    even = m.WindowAggTable(10, 10, 0, ALL_AGGS, allowed_lateness=3)
+    even.restore(data, keep_keys=lambda k: k % 2 == 0)
+    assert set(even.fire(INT64_MAX)["key"].tolist()) == {0, 2, 4, 6}
+    other = m.WindowAggTable(20, 10, 0, ALL_AGGS, allowed_lateness=3)
+    with pytest.raises(ValueError):
+        other.restore(data)
+
+
+def test_native_snapshot_rejects_corrupt_bytes():
+    t = native.WindowAggTable(10, 10, 0, [("sum", 0)])
+    t.update(np.array([1, 2]), np.array([1, 2]), [np.array([1.0, 2.0])])
+    data = t.snapshot()
+    for bad in (b"", data[:-1], data + b"\x00", b"XXXX" + data[4:], data[:-40] + b"\xff" * 40):
+        with pytest.raises(ValueError):
+            native.WindowAggTable(10, 10, 0, [("sum", 0)]).restore(bad)
+    s = native.SessionWindowTable(10, [("sum", 0)])
+    s.update(np.array([1]), np.array([1]), [np.array([1.0])])
+    with pytest.raises(ValueError):
+        native.SessionWindowTable(10, [("sum", 0)]).restore(s.snapshot()[:-3])
+    with pytest.raises(ValueError):
+        native.SessionWindowTable(10, [("sum", 0)]).restore(t.snapshot())
+
+
+@wk
+def test_sessions_merge_like_flink(m):
+    s = m.SessionWindowTable(10, [("count", None, "n"), ("first", 0), ("last", 0), ("sum", 0)])
+    s.update(np.array([1, 1, 1]), np.array([0, 30, 20]), [np.array([1.0, 2.0, 3.0])])
+    # [0,10) alone; [30,40) and [20,30) touch: intersects() is inclusive, so they merge into [20,40)
+    assert len(s) == 2
+    s.update(np.array([1]), np.array([10]), [np.array([4.0])])  # [10,20) bridges all: one session
+    assert len(s) == 1
+    out = s.fire(INT64_MAX)
+    assert as_rows(out) == [(1, 0, 40, 4, 1.0, 4.0, 10.0)]
+    assert len(s) == 0
+
+
+@wk
+def test_sessions_fire_and_lateness(m):
+    s = m.SessionWindowTable(5, [("count", None, "n")])
+    s.update(np.array([1, 2]), np.array([0, 100]), [])
+    assert as_rows(s.fire(4)) == [(1, 0, 5, 1)]
+    assert len(s) == 1
+    # key 1 at ts -1: [-1, 4) alone and late at wm 4 -> dropped; key 2 at ts 98 merges with [100,105)
+    late = s.update(np.array([1, 2]), np.array([-1, 98]), [], watermark=4, return_late=True)
+    assert late.tolist() == [True, False]
+    assert as_rows(s.fire(INT64_MAX)) == [(2, 98, 105, 2)]
+
+
+window_ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("update"),
+            st.lists(
+                st.tuples(st.integers(0, 4), st.integers(-60, 60), st.floats(-100, 100, allow_nan=False)),
+                max_size=30,
+            ),
+        ),
+        st.tuples(st.just("fire"), st.integers(-70, 70)),
+        st.tuples(st.just("snapshot")),
+    ),
+    max_size=12,
+)
+
+
+def _drive(make, script):
+    a, b = make(native), make(ref)
+    wm = INT64_MIN
+    for op in script:
+        if op[0] == "update":
+            k = np.array([r[0] for r in op[1]], dtype=np.int64)
+            t = np.array([r[1] for r in op[1]], dtype=np.int64)
+            v = np.array([r[2] for r in op[1]], dtype=np.float64)
+            la = a.update(k, t, [v], watermark=wm, return_late=True)
+            lb = b.update(k, t, [v], watermark=wm, return_late=True)
+            assert la.tolist() == lb.tolist()
+        elif op[0] == "fire":
+            wm = max(wm, op[1])
+            assert_same_fire(a.fire(wm), b.fire(wm))
+        else:
+            restored = make(native)
+            restored.restore(a.snapshot())
+            a = restored
+        assert len(a) == len(b)
+    assert_same_fire(a.fire(INT64_MAX), b.fire(INT64_MAX))
+
+
+@given(
+    window_ops,
+    st.sampled_from([(10, 10, 0), (10, 5, 0), (7, 3, 2), (1, 1, 0), (20, 10, -3)]),
+    st.integers(0, 15),
+)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_native_window_table_matches_reference(script, spec, lateness):
+    size, slide, offset = spec
+    _drive(lambda m: m.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=lateness), script)
+
+
+@given(window_ops, st.integers(1, 15), st.integers(0, 10))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_native_session_table_matches_reference(script, gap, lateness):
+    _drive(lambda m: m.SessionWindowTable(gap, ALL_AGGS, allowed_lateness=lateness), script)
+
+
+def test_huge_batch_matches_numpy():
+    n = 2_000_000
+    rng = np.random.default_rng(7)
+    keys = rng.integers(0, 10_000, n, dtype=np.int64)
+    ts = np.arange(n, dtype=np.int64) // 1000
+    vals = rng.random(n)
+    t = native.WindowAggTable(1000, 1000, 0, [("sum", 0), ("count", None, "n")])
+    for i in range(0, n, 65536):
+        t.update(keys[i : i + 65536], ts[i : i + 65536], [vals[i : i + 65536]])
+    out = t.fire(INT64_MAX)
+    win = ts // 1000
+    order = np.lexsort((keys, win))
+    pairs = np.stack([win[order], keys[order]])
+    uniq, idx = np.unique(pairs, axis=1, return_index=True)
+    assert out["n"].sum() == n and len(out["key"]) == uniq.shape[1]
+    np.testing.assert_array_equal(out["key"], uniq[1])
+    sums = np.add.reduceat(vals[order], idx)
+    np.testing.assert_allclose(out["sum_0"], sums, rtol=1e-9)
