@@ -164,7 +164,8 @@ def eq_nan(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
-        return type(a) is type(b) and len(a) == len(b) and all(eq_nan(x, y) for x, y in zip(a, b, strict=True))
+        same_shape = type(a) is type(b) and len(a) == len(b)
+        return same_shape and all(eq_nan(x, y) for x, y in zip(a, b, strict=True))
     return a == b
 
 
