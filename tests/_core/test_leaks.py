@@ -70,3 +70,56 @@ def test_serde_does_not_leak():
             pass
 
     assert_flat(run)
+
+
+def test_timers_do_not_leak():
+    from flinkcore._core.timers import TimerQueue
+
+    keys = [f"k{i}" for i in range(2_000)]
+
+    def run():
+        q = TimerQueue()
+        q.register_many(np.arange(2_000, dtype=np.int64) % 97, keys, "ns")
+        for k in keys[:500]:
+            q.delete(3, k, "ns")
+        q.restore(q.snapshot())
+        q.advance(50)
+        try:
+            q.register(1, ["unhashable"])
+        except TypeError:
+            pass
+        q.advance(2**63 - 1)
+
+    assert_flat(run)
+
+
+def test_window_kernels_do_not_leak():
+    from flinkcore._core.window_kernels import SessionWindowTable, WindowAggTable
+
+    rng = np.random.default_rng(3)
+    keys = rng.integers(0, 500, 20_000, dtype=np.int64)
+    ts = np.sort(rng.integers(0, 100_000, 20_000, dtype=np.int64))
+    vals = rng.random(20_000)
+    aggs = [("sum", 0), ("count", None), ("min", 0), ("max", 0), ("mean", 0), ("first", 0), ("last", 0)]
+
+    def run():
+        for table in (
+            WindowAggTable(1000, 500, 0, aggs, allowed_lateness=100),
+            SessionWindowTable(300, aggs),
+        ):
+            for i in range(0, 20_000, 4096):
+                table.update(
+                    keys[i : i + 4096], ts[i : i + 4096], [vals[i : i + 4096]], watermark=int(ts[i]) - 50
+                )
+                table.fire(int(ts[i]) - 50)
+            restored = type(table)(
+                *((1000, 500, 0, aggs, 100) if isinstance(table, WindowAggTable) else (300, aggs))
+            )
+            restored.restore(table.snapshot(), keep_keys=lambda k: k % 2 == 0)
+            try:
+                restored.restore(b"garbage")
+            except ValueError:
+                pass
+            table.fire(2**63 - 1)
+
+    assert_flat(run, warmup=5, rounds=60)
