@@ -280,10 +280,14 @@ class DataStream:
         return self._one_input("MapBatches", lambda: ArrowBatchMapOperator(func), output_type)
 
     def project(self, *field_indexes: int) -> DataStream:
+        """Keep the given fields of tuple records, as a tuple (Flink's Projection)."""
+        if not field_indexes:
+            raise ValueError("project() needs at least one field index")
         getter = operator.itemgetter(*field_indexes)
-        if len(field_indexes) == 1:
-            return self.map(lambda v: (getter(v),))
-        return self.map(lambda v: tuple(getter(v)))
+        fn = (lambda v: (getter(v),)) if len(field_indexes) == 1 else (lambda v: tuple(getter(v)))
+        return self._one_input(
+            "Projection", lambda: udf.MapOperator(fn, None, "Projection"), None, self._key_selector()
+        )
 
     def process(self, func: Any, output_type: Any = None) -> DataStream:
         if not callable(getattr(func, "process_element", None)):

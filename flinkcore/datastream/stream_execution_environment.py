@@ -285,6 +285,15 @@ class StreamExecutionEnvironment:
         self._buffer_timeout = int(timeout_millis)
         return self
 
+    def set_stream_time_characteristic(self, characteristic: Any) -> StreamExecutionEnvironment:
+        """Deprecated in Flink and without effect: event time is always available."""
+        return self
+
+    def get_stream_time_characteristic(self) -> Any:
+        from flinkcore.datastream.time_characteristic import TimeCharacteristic
+
+        return TimeCharacteristic.EventTime
+
     def get_buffer_timeout(self) -> int:
         return self._buffer_timeout
 
@@ -413,7 +422,7 @@ class StreamExecutionEnvironment:
         and push into it (see :mod:`flinkcore.runtime.embedded`)."""
         from flinkcore.runtime.embedded import PushSource
 
-        return self._source(PushSource(name), name, type_info)
+        return self._source(PushSource(name, type_info), name, type_info)
 
     # -- execution ----------------------------------------------------------------------------
     def get_stream_graph(
@@ -450,6 +459,7 @@ class StreamExecutionEnvironment:
             storage_dir=cfg.storage_dir,
             exactly_once=cfg.mode == CheckpointingMode.EXACTLY_ONCE,
             min_pause_ms=cfg.min_pause_ms,
+            timeout_ms=cfg.timeout_ms,
             tolerable_failures=cfg.tolerable_failures,
             retained=int(retained or 1),
             retain_on_cancellation=cfg.retention == ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION,

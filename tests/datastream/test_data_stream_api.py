@@ -233,3 +233,35 @@ def test_keyed_sink_sees_keyed_state():
     )
     e.execute()
     assert sink.changes == [("a", 1), ("b", 1), ("a", 2)]
+
+
+def test_project_and_plan_ship_strategies():
+    e = env()
+    assert list(e.from_collection([[1, 2, 3, 4], [5, 6, 7, 8]]).project(1, 3).execute_and_collect()) == [
+        (2, 4),
+        (6, 8),
+    ]
+    e = env()
+    ds = e.from_collection([1, 2, 3])
+    ds.project(0).add_sink(lambda v: None)
+    for call, strategy in (
+        (ds.broadcast, "BROADCAST"),
+        (ds.rebalance, "REBALANCE"),
+        (ds.rescale, "RESCALE"),
+        (ds.shuffle, "SHUFFLE"),
+    ):
+        call().map(lambda x: x + 1).set_parallelism(3).add_sink(lambda v: None)
+    plan = eval(e.get_execution_plan())  # noqa: S307 - our own JSON, as PyFlink's tests read it
+    assert plan["nodes"][1]["type"] == "Projection"
+    ships = sorted(
+        p["ship_strategy"] for n in plan["nodes"] if n["contents"] == "Map" for p in n["predecessors"]
+    )
+    assert ships == ["BROADCAST", "REBALANCE", "RESCALE", "SHUFFLE"]
+
+
+def test_time_characteristic_is_accepted():
+    from flinkcore.datastream import TimeCharacteristic
+
+    e = env()
+    e.set_stream_time_characteristic(TimeCharacteristic.EventTime)
+    assert e.get_stream_time_characteristic() == TimeCharacteristic.EventTime
