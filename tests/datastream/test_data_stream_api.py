@@ -244,12 +244,7 @@ def test_project_and_plan_ship_strategies():
     e = env()
     ds = e.from_collection([1, 2, 3])
     ds.project(0).add_sink(lambda v: None)
-    for call, strategy in (
-        (ds.broadcast, "BROADCAST"),
-        (ds.rebalance, "REBALANCE"),
-        (ds.rescale, "RESCALE"),
-        (ds.shuffle, "SHUFFLE"),
-    ):
+    for call in (ds.broadcast, ds.rebalance, ds.rescale, ds.shuffle):
         call().map(lambda x: x + 1).set_parallelism(3).add_sink(lambda v: None)
     plan = eval(e.get_execution_plan())  # noqa: S307 - our own JSON, as PyFlink's tests read it
     assert plan["nodes"][1]["type"] == "Projection"
