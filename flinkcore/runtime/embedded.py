@@ -55,6 +55,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from flinkcore._core.serde import dumps
+from flinkcore.common.typeinfo import RowTypeInfo
+from flinkcore.common.types import Row, row_class
 from flinkcore.common.watermark import MAX_WATERMARK
 from flinkcore.runtime.checkpointing import check_mapping, load_snapshot
 from flinkcore.runtime.executor import Job
@@ -101,10 +103,15 @@ class PushSource(Source):
     bounded = False
     parallel = False
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, type_info: Any = None) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a push source needs a non-empty name, got {name!r}")
         self.name = name
+        self.type_info = type_info
+        #: with a ``Types.ROW``/``ROW_NAMED`` type, pushed tuples become Rows named by it (as
+        #: ``from_collection`` does), so the same job sees the same records either way
+        names = getattr(type_info, "field_names", None)
+        self.row_class = row_class(tuple(names)) if isinstance(type_info, RowTypeInfo) and names else None
 
     def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader:
         return _PushSourceReader(self.name)
@@ -145,6 +152,24 @@ def _side_capture(router: Any, buffers: dict[str, list]) -> None:
                 buf += values
 
     router.collect_side = collect_side
+
+
+def _typed_head(source: Any) -> Any:
+    """What a push calls: the source's chained successor, behind a tuple -> Row conversion when
+    the source is Row-typed."""
+    head = source.output.collect
+    cls = source.node.source.row_class
+    if cls is None:
+        return head
+    new = tuple.__new__
+
+    def push_rows(values: list, timestamps: list | None) -> None:
+        head(
+            [v if isinstance(v, Row) else new(cls, v) if isinstance(v, (tuple, list)) else v for v in values],
+            timestamps,
+        )
+
+    return push_rows
 
 
 _CREATED, _RUNNING, _CLOSED, _FAILED = "CREATED", "RUNNING", "CLOSED", "FAILED"
@@ -238,7 +263,7 @@ class EmbeddedJob:
             raise
         self._pts = job.pts
         self._clock = job.clock
-        self._heads = {name: s.output.collect for name, s in self._sources.items()}
+        self._heads = {name: _typed_head(s) for name, s in self._sources.items()}
         self._head = next(iter(self._heads.values())) if len(self._heads) == 1 else None
         self._status = _RUNNING
 
