@@ -57,6 +57,7 @@ class CheckpointSettings:
     storage_dir: str | None = None
     exactly_once: bool = True
     min_pause_ms: int = 0
+    timeout_ms: int = 600_000
     tolerable_failures: int = 0
     retained: int = 1
     retain_on_cancellation: bool = False
@@ -134,6 +135,10 @@ class CheckpointCoordinator:
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._done: queue.Queue[tuple[int, BaseException | None, dict | None]] = queue.Queue()
         self._in_flight: threading.Thread | None = None
+        self._in_flight_id = 0
+        self._in_flight_since_ms = 0
+        #: checkpoints that timed out: their late completion is ignored
+        self._expired: set[int] = set()
         self._last_completed_ms = 0
         self._stopped = False
 
@@ -170,6 +175,7 @@ class CheckpointCoordinator:
         if self._stopped:
             return
         self._deliver_completions()
+        self._expire_slow_checkpoint()
         while not self._requests.empty():
             self._serve(self._requests.get())
         self.job.pts.register_timer(self.job.pts.current_processing_time() + POLL_INTERVAL_MS, self._poll)
@@ -207,21 +213,41 @@ class CheckpointCoordinator:
         self._in_flight = threading.Thread(
             target=write, name=f"flinkcore-checkpoint-{checkpoint_id}", daemon=True
         )
+        self._in_flight_id = checkpoint_id
+        self._in_flight_since_ms = self.job.pts.current_processing_time()
         self._in_flight.start()
         return checkpoint_id
+
+    def _expire_slow_checkpoint(self) -> None:
+        """A checkpoint still being written after the checkpoint timeout counts as failed."""
+        if self._in_flight is None:
+            return
+        if self.job.pts.current_processing_time() - self._in_flight_since_ms <= self.settings.timeout_ms:
+            return
+        self._expired.add(self._in_flight_id)
+        self._in_flight = None
+        self._count_failure(
+            self._in_flight_id, TimeoutError(f"not written within {self.settings.timeout_ms} ms")
+        )
+
+    def _count_failure(self, checkpoint_id: int, error: BaseException) -> None:
+        self.failures += 1
+        log.warning("checkpoint %d of job %s failed: %s", checkpoint_id, self.job.job_id, error)
+        if self.failures > self.settings.tolerable_failures:
+            raise RuntimeError(
+                f"checkpoint {checkpoint_id} failed and the tolerable checkpoint failure number "
+                f"({self.settings.tolerable_failures}) is exceeded"
+            ) from error
 
     def _deliver_completions(self) -> None:
         while not self._done.empty():
             checkpoint_id, error, data = self._done.get()
+            if checkpoint_id in self._expired:
+                self._expired.discard(checkpoint_id)
+                continue
             self._in_flight = None
             if error is not None:
-                self.failures += 1
-                log.warning("checkpoint %d of job %s failed: %s", checkpoint_id, self.job.job_id, error)
-                if self.failures > self.settings.tolerable_failures:
-                    raise RuntimeError(
-                        f"checkpoint {checkpoint_id} failed and the tolerable checkpoint failure number "
-                        f"({self.settings.tolerable_failures}) is exceeded"
-                    ) from error
+                self._count_failure(checkpoint_id, error)
                 continue
             self.failures = 0
             self.latest, self.latest_id = data, checkpoint_id

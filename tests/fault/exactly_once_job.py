@@ -50,14 +50,19 @@ class FailOnce(MapFunction):
         return value
 
 
-def build(env, out_dir, chk_dir, n, rate, backend="heap", fail_at=None, interval_ms=50):
+def build(env, out_dir, chk_dir, n, rate, backend="heap", fail_at=None, interval_ms=50, parallelism=1):
+    env.set_parallelism(parallelism)
     env.enable_checkpointing(interval_ms)
     env.get_checkpoint_config().set_checkpoint_storage_dir(chk_dir)
     env.set_state_backend(EmbeddedLmdbStateBackend() if backend == "lmdb" else HashMapStateBackend())
     if fail_at is not None:
         env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
     source = DataGeneratorSource(lambda i: (i % KEYS, i), count=n, records_per_second=rate)
-    events = env.from_source(source, WatermarkStrategy.no_watermarks(), "generator").uid("generator")
+    events = (
+        env.from_source(source, WatermarkStrategy.no_watermarks(), "generator")
+        .uid("generator")
+        .set_parallelism(1)
+    )
     if fail_at is not None:
         events = events.map(FailOnce(fail_at)).uid("fail-once")
     sums = events.key_by(lambda e: e[0]).process(RunningSum()).uid("running-sum")

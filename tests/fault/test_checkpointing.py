@@ -126,3 +126,41 @@ def test_restoring_into_a_changed_job_names_the_unmapped_state(tmp_path):
     env3 = StreamExecutionEnvironment.get_execution_environment(conf)
     env3.from_collection([1, 2, 3]).map(lambda x: x * 2).uid("something-else").print()
     env3.execute("v3")
+
+
+@pytest.mark.parametrize("backend", ["heap", "lmdb"])
+@pytest.mark.parametrize("new_parallelism", [1, 3])
+def test_savepoint_at_parallelism_2_restores_at_another_parallelism(
+    tmp_path, backend, new_parallelism, committed
+):
+    out, chk = _dirs(tmp_path)
+    n = 4_000
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, out, chk, n, rate=4_000, backend=backend, parallelism=2)
+    client = env.execute_async("at parallelism 2")
+    time.sleep(0.4)
+    savepoint = client.stop_with_savepoint(str(tmp_path / "sp")).result(timeout=20)
+    client.get_job_execution_result().result(timeout=20)
+
+    conf = Configuration()
+    conf.set_string("execution.savepoint.path", savepoint)
+    env2 = StreamExecutionEnvironment.get_execution_environment(conf)
+    job.build(env2, out, chk, n, rate=1e9, backend=backend, parallelism=new_parallelism)
+    env2.execute(f"at parallelism {new_parallelism}")
+    assert committed(out) == job.expected_lines(n)
+
+
+def test_failing_checkpoints_fail_the_job_past_the_tolerable_number(tmp_path):
+    out = str(tmp_path / "out")
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("checkpoints cannot be stored under a file")
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, out, str(blocker), 2_000, rate=4_000)
+    env.set_restart_strategy(RestartStrategies.no_restart())
+    with pytest.raises(RuntimeError, match="tolerable checkpoint failure number"):
+        env.execute("cannot checkpoint")
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, str(tmp_path / "out2"), str(blocker), 2_000, rate=4_000)
+    env.get_checkpoint_config().set_tolerable_checkpoint_failure_number(1_000)
+    env.execute("tolerates failing checkpoints")

@@ -34,7 +34,7 @@ def _wait_listed(env, timeout=20.0):
 def test_list_savepoint_cancel_with_savepoint_and_resume(tmp_path, committed):
     out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
     env = {**os.environ, "FLINKCORE_HOME": str(tmp_path / "home")}
-    n = 5_000
+    n = 20_000  # 10 s of input at 2000/s: the job outlives the CLI calls
     proc = subprocess.Popen(
         [sys.executable, "-m", "flinkcore", "run", JOB, out, chk, str(n), "2000", "heap"], env=env
     )

@@ -136,7 +136,10 @@ class TwoPhaseCommitSinkOperator(UdfOperator):
         return {"pending": sorted(self.pending.items()), "open": self.transaction}
 
     def restore_operator_state(self, states: list) -> None:
-        self._restored = list(states)
+        """Former instances' transactions are spread round-robin over the new ones (operator
+        list state), so each is recovered exactly once at any new parallelism."""
+        index, parallelism = self.context.subtask_index, self.context.parallelism
+        self._restored = [s for j, s in enumerate(states) if j % parallelism == index]
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         for done in sorted(i for i in self.pending if i <= checkpoint_id):
