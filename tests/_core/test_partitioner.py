@@ -5,6 +5,7 @@ MathUtils.murmurHash / KeyGroupRangeAssignment and Java's hashCode rules; the te
 Java values and check that both implementations agree on random keys of every supported type.
 """
 
+import os
 import subprocess
 import sys
 from collections import namedtuple
@@ -152,7 +153,7 @@ def test_hash_is_independent_of_pythonhashseed():
     outs = {
         subprocess.run(
             [sys.executable, "-c", code],
-            env={"PYTHONHASHSEED": seed},
+            env={**os.environ, "PYTHONHASHSEED": seed},
             capture_output=True,
             text=True,
             check=True,
