@@ -353,3 +353,25 @@ def test_snapshot_and_restore_keyed_state(tmp_path: Any) -> None:
     restored = fraud_job(restore_from=path)
     assert restored.push(("a", 3)) == [("ALERT", "a", 11)]
     restored.close()
+
+
+def test_late_records_of_a_window_come_back_as_a_side_output() -> None:
+    late = OutputTag("late")
+    env = StreamExecutionEnvironment.get_execution_environment()
+    (
+        env.from_push_source("tx")
+        .key_by(lambda e: e[0])
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(10)))
+        .allowed_lateness(5)
+        .side_output_late_data(late)
+        .reduce(lambda a, b: (a[0], a[1] + b[1]))
+    )
+    job = env.execute_embedded()
+    job.push(("a", 1), timestamp=3)
+    job.push(("a", 2), timestamp=8)
+    assert job.advance_watermark(9) == [("a", 3)]
+    assert job.push(("a", 4), timestamp=5) == [("a", 7)]  # within allowed lateness: a late firing
+    assert job.advance_watermark(14) == []  # window [0, 10) is now past its lateness
+    assert job.push(("a", 8), timestamp=6) == []
+    assert job.outputs(late) == [("a", 8)]
+    assert job.finish() == []
