@@ -24,6 +24,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,13 @@ from flinkcore.state.checkpoint_storage import (
 )
 from flinkcore.state.snapshots import deferred_snapshots, resolve_deferred
 
-__all__ = ["CheckpointCoordinator", "CheckpointSettings", "StateMappingError", "load_snapshot"]
+__all__ = [
+    "CheckpointCoordinator",
+    "CheckpointSettings",
+    "CheckpointStats",
+    "StateMappingError",
+    "load_snapshot",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +74,16 @@ class CheckpointSettings:
     @property
     def periodic(self) -> bool:
         return self.interval_ms > 0
+
+
+@dataclass(frozen=True)
+class CheckpointStats:
+    """One completed checkpoint: how long the task paused, how long writing took, how big."""
+
+    checkpoint_id: int
+    sync_ms: float
+    async_ms: float
+    size_bytes: int
 
 
 @dataclass
@@ -128,12 +145,14 @@ class CheckpointCoordinator:
             else None
         )
         self.next_id = first_checkpoint_id
-        #: the newest completed checkpoint, kept in memory for in-process restarts
-        self.latest: dict | None = None
+        #: the newest completed checkpoint's state files, kept in memory for in-process restarts
+        self._latest_files: dict[str, bytes] | None = None
         self.latest_id = 0
+        #: timings and sizes of the completed checkpoints, oldest first
+        self.history: list[CheckpointStats] = []
         self.failures = 0
         self._requests: queue.Queue[_Request] = queue.Queue()
-        self._done: queue.Queue[tuple[int, BaseException | None, dict | None]] = queue.Queue()
+        self._done: queue.Queue[tuple[CheckpointStats, BaseException | None, dict | None]] = queue.Queue()
         self._in_flight: threading.Thread | None = None
         self._in_flight_id = 0
         self._in_flight_since_ms = 0
@@ -191,10 +210,14 @@ class CheckpointCoordinator:
         """Take the synchronous part now and write the rest on a writer thread."""
         checkpoint_id = self.next_id
         self.next_id += 1
+        started = time.perf_counter()
         snapshot = self._take(checkpoint_id)
+        sync_ms = (time.perf_counter() - started) * 1000
 
         def write() -> None:
             error: BaseException | None = None
+            files: dict[str, bytes] | None = None
+            began = time.perf_counter()
             try:
                 files = _encode(snapshot)
                 if self.storage is not None:
@@ -204,11 +227,15 @@ class CheckpointCoordinator:
                         pending.write(names[key], data)
                     pending.complete({"operators": names, "job_name": self.job.graph.job_name})
                     self.storage.prune()
-                # the in-memory copy for in-process restarts: decoded, so shares nothing with live state
-                restored_form = {key: loads(data) for key, data in files.items()}
             except BaseException as exc:  # reported on the task thread
-                error, restored_form = exc, None
-            self._done.put((checkpoint_id, error, restored_form))
+                error = exc
+            stats = CheckpointStats(
+                checkpoint_id,
+                sync_ms,
+                (time.perf_counter() - began) * 1000,
+                sum(map(len, (files or {}).values())),
+            )
+            self._done.put((stats, error, files))
 
         self._in_flight = threading.Thread(
             target=write, name=f"flinkcore-checkpoint-{checkpoint_id}", daemon=True
@@ -241,7 +268,8 @@ class CheckpointCoordinator:
 
     def _deliver_completions(self) -> None:
         while not self._done.empty():
-            checkpoint_id, error, data = self._done.get()
+            stats, error, files = self._done.get()
+            checkpoint_id = stats.checkpoint_id
             if checkpoint_id in self._expired:
                 self._expired.discard(checkpoint_id)
                 continue
@@ -250,9 +278,16 @@ class CheckpointCoordinator:
                 self._count_failure(checkpoint_id, error)
                 continue
             self.failures = 0
-            self.latest, self.latest_id = data, checkpoint_id
+            self._latest_files, self.latest_id = files, checkpoint_id
+            self.history.append(stats)
             self._last_completed_ms = self.job.pts.current_processing_time()
             self._notify_complete(checkpoint_id)
+
+    def latest_snapshot(self) -> dict | None:
+        """The newest completed checkpoint as a job snapshot (decoded now: shares no live state)."""
+        if self._latest_files is None:
+            return None
+        return {key: loads(data) for key, data in self._latest_files.items()}
 
     def _notify_complete(self, checkpoint_id: int) -> None:
         for op in _operators(self.job):

@@ -133,8 +133,9 @@ class JobExecution:
                     if delay_ms is None:
                         raise
                     self.restarts += 1
-                    if coordinator.latest is not None:
-                        self._restore = coordinator.latest
+                    latest = coordinator.latest_snapshot()
+                    if latest is not None:
+                        self._restore = latest
                     self._next_checkpoint_id = coordinator.next_id
                     log.warning(
                         "job %s failed (%s: %s); restart %d in %d ms from %s",
@@ -143,9 +144,7 @@ class JobExecution:
                         failure,
                         self.restarts,
                         delay_ms,
-                        f"checkpoint {coordinator.latest_id}"
-                        if coordinator.latest is not None
-                        else "its start",
+                        "its last completed checkpoint" if self._restore is not None else "its start",
                     )
                     with self._attempt_ready:
                         self.coordinator = None
