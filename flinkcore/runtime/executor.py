@@ -283,6 +283,16 @@ class Job:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    def _fuse(self) -> None:
+        """Stateless map/filter chains take one generated loop per batch (runtime/fusion.py)."""
+        from flinkcore.runtime.fusion import fusable_chain, fuse_chain
+
+        for insts in self.operators.values():
+            for op in insts:
+                chain = fusable_chain(op)
+                if chain:
+                    op.process_batch = fuse_chain(chain)
+
     def run(self) -> None:
         """Run to completion on this thread (raises the first failure)."""
         self.status = "RUNNING"
@@ -298,6 +308,8 @@ class Job:
                 for op in self.operators[node.id]:
                     op.open()
                     opened.append(op)
+            if self.config.get("fuse_operators", True):
+                self._fuse()
             for gate in self._gates:
                 gate.bind()
             for router in self._routers:
