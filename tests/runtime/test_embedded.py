@@ -375,3 +375,36 @@ def test_late_records_of_a_window_come_back_as_a_side_output() -> None:
     assert job.push(("a", 8), timestamp=6) == []
     assert job.outputs(late) == [("a", 8)]
     assert job.finish() == []
+
+
+def test_a_generator_that_emits_on_events_moves_event_time_on_every_push() -> None:
+    from flinkcore.common import Watermark
+    from flinkcore.common.watermark_strategy import WatermarkGenerator
+
+    class EveryEvent(WatermarkGenerator):
+        """Punctuated: the watermark follows each event (no out-of-orderness allowed)."""
+
+        def on_event(self, event: Any, event_timestamp: int, output: Any) -> None:
+            output.emit_watermark(Watermark(event_timestamp - 1))
+
+        def on_periodic_emit(self, output: Any) -> None:
+            pass
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    (
+        env.from_push_source("tx")
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy.for_generator(lambda ctx: EveryEvent()).with_timestamp_assigner(
+                lambda e, _: e[1]
+            )
+        )
+        .key_by(lambda e: e[0])
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(10)))
+        .reduce(lambda a, b: (a[0], a[1] + b[1]))
+    )
+    job = env.execute_embedded(processing_time=0)  # processing time never moves: no periodic emission
+    assert job.push(("a", 3)) == []
+    assert job.push(("a", 7)) == []
+    assert job.push(("a", 10)) == [("a", 10)]  # then watermark 9: the window [0, 10) fires at once
+    assert job.push(("a", 11)) == []
+    job.close()
