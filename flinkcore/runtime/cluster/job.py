@@ -1,0 +1,274 @@
+"""The job coordinator (Flink's JobManager role) in the driver process.
+
+:class:`ClusterJob` runs a job graph over worker processes: it places subtasks into slots
+(:class:`~flinkcore.runtime.cluster.task.Placement`), connects every pair of processes with a
+socket, starts one worker per slot from a fork server (the graph travels cloudpickled), runs
+the driver's own subtasks (the sinks) and watches the workers. The job ends when every process
+finished its subtasks; a worker that fails reports its exception, a worker that dies (even by
+SIGKILL) is noticed from its process sentinel, and either way the others are cancelled. No
+worker outlives :meth:`ClusterJob.run`: cancelled workers that do not exit in time are killed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import os
+import pickle
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+from flinkcore.runtime.cluster import wire
+from flinkcore.runtime.cluster.forkserver import fork_server
+from flinkcore.runtime.cluster.task import Placement, SlotTask
+from flinkcore.runtime.graph import StreamGraph
+from flinkcore.runtime.processing_time import ProcessingTimeService, SystemClock
+from flinkcore.runtime.sources import Source
+
+__all__ = ["ClusterJob", "WorkerFailure"]
+
+log = logging.getLogger(__name__)
+
+#: seconds a cancelled worker gets to close its operators before it is killed
+SHUTDOWN_GRACE = 2.0
+
+
+class WorkerFailure(RuntimeError):
+    """A worker process failed or died; the message says which and why."""
+
+
+class _Elsewhere(Source):
+    """Stands for a source that runs in another slot (its data need not travel here)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def create_reader(self, subtask_index: int, parallelism: int) -> Any:
+        raise RuntimeError(f"source '{self.name}' subtask {subtask_index} does not run in this slot")
+
+
+class _DriverTask(SlotTask):
+    def __init__(self, job: ClusterJob, *args: Any, **kwargs: Any) -> None:
+        self.job = job
+        super().__init__(*args, **kwargs)
+
+    def on_peer_closed(self, peer: wire.Peer) -> None:
+        self.job._worker_gone(peer.index)
+
+
+class ClusterJob:
+    """One run of a job graph over worker processes (parallel task slots)."""
+
+    def __init__(self, graph: StreamGraph, job_id: str | None = None, restore: dict | None = None) -> None:
+        self.graph = graph
+        self.job_id = job_id or uuid.uuid4().hex
+        self.config = graph.config
+        self.sinks_in_driver = bool(self.config.get("cluster_sinks_in_driver", True))
+        self.placement = Placement(graph, self.sinks_in_driver)
+        self.pts = ProcessingTimeService(SystemClock())
+        self.status = "CREATED"
+        self._cancel = threading.Event()
+        self._restore = restore
+        self.processes: dict[int, Any] = {}
+        self._pids: list[int] = []
+        self.peers: dict[int, wire.Peer] = {}
+        self._state: dict[int, str] = {}  # worker -> running | finished | cancelled | failed | dead
+        self._failure: BaseException | None = None
+        self.records_sent = 0
+        self.start_ms = 0
+        self.end_ms = 0
+
+    # -- control -------------------------------------------------------------------------------
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers (for tests and monitoring)."""
+        return list(self._pids)
+
+    def _node_key(self, node: Any) -> str:
+        return node.uid or f"{node.id}:{node.name}"
+
+    # -- start ---------------------------------------------------------------------------------
+    def _worker_graph(self, k: int) -> bytes:
+        """The graph worker ``k`` gets: without what runs elsewhere — the driver's own nodes (a
+        sink may hold objects of the caller, such as a queue, that cannot travel) and sources that
+        run in other slots (a collection source carries its data)."""
+        import cloudpickle
+
+        pl = self.placement
+        graph = copy.copy(self.graph)
+        nodes = {}
+        for nid, node in self.graph.nodes.items():
+            here = any(pl.process_of(nid, i) == k for i in range(node.parallelism))
+            if nid in pl.in_driver or (not here and not node.is_source):
+                node = dataclasses.replace(node, operator_factory=None)
+            elif not here:
+                node = dataclasses.replace(node, source=_Elsewhere(node.name))
+            nodes[nid] = node
+        graph.nodes = nodes
+        try:
+            return cloudpickle.dumps(graph, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise ValueError(
+                f"the job's functions cannot be sent to worker processes ({type(exc).__name__}: {exc}). At "
+                "parallelism > 1 every function, source and key selector must be picklable by cloudpickle "
+                "(no open files, locks, sockets or threads in closures); or run the job in this process "
+                "with configuration 'execution.runtime: in-process'."
+            ) from exc
+
+    def _start(self) -> None:
+        server = fork_server()
+        n = self.placement.num_workers
+        ends: dict[int, dict[int, socket.socket]] = {k: {} for k in range(n + 1)}
+        for a in range(n + 1):
+            for b in range(a + 1, n + 1):
+                sa, sb = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                ends[a][b], ends[b][a] = sa, sb
+        try:
+            for k in range(1, n + 1):
+                peer_indexes = sorted(ends[k])
+                pid = server.fork(
+                    [ends[k][i] for i in peer_indexes],
+                    k,
+                    self._worker_graph(k),
+                    peer_indexes,
+                    list(sys.path),
+                    self.sinks_in_driver,
+                )
+                self.processes[k] = pid
+                self._pids.append(pid)
+                self._state[k] = "running"
+        finally:
+            for k in range(1, n + 1):
+                for s in ends[k].values():
+                    s.close()
+        self.peers = {k: wire.Peer(k, s) for k, s in ends[0].items()}
+
+    # -- events from workers -------------------------------------------------------------------
+    def _on_control(self, source: int, message: Any) -> None:
+        kind = message[0]
+        if kind == "finished":
+            self._state[source] = "finished"
+            self.records_sent += int(message[1])
+        elif kind == "cancelled":
+            self._state[source] = "cancelled"
+        elif kind == "failed":
+            self._state[source] = "failed"
+            data, text = message[1], message[2]
+            exc: BaseException | None = None
+            if data is not None:
+                try:
+                    exc = pickle.loads(data)
+                except Exception:
+                    exc = None
+            if exc is None:
+                exc = WorkerFailure(
+                    f"slot {source - 1} (worker process {self.processes[source]}) failed:\n{text}"
+                )
+            else:
+                exc.add_note(
+                    f"raised in slot {source - 1} (worker process {self.processes[source]}):\n{text}"
+                )
+            if self._failure is None:
+                self._failure = exc
+
+    def _worker_gone(self, k: int) -> None:
+        if self._state.get(k) in ("running", None):
+            pid = self.processes[k]
+            self._state[k] = "dead"
+            if self._failure is None:
+                code = self._wait_exit([pid], 0.5).get(pid)
+                if code is None:
+                    how = "it closed its connection"
+                elif isinstance(code, int) and code < 0:
+                    how = f"killed by {signal.Signals(-code).name}"
+                else:
+                    how = f"exit code {code}"
+                self._failure = WorkerFailure(
+                    f"slot {k - 1} (worker process {pid}) died ({how}) while job {self.job_id} was running"
+                )
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Run until every subtask finished (raises the first failure)."""
+        self.status = "RUNNING"
+        self.start_ms = int(time.time() * 1000)
+        opened: list[Any] = []
+        task = None
+        try:
+            self._start()
+            task = _DriverTask(self, self.graph, self.placement, 0, self.peers, self.pts, self._on_control)
+            opened = task.open(self._restore, self._node_key)
+            while True:
+                if self._failure is not None:
+                    raise self._failure
+                if self.cancelled:
+                    break
+                if task.finished and all(s == "finished" for s in self._state.values()):
+                    break
+                task.step()
+            self.status = "CANCELED" if self.cancelled else "FINISHED"
+        except BaseException:
+            self.status = "FAILED"
+            raise
+        finally:
+            self.end_ms = int(time.time() * 1000)
+            self._stop_workers()
+            for obj in opened:
+                try:
+                    obj.close()
+                except Exception:
+                    if self.status != "FAILED":
+                        raise
+
+    def _stop_workers(self) -> None:
+        """Tell every worker to exit, give it a moment, then kill what is left; join all."""
+        message = "shutdown" if self.status == "FINISHED" else "cancel"
+        for peer in self.peers.values():
+            peer.send(wire.CONTROL, 0, wire.encode_control((message,)))
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        for peer in self.peers.values():
+            while peer.pending_output and not peer.closed and time.monotonic() < deadline:
+                peer.flush()
+                time.sleep(0.001)
+        pids = list(self.processes.values())
+        codes = self._wait_exit(pids, max(0.0, deadline - time.monotonic()))
+        left = [pid for pid in pids if codes.get(pid) is None]
+        for pid in left:
+            log.warning("worker process %d did not stop in %.1f s; killing it", pid, SHUTDOWN_GRACE)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if left:
+            self._wait_exit(left, 10.0)
+        for peer in self.peers.values():
+            peer.close()
+
+    def _wait_exit(self, pids: list[int], timeout: float) -> dict[int, int | str]:
+        """Exit codes of ``pids`` once all ended (reaped by the fork server), or at the timeout."""
+        server = fork_server()
+        deadline = time.monotonic() + timeout
+        codes: dict[int, int | str] = {}
+        waiting = list(pids)
+        while waiting:
+            for pid, code in server.exit_codes(waiting).items():
+                if code is not None:
+                    codes[pid] = code
+            waiting = [p for p in waiting if p not in codes]
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        return codes

@@ -1,0 +1,554 @@
+"""The subtasks one process runs (a task slot), wired to the subtasks of the other processes.
+
+Placement follows Flink's default slot sharing: slot ``k`` (worker process ``k + 1``) runs
+subtask ``k`` of every operator, so a slot holds one parallel pipeline and a forward edge stays
+a chained call inside it. Sinks run in the driver (process 0) by default, so a ``SinkFunction``
+still updates the caller's own objects and ``execute_and_collect`` reads a local queue.
+
+Inside a process, edges between local subtasks are direct calls, exactly as in the in-process
+executor (:mod:`flinkcore.runtime.executor`), through the same partitioning writers and
+:class:`~flinkcore.runtime.exchange.InputGate` (watermark minimum over channels, idle channels
+left out). An edge to a subtask in another process ends in a :class:`RemoteChannel`: records
+collect into a buffer that is sent as one serialized batch when it holds ``batch_size`` records,
+when an in-band event (watermark, status, end of input) must follow them, or when the buffer
+timeout passes.
+
+Flow control is credit-based, as Flink's network stack: a receiver grants every channel
+``credits`` batches; a sender with no credit left waits. While it waits, the process keeps
+receiving, and keeps running the subtasks that are not on the waiting call stack (none that is
+upstream of the waiting writer), which consume their input and return credits — so a slow
+operator slows its sources instead of growing memory, and two slots sending to each other never
+deadlock.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections import deque
+from typing import Any
+
+from flinkcore.common.watermark import MAX_WATERMARK
+from flinkcore.runtime.cluster import wire
+from flinkcore.runtime.exchange import InputGate, connected_targets, make_writer
+from flinkcore.runtime.graph import StreamGraph, StreamNode
+from flinkcore.runtime.operators.base import Input, OperatorContext, Output
+from flinkcore.runtime.sources import END
+from flinkcore.state.heap import HeapKeyedStateBackend
+from flinkcore.state.key_groups import key_group_range_for
+
+__all__ = ["Placement", "RemoteChannel", "SlotTask", "TaskCancelled"]
+
+DEFAULT_BATCH_SIZE = 1024
+#: batches a receiver accepts per channel before the sender waits (Flink's buffers per channel)
+DEFAULT_CREDITS = 8
+
+
+class TaskCancelled(Exception):
+    """The driver cancelled the job (or the job failed elsewhere)."""
+
+
+class PeerLost(Exception):
+    """Another process of the job closed its connection before the job ended."""
+
+
+class Placement:
+    """Which process runs each subtask, and the ids of the channels between subtasks."""
+
+    def __init__(self, graph: StreamGraph, sinks_in_driver: bool = True) -> None:
+        self.graph = graph
+        out_degree = {nid: 0 for nid in graph.nodes}
+        for e in graph.edges:
+            out_degree[e.source_id] += 1
+        self.in_driver = {
+            nid
+            for nid, node in graph.nodes.items()
+            if sinks_in_driver and not node.is_source and out_degree[nid] == 0
+        }
+        in_workers = [n.parallelism for nid, n in graph.nodes.items() if nid not in self.in_driver]
+        self.num_workers = max(in_workers, default=1)
+        #: channel id -> (edge index, upstream subtask, downstream subtask)
+        self.channels: list[tuple[int, int, int]] = []
+        self.channel_id: dict[tuple[int, int, int], int] = {}
+        for n, e in enumerate(graph.edges):
+            up, down = graph.nodes[e.source_id], graph.nodes[e.target_id]
+            for u in range(up.parallelism):
+                for j in connected_targets(e.partitioner.kind, u, up.parallelism, down.parallelism):
+                    self.channel_id[(n, u, j)] = len(self.channels)
+                    self.channels.append((n, u, j))
+        self.ancestors = self._ancestors()
+
+    def process_of(self, node_id: int, subtask: int) -> int:
+        """0 is the driver; workers are 1..num_workers."""
+        if node_id in self.in_driver:
+            return 0
+        return 1 + subtask % self.num_workers
+
+    def _ancestors(self) -> dict[int, frozenset[int]]:
+        """Every node upstream of a node, and the node itself."""
+        result: dict[int, frozenset[int]] = {}
+        for node in self.graph.topological_order():
+            acc = {node.id}
+            for e in self.graph.in_edges(node.id):
+                acc |= result[e.source_id]
+            result[node.id] = frozenset(acc)
+        return result
+
+
+class _Router(Output):
+    """A subtask's output: main targets and side-output targets by tag id."""
+
+    def __init__(self, main: list[Input], side: dict[str, list[Input]]) -> None:
+        self.main = main
+        self.side = side
+        self.all = main + [t for ts in side.values() for t in ts]
+
+    def bind(self) -> None:
+        if len(self.main) == 1:
+            self.collect = self.main[0].process_batch  # type: ignore[method-assign]
+
+    def collect(self, values: list, timestamps: list | None) -> None:
+        for t in self.main:
+            t.process_batch(values, timestamps)
+
+    def collect_side(self, tag_id: str, values: list, timestamps: list | None) -> None:
+        for t in self.side.get(tag_id, ()):
+            t.process_batch(values, timestamps)
+
+    def emit_watermark(self, watermark: int) -> None:
+        for t in self.all:
+            t.process_watermark(watermark)
+
+    def emit_watermark_status(self, idle: bool) -> None:
+        for t in self.all:
+            t.process_watermark_status(idle)
+
+    def end_input(self) -> None:
+        for t in self.all:
+            t.end_input()
+
+
+class RemoteChannel(Input):
+    """The sending end of one channel to a subtask in another process."""
+
+    def __init__(self, task: SlotTask, peer: wire.Peer, channel: int, node_id: int) -> None:
+        self.task = task
+        self.peer = peer
+        self.channel = channel
+        self.node_id = node_id
+        self.batch_size = task.batch_size
+        self._chunks: list[tuple[Any, Any]] = []
+        self._count = 0
+        #: monotonic time of the oldest buffered record (for the buffer timeout)
+        self.since = 0.0
+
+    def process_batch(self, values: Any, timestamps: list | None) -> None:
+        if not isinstance(values, list):  # an Arrow record batch travels as it is
+            self.flush()
+            self._send(values, timestamps)
+            return
+        if not self._chunks:
+            self.since = time.monotonic()
+        self._chunks.append((values, timestamps))
+        self._count += len(values)
+        if self._count >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the buffered records as one batch (waits for a credit)."""
+        chunks = self._chunks
+        if not chunks:
+            return
+        self._chunks, self._count = [], 0
+        if len(chunks) == 1:
+            values, timestamps = chunks[0]
+        else:
+            values = [v for vs, _ in chunks for v in vs]
+            if all(ts is None for _, ts in chunks):
+                timestamps = None
+            else:
+                timestamps = []
+                for vs, ts in chunks:
+                    timestamps.extend([None] * len(vs) if ts is None else ts)
+        self._send(values, timestamps)
+
+    def _send(self, values: Any, timestamps: Any) -> None:
+        task = self.task
+        if task.credits[self.channel] <= 0:
+            task.await_credit(self.channel, self.node_id)
+        task.credits[self.channel] -= 1
+        self.peer.send(wire.BATCH, self.channel, wire.encode_batch(values, timestamps))
+        task.records_sent += len(values)
+
+    def process_watermark(self, watermark: int) -> None:
+        self.flush()
+        self.peer.send(wire.WATERMARK, self.channel, wire.encode_i64(watermark))
+
+    def process_watermark_status(self, idle: bool) -> None:
+        self.flush()
+        self.peer.send(wire.STATUS, self.channel, b"\x01" if idle else b"\x00")
+
+    def end_input(self) -> None:
+        self.flush()
+        self.peer.send(wire.END, self.channel)
+
+
+class _Source:
+    def __init__(self, node: StreamNode, index: int, reader: Any, output: _Router, ctx: OperatorContext):
+        self.node = node
+        self.index = index
+        self.reader = reader
+        self.output = output
+        self.context = ctx
+
+    def finish(self) -> None:
+        self.output.emit_watermark(MAX_WATERMARK)
+        self.output.end_input()
+
+
+class SlotTask:
+    """The subtasks of one process of a job, and the exchange with the other processes."""
+
+    def __init__(
+        self,
+        graph: StreamGraph,
+        placement: Placement,
+        me: int,
+        peers: dict[int, wire.Peer],
+        processing_time_service: Any,
+        on_control: Any = None,
+    ) -> None:
+        self.graph = graph
+        self.placement = placement
+        self.me = me
+        self.peers = peers
+        self.pts = processing_time_service
+        self.on_control = on_control
+        config = graph.config
+        self.batch_size = int(config.get("batch_size", DEFAULT_BATCH_SIZE))
+        self.buffer_timeout = int(config.get("buffer_timeout", 100))
+        self.runtime_mode = config.get("runtime_mode", "STREAMING")
+        initial = int(config.get("cluster_credits", DEFAULT_CREDITS))
+        self.cancelled = False
+        self.records_sent = 0
+        #: (node id, subtask) -> operator instance or source reader, of this process
+        self.instances: dict[tuple[int, int], Any] = {}
+        self.sources: list[_Source] = []
+        self.routers: list[_Router] = []
+        self.gates: list[InputGate] = []
+        self.remote_out: list[RemoteChannel] = []
+        #: outbound channel -> credits left
+        self.credits: dict[int, int] = {}
+        #: inbound channel -> (the local input it feeds, node id)
+        self.inbound: dict[int, tuple[Input, int]] = {}
+        self.open_inbound: set[int] = set()
+        self._credit_due: dict[int, int] = {}
+        self._initial_credits = initial
+        self._pending: deque[tuple[int, int, memoryview]] = deque()
+        self._blocked: list[int] = []
+        self._unsafe: frozenset[int] = frozenset()
+        self._build()
+
+    # -- building ---------------------------------------------------------------------------
+    def local(self, node_id: int, subtask: int) -> bool:
+        return self.placement.process_of(node_id, subtask) == self.me
+
+    def _make_backend(self, node: StreamNode, index: int) -> Any:
+        factory = self.graph.config.get("state_backend_factory") or HeapKeyedStateBackend
+        kg_range = key_group_range_for(index, node.max_parallelism, node.parallelism)
+        return factory(
+            max_parallelism=node.max_parallelism,
+            key_group_range=kg_range if node.parallelism > 1 else None,
+            ttl_time_provider=self.pts.current_processing_time,
+        )
+
+    def _build(self) -> None:
+        g, pl = self.graph, self.placement
+        order = g.topological_order()
+        contexts: dict[tuple[int, int], OperatorContext] = {}
+        for node in order:
+            keyed = any(k is not None for k in node.key_selectors)
+            for i in range(node.parallelism):
+                if not self.local(node.id, i):
+                    continue
+                ctx = OperatorContext(
+                    name=node.name,
+                    subtask_index=i,
+                    parallelism=node.parallelism,
+                    max_parallelism=node.max_parallelism,
+                    key_selectors=list(node.key_selectors),
+                    state_backend=self._make_backend(node, i) if keyed and not node.is_source else None,
+                    processing_time_service=self.pts,
+                    config=g.config,
+                    runtime_mode=self.runtime_mode,
+                    job_name=g.job_name,
+                )
+                contexts[(node.id, i)] = ctx
+                if node.is_source:
+                    self.instances[(node.id, i)] = node.source.create_reader(i, node.parallelism)
+                else:
+                    self.instances[(node.id, i)] = node.operator_factory()
+        # downstream ends of every channel into a local subtask: a gate where an input has several
+        channel_of: dict[tuple[int, int, int], Input] = {}
+        for node in order:
+            if node.is_source:
+                continue
+            in_edges = [(n, e) for n, e in enumerate(g.edges) if e.target_id == node.id]
+            for j in range(node.parallelism):
+                if not self.local(node.id, j):
+                    continue
+                op_inputs = self.instances[(node.id, j)].inputs()
+                for k in range(node.num_inputs):
+                    conns = []
+                    for n, e in in_edges:
+                        if e.input_index != k:
+                            continue
+                        up = g.nodes[e.source_id]
+                        for u in range(up.parallelism):
+                            if (n, u, j) in pl.channel_id:
+                                conns.append((n, u))
+                    if len(conns) == 1:
+                        targets = [op_inputs[k]]
+                    elif conns:
+                        gate = InputGate(op_inputs[k], len(conns))
+                        self.gates.append(gate)
+                        targets = list(gate.channels)
+                    else:
+                        targets = []
+                    for (n, u), target in zip(conns, targets, strict=True):
+                        channel_of[(n, u, j)] = target
+                        if not self.local(g.edges[n].source_id, u):
+                            cid = pl.channel_id[(n, u, j)]
+                            self.inbound[cid] = (target, node.id)
+                            self.open_inbound.add(cid)
+        # upstream ends: local channels are direct calls, others remote channels
+        for node in order:
+            out_edges = [(n, e) for n, e in enumerate(g.edges) if e.source_id == node.id]
+            for u in range(node.parallelism):
+                if not self.local(node.id, u):
+                    continue
+                main: list[Input] = []
+                side: dict[str, list[Input]] = {}
+                for n, e in out_edges:
+                    down = g.nodes[e.target_id]
+                    chans: list[Input] = []
+                    for j in connected_targets(e.partitioner.kind, u, node.parallelism, down.parallelism):
+                        if self.local(down.id, j):
+                            chans.append(channel_of[(n, u, j)])
+                        else:
+                            cid = pl.channel_id[(n, u, j)]
+                            peer = self.peers[pl.process_of(down.id, j)]
+                            rc = RemoteChannel(self, peer, cid, node.id)
+                            self.remote_out.append(rc)
+                            self.credits[cid] = self._initial_credits
+                            chans.append(rc)
+                    writer = make_writer(e.partitioner, chans, u, down.max_parallelism, down.name)
+                    if e.side_output_tag is None:
+                        main.append(writer)
+                    else:
+                        side.setdefault(e.side_output_tag, []).append(writer)
+                router = _Router(main, side)
+                self.routers.append(router)
+                inst = self.instances[(node.id, u)]
+                ctx = contexts[(node.id, u)]
+                if node.is_source:
+                    self.sources.append(_Source(node, u, inst, router, ctx))
+                else:
+                    inst.setup(ctx, router)
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def operators(self) -> list[Any]:
+        return [inst for (nid, _), inst in self.instances.items() if not self.graph.nodes[nid].is_source]
+
+    def open(self, restore: dict | None = None, node_key: Any = None) -> list[Any]:
+        """Restore (from a job snapshot keyed by ``node_key(node)``), then open operators (sinks
+        first), bind the direct calls, open source readers. Returns what was opened, in order."""
+        opened: list[Any] = []
+        if restore:
+            for (nid, i), inst in self.instances.items():
+                node = self.graph.nodes[nid]
+                entry = restore.get(node_key(node))
+                if entry is None:
+                    continue
+                if node.is_source:
+                    states = entry.get("source", [])
+                    if i < len(states):
+                        inst.restore_state(states[i])
+                else:
+                    inst.restore_state(entry.get("operator", []))
+        for node in reversed(self.graph.topological_order()):
+            if node.is_source:
+                continue
+            for i in range(node.parallelism):
+                inst = self.instances.get((node.id, i))
+                if inst is not None:
+                    inst.open()
+                    opened.append(inst)
+        for gate in self.gates:
+            gate.bind()
+        for router in self.routers:
+            router.bind()
+        for s in self.sources:
+            s.reader.open(s.context)
+            opened.append(s.reader)
+        return opened
+
+    @property
+    def finished(self) -> bool:
+        """Every local source ended and every inbound channel delivered end of input."""
+        return not self.sources and not self.open_inbound and not self._pending
+
+    # -- the exchange ---------------------------------------------------------------------------
+    def _handle(self, peer: wire.Peer, frames: list) -> None:
+        for kind, channel, payload in frames:
+            if kind == wire.CREDIT:
+                self.credits[channel] += wire.decode_i64(payload)
+            elif kind == wire.CONTROL:
+                self.on_control(peer.index, wire.decode_control(payload))
+            else:
+                self._pending.append((channel, kind, payload))
+
+    def poll_io(self, timeout: float, extra: list | None = None) -> list:
+        """Wait up to ``timeout`` s for input (or for ``extra`` objects), read it, write what is
+        queued. Returns the ready ``extra`` objects."""
+        peers = [p for p in self.peers.values() if not p.eof]
+        readable: list = list(peers)
+        if extra:
+            readable += extra
+        writable = [p for p in peers if p.pending_output]
+        if timeout > 0 or writable:
+            r, w, _ = select.select(readable, writable, [], timeout)
+        else:
+            r, w, _ = select.select(readable, [], [], 0)
+        for p in w:
+            p.flush()
+        ready_extra = []
+        for obj in r:
+            if isinstance(obj, wire.Peer):
+                frames = obj.receive()
+                if frames:
+                    self._handle(obj, frames)
+                if obj.eof:
+                    self.on_peer_closed(obj)
+            else:
+                ready_extra.append(obj)
+        return ready_extra
+
+    def on_peer_closed(self, peer: wire.Peer) -> None:
+        """Overridden by the driver; in a worker, a lost peer ends the task."""
+        raise PeerLost(f"process {peer.index} of the job closed its connection")
+
+    def process_pending(self) -> bool:
+        """Run received messages through the local subtasks (those not on a waiting call stack)."""
+        pending = self._pending
+        if not pending:
+            return False
+        kept = []
+        progressed = False
+        while pending:
+            item = pending.popleft()
+            target, node_id = self.inbound[item[0]]
+            if node_id in self._unsafe:
+                kept.append(item)
+                continue
+            self._dispatch(item, target)
+            progressed = True
+        if kept:
+            pending.extendleft(reversed(kept))
+        self.send_credits()
+        return progressed
+
+    def _dispatch(self, item: tuple[int, int, memoryview], target: Input) -> None:
+        channel, kind, payload = item
+        if kind == wire.BATCH:
+            values, timestamps = wire.decode_batch(payload)
+            self._credit_due[channel] = self._credit_due.get(channel, 0) + 1
+            target.process_batch(values, timestamps)
+        elif kind == wire.WATERMARK:
+            target.process_watermark(wire.decode_i64(payload))
+        elif kind == wire.STATUS:
+            target.process_watermark_status(payload[0] == 1)
+        elif kind == wire.END:
+            self.open_inbound.discard(channel)
+            target.end_input()
+        else:
+            raise RuntimeError(f"unexpected frame kind {kind} on channel {channel}")
+
+    def send_credits(self) -> None:
+        if not self._credit_due:
+            return
+        due, self._credit_due = self._credit_due, {}
+        channels = self.placement.channels
+        for cid, n in due.items():
+            e, u, _ = channels[cid]
+            peer = self.peers[self.placement.process_of(self.graph.edges[e].source_id, u)]
+            peer.send(wire.CREDIT, cid, wire.encode_i64(n))
+
+    def await_credit(self, channel: int, node_id: int) -> None:
+        """Wait until ``channel`` may send; meanwhile run what is safe to run (backpressure)."""
+        self._blocked.append(node_id)
+        ancestors = self.placement.ancestors
+        self._unsafe = frozenset().union(*(ancestors[b] for b in self._blocked))
+        try:
+            while self.credits[channel] <= 0:
+                if self.cancelled:
+                    raise TaskCancelled("the job was cancelled")
+                if not self.process_pending():
+                    self.poll_io(0.05)
+        finally:
+            self._blocked.pop()
+            self._unsafe = frozenset().union(*(ancestors[b] for b in self._blocked))
+
+    def flush_timed_out(self, now: float) -> float | None:
+        """Send buffers older than the buffer timeout; returns when the next one is due."""
+        timeout = self.buffer_timeout / 1000.0
+        due = None
+        for rc in self.remote_out:
+            if rc._chunks:
+                if now - rc.since >= timeout:
+                    rc.flush()
+                else:
+                    t = rc.since + timeout
+                    due = t if due is None or t < due else due
+        return due
+
+    def flush_all(self) -> None:
+        for rc in self.remote_out:
+            rc.flush()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def step(self, extra: list | None = None) -> list:
+        """One round: poll sources, exchange, fire due processing-time callbacks, flush timed-out
+        buffers. Returns the ``extra`` objects that became ready."""
+        progressed = False
+        for s in list(self.sources):
+            r = s.reader.poll(self.batch_size)
+            if r is None:
+                continue
+            progressed = True
+            if r is END:
+                self.sources.remove(s)
+                s.finish()
+            elif r[0] is not None and len(r[0]):
+                s.output.collect(r[0], r[1])
+        ready = self.poll_io(0, extra)
+        if self.process_pending():
+            progressed = True
+        pts = self.pts
+        deadline = pts.next_deadline()
+        now_ms = pts.current_processing_time()
+        if deadline is not None and now_ms >= deadline:
+            pts.advance(now_ms)
+            progressed = True
+        flush_due = self.flush_timed_out(time.monotonic())
+        if progressed or ready:
+            return ready
+        # nothing to do now: sleep until input, a timer, or a buffer's timeout
+        wait = 0.1
+        if deadline is not None:
+            wait = min(wait, max(deadline - pts.current_processing_time(), 0) / 1000.0)
+        if flush_due is not None:
+            wait = min(wait, max(flush_due - time.monotonic(), 0))
+        if self.sources:
+            wait = min(wait, max(self.buffer_timeout, 1) / 1000.0)
+        return ready + self.poll_io(wait, extra)

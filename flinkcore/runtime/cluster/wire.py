@@ -1,0 +1,209 @@
+"""Frames between the processes of a job: a length-prefixed header and a payload.
+
+Every pair of processes (the driver and the workers) shares one Unix stream socket. Records,
+watermarks, watermark status, end of input, credits and control messages all travel as frames
+on it, in order per socket, so in-band events stay in order with the records of their channel.
+Sockets are non-blocking: a frame that does not fit into the kernel buffer waits in the
+:class:`Peer`'s outgoing queue and is written when the socket becomes writable, so a process
+never blocks in ``send`` (two processes writing to each other can never deadlock there; flow is
+bounded by credits, see :mod:`flinkcore.runtime.cluster.task`).
+
+A batch is encoded with the native serde (``dumps_batch``); timestamps as one int64 array when
+every record has one. Arrow record batches travel as Arrow IPC streams.
+"""
+
+from __future__ import annotations
+
+import errno
+import pickle
+import socket
+import struct
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from flinkcore._core.serde import dumps_batch, loads_batch
+
+__all__ = ["Peer", "decode_batch", "encode_batch"]
+
+# frame kinds
+BATCH = 1
+WATERMARK = 2
+STATUS = 3
+END = 4
+CREDIT = 5
+BARRIER = 6
+CONTROL = 7
+
+_HEADER = struct.Struct("<IBI")  # payload length, kind, channel id
+_I64 = struct.Struct("<q")
+_BATCH_HEAD = struct.Struct("<BI")  # timestamp mode, length of the values part
+
+_TS_NONE, _TS_INT64, _TS_LIST, _ARROW = 0, 1, 2, 3
+
+#: socket buffer size asked of the kernel (it may grant less)
+SOCKET_BUFFER = 4 << 20
+_RECV_CHUNK = 1 << 20
+
+
+def encode_batch(values: Any, timestamps: Any) -> bytes:
+    """One batch as bytes: native serde for records, an int64 array for timestamps."""
+    if not isinstance(values, list) and hasattr(values, "schema"):
+        import pyarrow as pa
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, values.schema) as writer:
+            writer.write_batch(values)
+        data = sink.getvalue().to_pybytes()
+        ts = b"" if timestamps is None else dumps_batch(list(timestamps))
+        return _BATCH_HEAD.pack(_ARROW, len(data)) + data + ts
+    data = dumps_batch(values)
+    if timestamps is None:
+        return _BATCH_HEAD.pack(_TS_NONE, len(data)) + data
+    try:
+        ts = np.asarray(timestamps, dtype=np.int64).tobytes()
+        mode = _TS_INT64
+    except (TypeError, ValueError, OverflowError):  # some records without a timestamp
+        ts = dumps_batch(list(timestamps))
+        mode = _TS_LIST
+    return _BATCH_HEAD.pack(mode, len(data)) + data + ts
+
+
+def decode_batch(payload: memoryview) -> tuple[Any, list | None]:
+    mode, n = _BATCH_HEAD.unpack_from(payload, 0)
+    start = _BATCH_HEAD.size
+    data = payload[start : start + n]
+    rest = payload[start + n :]
+    if mode == _ARROW:
+        import pyarrow as pa
+
+        values = pa.ipc.open_stream(pa.py_buffer(bytes(data))).read_next_batch()
+        return values, (loads_batch(bytes(rest)) if len(rest) else None)
+    values = loads_batch(bytes(data))
+    if mode == _TS_NONE:
+        return values, None
+    if mode == _TS_INT64:
+        return values, np.frombuffer(rest, dtype=np.int64).tolist()
+    return values, loads_batch(bytes(rest))
+
+
+def encode_i64(v: int) -> bytes:
+    return _I64.pack(v)
+
+
+def decode_i64(payload: memoryview) -> int:
+    return _I64.unpack_from(payload, 0)[0]
+
+
+def encode_control(message: Any) -> bytes:
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_control(payload: memoryview) -> Any:
+    return pickle.loads(payload)
+
+
+class Peer:
+    """One end of the socket to another process, with an outgoing queue."""
+
+    def __init__(self, index: int, sock: socket.socket) -> None:
+        self.index = index
+        self.sock = sock
+        sock.setblocking(False)
+        for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
+            except OSError:
+                pass
+        self._out: deque[bytes | memoryview] = deque()
+        self._in = bytearray()
+        self.closed = False
+        #: the other process closed its end (exited or died); set by receive()
+        self.eof = False
+        self.bytes_sent = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    @property
+    def pending_output(self) -> bool:
+        return bool(self._out)
+
+    def send(self, kind: int, channel: int, payload: bytes = b"") -> None:
+        """Queue one frame and write as much as the socket takes now."""
+        if self.closed:
+            return
+        self._out.append(_HEADER.pack(len(payload), kind, channel))
+        if payload:
+            self._out.append(payload)
+        self.bytes_sent += _HEADER.size + len(payload)
+        self.flush()
+
+    def flush(self) -> None:
+        """Write queued frames until the socket would block."""
+        out = self._out
+        while out:
+            try:
+                if len(out) > 1:
+                    n = self.sock.sendmsg(list(out)[:64])
+                else:
+                    n = self.sock.send(out[0])
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
+                    self.closed = True
+                    out.clear()
+                    return
+                raise
+            while n:
+                head = out[0]
+                if n >= len(head):
+                    n -= len(head)
+                    out.popleft()
+                else:
+                    out[0] = memoryview(head)[n:]
+                    n = 0
+
+    def receive(self) -> list[tuple[int, int, memoryview]]:
+        """Every complete frame readable now; sets :attr:`eof` when the other end closed."""
+        buf = self._in
+        eof = False
+        while True:
+            try:
+                chunk = self.sock.recv(_RECV_CHUNK)
+            except BlockingIOError:
+                break
+            except ConnectionResetError:
+                eof = True
+                break
+            if not chunk:
+                eof = True
+                break
+            buf += chunk
+            if len(chunk) < _RECV_CHUNK:
+                break
+        frames = []
+        pos, end = 0, len(buf)
+        hsize = _HEADER.size
+        if end >= hsize:
+            view = memoryview(bytes(buf))
+            while end - pos >= hsize:
+                length, kind, channel = _HEADER.unpack_from(view, pos)
+                if end - pos - hsize < length:
+                    break
+                frames.append((kind, channel, view[pos + hsize : pos + hsize + length]))
+                pos += hsize + length
+            if pos:
+                del buf[:pos]
+        if eof:
+            self.eof = True
+        return frames
+
+    def close(self) -> None:
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass

@@ -1,0 +1,227 @@
+"""Worker processes: results, failures, SIGKILL detection, cancel, and no orphan processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from flinkcore.datastream import StreamExecutionEnvironment
+from flinkcore.datastream.connectors import NumberSequenceSource
+from flinkcore.datastream.functions import SinkFunction
+from flinkcore.runtime.cluster import ClusterJob, WorkerFailure
+from flinkcore.runtime.executor import Job
+
+
+class ListSink(SinkFunction):
+    def __init__(self):
+        self.results = []
+
+    def invoke(self, value, context):
+        self.results.append(value)
+
+
+def _graph(build, parallelism=2, batch_size=None):
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(parallelism)
+    sink = ListSink()
+    build(env).add_sink(sink)
+    graph = env.get_stream_graph("test", clear_transformations=True)
+    if batch_size:
+        graph.config["batch_size"] = batch_size
+    return graph, sink
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def assert_no_workers(job: ClusterJob) -> None:
+    assert job.pids, "the job started no worker"
+    assert [p for p in job.pids if _alive(p)] == []
+
+
+def _keyed_sum(env):
+    return (
+        env.from_collection([(i % 13, i) for i in range(20_000)])
+        .map(lambda x: (x[0], x[1] * 2))
+        .key_by(lambda x: x[0])
+        .reduce(lambda a, b: (a[0], a[1] + b[1]))
+    )
+
+
+def _final(results):
+    out = {}
+    for k, v in results:
+        out[k] = max(out.get(k, v), v)
+    return out
+
+
+@pytest.mark.parametrize("parallelism", [2, 3])
+def test_keyed_results_equal_in_process_and_no_orphans(parallelism):
+    graph, expected = _graph(_keyed_sum, 1)
+    Job(graph).run()
+    graph, sink = _graph(_keyed_sum, parallelism)
+    job = ClusterJob(graph)
+    job.run()
+    assert job.status == "FINISHED"
+    # a rolling reduce emits every intermediate sum; the order in which two upstream subtasks'
+    # records interleave is free, so compare the count and each key's final sum
+    assert len(sink.results) == len(expected.results)
+    assert _final(sink.results) == _final(expected.results)
+    assert len(job.pids) == parallelism
+    assert_no_workers(job)
+
+
+def test_subtask_indices_and_parallel_source():
+    def build(env):
+        return (
+            env.from_source(NumberSequenceSource(0, 999), None, "numbers")
+            .map(lambda x: x)
+            .rebalance()
+            .map(lambda x: x * 10)
+        )
+
+    graph, sink = _graph(build, 4)
+    job = ClusterJob(graph)
+    job.run()
+    assert sorted(sink.results) == [i * 10 for i in range(1000)]
+    assert_no_workers(job)
+
+
+def test_user_code_failure_in_a_worker_fails_the_job():
+    def boom(x):
+        if x == 777:
+            raise ValueError("bad record 777")
+        return x
+
+    graph, _ = _graph(lambda env: env.from_source(NumberSequenceSource(0, 5000), None, "n").map(boom))
+    job = ClusterJob(graph)
+    with pytest.raises(Exception, match="bad record 777"):
+        job.run()
+    assert job.status == "FAILED"
+    assert_no_workers(job)
+
+
+def _slow(x):
+    time.sleep(0.002)
+    return x
+
+
+def test_sigkill_of_a_worker_is_detected():
+    graph, _ = _graph(lambda env: env.from_source(NumberSequenceSource(0, 10**9), None, "n").map(_slow), batch_size=8)
+    job = ClusterJob(graph)
+    errors = []
+    t = threading.Thread(target=lambda: _run_catching(job, errors))
+    t.start()
+    deadline = time.monotonic() + 10
+    while len(job.pids) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    os.kill(job.pids[1], signal.SIGKILL)
+    t.join(15)
+    assert not t.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], WorkerFailure)
+    assert "SIGKILL" in str(errors[0])
+    assert_no_workers(job)
+
+
+def _run_catching(job, errors):
+    try:
+        job.run()
+    except BaseException as e:  # noqa: BLE001
+        errors.append(e)
+
+
+def test_cancel_stops_every_worker():
+    graph, sink = _graph(lambda env: env.from_source(NumberSequenceSource(0, 10**9), None, "n").map(_slow), batch_size=8)
+    job = ClusterJob(graph)
+    errors = []
+    t = threading.Thread(target=lambda: _run_catching(job, errors))
+    t.start()
+    deadline = time.monotonic() + 10
+    while not sink.results and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sink.results, "no record reached the sink"
+    job.cancel()
+    t.join(10)
+    assert not t.is_alive()
+    assert errors == []
+    assert job.status == "CANCELED"
+    assert_no_workers(job)
+
+
+def test_unpicklable_function_fails_with_advice():
+    lock = threading.Lock()
+    graph, _ = _graph(
+        lambda env: env.from_source(NumberSequenceSource(0, 10), None, "n").map(lambda x: (lock, x)[1])
+    )
+    with pytest.raises(ValueError, match="execution.runtime: in-process"):
+        ClusterJob(graph).run()
+
+
+DRIVER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path[:0] = {path!r}
+    from flinkcore.datastream import StreamExecutionEnvironment
+    from flinkcore.datastream.connectors import NumberSequenceSource
+    from flinkcore.runtime.cluster import ClusterJob
+
+    def slow(x):
+        time.sleep(0.002)
+        return x
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    env.from_source(NumberSequenceSource(0, 10**9), None, "n").map(slow).print()
+    job = ClusterJob(env.get_stream_graph("orphans", clear_transformations=True))
+    import threading
+    threading.Thread(target=job.run, daemon=True).start()
+    while len(job.pids) < 2:
+        time.sleep(0.01)
+    from flinkcore.runtime.cluster.forkserver import fork_server
+    print("PIDS", fork_server().process.pid, *job.pids, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_killing_the_driver_leaves_no_worker_behind():
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER.format(path=sys.path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        pids = []
+        for line in proc.stdout:
+            if line.startswith("PIDS"):
+                pids = [int(p) for p in line.split()[1:]]
+                break
+        assert len(pids) == 3
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while any(_alive(p) and not _zombie(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [p for p in pids if _alive(p) and not _zombie(p)] == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return False
