@@ -12,7 +12,8 @@ pending timers survive restarts: ``POST /snapshot`` (and shutdown) writes a save
 ``--state-dir``, and the service restores the newest one when it starts.
 
 The HTTP server handles requests on several threads; the job takes one pusher at a time (a second
-concurrent call gets an error, not a wait), so the service puts a lock in front of it.
+concurrent call gets an error, not a wait), so the service puts a lock in front of it, which a
+ticker thread firing due timers between requests (``fire_timers``) takes as well.
 
 Run::
 
@@ -105,6 +106,7 @@ class Scorer:
         self.job = build_job(restore)
         self.restored_from = restore
         self.scored = 0
+        self.ticker_stop = threading.Event()
 
     def latest_savepoint(self) -> str | None:
         if self.state_dir is None or not self.state_dir.is_dir():
@@ -130,6 +132,15 @@ class Scorer:
         tmp.write_text(path)
         tmp.replace(self.state_dir / "LATEST")  # atomic: a crash leaves the previous marker
         return path
+
+    def tick(self, stop: threading.Event, every_s: float = 1.0) -> None:
+        """Fire due processing-time timers while no request comes (a push fires them too), under
+        the same lock as the pushes: the job takes one caller at a time."""
+        while not stop.wait(every_s):
+            with self.lock:
+                if self.job.status != "RUNNING":
+                    return
+                self.job.fire_timers()  # the detector's timers only clear state: no output
 
     def close(self) -> None:
         with self.lock:
@@ -183,6 +194,7 @@ def serve(host: str, port: int, state_dir: str | None) -> tuple[ThreadingHTTPSer
     """Start the scorer and an HTTP server for it (not yet serving: call serve_forever)."""
     scorer = Scorer(state_dir)
     server = ThreadingHTTPServer((host, port), make_handler(scorer))
+    threading.Thread(target=scorer.tick, args=(scorer.ticker_stop,), daemon=True).start()
     return server, scorer
 
 
@@ -190,6 +202,7 @@ def shutdown(server: ThreadingHTTPServer, scorer: Scorer) -> None:
     """Stop serving, keep the job's state in a savepoint (when there is a state dir), close it."""
     server.shutdown()
     server.server_close()
+    scorer.ticker_stop.set()
     if scorer.state_dir is not None:
         scorer.snapshot()
     scorer.close()
