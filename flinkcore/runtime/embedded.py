@@ -25,7 +25,8 @@ operators of a normal run, so they behave exactly as in one.
 Time. The caller's thread is the task thread (Flink's mailbox model): what the normal loop does
 between batches — periodic watermark emission every ``auto_watermark_interval`` ms,
 processing-time timers and windows, idleness checks — happens when it is due, at the start of the
-caller's next ``push`` / ``push_many``, or on :meth:`EmbeddedJob.fire_timers`. Event time follows
+caller's next ``push`` / ``push_many``, or on :meth:`EmbeddedJob.fire_timers` (a service that
+wants them between requests calls it from a ticker, under the lock it pushes with). Event time follows
 the job's watermark strategy with Flink's semantics: a strategy set with
 ``assign_timestamps_and_watermarks`` emits its generator's watermark periodically (in processing
 time; use a generator that emits on events for a watermark after every record), and
@@ -40,6 +41,11 @@ for a lock, so contention shows up as an error rather than as hidden latency. Se
 yourself (a lock or a queue in front of the job) if several threads feed one job. The asyncio
 variants :meth:`EmbeddedJob.apush` / :meth:`EmbeddedJob.apush_many` run inline (a push takes
 microseconds) and wait their turn among coroutines.
+
+Snapshots. :meth:`EmbeddedJob.snapshot` writes a savepoint (the format of a normal run's) between
+two calls, a consistent cut with no record in flight; ``execute_embedded(restore_from=path)``
+continues from it. Periodic checkpoints (``enable_checkpointing``) are not taken by an embedded
+job, which has no thread of its own: the service snapshots when it wants to (e.g. on shutdown).
 
 Failures. An exception from the job propagates out of ``push`` and fails the job, as it fails a
 normal run: operators may have applied part of the record, so further calls raise; restore from
