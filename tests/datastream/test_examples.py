@@ -80,7 +80,7 @@ def test_iot_monitoring_example_matches_reference():
             if len(recent) == 3 and all(x > limit for x in recent):
                 expected.append(("OVERHEAT", sensor, ts))
                 recent = []
-        for (_, _, a), (_, _, b) in zip(rs, rs[1:]):
+        for (_, _, a), (_, _, b) in zip(rs, rs[1:], strict=False):
             if b - a > silence:
                 expected.append(("SILENT", sensor, a + silence))
         expected.append(("SILENT", sensor, rs[-1][2] + silence))
