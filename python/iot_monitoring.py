@@ -3,8 +3,9 @@
 Readings ``(sensor, temperature, ts)`` are generated up front (one reading per sensor every
 100 ms of event time; a few sensors fail and stop reporting) and replayed as a stream. Per
 sensor, a KeyedProcessFunction keeps the last readings in ListState and raises OVERHEAT when
-three readings in a row are above the limit; an event-time timer one second after the last reading raises SILENT. Watermarks are
-bounded out-of-orderness, so the silent alert fires on event time, not on wall-clock time.
+three readings in a row are above the limit; an event-time timer one second after the last
+reading raises SILENT. Watermarks are bounded out-of-orderness, so the silent alert fires on
+event time, not on wall-clock time.
 When the (bounded) data ends, the maximum watermark fires every pending timer, so every sensor
 still reporting is then SILENT too — exactly what Flink does at the end of a bounded input.
 
