@@ -210,8 +210,9 @@ class ProcessAllWindowFunction(Function):
 
 class SinkFunction(Function):
     """A Python sink: ``invoke(value, context)`` per record (context: ``timestamp()``,
-    ``current_watermark()``, ``current_processing_time()``). At parallelism 1 a job runs in the
-    calling process, so a sink may append to the caller's own objects."""
+    ``current_watermark()``, ``current_processing_time()``). A job run by ``execute()`` runs in
+    the calling process, so a sink may append to the caller's own objects; every parallel
+    instance of the sink calls this same object (other functions get one copy per instance)."""
 
     def invoke(self, value: Any, context: Any) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement invoke(value, context)")
