@@ -20,7 +20,7 @@ from flinkcore.cli import ENV_PARALLELISM, ENV_REGISTER_JOB, ENV_SAVEPOINT_PATH
 from flinkcore.common.configuration import Configuration, parse_millis
 from flinkcore.common.job_execution_result import JobExecutionResult
 from flinkcore.common.restart_strategy import RestartStrategyConfiguration
-from flinkcore.common.typeinfo import RowTypeInfo
+from flinkcore.common.typeinfo import RowTypeInfo, TupleTypeInfo
 from flinkcore.common.types import Row, row_class
 from flinkcore.datastream.checkpoint_config import CheckpointConfig, ExternalizedCheckpointRetention
 from flinkcore.datastream.checkpointing_mode import CheckpointingMode
@@ -362,16 +362,22 @@ class StreamExecutionEnvironment:
         return DataStream(self, t)
 
     def from_collection(self, collection: Any, type_info: Any = None) -> DataStream:
-        """The items of a list (or any iterable: read once, now), in order, parallelism 1. With a
-        ``Types.ROW``/``ROW_NAMED`` type, tuples become Rows named by it (``f0, f1 ...``)."""
+        """The items of a list (or any iterable: read once, now), in order, parallelism 1. As in
+        PyFlink, a ``Types.ROW``/``ROW_NAMED`` type makes tuples (and unnamed Rows) Rows named by
+        it (``f0, f1 ...``), and a ``Types.TUPLE`` type makes lists tuples."""
         items = list(collection)
-        names = getattr(type_info, "field_names", None)
-        if names is not None and isinstance(type_info, RowTypeInfo):
-            cls = row_class(tuple(names))
+        if isinstance(type_info, RowTypeInfo):
+            cls = row_class(tuple(type_info.field_names))
             items = [
-                v if isinstance(v, Row) else tuple.__new__(cls, v) if isinstance(v, (tuple, list)) else v
+                v
+                if isinstance(v, Row) and v._fields is not None
+                else tuple.__new__(cls, v)
+                if isinstance(v, (tuple, list))
+                else v
                 for v in items
             ]
+        elif isinstance(type_info, TupleTypeInfo):
+            items = [tuple(v) if isinstance(v, list) else v for v in items]
         return self._source(CollectionSource(items), "Collection Source", type_info)
 
     def from_source(

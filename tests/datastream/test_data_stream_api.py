@@ -260,3 +260,19 @@ def test_time_characteristic_is_accepted():
     e = env()
     e.set_stream_time_characteristic(TimeCharacteristic.EventTime)
     assert e.get_stream_time_characteristic() == TimeCharacteristic.EventTime
+
+
+def test_from_collection_applies_row_and_tuple_types():
+    e = env()
+    rows = list(
+        e.from_collection(
+            [("a", 1), Row("b", 2)], type_info=Types.ROW_NAMED(["k", "v"], [Types.STRING(), Types.INT()])
+        ).execute_and_collect()
+    )
+    assert [(r.k, r.v) for r in rows] == [("a", 1), ("b", 2)]
+    tuples = list(
+        e.from_collection(
+            [[1, 2], [3, 4]], type_info=Types.TUPLE([Types.INT(), Types.INT()])
+        ).execute_and_collect()
+    )
+    assert tuples == [(1, 2), (3, 4)]
