@@ -55,6 +55,11 @@ class Function(ABC):  # noqa: B024
 RichFunction = Function
 
 
+class _ContextType:
+    """Names PyFlink's context classes (``KeyedProcessFunction.Context`` ...) so type annotations
+    of PyFlink jobs resolve; the runtime passes its own context objects."""
+
+
 class MapFunction(Function):
     @abstractmethod
     def map(self, value: Any) -> Any: ...
@@ -110,6 +115,9 @@ class ProcessFunction(Function):
     """``process_element(value, ctx)``: ctx has ``timestamp()``, ``timer_service()`` (timers need a
     keyed stream) and ``output(tag, value)``."""
 
+    class Context(_ContextType):
+        pass
+
     @abstractmethod
     def process_element(self, value: Any, ctx: Any) -> Iterable[Any] | None: ...
 
@@ -117,6 +125,12 @@ class ProcessFunction(Function):
 class KeyedProcessFunction(Function):
     """Per-key processing with keyed state and timers; ``on_timer(timestamp, ctx)`` fires timers
     (ctx also has ``time_domain()`` and ``get_current_key()``)."""
+
+    class Context(_ContextType):
+        pass
+
+    class OnTimerContext(_ContextType):
+        pass
 
     @abstractmethod
     def process_element(self, value: Any, ctx: Any) -> Iterable[Any] | None: ...
@@ -142,6 +156,9 @@ class CoFlatMapFunction(Function):
 
 
 class CoProcessFunction(Function):
+    class Context(_ContextType):
+        pass
+
     @abstractmethod
     def process_element1(self, value: Any, ctx: Any) -> Iterable[Any] | None: ...
 
@@ -150,6 +167,12 @@ class CoProcessFunction(Function):
 
 
 class KeyedCoProcessFunction(Function):
+    class Context(_ContextType):
+        pass
+
+    class OnTimerContext(_ContextType):
+        pass
+
     @abstractmethod
     def process_element1(self, value: Any, ctx: Any) -> Iterable[Any] | None: ...
 
@@ -164,6 +187,12 @@ class BroadcastProcessFunction(Function):
     """``process_element(value, ctx)`` reads broadcast state (``ctx.get_broadcast_state(desc)``);
     ``process_broadcast_element(value, ctx)`` may write it."""
 
+    class ReadOnlyContext(_ContextType):
+        pass
+
+    class Context(_ContextType):
+        pass
+
     @abstractmethod
     def process_element(self, value: Any, ctx: Any) -> Iterable[Any] | None: ...
 
@@ -174,6 +203,15 @@ class BroadcastProcessFunction(Function):
 class KeyedBroadcastProcessFunction(BroadcastProcessFunction):
     """Keyed variant: keyed state and timers in ``process_element``; ``ctx.apply_to_keyed_state``
     in ``process_broadcast_element``."""
+
+    class ReadOnlyContext(_ContextType):
+        pass
+
+    class Context(_ContextType):
+        pass
+
+    class OnTimerContext(_ContextType):
+        pass
 
     def on_timer(self, timestamp: int, ctx: Any) -> Iterable[Any] | None:
         pass
@@ -193,6 +231,9 @@ class ProcessWindowFunction(Function):
     """``process(key, context, elements)``; context: ``window()``, ``current_watermark()``,
     ``current_processing_time()``, ``window_state()``, ``global_state()``."""
 
+    class Context(_ContextType):
+        pass
+
     @abstractmethod
     def process(self, key: Any, context: Any, elements: Iterable[Any]) -> Iterable[Any]: ...
 
@@ -201,6 +242,9 @@ class ProcessWindowFunction(Function):
 
 
 class ProcessAllWindowFunction(Function):
+    class Context(_ContextType):
+        pass
+
     @abstractmethod
     def process(self, context: Any, elements: Iterable[Any]) -> Iterable[Any]: ...
 

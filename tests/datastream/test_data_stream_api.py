@@ -276,3 +276,18 @@ def test_from_collection_applies_row_and_tuple_types():
         ).execute_and_collect()
     )
     assert tuples == [(1, 2), (3, 4)]
+
+
+def test_pyflink_context_annotations_resolve():
+    from flinkcore.datastream import BroadcastProcessFunction, KeyedBroadcastProcessFunction
+
+    class F(KeyedProcessFunction):
+        def process_element(self, value, ctx: KeyedProcessFunction.Context):
+            yield value
+
+        def on_timer(self, timestamp, ctx: KeyedProcessFunction.OnTimerContext):
+            pass
+
+    assert ProcessFunction.Context and BroadcastProcessFunction.ReadOnlyContext
+    assert KeyedBroadcastProcessFunction.OnTimerContext
+    assert list(env().from_collection([1]).key_by(lambda x: x).process(F()).execute_and_collect()) == [1]
