@@ -15,7 +15,7 @@ benchmark suite's own L1 function (``flinkcore.benchmarks.latency.flinkcore_late
 
 Run pinned to one core::
 
-    taskset -c 0 .venv/bin/python bench/embedded/latency.py [--n 200000] [--repeats 3] [--e2e]
+    taskset -c 0 .venv/bin/python bench/embedded/latency.py [--n 200000] [--repeats 3] [--e2e] [--no-gc]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from flinkcore.benchmarks.data import W4_THRESHOLD, events_for
+from flinkcore.common import Duration, WatermarkStrategy
 from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.datastream.functions import KeyedProcessFunction
 from flinkcore.datastream.state import ValueStateDescriptor
@@ -60,15 +61,24 @@ class RunningSum(KeyedProcessFunction):
             yield value[0], t
 
 
-def build_job() -> Any:
+def build_job(watermarks: bool = False) -> Any:
+    """The fraud shape; ``watermarks``: with a bounded-out-of-orderness strategy (100 ms, the
+    event's ts) after the source, so each push also checks for a due periodic emission."""
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(1)
-    (env.from_push_source("transactions").map(parse).key_by(lambda e: e[0]).process(RunningSum()).map(alert))
+    stream = env.from_push_source("transactions")
+    if watermarks:
+        stream = stream.assign_timestamps_and_watermarks(
+            WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(100)).with_timestamp_assigner(
+                lambda e, _: e[2]
+            )
+        )
+    stream.map(parse).key_by(lambda e: e[0]).process(RunningSum()).map(alert)
     return env.execute_embedded("L1 embedded fraud shape")
 
 
-def time_embedded(events: list) -> tuple[np.ndarray, int]:
-    job = build_job()
+def time_embedded(events: list, watermarks: bool = False) -> tuple[np.ndarray, int]:
+    job = build_job(watermarks)
     push = job.push
     clock = time.perf_counter_ns
     lat = np.empty(len(events), dtype=np.int64)
@@ -140,28 +150,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--e2e", action="store_true", help="also the normal-run end-to-end latency at 100k/s")
     ap.add_argument("--e2e-n", type=int, default=200_000)
+    ap.add_argument("--no-gc", action="store_true", help="disable the cyclic GC while timing (tail study)")
     args = ap.parse_args(argv)
 
     events = events_for("W4", args.n).tuples()
     warm = events[: min(20_000, args.n)]
     time_embedded(warm)
     time_pure_python(warm)
-    results: dict[str, list] = {"embedded push": [], "pure Python calls": [], "clock reads alone": []}
+    time_embedded(warm, watermarks=True)
+    results: dict[str, list] = {
+        "embedded push": [],
+        "embedded push, with a watermark strategy": [],
+        "pure Python calls": [],
+        "clock reads alone": [],
+    }
     alert_counts = set()
     for _ in range(args.repeats):
         gc.collect()
+        if args.no_gc:
+            gc.disable()
         lat, a1 = time_embedded(events)
         results["embedded push"].append(pct(lat))
-        lat, a2 = time_pure_python(events)
+        lat, a2 = time_embedded(events, watermarks=True)
+        results["embedded push, with a watermark strategy"].append(pct(lat))
+        lat, a3 = time_pure_python(events)
         results["pure Python calls"].append(pct(lat))
         results["clock reads alone"].append(pct(time_clock(args.n)))
-        alert_counts.add((a1, a2))
+        gc.enable()
+        alert_counts.add((a1, a2, a3))
     if len(alert_counts) != 1 or len({a for pair in alert_counts for a in pair}) != 1:
         print(f"alert counts disagree: {alert_counts}", file=sys.stderr)
         return 1
     report: dict[str, Any] = {
         "n": args.n,
         "repeats": args.repeats,
+        "gc": "disabled while timing" if args.no_gc else "enabled",
         "alerts": alert_counts.pop()[0],
         "latency": {name: summarize(runs) for name, runs in results.items()},
     }
