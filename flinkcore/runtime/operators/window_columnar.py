@@ -494,6 +494,68 @@ _REDUCEAT = {
 _PY_COMBINE = {"sum": operator.add, "count": operator.add, "min": min, "max": max}
 
 
+class _KeySlots:
+    """int64 key -> slot: an array indexed by the key while keys are small and non-negative,
+    a dict otherwise (vectorized lookups either way)."""
+
+    def __init__(self) -> None:
+        self._dense: np.ndarray | None = np.full(0, -1, dtype=np.int64)
+        self._dict: dict | None = None
+
+    def _fits(self, keys: np.ndarray) -> bool:
+        return not len(keys) or (int(keys.min()) >= 0 and int(keys.max()) < _DENSE_LIMIT)
+
+    def _to_dict(self) -> None:
+        dense = self._dense
+        present = np.flatnonzero(dense >= 0)
+        self._dict = dict(zip(present.tolist(), dense[present].tolist(), strict=True))
+        self._dense = None
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        dense = self._dense
+        if dense is not None and self._fits(keys):
+            out = np.full(len(keys), -1, dtype=np.int64)
+            inside = keys < len(dense)
+            out[inside] = dense[keys[inside]]
+            return out
+        if dense is not None:
+            self._to_dict()
+        get = self._dict.get
+        key_list = keys.tolist()
+        return np.fromiter(map(get, key_list, repeat(-1, len(key_list))), np.int64, len(key_list))
+
+    def assign(self, keys: np.ndarray, slots: np.ndarray) -> None:
+        if self._dense is not None and self._fits(keys):
+            top = int(keys.max()) + 1 if len(keys) else 0
+            if top > len(self._dense):
+                grown = np.full(max(1024, 1 << int(top - 1).bit_length()), -1, dtype=np.int64)
+                grown[: len(self._dense)] = self._dense
+                self._dense = grown
+            self._dense[keys] = slots
+            return
+        if self._dense is not None:
+            self._to_dict()
+        self._dict.update(zip(keys.tolist(), slots.tolist(), strict=True))
+
+    def remove(self, keys: np.ndarray) -> None:
+        if self._dense is not None:
+            self._dense[keys] = -1
+        else:
+            pop = self._dict.pop
+            for key in keys.tolist():
+                pop(key, None)
+
+    def pop(self, key: int, default: Any = None) -> Any:
+        slot = int(self.lookup(np.array([key], dtype=np.int64))[0])
+        if slot < 0:
+            return default
+        self.remove(np.array([key], dtype=np.int64))
+        return slot
+
+    def __setitem__(self, key: int, slot: int) -> None:
+        self.assign(np.array([key], dtype=np.int64), np.array([slot], dtype=np.int64))
+
+
 class ColumnarSessionOperator(ColumnarWindowOperator):
     """Keyed event-time session windows (static gap) with built-in aggregates over columns.
 
@@ -533,7 +595,7 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
             for out, func, col in self.aggs
             for f in _PARTIALS[func][0]
         ]
-        self._slot_of: dict = {}
+        self._slot_of = _KeySlots()
         self._cap = 0
         self._key = np.zeros(0, dtype=np.int64)
         self._start = np.zeros(0, dtype=np.int64)
@@ -602,10 +664,7 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
         first_of_key[1:] = seg_key[1:] != seg_key[:-1]
         group = np.cumsum(first_of_key) - 1
         several = np.bincount(group)[group] > 1
-        key_list = seg_key.tolist()
-        slots = np.fromiter(
-            map(self._slot_of.get, key_list, repeat(-1, len(key_list))), np.int64, len(key_list)
-        )
+        slots = self._slot_of.lookup(seg_key)
         has = slots >= 0
         if has.any():
             safe = np.where(has, slots, 0)
@@ -614,10 +673,10 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
             meets = has
         slow = several | (has & ~meets)
         if self._extra:
-            slow |= np.fromiter(map(self._extra.__contains__, key_list), bool, len(key_list))
+            extra_keys = np.fromiter(self._extra, np.int64, len(self._extra))
+            slow |= np.isin(seg_key, extra_keys)
         if int(ts.min()) + gap - 1 <= wm:  # records that would be late on their own
-            risky = set(keys[ts + gap - 1 <= wm].tolist())
-            slow |= np.fromiter(map(risky.__contains__, key_list), bool, len(key_list))
+            slow |= np.isin(seg_key, keys[ts + gap - 1 <= wm])
         counts = seg_last - seg + 1
         parts = {}
         for name, f, col in self._parts:
@@ -644,7 +703,7 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
             self._live[sl] = True
             for name, _, _ in self._parts:
                 self._acc[name][sl] = parts[name][new]
-            self._slot_of.update(zip(new_keys.tolist(), sl.tolist(), strict=True))
+            self._slot_of.assign(new_keys, sl)
         if slow.any():
             self._slow_keys(values, ts, cols, keys, order, seg, seg_last, slow, first_of_key, group)
 
@@ -652,23 +711,60 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
         """Keys whose batch is not a single run meeting the open session: record by record."""
         starts_of_group = np.flatnonzero(first_of_key)
         ends_of_group = np.append(starts_of_group[1:], len(seg))
-        for g in np.unique(group[slow]).tolist():
+        slow_groups = np.unique(group[slow])
+        # Take the open sessions of these keys out of the slot arrays, all at once.
+        slow_keys = seg[starts_of_group[slow_groups]]
+        slow_keys = np.asarray(keys)[order[slow_keys]] if len(slow_keys) else slow_keys
+        slots = self._slot_of.lookup(slow_keys)
+        in_slot = slots >= 0
+        taken: dict[int, list] = {}
+        if in_slot.any():
+            sl = slots[in_slot]
+            accs = {name: self._acc[name][sl].tolist() for name, _, _ in self._parts}
+            for j, (key, start, end) in enumerate(
+                zip(
+                    slow_keys[in_slot].tolist(), self._start[sl].tolist(), self._end[sl].tolist(), strict=True
+                )
+            ):
+                taken[key] = [start, end, {name: accs[name][j] for name in accs}]
+            self._live[sl] = False
+            self._free.extend(sl.tolist())
+            self._slot_of.remove(slow_keys[in_slot])
+        back: list[tuple[int, list]] = []
+        ts_list = ts.tolist()
+        for g, key in zip(slow_groups.tolist(), slow_keys.tolist(), strict=True):
             a, b = seg[starts_of_group[g]], seg_last[ends_of_group[g] - 1] + 1
             rows = np.sort(order[a:b])  # this key's records in arrival order
-            key = int(keys[rows[0]])
             sessions = self._extra.pop(key, None)
             if sessions is None:
-                sessions = []
-                slot = self._slot_of.pop(key, None)
-                if slot is not None:
-                    accs = {name: self._acc[name][slot].item() for name, _, _ in self._parts}
-                    sessions.append([int(self._start[slot]), int(self._end[slot]), accs])
-                    self._live[slot] = False
-                    self._free.append(slot)
+                one = taken.get(key)
+                sessions = [one] if one is not None else []
             for i in rows.tolist():
-                self._add_record(key, sessions, values, i, int(ts[i]), cols)
-            if sessions:
+                self._add_record(key, sessions, values, i, ts_list[i], cols)
+            if len(sessions) == 1:
+                back.append((key, sessions[0]))
+            elif sessions:
                 self._extra[key] = sessions
+        self._to_slots(back, {c: v.dtype for c, v in cols.items()})
+
+    def _to_slots(self, back: list[tuple[int, list]], dtypes: dict | None = None) -> None:
+        """Put keys that are down to one session back into the slot arrays, all at once."""
+        if not back:
+            return
+        if dtypes is None:
+            if not self._cap:
+                self._extra.update((key, [s]) for key, s in back)
+                return
+            dtypes = {col: self._acc[name].dtype for name, _, col in self._parts}
+        sl = self._alloc(len(back), dtypes)
+        keys = np.fromiter((k for k, _ in back), np.int64, len(back))
+        self._key[sl] = keys
+        self._start[sl] = [s[0] for _, s in back]
+        self._end[sl] = [s[1] for _, s in back]
+        self._live[sl] = True
+        for name, _, _ in self._parts:
+            self._acc[name][sl] = [s[2][name] for _, s in back]
+        self._slot_of.assign(keys, sl)
 
     def _add_record(self, key: Any, sessions: list, values: Any, i: int, ts: int, cols: dict) -> None:
         end = ts + self.gap
@@ -709,6 +805,8 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
             return
         self.current_watermark = watermark
         fired: list[tuple[int, Any, int, tuple]] = []  # (end, key, start, values)
+        fast_values: list = []
+        fast_ts: list = []
         cap = self._cap
         due = np.flatnonzero(self._live[:cap] & (self._end[:cap] - 1 <= watermark))
         if len(due):
@@ -719,15 +817,26 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
             ]
             starts, ends = self._start[due].tolist(), self._end[due].tolist()
             cols = [r.tolist() for r in results]
-            for key, start, end, *vals in zip(keys, starts, ends, *cols, strict=True):
-                fired.append((end, key, start, tuple(vals)))
+            row_class = getattr(self.make_output, "row_class", None)
+            if row_class is not None and getattr(self.make_output, "with_window", False):
+                # Built in C, already in end order; merged with any other fired sessions below.
+                fast_values = list(
+                    map(
+                        tuple.__new__,
+                        repeat(row_class, len(keys)),
+                        zip(keys, starts, ends, *cols, strict=True),
+                    )
+                )
+                fast_ts = [e - 1 for e in ends]
+            else:
+                for key, start, end, *vals in zip(keys, starts, ends, *cols, strict=True):
+                    fired.append((end, key, start, tuple(vals)))
             self._live[due] = False
             self._free.extend(due.tolist())
-            slot_of = self._slot_of
-            for key in keys:
-                del slot_of[key]
-        for key in list(self._extra):
-            sessions = self._extra[key]
+            self._slot_of.remove(self._key[due])
+        back = []
+        for key in [k for k, ss in self._extra.items() if ss[0][1] - 1 <= watermark or len(ss) > 1]:
+            sessions = self._extra.pop(key)
             keep = []
             for s in sessions:
                 if s[1] - 1 <= watermark:
@@ -738,16 +847,22 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
                     fired.append((s[1], key, s[0], vals))
                 else:
                     keep.append(s)
-            if keep:
+            if len(keep) == 1:
+                back.append((key, keep[0]))
+            elif keep:
                 self._extra[key] = keep
-            else:
-                del self._extra[key]
+        self._to_slots(back)
         if fired:
-            fired.sort(key=lambda f: f[0])
             make = self.make_output
+            if fast_values:  # merge the C-built rows in, keeping end order
+                fired.extend((t + 1, None, None, row) for t, row in zip(fast_ts, fast_values, strict=True))
+            fired.sort(key=lambda f: f[0])
             self.output.collect(
-                [make(key, start, end, vals) for end, key, start, vals in fired], [f[0] - 1 for f in fired]
+                [vals if start is None else make(key, start, end, vals) for end, key, start, vals in fired],
+                [f[0] - 1 for f in fired],
             )
+        elif fast_values:
+            self.output.collect(fast_values, fast_ts)
         self.output.emit_watermark(watermark)
 
     @staticmethod
