@@ -56,8 +56,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import threading
 from collections.abc import Iterable
+from concurrent.futures import Future
 from typing import Any
 
 from flinkcore._core.serde import dumps
@@ -72,7 +74,7 @@ from flinkcore.runtime.operators.watermarks import TimestampsAndWatermarksOperat
 from flinkcore.runtime.processing_time import ManualClock
 from flinkcore.runtime.sources import Source, SourceReader
 from flinkcore.state.checkpoint_storage import begin_savepoint
-from flinkcore.state.snapshots import resolve_deferred
+from flinkcore.state.snapshots import deferred_snapshots, resolve_deferred
 
 __all__ = ["ConcurrentPushError", "EmbeddedJob", "EmbeddedJobError", "PushSource"]
 
@@ -180,6 +182,9 @@ def _typed_head(source: Any) -> Any:
 
 _CREATED, _RUNNING, _CLOSED, _FAILED = "CREATED", "RUNNING", "CLOSED", "FAILED"
 
+#: how often (processing-time ms) the caller's calls look for a finished asynchronous snapshot
+_SNAPSHOT_POLL_MS = 10
+
 
 class EmbeddedJob:
     """A running job driven by its caller (see the module docstring).
@@ -223,6 +228,8 @@ class EmbeddedJob:
         self._lock = threading.Lock()
         self._async_lock: asyncio.Lock | None = None
         self._next_checkpoint_id = 1
+        self._snapshot_thread: threading.Thread | None = None
+        self._snapshots_done: queue.SimpleQueue = queue.SimpleQueue()
         self._out: list = []
         self._side: dict[str, list] = {}
         self._consumed_tags = {e.side_output_tag for e in graph.edges if e.side_output_tag is not None}
@@ -551,37 +558,86 @@ class EmbeddedJob:
 
         Taken between two calls, so it is a consistent cut (no record in flight). Restore with
         ``env.execute_embedded(restore_from=<returned path>)`` on the same job (operators matched
-        by ``uid``). Same format as the savepoints of a normal run.
+        by ``uid``). Same format as the savepoints of a normal run. The caller waits for the files
+        to be written; :meth:`snapshot_async` only waits for the consistent cut.
         """
         self._enter()
         try:
-            job = self._job
-            checkpoint_id = self._next_checkpoint_id
-            self._next_checkpoint_id += 1
-            operators = [op for insts in job.operators.values() for op in insts if op in self._opened]
-            for op in operators:
-                prepare = getattr(op, "prepare_snapshot_pre_barrier", None)
-                if prepare is not None:
-                    prepare(checkpoint_id)
-            files = {key: dumps(resolve_deferred(entry)) for key, entry in job.snapshot().items()}
-            pending = begin_savepoint(path, job.job_id, checkpoint_id)
-            try:
-                names = {key: _file_name(key) for key in files}
-                for key, data in files.items():
-                    pending.write(names[key], data)
-                completed = pending.complete(
-                    {"operators": names, "job_name": job.graph.job_name, "embedded": True}
-                )
-            except BaseException:
-                pending.abort()
-                raise
-            for op in operators:
-                notify = getattr(op, "notify_checkpoint_complete", None)
-                if notify is not None:
-                    notify(checkpoint_id)
-            return str(completed.path)
+            self._join_snapshot()
+            checkpoint_id, operators = self._prepare_snapshot()
+            path_written = _write_savepoint(path, self._job, checkpoint_id, self._job.snapshot())
+            _notify_complete(operators, checkpoint_id)
+            return path_written
         finally:
             self._lock.release()
+
+    def snapshot_async(self, path: str | os.PathLike) -> Future:
+        """Like :meth:`snapshot`, but the state is serialized and written on a writer thread:
+        the call only takes the consistent cut (the heap backend copies its tables, LMDB pins a
+        read view), so pushes go on while the files are written. The future's result is the
+        savepoint directory, once it is durable. Operators hear of the completion (transactional
+        sinks commit) on the caller's thread, at a later call. One snapshot at a time: a new one
+        first waits for the one in flight. As with a normal run's checkpoints, objects kept in
+        state must not be mutated in place after ``update()``."""
+        self._enter()
+        try:
+            self._join_snapshot()
+            checkpoint_id, operators = self._prepare_snapshot()
+            with deferred_snapshots():
+                snap = self._job.snapshot()
+            future: Future = Future()
+            done = self._snapshots_done
+            job = self._job
+
+            def write() -> None:
+                try:
+                    written = _write_savepoint(path, job, checkpoint_id, snap)
+                except BaseException as e:  # reported through the future
+                    done.put((checkpoint_id, operators, None))
+                    future.set_exception(e)
+                    return
+                done.put((checkpoint_id, operators, written))
+                future.set_result(written)
+
+            self._snapshot_thread = threading.Thread(
+                target=write, name=f"flinkcore-embedded-savepoint-{checkpoint_id}", daemon=True
+            )
+            self._snapshot_thread.start()
+            self._pts.register_timer(self._clock() + _SNAPSHOT_POLL_MS, self._poll_snapshot)
+            return future
+        finally:
+            self._lock.release()
+
+    def _prepare_snapshot(self) -> tuple[int, list]:
+        checkpoint_id = self._next_checkpoint_id
+        self._next_checkpoint_id += 1
+        operators = list(self._opened)
+        for op in operators:
+            prepare = getattr(op, "prepare_snapshot_pre_barrier", None)
+            if prepare is not None:
+                prepare(checkpoint_id)
+        return checkpoint_id, operators
+
+    def _poll_snapshot(self, timestamp: int) -> None:
+        """A processing-time callback (so on the caller's thread): deliver finished snapshots."""
+        self._deliver_snapshots()
+        if self._snapshot_thread is not None:
+            self._pts.register_timer(self._clock() + _SNAPSHOT_POLL_MS, self._poll_snapshot)
+
+    def _deliver_snapshots(self) -> None:
+        done = self._snapshots_done
+        while not done.empty():
+            checkpoint_id, operators, written = done.get()
+            self._snapshot_thread = None
+            if written is not None and self._status is _RUNNING:
+                _notify_complete(operators, checkpoint_id)
+
+    def _join_snapshot(self) -> None:
+        """Wait for the snapshot in flight (if any) and deliver its completion."""
+        thread = self._snapshot_thread
+        if thread is not None:
+            thread.join()
+            self._deliver_snapshots()
 
     # -- ending -------------------------------------------------------------------------------------
     def finish(self) -> list:
@@ -589,6 +645,7 @@ class EmbeddedJob:
         timer and window, operators flush; returns that last main output and closes the job."""
         self._enter()
         try:
+            self._join_snapshot()
             self._run_due()
             for s in self._sources.values():
                 s.output.emit_watermark(MAX_WATERMARK)
@@ -614,6 +671,7 @@ class EmbeddedJob:
             return
         self._enter()
         try:
+            self._join_snapshot()
             self._status = _CLOSED
             self._head = None
             self._job.status = "CANCELED"
@@ -647,6 +705,28 @@ class EmbeddedJob:
 
     def __repr__(self) -> str:
         return f"EmbeddedJob({self.job_name!r}, {self.status})"
+
+
+def _write_savepoint(target: str | os.PathLike, job: Job, checkpoint_id: int, snapshot: dict) -> str:
+    """Serialize a job snapshot into a new savepoint directory under ``target``; its path."""
+    files = {key: dumps(resolve_deferred(entry)) for key, entry in snapshot.items()}
+    pending = begin_savepoint(target, job.job_id, checkpoint_id)
+    try:
+        names = {key: _file_name(key) for key in files}
+        for key, data in files.items():
+            pending.write(names[key], data)
+        completed = pending.complete({"operators": names, "job_name": job.graph.job_name, "embedded": True})
+    except BaseException:
+        pending.abort()
+        raise
+    return str(completed.path)
+
+
+def _notify_complete(operators: list, checkpoint_id: int) -> None:
+    for op in operators:
+        notify = getattr(op, "notify_checkpoint_complete", None)
+        if notify is not None:
+            notify(checkpoint_id)
 
 
 def _file_name(node_key: str) -> str:

@@ -16,7 +16,7 @@ from flinkcore.datastream.functions import KeyedCoProcessFunction, KeyedProcessF
 from flinkcore.datastream.state import ValueStateDescriptor
 from flinkcore.datastream.window import TumblingEventTimeWindows, TumblingProcessingTimeWindows
 from flinkcore.runtime.embedded import ConcurrentPushError, EmbeddedJobError
-from flinkcore.runtime.operators.base import UserCodeError
+from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeError
 
 
 class RunningSum(KeyedProcessFunction):
@@ -407,4 +407,63 @@ def test_a_generator_that_emits_on_events_moves_event_time_on_every_push() -> No
     assert job.push(("a", 7)) == []
     assert job.push(("a", 10)) == [("a", 10)]  # then watermark 9: the window [0, 10) fires at once
     assert job.push(("a", 11)) == []
+    job.close()
+
+
+class _Recorder(AbstractStreamOperator):
+    """Passes records on and records the checkpoint calls it gets, with the calling thread."""
+
+    calls: list = []
+
+    def process_batch(self, values: list, timestamps: list | None) -> None:
+        self.output.collect(values, timestamps)
+
+    def prepare_snapshot_pre_barrier(self, checkpoint_id: int) -> None:
+        self.calls.append(("prepare", checkpoint_id, threading.current_thread().name))
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        self.calls.append(("complete", checkpoint_id, threading.current_thread().name))
+
+
+def test_snapshot_async_writes_on_a_thread_and_completes_on_the_callers(tmp_path: Any) -> None:
+    _Recorder.calls = []
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.from_push_source("tx").uid("tx").transform("recorder", None, _Recorder).uid("recorder")
+    job = env.execute_embedded(processing_time=0)
+    me = threading.current_thread().name
+    assert job.push(1) == [1]
+    future = job.snapshot_async(tmp_path)
+    assert job.push(2) == [2]  # pushes go on while it is written
+    path = future.result(timeout=30)
+    assert _Recorder.calls == [("prepare", 1, me)]
+    job.advance_time(5)
+    assert _Recorder.calls == [("prepare", 1, me)]  # delivered by a later call, once due
+    job.advance_time(10)
+    assert _Recorder.calls == [("prepare", 1, me), ("complete", 1, me)]
+    # a synchronous one completes at once; a second async one waits for the first
+    assert job.snapshot(tmp_path) != path
+    second, third = job.snapshot_async(tmp_path), job.snapshot_async(tmp_path)
+    assert {second.result(30), third.result(30)}.isdisjoint({path})
+    job.close()  # joins the writer and delivers what finished
+    assert [c[:2] for c in _Recorder.calls] == [
+        ("prepare", 1),
+        ("complete", 1),
+        ("prepare", 2),
+        ("complete", 2),
+        ("prepare", 3),
+        ("complete", 3),
+        ("prepare", 4),
+        ("complete", 4),
+    ]
+    assert {c[2] for c in _Recorder.calls} == {me}
+
+
+def test_a_failed_async_snapshot_reports_through_its_future_and_the_job_goes_on(tmp_path: Any) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    job = fraud_job()
+    future = job.snapshot_async(blocker / "sp")
+    with pytest.raises(OSError):
+        future.result(timeout=30)
+    assert job.push(("a", 10)) == [("ALERT", "a", 10)]
     job.close()
