@@ -9,10 +9,11 @@ so that the records of a key group range are one contiguous range (rescaling mov
 without decoding) and the state of one key is one prefix. Keys encode deterministically
 (``serde.encode_key``), values in the native serialization (``serde.dumps``).
 
-Batching: reads and writes of a micro-batch go through a write-back cache, and
-:meth:`LmdbKeyedStateBackend.finish_batch` writes the batch in ONE write transaction. Because a
-``MapFullError`` aborts the whole transaction, the cache still holds every write then: the map is
-grown and the transaction replayed, so the error never reaches a user.
+Batching: reads and writes go through a write-back cache; at the end of a micro-batch, once
+``flush_threshold`` changes have gathered, they are written in ONE write transaction (so there
+is at most one transaction per micro-batch, never one per record). Because a ``MapFullError``
+aborts the whole transaction, the cache still holds every write then: the map is grown and the
+transaction replayed, so the error never reaches a user.
 
 Snapshots are taken from an LMDB read transaction (MVCC: a consistent view while writes go on),
 so :meth:`snapshot_async` returns at once and the records are copied out on another thread.
@@ -51,10 +52,13 @@ __all__ = ["LmdbKeyedStateBackend"]
 _MISSING = object()
 _DELETED = object()
 _KEY_LEN = 4
-#: entries kept in a state's read cache between batches (the cache is dropped past this)
-_CACHE_LIMIT = 100_000
-#: 1 TiB of address space: LMDB's map is sparse, so a huge map costs nothing until written
-_DEFAULT_MAP_SIZE = 1 << 40 if sys.maxsize > 2**32 else 1 << 30
+#: entries kept in a state's read cache between flushes (the cache is dropped past this)
+_CACHE_LIMIT = 262_144
+#: On Linux, 1 TiB of address space and a writable map (pages change in place, commits skip the
+#: write() copies): the file is sparse, so a huge map costs nothing until written. Elsewhere a
+#: 1 GiB map that grows on demand.
+_SPARSE_MAPS = sys.platform.startswith("linux") and sys.maxsize > 2**32
+_DEFAULT_MAP_SIZE = 1 << 40 if _SPARSE_MAPS else 1 << 30
 _VOID = encode_key(None) + b"\x00void"
 
 
@@ -99,6 +103,7 @@ class LmdbStore:
             metasync=False,
             readahead=False,
             lock=True,
+            writemap=_SPARSE_MAPS,
         )
         self._dbs: dict[str, Any] = {}
         #: held by map growth (exclusive) and snapshot readers (shared via the counter)
@@ -557,6 +562,7 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
         key_group_range: tuple[int, int] | None = None,
         ttl_time_provider: Callable[[], int] | None = None,
         restore_chunk: int = 50_000,
+        flush_threshold: int = 65_536,
     ) -> None:
         super().__init__(max_parallelism, key_group_range, ttl_time_provider)
         self._owns_path = path is None
@@ -564,6 +570,7 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
         self._store = LmdbStore(self.path, map_size)
         self._states: dict[str, _LmdbState] = {}
         self._restore_chunk = restore_chunk
+        self._flush_threshold = flush_threshold
 
     def _key_prefix(self, key: Any) -> bytes:
         """key group | len | encoded key: the common prefix of all records of ``key``."""
@@ -587,7 +594,11 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
         return state
 
     def finish_batch(self) -> None:
-        self.flush()
+        """Write the cached changes once enough have gathered (a memtable, as in RocksDB): one
+        transaction for many micro-batches touches each B-tree page once, not once a batch.
+        Durability comes from checkpoints, which flush first."""
+        if sum(len(state._dirty) for state in self._states.values()) >= self._flush_threshold:
+            self.flush()
 
     def flush(self) -> None:
         """Write every cached change in one transaction."""

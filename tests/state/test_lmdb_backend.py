@@ -196,24 +196,35 @@ def test_lmdb_restores_a_heap_snapshot(tmp_path):
     lmdb_backend.dispose()
 
 
-def test_one_write_transaction_per_batch(tmp_path):
-    backend = LmdbKeyedStateBackend(path=str(tmp_path / "db"))
+def test_at_most_one_write_transaction_per_batch(tmp_path):
+    backend = LmdbKeyedStateBackend(path=str(tmp_path / "db"), flush_threshold=1_000)
     state = backend.get_or_create_state(ValueStateDescriptor("sum"))
     env = backend._store.env
     before = env.info()["last_txnid"]
-    backend.start_batch()
-    for i in range(5_000):
-        backend.set_current_key(i % 100)
-        state.update((state.value() or 0) + i)
-    backend.finish_batch()
+
+    def batch(start, end):
+        backend.start_batch()
+        for i in range(start, end):
+            backend.set_current_key(i % 2_000)
+            state.update((state.value() or 0) + i)
+        backend.finish_batch()
+
+    batch(0, 500)  # 500 changed keys: below the threshold, kept in the cache
+    assert env.info()["last_txnid"] == before
+    batch(500, 5_000)  # now past it: everything written in one transaction
     assert env.info()["last_txnid"] == before + 1
     backend.set_current_key(7)
-    assert state.value() == sum(range(7, 5_000, 100))
+    assert state.value() == sum(range(7, 5_000, 2_000))
     backend.dispose()
+    reopened = LmdbKeyedStateBackend(path=str(tmp_path / "db"))
+    rstate = reopened.get_or_create_state(ValueStateDescriptor("sum"))
+    reopened.set_current_key(7)
+    assert rstate.value() == sum(range(7, 5_000, 2_000))  # committed, not only cached
+    reopened.dispose()
 
 
 def test_map_full_never_reaches_the_user(tmp_path):
-    backend = LmdbKeyedStateBackend(path=str(tmp_path / "db"), map_size=64 * 1024)
+    backend = LmdbKeyedStateBackend(path=str(tmp_path / "db"), map_size=64 * 1024, flush_threshold=1)
     state = backend.get_or_create_state(ValueStateDescriptor("blob"))
     backend.start_batch()
     for i in range(2_000):
