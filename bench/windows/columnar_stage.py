@@ -6,7 +6,10 @@ computed per batch from the timestamp column: what the columnar path costs once 
 columnar from the source to the window (the in-process runtime currently turns Arrow batches
 into Rows at the source). Results and checksum must equal the numpy reference.
 
-    taskset -c 0 .venv/bin/python bench/windows/columnar_stage.py W2|W3 [N] [batch_rows]
+    taskset -c 0 .venv/bin/python bench/windows/columnar_stage.py W2|W3 [N] [batch_rows] [native|numpy]
+
+``native`` (the default when the native core is built) runs the C window kernels; ``numpy`` the
+numpy/Arrow tables that stand in when they are not built (and for integer aggregates).
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ from flinkcore.benchmarks.data import OUT_OF_ORDERNESS_MS, SESSION_GAP_MS, WINDO
 from flinkcore.benchmarks.reference import w2_numpy, w3_numpy
 from flinkcore.common.types import row_class
 from flinkcore.runtime.operators.base import OperatorContext, Output
-from flinkcore.runtime.operators.window_columnar import ColumnarSessionOperator, ColumnarWindowOperator
+from flinkcore.runtime.operators.window_columnar import (
+    ColumnarSessionOperator,
+    ColumnarWindowOperator,
+    NativeWindowTable,
+    native_available,
+)
 
 MAX = (1 << 63) - 1
 
@@ -49,7 +57,7 @@ class CountingOutput(Output):
         pass
 
 
-def run(workload: str, table: pa.Table, batch_rows: int) -> tuple[float, int, float]:
+def run(workload: str, table: pa.Table, batch_rows: int, native: bool) -> tuple[float, int, float]:
     new = tuple.__new__
     if workload == "W2":
         cls = row_class(("key", "window_start", "window_end", "total", "n"))
@@ -62,7 +70,15 @@ def run(workload: str, table: pa.Table, batch_rows: int) -> tuple[float, int, fl
         return new(cls, (k, s, e, *v))
 
     make.row_class, make.with_window = cls, True
-    if workload == "W2":
+    gap = None if workload == "W2" else SESSION_GAP_MS
+
+    def native_table(size, slide, offset, table_aggs):
+        return NativeWindowTable(size, slide, offset, table_aggs, gap=gap)
+
+    if native:
+        size = WINDOW_MS if gap is None else gap
+        op = ColumnarWindowOperator(size, size, 0, "key", aggs, make, table_factory=native_table)
+    elif workload == "W2":
         op = ColumnarWindowOperator(WINDOW_MS, WINDOW_MS, 0, "key", aggs, make)
     else:
         op = ColumnarSessionOperator(SESSION_GAP_MS, "key", aggs, make)
@@ -85,14 +101,15 @@ def main() -> None:
     workload = sys.argv[1] if len(sys.argv) > 1 else "W2"
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000_000
     batch_rows = int(sys.argv[3]) if len(sys.argv) > 3 else 65_536
+    native = (sys.argv[4] if len(sys.argv) > 4 else ("native" if native_available() else "numpy")) == "native"
     reference = {"W2": w2_numpy, "W3": w3_numpy}[workload]
     ev = events_for(workload, n)
     table = pa.table({"key": ev.key, "value": ev.value, "ts": ev.ts})
     want = reference(ev.key, ev.value, ev.ts)
-    run(workload, table.slice(0, min(n, 200_000)), batch_rows)  # warm-up
+    run(workload, table.slice(0, min(n, 200_000)), batch_rows, native)  # warm-up
     times = []
     for _ in range(3):
-        t, results, checksum = run(workload, table, batch_rows)
+        t, results, checksum = run(workload, table, batch_rows, native)
         assert results == want[0] and abs(checksum - want[1]) < 1e-6 * max(1.0, abs(want[1])), (
             results,
             checksum,
@@ -101,7 +118,7 @@ def main() -> None:
         times.append(t)
     times.sort()
     print(
-        f"{workload} columnar window stage: N={n} batch={batch_rows} "
+        f"{workload} columnar window stage ({'native' if native else 'numpy'}): N={n} batch={batch_rows} "
         f"median {n / times[1] / 1e6:.1f}M events/CPU-s "
         f"(min-max {n / times[2] / 1e6:.1f}-{n / times[0] / 1e6:.1f}M) "
         f"results={results} checksum={checksum:.6f}"

@@ -623,27 +623,45 @@ class _WindowedBase:
     def _build_columnar(
         self, name: str, key_field: Any, aggs: list, dtypes: dict, make_output: Any, output_type: Any = None
     ):
+        """The columnar window operator.
+
+        Tumbling/sliding windows run on :class:`ArrowWindowAggTable` (arrays indexed by key for
+        small non-negative int keys, measured faster than the native hash table there; Arrow's
+        hash aggregation otherwise). Sessions run on the native ``SessionWindowTable`` when the
+        native core is built and every aggregated column is floating point (it computes in
+        float64; integer sums, minima and maxima stay exact on the numpy session operator)."""
         from flinkcore.runtime.operators.window_columnar import (
             ColumnarSessionOperator,
             ColumnarWindowOperator,
+            NativeWindowTable,
+            native_available,
         )
 
         assigner = self._assigner
         late_tag = self._late_tag.tag_id if self._late_tag is not None else None
-        if type(assigner) is EventTimeSessionWindows:
-            gap = assigner.session_gap
+        session = type(assigner) is EventTimeSessionWindows
+        native = (
+            session
+            and native_available()
+            and all(func == "count" or str(dtypes.get(col, "")).startswith("float") for _, func, col in aggs)
+        )
+        if session:
+            size = slide = gap = assigner.session_gap
+            offset = 0
+        else:
+            size = assigner.size
+            slide = getattr(assigner, "slide", size)
+            offset = assigner.offset
+            gap = None
 
-            def session_factory():
+        def table(size: int, slide: int, offset: int, table_aggs: list) -> Any:
+            return NativeWindowTable(size, slide, offset, table_aggs, gap=gap)
+
+        def factory():
+            if session and not native:
                 return ColumnarSessionOperator(
                     gap, key_field, aggs, make_output, late_data_tag=late_tag, column_dtypes=dtypes
                 )
-
-            return self._input._window_transform(name, session_factory, output_type)
-        size = assigner.size
-        slide = getattr(assigner, "slide", size)
-        offset = assigner.offset
-
-        def factory():
             return ColumnarWindowOperator(
                 size,
                 slide,
@@ -652,6 +670,7 @@ class _WindowedBase:
                 aggs,
                 make_output,
                 late_data_tag=late_tag,
+                table_factory=table if native else None,
                 column_dtypes=dtypes,
             )
 

@@ -300,6 +300,76 @@ class ArrowWindowAggTable:
                     self._windows.setdefault(int(start), []).append(table)
 
 
+class NativeWindowTable:
+    """The native kernels (``flinkcore._core.window_kernels``) behind the table interface above.
+
+    ``WindowAggTable`` (tumbling/sliding) or ``SessionWindowTable`` (``gap`` given): C hash
+    tables over float64 columns; they find late records themselves (after session merging), so
+    the operator asks ``update`` for the late mask (``native_late``).
+    """
+
+    native_late = True
+
+    def __init__(
+        self, size: int, slide: int, offset: int, aggs: list[tuple[str, str, str]], gap: int | None = None
+    ):
+        from flinkcore._core import window_kernels
+
+        self.columns = sorted({col for _, _, col in aggs})
+        index = {col: i for i, col in enumerate(self.columns)}
+        spec = [(func, index[col], out) for out, func, col in aggs]
+        self.names = [out for out, _, _ in aggs]
+        if gap is None:
+            self._t = window_kernels.WindowAggTable(size, slide, offset, spec)
+        else:
+            self._t = window_kernels.SessionWindowTable(gap, spec)
+
+    def update(
+        self, keys: np.ndarray, ts: np.ndarray, columns: dict, watermark: int | None = None
+    ) -> np.ndarray:
+        values = [columns[c] for c in self.columns]
+        return self._t.update(keys, ts, values, watermark=watermark, return_late=True)
+
+    def fire(self, watermark: int) -> list[tuple[int, int, np.ndarray, dict[str, np.ndarray]]]:
+        out = self._t.fire(watermark)
+        keys = out["key"]
+        if not len(keys):
+            return []
+        starts, ends = out["window_start"], out["window_end"]
+        # rows come ordered by (end, key): cut into runs of one window
+        cuts = np.flatnonzero((starts[1:] != starts[:-1]) | (ends[1:] != ends[:-1])) + 1
+        bounds = [0, *cuts.tolist(), len(keys)]
+        return [
+            (int(starts[a]), int(ends[a]), keys[a:b], {n: out[n][a:b] for n in self.names})
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+
+    def fire_columns(self, watermark: int) -> dict:
+        """All finished windows as one set of columns (key, window_start, window_end, aggs...)."""
+        return self._t.fire(watermark)
+
+    def pending_starts(self) -> list[int]:
+        raise NotImplementedError("the native tables do not list their windows")
+
+    def snapshot(self) -> bytes:
+        return self._t.snapshot()
+
+    def restore(self, snapshots: list, keep: Callable[[Any], bool] | None = None) -> None:
+        keep_keys = None
+        if keep is not None:
+            keep_keys = lambda keys: np.fromiter(map(keep, keys.tolist()), bool, len(keys))  # noqa: E731
+        for snap in snapshots:
+            self._t.restore(snap, keep_keys=keep_keys, clear=False)
+
+
+def native_available() -> bool:
+    try:
+        from flinkcore._core import window_kernels  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _to_numpy(column: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(column, np.ndarray):
         return column if dtype is None else column.astype(dtype, copy=False)
@@ -411,6 +481,11 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         if keys.dtype != np.int64:
             keys = keys.astype(np.int64)
         wm = self.current_watermark
+        if getattr(self._table, "native_late", False):
+            late = self._table.update(keys, ts, cols, wm)
+            if late.any():
+                self._emit_late(values, ts, late)
+            return
         # A record is late when its newest window has fired already (no allowed lateness); a
         # record newer than the watermark never is, so most batches skip the check.
         late = None
@@ -450,6 +525,28 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         row_class = getattr(make, "row_class", None)
         with_window = getattr(make, "with_window", True)
         new = tuple.__new__
+        fire_columns = getattr(self._table, "fire_columns", None)
+        if fire_columns is not None and row_class is not None:
+            # One set of columns for every finished window, ordered by (end, key); rows in C.
+            out = fire_columns(watermark)
+            n = len(out["key"])
+            if n:
+                cols = [out[name].tolist() for name in names]
+                if with_window:
+                    fields = [
+                        out["key"].tolist(),
+                        out["window_start"].tolist(),
+                        out["window_end"].tolist(),
+                        *cols,
+                    ]
+                else:
+                    fields = cols
+                self.output.collect(
+                    list(map(new, repeat(row_class, n), zip(*fields, strict=True))),
+                    (out["window_end"] - 1).tolist(),
+                )
+            self.output.emit_watermark(watermark)
+            return
         for start, end, keys, results in self._table.fire(watermark):
             cols = [results[n].tolist() for n in names]
             key_list = keys.tolist()

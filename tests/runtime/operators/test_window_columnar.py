@@ -23,7 +23,9 @@ from flinkcore.runtime.operators.window_columnar import (
     ArrowWindowAggTable,
     ColumnarSessionOperator,
     ColumnarWindowOperator,
+    NativeWindowTable,
     field_of_key_selector,
+    native_available,
 )
 from flinkcore.runtime.testing import KeyedOneInputStreamOperatorTestHarness
 from flinkcore.state.key_groups import key_group_of
@@ -46,9 +48,22 @@ def make_row(key, start, end, values):
     return Row._named(FIELDS, (key, start, end, *values))
 
 
-def columnar_op(size, slide, offset):
+def columnar_op(size, slide, offset, native=False):
     aggs = [(name, func, col) for name, (col, func) in NAMED.items()]
-    return ColumnarWindowOperator(size, slide, offset, "key", aggs, make_row, late_data_tag="late")
+    factory = NativeWindowTable if native else None
+    return ColumnarWindowOperator(
+        size, slide, offset, "key", aggs, make_row, late_data_tag="late", table_factory=factory
+    )
+
+
+TABLES = pytest.mark.parametrize(
+    "native",
+    [
+        False,
+        pytest.param(True, marks=pytest.mark.skipif(not native_available(), reason="native core not built")),
+    ],
+    ids=["arrow", "native"],
+)
 
 
 def record_op(size, slide, offset):
@@ -117,14 +132,15 @@ def random_batches(rng, n_batches, keys=KEYSETS["dense"], mixed=False):
 
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("keyset", sorted(KEYSETS))
-@pytest.mark.parametrize("as_arrow", [False, True], ids=["rows", "arrow"])
-def test_columnar_matches_per_record_path(seed, keyset, as_arrow):
+@pytest.mark.parametrize("as_arrow", [False, True], ids=["rows", "batches"])
+@TABLES
+def test_columnar_matches_per_record_path(seed, keyset, as_arrow, native):
     rng = random.Random(seed)
     size = rng.randint(1, 20)
     slide = rng.choice([size, rng.randint(1, size)])
     offset = rng.randint(-slide + 1, slide - 1)
     batches = random_batches(rng, 30, KEYSETS[keyset], mixed=keyset == "mixed")
-    got_epochs, got_late = run(columnar_op(size, slide, offset), batches, as_arrow)
+    got_epochs, got_late = run(columnar_op(size, slide, offset, native), batches, as_arrow)
     want_epochs, want_late = run(record_op(size, slide, offset), batches, False)
     assert got_late == want_late
     assert len(got_epochs) == len(want_epochs)
@@ -190,8 +206,14 @@ def make_session_row(key, start, end, values):
     return Row._named(SESSION_FIELDS, (key, start, end, *values))
 
 
-def columnar_session(gap):
+def columnar_session(gap, native=False):
     aggs = [(name, func, col) for name, (col, func) in SESSION_NAMED.items()]
+    if native:
+
+        def table(size, slide, offset, aggs):
+            return NativeWindowTable(size, slide, offset, aggs, gap=gap)
+
+        return ColumnarWindowOperator(gap, gap, 0, "key", aggs, make_session_row, "late", table_factory=table)
     return ColumnarSessionOperator(gap, "key", aggs, make_session_row, late_data_tag="late")
 
 
@@ -219,12 +241,13 @@ def compare(got, want):
 
 @pytest.mark.parametrize("seed", range(10))
 @pytest.mark.parametrize("keyset", ["dense", "sparse"])
-@pytest.mark.parametrize("as_arrow", [False, True], ids=["rows", "arrow"])
-def test_columnar_sessions_match_per_record_sessions(seed, keyset, as_arrow):
+@pytest.mark.parametrize("as_arrow", [False, True], ids=["rows", "batches"])
+@TABLES
+def test_columnar_sessions_match_per_record_sessions(seed, keyset, as_arrow, native):
     rng = random.Random(100 + seed)
     gap = rng.randint(1, 12)
     batches = random_batches(rng, 30, KEYSETS[keyset])
-    compare(run(columnar_session(gap), batches, as_arrow), run(record_session(gap), batches, False))
+    compare(run(columnar_session(gap, native), batches, as_arrow), run(record_session(gap), batches, False))
 
 
 def test_columnar_sessions_snapshot_restore_and_memory():
