@@ -15,7 +15,8 @@ benchmark suite's own L1 function (``flinkcore.benchmarks.latency.flinkcore_late
 
 Run pinned to one core::
 
-    taskset -c 0 .venv/bin/python bench/embedded/latency.py [--n 200000] [--repeats 3] [--e2e] [--no-gc]
+    taskset -c 0 .venv/bin/python bench/embedded/latency.py [--n 200000] [--repeats 3] [--e2e]
+        [--no-gc] [--snapshots] [--sparse N]
 """
 
 from __future__ import annotations
@@ -128,6 +129,47 @@ def time_clock(n: int) -> np.ndarray:
     return lat
 
 
+def time_snapshots(events: list, repeats: int) -> dict[str, Any]:
+    """What a savepoint costs the pusher, with the state of ``events`` (10k keys): the blocking
+    ``snapshot(path)``, the ``snapshot_async(path)`` call, and pushes while its files are written."""
+    import tempfile
+
+    job = build_job()
+    for e in events:
+        job.push(e)
+    target = tempfile.mkdtemp(prefix="flinkcore-embedded-bench-")
+    clock = time.perf_counter_ns
+    sync_ms, call_ms, write_ms, during = [], [], [], []
+    for _ in range(repeats):
+        t0 = clock()
+        job.snapshot(target)
+        sync_ms.append((clock() - t0) / 1e6)
+        t0 = clock()
+        future = job.snapshot_async(target)
+        t1 = clock()
+        i = 0
+        while not future.done():
+            s0 = clock()
+            job.push(events[i % len(events)])
+            during.append(clock() - s0)
+            i += 1
+        future.result()
+        call_ms.append((t1 - t0) / 1e6)
+        write_ms.append((clock() - t1) / 1e6)
+    job.close()
+    lat = np.array(during)
+    return {
+        "sync snapshot ms": round(statistics.median(sync_ms), 1),
+        "snapshot_async call ms": round(statistics.median(call_ms), 1),
+        "snapshot_async until durable ms": round(statistics.median(write_ms), 1),
+        "pushes while writing": {
+            "n": len(lat),
+            **pct(lat),
+            "max_us": float(lat.max() / 1000) if len(lat) else None,
+        },
+    }
+
+
 def pct(lat: np.ndarray) -> dict[str, float]:
     p = np.percentile(lat.astype(np.float64), [50, 99, 99.9]) / 1000.0
     return {"p50_us": float(p[0]), "p99_us": float(p[1]), "p999_us": float(p[2])}
@@ -158,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--e2e", action="store_true", help="also the normal-run end-to-end latency at 100k/s")
     ap.add_argument("--e2e-n", type=int, default=200_000)
     ap.add_argument("--no-gc", action="store_true", help="disable the cyclic GC while timing (tail study)")
+    ap.add_argument("--snapshots", action="store_true", help="also what savepoints cost the pusher")
     ap.add_argument(
         "--sparse",
         type=int,
@@ -205,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         "alerts": alert_counts.pop()[0],
         "latency": {name: summarize(runs) for name, runs in results.items()},
     }
+    if args.snapshots:
+        report["snapshots"] = time_snapshots(events, args.repeats)
     if args.e2e:
         report["e2e_normal_run_100k"] = e2e(100_000, args.e2e_n)
     print(json.dumps(report, indent=2))

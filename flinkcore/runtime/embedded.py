@@ -44,7 +44,9 @@ microseconds) and wait their turn among coroutines.
 
 Snapshots. :meth:`EmbeddedJob.snapshot` writes a savepoint (the format of a normal run's) between
 two calls, a consistent cut with no record in flight; ``execute_embedded(restore_from=path)``
-continues from it. Periodic checkpoints (``enable_checkpointing``) are not taken by an embedded
+continues from it. :meth:`EmbeddedJob.snapshot_async` takes the same cut but writes on a thread
+(serialization still holds the GIL, so a push during the write may wait for one operator's state
+to be serialized). Periodic checkpoints (``enable_checkpointing``) are not taken by an embedded
 job, which has no thread of its own: the service snapshots when it wants to (e.g. on shutdown).
 
 Failures. An exception from the job propagates out of ``push`` and fails the job, as it fails a
