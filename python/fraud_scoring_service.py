@@ -8,8 +8,9 @@ produced for it, synchronously, in microseconds of job time:
 
 The detector is Flink's fraud-detection walkthrough: a transaction under $1 followed within one
 minute (processing time) by one over $500 on the same account raises an alert. Its state and
-pending timers survive restarts: ``POST /snapshot`` (and shutdown) writes a savepoint under
-``--state-dir``, and the service restores the newest one when it starts.
+pending timers survive restarts: ``POST /snapshot``, shutdown and, with ``--snapshot-every S``,
+a ticker (written on a thread while requests go on) write savepoints under ``--state-dir``, and
+the service restores the newest one when it starts.
 
 The HTTP server handles requests on several threads; the job takes one pusher at a time (a second
 concurrent call gets an error, not a wait), so the service puts a lock in front of it, which a
@@ -107,6 +108,7 @@ class Scorer:
         self.restored_from = restore
         self.scored = 0
         self.ticker_stop = threading.Event()
+        self.marker_lock = threading.Lock()
 
     def latest_savepoint(self) -> str | None:
         if self.state_dir is None or not self.state_dir.is_dir():
@@ -124,23 +126,42 @@ class Scorer:
         return alerts, took_us
 
     def snapshot(self) -> str:
+        """A savepoint now (the caller waits until it is durable), marked as the newest."""
         if self.state_dir is None:
             raise RuntimeError("start the service with --state-dir to take savepoints")
         with self.lock:
             path = self.job.snapshot(self.state_dir)
-        tmp = self.state_dir / "LATEST.tmp"
-        tmp.write_text(path)
-        tmp.replace(self.state_dir / "LATEST")  # atomic: a crash leaves the previous marker
+        self._mark_latest(path)
         return path
 
-    def tick(self, stop: threading.Event, every_s: float = 1.0) -> None:
-        """Fire due processing-time timers while no request comes (a push fires them too), under
-        the same lock as the pushes: the job takes one caller at a time."""
+    def _mark_latest(self, path: str) -> None:
+        with self.marker_lock:
+            tmp = self.state_dir / "LATEST.tmp"
+            tmp.write_text(path)
+            tmp.replace(self.state_dir / "LATEST")  # atomic: a crash leaves the previous marker
+
+    def tick(
+        self, stop: threading.Event, every_s: float = 1.0, snapshot_every_s: float | None = None
+    ) -> None:
+        """Fire due processing-time timers while no request comes (a push fires them too), and take
+        a savepoint every ``snapshot_every_s`` seconds, written on a thread while requests go on;
+        under the same lock as the pushes: the job takes one caller at a time."""
+        last_snapshot = time.monotonic()
         while not stop.wait(every_s):
             with self.lock:
                 if self.job.status != "RUNNING":
                     return
                 self.job.fire_timers()  # the detector's timers only clear state: no output
+                if snapshot_every_s and time.monotonic() - last_snapshot >= snapshot_every_s:
+                    last_snapshot = time.monotonic()
+                    self.job.snapshot_async(self.state_dir).add_done_callback(self._on_savepoint)
+
+    def _on_savepoint(self, future: Any) -> None:
+        """On the writer thread, once a periodic savepoint is durable (or failed)."""
+        if future.exception() is None:
+            self._mark_latest(future.result())
+        else:
+            print(f"periodic savepoint failed: {future.exception()}", file=sys.stderr)
 
     def close(self) -> None:
         with self.lock:
@@ -190,11 +211,18 @@ def make_handler(scorer: Scorer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(host: str, port: int, state_dir: str | None) -> tuple[ThreadingHTTPServer, Scorer]:
+def serve(
+    host: str, port: int, state_dir: str | None, snapshot_every_s: float | None = None
+) -> tuple[ThreadingHTTPServer, Scorer]:
     """Start the scorer and an HTTP server for it (not yet serving: call serve_forever)."""
     scorer = Scorer(state_dir)
     server = ThreadingHTTPServer((host, port), make_handler(scorer))
-    threading.Thread(target=scorer.tick, args=(scorer.ticker_stop,), daemon=True).start()
+    if snapshot_every_s and state_dir is None:
+        raise ValueError("periodic savepoints need --state-dir")
+    every = min(1.0, snapshot_every_s or 1.0)
+    threading.Thread(
+        target=scorer.tick, args=(scorer.ticker_stop, every, snapshot_every_s), daemon=True
+    ).start()
     return server, scorer
 
 
@@ -213,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--state-dir", default=None, help="savepoints go here; the newest is restored at start")
+    ap.add_argument("--snapshot-every", type=float, default=None, help="seconds between periodic savepoints")
     args = ap.parse_args(argv)
-    server, scorer = serve(args.host, args.port, args.state_dir)
+    server, scorer = serve(args.host, args.port, args.state_dir, args.snapshot_every)
     where = f"restored from {scorer.restored_from}" if scorer.restored_from else "fresh state"
     print(f"fraud scoring on http://{args.host}:{server.server_port} ({where})", flush=True)
     stop = threading.Event()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -58,4 +59,31 @@ def test_scores_requests_and_keeps_state_across_a_restart(service: Any, tmp_path
     assert body["alerts"] == [{"account": "b", "amount": 700.0, "reason": "small then large within 60 s"}]
     with urllib.request.urlopen(url + "/health", timeout=10) as resp:
         assert json.loads(resp.read()) == {"status": "RUNNING", "scored": 1}
+    service.shutdown(server, scorer)
+
+
+def test_periodic_savepoints_survive_a_crash(service: Any, tmp_path: Path) -> None:
+    server, scorer = service.serve("127.0.0.1", 0, str(tmp_path), snapshot_every_s=0.2)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    assert post(url + "/score", {"account": "c", "amount": 0.1})[0] == 200
+    marker = tmp_path / "LATEST"
+    before = marker.read_text() if marker.exists() else None
+    seen: set = set()
+    deadline = time.monotonic() + 20
+    # the second savepoint marked after the request was cut after it (one may have been in flight)
+    while len(seen) < 2 and time.monotonic() < deadline:
+        if marker.exists() and marker.read_text() != before:
+            seen.add(marker.read_text())
+        time.sleep(0.02)
+    assert len(seen) >= 2
+    # a crash: no savepoint at shutdown
+    server.shutdown()
+    server.server_close()
+    scorer.ticker_stop.set()
+    scorer.close()
+
+    server, scorer, url = start(service, tmp_path)
+    status, body = post(url + "/score", {"account": "c", "amount": 600})
+    assert body["alerts"] == [{"account": "c", "amount": 600.0, "reason": "small then large within 60 s"}]
     service.shutdown(server, scorer)
