@@ -98,8 +98,19 @@ def _serve(sock: socket.socket) -> None:
 
     statuses: dict[int, int] = {}
     children: set[int] = set()
+    # SIGCHLD wakes the select below, so an exit is known (and reaped) at once
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     while True:
-        r, _, _ = select.select([sock], [], [], 0.05)
+        r, _, _ = select.select([sock, wake_r], [], [], 1.0)
+        if wake_r in r:
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
         while children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -109,7 +120,7 @@ def _serve(sock: socket.socket) -> None:
                 break
             children.discard(pid)
             statuses[pid] = os.waitstatus_to_exitcode(status)
-        if not r:
+        if sock not in r:
             continue
         try:
             request, fds = _recv_msg(sock)
@@ -121,6 +132,10 @@ def _serve(sock: socket.socket) -> None:
             pid = os.fork()
             if pid == 0:
                 sock.close()
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.close(wake_r)
+                os.close(wake_w)
                 code = 0
                 try:
                     worker.run_worker_from_fds(fds, *args)

@@ -270,5 +270,5 @@ class ClusterJob:
             waiting = [p for p in waiting if p not in codes]
             if not waiting or time.monotonic() >= deadline:
                 break
-            time.sleep(0.005)
+            time.sleep(0.002)
         return codes

@@ -119,7 +119,9 @@ def _slow(x):
 
 
 def test_sigkill_of_a_worker_is_detected():
-    graph, _ = _graph(lambda env: env.from_source(NumberSequenceSource(0, 10**9), None, "n").map(_slow), batch_size=8)
+    graph, _ = _graph(
+        lambda env: env.from_source(NumberSequenceSource(0, 10**9), None, "n").map(_slow), batch_size=8
+    )
     job = ClusterJob(graph)
     errors = []
     t = threading.Thread(target=lambda: _run_catching(job, errors))
@@ -144,7 +146,9 @@ def _run_catching(job, errors):
 
 
 def test_cancel_stops_every_worker():
-    graph, sink = _graph(lambda env: env.from_source(NumberSequenceSource(0, 10**9), None, "n").map(_slow), batch_size=8)
+    graph, sink = _graph(
+        lambda env: env.from_source(NumberSequenceSource(0, 10**9), None, "n").map(_slow), batch_size=8
+    )
     job = ClusterJob(graph)
     errors = []
     t = threading.Thread(target=lambda: _run_catching(job, errors))
