@@ -198,22 +198,22 @@ class LmdbStore:
 
 
 class _LmdbState(InternalKvState):
-    """A state's write-back cache over its LMDB database; TTL wrapping as the heap backend's."""
+    """A state's write-back cache over its LMDB database; TTL wrapping as the heap backend's.
+
+    The cache is keyed by Python objects, like the heap backend's tables: namespace -> {cache
+    key -> stored value, or _DELETED}, the cache key being the record's key (a map entry's:
+    ``(key, map key)``). A hit is one dict lookup; record keys (bytes) are only built when a
+    miss reads LMDB and when dirty entries are written back.
+    """
 
     def __init__(self, backend: LmdbKeyedStateBackend, descriptor: StateDescriptor) -> None:
         self._backend = backend
         self.descriptor = descriptor
         self._db = backend._store.db(descriptor.name)
-        self._ns: Any = VOID_NAMESPACE
-        self._ns_bytes = _VOID
-        #: record key -> decoded stored object, or _DELETED; written back by flush()
-        self._cache: dict[bytes, Any] = {}
-        self._dirty: set[bytes] = set()
-        self._key_obj: Any = _MISSING
-        self._rkey = b""
-        #: record keys by user key, for the current namespace (VOID's kept across switches)
-        self._void_rkeys: dict[Any, bytes] = {}
-        self._rkeys = self._void_rkeys
+        self._tables: dict[Any, dict[Any, Any]] = {}
+        self._dirty: dict[Any, set] = {}
+        self._ns: Any = _MISSING
+        self.set_current_namespace(VOID_NAMESPACE)
         ttl = descriptor.ttl_config
         self._ttl: StateTtlConfig | None = ttl
         if ttl is not None:
@@ -228,55 +228,68 @@ class _LmdbState(InternalKvState):
         if namespace is not self._ns:
             self._ns = namespace
             self._ns_bytes = _encode_namespace(namespace)
-            self._key_obj = _MISSING
-            self._rkeys = self._void_rkeys if namespace is VOID_NAMESPACE else {}
+            table = self._tables.get(namespace)
+            if table is None:
+                table = self._tables[namespace] = {}
+                self._dirty[namespace] = set()
+            self._table = table
+            self._ns_dirty = self._dirty[namespace]
 
     # -- record keys -----------------------------------------------------------------------
-    def _record_key(self) -> bytes:
-        """kg | len | key | namespace of the current key (cached while key and namespace stay)."""
-        key = self._backend.current_key
-        if key is self._key_obj:
-            return self._rkey
-        rkeys = self._rkeys
-        rkey = rkeys.get(key)
-        if rkey is None:
-            if len(rkeys) >= _CACHE_LIMIT:
-                rkeys.clear()
-            rkey = rkeys[key] = self._backend._key_prefix(key) + self._ns_bytes
-        self._key_obj = key
-        self._rkey = rkey
-        return rkey
+    def _record_key(self, ckey: Any, ns_bytes: bytes) -> bytes:
+        """kg | len | key | namespace (a map entry adds its encoded map key)."""
+        return self._backend._key_prefix(ckey) + ns_bytes
 
     # -- cache -----------------------------------------------------------------------------
-    def _load(self, rkey: bytes) -> Any:
-        stored = self._cache.get(rkey, _MISSING)
+    def _load(self, ckey: Any) -> Any:
+        """The stored value of ``ckey`` in the current namespace, or _MISSING."""
+        stored = self._table.get(ckey, _MISSING)
         if stored is _MISSING:
-            raw = self._backend._store.get(self._db, rkey)
-            stored = _MISSING if raw is None else loads(raw)
-            self._cache[rkey] = _DELETED if stored is _MISSING else stored
-            return stored
+            raw = self._backend._store.get(self._db, self._record_key(ckey, self._ns_bytes))
+            stored = self._table[ckey] = _DELETED if raw is None else loads(raw)
         return _MISSING if stored is _DELETED else stored
 
-    def _store(self, rkey: bytes, stored: Any) -> None:
-        self._cache[rkey] = stored
-        self._dirty.add(rkey)
+    def _store(self, ckey: Any, stored: Any) -> None:
+        self._table[ckey] = stored
+        self._ns_dirty.add(ckey)
 
-    def _delete(self, rkey: bytes) -> None:
-        self._cache[rkey] = _DELETED
-        self._dirty.add(rkey)
+    def _delete(self, ckey: Any) -> None:
+        self._table[ckey] = _DELETED
+        self._ns_dirty.add(ckey)
 
     def _pending_ops(self) -> list[tuple[Any, bytes, bytes | None]]:
-        cache = self._cache
         ops = []
-        for rkey in self._dirty:
-            stored = cache[rkey]
-            ops.append((self._db, rkey, None if stored is _DELETED else dumps(stored)))
+        db = self._db
+        for namespace, dirty in self._dirty.items():
+            if not dirty:
+                continue
+            table = self._tables[namespace]
+            ns_bytes = _encode_namespace(namespace)
+            for ckey in dirty:
+                stored = table[ckey]
+                ops.append(
+                    (db, self._record_key(ckey, ns_bytes), None if stored is _DELETED else dumps(stored))
+                )
         return ops
 
     def _after_flush(self) -> None:
+        """Everything is written: forget which entries were dirty; drop the cache past its size."""
+        if sum(map(len, self._tables.values())) > _CACHE_LIMIT:
+            self._tables.clear()
+            self._dirty.clear()
+            ns, self._ns = self._ns, _MISSING
+            self.set_current_namespace(ns)
+        else:
+            for namespace in list(self._dirty):
+                self._dirty[namespace].clear()
+                if namespace is not self._ns and not self._tables[namespace]:
+                    del self._tables[namespace], self._dirty[namespace]
+
+    def _reset_cache(self) -> None:
+        self._tables.clear()
         self._dirty.clear()
-        if len(self._cache) > _CACHE_LIMIT:
-            self._cache.clear()
+        ns, self._ns = self._ns, _MISSING
+        self.set_current_namespace(ns)
 
     def _scan(self, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
         """Committed records under ``prefix`` (the caller flushed the cache first)."""
@@ -287,14 +300,14 @@ class _LmdbState(InternalKvState):
     def _expired(self, stamped: tuple, now: int) -> bool:
         return stamped[1] + self._ttl_ms <= now
 
-    def _read_stamped(self, rkey: bytes, stamped: Any) -> Any:
+    def _read_stamped(self, ckey: Any, stamped: Any) -> Any:
         """The value of a TTL-stamped entry as a read sees it (and the entry's new state)."""
         now = self._now()
         if self._expired(stamped, now):
-            self._delete(rkey)
+            self._delete(ckey)
             return stamped[0] if self._return_expired else _MISSING
         if self._refresh_on_read:
-            self._store(rkey, (stamped[0], now))
+            self._store(ckey, (stamped[0], now))
         return stamped[0]
 
     def _drop_expired(self, stored: Any, now: int) -> Any:
@@ -302,21 +315,21 @@ class _LmdbState(InternalKvState):
         return _MISSING if self._expired(stored, now) else stored
 
     def clear(self) -> None:
-        self._delete(self._record_key())
+        self._delete(self._backend.current_key)
 
 
 class _LmdbSingleValue(_LmdbState):
     """ValueState, ReducingState and AggregatingState: one stored value per (key, namespace)."""
 
     def _get_value(self) -> Any:
-        rkey = self._record_key()
-        stored = self._load(rkey)
+        key = self._backend.current_key
+        stored = self._load(key)
         if stored is _MISSING or self._ttl is None:
             return stored
-        return self._read_stamped(rkey, stored)
+        return self._read_stamped(key, stored)
 
     def _put_value(self, value: Any) -> None:
-        self._store(self._record_key(), value if self._ttl is None else (value, self._now()))
+        self._store(self._backend.current_key, value if self._ttl is None else (value, self._now()))
 
     def _fold(self, a: Any, b: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} cannot merge namespaces")
@@ -338,17 +351,15 @@ class _LmdbSingleValue(_LmdbState):
 
 
 class LmdbValueState(_LmdbSingleValue, ValueState):
-    """The W4 hot path: without TTL a read and a write are a dict lookup each, once cached."""
+    """The W4 hot path: without TTL a cached read and a write are a dict operation each."""
 
     def value(self) -> Any:
         if self._ttl is not None:
             value = self._get_value()
             return None if value is _MISSING else value
-        key = self._backend.current_key
-        rkey = self._rkey if key is self._key_obj else self._record_key()
-        stored = self._cache.get(rkey, _MISSING)
+        stored = self._table.get(self._backend.current_key, _MISSING)
         if stored is _MISSING:
-            stored = self._load(rkey)
+            stored = self._load(self._backend.current_key)
         return None if stored is _MISSING or stored is _DELETED else stored
 
     def update(self, value: Any) -> None:
@@ -357,9 +368,9 @@ class LmdbValueState(_LmdbSingleValue, ValueState):
         elif self._ttl is not None:
             self._put_value(value)
         else:
-            rkey = self._rkey if self._backend.current_key is self._key_obj else self._record_key()
-            self._cache[rkey] = value
-            self._dirty.add(rkey)
+            key = self._backend.current_key
+            self._table[key] = value
+            self._ns_dirty.add(key)
 
 
 class LmdbReducingState(_LmdbSingleValue, ReducingState):
@@ -406,8 +417,8 @@ class LmdbListState(_LmdbState, ListState):
     """The list of a (key, namespace) is one record; with TTL each element carries its timestamp."""
 
     def get(self) -> list:
-        rkey = self._record_key()
-        stored = self._load(rkey)
+        key = self._backend.current_key
+        stored = self._load(key)
         if stored is _MISSING:
             return []
         if self._ttl is None:
@@ -416,14 +427,14 @@ class LmdbListState(_LmdbState, ListState):
         live = [e for e in stored if not self._expired(e, now)]
         if len(live) != len(stored):
             if live:
-                self._store(rkey, live)
+                self._store(key, live)
             else:
-                self._delete(rkey)
+                self._delete(key)
             if self._return_expired:
                 return [e[0] for e in stored]
         if self._refresh_on_read and live:
             live = [(e[0], now) for e in live]
-            self._store(rkey, live)
+            self._store(key, live)
         return [e[0] for e in live]
 
     def add(self, value: Any) -> None:
@@ -440,9 +451,9 @@ class LmdbListState(_LmdbState, ListState):
         if self._ttl is not None:
             now = self._now()
             values = [(v, now) for v in values]
-        rkey = self._record_key()
-        stored = self._load(rkey)
-        self._store(rkey, values if stored is _MISSING else stored + values)
+        key = self._backend.current_key
+        stored = self._load(key)
+        self._store(key, values if stored is _MISSING else stored + values)
 
     def update(self, values: Iterable[Any]) -> None:
         values = list(values) if values is not None else []
@@ -454,23 +465,22 @@ class LmdbListState(_LmdbState, ListState):
         if self._ttl is not None:
             now = self._now()
             values = [(v, now) for v in values]
-        self._store(self._record_key(), values)
+        self._store(self._backend.current_key, values)
 
     def merge_namespaces(self, target: Any, sources: Iterable[Any]) -> None:
+        key = self._backend.current_key
         saved = self._ns
         merged: list = []
         for ns in sources:
             self.set_current_namespace(ns)
-            rkey = self._record_key()
-            stored = self._load(rkey)
+            stored = self._load(key)
             if stored is not _MISSING:
                 merged.extend(stored)
-                self._delete(rkey)
+                self._delete(key)
         if merged:
             self.set_current_namespace(target)
-            rkey = self._record_key()
-            stored = self._load(rkey)
-            self._store(rkey, merged if stored is _MISSING else stored + merged)
+            stored = self._load(key)
+            self._store(key, merged if stored is _MISSING else stored + merged)
         self.set_current_namespace(saved)
 
     def _drop_expired(self, stored: Any, now: int) -> Any:
@@ -479,51 +489,58 @@ class LmdbListState(_LmdbState, ListState):
 
 
 class LmdbMapState(_LmdbState, MapState):
-    """Every map entry is its own record (key | namespace | map key), as in Flink's RocksDB."""
+    """Every map entry is its own record (key | namespace | map key), as in Flink's RocksDB;
+    its cache key is ``(key, map key)``."""
 
-    def _entry_key(self, user_key: Any) -> bytes:
-        return self._record_key() + encode_key(user_key)
+    def _record_key(self, ckey: Any, ns_bytes: bytes) -> bytes:
+        key, user_key = ckey
+        return self._backend._key_prefix(key) + ns_bytes + encode_key(user_key)
 
     def _get_entry(self, user_key: Any) -> Any:
-        rkey = self._entry_key(user_key)
-        stored = self._load(rkey)
+        ckey = (self._backend.current_key, user_key)
+        stored = self._load(ckey)
         if stored is _MISSING or self._ttl is None:
             return stored
-        return self._read_stamped(rkey, stored)
+        return self._read_stamped(ckey, stored)
 
     def get(self, key: Any) -> Any:
         value = self._get_entry(key)
         return None if value is _MISSING else value
 
     def put(self, key: Any, value: Any) -> None:
-        self._store(self._entry_key(key), value if self._ttl is None else (value, self._now()))
+        self._store((self._backend.current_key, key), value if self._ttl is None else (value, self._now()))
 
     def put_all(self, entries: dict) -> None:
         for k, v in dict(entries).items():
             self.put(k, v)
 
     def remove(self, key: Any) -> None:
-        self._delete(self._entry_key(key))
+        self._delete((self._backend.current_key, key))
 
     def contains(self, key: Any) -> bool:
         return self._get_entry(key) is not _MISSING
 
-    def clear(self) -> None:
-        prefix = self._record_key()
+    def _entries(self) -> Iterator[tuple[Any, Any]]:
+        """(map key, stored) of the current key's committed entries (after a flush)."""
         self._backend.flush()
-        for rkey, _ in list(self._scan(prefix)):
-            self._delete(rkey)
+        prefix = self._backend._key_prefix(self._backend.current_key) + self._ns_bytes
+        for rkey, stored in list(self._scan(prefix)):
+            yield loads(rkey[len(prefix) :]), stored
+
+    def clear(self) -> None:
+        key = self._backend.current_key
+        for user_key, _ in list(self._entries()):
+            self._delete((key, user_key))
 
     def _items(self) -> list[tuple[Any, Any]]:
-        prefix = self._record_key()
-        self._backend.flush()
+        key = self._backend.current_key
         out = []
-        for rkey, stored in list(self._scan(prefix)):
+        for user_key, stored in list(self._entries()):
             if self._ttl is not None:
-                stored = self._read_stamped(rkey, stored)
+                stored = self._read_stamped((key, user_key), stored)
                 if stored is _MISSING:
                     continue
-            out.append((loads(rkey[len(prefix) :]), stored))
+            out.append((user_key, stored))
         return out
 
     def items(self) -> Iterator[tuple[Any, Any]]:
@@ -570,13 +587,20 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
         self._store = LmdbStore(self.path, map_size)
         self._states: dict[str, _LmdbState] = {}
         self._restore_chunk = restore_chunk
+        self._prefixes: dict[Any, bytes] = {}
         self._flush_threshold = flush_threshold
 
     def _key_prefix(self, key: Any) -> bytes:
         """key group | len | encoded key: the common prefix of all records of ``key``."""
-        encoded = encode_key(key)
-        kg = key_group_of(key, self.max_parallelism)
-        return kg.to_bytes(2, "big") + len(encoded).to_bytes(_KEY_LEN, "big") + encoded
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            encoded = encode_key(key)
+            kg = key_group_of(key, self.max_parallelism)
+            prefix = kg.to_bytes(2, "big") + len(encoded).to_bytes(_KEY_LEN, "big") + encoded
+            if len(self._prefixes) >= _CACHE_LIMIT:
+                self._prefixes.clear()
+            self._prefixes[key] = prefix
+        return prefix
 
     def get_or_create_state(self, descriptor: StateDescriptor) -> Any:
         state = self._states.get(descriptor.name)
@@ -597,7 +621,8 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
         """Write the cached changes once enough have gathered (a memtable, as in RocksDB): one
         transaction for many micro-batches touches each B-tree page once, not once a batch.
         Durability comes from checkpoints, which flush first."""
-        if sum(len(state._dirty) for state in self._states.values()) >= self._flush_threshold:
+        dirty = sum(len(d) for state in self._states.values() for d in state._dirty.values())
+        if dirty >= self._flush_threshold:
             self.flush()
 
     def flush(self) -> None:
@@ -708,7 +733,7 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
                 ops = []
         self._store.write(ops)
         for state in self._states.values():
-            state._cache.clear()
+            state._reset_cache()
 
     def _heap_records(self, snap: dict, lo: int, hi: int) -> Iterator[tuple[Any, bytes, bytes]]:
         """Records of a heap snapshot, so a job can switch backends across a savepoint."""
