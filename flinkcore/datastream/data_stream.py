@@ -399,6 +399,7 @@ class DataStream:
                 f"add_sink takes a SinkFunction (invoke(value, context)) or a callable, got {sink_func!r}"
             )
         t = OneInputTransformation(self._transformation, "Sink", factory, None, self._key_selector())
+        t.is_sink = True
         self._env._add_transformation(t)
         return DataStreamSink(self._env, t)
 
@@ -407,6 +408,7 @@ class DataStream:
         if not callable(getattr(sink, "create_operator", None)):
             return self.add_sink(sink)
         t = OneInputTransformation(self._transformation, getattr(sink, "name", "Sink"), sink.create_operator)
+        t.is_sink = True
         self._env._add_transformation(t)
         return DataStreamSink(self._env, t)
 
@@ -417,6 +419,7 @@ class DataStream:
         t = OneInputTransformation(
             self._transformation, "Print to Std. Out", lambda: PrintSinkOperator(sink_identifier)
         )
+        t.is_sink = True
         self._env._add_transformation(t)
         return DataStreamSink(self._env, t)
 

@@ -541,6 +541,7 @@ class StreamExecutionEnvironment:
             stream._transformation, "Collect Sink", lambda: CollectSinkOperator(channel, cancelled)
         )
         t.parallelism = 1
+        t.is_sink = True
         self._add_transformation(t)
         job = self._create_job(job_name or "collect")
         job._cancel = cancelled  # cancelling the job also releases a blocked collect sink

@@ -47,6 +47,8 @@ class Transformation:
         self.slot_sharing_group: str | None = None
         #: False when the operator must run with parallelism 1 (collection source, window_all ...)
         self.parallel = True
+        #: True for sinks (add_sink, sink_to, print, collect): shown as "Data Sink" in plans
+        self.is_sink = False
 
     @property
     def inputs(self) -> list[Transformation]:
@@ -190,6 +192,7 @@ def generate_stream_graph(
             uid=t.uid,
             chaining=t.chaining,
             slot_sharing_group=t.slot_sharing_group,
+            is_sink=t.is_sink,
         )
         if isinstance(t, SourceTransformation):
             node.source = t.source

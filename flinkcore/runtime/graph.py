@@ -50,6 +50,7 @@ class StreamNode:
     chaining: str = "always"  # "always" | "head" (start_new_chain) | "never" (disable_chaining)
     slot_sharing_group: str | None = None
     num_inputs: int = 1
+    is_sink: bool = False
 
     @property
     def is_source(self) -> bool:
@@ -110,7 +111,7 @@ class StreamGraph:
             entry: dict[str, Any] = {
                 "id": node.id,
                 "type": f"Source: {node.name}" if node.is_source else node.name,
-                "pact": "Data Source" if node.is_source else "Operator",
+                "pact": "Data Source" if node.is_source else "Data Sink" if node.is_sink else "Operator",
                 "contents": node.name,
                 "parallelism": node.parallelism,
             }

@@ -291,3 +291,20 @@ def test_pyflink_context_annotations_resolve():
     assert ProcessFunction.Context and BroadcastProcessFunction.ReadOnlyContext
     assert KeyedBroadcastProcessFunction.OnTimerContext
     assert list(env().from_collection([1]).key_by(lambda x: x).process(F()).execute_and_collect()) == [1]
+
+
+def test_plan_marks_sources_and_sinks():
+    e = env(2)
+    a = e.from_collection([1, 2, 3]).key_by(lambda x: x)
+    b = e.from_collection([4, 5, 6]).key_by(lambda x: x)
+    a.union(b).add_sink(lambda v: None)
+    plan = eval(e.get_execution_plan())  # noqa: S307 - our own JSON, as PyFlink's tests read it
+    sources = sorted(n["id"] for n in plan["nodes"] if n["pact"] == "Data Source")
+    sink_preds = sorted(p["id"] for n in plan["nodes"] if n["pact"] == "Data Sink" for p in n["predecessors"])
+    assert sink_preds == sources
+    assert all(
+        p["ship_strategy"] == "HASH"
+        for n in plan["nodes"]
+        if n["pact"] == "Data Sink"
+        for p in n["predecessors"]
+    )
