@@ -207,6 +207,8 @@ class BroadcastState:
 
 
 class _BroadcastContext(ProcessContext):
+    __slots__ = ("_writable",)
+
     def __init__(self, op: BroadcastProcessOperator, writable: bool) -> None:
         super().__init__(op)  # type: ignore[arg-type]
         self._writable = writable

@@ -271,6 +271,8 @@ class _TimerServiceView:
 class ProcessContext:
     """``ctx`` of ``process_element``: timestamp, timer service, current key, side output."""
 
+    __slots__ = ("_op", "_timer_service", "_ts", "_time_domain")
+
     def __init__(self, op: ProcessOperator) -> None:
         self._op = op
         self._timer_service = _TimerServiceView(op)
