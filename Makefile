@@ -40,7 +40,7 @@ test-asan: $(INSTALLED)
 	  status=$$?; $(PY) $(REBUILD) && touch $(BUILT); exit $$status
 
 bench: install
-	if [ -d bench/kernels ]; then $(PY) -m pytest -q bench/kernels --benchmark-only; fi
+	if ls bench/kernels/*.py >/dev/null 2>&1; then $(PY) -m pytest -q bench/kernels/*.py --benchmark-only; fi
 	$(PY) bench/run_workloads.py
 	$(PY) bench/report.py
 

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from common import Timer, emit, events_for, record
+from common import Timer, emit, events_for, net_of_startup, record
 
 SMALL = 1000
 
@@ -207,8 +207,7 @@ def main() -> None:
             results, checksum = json.load(f)
         system = f"pyflink {version('apache-flink')}"
         style, inp = f"udf ({mode} mode)", "from_collection(list of tuples)"
-    net_wall = max(t.wall - ts.wall, 1e-9)
-    net_cpu = max(t.cpu - ts.cpu, 1e-9)
+    net_wall, net_cpu, note = net_of_startup(t, ts)
     emit(
         record(
             workload,

@@ -9,6 +9,9 @@ import sys
 from .harness import format_table, machine, pin_to_core
 from .runner import DEFAULT_N, STYLES, WORKLOADS, count_cases, progress_printer, run_workload
 
+#: Exit status when every case ran but some disagreed on results or checksum.
+EXIT_MISMATCH = 3
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``bench`` sub-command's options (flinkcore.cli builds the parser)."""
@@ -74,10 +77,11 @@ def main(args: argparse.Namespace) -> int:
         for r in records:
             if r.get("status") != "ok":
                 print(f"{r['status']}: {r['workload']} {r['system']}/{r['style']}: {r['reason']}")
-        bad = [r for r in ok if not r.get("agrees", True)]
+        bad = [r for r in ok if r.get("agrees") is False]
         for r in bad:
             print(
                 f"MISMATCH: {r['workload']} {r['system']}/{r['style']} results={r['results']} "
                 f"checksum={r['checksum']}"
             )
-    return 1 if any(r.get("status") == "ok" and not r.get("agrees", True) for r in records) else 0
+    # 3, not 1: a crash exits with 1, a checksum mismatch is a finished run that disagrees
+    return EXIT_MISMATCH if any(r.get("status") == "ok" and r.get("agrees") is False for r in records) else 0

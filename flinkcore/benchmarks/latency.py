@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from .data import events_for
-from .harness import latency_percentiles, peak_rss_mb, reset_peak_rss
+from .harness import checksums_agree, latency_percentiles, peak_rss_mb, reset_peak_rss
+from .reference import w1_numpy
 
 RATES = [10_000, 100_000, 1_000_000]
 
@@ -153,6 +154,7 @@ def run_latency(
     systems.append(("python loop", "baseline", python_loop_latency))
     for rate in rates or RATES:
         m = min(n, rate * 2)  # two seconds of input per rate
+        expected = w1_numpy(ev.key[:m], ev.value[:m], ev.ts[:m])
         for system, style, fn in systems:
             if progress:
                 progress(f"L1 {system}/{style} {rate}/s N={m}")
@@ -188,5 +190,6 @@ def run_latency(
                 "peak_rss_mb": round(peak_rss_mb(), 1),
                 "input": f"paced at {rate} events/s",
                 "status": "ok",
+                "agrees": checksums_agree(expected, (results, checksum)),
                 **latency_percentiles(lat),
             }

@@ -30,6 +30,7 @@ DEFAULT_N = {
     "W3": 300_000,
     "W4": 1_000_000,
     "L1": 100_000,
+    "nexmark": 1_000_000,
 }
 #: Warm-up runs on the first events only: enough to import, compile and fill caches.
 WARMUP_N = 20_000
