@@ -105,8 +105,10 @@ uint32_t fc_timer_find(const fc_timer_heap *h, int64_t ts, uint64_t key_hash, si
 
 /* ----------------------------------------------------------------------------------------- heap */
 
+/* (ts, seq) order without branches: which child is smaller is a coin flip, so a branch here
+ * would be mispredicted at every level of a pop */
 static inline int before(const fc_timer *a, const fc_timer *b) {
-    return a->ts < b->ts || (a->ts == b->ts && a->seq < b->seq);
+    return (a->ts < b->ts) | ((a->ts == b->ts) & (a->seq < b->seq));
 }
 
 static inline void place(fc_timer_heap *h, size_t i, fc_timer t) {
@@ -200,9 +202,27 @@ void fc_timer_remove(fc_timer_heap *h, uint32_t slot) {
 
 int fc_timer_pop_until(fc_timer_heap *h, int64_t bound, int64_t *ts, uint32_t *slot) {
     if (!h->size || h->heap[0].ts > bound) return 0;
+    uint32_t top = h->heap[0].slot;
     *ts = h->heap[0].ts;
-    *slot = h->heap[0].slot;
-    remove_at(h, 0);
+    *slot = top;
+    index_delete(h, top);
+    h->pos[top] = FC_TIMER_FREE;
+    h->free[h->nfree++] = top;
+    size_t n = --h->size;
+    if (n) {
+        /* Floyd's pop: walk the hole down to a leaf along the smaller children (one comparison
+         * per level instead of two), then sift the former last element up from there. */
+        size_t i = 0;
+        for (;;) {
+            size_t child = 2 * i + 1;
+            if (child >= n) break;
+            if (child + 1 < n) child += (size_t)before(&h->heap[child + 1], &h->heap[child]);
+            place(h, i, h->heap[child]);
+            i = child;
+        }
+        place(h, i, h->heap[n]);
+        sift_up(h, i);
+    }
     return 1;
 }
 

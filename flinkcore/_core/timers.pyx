@@ -16,6 +16,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 cdef extern from "Python.h":
     Py_ssize_t PyObject_Hash(object o) except -1
+    void PyObject_GC_UnTrack(object o)
 
 
 cdef extern from "fc_timer.h":
@@ -39,6 +40,11 @@ cdef inline uint64_t _pair_hash(object key, object namespace) except? 0:
     cdef uint64_t hk = <uint64_t>PyObject_Hash(key)
     cdef uint64_t hn = <uint64_t>PyObject_Hash(namespace)
     return hk * 0x9e3779b97f4a7c15ULL + hn
+
+
+cdef inline bint _atomic(object o):
+    cdef type t = type(o)
+    return o is None or t is int or t is str or t is float or t is bytes or t is bool
 
 
 cdef inline bint _same(object a, object b) except -1:
@@ -123,7 +129,12 @@ cdef class TimerQueue:
         return True
 
     cdef inline tuple _take(self, int64_t ts, uint32_t slot):
-        entry = (ts, self.keys[slot], self.namespaces[slot])
+        key = self.keys[slot]
+        namespace = self.namespaces[slot]
+        entry = (ts, key, namespace)
+        if _atomic(key) and _atomic(namespace):
+            # cannot be part of a cycle: keep the fired timers out of the GC's young generation
+            PyObject_GC_UnTrack(entry)
         self.keys[slot] = None
         self.namespaces[slot] = None
         return entry
