@@ -11,6 +11,8 @@ from .runner import DEFAULT_N, STYLES, WORKLOADS, count_cases, progress_printer,
 
 #: Exit status when every case ran but some disagreed on results or checksum.
 EXIT_MISMATCH = 3
+#: Exit status when a case failed (its record says why); the other cases still ran.
+EXIT_FAILED = 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,4 +86,6 @@ def main(args: argparse.Namespace) -> int:
                 f"checksum={r['checksum']}"
             )
     # 3, not 1: a crash exits with 1, a checksum mismatch is a finished run that disagrees
-    return EXIT_MISMATCH if any(r.get("status") == "ok" and r.get("agrees") is False for r in records) else 0
+    if any(r.get("status") == "ok" and r.get("agrees") is False for r in records):
+        return EXIT_MISMATCH
+    return EXIT_FAILED if any(r.get("status") == "failed" for r in records) else 0

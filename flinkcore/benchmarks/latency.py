@@ -163,7 +163,7 @@ def run_latency(
                 w0, c0 = time.perf_counter(), time.process_time()
                 lat, results, checksum = fn(keys[:m], values[:m], rate)
                 wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-            except (ImportError, NotImplementedError, AttributeError, TypeError) as exc:
+            except (ImportError, NotImplementedError) as exc:
                 yield {
                     "workload": "L1",
                     "system": system,
@@ -172,6 +172,17 @@ def run_latency(
                     "rate": rate,
                     "status": "skipped",
                     "reason": f"{type(exc).__name__}: {exc}",
+                }
+                continue
+            except Exception as exc:  # one failing system must not hide the others' numbers
+                yield {
+                    "workload": "L1",
+                    "system": system,
+                    "style": style,
+                    "n": m,
+                    "rate": rate,
+                    "status": "failed",
+                    "reason": f"failed: {type(exc).__name__}: {exc}",
                 }
                 continue
             yield {
