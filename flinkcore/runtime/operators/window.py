@@ -1099,8 +1099,11 @@ class SessionWindowOperator(AbstractStreamOperator):
         self.num_late_records_dropped = 0
         self._single: dict[Any, list] = {}  # key -> its one open session [start, end, value]
         self._multi: dict[Any, list] = {}  # key -> [[start, end, value], ...] by start (2 or more)
-        self._ends: list = []  # heap of (max_ts, seq, key, session)
-        self._seq = 0
+        # Session ends in buckets of one gap: bucket (max_ts // gap) -> [(key, session), ...].
+        # A session has one entry; when the watermark passes its bucket and the session grew
+        # meanwhile, the entry moves to the bucket of its current end (a list append, where a
+        # heap would pay log(n) tuple comparisons per move).
+        self._wheel: dict[int, list] = {}
 
     def open(self) -> None:
         if self.state_backend is None:
@@ -1157,8 +1160,7 @@ class SessionWindowOperator(AbstractStreamOperator):
         multi = self._multi
         first, add = self._first, self._add
         wm = self.current_watermark
-        ends = self._ends
-        push = heapq.heappush
+        wheel = self._wheel
         value = None
         try:
             for value, key, ts in zip(values, keys, timestamps, strict=False):
@@ -1179,8 +1181,12 @@ class SessionWindowOperator(AbstractStreamOperator):
                         continue
                     s = [ts, end, first(value)]
                     single[key] = s
-                    self._seq += 1
-                    push(ends, (end - 1, self._seq, key, s))
+                    bucket = (end - 1) // gap
+                    entries = wheel.get(bucket)
+                    if entries is None:
+                        wheel[bucket] = [(key, s)]
+                    else:
+                        entries.append((key, s))
                     continue
                 self._add_slow(key, value, ts, end)
         except Exception as e:
@@ -1208,8 +1214,7 @@ class SessionWindowOperator(AbstractStreamOperator):
                 s = [ts, end, self._first(value)]
                 sessions.append(s)
                 sessions.sort(key=lambda x: x[0])
-                self._seq += 1
-                heapq.heappush(self._ends, (end - 1, self._seq, key, s))
+                self._schedule(key, s)
         else:
             target = group[0]
             if len(group) > 1:
@@ -1233,6 +1238,14 @@ class SessionWindowOperator(AbstractStreamOperator):
         elif sessions:
             self._multi[key] = sessions
 
+    def _schedule(self, key: Any, s: list) -> None:
+        bucket = (s[1] - 1) // self.gap
+        entries = self._wheel.get(bucket)
+        if entries is None:
+            self._wheel[bucket] = [(key, s)]
+        else:
+            entries.append((key, s))
+
     def _late(self, value: Any, ts: int) -> None:
         if ts <= self.current_watermark:
             if self.late_data_tag is not None:
@@ -1244,25 +1257,38 @@ class SessionWindowOperator(AbstractStreamOperator):
         if watermark <= self.current_watermark:
             return
         self.current_watermark = watermark
-        ends = self._ends
-        while ends and ends[0][0] <= watermark:
-            _, _, key, s = heapq.heappop(ends)
-            end = s[1]
-            if end is None:
-                continue  # merged into another session
-            if end - 1 > watermark:
-                # The session grew since this entry was pushed: wait for its current end.
-                self._seq += 1
-                heapq.heappush(ends, (end - 1, self._seq, key, s))
-                continue
-            if self._single.get(key) is s:
-                del self._single[key]
-            else:
-                sessions = self._multi.pop(key)
-                sessions.remove(s)
-                self._put(key, sessions)
-            s[1] = None
-            self._fire(key, s[0], end, s[2])
+        wheel = self._wheel
+        gap = self.gap
+        due_buckets = sorted(b for b in wheel if b <= watermark // gap)
+        fired = []
+        get = wheel.get
+        for bucket in due_buckets:
+            for entry in wheel.pop(bucket):
+                s = entry[1]
+                end = s[1]
+                if end is None:
+                    continue  # merged into another session
+                if end > watermark + 1:
+                    # The session grew: move the entry to the bucket of its current end.
+                    b = (end - 1) // gap
+                    entries = get(b)
+                    if entries is None:
+                        wheel[b] = [entry]
+                    else:
+                        entries.append(entry)
+                    continue
+                key = entry[0]
+                if self._single.get(key) is s:
+                    del self._single[key]
+                else:
+                    sessions = self._multi.pop(key)
+                    sessions.remove(s)
+                    self._put(key, sessions)
+                s[1] = None
+                fired.append((end, key, s[0], s[2]))
+        fired.sort(key=lambda f: f[0])  # in timestamp order, as Flink's timers fire
+        for end, key, start, stored in fired:
+            self._fire(key, start, end, stored)
         self._flush()
         self.output.emit_watermark(watermark)
 
@@ -1336,6 +1362,5 @@ class SessionWindowOperator(AbstractStreamOperator):
             sessions.sort(key=lambda x: x[0])
             self._put(key, sessions)
             for s in sessions:
-                self._seq += 1
-                heapq.heappush(self._ends, (s[1] - 1, self._seq, key, s))
+                self._schedule(key, s)
             state.clear()
