@@ -153,6 +153,64 @@ static void sort_due(fc_due *d, size_t n) {
     }
 }
 
+/* Sort by (end, key). Large fires (as many rows as records when windows are sparse) use an LSD
+ * radix sort over only the bytes that vary, which for typical keys and a few window ends is a
+ * handful of linear passes; small ones the comparison sort. Returns -1 when out of memory. */
+static int sort_due_fast(fc_due **due, size_t *due_cap, fc_due **tmp, size_t *tmp_cap, size_t n) {
+    if (n <= 512) {
+        sort_due(*due, n);
+        return 0;
+    }
+    if (*tmp_cap < n) {
+        fc_due *t = (fc_due *)realloc(*tmp, n * sizeof *t);
+        if (!t) return -1;
+        *tmp = t;
+        *tmp_cap = n;
+    }
+    fc_due *src = *due, *dst = *tmp;
+    const uint64_t flip = UINT64_C(1) << 63; /* signed order as unsigned */
+    uint64_t key0 = (uint64_t)src[0].key ^ flip, end0 = (uint64_t)src[0].end ^ flip;
+    uint64_t key_diff = 0, end_diff = 0;
+    for (size_t i = 1; i < n; i++) {
+        key_diff |= ((uint64_t)src[i].key ^ flip) ^ key0;
+        end_diff |= ((uint64_t)src[i].end ^ flip) ^ end0;
+    }
+    size_t count[256];
+    for (int field = 0; field < 2; field++) { /* key first, then end: LSD order */
+        uint64_t diff = field == 0 ? key_diff : end_diff;
+        for (int shift = 0; shift < 64; shift += 8) {
+            if (!((diff >> shift) & 0xff)) continue; /* this byte is the same everywhere */
+            memset(count, 0, sizeof count);
+            for (size_t i = 0; i < n; i++) {
+                uint64_t v = (uint64_t)(field == 0 ? src[i].key : src[i].end) ^ flip;
+                count[(v >> shift) & 0xff]++;
+            }
+            size_t sum = 0;
+            for (int b = 0; b < 256; b++) {
+                size_t c = count[b];
+                count[b] = sum;
+                sum += c;
+            }
+            for (size_t i = 0; i < n; i++) {
+                uint64_t v = (uint64_t)(field == 0 ? src[i].key : src[i].end) ^ flip;
+                dst[count[(v >> shift) & 0xff]++] = src[i];
+            }
+            fc_due *t = src;
+            src = dst;
+            dst = t;
+        }
+    }
+    if (src != *due) { /* the result is in the scratch buffer: swap the buffers (and capacities) */
+        fc_due *t = *due;
+        size_t c = *due_cap;
+        *due = src;
+        *due_cap = *tmp_cap;
+        *tmp = t;
+        *tmp_cap = c;
+    }
+    return 0;
+}
+
 static int due_push(fc_due **due, size_t *len, size_t *cap, int64_t end, int64_t key, size_t idx) {
     if (*len == *cap) {
         size_t ncap = *cap ? *cap * 2 : 256;
@@ -270,6 +328,9 @@ int fc_wtable_init(fc_wtable *t, int64_t size, int64_t slide, int64_t offset, in
 void fc_wtable_free(fc_wtable *t) {
     free(t->slots);
     free(t->due);
+    free(t->due_tmp);
+    t->due_tmp = NULL;
+    t->due_tmp_cap = 0;
     t->slots = NULL;
     t->due = NULL;
     t->cap = t->live = t->due_len = t->due_cap = 0;
@@ -441,7 +502,7 @@ int64_t fc_wtable_fire_prepare(fc_wtable *t, int64_t watermark) {
         int64_t end = fc_window_end(e->start, t->size);
         if (end - 1 <= watermark && due_push(&t->due, &t->due_len, &t->due_cap, end, e->key, i)) return FC_WIN_NOMEM;
     }
-    sort_due(t->due, t->due_len);
+    if (sort_due_fast(&t->due, &t->due_cap, &t->due_tmp, &t->due_tmp_cap, t->due_len)) return FC_WIN_NOMEM;
     return (int64_t)t->due_len;
 }
 
@@ -457,6 +518,7 @@ void fc_wtable_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int
     }
     t->due_len = 0;
     if (t->min_due > watermark) return;
+    t->high_water = t->live > t->high_water - t->high_water / 8 ? t->live : t->high_water - t->high_water / 8;
     /* drop what is past its cleanup time; recompute the next due time. A deletion shifts later
      * entries back into slot i, so slot i is looked at again (an entry that wraps around may be
      * seen twice, which is harmless: it is kept the first time, so it is kept again). */
@@ -478,8 +540,8 @@ void fc_wtable_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int
         i++;
     }
     t->min_due = min_due;
-    /* give memory back once a burst of keys is gone */
-    if (t->cap > 65536 && t->live * 32 < t->cap) {
+    /* give memory back once a burst of keys is gone (not merely between two batches) */
+    if (t->cap > 65536 && t->live * 32 < t->cap && t->high_water * 8 < t->cap) {
         size_t cap = 1024;
         while (t->live * 4 > cap) cap *= 2;
         wt_rehash(t, cap); /* on failure the old table stays, which is fine */
@@ -598,6 +660,9 @@ void fc_stable_free(fc_stable *t) {
     free(t->idx_keys);
     free(t->idx_heads);
     free(t->due);
+    free(t->due_tmp);
+    t->due_tmp = NULL;
+    t->due_tmp_cap = 0;
     t->pool = NULL;
     t->idx_keys = t->idx_heads = NULL;
     t->due = NULL;
@@ -794,7 +859,7 @@ int64_t fc_stable_fire_prepare(fc_stable *t, int64_t watermark) {
         if (h->state != ST_DIRTY || h->end - 1 > watermark) continue;
         if (due_push(&t->due, &t->due_len, &t->due_cap, h->end, h->key, r)) return FC_WIN_NOMEM;
     }
-    sort_due(t->due, t->due_len);
+    if (sort_due_fast(&t->due, &t->due_cap, &t->due_tmp, &t->due_tmp_cap, t->due_len)) return FC_WIN_NOMEM;
     return (int64_t)t->due_len;
 }
 

@@ -65,10 +65,11 @@ typedef struct {
     size_t stride; /* bytes per table entry */
     uint8_t *slots;
     size_t cap, live;
+    size_t high_water;      /* recent peak of live windows (decays per fire): when to shrink */
     int64_t min_due;        /* lower bound of the earliest time fire() has anything to do */
-    /* fire scratch: entries due, sorted by (end, key) */
-    fc_due *due;
-    size_t due_len, due_cap;
+    /* fire scratch: entries due, sorted by (end, key), and the radix sort's second buffer */
+    fc_due *due, *due_tmp;
+    size_t due_len, due_cap, due_tmp_cap;
 } fc_wtable;
 
 int fc_wtable_init(fc_wtable *t, int64_t size, int64_t slide, int64_t offset, int64_t lateness,
@@ -123,8 +124,8 @@ typedef struct {
     size_t idx_cap, idx_used, idx_live;
     int64_t min_due;
     uint64_t seq; /* arrival counter, orders first/last across merges */
-    fc_due *due;
-    size_t due_len, due_cap;
+    fc_due *due, *due_tmp;
+    size_t due_len, due_cap, due_tmp_cap;
 } fc_stable;
 
 int fc_stable_init(fc_stable *t, int64_t gap, int64_t lateness, const fc_agg *aggs, int32_t n_aggs);

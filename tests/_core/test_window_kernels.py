@@ -278,3 +278,29 @@ def test_huge_batch_matches_numpy():
     np.testing.assert_array_equal(out["key"], uniq[1])
     sums = np.add.reduceat(vals[order], idx)
     np.testing.assert_allclose(out["sum_0"], sums, rtol=1e-9)
+
+
+@pytest.mark.parametrize("m", [native], ids=["native"])
+def test_many_large_fires_match_numpy(m):
+    """Sparse windows: every fire emits thousands of rows (the radix-sorted path), many times over."""
+    n = 300_000
+    rng = np.random.default_rng(11)
+    keys = rng.integers(-5_000, 5_000, n, dtype=np.int64)
+    ts = np.arange(n, dtype=np.int64) // 10 - rng.integers(0, 30, n)
+    vals = rng.random(n)
+    t = m.WindowAggTable(100, 100, 0, [("sum", 0), ("count", None, "n")])
+    got = []
+    for i in range(0, n, 20_000):
+        t.update(keys[i : i + 20_000], ts[i : i + 20_000], [vals[i : i + 20_000]])
+        wm = int(ts[: i + 20_000].max()) - 40
+        got.append(t.fire(wm))
+    got.append(t.fire(INT64_MAX))
+    out = {k: np.concatenate([g[k] for g in got]) for k in got[0]}
+    assert len(out["key"]) > 10 * 512
+    starts = ts - ts % 100
+    order = np.lexsort((keys, starts))
+    pairs = np.stack([starts[order], keys[order]])
+    uniq, idx = np.unique(pairs, axis=1, return_index=True)
+    np.testing.assert_array_equal(out["window_start"], uniq[0])
+    np.testing.assert_array_equal(out["key"], uniq[1])
+    np.testing.assert_allclose(out["sum_0"], np.add.reduceat(vals[order], idx), rtol=1e-9)
