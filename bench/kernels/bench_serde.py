@@ -56,9 +56,28 @@ def _best(fn, arg, repeat: int, number: int) -> float:
     return best
 
 
+def _alloc_floor():
+    """build(n, s): the records' objects made with no parsing (compiled on the fly), or None."""
+    try:
+        import pyximport
+
+        pyximport.install(language_level=3, inplace=False)
+        sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+        import alloc_floor
+
+        return alloc_floor.build
+    except Exception as e:  # a missing compiler only costs this one column
+        print(f"(no allocation floor: {e})")
+        return None
+
+
 def main() -> None:
     """Interleaved best-of timings in one process, so the ratio holds on a noisy machine."""
-    print("records  pickle5 enc/dec (us)  serde enc/dec (us)  enc x  dec x  enc+dec x  bytes pickle/serde")
+    build = _alloc_floor()
+    print(
+        "records  pickle5 enc/dec (us)  serde enc/dec (us)  enc x  dec x  enc+dec x  "
+        "alloc floor (us)  bytes pickle/serde"
+    )
     for n in SIZES:
         recs = records(n)
         number = max(1, 300_000 // n)
@@ -66,10 +85,11 @@ def main() -> None:
         for name, (dumps, loads) in CODECS.items():
             data = dumps(recs)
             t[name] = (_best(dumps, recs, 9, number) * 1e6, _best(loads, data, 9, number) * 1e6, len(data))
+        floor = _best(lambda k: build(k, "user-1"), n, 9, number) * 1e6 if build else float("nan")
         (pe, pd, pb), (se, sd, sb) = t["pickle5"], t["serde"]
         print(
             f"{n:>7}  {pe:9.0f} / {pd:9.0f}  {se:8.0f} / {sd:8.0f}  {pe / se:5.2f}  {pd / sd:5.2f}  "
-            f"{(pe + pd) / (se + sd):9.2f}  {pb}/{sb}"
+            f"{(pe + pd) / (se + sd):9.2f}  {floor:16.0f}  {pb}/{sb}"
         )
 
 

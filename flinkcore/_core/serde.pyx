@@ -40,7 +40,7 @@ from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.math cimport floor, isfinite, isnan
 from libc.stdint cimport int64_t, uint8_t, uint64_t
@@ -503,6 +503,24 @@ def dumps_batch(records) -> bytes:
 
 # --------------------------------------------------------------------------------------------- decode
 
+cdef inline uint64_t _short_hash(const uint8_t *p, size_t n) noexcept nogil:
+    """Hash of up to 32 bytes, a word at a time (a byte-at-a-time hash is a long dependency chain)."""
+    cdef uint64_t h = 0x9e3779b97f4a7c15ULL * (n + 1)
+    cdef uint64_t w
+    cdef size_t i = 0
+    while i + 8 <= n:
+        memcpy(&w, p + i, 8)
+        h = (h ^ w) * 0xff51afd7ed558ccdULL
+        h ^= h >> 29
+        i += 8
+    if i < n:
+        w = 0
+        memcpy(&w, p + i, n - i)
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL
+        h ^= h >> 29
+    return h
+
+
 ctypedef struct _StrSlot:
     PyObject *obj
     size_t n
@@ -522,6 +540,8 @@ cdef class _Reader:
     # Batches repeat short strings (keys, categories, names): a direct-mapped cache of the ASCII ones
     # lets records share one str object instead of allocating and decoding each again.
     cdef _StrSlot *str_cache
+    cdef bint cache_on
+    cdef size_t lookups, hits
 
     def __dealloc__(self):
         cdef Py_ssize_t i
@@ -534,6 +554,7 @@ cdef class _Reader:
         self.str_cache = <_StrSlot *>calloc(STR_CACHE_SLOTS, sizeof(_StrSlot))
         if self.str_cache == NULL:
             raise MemoryError()
+        self.cache_on = True
         return 0
 
     cdef inline object str_value(self):
@@ -546,14 +567,16 @@ cdef class _Reader:
         cdef int rc = fc_get_span(&self.r, &p, &n)
         if rc:
             self.fail(rc, "a str")
-        if n > STR_CACHE_MAX_LEN:
+        if n > STR_CACHE_MAX_LEN or not self.cache_on:
             return self.decode_utf8(p, n, "a str", "strict")
-        h = 1469598103934665603ULL ^ n
-        for i in range(n):
-            h = (h ^ p[i]) * 1099511628211ULL
+        h = _short_hash(p, n)
         slot = &self.str_cache[h & (STR_CACHE_SLOTS - 1)]
+        self.lookups += 1
         if slot.obj != NULL and slot.h == h and slot.n == n and memcmp(PyUnicode_DATA(<object>slot.obj), p, n) == 0:
+            self.hits += 1
             return <object>slot.obj
+        if self.lookups == 512 and self.hits < 64:
+            self.cache_on = False  # strings hardly repeat in this batch: stop paying for the cache
         s = self.decode_utf8(p, n, "a str", "strict")
         if PyUnicode_IS_ASCII(s):
             Py_XDECREF(slot.obj)
@@ -618,6 +641,26 @@ cdef class _Reader:
         return PyBytes_FromStringAndSize(<const char *>p, n)
 
 
+cdef inline object _dec_item(_Reader rd, int depth):
+    """One element of a container: the common scalars inline, anything else through _dec."""
+    cdef uint8_t tag
+    cdef double d = 0.0
+    if rd.r.p < rd.r.end:
+        tag = rd.r.p[0]
+        if tag == FC_TAG_INT:
+            rd.r.p += 1
+            return PyLong_FromLongLong(fc_unzigzag(rd.varint("an int")))
+        if tag == FC_TAG_STR:
+            rd.r.p += 1
+            return rd.str_value()
+        if tag == FC_TAG_FLOAT:
+            rd.r.p += 1
+            if fc_get_f64(&rd.r, &d):
+                rd.fail(FC_TRUNCATED, "a float")
+            return PyFloat_FromDouble(d)
+    return _dec(rd, depth)
+
+
 cdef object _dec(_Reader rd, int depth):
     cdef uint8_t tag = 0
     cdef double d = 0.0
@@ -643,7 +686,7 @@ cdef object _dec(_Reader rd, int depth):
         t = PyTuple_New(n)
         atomic = True
         for i in range(n):
-            v = _dec(rd, depth + 1)
+            v = _dec_item(rd, depth + 1)
             vt = type(v)
             if not (vt is int or vt is float or vt is str or v is None or vt is bool or vt is bytes):
                 atomic = False
@@ -658,7 +701,7 @@ cdef object _dec(_Reader rd, int depth):
         n = rd.count("a list", 1)
         lst = PyList_New(n)
         for i in range(n):
-            v = _dec(rd, depth + 1)
+            v = _dec_item(rd, depth + 1)
             Py_INCREF(v)
             PyList_SET_ITEM(lst, i, v)
         return lst
