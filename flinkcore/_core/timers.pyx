@@ -14,9 +14,19 @@ import numpy as np
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New
+
+
 cdef extern from "Python.h":
     Py_ssize_t PyObject_Hash(object o) except -1
     void PyObject_GC_UnTrack(object o)
+    object PyLong_FromLongLong(long long v)
+    # raw forms, to move the references of a fired timer from the slot lists into its tuple
+    PyObject *_list_get "PyList_GET_ITEM"(object lst, Py_ssize_t i)
+    void _list_set "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject *o)
+    void _tuple_set "PyTuple_SET_ITEM"(object tup, Py_ssize_t i, PyObject *o)
 
 
 cdef extern from "fc_timer.h":
@@ -129,21 +139,30 @@ cdef class TimerQueue:
         return True
 
     cdef inline tuple _take(self, int64_t ts, uint32_t slot):
-        key = self.keys[slot]
-        namespace = self.namespaces[slot]
-        entry = (ts, key, namespace)
-        if _atomic(key) and _atomic(namespace):
+        # slot < cap <= len(self.keys): the lists always cover every slot. The key and namespace
+        # references move from the lists into the tuple; the lists get None in their place.
+        cdef PyObject *key = _list_get(self.keys, slot)
+        cdef PyObject *namespace = _list_get(self.namespaces, slot)
+        cdef tuple entry = PyTuple_New(3)
+        t = PyLong_FromLongLong(ts)
+        Py_INCREF(t)
+        _tuple_set(entry, 0, <PyObject *>t)
+        _tuple_set(entry, 1, key)
+        _tuple_set(entry, 2, namespace)
+        Py_INCREF(None)
+        _list_set(self.keys, slot, <PyObject *>None)
+        Py_INCREF(None)
+        _list_set(self.namespaces, slot, <PyObject *>None)
+        if _atomic(<object>key) and _atomic(<object>namespace):
             # cannot be part of a cycle: keep the fired timers out of the GC's young generation
             PyObject_GC_UnTrack(entry)
-        self.keys[slot] = None
-        self.namespaces[slot] = None
         return entry
 
     def advance(self, int64_t watermark) -> list:
         """Pop every timer with ts <= watermark, earliest first: a list of (ts, key, namespace)."""
         cdef int64_t ts
         cdef uint32_t slot
-        out = []
+        cdef list out = []
         while fc_timer_pop_until(&self.heap, watermark, &ts, &slot):
             out.append(self._take(ts, slot))
         return out
