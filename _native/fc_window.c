@@ -834,6 +834,16 @@ int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, c
     ss_head *rec = &scratch.h;
     int64_t n_late = 0;
     for (size_t i = 0; i < n; i++) {
+        /* two-stage prefetch: the key's index slot well ahead, then (once that is in cache) the
+         * head session it points to; both tables outgrow the cache with many keys */
+        if (i + 2 * AHEAD < n)
+            FC_PREFETCH(&t->idx_heads[(size_t)mix64((uint64_t)keys[i + 2 * AHEAD]) & (t->idx_cap - 1)]);
+        if (i + AHEAD < n && t->pool) {
+            size_t mask = t->idx_cap - 1, j = (size_t)mix64((uint64_t)keys[i + AHEAD]) & mask;
+            FC_PREFETCH(&t->idx_keys[j]);
+            int64_t head = t->idx_heads[j];
+            if (head >= 0 && t->idx_keys[j] == keys[i + AHEAD]) FC_PREFETCH(SS_REC(t, head));
+        }
         rec->key = keys[i];
         rec->start = ts[i];
         rec->end = fc_window_end(ts[i], t->gap);
