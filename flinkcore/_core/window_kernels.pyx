@@ -182,6 +182,13 @@ cdef void **_out_ptrs(dict out, list parsed, void **ptrs):
     return ptrs
 
 
+cdef int _enter(bint *busy) except -1:
+    if busy[0]:
+        raise RuntimeError("a window table is being used by another thread: use one table per thread")
+    busy[0] = True
+    return 0
+
+
 cdef int _check_rc(int rc) except -1:
     if rc == FC_WIN_NOMEM:
         raise MemoryError("out of memory in the window table")
@@ -209,6 +216,7 @@ cdef class WindowAggTable:
 
     cdef fc_wtable t
     cdef bint ready
+    cdef bint busy  # the C table runs without the GIL: refuse a second thread meanwhile
     cdef readonly list aggs
     cdef readonly int64_t size, slide, offset, allowed_lateness
 
@@ -246,8 +254,12 @@ cdef class WindowAggTable:
             lp = &lv[0]
         cdef int64_t n_late = 0
         if b.n:
-            with nogil:
-                n_late = fc_wtable_update(&self.t, &k[0], &t[0], b.ptrs, b.n, wm, lp)
+            _enter(&self.busy)
+            try:
+                with nogil:
+                    n_late = fc_wtable_update(&self.t, &k[0], &t[0], b.ptrs, b.n, wm, lp)
+            finally:
+                self.busy = False
         if n_late < 0:
             _check_rc(<int>n_late)
         return late if return_late else n_late
@@ -265,19 +277,22 @@ cdef class WindowAggTable:
     def fire(self, int64_t watermark) -> dict:
         """Windows with ``end - 1 <= watermark`` updated since they last fired, by (end, key), as columns."""
         cdef int64_t n
-        with nogil:
-            n = fc_wtable_fire_prepare(&self.t, watermark)
-        if n < 0:
-            _check_rc(<int>n)
-        out = _empty_result(self.aggs, n)
         cdef void *ptrs[64]
-        _out_ptrs(out, self.aggs, ptrs)
-        cdef cnp.ndarray ka = out["key"], sa = out["window_start"], ea = out["window_end"]
-        cdef int64_t *kp = <int64_t *>cnp.PyArray_DATA(ka)
-        cdef int64_t *sp = <int64_t *>cnp.PyArray_DATA(sa)
-        cdef int64_t *ep = <int64_t *>cnp.PyArray_DATA(ea)
-        with nogil:
-            fc_wtable_fire_emit(&self.t, watermark, kp, sp, ep, ptrs)
+        cdef cnp.ndarray ka, sa, ea
+        _enter(&self.busy)
+        try:
+            with nogil:
+                n = fc_wtable_fire_prepare(&self.t, watermark)
+            if n < 0:
+                _check_rc(<int>n)
+            out = _empty_result(self.aggs, n)
+            _out_ptrs(out, self.aggs, ptrs)
+            ka, sa, ea = out["key"], out["window_start"], out["window_end"]
+            with nogil:
+                fc_wtable_fire_emit(&self.t, watermark, <int64_t *>cnp.PyArray_DATA(ka), <int64_t *>cnp.PyArray_DATA(sa),
+                       <int64_t *>cnp.PyArray_DATA(ea), ptrs)
+        finally:
+            self.busy = False
         return out
 
     def __len__(self) -> int:
@@ -286,9 +301,14 @@ cdef class WindowAggTable:
 
     def snapshot(self) -> bytes:
         """The table's contents as bytes (versioned, little-endian; restored by ``restore``)."""
-        out = bytearray(fc_wtable_snapshot_size(&self.t))
-        cdef uint8_t[::1] v = out
-        fc_wtable_snapshot(&self.t, &v[0])
+        cdef uint8_t[::1] v
+        _enter(&self.busy)
+        try:
+            out = bytearray(fc_wtable_snapshot_size(&self.t))
+            v = out
+            fc_wtable_snapshot(&self.t, &v[0])
+        finally:
+            self.busy = False
         return bytes(out)
 
     def restore(self, data, keep_keys=None, bint clear=True) -> None:
@@ -308,9 +328,13 @@ cdef class WindowAggTable:
             if mask.shape[0] != n:
                 raise ValueError(f"keep_keys returned {mask.shape[0]} flags for {n} windows")
             keep = &mask[0]
-        if clear:
-            fc_wtable_clear(&self.t)
-        _check_rc(fc_wtable_restore(&self.t, &v[0], v.shape[0], keep))
+        _enter(&self.busy)
+        try:
+            if clear:
+                fc_wtable_clear(&self.t)
+            _check_rc(fc_wtable_restore(&self.t, &v[0], v.shape[0], keep))
+        finally:
+            self.busy = False
 
 
 cdef class SessionWindowTable:
@@ -322,6 +346,7 @@ cdef class SessionWindowTable:
 
     cdef fc_stable t
     cdef bint ready
+    cdef bint busy
     cdef readonly list aggs
     cdef readonly int64_t gap, allowed_lateness
 
@@ -355,8 +380,12 @@ cdef class SessionWindowTable:
             lp = &lv[0]
         cdef int64_t n_late = 0
         if b.n:
-            with nogil:
-                n_late = fc_stable_update(&self.t, &k[0], &t[0], b.ptrs, b.n, wm, lp)
+            _enter(&self.busy)
+            try:
+                with nogil:
+                    n_late = fc_stable_update(&self.t, &k[0], &t[0], b.ptrs, b.n, wm, lp)
+            finally:
+                self.busy = False
         if n_late < 0:
             _check_rc(<int>n_late)
         return late if return_late else n_late
@@ -364,19 +393,22 @@ cdef class SessionWindowTable:
     def fire(self, int64_t watermark) -> dict:
         """Sessions with ``end - 1 <= watermark`` updated since they last fired, by (end, key)."""
         cdef int64_t n
-        with nogil:
-            n = fc_stable_fire_prepare(&self.t, watermark)
-        if n < 0:
-            _check_rc(<int>n)
-        out = _empty_result(self.aggs, n)
         cdef void *ptrs[64]
-        _out_ptrs(out, self.aggs, ptrs)
-        cdef cnp.ndarray ka = out["key"], sa = out["window_start"], ea = out["window_end"]
-        cdef int64_t *kp = <int64_t *>cnp.PyArray_DATA(ka)
-        cdef int64_t *sp = <int64_t *>cnp.PyArray_DATA(sa)
-        cdef int64_t *ep = <int64_t *>cnp.PyArray_DATA(ea)
-        with nogil:
-            fc_stable_fire_emit(&self.t, watermark, kp, sp, ep, ptrs)
+        cdef cnp.ndarray ka, sa, ea
+        _enter(&self.busy)
+        try:
+            with nogil:
+                n = fc_stable_fire_prepare(&self.t, watermark)
+            if n < 0:
+                _check_rc(<int>n)
+            out = _empty_result(self.aggs, n)
+            _out_ptrs(out, self.aggs, ptrs)
+            ka, sa, ea = out["key"], out["window_start"], out["window_end"]
+            with nogil:
+                fc_stable_fire_emit(&self.t, watermark, <int64_t *>cnp.PyArray_DATA(ka), <int64_t *>cnp.PyArray_DATA(sa),
+                       <int64_t *>cnp.PyArray_DATA(ea), ptrs)
+        finally:
+            self.busy = False
         return out
 
     def __len__(self) -> int:
@@ -384,9 +416,14 @@ cdef class SessionWindowTable:
         return fc_stable_len(&self.t)
 
     def snapshot(self) -> bytes:
-        out = bytearray(fc_stable_snapshot_size(&self.t))
-        cdef uint8_t[::1] v = out
-        fc_stable_snapshot(&self.t, &v[0])
+        cdef uint8_t[::1] v
+        _enter(&self.busy)
+        try:
+            out = bytearray(fc_stable_snapshot_size(&self.t))
+            v = out
+            fc_stable_snapshot(&self.t, &v[0])
+        finally:
+            self.busy = False
         return bytes(out)
 
     def restore(self, data, keep_keys=None, bint clear=True) -> None:
@@ -404,9 +441,13 @@ cdef class SessionWindowTable:
             if mask.shape[0] != n:
                 raise ValueError(f"keep_keys returned {mask.shape[0]} flags for {n} sessions")
             keep = &mask[0]
-        if clear:
-            fc_stable_clear(&self.t)
-        _check_rc(fc_stable_restore(&self.t, &v[0], v.shape[0], keep))
+        _enter(&self.busy)
+        try:
+            if clear:
+                fc_stable_clear(&self.t)
+            _check_rc(fc_stable_restore(&self.t, &v[0], v.shape[0], keep))
+        finally:
+            self.busy = False
 
 
 def window_start(int64_t ts, int64_t offset, int64_t slide) -> int:

@@ -304,3 +304,26 @@ def test_many_large_fires_match_numpy(m):
     np.testing.assert_array_equal(out["window_start"], uniq[0])
     np.testing.assert_array_equal(out["key"], uniq[1])
     np.testing.assert_allclose(out["sum_0"], np.add.reduceat(vals[order], idx), rtol=1e-9)
+
+
+def test_a_second_thread_is_refused_while_the_table_runs_without_the_gil():
+    import threading
+
+    n = 4_000_000
+    t = native.WindowAggTable(1000, 500, 0, [("sum", 0)])
+    keys = np.arange(n, dtype=np.int64) % 100_000
+    ts = np.arange(n, dtype=np.int64)
+    vals = np.ones(n)
+    worker = threading.Thread(target=t.update, args=(keys, ts, [vals]))
+    worker.start()
+    refused = False
+    while worker.is_alive() and not refused:
+        try:
+            t.fire(-1)
+            t.snapshot()
+        except RuntimeError as e:
+            refused = "another thread" in str(e)
+    worker.join()
+    if not refused:
+        pytest.skip("the update finished before the main thread got to run")
+    assert len(t.fire(2**63 - 1)["key"]) > 0  # the table is intact after the refusal
