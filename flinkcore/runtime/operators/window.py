@@ -668,17 +668,48 @@ class WindowOperator(AbstractStreamOperator):
 _MISSING = object()
 
 
+def _subscript_constant(fn: Any) -> tuple[bool, Any]:
+    """``(True, c)`` when ``fn`` is exactly ``lambda v: v[c]`` (a constant subscript, nothing else)."""
+    code = getattr(fn, "__code__", None)
+    if code is None or code.co_argcount != 1 or fn.__closure__ or code.co_flags & 0x0C:
+        return False, None
+    import dis
+
+    skip = ("RESUME", "NOP", "CACHE")
+    ops = [(i.opname, i.argval) for i in dis.get_instructions(fn) if i.opname not in skip]
+    if (
+        len(ops) == 4
+        and ops[0] == ("LOAD_FAST", code.co_varnames[0])
+        and ops[1][0] == "LOAD_CONST"
+        and ops[2][0] == "BINARY_SUBSCR"
+        and ops[3][0] == "RETURN_VALUE"
+    ):
+        return True, ops[1][1]
+    return False, None
+
+
+def _fast_key_selector(fn: Any) -> Any:
+    """``operator.itemgetter(c)`` for a key selector ``lambda v: v[c]``: the same subscript,
+    without a Python frame per record; any other selector as it is."""
+    import operator
+
+    ok, const = _subscript_constant(fn)
+    return operator.itemgetter(const) if ok else fn
+
+
 def _batch_keys(op: AbstractStreamOperator, values: list) -> list:
     """The keys of a batch in one C-level loop; a failing record is named in the error."""
-    key_of = op.key_selector
+    key_of = op.__dict__.get("_fast_key")
+    if key_of is None:
+        key_of = op._fast_key = _fast_key_selector(op.key_selector)
     try:
         return list(map(key_of, values))
-    except Exception as e:
+    except Exception:
         for value in values:
             try:
-                key_of(value)
-            except Exception:  # noqa: BLE001
-                raise UserCodeError(op.name, value, e) from e
+                op.key_selector(value)
+            except Exception as cause:  # noqa: BLE001
+                raise UserCodeError(op.name, value, cause) from cause
         raise
 
 

@@ -227,7 +227,7 @@ def test_state_is_freed_after_cleanup(make):
     h.process_watermark(200)
     assert h.num_keyed_state_entries() == 0
     assert h.operator.state_backend.snapshot()["states"] == {} or all(
-        not s["entries"] for s in h.operator.state_backend.snapshot()["states"].values()
+        not s["tables"] for s in h.operator.state_backend.snapshot()["states"].values()
     )
     assert sum(r[0][3] for r in records(h)) == 100
 
@@ -653,3 +653,29 @@ def test_session_operator_frees_closed_sessions():
     h.process_watermark(MAX)
     assert op.open_sessions() == 0 and not any(op._wheel.values())
     assert sum(r[0][3] for r in records(h)) == 10_000
+
+
+def test_constant_subscript_key_selectors_run_as_itemgetter():
+    import operator
+
+    from flinkcore.runtime.operators.window import _fast_key_selector
+
+    assert isinstance(_fast_key_selector(lambda e: e[0]), operator.itemgetter)
+    assert _fast_key_selector(lambda e: e[0])((3, 4)) == 3
+    assert _fast_key_selector(lambda e: e["key"])({"key": 7}) == 7
+    for fn in (lambda e: e[0] + 1, lambda e, i=1: e[i], lambda e: e[OFFSET], len):
+        assert _fast_key_selector(fn) is fn
+
+
+OFFSET = 1
+
+
+def test_key_selector_errors_name_the_record():
+    from flinkcore.runtime.operators.base import UserCodeError
+
+    h = KeyedOneInputStreamOperatorTestHarness(
+        aligned(TumblingEventTimeWindows.of(5), SUM, with_window), key_selector=lambda v: v[0]
+    )
+    h.open()
+    with pytest.raises(UserCodeError, match="bad"):
+        h.process_elements([("a", 1), "bad"], [1, 2])
