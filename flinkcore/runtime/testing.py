@@ -179,7 +179,10 @@ class _HarnessBase:
     def num_keyed_state_entries(self) -> int:
         if self.state_backend is None:
             return 0
-        return sum(len(s["entries"]) for s in self.state_backend.snapshot()["states"].values())
+        states = self.state_backend.snapshot()["states"].values()
+        return sum(
+            sum(len(t[2]) for t in s["tables"]) if "tables" in s else len(s["records"]) for s in states
+        )
 
 
 def _batch(value: Any, timestamp: int | None) -> tuple[list, list | None]:

@@ -22,6 +22,7 @@ from flinkcore.state.backend import (
 )
 from flinkcore.state.descriptors import StateDescriptor, StateTtlConfig
 from flinkcore.state.key_groups import key_group_of
+from flinkcore.state.snapshots import DeferredSnapshot, resolve_deferred, snapshots_may_be_deferred
 
 __all__ = ["HeapKeyedStateBackend"]
 
@@ -469,39 +470,65 @@ class HeapKeyedStateBackend(KeyedStateBackend):
         """Namespaces that hold a value in ``state_name`` (for window clean-up and tests)."""
         return list(self._tables.get(state_name, ()))
 
-    def snapshot(self) -> dict:
-        states = {}
+    def snapshot(self) -> Any:
+        """All state, per state and namespace as parallel key and value lists (which serialize
+        in one C loop). Inside a checkpoint's synchronous phase only the tables are copied (C-level
+        dict copies; containers that user calls mutate in place are copied too) and the rest
+        is a DeferredSnapshot, so the task pauses for milliseconds, not for the whole state."""
+        frozen = []
         for name, table in self._tables.items():
             state = self._states.get(name)
-            ttl = state._ttl if state is not None else None
-            drop = ttl is not None and ttl.cleanup_full_snapshot
-            now = state._now() if drop else 0
-            entries = []
-            for ns, m in table.items():
-                for key, stored in m.items():
+            mutable = state is not None and state.descriptor.kind in ("list", "map")
+            copies = [
+                (ns, {k: _copy_container(v) for k, v in m.items()} if mutable else m.copy())
+                for ns, m in table.items()
+            ]
+            frozen.append((name, state, copies))
+        now = self.ttl_time_provider()
+
+        def materialize() -> dict:
+            states = {}
+            for name, state, copies in frozen:
+                ttl = state._ttl if state is not None else None
+                drop = ttl is not None and ttl.cleanup_full_snapshot
+                tables = []
+                for ns, m in copies:
                     if drop:
-                        stored = state._drop_expired_for_snapshot(stored, now)
-                        if stored is _MISSING:
-                            continue
-                    entries.append((key, ns, _copy_container(stored)))
-            states[name] = {
-                "kind": state.descriptor.kind if state is not None else None,
-                "ttl": ttl is not None,
-                "entries": entries,
-            }
-        return {"backend": "heap", "states": states}
+                        live = ((k, state._drop_expired_for_snapshot(v, now)) for k, v in m.items())
+                        m = {k: v for k, v in live if v is not _MISSING}
+                    if m:
+                        void = ns is VOID_NAMESPACE
+                        tables.append((void, None if void else ns, list(m.keys()), list(m.values())))
+                states[name] = {
+                    "kind": state.descriptor.kind if state is not None else None,
+                    "ttl": ttl is not None,
+                    "tables": tables,
+                }
+            return {"backend": "heap", "states": states}
+
+        return DeferredSnapshot(materialize) if snapshots_may_be_deferred() else materialize()
 
     def restore(self, snapshots: list[dict]) -> None:
         kg_range = self.key_group_range
         for snap in snapshots:
+            snap = resolve_deferred(snap)
+            if snap.get("backend") == "lmdb":
+                from flinkcore.state.lmdb_backend import heap_form
+
+                snap = heap_form(snap)
             for name, data in snap["states"].items():
                 table = self._tables.setdefault(name, {})
-                for key, ns, stored in data["entries"]:
+                mutable = data["kind"] in ("list", "map")
+                for void, ns, keys, values in data["tables"]:
+                    pairs = zip(keys, values, strict=True)
                     if kg_range is not None:
-                        kg = key_group_of(key, self.max_parallelism)
-                        if not kg_range[0] <= kg <= kg_range[1]:
-                            continue
-                    table.setdefault(ns, {})[key] = _copy_container(stored)
+                        lo, hi = kg_range
+                        mp = self.max_parallelism
+                        pairs = ((k, v) for k, v in pairs if lo <= key_group_of(k, mp) <= hi)
+                    if mutable:
+                        pairs = ((k, _copy_container(v)) for k, v in pairs)
+                    target = table.setdefault(VOID_NAMESPACE if void else ns, {})
+                    target.update(pairs)
         for state in self._states.values():
             state._reset_cache()
 

@@ -84,6 +84,17 @@ def _decode_namespace(data: bytes) -> Any:
     return _decode_key(data)
 
 
+def _map_namespace(ns_bytes: bytes) -> bytes:
+    """A map record's namespace part: length-prefixed, so the map key after it can be cut off."""
+    return len(ns_bytes).to_bytes(_KEY_LEN, "big") + ns_bytes
+
+
+def _split_map_rest(rest: bytes) -> tuple[bytes, bytes]:
+    """(encoded namespace, encoded map key) of a map record key's part after the key."""
+    n = int.from_bytes(rest[:_KEY_LEN], "big")
+    return rest[_KEY_LEN : _KEY_LEN + n], rest[_KEY_LEN + n :]
+
+
 def _decode_key(data: bytes) -> Any:
     """Keys are stored in their deterministic encoding, which serde can read back."""
     return loads(data)
@@ -489,12 +500,12 @@ class LmdbListState(_LmdbState, ListState):
 
 
 class LmdbMapState(_LmdbState, MapState):
-    """Every map entry is its own record (key | namespace | map key), as in Flink's RocksDB;
-    its cache key is ``(key, map key)``."""
+    """Every map entry is its own record (key | len(namespace) | namespace | map key), as in
+    Flink's RocksDB; its cache key is ``(key, map key)``."""
 
     def _record_key(self, ckey: Any, ns_bytes: bytes) -> bytes:
         key, user_key = ckey
-        return self._backend._key_prefix(key) + ns_bytes + encode_key(user_key)
+        return self._backend._key_prefix(key) + _map_namespace(ns_bytes) + encode_key(user_key)
 
     def _get_entry(self, user_key: Any) -> Any:
         ckey = (self._backend.current_key, user_key)
@@ -523,7 +534,7 @@ class LmdbMapState(_LmdbState, MapState):
     def _entries(self) -> Iterator[tuple[Any, Any]]:
         """(map key, stored) of the current key's committed entries (after a flush)."""
         self._backend.flush()
-        prefix = self._backend._key_prefix(self._backend.current_key) + self._ns_bytes
+        prefix = self._backend._key_prefix(self._backend.current_key) + _map_namespace(self._ns_bytes)
         for rkey, stored in list(self._scan(prefix)):
             yield loads(rkey[len(prefix) :]), stored
 
@@ -654,18 +665,18 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
         found: dict[bytes, None] = {}
         for rkey, _ in self._scan_state(state_name):
             key, rest = self._split(rkey)
-            if rest.startswith(wanted) if is_map else rest == wanted:
+            if (_split_map_rest(rest)[0] if is_map else rest) == wanted:
                 found.setdefault(key, None)
         return [_decode_key(k) for k in found]
 
     def namespaces(self, state_name: str) -> list:
-        """Namespaces that hold a value in ``state_name`` (map state: whole-map namespaces)."""
+        """Namespaces that hold a value in ``state_name``."""
         state = self._states.get(state_name)
-        if state is not None and state.descriptor.kind == "map":
-            raise NotImplementedError("namespaces() of map state is not supported by the LMDB backend")
+        is_map = state is not None and state.descriptor.kind == "map"
         seen: dict[bytes, None] = {}
         for rkey, _ in self._scan_state(state_name):
-            seen.setdefault(self._split(rkey)[1], None)
+            rest = self._split(rkey)[1]
+            seen.setdefault(_split_map_rest(rest)[0] if is_map else rest, None)
         return [_decode_namespace(ns) for ns in seen]
 
     # -- snapshots -------------------------------------------------------------------------
@@ -739,16 +750,17 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
         """Records of a heap snapshot, so a job can switch backends across a savepoint."""
         for name, data in snap["states"].items():
             db = self._store.db(name)
-            for key, ns, stored in data["entries"]:
-                prefix = self._key_prefix(key)
-                if not lo <= int.from_bytes(prefix[:2], "big") <= hi:
-                    continue
-                rkey = prefix + _encode_namespace(ns)
-                if data["kind"] == "map":
-                    for user_key, entry in stored.items():
-                        yield db, rkey + encode_key(user_key), dumps(entry)
-                else:
-                    yield db, rkey, dumps(stored)
+            for void, ns, keys, values in data["tables"]:
+                ns_bytes = _encode_namespace(VOID_NAMESPACE if void else ns)
+                for key, stored in zip(keys, values, strict=True):
+                    prefix = self._key_prefix(key)
+                    if not lo <= int.from_bytes(prefix[:2], "big") <= hi:
+                        continue
+                    if data["kind"] == "map":
+                        for user_key, entry in stored.items():
+                            yield db, prefix + _map_namespace(ns_bytes) + encode_key(user_key), dumps(entry)
+                    else:
+                        yield db, prefix + ns_bytes, dumps(stored)
 
     def dispose(self) -> None:
         self._store.close()
@@ -763,3 +775,35 @@ def _without_expired(state: _LmdbState, records: list[tuple[bytes, bytes]], now:
         if stored is not _MISSING:
             out.append((rkey, dumps(stored)))
     return out
+
+
+def heap_form(snap: dict) -> dict:
+    """An LMDB snapshot in the heap backend's format (records decoded), so a job can switch
+    from the LMDB backend to the heap backend across a savepoint."""
+    snap = resolve_deferred(snap)
+    states = {}
+    for name, data in snap["states"].items():
+        tables: dict[bytes, tuple[list, list]] = {}
+        is_map = data["kind"] == "map"
+        for rkey, raw in data["records"]:
+            encoded_key, rest = LmdbKeyedStateBackend._split(rkey)
+            key = _decode_key(encoded_key)
+            if is_map:
+                ns_bytes, user_key = _split_map_rest(rest)
+                keys, values = tables.setdefault(ns_bytes, ([], []))
+                if keys and keys[-1] == key:
+                    values[-1][loads(user_key)] = loads(raw)
+                else:
+                    keys.append(key)
+                    values.append({loads(user_key): loads(raw)})
+            else:
+                keys, values = tables.setdefault(rest, ([], []))
+                keys.append(key)
+                values.append(loads(raw))
+        out = []
+        for ns_bytes, (keys, values) in tables.items():
+            ns = _decode_namespace(ns_bytes)
+            void = ns is VOID_NAMESPACE
+            out.append((void, None if void else ns, keys, values))
+        states[name] = {"kind": data["kind"], "ttl": data["ttl"], "tables": out}
+    return {"backend": "heap", "states": states}

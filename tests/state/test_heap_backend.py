@@ -188,8 +188,8 @@ def test_ttl_full_snapshot_cleanup_drops_expired():
     clock.now = 5
     m.put("b", 2)
     clock.now = 12
-    entries = b.snapshot()["states"]["m"]["entries"]
-    assert [(k, sorted(v)) for k, _, v in entries] == [(1, ["b"])]
+    tables = b.snapshot()["states"]["m"]["tables"]
+    assert [(keys, [sorted(v) for v in values]) for _, _, keys, values in tables] == [([1], [["b"]])]
 
 
 def test_map_state_dict_protocol():
