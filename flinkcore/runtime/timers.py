@@ -16,7 +16,7 @@ import heapq
 import itertools
 from typing import Any
 
-from flinkcore.common.watermark import MIN_WATERMARK
+from flinkcore.common.watermark import MAX_WATERMARK, MIN_WATERMARK
 
 __all__ = ["InternalTimer", "InternalTimerService", "TimerHeap", "new_timer_queue"]
 
@@ -193,6 +193,22 @@ class InternalTimerService:
             finally:
                 backend.finish_batch()
         self._schedule()
+
+    def fire_all_for_key_end(self) -> None:
+        """BATCH execution: the current key's input is complete, so every timer registered so far
+        fires now — event-time ones as under the maximum watermark, then processing-time ones
+        (Flink's BatchExecutionInternalTimeService on a key change). Does not move
+        ``current_watermark``: later keys are not late."""
+        saved = self.current_watermark
+        self.advance_watermark(MAX_WATERMARK)
+        self.current_watermark = saved
+        heap = self.processing_timers
+        backend = self._backend
+        t = heap.pop_due(MAX_WATERMARK)
+        while t is not None:
+            backend.current_key = t[1]
+            self._triggerable.on_processing_time(InternalTimer(t[0], t[1], t[2]))
+            t = heap.pop_due(MAX_WATERMARK)
 
     # -- snapshots --------------------------------------------------------------------------
     def snapshot(self) -> dict:

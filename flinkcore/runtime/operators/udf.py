@@ -15,6 +15,8 @@ from functools import partial
 from itertools import compress, repeat
 from typing import Any
 
+from flinkcore.common.watermark import MAX_WATERMARK as MAX_TIMESTAMP
+from flinkcore.common.watermark import MIN_WATERMARK as MIN_TIMESTAMP
 from flinkcore.runtime.context import RuntimeContext
 from flinkcore.runtime.operators.base import AbstractStreamOperator, SideOutputTag, UserCodeError
 from flinkcore.state.backend import VOID_NAMESPACE
@@ -251,7 +253,9 @@ class _TimerServiceView:
         return self._op.context.processing_time_service.current_processing_time()
 
     def current_watermark(self) -> int:
-        return self._op.current_watermark
+        # the timer service's watermark: the operator's, or the maximum while a key's timers fire
+        # at the end of the key in BATCH execution
+        return self._op.current_watermark if self._svc is None else self._svc.current_watermark
 
     def register_processing_time_timer(self, timestamp: int) -> None:
         self._keyed("register_processing_time_timer").register_processing_time_timer(
@@ -318,6 +322,51 @@ class ProcessOperator(UdfOperator):
         if self.state_backend is not None:
             self.ctx._timer_service._svc = self.get_internal_timer_service("user-timers", self)
         super().open()
+        self._sorted_batch = self.state_backend is not None and self.context.runtime_mode == "BATCH"
+        if self._sorted_batch:
+            # BATCH execution as Flink's: keyed input is processed key by key, each key's
+            # records in timestamp order, and a key's timers fire when its records are done
+            self._by_key: dict = {}
+            self._streaming_batch = self.process_batch
+            self.process_batch = self._buffer_batch  # type: ignore[method-assign]
+
+    def _buffer_batch(self, values: list, timestamps: list | None) -> None:
+        key_selector = self.key_selector
+        by_key = self._by_key
+        v = None
+        try:
+            tss = repeat(None, len(values)) if timestamps is None else timestamps
+            for v, ts in zip(values, tss):  # noqa: B905 - same length by construction
+                k = key_selector(v)
+                entry = by_key.get(k)
+                if entry is None:
+                    by_key[k] = [(ts, v)]
+                else:
+                    entry.append((ts, v))
+        except Exception as e:
+            raise self._fail(v, e) from e
+
+    def _run_sorted_keys(self) -> None:
+        svc = self.ctx._timer_service._svc
+        process = self._streaming_batch
+        by_key, self._by_key = self._by_key, {}
+        for records in by_key.values():
+            if any(ts is not None for ts, _ in records):
+                records.sort(key=lambda r: MIN_TIMESTAMP if r[0] is None else r[0])  # stable
+                process([v for _, v in records], [ts for ts, _ in records])
+            else:
+                process([v for _, v in records], None)
+            svc.fire_all_for_key_end()
+
+    def process_watermark(self, watermark: int) -> None:
+        if self._sorted_batch and watermark == MAX_TIMESTAMP:
+            self._run_sorted_keys()
+        super().process_watermark(watermark)
+
+    def end_input(self) -> None:
+        if self._sorted_batch and self._by_key:
+            self._run_sorted_keys()
+        super().end_input()
 
     def process_batch(self, values: list, timestamps: list | None) -> None:
         # the per-record loop is written out (no helper call per record): it is the hot path of

@@ -190,3 +190,34 @@ def test_keyed_broadcast_apply_to_keyed_state():
     h.process_element2("reset")
     h.process_element1("a")
     assert h.extract_output_values() == [("a", 1), ("b", 1), ("a", 2), ("reset", ["a", "b"]), ("a", 1)]
+
+
+class OrderRecorder:
+    """Records the timestamps a key sees; on its timer emits them with the watermark it saw."""
+
+    def open(self, ctx):
+        from flinkcore.state import ListStateDescriptor
+
+        self.seen = ctx.get_list_state(ListStateDescriptor("seen"))
+
+    def process_element(self, value, ctx):
+        self.seen.add(ctx.timestamp())
+        ctx.timer_service().register_event_time_timer(1_000)
+        return None
+
+    def on_timer(self, ts, ctx):
+        yield ctx.get_current_key(), list(self.seen.get()), ctx.timer_service().current_watermark()
+
+
+def test_batch_execution_processes_key_by_key_in_timestamp_order():
+    from flinkcore.common.watermark import MAX_WATERMARK
+    from flinkcore.runtime.operators.udf import KeyedProcessOperator
+
+    h = KeyedOneInputStreamOperatorTestHarness(
+        KeyedProcessOperator(OrderRecorder()), key_selector=lambda v: v[0], runtime_mode="BATCH"
+    )
+    h.process_elements([("a", 3), ("b", 9), ("a", 1), ("b", 2), ("a", 2)], [3, 9, 1, 2, 2])
+    assert h.extract_output_values() == []  # nothing before the input is complete
+    h.process_watermark(MAX_WATERMARK)
+    assert h.extract_output_values() == [("a", [1, 2, 3], MAX_WATERMARK), ("b", [2, 9], MAX_WATERMARK)]
+    assert h.get_watermarks() == [MAX_WATERMARK]
