@@ -1,4 +1,5 @@
 import os
+import threading
 import time
 
 import pandas as pd
@@ -88,10 +89,21 @@ def test_file_source_monitor_continuously_picks_up_new_files(tmp_path):
         .build()
     )
     it = env().from_source(src, WatermarkStrategy.no_watermarks(), "watch").execute_and_collect()
-    assert next(it) == "one"
+    got = []
+
+    def read_two():
+        for _ in range(2):
+            got.append(next(it))
+
+    reader = threading.Thread(target=read_two, daemon=True)
+    reader.start()
+    deadline = time.time() + 30
+    while not got and time.time() < deadline:
+        time.sleep(0.01)
     _write(d / "2.txt", ["two"])
-    assert next(it) == "two"
+    reader.join(30)
     it.close()
+    assert got == ["one", "two"]
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

@@ -1,5 +1,6 @@
 """The in-process executor, driven through the public API."""
 
+import threading
 import time
 
 import pytest
@@ -18,6 +19,16 @@ from flinkcore.datastream import (
 from flinkcore.datastream.connectors import DataGeneratorSource, NumberSequenceSource
 from flinkcore.datastream.state import ValueStateDescriptor
 from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeError
+
+
+def first_results(stream, n, timeout=60.0):
+    """execute_and_collect(limit=n) that fails the test instead of hanging it."""
+    box = {}
+    t = threading.Thread(target=lambda: box.update(v=stream.execute_and_collect(limit=n)), daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"no {n} results within {timeout} s"
+    return box["v"]
 
 
 class Recording(AbstractStreamOperator):
@@ -132,11 +143,11 @@ class ProcessingTimeEcho(KeyedProcessFunction):
 def test_processing_time_timers_fire_in_an_unbounded_job():
     env = StreamExecutionEnvironment.get_execution_environment()
     src = DataGeneratorSource(lambda i: i, count=None, records_per_second=2000)
-    out = (
+    out = first_results(
         env.from_source(src, WatermarkStrategy.no_watermarks(), "gen")
         .key_by(lambda x: 0)
-        .process(ProcessingTimeEcho())
-        .execute_and_collect(limit=1)
+        .process(ProcessingTimeEcho()),
+        1,
     )
     assert out == [("timer", TimeDomain.PROCESSING_TIME)]
 

@@ -1,10 +1,21 @@
 """Watermarks across inputs: the minimum over inputs, and idle inputs left out of it."""
 
+import threading
 import time
 
 from flinkcore.common import Duration, WatermarkStrategy
 from flinkcore.datastream import KeyedProcessFunction, SinkFunction, StreamExecutionEnvironment
 from flinkcore.datastream.connectors import DataGeneratorSource, FileSource, StreamFormat
+
+
+def first_results(stream, n, timeout=60.0):
+    """execute_and_collect(limit=n) that fails the test instead of hanging it."""
+    box = {}
+    t = threading.Thread(target=lambda: box.update(v=stream.execute_and_collect(limit=n)), daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"no {n} results within {timeout} s"
+    return box["v"]
 
 
 class FireAt100(KeyedProcessFunction):
@@ -40,7 +51,7 @@ def _job(tmp_path, idle_input_declared_idle: bool):
 
 def test_an_idle_input_does_not_hold_back_the_watermark(tmp_path):
     _, ds = _job(tmp_path, idle_input_declared_idle=True)
-    assert ds.execute_and_collect(limit=1) == [("fired", 100)]
+    assert first_results(ds, 1) == [("fired", 100)]
 
 
 def test_a_silent_input_not_declared_idle_holds_the_watermark_back(tmp_path):
