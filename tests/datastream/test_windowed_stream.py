@@ -236,3 +236,26 @@ def test_count_window_all():
     e = env()
     out = e.from_collection(list(range(10))).count_window_all(4).reduce(lambda a, b: a + b)
     assert sorted(out.execute_and_collect()) == [6, 22]
+
+
+def test_window_all_agg_and_sum():
+    key, value, ts = events(600)
+    stream = untyped_stream(env(), key, value, ts)
+    out = stream.window_all(TumblingEventTimeWindows.of(50)).agg(
+        n=(1, "count"), total=(1, "sum"), avg=(1, "mean")
+    )
+    got = sorted(out.execute_and_collect())
+    want = {}
+    for v, t in zip(value.tolist(), ts.tolist(), strict=True):
+        start = t - t % 50
+        n, total = want.get(start, (0, 0.0))
+        want[start] = (n + 1, total + v)
+    assert [(r.window_start, r.window_end, r.n) for r in got] == [
+        (s, s + 50, n) for s, (n, _) in sorted(want.items())
+    ]
+    for r in got:
+        assert math.isclose(r.total, want[r.window_start][1]) and math.isclose(r.avg, r.total / r.n)
+    assert got[0]._fields == ("window_start", "window_end", "n", "total", "avg")
+    summed = untyped_stream(env(), key, value, ts).window_all(TumblingEventTimeWindows.of(50)).sum(1)
+    totals = sorted(r[1] for r in summed.execute_and_collect())
+    assert all(math.isclose(a, b) for a, b in zip(totals, sorted(t for _, t in want.values()), strict=True))
