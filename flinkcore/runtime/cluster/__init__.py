@@ -11,13 +11,15 @@ from typing import Any
 
 from flinkcore.runtime.cluster.job import ClusterJob, WorkerFailure
 
-__all__ = ["ClusterJob", "WorkerFailure", "create_job", "use_processes"]
+__all__ = ["ClusterJob", "WorkerFailure", "create_coordinator", "create_job", "use_processes"]
 
 
-def use_processes(graph: Any) -> bool:
+def use_processes(graph: Any, checkpoints: Any = None) -> bool:
     """Whether ``graph`` runs in worker processes: configuration ``execution.runtime``
-    (``processes`` | ``in-process``; the environment variable ``FLINKCORE_RUNTIME`` overrides),
-    by default whenever some operator has parallelism > 1 (Python threads share one core)."""
+    (``processes`` | ``in-process``; the environment variable ``FLINKCORE_RUNTIME`` overrides).
+    ``auto`` (the default) picks processes when some operator has parallelism > 1 (Python threads
+    share one core) and the job takes no periodic checkpoints (barrier checkpoints across
+    processes are not wired into the job's life cycle yet)."""
     choice = os.environ.get("FLINKCORE_RUNTIME") or graph.config.get("runtime") or "auto"
     choice = str(choice).strip().lower()
     if choice in ("processes", "process", "cluster"):
@@ -26,14 +28,30 @@ def use_processes(graph: Any) -> bool:
         return False
     if choice != "auto":
         raise ValueError(f"execution.runtime must be 'processes', 'in-process' or 'auto', got {choice!r}")
+    if checkpoints is not None and getattr(checkpoints, "periodic", False):
+        return False
     return any(node.parallelism > 1 for node in graph.nodes.values())
 
 
-def create_job(graph: Any, job_id: str | None = None, restore: dict | None = None, **kwargs: Any) -> Any:
+def create_job(
+    graph: Any, job_id: str | None = None, restore: dict | None = None, checkpoints: Any = None, **kwargs: Any
+) -> Any:
     """One attempt of ``graph``: a :class:`ClusterJob` when it runs in worker processes, else the
     in-process :class:`~flinkcore.runtime.executor.Job` (``kwargs`` go to it)."""
-    if use_processes(graph):
+    if use_processes(graph, checkpoints):
         return ClusterJob(graph, job_id=job_id, restore=restore)
     from flinkcore.runtime.executor import Job
 
     return Job(graph, job_id=job_id, restore=restore, **kwargs)
+
+
+def create_coordinator(job: Any, settings: Any, first_checkpoint_id: int = 1) -> Any:
+    """The checkpoint coordinator of one attempt: barrier checkpoints across processes for a
+    :class:`ClusterJob`, in-process snapshots between batches for a ``Job``."""
+    if isinstance(job, ClusterJob):
+        from flinkcore.runtime.cluster.checkpoints import ClusterCheckpointCoordinator
+
+        return ClusterCheckpointCoordinator(job, settings, first_checkpoint_id)
+    from flinkcore.runtime.checkpointing import CheckpointCoordinator
+
+    return CheckpointCoordinator(job, settings, first_checkpoint_id)

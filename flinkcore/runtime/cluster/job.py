@@ -24,9 +24,10 @@ import time
 import uuid
 from typing import Any
 
+from flinkcore._core.serde import dumps, loads
 from flinkcore.runtime.cluster import wire
 from flinkcore.runtime.cluster.forkserver import fork_server
-from flinkcore.runtime.cluster.task import Placement, SlotTask
+from flinkcore.runtime.cluster.task import Placement, SlotTask, node_keys
 from flinkcore.runtime.graph import StreamGraph
 from flinkcore.runtime.processing_time import ProcessingTimeService, SystemClock
 from flinkcore.runtime.sources import Source
@@ -70,6 +71,10 @@ class ClusterJob:
         self.job_id = job_id or uuid.uuid4().hex
         self.config = graph.config
         self.sinks_in_driver = bool(self.config.get("cluster_sinks_in_driver", True))
+        self.runtime_mode = self.config.get("runtime_mode", "STREAMING")
+        from flinkcore.runtime.executor import Job
+
+        Job._validate(self)  # the same checks and messages as in one process
         self.placement = Placement(graph, self.sinks_in_driver)
         self.pts = ProcessingTimeService(SystemClock())
         self.status = "CREATED"
@@ -81,6 +86,10 @@ class ClusterJob:
         self._state: dict[int, str] = {}  # worker -> running | finished | cancelled | failed | dead
         self._failure: BaseException | None = None
         self.records_sent = 0
+        self._node_keys = node_keys(graph)
+        #: the checkpoint coordinator of this attempt (it sets itself here)
+        self.coordinator: Any = None
+        self.task: SlotTask | None = None
         self.start_ms = 0
         self.end_ms = 0
 
@@ -98,7 +107,14 @@ class ClusterJob:
         return list(self._pids)
 
     def _node_key(self, node: Any) -> str:
-        return node.uid or f"{node.id}:{node.name}"
+        """The key of ``node``'s state in a snapshot (the in-process executor's rule)."""
+        return self._node_keys[node.id]
+
+    def send_control(self, message: Any) -> None:
+        """Send a control message to every worker."""
+        data = wire.encode_control(message)
+        for peer in self.peers.values():
+            peer.send(wire.CONTROL, 0, data)
 
     # -- start ---------------------------------------------------------------------------------
     def _worker_graph(self, k: int) -> bytes:
@@ -130,6 +146,7 @@ class ClusterJob:
 
     def _start(self) -> None:
         server = fork_server()
+        restore_bytes = dumps(self._restore) if self._restore else None
         n = self.placement.num_workers
         ends: dict[int, dict[int, socket.socket]] = {k: {} for k in range(n + 1)}
         for a in range(n + 1):
@@ -146,6 +163,7 @@ class ClusterJob:
                     peer_indexes,
                     list(sys.path),
                     self.sinks_in_driver,
+                    restore_bytes,
                 )
                 self.processes[k] = pid
                 self._pids.append(pid)
@@ -164,6 +182,12 @@ class ClusterJob:
             self.records_sent += int(message[1])
         elif kind == "cancelled":
             self._state[source] = "cancelled"
+        elif kind == "ack":
+            if self.coordinator is not None:
+                self.coordinator.acknowledge(source, message[1], loads(message[2]))
+        elif kind == "decline":
+            if self.coordinator is not None:
+                self.coordinator.decline(source, message[1], message[2])
         elif kind == "failed":
             self._state[source] = "failed"
             data, text = message[1], message[2]
@@ -183,6 +207,10 @@ class ClusterJob:
                 )
             if self._failure is None:
                 self._failure = exc
+
+    def _driver_checkpoint_done(self, checkpoint_id: int, parts: dict) -> None:
+        if self.coordinator is not None:
+            self.coordinator.acknowledge(0, checkpoint_id, parts)
 
     def _worker_gone(self, k: int) -> None:
         if self._state.get(k) in ("running", None):
@@ -210,6 +238,8 @@ class ClusterJob:
         try:
             self._start()
             task = _DriverTask(self, self.graph, self.placement, 0, self.peers, self.pts, self._on_control)
+            self.task = task
+            task.on_checkpoint_done = self._driver_checkpoint_done
             opened = task.open(self._restore, self._node_key)
             while True:
                 if self._failure is not None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import select
 import time
 from collections import deque
+from types import SimpleNamespace
 from typing import Any
 
 from flinkcore.common.watermark import MAX_WATERMARK
@@ -37,11 +38,20 @@ from flinkcore.runtime.sources import END
 from flinkcore.state.heap import HeapKeyedStateBackend
 from flinkcore.state.key_groups import key_group_range_for
 
-__all__ = ["Placement", "RemoteChannel", "SlotTask", "TaskCancelled"]
+__all__ = ["Placement", "RemoteChannel", "SlotTask", "TaskCancelled", "node_keys"]
 
 DEFAULT_BATCH_SIZE = 1024
 #: batches a receiver accepts per channel before the sender waits (Flink's buffers per channel)
 DEFAULT_CREDITS = 8
+
+
+def node_keys(graph: StreamGraph) -> dict[int, str]:
+    """The key each node's state is stored under in a snapshot — the in-process executor's own
+    rule, so checkpoints of both runtimes are interchangeable."""
+    from flinkcore.runtime.executor import Job
+
+    holder = SimpleNamespace(graph=graph, _generated_ids=None)
+    return {nid: Job._node_key(holder, node) for nid, node in graph.nodes.items()}
 
 
 class TaskCancelled(Exception):
@@ -192,6 +202,11 @@ class RemoteChannel(Input):
         self.flush()
         self.peer.send(wire.END, self.channel)
 
+    def emit_barrier(self, checkpoint_id: int) -> None:
+        """The barrier follows every record sent before it (it needs no credit)."""
+        self.flush()
+        self.peer.send(wire.BARRIER, self.channel, wire.encode_i64(checkpoint_id))
+
 
 class _Source:
     def __init__(self, node: StreamNode, index: int, reader: Any, output: _Router, ctx: OperatorContext):
@@ -245,6 +260,20 @@ class SlotTask:
         self._credit_due: dict[int, int] = {}
         self._initial_credits = initial
         self._pending: deque[tuple[int, int, memoryview]] = deque()
+        #: (node id, subtask) -> ids of every channel into it; -> where its output channels end
+        self.in_channels: dict[tuple[int, int], set[int]] = {}
+        self.out_channels: dict[tuple[int, int], list[tuple[int, Any]]] = {}
+        #: channel id -> the local subtask it feeds
+        self.channel_target: dict[int, tuple[int, int]] = {}
+        self.node_key = node_keys(graph)
+        #: called with (checkpoint id, snapshot parts) when every local subtask took checkpoint n
+        self.on_checkpoint_done: Any = None
+        self._checkpoint: dict | None = None
+        self._held: set[int] = set()
+        self._sources_paused = False
+        self._aborted_up_to = 0
+        #: actions that must run between batches, never inside one (a checkpoint trigger, a commit)
+        self.deferred: deque[Any] = deque()
         self._blocked: list[int] = []
         self._unsafe: frozenset[int] = frozenset()
         self._build()
@@ -317,6 +346,9 @@ class SlotTask:
                         targets = []
                     for (n, u), target in zip(conns, targets, strict=True):
                         channel_of[(n, u, j)] = target
+                        cid = pl.channel_id[(n, u, j)]
+                        self.in_channels.setdefault((node.id, j), set()).add(cid)
+                        self.channel_target[cid] = (node.id, j)
                         if not self.local(g.edges[n].source_id, u):
                             cid = pl.channel_id[(n, u, j)]
                             self.inbound[cid] = (target, node.id)
@@ -332,16 +364,19 @@ class SlotTask:
                 for n, e in out_edges:
                     down = g.nodes[e.target_id]
                     chans: list[Input] = []
+                    outs = self.out_channels.setdefault((node.id, u), [])
                     for j in connected_targets(e.partitioner.kind, u, node.parallelism, down.parallelism):
+                        cid = pl.channel_id[(n, u, j)]
                         if self.local(down.id, j):
                             chans.append(channel_of[(n, u, j)])
+                            outs.append((cid, None))
                         else:
-                            cid = pl.channel_id[(n, u, j)]
                             peer = self.peers[pl.process_of(down.id, j)]
                             rc = RemoteChannel(self, peer, cid, node.id)
                             self.remote_out.append(rc)
                             self.credits[cid] = self._initial_credits
                             chans.append(rc)
+                            outs.append((cid, rc))
                     writer = make_writer(e.partitioner, chans, u, down.max_parallelism, down.name)
                     if e.side_output_tag is None:
                         main.append(writer)
@@ -448,7 +483,7 @@ class SlotTask:
         while pending:
             item = pending.popleft()
             target, node_id = self.inbound[item[0]]
-            if node_id in self._unsafe:
+            if node_id in self._unsafe or item[0] in self._held:
                 kept.append(item)
                 continue
             self._dispatch(item, target)
@@ -471,6 +506,8 @@ class SlotTask:
         elif kind == wire.END:
             self.open_inbound.discard(channel)
             target.end_input()
+        elif kind == wire.BARRIER:
+            self._on_barrier(channel, wire.decode_i64(payload), remote=True)
         else:
             raise RuntimeError(f"unexpected frame kind {kind} on channel {channel}")
 
@@ -521,7 +558,10 @@ class SlotTask:
         """One round: poll sources, exchange, fire due processing-time callbacks, flush timed-out
         buffers. Returns the ``extra`` objects that became ready."""
         progressed = False
-        for s in list(self.sources):
+        while self.deferred:
+            self.deferred.popleft()()
+            progressed = True
+        for s in [] if self._sources_paused else list(self.sources):
             r = s.reader.poll(self.batch_size)
             if r is None:
                 continue
@@ -552,3 +592,96 @@ class SlotTask:
         if self.sources:
             wait = min(wait, max(self.buffer_timeout, 1) / 1000.0)
         return ready + self.poll_io(wait, extra)
+
+    # -- checkpoint barriers ----------------------------------------------------------------------
+    def _begin(self, checkpoint_id: int, exactly_once: bool) -> dict | None:
+        ck = self._checkpoint
+        if ck is not None and ck["id"] == checkpoint_id:
+            return ck
+        if checkpoint_id <= self._aborted_up_to:
+            return None
+        ck = self._checkpoint = {
+            "id": checkpoint_id,
+            "exactly_once": exactly_once,
+            "seen": {},
+            "done": set(),
+            "parts": {},
+            "triggered": False,
+        }
+        return ck
+
+    def trigger_checkpoint(self, checkpoint_id: int, exactly_once: bool = True) -> str | None:
+        """The driver's trigger: snapshot the local sources' positions and send barriers after
+        what they emitted. Returns why the checkpoint cannot be taken here, or None."""
+        ck = self._begin(checkpoint_id, exactly_once)
+        if ck is None:
+            return None
+        ck["exactly_once"] = exactly_once
+        ck["triggered"] = True
+        sources = [k for k in self.instances if self.graph.nodes[k[0]].is_source]
+        running = {(s.node.id, s.index) for s in self.sources}
+        if any(k not in running for k in sources):
+            return "a source of this slot already finished"
+        if exactly_once:
+            self._sources_paused = True  # nothing after the barrier until this slot's snapshot is taken
+        for s in self.sources:
+            self._snapshot_instance((s.node.id, s.index), checkpoint_id)
+        self._check_done()
+        return None
+
+    def _on_barrier(self, channel: int, checkpoint_id: int, remote: bool) -> None:
+        ck = self._checkpoint
+        if ck is None or ck["id"] != checkpoint_id:
+            ck = self._begin(checkpoint_id, True)
+            if ck is None:
+                return  # a barrier of an aborted checkpoint
+        if remote and ck["exactly_once"]:
+            self._held.add(channel)  # aligned: what follows the barrier waits for the snapshot
+        key = self.channel_target[channel]
+        seen = ck["seen"].setdefault(key, set())
+        seen.add(channel)
+        if seen >= self.in_channels[key] and key not in ck["done"]:
+            self._snapshot_instance(key, checkpoint_id)
+        self._check_done()
+
+    def _snapshot_instance(self, key: tuple[int, int], checkpoint_id: int) -> None:
+        """Snapshot one subtask, then pass the barrier on to every channel out of it."""
+        ck = self._checkpoint
+        nid, index = key
+        inst = self.instances[key]
+        node = self.graph.nodes[nid]
+        entry = ck["parts"].setdefault(self.node_key[nid], {})
+        if node.is_source:
+            entry.setdefault("source", {})[index] = inst.snapshot_state()
+        else:
+            inst.prepare_snapshot_pre_barrier(checkpoint_id)
+            entry.setdefault("operator", {})[index] = inst.snapshot_state()
+        ck["done"].add(key)
+        for cid, remote in self.out_channels.get(key, ()):
+            if remote is not None:
+                remote.emit_barrier(checkpoint_id)
+            else:
+                self._on_barrier(cid, checkpoint_id, remote=False)
+
+    def _check_done(self) -> None:
+        ck = self._checkpoint
+        if ck is None or not ck["triggered"] or len(ck["done"]) < len(self.instances):
+            return
+        self._checkpoint = None
+        self._held.clear()
+        self._sources_paused = False
+        if self.on_checkpoint_done is not None:
+            self.on_checkpoint_done(ck["id"], ck["parts"])
+
+    def abort_checkpoint(self, checkpoint_id: int) -> None:
+        """Forget checkpoint ``checkpoint_id`` (another slot declined it)."""
+        self._aborted_up_to = max(self._aborted_up_to, checkpoint_id)
+        ck = self._checkpoint
+        if ck is not None and ck["id"] <= checkpoint_id:
+            self._checkpoint = None
+            self._held.clear()
+            self._sources_paused = False
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        for op in self.operators():
+            op.notify_checkpoint_complete(checkpoint_id)

@@ -18,6 +18,7 @@ import sys
 import traceback
 from typing import Any
 
+from flinkcore._core.serde import dumps, loads
 from flinkcore.runtime.cluster import wire
 from flinkcore.runtime.cluster.task import PeerLost, Placement, SlotTask, TaskCancelled
 from flinkcore.runtime.processing_time import ProcessingTimeService, SystemClock
@@ -55,15 +56,36 @@ class _Worker:
         self.task: SlotTask | None = None
 
     def on_control(self, source: int, message: Any) -> None:
-        if message[0] in ("cancel", "shutdown"):
+        kind = message[0]
+        task = self.task
+        if kind in ("cancel", "shutdown"):
             self.shutdown = True
-            if self.task is not None:
-                self.task.cancelled = True
+            if task is not None:
+                task.cancelled = True
+        elif task is None:
+            return
+        elif kind == "trigger":
+            _, checkpoint_id, exactly_once = message
+            task.deferred.append(lambda: self._trigger(checkpoint_id, exactly_once))
+        elif kind == "abort":
+            task.abort_checkpoint(message[1])
+        elif kind == "complete":
+            checkpoint_id = message[1]
+            task.deferred.append(lambda: task.notify_checkpoint_complete(checkpoint_id))
+
+    def _trigger(self, checkpoint_id: int, exactly_once: bool) -> None:
+        reason = self.task.trigger_checkpoint(checkpoint_id, exactly_once)
+        if reason is not None:
+            self.task.abort_checkpoint(checkpoint_id)
+            self.report("decline", checkpoint_id, reason)
+
+    def _checkpoint_done(self, checkpoint_id: int, parts: dict) -> None:
+        self.report("ack", checkpoint_id, dumps(parts))
 
     def report(self, *message: Any) -> None:
         self.driver.send(wire.CONTROL, 0, wire.encode_control(message))
 
-    def run(self, graph_bytes: bytes, sinks_in_driver: bool) -> None:
+    def run(self, graph_bytes: bytes, sinks_in_driver: bool, restore_bytes: bytes | None) -> None:
         import cloudpickle
 
         opened: list[Any] = []
@@ -72,7 +94,9 @@ class _Worker:
             placement = Placement(graph, sinks_in_driver)
             pts = ProcessingTimeService(SystemClock())
             task = self.task = SlotTask(graph, placement, self.index, self.peers, pts, self.on_control)
-            opened = task.open()
+            task.on_checkpoint_done = self._checkpoint_done
+            restore = loads(restore_bytes) if restore_bytes else None
+            opened = task.open(restore, lambda node: task.node_key[node.id])
             while not task.finished:
                 if task.cancelled:
                     raise TaskCancelled("cancelled")
@@ -124,16 +148,22 @@ def run_worker_from_fds(
     peer_indexes: list[int],
     sys_path: list[str],
     sinks_in_driver: bool,
+    restore_bytes: bytes | None = None,
 ) -> None:
     """Entry point in a child of the fork server: ``fds[i]`` is the socket to process ``peer_indexes[i]``."""
     import socket
 
     sockets = {k: socket.socket(fileno=fd) for k, fd in zip(peer_indexes, fds, strict=True)}
-    run_worker(index, graph_bytes, sockets, sys_path, sinks_in_driver)
+    run_worker(index, graph_bytes, sockets, sys_path, sinks_in_driver, restore_bytes)
 
 
 def run_worker(
-    index: int, graph_bytes: bytes, sockets: dict, sys_path: list[str], sinks_in_driver: bool
+    index: int,
+    graph_bytes: bytes,
+    sockets: dict,
+    sys_path: list[str],
+    sinks_in_driver: bool,
+    restore_bytes: bytes | None = None,
 ) -> None:
     """Run worker ``index`` (1-based; 0 is the driver) until the driver lets it exit."""
     die_with_parent()
@@ -146,7 +176,7 @@ def run_worker(
             import cProfile
 
             cProfile.runctx(
-                "_Worker(index, peers).run(graph_bytes, sinks_in_driver)",
+                "_Worker(index, peers).run(graph_bytes, sinks_in_driver, restore_bytes)",
                 globals(),
                 {
                     "index": index,
@@ -157,7 +187,7 @@ def run_worker(
                 os.path.join(profile_dir, f"worker-{index}.prof"),
             )
         else:
-            _Worker(index, peers).run(graph_bytes, sinks_in_driver)
+            _Worker(index, peers).run(graph_bytes, sinks_in_driver, restore_bytes)
     finally:
         for p in peers.values():
             p.close()

@@ -1,0 +1,95 @@
+"""Exactly-once across worker processes: barrier checkpoints, a SIGKILLed worker, savepoints
+restored at another parallelism — the checkpoint issue's job (exactly_once_job.py) at parallelism 2.
+"""
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+import flinkcore.runtime.execution as execution
+from flinkcore.common import Configuration
+from flinkcore.common.restart_strategy import RestartStrategies
+from flinkcore.datastream import StreamExecutionEnvironment
+from flinkcore.runtime.cluster import ClusterJob, create_coordinator, create_job
+
+sys.path.insert(0, os.path.dirname(__file__))
+import exactly_once_job as job  # noqa: E402
+
+
+@pytest.fixture
+def processes(monkeypatch):
+    """Parallel jobs run in worker processes (wired here until JobExecution picks the runtime)."""
+    monkeypatch.setenv("FLINKCORE_RUNTIME", "processes")
+    if getattr(execution, "create_job", None) is None:
+        monkeypatch.setattr(
+            execution,
+            "Job",
+            lambda graph, job_id=None, restore=None: create_job(graph, job_id=job_id, restore=restore),
+        )
+        monkeypatch.setattr(execution, "CheckpointCoordinator", create_coordinator)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _running_cluster_job(client, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        attempt = client._job.job
+        if isinstance(attempt, ClusterJob) and len(attempt.pids) == attempt.placement.num_workers:
+            return attempt
+        time.sleep(0.01)
+    raise AssertionError("the job did not start its workers")
+
+
+@pytest.mark.parametrize("backend", ["heap", "lmdb"])
+def test_sigkill_of_a_worker_restarts_from_the_last_checkpoint_with_exact_output(
+    tmp_path, backend, committed, processes
+):
+    out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
+    n = 4_000
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, out, chk, n, rate=5_000, backend=backend, parallelism=2)
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+    client = env.execute_async("kill a worker")
+    first = _running_cluster_job(client)
+    deadline = time.monotonic() + 20
+    while client._job.coordinator is None or client._job.coordinator.latest_id == 0:
+        assert time.monotonic() < deadline, "no checkpoint completed"
+        time.sleep(0.01)
+    victim = first.pids[-1]
+    os.kill(victim, signal.SIGKILL)
+    client.get_job_execution_result().result(timeout=60)
+    assert client._job.restarts == 1
+    assert committed(out) == job.expected_lines(n)
+    assert [p for p in first.pids if _alive(p)] == []
+
+
+@pytest.mark.parametrize("new_parallelism", [1, 3])
+def test_savepoint_at_parallelism_2_in_processes_restores_at_1_and_3(
+    tmp_path, new_parallelism, committed, processes
+):
+    out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
+    n = 4_000
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, out, chk, n, rate=4_000, backend="heap", parallelism=2)
+    client = env.execute_async("at parallelism 2")
+    _running_cluster_job(client)
+    time.sleep(0.4)
+    savepoint = client.stop_with_savepoint(str(tmp_path / "sp")).result(timeout=20)
+    client.get_job_execution_result().result(timeout=20)
+
+    conf = Configuration()
+    conf.set_string("execution.savepoint.path", savepoint)
+    env2 = StreamExecutionEnvironment.get_execution_environment(conf)
+    job.build(env2, out, chk, n, rate=1e9, backend="lmdb", parallelism=new_parallelism)
+    env2.execute(f"at parallelism {new_parallelism}")
+    assert committed(out) == job.expected_lines(n)
