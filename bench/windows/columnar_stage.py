@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from operator import itemgetter
+from itertools import repeat
 
 import pyarrow as pa
 
@@ -42,7 +42,8 @@ class CountingOutput(Output):
 
     def collect(self, values, timestamps):
         self.results += len(values)
-        self.checksum += math.fsum(map(itemgetter(3), values)) if values else 0.0
+        # tuple.__getitem__: the Row's Python-level __getitem__ would dominate a sink this thin
+        self.checksum += math.fsum(map(tuple.__getitem__, values, repeat(3))) if values else 0.0
 
     def collect_side(self, tag_id, values, timestamps):
         pass
