@@ -1101,7 +1101,7 @@ class SessionWindowOperator(AbstractStreamOperator):
     (an element opens ``[ts, ts + gap)``, overlapping or touching sessions merge — contents
     included —, a session fires when the watermark reaches its max timestamp and is then freed),
     with each key's open sessions kept as ``[start, end, value]`` lists sorted by start and one
-    heap of session ends instead of a merging-window set, per-key timers and trigger calls.
+    set of session-end buckets instead of a merging-window set, per-key timers and trigger calls.
     Closed sessions are freed at once, so memory follows the number of open sessions.
     """
 
@@ -1257,7 +1257,7 @@ class SessionWindowOperator(AbstractStreamOperator):
                     acc = merge(acc, other[2])
                 target[2] = merge(target[2], acc)
                 for other in group[1:]:
-                    other[1] = None  # dead: its heap entry is skipped
+                    other[1] = None  # dead: its bucket entry is skipped
                     sessions.remove(other)
             target[0], target[1] = lo, hi
             target[2] = self._add(target[2], value)
