@@ -38,6 +38,8 @@ extensions = [
         "flinkcore._core.*",
         ["flinkcore/_core/*.pyx"],
         include_dirs=["_native", numpy.get_include()],
+        # relink when a kernel changes: the static library is not a source setuptools tracks
+        depends=sorted(glob.glob("_native/*.[ch]")),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=opt + sanitize,
         extra_link_args=sanitize,

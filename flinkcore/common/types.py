@@ -144,3 +144,13 @@ def _rebuild_row(values: tuple, fields: tuple | None, kind: int) -> Row:
     row = Row._named(fields, values) if fields is not None else Row(*values)
     row._row_kind = RowKind(kind)
     return row
+
+
+def _register_with_serde() -> None:
+    """Rows encode natively (with field names and kind) in checkpoints, state and shuffles."""
+    from flinkcore._core import serde
+
+    serde.register_row_type(Row, lambda names, values, kind: _rebuild_row(tuple(values), names, kind))
+
+
+_register_with_serde()
