@@ -16,7 +16,11 @@ all of its contents (EventTimeTrigger fires at once when the watermark is past t
 
 :class:`AlignedWindowOperator` is the same semantics specialised for tumbling and sliding
 event-time windows with the default trigger and no evictor — the common case — with windows
-fired by a scan of pending window ends instead of per-key timers and trigger calls.
+fired by a scan of pending window ends instead of per-key timers and trigger calls;
+:class:`SessionWindowOperator` likewise for event-time sessions with a static gap and no allowed
+lateness. Both are tested against the general operator and a reference model. The columnar
+variants (built-in aggregates over column batches) are in
+:mod:`flinkcore.runtime.operators.window_columnar`.
 
 The runtime knows nothing of the user API classes: assigners, triggers and evictors are used
 through their methods, and the window function arrives as an internal adapter
