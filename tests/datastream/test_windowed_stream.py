@@ -259,3 +259,91 @@ def test_window_all_agg_and_sum():
     summed = untyped_stream(env(), key, value, ts).window_all(TumblingEventTimeWindows.of(50)).sum(1)
     totals = sorted(r[1] for r in summed.execute_and_collect())
     assert all(math.isclose(a, b) for a, b in zip(totals, sorted(t for _, t in want.values()), strict=True))
+
+
+def test_user_defined_assigners_and_trigger():
+    from flinkcore.datastream.window import (
+        EventTimeTrigger,
+        MergingWindowAssigner,
+        TimeWindow,
+        Trigger,
+        TriggerResult,
+        WindowAssigner,
+    )
+
+    class EvenOddWindows(WindowAssigner):
+        """Two windows per element: its 10 ms bucket and, for even values, the bucket after."""
+
+        def assign_windows(self, element, timestamp, context):
+            start = timestamp - timestamp % 10
+            windows = [TimeWindow(start, start + 10)]
+            if element[1] % 2 == 0:
+                windows.append(TimeWindow(start + 10, start + 20))
+            return windows
+
+        def get_default_trigger(self, env=None):
+            return EventTimeTrigger()
+
+        def is_event_time(self):
+            return True
+
+    class Everything(MergingWindowAssigner):
+        """Merges every window of a key into one (a session with an infinite gap)."""
+
+        def assign_windows(self, element, timestamp, context):
+            return [TimeWindow(timestamp, timestamp + 1)]
+
+        def merge_windows(self, windows, callback):
+            windows = sorted(windows)
+            if len(windows) > 1:
+                callback.merge(windows, TimeWindow(windows[0].start, max(w.end for w in windows)))
+
+        def get_default_trigger(self, env=None):
+            return EventTimeTrigger()
+
+        def is_event_time(self):
+            return True
+
+    class EveryTwo(Trigger):
+        """Fires and purges every second element (counting in window-scoped state)."""
+
+        def __init__(self):
+            from flinkcore.datastream.state import ValueStateDescriptor
+
+            self.desc = ValueStateDescriptor("n")
+
+        def on_element(self, element, timestamp, window, ctx):
+            n = ctx.get_partitioned_state(self.desc)
+            count = (n.value() or 0) + 1
+            n.update(count)
+            return TriggerResult.FIRE_AND_PURGE if count % 2 == 0 else TriggerResult.CONTINUE
+
+        def on_processing_time(self, time, window, ctx):
+            return TriggerResult.CONTINUE
+
+        def on_event_time(self, time, window, ctx):
+            return TriggerResult.CONTINUE
+
+        def clear(self, window, ctx):
+            ctx.get_partitioned_state(self.desc).clear()
+
+    data = [("a", 1, 1), ("a", 2, 3), ("a", 3, 12), ("a", 4, 25)]
+
+    def stream():
+        from flinkcore.common import Duration
+
+        ws = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(0)).with_timestamp_assigner(
+            lambda v, t: v[2]
+        )
+        return env().from_collection(data).assign_timestamps_and_watermarks(ws).key_by(lambda r: r[0])
+
+    def fn(key, window, inputs):
+        return [(window.start, window.end, sorted(v for _, v, _ in inputs))]
+
+    got = sorted(stream().window(EvenOddWindows()).apply(fn).execute_and_collect())
+    assert got == [(0, 10, [1, 2]), (10, 20, [2, 3]), (20, 30, [4]), (30, 40, [4])]
+    merged = list(stream().window(Everything()).apply(fn).execute_and_collect())
+    assert merged == [(1, 26, [1, 2, 3, 4])]
+    pairs = list(stream().window(EvenOddWindows()).trigger(EveryTwo()).apply(fn).execute_and_collect())
+    # every second element of a window fires it; [20, 30) and [30, 40) get one element each
+    assert sorted(pairs) == [(0, 10, [1, 2]), (10, 20, [2, 3])]
