@@ -33,6 +33,7 @@ import heapq
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from flinkcore._core.serde import dumps, loads
 from flinkcore.common.watermark import MAX_WATERMARK
 from flinkcore.runtime.operators.base import AbstractStreamOperator, SideOutputTag, UserCodeError
 from flinkcore.state.backend import VOID_NAMESPACE
@@ -44,6 +45,7 @@ from flinkcore.state.descriptors import (
     StateDescriptor,
     ValueStateDescriptor,
 )
+from flinkcore.state.key_groups import key_group_of
 
 __all__ = [
     "AlignedWindowOperator",
@@ -1034,53 +1036,40 @@ class AlignedWindowOperator(AbstractStreamOperator):
         super().end_input()
 
     # -- snapshots ------------------------------------------------------------------------------
-    _PANES = "aligned-window-panes"
-
-    def snapshot_state(self) -> dict:
-        backend = self.state_backend
-        state = backend.get_or_create_state(ValueStateDescriptor(self._PANES))
-        state.set_current_namespace(VOID_NAMESPACE)
-        per_key: dict[Any, dict] = {}
-        for start, panes in self._panes.items():
-            for key, stored in panes.items():
-                per_key.setdefault(key, {})[start] = stored
-        saved_key = backend.current_key
-        for key, windows in per_key.items():
-            backend.current_key = key
-            state.update(windows)
-        try:
-            return super().snapshot_state()
-        finally:
-            for key in per_key:
-                backend.current_key = key
-                state.clear()
-            backend.current_key = saved_key
-
     def snapshot_operator_state(self) -> Any:
+        """The panes, serialized now in one C pass (later in-place changes to accumulators cannot
+        leak in, and the task pauses for a serialization, not a state write per key)."""
         fired = sorted(start for _, start in self._retained)
-        return {"fired": fired}
+        return {"fired": fired, "panes": dumps(self._panes)}
 
     def restore_operator_state(self, states: list) -> None:
+        """Every former instance's panes, keeping the keys of this instance's key groups."""
+        keep = _owned_keys_filter(self)
         for s in states:
-            if s:
-                self._restored_fired.update(s.get("fired", ()))
-
-    def restore_state(self, snapshots: list[dict]) -> None:
-        super().restore_state(snapshots)
-        backend = self.state_backend
-        state = backend.get_or_create_state(ValueStateDescriptor(self._PANES))
-        state.set_current_namespace(VOID_NAMESPACE)
-        for key in backend.keys(self._PANES):
-            backend.current_key = key
-            for start, stored in (state.value() or {}).items():
-                panes = self._panes.get(start)
-                if panes is None:
-                    panes = self._panes[start] = {}
+            if not s:
+                continue
+            self._restored_fired.update(s.get("fired", ()))
+            for start, panes in loads(s["panes"]).items():
+                panes = keep(panes)
+                if not panes:
+                    continue
+                target = self._panes.get(start)
+                if target is None:
+                    target = self._panes[start] = {}
                     heapq.heappush(self._pending, start)
-                panes[key] = stored
-            state.clear()
+                target.update(panes)
         # Fired windows whose contents moved elsewhere on rescaling need no marker here.
         self._restored_fired &= set(self._panes)
+
+
+def _owned_keys_filter(op: AbstractStreamOperator) -> Callable[[dict], dict]:
+    """``{key: value}`` -> the entries whose keys belong to ``op``'s key-group range."""
+    kg_range = op.state_backend.key_group_range if op.state_backend is not None else None
+    if kg_range is None:
+        return lambda entries: entries
+    lo, hi = kg_range
+    mp = op.context.max_parallelism
+    return lambda entries: {k: v for k, v in entries.items() if lo <= key_group_of(k, mp) <= hi}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1108,8 +1097,6 @@ class SessionWindowOperator(AbstractStreamOperator):
     set of session-end buckets instead of a merging-window set, per-key timers and trigger calls.
     Closed sessions are freed at once, so memory follows the number of open sessions.
     """
-
-    _SESSIONS = "session-windows"
 
     def __init__(
         self,
@@ -1368,34 +1355,22 @@ class SessionWindowOperator(AbstractStreamOperator):
         return len(self._single) + sum(len(s) for s in self._multi.values())
 
     # -- snapshots ------------------------------------------------------------------------------
-    def snapshot_state(self) -> dict:
-        backend = self.state_backend
-        state = backend.get_or_create_state(ValueStateDescriptor(self._SESSIONS))
-        state.set_current_namespace(VOID_NAMESPACE)
-        saved_key = backend.current_key
-        per_key = {k: [s] for k, s in self._single.items()}
-        per_key.update(self._multi)
-        for key, sessions in per_key.items():
-            backend.current_key = key
-            state.update([tuple(s) for s in sessions])
-        try:
-            return super().snapshot_state()
-        finally:
-            for key in per_key:
-                backend.current_key = key
-                state.clear()
-            backend.current_key = saved_key
+    def snapshot_operator_state(self) -> Any:
+        """Every key's open sessions, serialized now in one C pass."""
+        return {"sessions": dumps((self._single, self._multi))}
 
-    def restore_state(self, snapshots: list[dict]) -> None:
-        super().restore_state(snapshots)
-        backend = self.state_backend
-        state = backend.get_or_create_state(ValueStateDescriptor(self._SESSIONS))
-        state.set_current_namespace(VOID_NAMESPACE)
-        for key in backend.keys(self._SESSIONS):
-            backend.current_key = key
-            sessions = [list(s) for s in state.value() or ()]
-            sessions.sort(key=lambda x: x[0])
-            self._put(key, sessions)
-            for s in sessions:
-                self._schedule(key, s)
-            state.clear()
+    def restore_operator_state(self, states: list) -> None:
+        """Every former instance's sessions, keeping the keys of this instance's key groups."""
+        keep = _owned_keys_filter(self)
+        for s in states:
+            if not s:
+                continue
+            single, multi = loads(s["sessions"])
+            per_key = {k: [v] for k, v in keep(single).items()}
+            per_key.update(keep(multi))
+            for key, sessions in per_key.items():
+                sessions = [list(x) for x in sessions]
+                sessions.sort(key=lambda x: x[0])
+                self._put(key, sessions)
+                for x in sessions:
+                    self._schedule(key, x)
