@@ -23,12 +23,17 @@ deadlock.
 
 from __future__ import annotations
 
+import operator
 import select
 import time
 from collections import deque
+from itertools import repeat
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
+
+from flinkcore._core import partitioner as _partitioner
 from flinkcore.common.watermark import MAX_WATERMARK
 from flinkcore.runtime.cluster import wire
 from flinkcore.runtime.exchange import InputGate, connected_targets, make_writer
@@ -208,6 +213,78 @@ class RemoteChannel(Input):
         self.peer.send(wire.BARRIER, self.channel, wire.encode_i64(checkpoint_id))
 
 
+class _VectorHash(Input):
+    """The hash writer for integer keys, over whole batches: keys read in C (a field selector),
+    key groups by the native partitioner, records split with numpy. The same key groups as the
+    per-record writer (``exchange``), which it hands every other batch to."""
+
+    def __init__(self, fallback: Input, channels: list[Input], key_selector: Any, max_parallelism: int):
+        self.fallback = fallback
+        self.channels = channels
+        self.n = len(channels)
+        self.key_selector = key_selector
+        self.max_parallelism = max_parallelism
+        self.field = None
+        if isinstance(key_selector, operator.itemgetter):
+            args = key_selector.__reduce__()[1]
+            if len(args) == 1:
+                self.field = args[0]
+
+    def process_watermark(self, watermark: int) -> None:
+        self.fallback.process_watermark(watermark)
+
+    def process_watermark_status(self, idle: bool) -> None:
+        self.fallback.process_watermark_status(idle)
+
+    def end_input(self) -> None:
+        self.fallback.end_input()
+
+    def _keys(self, values: list) -> Any:
+        field = self.field
+        first = values[0]
+        if field is not None and isinstance(first, tuple):
+            if not isinstance(field, int):
+                names = getattr(first, "_fields", None)
+                if not names or field not in names:
+                    return None
+                field = names.index(field)
+            return list(map(tuple.__getitem__, values, repeat(field, len(values))))
+        return list(map(self.key_selector, values))
+
+    def process_batch(self, values: Any, timestamps: list | None) -> None:
+        if not isinstance(values, list) or len(values) < 16:
+            self.fallback.process_batch(values, timestamps)
+            return
+        try:
+            keys = self._keys(values)
+        except Exception:  # the per-record writer reports the record and the cause
+            keys = None
+        if keys is None or set(map(type, keys)) != {int}:
+            self.fallback.process_batch(values, timestamps)
+            return
+        try:
+            arr = np.array(keys, dtype=np.int64)
+        except OverflowError:
+            self.fallback.process_batch(values, timestamps)
+            return
+        n = self.n
+        groups = _partitioner.key_groups(arr, self.max_parallelism).astype(np.int64)
+        target = groups * n // self.max_parallelism
+        order = np.argsort(target, kind="stable")
+        bounds = np.searchsorted(target[order], np.arange(n + 1))
+        order_list = order.tolist()
+        get_v = values.__getitem__
+        get_t = None if timestamps is None else timestamps.__getitem__
+        for c in range(n):
+            a, b = int(bounds[c]), int(bounds[c + 1])
+            if a == b:
+                continue
+            idx = order_list[a:b]
+            self.channels[c].process_batch(
+                list(map(get_v, idx)), None if get_t is None else list(map(get_t, idx))
+            )
+
+
 class _Source:
     def __init__(self, node: StreamNode, index: int, reader: Any, output: _Router, ctx: OperatorContext):
         self.node = node
@@ -378,6 +455,8 @@ class SlotTask:
                             chans.append(rc)
                             outs.append((cid, rc))
                     writer = make_writer(e.partitioner, chans, u, down.max_parallelism, down.name)
+                    if e.partitioner.kind == "hash" and len(chans) > 1:
+                        writer = _VectorHash(writer, chans, e.partitioner.key_selector, down.max_parallelism)
                     if e.side_output_tag is None:
                         main.append(writer)
                     else:

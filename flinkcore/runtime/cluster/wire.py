@@ -41,6 +41,10 @@ _I64 = struct.Struct("<q")
 _BATCH_HEAD = struct.Struct("<BI")  # timestamp mode, length of the values part
 
 _TS_NONE, _TS_INT64, _TS_LIST, _ARROW = 0, 1, 2, 3
+#: values part of a batch of named Rows of one schema: column-wise (numpy for int/float columns)
+_ROWS = 0x10
+_COLUMN_DTYPES = {int: "<i8", float: "<f8"}
+_row_classes: dict[tuple, type] = {}
 
 #: socket buffer size asked of the kernel (it may grant less)
 SOCKET_BUFFER = 4 << 20
@@ -58,16 +62,58 @@ def encode_batch(values: Any, timestamps: Any) -> bytes:
         data = sink.getvalue().to_pybytes()
         ts = b"" if timestamps is None else dumps_batch(list(timestamps))
         return _BATCH_HEAD.pack(_ARROW, len(data)) + data + ts
-    data = dumps_batch(values)
+    data = _encode_rows(values)
+    rows = 0
+    if data is None:
+        data = dumps_batch(values)
+    else:
+        rows = _ROWS
     if timestamps is None:
-        return _BATCH_HEAD.pack(_TS_NONE, len(data)) + data
+        return _BATCH_HEAD.pack(_TS_NONE | rows, len(data)) + data
     try:
         ts = np.asarray(timestamps, dtype=np.int64).tobytes()
         mode = _TS_INT64
     except (TypeError, ValueError, OverflowError):  # some records without a timestamp
         ts = dumps_batch(list(timestamps))
         mode = _TS_LIST
-    return _BATCH_HEAD.pack(mode, len(data)) + data + ts
+    return _BATCH_HEAD.pack(mode | rows, len(data)) + data + ts
+
+
+def _encode_rows(values: list) -> bytes | None:
+    """Rows of one named schema (``row_class``), column by column; None when they are not."""
+    if len(values) < 8:
+        return None
+    cls = type(values[0])
+    names = getattr(cls, "_fields", None)
+    if names is None or "_fields" not in cls.__dict__ or not isinstance(values[0], tuple):
+        return None
+    if set(map(type, values)) != {cls} or any(map(vars, values)):  # one class, no per-row kind
+        return None
+    columns = []
+    for col in zip(*values, strict=True):
+        types = set(map(type, col))
+        dtype = _COLUMN_DTYPES.get(types.pop()) if len(types) == 1 else None
+        if dtype is not None:
+            try:
+                columns.append((dtype, np.array(col, dtype=dtype).tobytes()))
+                continue
+            except OverflowError:  # an int beyond int64
+                pass
+        columns.append(("", dumps_batch(list(col))))
+    return dumps_batch([list(names), columns])
+
+
+def _decode_rows(data: bytes) -> list:
+    names, columns = loads_batch(data)
+    key = tuple(names)
+    cls = _row_classes.get(key)
+    if cls is None:
+        from flinkcore.common.types import row_class
+
+        cls = _row_classes[key] = row_class(key)
+    cols = [np.frombuffer(raw, dtype=dtype).tolist() if dtype else loads_batch(raw) for dtype, raw in columns]
+    new = tuple.__new__
+    return [new(cls, t) for t in zip(*cols, strict=True)]
 
 
 def decode_batch(payload: memoryview) -> tuple[Any, list | None]:
@@ -80,7 +126,11 @@ def decode_batch(payload: memoryview) -> tuple[Any, list | None]:
 
         values = pa.ipc.open_stream(pa.py_buffer(bytes(data))).read_next_batch()
         return values, (loads_batch(bytes(rest)) if len(rest) else None)
-    values = loads_batch(bytes(data))
+    if mode & _ROWS:
+        values = _decode_rows(bytes(data))
+        mode &= ~_ROWS
+    else:
+        values = loads_batch(bytes(data))
     if mode == _TS_NONE:
         return values, None
     if mode == _TS_INT64:

@@ -175,17 +175,13 @@ def run_worker(
         if profile_dir:  # a developer's tool: one cProfile file per worker
             import cProfile
 
-            cProfile.runctx(
-                "_Worker(index, peers).run(graph_bytes, sinks_in_driver, restore_bytes)",
-                globals(),
-                {
-                    "index": index,
-                    "peers": peers,
-                    "graph_bytes": graph_bytes,
-                    "sinks_in_driver": sinks_in_driver,
-                },
-                os.path.join(profile_dir, f"worker-{index}.prof"),
-            )
+            profiler = cProfile.Profile()
+            profiler.enable()
+            try:
+                _Worker(index, peers).run(graph_bytes, sinks_in_driver, restore_bytes)
+            finally:
+                profiler.disable()
+                profiler.dump_stats(os.path.join(profile_dir, f"worker-{index}.prof"))
         else:
             _Worker(index, peers).run(graph_bytes, sinks_in_driver, restore_bytes)
     finally:

@@ -13,6 +13,8 @@ import flinkcore.runtime.execution as _execution
 from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.runtime.cluster import create_coordinator, create_job
 
+os.environ.setdefault("FLINKCORE_RUNTIME", "auto")  # parallel jobs in worker processes
+
 if os.environ.get("FLINKCORE_FORCE_PARALLELISM"):
     PARALLELISM = int(os.environ["FLINKCORE_FORCE_PARALLELISM"])
     _set_parallelism = StreamExecutionEnvironment.set_parallelism
