@@ -442,6 +442,8 @@ class StreamExecutionEnvironment:
         }
         if self._batch_size:
             config["batch_size"] = self._batch_size
+        if self._configuration.get_string("execution.runtime"):
+            config["runtime"] = self._configuration.get_string("execution.runtime")
         if self._state_backend is not None:
             config["state_backend_factory"] = self._state_backend.create_keyed_state_backend
         graph = generate_stream_graph(

@@ -22,6 +22,7 @@ from flinkcore.runtime.checkpointing import (
     check_mapping,
     load_snapshot,
 )
+from flinkcore.runtime.cluster import create_coordinator, create_job
 from flinkcore.runtime.executor import Job
 from flinkcore.runtime.graph import StreamGraph
 from flinkcore.runtime.registry import JobRegistration
@@ -111,11 +112,12 @@ class JobExecution:
         self.status = "RUNNING"
         try:
             while True:
-                job = Job(self.graph, job_id=self.job_id, restore=self._restore)
+                # worker processes per execution.runtime (flinkcore.runtime.cluster), else this thread
+                job = create_job(self.graph, job_id=self.job_id, restore=self._restore)
                 job._cancel = self._cancel
                 if self._restore is not None:
                     check_mapping(self._restore, job, self.allow_non_restored_state)
-                coordinator = CheckpointCoordinator(job, self.settings, self._next_checkpoint_id)
+                coordinator = create_coordinator(job, self.settings, self._next_checkpoint_id)
                 self._storage = coordinator.storage
                 coordinator.start()
                 with self._attempt_ready:
