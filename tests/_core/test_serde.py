@@ -53,8 +53,11 @@ def row_type():
     native.register_row_type(Row, _make_row)
     ref.register_row_type(Row, _make_row)
     yield
-    native.register_row_type(None, None)
     ref.register_row_type(None, None)
+    # the process-wide registration flinkcore.common makes at import, for the tests after these
+    from flinkcore.common.types import _register_with_serde
+
+    _register_with_serde()
 
 
 def same(a, b) -> bool:
