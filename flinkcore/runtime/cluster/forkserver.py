@@ -82,9 +82,19 @@ PRELOAD = (
 
 
 def _preload() -> None:
+    """Import what jobs use: the listed modules, pyarrow, and every runtime/state/_core module."""
     import importlib
+    import pkgutil
 
-    for name in PRELOAD:
+    import flinkcore
+
+    names = list(PRELOAD) + ["pyarrow", "pyarrow.ipc"]
+    for info in pkgutil.walk_packages(flinkcore.__path__, "flinkcore."):
+        if info.name.startswith(
+            ("flinkcore.runtime", "flinkcore.state", "flinkcore._core", "flinkcore.common")
+        ):  # noqa: E501
+            names.append(info.name)
+    for name in names:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - optional: the worker imports what it needs anyway

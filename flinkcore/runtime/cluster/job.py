@@ -86,6 +86,8 @@ class ClusterJob:
         self._state: dict[int, str] = {}  # worker -> running | finished | cancelled | failed | dead
         self._failure: BaseException | None = None
         self.records_sent = 0
+        #: CPU time the workers used (user + system), reported when they finish
+        self.worker_cpu_seconds = 0.0
         self._node_keys = node_keys(graph)
         #: the checkpoint coordinator of this attempt (it sets itself here)
         self.coordinator: Any = None
@@ -180,6 +182,7 @@ class ClusterJob:
         if kind == "finished":
             self._state[source] = "finished"
             self.records_sent += int(message[1])
+            self.worker_cpu_seconds += float(message[2])
         elif kind == "cancelled":
             self._state[source] = "cancelled"
         elif kind == "ack":

@@ -15,6 +15,7 @@ import pickle
 import select
 import signal
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -104,7 +105,7 @@ class _Worker:
             task.flush_all()
             self._close(opened, quietly=False)
             opened = []
-            self.report("finished", task.records_sent)
+            self.report("finished", task.records_sent, time.process_time())
         except TaskCancelled:
             self._close(opened)
             self.report("cancelled")

@@ -1,0 +1,206 @@
+"""W2 and W3 (../../../shared/WORKLOADS.md) with a parallel source, for parallelism 1 vs 2.
+
+The events are the workload's (``flinkcore.benchmarks.data.generate``); subtask ``i`` of ``p``
+reads events ``i, i+p, i+2p, ...`` so every subtask advances through event time together (its
+own out-of-orderness stays within the workload's 50 ms; no event becomes late). The pipelines
+are the suite's own (flinkcore/benchmarks/jobs.py): ``udf`` over tuples with Python lambdas,
+``columnar`` over typed Rows with a field key and built-in aggregates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from flinkcore.benchmarks.data import OUT_OF_ORDERNESS_MS, SESSION_GAP_MS, WINDOW_MS, Events
+from flinkcore.runtime.sources import END, Source, SourceReader
+
+FIELDS = ("key", "value", "ts")
+
+
+class _StridedReader(SourceReader):
+    def __init__(self, key: np.ndarray, value: np.ndarray, ts: np.ndarray, rows: bool) -> None:
+        self.key, self.value, self.ts = key, value, ts
+        self.rows = rows
+        self.pos = 0
+
+    def poll(self, max_records: int) -> Any:
+        a = self.pos
+        if a >= len(self.key):
+            return END
+        b = min(a + max_records, len(self.key))
+        self.pos = b
+        records = zip(self.key[a:b].tolist(), self.value[a:b].tolist(), self.ts[a:b].tolist(), strict=True)
+        if self.rows:
+            from flinkcore.common.types import row_class
+
+            cls = row_class(FIELDS)
+            new = tuple.__new__
+            return [new(cls, r) for r in records], None
+        return list(records), None
+
+    def snapshot_state(self) -> Any:
+        return self.pos
+
+    def restore_state(self, state: Any) -> None:
+        self.pos = int(state or 0)
+
+
+class StridedEvents(Source):
+    """The workload's events, split over the parallel subtasks by stride."""
+
+    bounded = True
+    parallel = True
+
+    def __init__(self, events: Events, rows: bool) -> None:
+        self.key, self.value, self.ts = events.key, events.value, events.ts
+        self.rows = rows
+
+    def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader:
+        s = slice(subtask_index, None, parallelism)
+        return _StridedReader(
+            np.ascontiguousarray(self.key[s]),
+            np.ascontiguousarray(self.value[s]),
+            np.ascontiguousarray(self.ts[s]),
+            self.rows,
+        )
+
+
+class CountingSink:
+    """Counts results and adds up one field (runs in the driver, so its counters are read there)."""
+
+    def __init__(self, field: int | str) -> None:
+        self.field = field
+        self.results = 0
+        self.checksum = 0.0
+
+    def invoke(self, value: Any, context: Any = None) -> None:
+        self.results += 1
+        f = self.field
+        self.checksum += value[f] if isinstance(f, int) else getattr(value, f)
+
+
+def _sink(field: Any) -> Any:
+    from flinkcore.datastream.functions import SinkFunction
+
+    class Sink(CountingSink, SinkFunction):
+        pass
+
+    return Sink(field)
+
+
+def _env(parallelism: int) -> Any:
+    from flinkcore.datastream import StreamExecutionEnvironment
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(parallelism)
+    return env
+
+
+def _watermarks(assigner: Any) -> Any:
+    from flinkcore.common import Duration, WatermarkStrategy
+
+    return WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(OUT_OF_ORDERNESS_MS)
+    ).with_timestamp_assigner(assigner)
+
+
+class _EventTime:
+    def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
+        return value[2]
+
+
+def _source(env: Any, events: Events, rows: bool) -> Any:
+    from flinkcore.common import Types, WatermarkStrategy
+
+    if rows:
+        info = Types.ROW_NAMED(list(FIELDS), [Types.LONG(), Types.DOUBLE(), Types.LONG()])
+    else:
+        info = Types.TUPLE([Types.LONG(), Types.DOUBLE(), Types.LONG()])
+    return env.from_source(StridedEvents(events, rows), WatermarkStrategy.no_watermarks(), "events", info)
+
+
+def w2_udf(events: Events, parallelism: int) -> tuple[int, float]:
+    from flinkcore.common.time import Time
+    from flinkcore.common.watermark_strategy import TimestampAssigner
+    from flinkcore.datastream.window import TumblingEventTimeWindows
+
+    class EventTime(_EventTime, TimestampAssigner):
+        pass
+
+    env = _env(parallelism)
+    sink = _sink(1)
+    (
+        _source(env, events, rows=False)
+        .assign_timestamps_and_watermarks(_watermarks(EventTime()))
+        .map(lambda e: (e[0], e[1], 1))
+        .key_by(lambda e: e[0])
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS)))
+        .reduce(lambda a, b: (a[0], a[1] + b[1], a[2] + b[2]))
+        .add_sink(sink)
+    )
+    env.execute("W2 udf")
+    return sink.results, sink.checksum
+
+
+def w2_columnar(events: Events, parallelism: int) -> tuple[int, float]:
+    from flinkcore.common.time import Time
+    from flinkcore.datastream.window import TumblingEventTimeWindows
+
+    env = _env(parallelism)
+    sink = _sink("total")
+    (
+        _source(env, events, rows=True)
+        .assign_timestamps_and_watermarks(_watermarks("ts"))
+        .key_by("key")
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS)))
+        .agg(total=("value", "sum"), n=("value", "count"))
+        .add_sink(sink)
+    )
+    env.execute("W2 columnar")
+    return sink.results, sink.checksum
+
+
+def w3_udf(events: Events, parallelism: int) -> tuple[int, float]:
+    from flinkcore.common.time import Time
+    from flinkcore.common.watermark_strategy import TimestampAssigner
+    from flinkcore.datastream.window import EventTimeSessionWindows
+
+    class EventTime(_EventTime, TimestampAssigner):
+        pass
+
+    env = _env(parallelism)
+    sink = _sink(1)
+    (
+        _source(env, events, rows=False)
+        .assign_timestamps_and_watermarks(_watermarks(EventTime()))
+        .map(lambda e: (e[0], 1))
+        .key_by(lambda e: e[0])
+        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(SESSION_GAP_MS)))
+        .reduce(lambda a, b: (a[0], a[1] + b[1]))
+        .add_sink(sink)
+    )
+    env.execute("W3 udf")
+    return sink.results, sink.checksum
+
+
+def w3_columnar(events: Events, parallelism: int) -> tuple[int, float]:
+    from flinkcore.common.time import Time
+    from flinkcore.datastream.window import EventTimeSessionWindows
+
+    env = _env(parallelism)
+    sink = _sink("n")
+    (
+        _source(env, events, rows=True)
+        .assign_timestamps_and_watermarks(_watermarks("ts"))
+        .key_by("key")
+        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(SESSION_GAP_MS)))
+        .agg(n=("value", "count"))
+        .add_sink(sink)
+    )
+    env.execute("W3 columnar")
+    return sink.results, sink.checksum
+
+
+JOBS = {"w2-udf": w2_udf, "w2-columnar": w2_columnar, "w3-udf": w3_udf, "w3-columnar": w3_columnar}
