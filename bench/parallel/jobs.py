@@ -4,7 +4,8 @@ The events are the workload's (``flinkcore.benchmarks.data.generate``); subtask 
 reads events ``i, i+p, i+2p, ...`` so every subtask advances through event time together (its
 own out-of-orderness stays within the workload's 50 ms; no event becomes late). The pipelines
 are the suite's own (flinkcore/benchmarks/jobs.py): ``udf`` over tuples with Python lambdas,
-``columnar`` over typed Rows with a field key and built-in aggregates.
+``columnar`` over Arrow record batches (a typed schema) with a field key and built-in
+aggregates, which cross processes as Arrow IPC.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ FIELDS = ("key", "value", "ts")
 
 
 class _StridedReader(SourceReader):
-    def __init__(self, key: np.ndarray, value: np.ndarray, ts: np.ndarray, rows: bool) -> None:
+    def __init__(self, key: np.ndarray, value: np.ndarray, ts: np.ndarray, rows: bool | str) -> None:
         self.key, self.value, self.ts = key, value, ts
         self.rows = rows
         self.pos = 0
@@ -31,6 +32,11 @@ class _StridedReader(SourceReader):
             return END
         b = min(a + max_records, len(self.key))
         self.pos = b
+        if self.rows == "arrow":
+            import pyarrow as pa
+
+            cols = [self.key[a:b], self.value[a:b], self.ts[a:b]]
+            return pa.RecordBatch.from_arrays([pa.array(c) for c in cols], names=list(FIELDS)), None
         records = zip(self.key[a:b].tolist(), self.value[a:b].tolist(), self.ts[a:b].tolist(), strict=True)
         if self.rows:
             from flinkcore.common.types import row_class
@@ -53,7 +59,7 @@ class StridedEvents(Source):
     bounded = True
     parallel = True
 
-    def __init__(self, events: Events, rows: bool) -> None:
+    def __init__(self, events: Events, rows: bool | str) -> None:
         self.key, self.value, self.ts = events.key, events.value, events.ts
         self.rows = rows
 
@@ -111,7 +117,7 @@ class _EventTime:
         return value[2]
 
 
-def _source(env: Any, events: Events, rows: bool) -> Any:
+def _source(env: Any, events: Events, rows: bool | str) -> Any:
     from flinkcore.common import Types, WatermarkStrategy
 
     if rows:
@@ -151,7 +157,7 @@ def w2_columnar(events: Events, parallelism: int) -> tuple[int, float]:
     env = _env(parallelism)
     sink = _sink("total")
     (
-        _source(env, events, rows=True)
+        _source(env, events, rows="arrow")
         .assign_timestamps_and_watermarks(_watermarks("ts"))
         .key_by("key")
         .window(TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS)))
@@ -192,7 +198,7 @@ def w3_columnar(events: Events, parallelism: int) -> tuple[int, float]:
     env = _env(parallelism)
     sink = _sink("n")
     (
-        _source(env, events, rows=True)
+        _source(env, events, rows="arrow")
         .assign_timestamps_and_watermarks(_watermarks("ts"))
         .key_by("key")
         .window(EventTimeSessionWindows.with_gap(Time.milliseconds(SESSION_GAP_MS)))

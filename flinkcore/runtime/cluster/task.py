@@ -251,8 +251,33 @@ class _VectorHash(Input):
             return list(map(tuple.__getitem__, values, repeat(field, len(values))))
         return list(map(self.key_selector, values))
 
+    def _columnar(self, values: Any, timestamps: Any) -> bool:
+        """An Arrow batch keyed by an integer column: split with ``take``; False when it is not."""
+        if not isinstance(self.field, str) or not hasattr(values, "schema"):
+            return False
+        try:
+            col = values.column(self.field)
+        except (KeyError, TypeError):
+            return False
+        if col.null_count or not str(col.type).startswith(("int", "uint")):
+            return False
+        import pyarrow as pa
+
+        groups = _partitioner.key_groups(col.to_numpy().astype(np.int64, copy=False), self.max_parallelism)
+        target = groups.astype(np.int64) * self.n // self.max_parallelism
+        ts = None if timestamps is None else np.asarray(timestamps, dtype=np.int64)
+        for c in range(self.n):
+            idx = np.flatnonzero(target == c)
+            if len(idx):
+                self.channels[c].process_batch(values.take(pa.array(idx)), None if ts is None else ts[idx])
+        return True
+
     def process_batch(self, values: Any, timestamps: list | None) -> None:
-        if not isinstance(values, list) or len(values) < 16:
+        if not isinstance(values, list):
+            if not self._columnar(values, timestamps):
+                self.fallback.process_batch(values, timestamps)
+            return
+        if len(values) < 16:
             self.fallback.process_batch(values, timestamps)
             return
         try:

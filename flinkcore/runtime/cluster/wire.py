@@ -60,7 +60,7 @@ def encode_batch(values: Any, timestamps: Any) -> bytes:
         with pa.ipc.new_stream(sink, values.schema) as writer:
             writer.write_batch(values)
         data = sink.getvalue().to_pybytes()
-        ts = b"" if timestamps is None else dumps_batch(list(timestamps))
+        ts = b"" if timestamps is None else np.asarray(timestamps, dtype=np.int64).tobytes()
         return _BATCH_HEAD.pack(_ARROW, len(data)) + data + ts
     data = _encode_rows(values)
     rows = 0
@@ -125,7 +125,7 @@ def decode_batch(payload: memoryview) -> tuple[Any, list | None]:
         import pyarrow as pa
 
         values = pa.ipc.open_stream(pa.py_buffer(bytes(data))).read_next_batch()
-        return values, (loads_batch(bytes(rest)) if len(rest) else None)
+        return values, (np.frombuffer(bytes(rest), dtype=np.int64) if len(rest) else None)
     if mode & _ROWS:
         values = _decode_rows(bytes(data))
         mode &= ~_ROWS
