@@ -88,7 +88,7 @@ def _preload() -> None:
 
     import flinkcore
 
-    names = list(PRELOAD) + ["pyarrow", "pyarrow.ipc"]
+    names = list(PRELOAD) + ["pyarrow", "pyarrow.ipc", "pandas"]  # pyarrow imports pandas lazily
     for info in pkgutil.walk_packages(flinkcore.__path__, "flinkcore."):
         if info.name.startswith(
             ("flinkcore.runtime", "flinkcore.state", "flinkcore._core", "flinkcore.common")

@@ -176,7 +176,7 @@ def run_worker(
         if profile_dir:  # a developer's tool: one cProfile file per worker
             import cProfile
 
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.process_time)
             profiler.enable()
             try:
                 _Worker(index, peers).run(graph_bytes, sinks_in_driver, restore_bytes)
