@@ -590,7 +590,7 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
         key_group_range: tuple[int, int] | None = None,
         ttl_time_provider: Callable[[], int] | None = None,
         restore_chunk: int = 50_000,
-        flush_threshold: int = 65_536,
+        flush_threshold: int = _CACHE_LIMIT,
     ) -> None:
         super().__init__(max_parallelism, key_group_range, ttl_time_provider)
         self._owns_path = path is None
