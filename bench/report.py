@@ -226,9 +226,40 @@ def peers_section() -> str:
         f"{(r.get('reason') or '').strip().splitlines()[-1:]}"
         for r in bad
     ] or ["- none"]
+    out += rerun_note(peers)
     cmds = [r.get("command") for r in peers if r.get("command")]
     out += ["", "Commands run:", "", "```", *cmds, "```", ""]
     return "\n".join(out)
+
+
+def rerun_note(peers: list[dict]) -> list[str]:
+    """A second peer run (``peers_rerun.jsonl``), if kept: how its rates compare with the table's."""
+    metas, rerun = load("peers_rerun.jsonl")
+    if not rerun:
+        return []
+    first = {(r["workload"], r["system"], r["style"]): r for r in peers if r.get("status") == "ok"}
+    wall, cpu, agree, both = [], [], 0, 0
+    for r in rerun:
+        f = first.get((r["workload"], r["system"], r.get("style")))
+        if f is None or r.get("status") != "ok":
+            continue
+        both += 1
+        agree += bool(r.get("agrees"))
+        wall.append(r["events_per_s"] / f["events_per_s"])
+        cpu.append(r["events_per_cpu_s"] / f["events_per_cpu_s"])
+    if not both:
+        return []
+    wall.sort()
+    cpu.sort()
+    when = metas[0]["date"] if metas else "later"
+    return [
+        "",
+        f"A second full peer run ({when}, `make bench-peers`, while other work loaded the machine) is kept "
+        "in "
+        f"bench/results/peers_rerun.jsonl: over the {both} cases both runs have, its events/s were "
+        f"{wall[len(wall) // 2]:.2f}x and its events/CPU-s {cpu[len(cpu) // 2]:.2f}x the table's (medians), "
+        f"and {agree} of {both} checksums agreed again.",
+    ]
 
 
 def replace_section(text: str, name: str, body: str) -> str:

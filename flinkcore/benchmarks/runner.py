@@ -80,7 +80,7 @@ def count_cases(workload: str, styles: list[str] | None, baselines_on: bool) -> 
     if workload == "nexmark":
         from .nexmark import QUERIES
 
-        return len(QUERIES)
+        return len(QUERIES) if not styles or "udf" in styles else 0
     return len(cases(workload, styles, baselines_on)) + (baselines_on and workload in baselines.C_WORKLOADS)
 
 
@@ -115,7 +115,8 @@ def run_workload(
         yield from run_latency(n, styles=styles, progress=progress)
         return
     if workload == "nexmark":
-        yield from run_nexmark(n, repeats=repeats, progress=progress)
+        if not styles or "udf" in styles:  # the queries are written in the udf style only
+            yield from run_nexmark(n, repeats=repeats, progress=progress)
         return
     events = events_for(workload, n)
     warm = _slice(events, min(n, WARMUP_N))
