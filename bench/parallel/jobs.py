@@ -209,4 +209,43 @@ def w3_columnar(events: Events, parallelism: int) -> tuple[int, float]:
     return sink.results, sink.checksum
 
 
-JOBS = {"w2-udf": w2_udf, "w2-columnar": w2_columnar, "w3-udf": w3_udf, "w3-columnar": w3_columnar}
+def _busy(x: float) -> float:
+    """About 5 microseconds of per-record Python (a UDF that does real work: parsing, scoring ...)."""
+    acc = x
+    for i in range(60):
+        acc = acc * 0.999 + i
+    return acc
+
+
+def w2_udf_heavy(events: Events, parallelism: int) -> tuple[int, float]:
+    """Not a WORKLOADS.md workload: W2 (udf) with a map that costs ~5 us per record, to show how
+    the slots scale when per-record work, not the exchange, dominates."""
+    from flinkcore.common.time import Time
+    from flinkcore.common.watermark_strategy import TimestampAssigner
+    from flinkcore.datastream.window import TumblingEventTimeWindows
+
+    class EventTime(_EventTime, TimestampAssigner):
+        pass
+
+    env = _env(parallelism)
+    sink = _sink(1)
+    (
+        _source(env, events, rows=False)
+        .assign_timestamps_and_watermarks(_watermarks(EventTime()))
+        .map(lambda e: (e[0], e[1], 1 if _busy(e[1]) else 0))
+        .key_by(lambda e: e[0])
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS)))
+        .reduce(lambda a, b: (a[0], a[1] + b[1], a[2] + b[2]))
+        .add_sink(sink)
+    )
+    env.execute("W2 udf heavy")
+    return sink.results, sink.checksum
+
+
+JOBS = {
+    "w2-udf": w2_udf,
+    "w2-columnar": w2_columnar,
+    "w3-udf": w3_udf,
+    "w3-columnar": w3_columnar,
+    "w2-udf-heavy": w2_udf_heavy,
+}

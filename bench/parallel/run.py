@@ -41,12 +41,35 @@ def _use_cluster_runtime() -> None:
     cluster_job.ClusterJob.run = run_and_count
 
 
+def _busy(_: int) -> float:
+    x = 0
+    for i in range(10_000_000):
+        x += i
+    return float(x)
+
+
+def machine_parallelism() -> float:
+    """How many cores this run really gets: wall time of one busy process vs two at once (2.0 on
+    an idle 2-core machine; about 1.0 when other work holds the second core)."""
+    import multiprocessing
+
+    t0 = time.perf_counter()
+    _busy(0)
+    one = time.perf_counter() - t0
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        t0 = time.perf_counter()
+        pool.map(_busy, [0, 1])
+        two = time.perf_counter() - t0
+    return 2 * one / two
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--jobs", default=",".join(jobs.JOBS))
     args = ap.parse_args()
+    print(f"cores available to this run (2 busy processes vs 1): {machine_parallelism():.2f}", flush=True)
     _use_cluster_runtime()
     for name in args.jobs.split(","):
         events = events_for("W3" if name.startswith("w3") else "W2", args.n)
