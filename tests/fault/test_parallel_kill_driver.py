@@ -1,0 +1,81 @@
+"""SIGKILL the driver of a parallel job (parallelism 2, worker processes) mid-run, resume from
+its last checkpoint: the committed output equals a failure-free run, and no worker or fork
+server of the killed driver is left behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from flinkcore.state.checkpoint_storage import CorruptCheckpointError, load_checkpoint
+
+HERE = os.path.dirname(__file__)
+sys.path.insert(0, HERE)
+import exactly_once_job as job  # noqa: E402
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    sys.path.insert(0, {here!r})
+    import exactly_once_job as job
+    from flinkcore.datastream import StreamExecutionEnvironment
+    from flinkcore.runtime.cluster.forkserver import fork_server
+
+    out, chk, n, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    print("FORKSERVER", fork_server().process.pid, flush=True)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    job.build(env, out, chk, n, rate, "heap", parallelism=2).execute("parallel exactly-once")
+    """
+)
+
+
+def _latest_checkpoint(chk_dir):
+    best = None
+    for job_id in os.listdir(chk_dir) if os.path.isdir(chk_dir) else []:
+        try:
+            found = load_checkpoint(os.path.join(chk_dir, job_id))
+        except CorruptCheckpointError:
+            continue
+        if best is None or found.timestamp_ms > best.timestamp_ms:
+            best = found
+    return best
+
+
+def _gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_killing_the_driver_of_a_parallel_job_resumes_exactly_once(tmp_path, committed):
+    out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
+    n = 5_000
+    env = {**os.environ, "FLINKCORE_RUNTIME": "processes"}
+    env.pop("FLINKCORE_SAVEPOINT_PATH", None)
+    script = SCRIPT.format(here=HERE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, out, chk, str(n), "4000"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    server = int(proc.stdout.readline().split()[1])
+    deadline = time.monotonic() + 30
+    while _latest_checkpoint(chk) is None:
+        assert time.monotonic() < deadline and proc.poll() is None, "no checkpoint before the kill"
+        time.sleep(0.02)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while not _gone(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(server), "the killed driver's fork server is still running"
+    latest = _latest_checkpoint(chk)
+    env["FLINKCORE_SAVEPOINT_PATH"] = str(latest.path)
+    done = subprocess.run(
+        [sys.executable, "-c", script, out, chk, str(n), "1e9"], env=env, timeout=120, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert committed(out) == job.expected_lines(n)
