@@ -84,9 +84,10 @@ class BoundedOutOfOrdernessWatermarks(WatermarkGenerator):
             self.max_timestamp = event_timestamp
 
     def on_batch(self, timestamps: list) -> None:
-        """All events of a micro-batch at once (the runtime's fast path)."""
-        if timestamps:
-            m = max(timestamps)
+        """All events of a micro-batch at once (the runtime's fast path); ``timestamps`` is a
+        list or an int64 numpy array."""
+        if len(timestamps):
+            m = int(timestamps.max()) if hasattr(timestamps, "max") else max(timestamps)
             if m > self.max_timestamp:
                 self.max_timestamp = m
 

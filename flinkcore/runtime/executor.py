@@ -34,6 +34,7 @@ from flinkcore.state.key_groups import key_group_range_for
 __all__ = ["Job", "JobCancelled"]
 
 DEFAULT_BATCH_SIZE = 1024
+DEFAULT_COLUMNAR_BATCH_SIZE = 1 << 16
 
 
 class JobCancelled(Exception):
@@ -52,9 +53,19 @@ class _Router(Output):
         self.side = side
         self.all = main + [t for ts in side.values() for t in ts]
 
-    def bind(self) -> None:
+    def bind(self, columnar: bool = False) -> None:
         """Call the single downstream input directly (after open: an operator may pick its
-        ``process_batch`` implementation in ``open``)."""
+        ``process_batch`` implementation in ``open``). With ``columnar``, inputs that take only
+        lists of records get their columnar batches as Rows (one conversion per batch)."""
+        if columnar:
+            from flinkcore.runtime.columnar import RowsInput, accepts_columnar
+
+            def wrap(t: Input) -> Input:
+                return t if accepts_columnar(t) else RowsInput(t)
+
+            self.main = [wrap(t) for t in self.main]
+            self.side = {tag: [wrap(t) for t in ts] for tag, ts in self.side.items()}
+            self.all = self.main + [t for ts in self.side.values() for t in ts]
         if len(self.main) == 1:
             self.collect = self.main[0].process_batch  # type: ignore[method-assign]
         elif not self.main:
@@ -90,6 +101,8 @@ class _SourceInstance:
         self.reader = reader
         self.output = output
         self.context = ctx
+        self.poll = reader.poll
+        self.batch_size: int | None = None  # None: the job's batch size
 
     def finish(self) -> None:
         self.output.emit_watermark(MAX_WATERMARK)
@@ -112,6 +125,13 @@ class Job:
         self.clock = clock or SystemClock()
         self.pts = ProcessingTimeService(self.clock)
         self.batch_size = int(self.config.get("batch_size", DEFAULT_BATCH_SIZE))
+        #: records per poll of a columnar source (a whole Arrow batch costs what one record does)
+        #: (an explicit ``batch_size`` applies to columnar sources too)
+        self.columnar_batch_size = int(
+            self.config.get("columnar_batch_size")
+            or self.config.get("batch_size")
+            or DEFAULT_COLUMNAR_BATCH_SIZE
+        )
         self.buffer_timeout = int(self.config.get("buffer_timeout", 100))
         self.runtime_mode = self.config.get("runtime_mode", "STREAMING")
         self.status = "CREATED"
@@ -293,6 +313,25 @@ class Job:
                 if chain:
                     op.process_batch = fuse_chain(chain)
 
+    def _enable_columnar(self) -> bool:
+        """Let typed sources emit Arrow batches (config ``columnar``, default on); operators that
+        can emit columnar batches are told to. False when nothing in the job produces them."""
+        if not self.config.get("columnar", True):
+            return False
+        producers = False
+        for s in self.sources:
+            poll_columnar = getattr(s.reader, "poll_columnar", None)
+            if poll_columnar is not None:
+                s.poll = poll_columnar
+                s.batch_size = self.columnar_batch_size
+                producers = True
+        for insts in self.operators.values():
+            for op in insts:
+                if hasattr(op, "emit_columnar"):
+                    op.emit_columnar = True
+                    producers = True
+        return producers
+
     def run(self) -> None:
         """Run to completion on this thread (raises the first failure)."""
         self.status = "RUNNING"
@@ -310,10 +349,11 @@ class Job:
                     opened.append(op)
             if self.config.get("fuse_operators", True):
                 self._fuse()
+            columnar = self._enable_columnar()
             for gate in self._gates:
                 gate.bind()
             for router in self._routers:
-                router.bind()
+                router.bind(columnar)
             for s in self.sources:
                 s.reader.open(s.context)
                 readers.append(s.reader)
@@ -348,14 +388,14 @@ class Job:
                 return
             progressed = False
             for s in list(active):
-                r = s.reader.poll(batch_size)
+                r = s.poll(s.batch_size or batch_size)
                 if r is None:
                     continue
                 progressed = True
                 if r is END:
                     active.remove(s)
                     s.finish()
-                elif r[0]:
+                elif len(r[0]):
                     s.output.collect(r[0], r[1])
             deadline = pts.next_deadline()
             if deadline is not None:

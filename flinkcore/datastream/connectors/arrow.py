@@ -30,15 +30,22 @@ class _ArrowReader(SourceReader):
         self.offset = 0
 
     def poll(self, max_records: int):
+        part = self.poll_columnar(max_records)
+        if part is END:
+            return END
+        return record_batch_to_rows(part[0]), None
+
+    def poll_columnar(self, max_records: int):
+        """The next slice of the input as a ``pyarrow.RecordBatch`` (zero copy), no timestamps."""
         while self.batch_index < len(self.batches):
             b = self.batches[self.batch_index]
             if self.offset >= b.num_rows:
                 self.batch_index += 1
                 self.offset = 0
                 continue
-            part = b.slice(self.offset, max_records)
+            part = b if self.offset == 0 and b.num_rows <= max_records else b.slice(self.offset, max_records)
             self.offset += part.num_rows
-            return record_batch_to_rows(part), None
+            return part, None
         return END
 
     def snapshot_state(self) -> Any:

@@ -42,18 +42,31 @@ def rows_to_record_batch(values: list) -> Any:
 class ArrowBatchMapOperator(AbstractStreamOperator):
     """(+) ``map_batches``: the micro-batch as a RecordBatch in, a RecordBatch out."""
 
+    accepts_columnar = True
+
     def __init__(self, fn: Callable[[Any], Any], name: str = "MapBatches") -> None:
         super().__init__(name)
         self.fn = fn
+        #: set by the in-process runtime: emit the RecordBatch itself (downstream inputs that
+        #: take records get Rows made from it); otherwise emit Rows
+        self.emit_columnar = False
 
-    def process_batch(self, values: list, timestamps: list | None) -> None:
-        batch = rows_to_record_batch(values)
+    def process_batch(self, values: Any, timestamps: Any) -> None:
+        batch = rows_to_record_batch(values) if type(values) is list else values
         try:
             out = self.fn(batch)
         except Exception as e:
             raise UserCodeError(self.name, batch, e, where="batch") from e
-        rows = record_batch_to_rows(out)
-        if not rows:
+        n = out.num_rows
+        if not n:
             return
-        same = len(rows) == len(values)
+        same = n == len(values)
+        if self.emit_columnar:
+            if hasattr(out, "to_batches"):  # a Table: one batch of contiguous columns
+                out = out.combine_chunks().to_batches()[0]
+            self.output.collect(out, timestamps if same else None)
+            return
+        rows = record_batch_to_rows(out)
+        if type(timestamps) is not list and timestamps is not None:
+            timestamps = timestamps.tolist()
         self.output.collect(rows, timestamps if same else None)

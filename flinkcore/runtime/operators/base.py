@@ -162,6 +162,10 @@ class StreamOperator(Input):
     """The full operator contract (see the module docstring)."""
 
     name: str = "operator"
+    #: True when ``process_batch`` also takes a columnar batch (a ``pyarrow.RecordBatch`` with
+    #: timestamps as an int64 numpy array or None); other operators get lists of records
+    #: (runtime/columnar.py converts at that boundary)
+    accepts_columnar: bool = False
 
     @abstractmethod
     def setup(self, context: OperatorContext, output: Output) -> None: ...

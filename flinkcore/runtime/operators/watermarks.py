@@ -12,10 +12,25 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from flinkcore.common.watermark import MAX_WATERMARK, MIN_WATERMARK
+from flinkcore.common.watermark_strategy import FieldTimestampAssigner
 from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeError
 
 __all__ = ["TimestampsAndWatermarksOperator"]
+
+
+def _int_type_ids() -> frozenset:
+    import pyarrow as pa
+
+    return frozenset(t().id for t in (pa.int64, pa.int32, pa.int16, pa.int8, pa.uint32, pa.uint16, pa.uint8))
+
+
+try:
+    _INT_TYPE_IDS = _int_type_ids()
+except ImportError:  # pyarrow missing: there are no columnar batches either
+    _INT_TYPE_IDS = frozenset()
 
 
 class _Output:
@@ -38,6 +53,10 @@ class _Output:
 
 
 class TimestampsAndWatermarksOperator(AbstractStreamOperator):
+    #: a columnar batch keeps flowing as columns when the timestamp comes from a field and the
+    #: generator takes whole batches; otherwise it becomes Rows here, once per batch
+    accepts_columnar = True
+
     def __init__(self, strategy: Any, name: str = "Timestamps/Watermarks") -> None:
         super().__init__(name)
         self.strategy = strategy
@@ -54,6 +73,9 @@ class TimestampsAndWatermarksOperator(AbstractStreamOperator):
         self._wm_out = _Output(self)
         self._on_batch = getattr(self.generator, "on_batch", None)
         self._batch_mode = self.context.runtime_mode == "BATCH"
+        self._ts_field = (
+            getattr(self.assigner, "field", None) if type(self.assigner) is FieldTimestampAssigner else None
+        )
         self.interval = int(self.context.config.get("auto_watermark_interval", 200))
         if self.interval > 0 and not self._batch_mode:
             pts.register_timer(pts.current_processing_time() + self.interval, self._on_periodic)
@@ -82,7 +104,32 @@ class TimestampsAndWatermarksOperator(AbstractStreamOperator):
             self.idle = idle
             self.output.emit_watermark_status(idle)
 
-    def process_batch(self, values: list, timestamps: list | None) -> None:
+    def _column_timestamps(self, values: Any) -> np.ndarray | None:
+        """The timestamp column of a columnar batch as int64 (None: not readable as a column)."""
+        field = self._ts_field
+        if field is None:
+            return None
+        try:
+            col = values.column(field)
+        except (KeyError, IndexError, TypeError):
+            return None  # the row path raises the error a user can act on
+        if col.null_count or col.type.id not in _INT_TYPE_IDS:
+            return None
+        return col.to_numpy().astype(np.int64, copy=False)
+
+    def process_batch(self, values: Any, timestamps: Any) -> None:
+        if type(values) is not list:
+            ts = self._column_timestamps(values) if self._on_batch is not None else None
+            if ts is None:
+                from flinkcore.runtime.columnar import rows_of, timestamps_list
+
+                self.process_batch(rows_of(values), timestamps_list(timestamps))
+                return
+            if self.idle:
+                self._set_idle(False)
+            self._on_batch(ts)
+            self.output.collect(values, ts)
+            return
         assigner = self.assigner
         if assigner is None:
             if timestamps is None or any(t is None for t in timestamps):

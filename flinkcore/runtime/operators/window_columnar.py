@@ -386,6 +386,8 @@ def _to_numpy(column: Any, dtype: Any = None) -> np.ndarray:
 class ColumnarWindowOperator(AbstractStreamOperator):
     """Keyed tumbling/sliding event-time windows with built-in aggregates over column batches.
 
+    It takes columnar batches (``accepts_columnar``) as the source emits them.
+
     ``key_field`` names the key column; ``aggs`` is ``[(output name, function, input column)]``;
     ``make_output(key, start, end, values)`` builds one output record (a Row) from a finished
     window's values (a tuple in ``aggs`` order) — if it has a ``row_class`` attribute the rows
@@ -394,6 +396,8 @@ class ColumnarWindowOperator(AbstractStreamOperator):
     input column when batches arrive as lists of rows (default float64). Batches may be Arrow
     record batches / tables (zero copy) or lists of rows (columns gathered by C-level loops).
     """
+
+    accepts_columnar = True
 
     def __init__(
         self,
@@ -444,7 +448,9 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         column = getattr(values, "column", None)
         if column is not None and not isinstance(values, list):
             keys = _to_numpy(column(self.key_field))
-            cols = {name: _to_numpy(column(col)) for col, name in self._col_names.items()}
+            dtypes = self.column_dtypes
+            # the dtype the row path would use, so both paths compute alike
+            cols = {name: _to_numpy(column(col), dtypes.get(col)) for col, name in self._col_names.items()}
             return keys, cols
         n = len(values)
         cols = {}
@@ -506,11 +512,13 @@ class ColumnarWindowOperator(AbstractStreamOperator):
             return
         if isinstance(values, list):
             records = [values[i] for i in idx]
-        else:
-            rows = values.take(idx).to_pylist() if hasattr(values, "take") else [values[i] for i in idx]
-            from flinkcore.common.types import Row
+        elif hasattr(values, "take"):
+            from flinkcore.runtime.operators.arrow import record_batch_to_rows
 
-            records = [Row(**r) if isinstance(r, dict) else r for r in rows]
+            # the Rows the source would have emitted on the row path
+            records = record_batch_to_rows(values.take(idx))
+        else:
+            records = [values[i] for i in idx]
         self.output.collect_side(self.late_data_tag, records, ts[idx].tolist())
 
     # -- firing -----------------------------------------------------------------------------------
