@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from flinkcore._core.serde import dumps, loads
 from flinkcore.state.backend import (
     VOID_NAMESPACE,
     AggregatingState,
@@ -478,11 +479,13 @@ class HeapKeyedStateBackend(KeyedStateBackend):
         frozen = []
         for name, table in self._tables.items():
             state = self._states.get(name)
-            mutable = state is not None and state.descriptor.kind in ("list", "map")
-            copies = [
-                (ns, {k: _copy_container(v) for k, v in m.items()} if mutable else m.copy())
-                for ns, m in table.items()
-            ]
+            kind = state.descriptor.kind if state is not None else None
+            if kind in ("list", "map"):  # containers the heap state changes in place
+                copies = [(ns, {k: _copy_container(v) for k, v in m.items()}) for ns, m in table.items()]
+            elif kind == "aggregating":  # accumulators a user's AggregateFunction may change in place
+                copies = [(ns, dumps(m)) for ns, m in table.items()]
+            else:
+                copies = [(ns, m.copy()) for ns, m in table.items()]
             frozen.append((name, state, copies))
         now = self.ttl_time_provider()
 
@@ -493,6 +496,8 @@ class HeapKeyedStateBackend(KeyedStateBackend):
                 drop = ttl is not None and ttl.cleanup_full_snapshot
                 tables = []
                 for ns, m in copies:
+                    if type(m) is bytes:
+                        m = loads(m)
                     if drop:
                         live = ((k, state._drop_expired_for_snapshot(v, now)) for k, v in m.items())
                         m = {k: v for k, v in live if v is not _MISSING}
