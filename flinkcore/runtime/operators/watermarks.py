@@ -119,16 +119,19 @@ class TimestampsAndWatermarksOperator(AbstractStreamOperator):
 
     def process_batch(self, values: Any, timestamps: Any) -> None:
         if type(values) is not list:
-            ts = self._column_timestamps(values) if self._on_batch is not None else None
-            if ts is None:
-                from flinkcore.runtime.columnar import rows_of, timestamps_list
+            from flinkcore.runtime.columnar import rows_of, timestamps_list
 
+            ts = self._column_timestamps(values)
+            if ts is None:  # the assigner needs records: the batch goes on as Rows
                 self.process_batch(rows_of(values), timestamps_list(timestamps))
                 return
             if self.idle:
                 self._set_idle(False)
-            self._on_batch(ts)
-            self.output.collect(values, ts)
+            if self._on_batch is not None:
+                self._on_batch(ts)
+                self.output.collect(values, ts)
+            else:  # a user generator sees every event (as a Row); the batch stays columnar
+                self._per_event(rows_of(values), ts.tolist(), values, ts)
             return
         assigner = self.assigner
         if assigner is None:
@@ -152,21 +155,27 @@ class TimestampsAndWatermarksOperator(AbstractStreamOperator):
             self._on_batch(new_ts)
             self.output.collect(values, new_ts)
             return
-        # a user generator: call on_event per record and honour punctuated watermarks in order
+        self._per_event(values, new_ts, values, new_ts)
+
+    def _per_event(self, events: list, event_ts: list, values: Any, timestamps: Any) -> None:
+        """A user generator: call on_event per record and honour punctuated watermarks in order,
+        emitting ``values``/``timestamps`` (the batch as it flows: records or columns) in slices."""
         on_event = self.generator.on_event
         out = self._wm_out
         start = 0
-        for i, (v, ts) in enumerate(zip(values, new_ts, strict=False)):
+        for i, (v, ts) in enumerate(zip(events, event_ts, strict=False)):
             try:
                 on_event(v, ts, out)
             except Exception as e:
                 raise UserCodeError(self.name, v, e, where="record (watermark generator)") from e
             if out.pending is not None:
-                self.output.collect(values[start : i + 1], new_ts[start : i + 1])
+                self.output.collect(values[start : i + 1], timestamps[start : i + 1])
                 start = i + 1
                 self._flush_watermark()
-        if start < len(values):
-            self.output.collect(values[start:] if start else values, new_ts[start:] if start else new_ts)
+        if start < len(events):
+            self.output.collect(
+                values[start:] if start else values, timestamps[start:] if start else timestamps
+            )
 
     def process_watermark(self, watermark: int) -> None:
         if watermark == MAX_WATERMARK and self.emitted < MAX_WATERMARK:
