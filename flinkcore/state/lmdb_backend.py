@@ -100,19 +100,6 @@ def _decode_key(data: bytes) -> Any:
     return loads(data)
 
 
-class _Frozen:
-    """A stored value serialized when a snapshot was taken (or the deletion marker)."""
-
-    __slots__ = ("data",)
-
-    def __new__(cls, stored: Any) -> Any:
-        if stored is _DELETED:
-            return stored
-        frozen = super().__new__(cls)
-        frozen.data = dumps(stored)
-        return frozen
-
-
 class LmdbStore:
     """One LMDB environment: named databases, grow-on-demand writes, consistent read views."""
 
@@ -295,21 +282,6 @@ class _LmdbState(InternalKvState):
                     (db, self._record_key(ckey, ns_bytes), None if stored is _DELETED else dumps(stored))
                 )
         return ops
-
-    def _dirty_entries(self) -> list[tuple[bytes, Any, Any]]:
-        """(encoded namespace, cache key, stored value or _DELETED) of every unwritten change.
-        Accumulators are serialized now: a user's AggregateFunction may change them in place."""
-        out = []
-        freeze = self.descriptor.kind == "aggregating"
-        for namespace, dirty in self._dirty.items():
-            if dirty:
-                table = self._tables[namespace]
-                ns_bytes = _encode_namespace(namespace)
-                if freeze:
-                    out.extend((ns_bytes, ck, _Frozen(table[ck])) for ck in dirty)
-                else:
-                    out.extend((ns_bytes, ckey, table[ckey]) for ckey in dirty)
-        return out
 
     def _after_flush(self) -> None:
         """Everything is written: forget which entries were dirty; drop the cache past its size."""
@@ -709,13 +681,15 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
 
     # -- snapshots -------------------------------------------------------------------------
     def snapshot_async(self) -> Callable[[], dict]:
-        """Pin a consistent LMDB read view and take the cached changes not yet written (the
-        entries themselves, not copies: this backend replaces stored values, it never changes
-        them in place); the returned function merges the two into records, on any thread, while
-        processing goes on. The task pauses for a reference per cached change, not a write."""
+        """Flush, pin a consistent LMDB read view, and return the function that copies it out.
+
+        Call the function on any thread; processing may go on meanwhile. The write-back of the
+        cache stays in the synchronous phase, as RocksDB's memtable flush does in Flink: merging
+        the cached changes into the copy on the writer thread cut the pause but cost the task
+        far more CPU (1M keys: 187k -> 40k events/s with a checkpoint every second).
+        """
+        self.flush()
         kinds = {name: (s.descriptor.kind, s._ttl is not None) for name, s in self._states.items()}
-        overlays = {name: s._dirty_entries() for name, s in self._states.items()}
-        states_now = dict(self._states)
         copy_out = self._store.snapshot_view()
         drop_expired = {
             name: s for name, s in self._states.items() if s._ttl is not None and s._ttl.cleanup_full_snapshot
@@ -724,19 +698,7 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
 
         def materialize() -> dict:
             states = {}
-            copied = copy_out()
-            for name in overlays.keys() | copied.keys():
-                records = copied.get(name, [])
-                if overlays.get(name):
-                    merged = dict(records)
-                    state = states_now[name]
-                    for ns_bytes, ckey, stored in overlays[name]:
-                        rkey = state._record_key(ckey, ns_bytes)
-                        if stored is _DELETED:
-                            merged.pop(rkey, None)
-                        else:
-                            merged[rkey] = stored.data if type(stored) is _Frozen else dumps(stored)
-                    records = sorted(merged.items())
+            for name, records in copy_out().items():
                 if name in drop_expired:
                     records = _without_expired(drop_expired[name], records, now)
                 kind, ttl = kinds.get(name, (None, False))
