@@ -19,28 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from flinkcore.runtime.operators.base import UserCodeError
-from flinkcore.runtime.operators.udf import UdfOperator
+from flinkcore.runtime.operators.udf import SinkContext, UdfOperator
 
 __all__ = ["TwoPhaseCommitSinkOperator"]
-
-
-class _Context:
-    """The ``context`` of ``invoke``: the record's timestamp and the current watermark."""
-
-    __slots__ = ("_op", "_ts")
-
-    def __init__(self, op: TwoPhaseCommitSinkOperator) -> None:
-        self._op = op
-        self._ts: int | None = None
-
-    def timestamp(self) -> int | None:
-        return self._ts
-
-    def current_watermark(self) -> int:
-        return self._op.current_watermark
-
-    def current_processing_time(self) -> int:
-        return self._op.context.processing_time_service.current_processing_time()
 
 
 class TwoPhaseCommitSinkOperator(UdfOperator):
@@ -55,7 +36,7 @@ class TwoPhaseCommitSinkOperator(UdfOperator):
     # -- life cycle ---------------------------------------------------------------------------
     def open(self) -> None:
         super().open()
-        self.invoke_context = _Context(self)
+        self.invoke_context = SinkContext(self)
         for state in self._restored:
             if state is None:
                 continue
