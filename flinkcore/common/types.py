@@ -134,10 +134,32 @@ class Row(tuple):
         return (_rebuild_row, (tuple(self), self._fields, self._row_kind.value))
 
 
+try:  # the C descriptor behind namedtuple fields: row.name without a Python call
+    from _collections import _tuplegetter
+except ImportError:  # pragma: no cover - other interpreters
+    from operator import itemgetter
+
+    def _tuplegetter(index: int, doc: str) -> Any:
+        return property(itemgetter(index), doc=doc)
+
+
 def row_class(field_names: tuple[str, ...]) -> type[Row]:
     """A Row subclass whose instances all carry ``field_names`` (no per-row dict): build rows
-    fast from columns with ``tuple.__new__(cls, values)``."""
-    return type("Row", (Row,), {"_fields": tuple(field_names)})
+    fast from columns with ``tuple.__new__(cls, values)``. Its fields are read by C-level
+    descriptors (``row.total`` costs what a namedtuple's field does); a name that is already an
+    attribute of Row (a method such as ``count``) keeps its meaning, as on any Row."""
+    names = tuple(field_names)
+    attrs: dict[str, Any] = {"_fields": names}
+    for i, name in enumerate(names):
+        if (
+            isinstance(name, str)
+            and name.isidentifier()
+            and not name.startswith("_")
+            and not hasattr(Row, name)
+        ):
+            if names.index(name) == i:
+                attrs[name] = _tuplegetter(i, f"field {name!r}")
+    return type("Row", (Row,), attrs)
 
 
 def _rebuild_row(values: tuple, fields: tuple | None, kind: int) -> Row:
