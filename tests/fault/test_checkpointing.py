@@ -164,3 +164,45 @@ def test_failing_checkpoints_fail_the_job_past_the_tolerable_number(tmp_path):
     job.build(env, str(tmp_path / "out2"), str(blocker), 2_000, rate=4_000)
     env.get_checkpoint_config().set_tolerable_checkpoint_failure_number(1_000)
     env.execute("tolerates failing checkpoints")
+
+
+def test_file_source_resumes_from_its_checkpointed_offset(tmp_path, committed):
+    from flinkcore.common import Encoder, WatermarkStrategy
+    from flinkcore.datastream.connectors.file_system import BucketAssigner, FileSink, FileSource, StreamFormat
+
+    lines = [f"line-{i}" for i in range(3_000)]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "data.txt").write_text("\n".join(lines) + "\n")
+    out = str(tmp_path / "out")
+
+    class SlowFailOnce(job.MapFunction):
+        failed = False
+
+        def map(self, value):
+            time.sleep(0.0002)  # ~0.6 s of input, so checkpoints complete before the failure
+            if value == "line-2000" and not SlowFailOnce.failed:
+                SlowFailOnce.failed = True
+                raise RuntimeError("injected")
+            return value
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.enable_checkpointing(50)
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(2, 0))
+    source = FileSource.for_record_stream_format(
+        StreamFormat.text_line_format(), str(tmp_path / "in")
+    ).build()
+    sink = (
+        FileSink.for_row_format(out, Encoder.simple_string_encoder())
+        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+        .build()
+    )
+    env.from_source(source, WatermarkStrategy.no_watermarks(), "lines").uid("lines").map(
+        SlowFailOnce()
+    ).sink_to(sink)
+    client = env.execute_async("file source")
+    client.get_job_execution_result().result(timeout=60)
+    execution = client._job
+    assert execution.restarts == 1
+    restored_source = execution._restore["lines"]["source"][0]
+    assert restored_source["offset"] > 0, "the restart resumed mid-file, from a checkpoint"
+    assert committed(out) == sorted(lines)

@@ -322,3 +322,29 @@ def test_a_deferred_snapshot_is_the_state_at_snapshot_time(make_backend):
     for k in (0, 42, 99):
         restored.set_current_key(k)
         assert rvalue.value() == k and racc.get() == k
+
+
+def test_ttl_of_list_reducing_and_aggregating_state(make_backend):
+    clock = Clock()
+    backend = make_backend(ttl_time_provider=clock)
+    ttl = StateTtlConfig.new_builder(100).build()
+    descriptors = [
+        ListStateDescriptor("l"),
+        ReducingStateDescriptor("r", lambda a, b: a + b),
+        AggregatingStateDescriptor("g", SumAgg()),
+    ]
+    for d in descriptors:
+        d.enable_time_to_live(ttl)
+    lst, red, agg = (backend.get_or_create_state(d) for d in descriptors)
+    backend.set_current_key("k")
+    lst.add(1)
+    red.add(1)
+    agg.add(1)
+    clock.now += 60
+    lst.add(2)  # each list element has its own timestamp
+    red.add(2)  # a write refreshes the folded value
+    agg.add(3)
+    clock.now += 60
+    assert list(lst.get()) == [2] and red.get() == 3 and agg.get() == 2.0
+    clock.now += 100
+    assert list(lst.get()) == [] and red.get() is None and agg.get() is None
