@@ -179,10 +179,12 @@ class _HarnessBase:
     def num_keyed_state_entries(self) -> int:
         if self.state_backend is None:
             return 0
-        states = self.state_backend.snapshot()["states"].values()
-        return sum(
-            sum(len(t[2]) for t in s["tables"]) if "tables" in s else len(s["records"]) for s in states
-        )
+        snap = self.state_backend.snapshot()
+        if snap["backend"] == "lmdb":
+            from flinkcore.state.lmdb_backend import snapshot_records
+
+            return sum(len(records) for records in snapshot_records(snap).values())
+        return sum(len(keys) for s in snap["states"].values() for _, _, keys, _ in s["tables"])
 
 
 def _batch(value: Any, timestamp: int | None) -> tuple[list, list | None]:

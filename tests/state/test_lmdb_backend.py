@@ -348,3 +348,22 @@ def test_ttl_of_list_reducing_and_aggregating_state(make_backend):
     assert list(lst.get()) == [2] and red.get() == 3 and agg.get() == 2.0
     clock.now += 100
     assert list(lst.get()) == [] and red.get() is None and agg.get() is None
+
+
+def test_heap_restores_an_lmdb_snapshot(tmp_path):
+    source = LmdbKeyedStateBackend(path=str(tmp_path / "db"))
+    v = source.get_or_create_state(ValueStateDescriptor("v"))
+    m = source.get_or_create_state(MapStateDescriptor("m"))
+    lst = source.get_or_create_state(ListStateDescriptor("l"))
+    for k in ("a", "b"):
+        source.set_current_key(k)
+        v.update(k.upper())
+        m.put_all({1: k, (2, "x"): k * 2})
+        lst.add_all([k, k])
+    heap = HeapKeyedStateBackend()
+    heap.restore([source.snapshot()])
+    source.dispose()
+    heap.set_current_key("b")
+    assert heap.get_or_create_state(ValueStateDescriptor("v")).value() == "B"
+    assert dict(heap.get_or_create_state(MapStateDescriptor("m")).items()) == {1: "b", (2, "x"): "bb"}
+    assert list(heap.get_or_create_state(ListStateDescriptor("l")).get()) == ["b", "b"]
