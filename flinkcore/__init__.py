@@ -5,5 +5,6 @@ imports. Hot paths run in compiled C (``flinkcore._core`` over ``_native/``).
 """
 
 from flinkcore._version import __version__
+from flinkcore.jit import jit  # numba itself is imported only when a jit function first runs on columns
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "jit"]

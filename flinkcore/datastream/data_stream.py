@@ -266,6 +266,18 @@ class DataStream:
 
     def filter(self, func: Any) -> DataStream:
         fn, obj = _method(func, "filter", "filter")
+        from flinkcore.jit import JitFunction
+
+        if isinstance(func, JitFunction):
+            from flinkcore.runtime.operators.jit import JitFilterOperator
+
+            # (+) flinkcore.jit: one compiled ufunc over each columnar batch
+            return self._one_input(
+                "Filter",
+                _UdfFactory(lambda o: JitFilterOperator(o, o), obj),
+                self.get_type(),
+                self._key_selector(),
+            )
         return self._one_input(
             "Filter",
             _UdfFactory(lambda o: udf.FilterOperator(_method(o, "filter", "filter")[0], o), obj),
