@@ -34,7 +34,7 @@ def _latest_checkpoint(chk_dir):
 @pytest.mark.parametrize("backend", ["heap", "lmdb"])
 def test_sigkill_and_resume_is_exactly_once(tmp_path, backend, committed):
     out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
-    n, rate = 6_000, 4_000  # about 1.5 s of input per uninterrupted run
+    n, rate = 10_000, 4_000  # about 2.5 s of input per uninterrupted run
     rng = random.Random(7 if backend == "heap" else 11)
     env = {**os.environ, "FLINKCORE_HOME": str(tmp_path / "home")}
     resume_from = None
