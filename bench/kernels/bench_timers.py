@@ -15,6 +15,7 @@ import sys
 import time
 
 import numpy as np
+
 from flinkcore._core.timers import TimerQueue
 
 N = 100_000

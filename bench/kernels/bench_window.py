@@ -20,6 +20,7 @@ import tempfile
 import time
 
 import numpy as np
+
 from flinkcore._core.window_kernels import SessionWindowTable, WindowAggTable
 
 BATCH = 65_536
