@@ -8,8 +8,9 @@ barriers. (Across processes, the parallel runtime adds aligned barriers.)
 A checkpoint goes in two phases, as in Flink:
 
 1. synchronous, on the task thread: ``prepare_snapshot_pre_barrier(id)`` on every operator (a
-   transactional sink pre-commits there), then ``Job.snapshot()``. Backends that can (LMDB) only
-   pin a consistent read view here and return a :class:`~flinkcore.state.backend.DeferredSnapshot`.
+   transactional sink pre-commits there), then ``Job.snapshot()``. State backends only take what
+   must be taken now (heap: copies of the tables; LMDB: its cache written back and a read view
+   pinned) and return a :class:`~flinkcore.state.snapshots.DeferredSnapshot`.
 2. asynchronous, on a writer thread: deferred parts are copied out, every operator's state is
    serialized into its own file of a ``chk-<n>`` directory, ``_metadata`` is written last.
 

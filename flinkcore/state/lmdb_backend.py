@@ -3,7 +3,8 @@
 Layout (Flink's RocksDB layout, with LMDB named databases as column families): one named
 database per state, records keyed by ::
 
-    key group (2 bytes, big-endian) | len(key) (4 bytes) | encoded key | encoded namespace [| encoded map key]
+    key group (2 bytes, big-endian) | len(key) (4 bytes) | encoded key | encoded namespace
+    map state: ... | encoded key | len(namespace) (4 bytes) | encoded namespace | encoded map key
 
 so that the records of a key group range are one contiguous range (rescaling moves ranges
 without decoding) and the state of one key is one prefix. Keys encode deterministically
@@ -15,8 +16,9 @@ is at most one transaction per micro-batch, never one per record). Because a ``M
 aborts the whole transaction, the cache still holds every write then: the map is grown and the
 transaction replayed, so the error never reaches a user.
 
-Snapshots are taken from an LMDB read transaction (MVCC: a consistent view while writes go on),
-so :meth:`snapshot_async` returns at once and the records are copied out on another thread.
+Snapshots write the cache back, then pin an LMDB read transaction (MVCC: a consistent view
+while writes go on); on another thread LMDB copies the environment file from that view
+(``mdb_env_copy``, in C, without the GIL), which is what a checkpoint stores.
 """
 
 from __future__ import annotations
@@ -128,9 +130,6 @@ class LmdbStore:
             self._end_read()  # a read transaction cannot see a database created after it began
             handle = self._dbs[name] = self.env.open_db(name.encode("utf-8"))
         return handle
-
-    def names(self) -> list[str]:
-        return list(self._dbs)
 
     # -- reads -----------------------------------------------------------------------------
     def reader(self) -> lmdb.Transaction:
