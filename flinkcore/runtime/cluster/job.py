@@ -204,7 +204,7 @@ class ClusterJob:
                 exc = WorkerFailure(
                     f"slot {source - 1} (worker process {self.processes[source]}) failed:\n{text}"
                 )
-            else:
+            elif hasattr(exc, "add_note"):  # Python 3.11+; on 3.10 the exception goes as it is
                 exc.add_note(
                     f"raised in slot {source - 1} (worker process {self.processes[source]}):\n{text}"
                 )
