@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import sys
 import tempfile
 import threading
@@ -52,6 +53,8 @@ from flinkcore.state.snapshots import DeferredSnapshot, resolve_deferred, snapsh
 __all__ = ["LmdbKeyedStateBackend"]
 
 _MISSING = object()
+#: key group (2 bytes) and encoded key length (_KEY_LEN bytes), big-endian
+_pack_prefix = struct.Struct(">HI").pack
 _DELETED = object()
 _KEY_LEN = 4
 #: entries kept in a state's read cache between flushes (the cache is dropped past this)
@@ -621,8 +624,7 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
         prefix = self._prefixes.get(key)
         if prefix is None:
             encoded = encode_key(key)
-            kg = key_group_of(key, self.max_parallelism)
-            prefix = kg.to_bytes(2, "big") + len(encoded).to_bytes(_KEY_LEN, "big") + encoded
+            prefix = _pack_prefix(key_group_of(key, self.max_parallelism), len(encoded)) + encoded
             if len(self._prefixes) >= _CACHE_LIMIT:
                 self._prefixes.clear()
             self._prefixes[key] = prefix
