@@ -31,12 +31,12 @@ test: install
 	$(PY) -m pytest -q
 
 # The native core built with -O0 -g and AddressSanitizer/UBSan, the kernel tests run under it, then
-# the optimised core rebuilt.
+# the optimised core rebuilt. The RSS leak tests are left out: ASan's quarantine holds freed memory.
 REBUILD := setup.py -q build_clib --force build_ext --inplace --force -j 2
 test-asan: $(INSTALLED)
 	FLINKCORE_DEBUG=1 $(PY) $(REBUILD)
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	  ASAN_OPTIONS=detect_leaks=0 $(PY) -m pytest -q -x tests/_core; \
+	  ASAN_OPTIONS=detect_leaks=0 $(PY) -m pytest -q -x tests/_core --ignore=tests/_core/test_leaks.py; \
 	  status=$$?; $(PY) $(REBUILD) && touch $(BUILT); exit $$status
 
 bench: install
