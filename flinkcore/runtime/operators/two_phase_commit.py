@@ -19,24 +19,30 @@ from __future__ import annotations
 from typing import Any
 
 from flinkcore.runtime.operators.base import UserCodeError
-from flinkcore.runtime.operators.udf import SinkContext, UdfOperator
+from flinkcore.runtime.operators.udf import SinkOperator
 
 __all__ = ["TwoPhaseCommitSinkOperator"]
 
 
-class TwoPhaseCommitSinkOperator(UdfOperator):
+class TwoPhaseCommitSinkOperator(SinkOperator):
+    """A sink operator whose records go into the open transaction of its function."""
+
     def __init__(self, sink: Any, name: str = "TwoPhaseCommitSink") -> None:
-        super().__init__(sink, name)
+        super().__init__(self._invoke_in_transaction, sink, name)
         self.sink = sink
         self.transaction: Any = None
         #: checkpoint id -> pre-committed transaction waiting for that checkpoint to complete
         self.pending: dict[int, Any] = {}
         self._restored: list = []
 
+    def _invoke_in_transaction(self, value: Any, context: Any) -> None:
+        self.sink.invoke(self.transaction, value, context)
+
     # -- life cycle ---------------------------------------------------------------------------
     def open(self) -> None:
         super().open()
-        self.invoke_context = SinkContext(self)
+        if getattr(self.sink, "invoke_batch", None) is not None:  # writes whole batches (FileSink)
+            self.process_batch = self._process_whole_batch  # type: ignore[method-assign]
         for state in self._restored:
             if state is None:
                 continue
@@ -58,38 +64,11 @@ class TwoPhaseCommitSinkOperator(UdfOperator):
                 self.name, args[0] if args else None, e, where=f"{method}() of transaction"
             ) from e
 
-    def process_batch(self, values: list, timestamps: list | None) -> None:
-        txn = self.transaction
-        invoke_batch = getattr(self.sink, "invoke_batch", None)
-        if invoke_batch is not None:  # a sink that writes whole batches (FileSink)
-            try:
-                invoke_batch(txn, values)
-            except Exception as e:
-                raise UserCodeError(
-                    self.name, values[0] if values else None, e, where="batch starting at"
-                ) from e
-            return
-        invoke = self.sink.invoke
-        ctx = self.invoke_context
-        v = None
+    def _process_whole_batch(self, values: list, timestamps: list | None) -> None:
         try:
-            if timestamps is None:
-                ctx._ts = None
-                for v in values:
-                    invoke(txn, v, ctx)
-            else:
-                for v, ts in zip(values, timestamps, strict=True):
-                    ctx._ts = ts
-                    invoke(txn, v, ctx)
+            self.sink.invoke_batch(self.transaction, values)
         except Exception as e:
-            raise self._fail(v, e) from e
-
-    def process_watermark(self, watermark: int) -> None:
-        if watermark > self.current_watermark:
-            self.current_watermark = watermark
-
-    def process_watermark_status(self, idle: bool) -> None:
-        pass
+            raise UserCodeError(self.name, values[0] if values else None, e, where="batch starting at") from e
 
     def end_input(self) -> None:
         """A bounded input ended: everything written so far becomes visible."""
