@@ -59,6 +59,9 @@ class _VoidNamespace:
 
 VOID_NAMESPACE = _VoidNamespace()
 
+#: what a backend's internal read returns when nothing is stored (a stored value is never this)
+MISSING: Any = object()
+
 
 class State(ABC):
     """Base of every user-facing state object."""
@@ -151,6 +154,50 @@ class AggregatingState(State):
 
     @abstractmethod
     def add(self, value: Any) -> None: ...
+
+
+class FoldedReducingState:
+    """ReducingState logic over a backend's ``_get_value()`` / ``_put_value(v)`` (MISSING when
+    empty), one implementation for every backend: mix it in before the backend's state class."""
+
+    def __init__(self, backend: Any, descriptor: Any, *args: Any) -> None:
+        super().__init__(backend, descriptor, *args)
+        self._reduce = descriptor.reduce
+
+    def _fold(self, a: Any, b: Any) -> Any:
+        return self._reduce(a, b)
+
+    def get(self) -> Any:
+        value = self._get_value()
+        return None if value is MISSING else value
+
+    def add(self, value: Any) -> None:
+        current = self._get_value()
+        self._put_value(value if current is MISSING else self._reduce(current, value))
+
+
+class FoldedAggregatingState:
+    """AggregatingState logic over ``_get_value()`` / ``_put_value(v)``: stores the accumulator,
+    ``get`` returns ``get_result(accumulator)``."""
+
+    def __init__(self, backend: Any, descriptor: Any, *args: Any) -> None:
+        super().__init__(backend, descriptor, *args)
+        self._agg = descriptor.agg_function
+
+    def _fold(self, a: Any, b: Any) -> Any:
+        if not callable(getattr(self._agg, "merge", None)):
+            raise NotImplementedError("merging AggregatingState needs AggregateFunction.merge()")
+        return self._agg.merge(a, b)
+
+    def get(self) -> Any:
+        acc = self._get_value()
+        return None if acc is MISSING else self._agg.get_result(acc)
+
+    def add(self, value: Any) -> None:
+        acc = self._get_value()
+        if acc is MISSING:
+            acc = self._agg.create_accumulator()
+        self._put_value(self._agg.add(value, acc))
 
 
 class InternalKvState(ABC):

@@ -12,8 +12,11 @@ from typing import Any
 
 from flinkcore._core.serde import dumps, loads
 from flinkcore.state.backend import (
+    MISSING,
     VOID_NAMESPACE,
     AggregatingState,
+    FoldedAggregatingState,
+    FoldedReducingState,
     InternalKvState,
     KeyedStateBackend,
     ListState,
@@ -28,7 +31,7 @@ from flinkcore.state.snapshots import DeferredSnapshot, resolve_deferred, snapsh
 __all__ = ["HeapKeyedStateBackend"]
 
 _Table = dict  # namespace -> {key -> value}
-_MISSING = object()
+_MISSING = MISSING
 
 
 class _HeapState(InternalKvState):
@@ -337,7 +340,7 @@ class HeapMapState(_HeapState, MapState):
 class _HeapFoldingState(_HeapState):
     """Shared code of ReducingState and AggregatingState: one folded value per key."""
 
-    def _raw_get(self) -> Any:
+    def _get_value(self) -> Any:
         m = self._map
         if m is None:
             return _MISSING
@@ -352,7 +355,7 @@ class _HeapFoldingState(_HeapState):
             m[self._backend.current_key] = (stored[0], now)
         return stored[0]
 
-    def _raw_put(self, value: Any) -> None:
+    def _put_value(self, value: Any) -> None:
         if self._ttl is not None:
             self._incremental_cleanup()
             value = (value, self._now())
@@ -377,50 +380,18 @@ class _HeapFoldingState(_HeapState):
         if acc is not _MISSING:
             saved = self._ns
             self.set_current_namespace(target)
-            existing = self._raw_get()
-            self._raw_put(acc if existing is _MISSING else self._fold(existing, acc))
+            existing = self._get_value()
+            self._put_value(acc if existing is _MISSING else self._fold(existing, acc))
             self.set_current_namespace(saved)
         self._reset_cache()
 
 
-class HeapReducingState(_HeapFoldingState, ReducingState):
-    def __init__(self, backend, descriptor, table) -> None:
-        super().__init__(backend, descriptor, table)
-        self._reduce = descriptor.reduce
-
-    def _fold(self, a: Any, b: Any) -> Any:
-        return self._reduce(a, b)
-
-    def get(self) -> Any:
-        v = self._raw_get()
-        return None if v is _MISSING else v
-
-    def add(self, value: Any) -> None:
-        current = self._raw_get()
-        self._raw_put(value if current is _MISSING else self._reduce(current, value))
+class HeapReducingState(FoldedReducingState, _HeapFoldingState, ReducingState):
+    pass
 
 
-class HeapAggregatingState(_HeapFoldingState, AggregatingState):
-    """Stores the accumulator; ``get`` returns ``get_result(accumulator)``."""
-
-    def __init__(self, backend, descriptor, table) -> None:
-        super().__init__(backend, descriptor, table)
-        self._agg = descriptor.agg_function
-
-    def _fold(self, a: Any, b: Any) -> Any:
-        if not callable(getattr(self._agg, "merge", None)):
-            raise NotImplementedError("merging AggregatingState needs AggregateFunction.merge()")
-        return self._agg.merge(a, b)
-
-    def get(self) -> Any:
-        acc = self._raw_get()
-        return None if acc is _MISSING else self._agg.get_result(acc)
-
-    def add(self, value: Any) -> None:
-        acc = self._raw_get()
-        if acc is _MISSING:
-            acc = self._agg.create_accumulator()
-        self._raw_put(self._agg.add(value, acc))
+class HeapAggregatingState(FoldedAggregatingState, _HeapFoldingState, AggregatingState):
+    pass
 
 
 _STATE_CLASSES: dict[str, type] = {

@@ -37,8 +37,11 @@ import lmdb
 from flinkcore._core.serde import VERSION as SERDE_VERSION
 from flinkcore._core.serde import dumps, encode_key, loads
 from flinkcore.state.backend import (
+    MISSING,
     VOID_NAMESPACE,
     AggregatingState,
+    FoldedAggregatingState,
+    FoldedReducingState,
     InternalKvState,
     KeyedStateBackend,
     ListState,
@@ -52,7 +55,7 @@ from flinkcore.state.snapshots import DeferredSnapshot, resolve_deferred, snapsh
 
 __all__ = ["LmdbKeyedStateBackend"]
 
-_MISSING = object()
+_MISSING = MISSING
 #: key group (2 bytes) and encoded key length (_KEY_LEN bytes), big-endian
 _pack_prefix = struct.Struct(">HI").pack
 _DELETED = object()
@@ -402,44 +405,12 @@ class LmdbValueState(_LmdbSingleValue, ValueState):
             self._ns_dirty.add(key)
 
 
-class LmdbReducingState(_LmdbSingleValue, ReducingState):
-    def __init__(self, backend: LmdbKeyedStateBackend, descriptor: StateDescriptor) -> None:
-        super().__init__(backend, descriptor)
-        self._reduce = descriptor.reduce
-
-    def _fold(self, a: Any, b: Any) -> Any:
-        return self._reduce(a, b)
-
-    def get(self) -> Any:
-        value = self._get_value()
-        return None if value is _MISSING else value
-
-    def add(self, value: Any) -> None:
-        current = self._get_value()
-        self._put_value(value if current is _MISSING else self._reduce(current, value))
+class LmdbReducingState(FoldedReducingState, _LmdbSingleValue, ReducingState):
+    pass
 
 
-class LmdbAggregatingState(_LmdbSingleValue, AggregatingState):
-    """Stores the accumulator; ``get`` returns ``get_result(accumulator)``."""
-
-    def __init__(self, backend: LmdbKeyedStateBackend, descriptor: StateDescriptor) -> None:
-        super().__init__(backend, descriptor)
-        self._agg = descriptor.agg_function
-
-    def _fold(self, a: Any, b: Any) -> Any:
-        if not callable(getattr(self._agg, "merge", None)):
-            raise NotImplementedError("merging AggregatingState needs AggregateFunction.merge()")
-        return self._agg.merge(a, b)
-
-    def get(self) -> Any:
-        acc = self._get_value()
-        return None if acc is _MISSING else self._agg.get_result(acc)
-
-    def add(self, value: Any) -> None:
-        acc = self._get_value()
-        if acc is _MISSING:
-            acc = self._agg.create_accumulator()
-        self._put_value(self._agg.add(value, acc))
+class LmdbAggregatingState(FoldedAggregatingState, _LmdbSingleValue, AggregatingState):
+    pass
 
 
 class LmdbListState(_LmdbState, ListState):
