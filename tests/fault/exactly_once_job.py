@@ -9,6 +9,7 @@ Run as a script (``flinkcore run exactly_once_job.py OUT CHK N RATE BACKEND [FAI
 build it in-process with :func:`build`.
 """
 
+import os
 import sys
 
 from flinkcore.common import Encoder, WatermarkStrategy
@@ -22,6 +23,7 @@ from flinkcore.datastream.connectors.datagen import DataGeneratorSource
 from flinkcore.datastream.connectors.file_system import BucketAssigner, FileSink
 from flinkcore.datastream.functions import KeyedProcessFunction, MapFunction
 from flinkcore.datastream.state import ValueStateDescriptor
+from flinkcore.state.checkpoint_storage import CorruptCheckpointError, load_checkpoint
 
 KEYS = 7
 
@@ -96,6 +98,19 @@ def expected_lines(n):
             lines.append(f"w{key},{sum(window[key])}")
             window[key] = []
     return sorted(lines)
+
+
+def latest_checkpoint(chk_dir):
+    """The newest complete checkpoint of any run under ``chk_dir`` (each run, a job id dir)."""
+    best = None
+    for job_id in os.listdir(chk_dir) if os.path.isdir(chk_dir) else []:
+        try:
+            found = load_checkpoint(os.path.join(chk_dir, job_id))
+        except CorruptCheckpointError:
+            continue
+        if best is None or found.timestamp_ms > best.timestamp_ms:
+            best = found
+    return best
 
 
 if __name__ == "__main__":

@@ -11,24 +11,9 @@ import time
 
 import pytest
 
-from flinkcore.state.checkpoint_storage import CorruptCheckpointError, load_checkpoint
-
 JOB = os.path.join(os.path.dirname(__file__), "exactly_once_job.py")
 sys.path.insert(0, os.path.dirname(__file__))
 import exactly_once_job as job  # noqa: E402
-
-
-def _latest_checkpoint(chk_dir):
-    """The newest complete checkpoint of any run (each run has its own job id directory)."""
-    best = None
-    for job_id in os.listdir(chk_dir) if os.path.isdir(chk_dir) else []:
-        try:
-            found = load_checkpoint(os.path.join(chk_dir, job_id))
-        except CorruptCheckpointError:
-            continue
-        if best is None or found.timestamp_ms > best.timestamp_ms:
-            best = found
-    return best
 
 
 @pytest.mark.parametrize("backend", ["heap", "lmdb"])
@@ -55,7 +40,7 @@ def test_sigkill_and_resume_is_exactly_once(tmp_path, backend, committed):
             finished = True
             break
         kills += 1
-        latest = _latest_checkpoint(chk)
+        latest = job.latest_checkpoint(chk)
         if latest is not None:
             resume_from = str(latest.path)
     if not finished:  # resume the last kill once more, at full speed, to the end

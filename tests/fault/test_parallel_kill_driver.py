@@ -9,8 +9,6 @@ import sys
 import textwrap
 import time
 
-from flinkcore.state.checkpoint_storage import CorruptCheckpointError, load_checkpoint
-
 HERE = os.path.dirname(__file__)
 sys.path.insert(0, HERE)
 import exactly_once_job as job  # noqa: E402
@@ -29,18 +27,6 @@ SCRIPT = textwrap.dedent(
     job.build(env, out, chk, n, rate, "heap", parallelism=2).execute("parallel exactly-once")
     """
 )
-
-
-def _latest_checkpoint(chk_dir):
-    best = None
-    for job_id in os.listdir(chk_dir) if os.path.isdir(chk_dir) else []:
-        try:
-            found = load_checkpoint(os.path.join(chk_dir, job_id))
-        except CorruptCheckpointError:
-            continue
-        if best is None or found.timestamp_ms > best.timestamp_ms:
-            best = found
-    return best
 
 
 def _gone(pid):
@@ -62,7 +48,7 @@ def test_killing_the_driver_of_a_parallel_job_resumes_exactly_once(tmp_path, com
     )
     server = int(proc.stdout.readline().split()[1])
     deadline = time.monotonic() + 30
-    while _latest_checkpoint(chk) is None:
+    while job.latest_checkpoint(chk) is None:
         assert time.monotonic() < deadline and proc.poll() is None, "no checkpoint before the kill"
         time.sleep(0.02)
     time.sleep(0.2)
@@ -72,7 +58,7 @@ def test_killing_the_driver_of_a_parallel_job_resumes_exactly_once(tmp_path, com
     while not _gone(server) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(server), "the killed driver's fork server is still running"
-    latest = _latest_checkpoint(chk)
+    latest = job.latest_checkpoint(chk)
     env["FLINKCORE_SAVEPOINT_PATH"] = str(latest.path)
     done = subprocess.run(
         [sys.executable, "-c", script, out, chk, str(n), "1e9"], env=env, timeout=120, capture_output=True
