@@ -307,10 +307,7 @@ class _LmdbState(InternalKvState):
     def _after_flush(self) -> None:
         """Everything is written: forget which entries were dirty; drop the cache past its size."""
         if sum(map(len, self._tables.values())) > _CACHE_LIMIT:
-            self._tables.clear()
-            self._dirty.clear()
-            ns, self._ns = self._ns, _MISSING
-            self.set_current_namespace(ns)
+            self._reset_cache()
         else:
             for namespace in list(self._dirty):
                 self._dirty[namespace].clear()
@@ -318,6 +315,7 @@ class _LmdbState(InternalKvState):
                     del self._tables[namespace], self._dirty[namespace]
 
     def _reset_cache(self) -> None:
+        """Forget every cached entry (nothing unwritten may be in it)."""
         self._tables.clear()
         self._dirty.clear()
         ns, self._ns = self._ns, _MISSING
