@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable
 from enum import Enum
@@ -416,38 +415,32 @@ def _reducing_descriptor(name: str, fn: Callable[[Any, Any], Any]) -> ReducingSt
     return ReducingStateDescriptor(name, fn)
 
 
-class ContinuousEventTimeTrigger(Trigger[Any, TimeWindow]):
-    """Fires repeatedly every ``interval`` of event time, and at the end of the window."""
+_Continuous = TypeVar("_Continuous", bound="_ContinuousTrigger")
+
+
+class _ContinuousTrigger(Trigger[Any, TimeWindow]):
+    """Fires every ``interval`` of its time domain: the shared state and timer bookkeeping of
+    Flink's two continuous triggers (they differ in which timers they use and when they fire)."""
 
     def __init__(self, interval: int):
         if interval <= 0:
-            raise ValueError(f"ContinuousEventTimeTrigger interval must be > 0, got {interval}")
+            raise ValueError(f"{type(self).__name__} interval must be > 0, got {interval}")
         self.interval = interval
         self.state_desc = _reducing_descriptor("fire-time", _min)
 
-    @staticmethod
-    def of(interval: Any) -> ContinuousEventTimeTrigger:
-        return ContinuousEventTimeTrigger(to_millis(interval, "interval"))
+    @classmethod
+    def of(cls: type[_Continuous], interval: Any) -> _Continuous:
+        return cls(to_millis(interval, "interval"))
 
-    def on_element(self, element, timestamp, window, ctx) -> TriggerResult:
-        if window.max_timestamp() <= ctx.get_current_watermark():
-            return TriggerResult.FIRE
-        ctx.register_event_time_timer(window.max_timestamp())
+    def _register_timer(self, ctx, time: int) -> None:
+        raise NotImplementedError
+
+    def _delete_timer(self, ctx, time: int) -> None:
+        raise NotImplementedError
+
+    def _fire_if_due(self, time: int, window: TimeWindow, ctx) -> TriggerResult:
         fire_time = ctx.get_partitioned_state(self.state_desc)
-        if fire_time.get() is None:
-            start = timestamp - (timestamp % self.interval)
-            self._register_next(start, window, ctx, fire_time)
-        return TriggerResult.CONTINUE
-
-    def on_processing_time(self, time, window, ctx) -> TriggerResult:
-        return TriggerResult.CONTINUE
-
-    def on_event_time(self, time, window, ctx) -> TriggerResult:
-        if time == window.max_timestamp():
-            return TriggerResult.FIRE
-        fire_time = ctx.get_partitioned_state(self.state_desc)
-        current = fire_time.get()
-        if current is not None and current == time:
+        if fire_time.get() == time:
             fire_time.clear()
             self._register_next(time, window, ctx, fire_time)
             return TriggerResult.FIRE
@@ -460,36 +453,59 @@ class ContinuousEventTimeTrigger(Trigger[Any, TimeWindow]):
         ctx.merge_partitioned_state(self.state_desc)
         next_fire = ctx.get_partitioned_state(self.state_desc).get()
         if next_fire is not None:
-            ctx.register_event_time_timer(next_fire)
+            self._register_timer(ctx, next_fire)
 
     def clear(self, window, ctx) -> None:
         fire_time = ctx.get_partitioned_state(self.state_desc)
         current = fire_time.get()
         if current is not None:
-            ctx.delete_event_time_timer(current)
+            self._delete_timer(ctx, current)
             fire_time.clear()
 
     def _register_next(self, time: int, window: TimeWindow, ctx, fire_time) -> None:
         next_fire = min(time + self.interval, window.max_timestamp())
         fire_time.add(next_fire)
-        ctx.register_event_time_timer(next_fire)
+        self._register_timer(ctx, next_fire)
 
     def __repr__(self) -> str:
-        return f"ContinuousEventTimeTrigger({self.interval})"
+        return f"{type(self).__name__}({self.interval})"
 
 
-class ContinuousProcessingTimeTrigger(Trigger[Any, TimeWindow]):
+class ContinuousEventTimeTrigger(_ContinuousTrigger):
+    """Fires repeatedly every ``interval`` of event time, and at the end of the window."""
+
+    def _register_timer(self, ctx, time: int) -> None:
+        ctx.register_event_time_timer(time)
+
+    def _delete_timer(self, ctx, time: int) -> None:
+        ctx.delete_event_time_timer(time)
+
+    def on_element(self, element, timestamp, window, ctx) -> TriggerResult:
+        if window.max_timestamp() <= ctx.get_current_watermark():
+            return TriggerResult.FIRE
+        ctx.register_event_time_timer(window.max_timestamp())
+        fire_time = ctx.get_partitioned_state(self.state_desc)
+        if fire_time.get() is None:
+            self._register_next(timestamp - (timestamp % self.interval), window, ctx, fire_time)
+        return TriggerResult.CONTINUE
+
+    def on_processing_time(self, time, window, ctx) -> TriggerResult:
+        return TriggerResult.CONTINUE
+
+    def on_event_time(self, time, window, ctx) -> TriggerResult:
+        if time == window.max_timestamp():
+            return TriggerResult.FIRE
+        return self._fire_if_due(time, window, ctx)
+
+
+class ContinuousProcessingTimeTrigger(_ContinuousTrigger):
     """Fires repeatedly every ``interval`` of processing time."""
 
-    def __init__(self, interval: int):
-        if interval <= 0:
-            raise ValueError(f"ContinuousProcessingTimeTrigger interval must be > 0, got {interval}")
-        self.interval = interval
-        self.state_desc = _reducing_descriptor("fire-time", _min)
+    def _register_timer(self, ctx, time: int) -> None:
+        ctx.register_processing_time_timer(time)
 
-    @staticmethod
-    def of(interval: Any) -> ContinuousProcessingTimeTrigger:
-        return ContinuousProcessingTimeTrigger(to_millis(interval, "interval"))
+    def _delete_timer(self, ctx, time: int) -> None:
+        ctx.delete_processing_time_timer(time)
 
     def on_element(self, element, timestamp, window, ctx) -> TriggerResult:
         fire_time = ctx.get_partitioned_state(self.state_desc)
@@ -499,39 +515,10 @@ class ContinuousProcessingTimeTrigger(Trigger[Any, TimeWindow]):
         return TriggerResult.CONTINUE
 
     def on_processing_time(self, time, window, ctx) -> TriggerResult:
-        fire_time = ctx.get_partitioned_state(self.state_desc)
-        if fire_time.get() == time:
-            fire_time.clear()
-            self._register_next(time, window, ctx, fire_time)
-            return TriggerResult.FIRE
-        return TriggerResult.CONTINUE
+        return self._fire_if_due(time, window, ctx)
 
     def on_event_time(self, time, window, ctx) -> TriggerResult:
         return TriggerResult.CONTINUE
-
-    def can_merge(self) -> bool:
-        return True
-
-    def on_merge(self, window, ctx) -> None:
-        ctx.merge_partitioned_state(self.state_desc)
-        next_fire = ctx.get_partitioned_state(self.state_desc).get()
-        if next_fire is not None:
-            ctx.register_processing_time_timer(next_fire)
-
-    def clear(self, window, ctx) -> None:
-        fire_time = ctx.get_partitioned_state(self.state_desc)
-        current = fire_time.get()
-        if current is not None:
-            ctx.delete_processing_time_timer(current)
-            fire_time.clear()
-
-    def _register_next(self, time: int, window: TimeWindow, ctx, fire_time) -> None:
-        next_fire = min(time + self.interval, window.max_timestamp())
-        fire_time.add(next_fire)
-        ctx.register_processing_time_timer(next_fire)
-
-    def __repr__(self) -> str:
-        return f"ContinuousProcessingTimeTrigger({self.interval})"
 
 
 class CountTrigger(Trigger[Any, Window]):
@@ -696,28 +683,12 @@ def _check_timestamp(timestamp: int | None) -> int:
     return timestamp
 
 
-class TumblingEventTimeWindows(WindowAssigner[Any, TimeWindow]):
-    """Non-overlapping windows of ``size``, aligned to the epoch plus ``offset``, by event time."""
-
-    def __init__(self, size: int, offset: int = 0):
-        if size <= 0 or abs(offset) >= size:
-            raise ValueError(
-                f"TumblingEventTimeWindows parameters must satisfy abs(offset) < size and size > 0 "
-                f"(size={size}, offset={offset})"
-            )
-        self.size = size
-        self.offset = offset
+class _EventTime:
+    """Time domain of an assigner: the element's timestamp, fired by the watermark."""
 
     @staticmethod
-    def of(size: Any, offset: Any = None) -> TumblingEventTimeWindows:
-        return TumblingEventTimeWindows(
-            to_millis(size, "size"), 0 if offset is None else to_millis(offset, "offset")
-        )
-
-    def assign_windows(self, element, timestamp, context) -> list[TimeWindow]:
-        timestamp = _check_timestamp(timestamp)
-        start = timestamp - (timestamp - self.offset) % self.size
-        return [TimeWindow(start, start + self.size)]
+    def _time(timestamp: int | None, context: Any) -> int:
+        return _check_timestamp(timestamp)
 
     def get_default_trigger(self, env=None) -> Trigger:
         return EventTimeTrigger()
@@ -725,32 +696,13 @@ class TumblingEventTimeWindows(WindowAssigner[Any, TimeWindow]):
     def is_event_time(self) -> bool:
         return True
 
-    def __repr__(self) -> str:
-        return f"TumblingEventTimeWindows({self.size}, {self.offset})"
 
-
-class TumblingProcessingTimeWindows(WindowAssigner[Any, TimeWindow]):
-    """Non-overlapping windows of ``size`` by the machine's clock at the time an element arrives."""
-
-    def __init__(self, size: int, offset: int = 0):
-        if size <= 0 or abs(offset) >= size:
-            raise ValueError(
-                f"TumblingProcessingTimeWindows parameters must satisfy abs(offset) < size and size > 0 "
-                f"(size={size}, offset={offset})"
-            )
-        self.size = size
-        self.offset = offset
+class _ProcessingTime:
+    """Time domain of an assigner: the machine's clock when the element arrives."""
 
     @staticmethod
-    def of(size: Any, offset: Any = None) -> TumblingProcessingTimeWindows:
-        return TumblingProcessingTimeWindows(
-            to_millis(size, "size"), 0 if offset is None else to_millis(offset, "offset")
-        )
-
-    def assign_windows(self, element, timestamp, context) -> list[TimeWindow]:
-        now = context.get_current_processing_time()
-        start = now - (now - self.offset) % self.size
-        return [TimeWindow(start, start + self.size)]
+    def _time(timestamp: int | None, context: Any) -> int:
+        return context.get_current_processing_time()
 
     def get_default_trigger(self, env=None) -> Trigger:
         return ProcessingTimeTrigger()
@@ -758,82 +710,79 @@ class TumblingProcessingTimeWindows(WindowAssigner[Any, TimeWindow]):
     def is_event_time(self) -> bool:
         return False
 
+
+_Tumbling = TypeVar("_Tumbling", bound="_TumblingWindows")
+_Sliding = TypeVar("_Sliding", bound="_SlidingWindows")
+_Sessions = TypeVar("_Sessions", bound="_StaticGapSessions")
+_DynamicSessions = TypeVar("_DynamicSessions", bound="_DynamicGapSessions")
+
+
+class _TumblingWindows(WindowAssigner[Any, TimeWindow]):
+    def __init__(self, size: int, offset: int = 0):
+        if size <= 0 or abs(offset) >= size:
+            raise ValueError(
+                f"{type(self).__name__} parameters must satisfy abs(offset) < size and size > 0 "
+                f"(size={size}, offset={offset})"
+            )
+        self.size = size
+        self.offset = offset
+
+    @classmethod
+    def of(cls: type[_Tumbling], size: Any, offset: Any = None) -> _Tumbling:
+        return cls(to_millis(size, "size"), 0 if offset is None else to_millis(offset, "offset"))
+
+    def assign_windows(self, element, timestamp, context) -> list[TimeWindow]:
+        time = self._time(timestamp, context)
+        start = time - (time - self.offset) % self.size
+        return [TimeWindow(start, start + self.size)]
+
     def __repr__(self) -> str:
-        return f"TumblingProcessingTimeWindows({self.size}, {self.offset})"
+        return f"{type(self).__name__}({self.size}, {self.offset})"
 
 
-def _sliding_windows(timestamp: int, size: int, slide: int, offset: int) -> list[TimeWindow]:
-    last_start = timestamp - (timestamp - offset) % slide
-    return [TimeWindow(start, start + size) for start in range(last_start, timestamp - size, -slide)]
+class TumblingEventTimeWindows(_EventTime, _TumblingWindows):
+    """Non-overlapping windows of ``size``, aligned to the epoch plus ``offset``, by event time."""
 
 
-class SlidingEventTimeWindows(WindowAssigner[Any, TimeWindow]):
-    """Windows of ``size`` every ``slide`` (they overlap when slide < size), by event time."""
+class TumblingProcessingTimeWindows(_ProcessingTime, _TumblingWindows):
+    """Non-overlapping windows of ``size`` by the machine's clock at the time an element arrives."""
 
+
+class _SlidingWindows(WindowAssigner[Any, TimeWindow]):
     def __init__(self, size: int, slide: int, offset: int = 0):
         if size <= 0 or slide <= 0 or abs(offset) >= slide:
             raise ValueError(
-                "SlidingEventTimeWindows parameters must satisfy abs(offset) < slide, slide > 0 and "
+                f"{type(self).__name__} parameters must satisfy abs(offset) < slide, slide > 0 and "
                 f"size > 0 (size={size}, slide={slide}, offset={offset})"
             )
         self.size = size
         self.slide = slide
         self.offset = offset
-        self.pane_size = math.gcd(size, slide)
 
-    @staticmethod
-    def of(size: Any, slide: Any, offset: Any = None) -> SlidingEventTimeWindows:
-        return SlidingEventTimeWindows(
+    @classmethod
+    def of(cls: type[_Sliding], size: Any, slide: Any, offset: Any = None) -> _Sliding:
+        return cls(
             to_millis(size, "size"),
             to_millis(slide, "slide"),
             0 if offset is None else to_millis(offset, "offset"),
         )
 
     def assign_windows(self, element, timestamp, context) -> list[TimeWindow]:
-        return _sliding_windows(_check_timestamp(timestamp), self.size, self.slide, self.offset)
-
-    def get_default_trigger(self, env=None) -> Trigger:
-        return EventTimeTrigger()
-
-    def is_event_time(self) -> bool:
-        return True
+        time = self._time(timestamp, context)
+        size, slide = self.size, self.slide
+        last_start = time - (time - self.offset) % slide
+        return [TimeWindow(start, start + size) for start in range(last_start, time - size, -slide)]
 
     def __repr__(self) -> str:
-        return f"SlidingEventTimeWindows({self.size}, {self.slide}, {self.offset})"
+        return f"{type(self).__name__}({self.size}, {self.slide}, {self.offset})"
 
 
-class SlidingProcessingTimeWindows(WindowAssigner[Any, TimeWindow]):
+class SlidingEventTimeWindows(_EventTime, _SlidingWindows):
+    """Windows of ``size`` every ``slide`` (they overlap when slide < size), by event time."""
+
+
+class SlidingProcessingTimeWindows(_ProcessingTime, _SlidingWindows):
     """Windows of ``size`` every ``slide`` by the machine's clock."""
-
-    def __init__(self, size: int, slide: int, offset: int = 0):
-        if size <= 0 or slide <= 0 or abs(offset) >= slide:
-            raise ValueError(
-                "SlidingProcessingTimeWindows parameters must satisfy abs(offset) < slide, slide > 0 "
-                f"and size > 0 (size={size}, slide={slide}, offset={offset})"
-            )
-        self.size = size
-        self.slide = slide
-        self.offset = offset
-
-    @staticmethod
-    def of(size: Any, slide: Any, offset: Any = None) -> SlidingProcessingTimeWindows:
-        return SlidingProcessingTimeWindows(
-            to_millis(size, "size"),
-            to_millis(slide, "slide"),
-            0 if offset is None else to_millis(offset, "offset"),
-        )
-
-    def assign_windows(self, element, timestamp, context) -> list[TimeWindow]:
-        return _sliding_windows(context.get_current_processing_time(), self.size, self.slide, self.offset)
-
-    def get_default_trigger(self, env=None) -> Trigger:
-        return ProcessingTimeTrigger()
-
-    def is_event_time(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return f"SlidingProcessingTimeWindows({self.size}, {self.slide}, {self.offset})"
 
 
 class SessionWindowTimeGapExtractor(ABC):
@@ -852,76 +801,6 @@ def _gap_function(extractor: SessionWindowTimeGapExtractor | Callable[[Any], Any
     raise TypeError(f"a SessionWindowTimeGapExtractor or a callable is required, not {extractor!r}")
 
 
-class EventTimeSessionWindows(MergingWindowAssigner[Any, TimeWindow]):
-    """Sessions by event time: an element opens ``[ts, ts + gap)``; overlapping windows merge."""
-
-    def __init__(self, session_gap: int):
-        if session_gap <= 0:
-            raise ValueError(f"EventTimeSessionWindows gap must be > 0, got {session_gap}")
-        self.session_gap = session_gap
-
-    @staticmethod
-    def with_gap(size: Any) -> EventTimeSessionWindows:
-        return EventTimeSessionWindows(to_millis(size, "gap"))
-
-    @staticmethod
-    def with_dynamic_gap(
-        extractor: SessionWindowTimeGapExtractor | Callable[[Any], int],
-    ) -> DynamicEventTimeSessionWindows:
-        return DynamicEventTimeSessionWindows(extractor)
-
-    def assign_windows(self, element, timestamp, context) -> list[TimeWindow]:
-        timestamp = _check_timestamp(timestamp)
-        return [TimeWindow(timestamp, timestamp + self.session_gap)]
-
-    def merge_windows(self, windows, callback) -> None:
-        TimeWindow.merge_windows(windows, callback)
-
-    def get_default_trigger(self, env=None) -> Trigger:
-        return EventTimeTrigger()
-
-    def is_event_time(self) -> bool:
-        return True
-
-    def __repr__(self) -> str:
-        return f"EventTimeSessionWindows({self.session_gap})"
-
-
-class ProcessingTimeSessionWindows(MergingWindowAssigner[Any, TimeWindow]):
-    """Sessions by the machine's clock."""
-
-    def __init__(self, session_gap: int):
-        if session_gap <= 0:
-            raise ValueError(f"ProcessingTimeSessionWindows gap must be > 0, got {session_gap}")
-        self.session_gap = session_gap
-
-    @staticmethod
-    def with_gap(size: Any) -> ProcessingTimeSessionWindows:
-        return ProcessingTimeSessionWindows(to_millis(size, "gap"))
-
-    @staticmethod
-    def with_dynamic_gap(
-        extractor: SessionWindowTimeGapExtractor | Callable[[Any], int],
-    ) -> DynamicProcessingTimeSessionWindows:
-        return DynamicProcessingTimeSessionWindows(extractor)
-
-    def assign_windows(self, element, timestamp, context) -> list[TimeWindow]:
-        now = context.get_current_processing_time()
-        return [TimeWindow(now, now + self.session_gap)]
-
-    def merge_windows(self, windows, callback) -> None:
-        TimeWindow.merge_windows(windows, callback)
-
-    def get_default_trigger(self, env=None) -> Trigger:
-        return ProcessingTimeTrigger()
-
-    def is_event_time(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return f"ProcessingTimeSessionWindows({self.session_gap})"
-
-
 def _checked_gap(gap: Any) -> int:
     gap = to_millis(gap, "dynamic session gap")
     if gap <= 0:
@@ -929,60 +808,76 @@ def _checked_gap(gap: Any) -> int:
     return gap
 
 
-class DynamicEventTimeSessionWindows(MergingWindowAssigner[Any, TimeWindow]):
+class _SessionWindows(MergingWindowAssigner[Any, TimeWindow]):
+    """Sessions: an element opens ``[time, time + gap)``; windows that overlap merge."""
+
+    def merge_windows(self, windows, callback) -> None:
+        TimeWindow.merge_windows(windows, callback)
+
+
+class _StaticGapSessions(_SessionWindows):
+    def __init__(self, session_gap: int):
+        if session_gap <= 0:
+            raise ValueError(f"{type(self).__name__} gap must be > 0, got {session_gap}")
+        self.session_gap = session_gap
+
+    @classmethod
+    def with_gap(cls: type[_Sessions], size: Any) -> _Sessions:
+        return cls(to_millis(size, "gap"))
+
+    def assign_windows(self, element, timestamp, context) -> list[TimeWindow]:
+        time = self._time(timestamp, context)
+        return [TimeWindow(time, time + self.session_gap)]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.session_gap})"
+
+
+class _DynamicGapSessions(_SessionWindows):
+    def __init__(self, extractor: SessionWindowTimeGapExtractor | Callable[[Any], int]):
+        self.extractor = extractor
+        self._gap = _gap_function(extractor)
+
+    @classmethod
+    def with_dynamic_gap(
+        cls: type[_DynamicSessions], extractor: SessionWindowTimeGapExtractor | Callable[[Any], int]
+    ) -> _DynamicSessions:
+        return cls(extractor)
+
+    def assign_windows(self, element, timestamp, context) -> list[TimeWindow]:
+        time = self._time(timestamp, context)
+        return [TimeWindow(time, time + _checked_gap(self._gap(element)))]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extractor!r})"
+
+
+class DynamicEventTimeSessionWindows(_EventTime, _DynamicGapSessions):
     """Event-time sessions whose gap comes from each element."""
 
-    def __init__(self, extractor: SessionWindowTimeGapExtractor | Callable[[Any], int]):
-        self.extractor = extractor
-        self._gap = _gap_function(extractor)
 
-    @staticmethod
-    def with_dynamic_gap(extractor) -> DynamicEventTimeSessionWindows:
-        return DynamicEventTimeSessionWindows(extractor)
-
-    def assign_windows(self, element, timestamp, context) -> list[TimeWindow]:
-        timestamp = _check_timestamp(timestamp)
-        return [TimeWindow(timestamp, timestamp + _checked_gap(self._gap(element)))]
-
-    def merge_windows(self, windows, callback) -> None:
-        TimeWindow.merge_windows(windows, callback)
-
-    def get_default_trigger(self, env=None) -> Trigger:
-        return EventTimeTrigger()
-
-    def is_event_time(self) -> bool:
-        return True
-
-    def __repr__(self) -> str:
-        return f"DynamicEventTimeSessionWindows({self.extractor!r})"
-
-
-class DynamicProcessingTimeSessionWindows(MergingWindowAssigner[Any, TimeWindow]):
+class DynamicProcessingTimeSessionWindows(_ProcessingTime, _DynamicGapSessions):
     """Processing-time sessions whose gap comes from each element."""
 
-    def __init__(self, extractor: SessionWindowTimeGapExtractor | Callable[[Any], int]):
-        self.extractor = extractor
-        self._gap = _gap_function(extractor)
+
+class EventTimeSessionWindows(_EventTime, _StaticGapSessions):
+    """Sessions by event time: an element opens ``[ts, ts + gap)``; overlapping windows merge."""
 
     @staticmethod
-    def with_dynamic_gap(extractor) -> DynamicProcessingTimeSessionWindows:
+    def with_dynamic_gap(
+        extractor: SessionWindowTimeGapExtractor | Callable[[Any], int],
+    ) -> DynamicEventTimeSessionWindows:
+        return DynamicEventTimeSessionWindows(extractor)
+
+
+class ProcessingTimeSessionWindows(_ProcessingTime, _StaticGapSessions):
+    """Sessions by the machine's clock."""
+
+    @staticmethod
+    def with_dynamic_gap(
+        extractor: SessionWindowTimeGapExtractor | Callable[[Any], int],
+    ) -> DynamicProcessingTimeSessionWindows:
         return DynamicProcessingTimeSessionWindows(extractor)
-
-    def assign_windows(self, element, timestamp, context) -> list[TimeWindow]:
-        now = context.get_current_processing_time()
-        return [TimeWindow(now, now + _checked_gap(self._gap(element)))]
-
-    def merge_windows(self, windows, callback) -> None:
-        TimeWindow.merge_windows(windows, callback)
-
-    def get_default_trigger(self, env=None) -> Trigger:
-        return ProcessingTimeTrigger()
-
-    def is_event_time(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return f"DynamicProcessingTimeSessionWindows({self.extractor!r})"
 
 
 class GlobalWindows(WindowAssigner[Any, GlobalWindow]):
