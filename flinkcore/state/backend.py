@@ -232,6 +232,8 @@ class KeyedStateBackend(ABC):
         #: inclusive range of key groups this instance owns; None = all
         self.key_group_range = key_group_range
         self.ttl_time_provider = ttl_time_provider or (lambda: int(time.time() * 1000))
+        #: state objects by descriptor name, created on first use
+        self._states: dict[str, Any] = {}
 
     def set_current_key(self, key: Any) -> None:
         self.current_key = key
@@ -239,9 +241,21 @@ class KeyedStateBackend(ABC):
     def get_current_key(self) -> Any:
         return self.current_key
 
-    @abstractmethod
     def get_or_create_state(self, descriptor: StateDescriptor) -> Any:
         """The state object of ``descriptor`` (created on first use, then cached by name)."""
+        state = self._states.get(descriptor.name)
+        if state is None:
+            state = self._states[descriptor.name] = self._create_state(descriptor)
+        elif state.descriptor.kind != descriptor.kind:
+            raise ValueError(
+                f"state {descriptor.name!r} was registered as {state.descriptor.kind} state, "
+                f"cannot use it as {descriptor.kind} state"
+            )
+        return state
+
+    @abstractmethod
+    def _create_state(self, descriptor: StateDescriptor) -> Any:
+        """A new state object for ``descriptor``; TypeError for a kind this backend lacks."""
 
     @abstractmethod
     def keys(self, state_name: str, namespace: Any = VOID_NAMESPACE) -> list:

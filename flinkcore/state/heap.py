@@ -414,26 +414,14 @@ class HeapKeyedStateBackend(KeyedStateBackend):
     ) -> None:
         super().__init__(max_parallelism, key_group_range, ttl_time_provider)
         self._tables: dict[str, _Table] = {}
-        self._states: dict[str, _HeapState] = {}
 
-    def get_or_create_state(self, descriptor: StateDescriptor) -> Any:
-        state = self._states.get(descriptor.name)
-        if state is not None:
-            if state.descriptor.kind != descriptor.kind:
-                raise ValueError(
-                    f"state {descriptor.name!r} was registered as {state.descriptor.kind} state, "
-                    f"cannot use it as {descriptor.kind} state"
-                )
-            return state
+    def _create_state(self, descriptor: StateDescriptor) -> Any:
         cls = _STATE_CLASSES.get(descriptor.kind)
         if cls is None:
             raise TypeError(f"unknown state descriptor {descriptor!r}")
         if cls is HeapValueState and descriptor.ttl_config is not None:
             cls = TtlHeapValueState
-        table = self._tables.setdefault(descriptor.name, {})
-        state = cls(self, descriptor, table)
-        self._states[descriptor.name] = state
-        return state
+        return cls(self, descriptor, self._tables.setdefault(descriptor.name, {}))
 
     def keys(self, state_name: str, namespace: Any = VOID_NAMESPACE) -> list:
         return list(self._tables.get(state_name, {}).get(namespace, ()))

@@ -583,7 +583,6 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
         self._owns_path = path is None
         self.path = path or tempfile.mkdtemp(prefix="flinkcore-lmdb-")
         self._store = LmdbStore(self.path, map_size)
-        self._states: dict[str, _LmdbState] = {}
         self._restore_chunk = restore_chunk
         self._prefixes: dict[Any, bytes] = {}
         self._flush_threshold = flush_threshold
@@ -599,20 +598,11 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
             self._prefixes[key] = prefix
         return prefix
 
-    def get_or_create_state(self, descriptor: StateDescriptor) -> Any:
-        state = self._states.get(descriptor.name)
-        if state is not None:
-            if state.descriptor.kind != descriptor.kind:
-                raise ValueError(
-                    f"state {descriptor.name!r} was registered as {state.descriptor.kind} state, "
-                    f"cannot use it as {descriptor.kind} state"
-                )
-            return state
+    def _create_state(self, descriptor: StateDescriptor) -> Any:
         cls = _STATE_CLASSES.get(descriptor.kind)
         if cls is None:
             raise TypeError(f"unknown state descriptor {descriptor!r}")
-        state = self._states[descriptor.name] = cls(self, descriptor)
-        return state
+        return cls(self, descriptor)
 
     def finish_batch(self) -> None:
         """Write the cached changes once enough have gathered (a memtable, as in RocksDB): one
