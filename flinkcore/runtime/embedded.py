@@ -57,11 +57,13 @@ the last snapshot to continue.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 
 from flinkcore._core.serde import dumps
@@ -77,6 +79,8 @@ from flinkcore.runtime.processing_time import ManualClock
 from flinkcore.runtime.sources import Source, SourceReader
 from flinkcore.state.checkpoint_storage import begin_savepoint
 from flinkcore.state.snapshots import deferred_snapshots, resolve_deferred
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ConcurrentPushError", "EmbeddedJob", "EmbeddedJobError", "PushSource"]
 
@@ -311,6 +315,26 @@ class EmbeddedJob:
             self._lock.release()
             self._raise_not_running()
 
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold the job for one call (never waits: a concurrent call raises at once)."""
+        self._enter()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def _job_code(self) -> Iterator[None]:
+        """Run the job's own code: a failure there fails the job (a misuse of this API does not)."""
+        try:
+            yield
+        except EmbeddedJobError:
+            raise
+        except BaseException as e:
+            self._fail(e)
+            raise
+
     def _raise_not_running(self) -> None:
         name = self._job.graph.job_name
         if self._status is _FAILED:
@@ -329,8 +353,8 @@ class EmbeddedJob:
         self._out.clear()
         try:
             self._close_operators()
-        except Exception:
-            pass
+        except Exception as close_error:  # the job's own failure is the one to report
+            log.warning("while closing the failed embedded job %r: %s", self._job.graph.job_name, close_error)
 
     def _take(self) -> list:
         out = self._out
@@ -395,20 +419,12 @@ class EmbeddedJob:
         ts = None if timestamps is None else list(timestamps)
         if ts is not None and len(ts) != len(values):
             raise ValueError(f"push_many got {len(values)} records but {len(ts)} timestamps")
-        self._enter()
-        try:
+        with self._turn(), self._job_code():
             head = self._head_of(source)
             self._run_due()
             if values:
                 head(values, ts)
             return self._take()
-        except EmbeddedJobError:
-            raise
-        except BaseException as e:
-            self._fail(e)
-            raise
-        finally:
-            self._lock.release()
 
     def _head_of(self, source: str | None) -> Any:
         if source is None:
@@ -449,8 +465,7 @@ class EmbeddedJob:
         makes its own watermarks and ignores the source's (Flink's rule), so this raises there.
         """
         wm = int(watermark)
-        self._enter()
-        try:
+        with self._turn(), self._job_code():
             names = list(self._sources) if source is None else [source]
             for name in names:
                 s = self._sources.get(name)
@@ -463,13 +478,6 @@ class EmbeddedJob:
             for name in names:
                 self._sources[name].output.emit_watermark(wm)
             return self._take()
-        except EmbeddedJobError:
-            raise
-        except BaseException as e:
-            self._fail(e)
-            raise
-        finally:
-            self._lock.release()
 
     def _check_source_watermarks(self, s: Any) -> None:
         job = self._job
@@ -495,35 +503,22 @@ class EmbeddedJob:
                 "env.execute_embedded(processing_time=<start ms>); with the wall clock use fire_timers()"
             )
         ts = int(timestamp)
-        self._enter()
-        try:
+        with self._turn():
             if ts < self._manual_clock.now:
                 raise ValueError(
                     f"processing time only moves forward: it is {self._manual_clock.now}, got {ts}"
                 )
-            self._manual_clock.now = ts
-            self._pts.advance(ts)
-            return self._take()
-        except (EmbeddedJobError, ValueError):
-            raise
-        except BaseException as e:
-            self._fail(e)
-            raise
-        finally:
-            self._lock.release()
+            with self._job_code():
+                self._manual_clock.now = ts
+                self._pts.advance(ts)
+                return self._take()
 
     def fire_timers(self) -> list:
         """Fire the processing-time callbacks due now (timers, periodic watermarks); returns the
         main output they caused. ``push`` does this too, before its record."""
-        self._enter()
-        try:
+        with self._turn(), self._job_code():
             self._run_due()
             return self._take()
-        except BaseException as e:
-            self._fail(e)
-            raise
-        finally:
-            self._lock.release()
 
     def current_processing_time(self) -> int:
         """The job's processing time (ms): the wall clock, or the manual clock."""
@@ -563,15 +558,12 @@ class EmbeddedJob:
         by ``uid``). Same format as the savepoints of a normal run. The caller waits for the files
         to be written; :meth:`snapshot_async` only waits for the consistent cut.
         """
-        self._enter()
-        try:
+        with self._turn():
             self._join_snapshot()
             checkpoint_id, operators = self._prepare_snapshot()
             path_written = _write_savepoint(path, self._job, checkpoint_id, self._job.snapshot())
             _notify_complete(operators, checkpoint_id)
             return path_written
-        finally:
-            self._lock.release()
 
     def snapshot_async(self, path: str | os.PathLike) -> Future:
         """Like :meth:`snapshot`, but the state is serialized and written on a writer thread:
@@ -581,8 +573,7 @@ class EmbeddedJob:
         sinks commit) on the caller's thread, at a later call. One snapshot at a time: a new one
         first waits for the one in flight. As with a normal run's checkpoints, objects kept in
         state must not be mutated in place after ``update()``."""
-        self._enter()
-        try:
+        with self._turn():
             self._join_snapshot()
             checkpoint_id, operators = self._prepare_snapshot()
             with deferred_snapshots():
@@ -607,8 +598,6 @@ class EmbeddedJob:
             self._snapshot_thread.start()
             self._pts.register_timer(self._clock() + _SNAPSHOT_POLL_MS, self._poll_snapshot)
             return future
-        finally:
-            self._lock.release()
 
     def _prepare_snapshot(self) -> tuple[int, list]:
         checkpoint_id = self._next_checkpoint_id
@@ -645,8 +634,7 @@ class EmbeddedJob:
     def finish(self) -> list:
         """End the input, as a bounded source ends: the maximum watermark fires every event-time
         timer and window, operators flush; returns that last main output and closes the job."""
-        self._enter()
-        try:
+        with self._turn(), self._job_code():
             self._join_snapshot()
             self._run_due()
             for s in self._sources.values():
@@ -658,28 +646,18 @@ class EmbeddedJob:
             self._job.status = "FINISHED"
             self._close_operators()
             return result
-        except EmbeddedJobError:
-            raise
-        except BaseException as e:
-            self._fail(e)
-            raise
-        finally:
-            self._lock.release()
 
     def close(self) -> None:
         """Stop the job without ending its input (pending timers and windows do not fire);
         closes every operator. Take a :meth:`snapshot` first to continue later."""
         if self._status is not _RUNNING:
             return
-        self._enter()
-        try:
+        with self._turn():
             self._join_snapshot()
             self._status = _CLOSED
             self._head = None
             self._job.status = "CANCELED"
             self._close_operators()
-        finally:
-            self._lock.release()
 
     def __enter__(self) -> EmbeddedJob:
         return self

@@ -284,6 +284,31 @@ def test_pushing_from_inside_the_job_is_an_error() -> None:
     assert job.status == "FAILED"
 
 
+def test_a_timer_failing_while_time_advances_fails_the_job_but_a_backwards_clock_does_not() -> None:
+    """A backwards ``advance_time`` is the caller's mistake: the job goes on. A ValueError from
+    the job's own timer is the job's failure, whatever its type."""
+
+    class FailingTimer(KeyedProcessFunction):
+        def process_element(self, value: Any, ctx: Any) -> Any:
+            ctx.timer_service().register_processing_time_timer(value)
+            yield value
+
+        def on_timer(self, timestamp: int, ctx: Any) -> Any:
+            raise ValueError(f"bad timer {timestamp}")
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.from_push_source("tx").key_by(lambda e: e).process(FailingTimer())
+    job = env.execute_embedded(processing_time=0)
+    assert job.push(50) == [50]
+    assert job.advance_time(10) == []
+    with pytest.raises(ValueError, match="forward"):
+        job.advance_time(5)
+    assert job.status == "RUNNING"
+    with pytest.raises(Exception, match="bad timer 50"):
+        job.advance_time(60)
+    assert job.status == "FAILED"
+
+
 def test_a_failure_fails_the_job_with_its_cause() -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
     env.from_push_source("tx").key_by(lambda e: e).map(lambda v: 1 // v)
