@@ -8,20 +8,58 @@ from typing import Any
 from flinkcore.common.types import Row, row_class
 from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeError
 
-__all__ = ["ArrowBatchMapOperator", "record_batch_to_rows", "rows_to_record_batch"]
+__all__ = [
+    "ArrowBatchMapOperator",
+    "column_values",
+    "record_batch_to_rows",
+    "row_class_of",
+    "rows_from_columns",
+    "rows_to_record_batch",
+]
+
+try:
+    from flinkcore._core.rows import rows_from_columns
+except ImportError:  # the native core is not built: the pure-Python twin
+    from flinkcore._core._reference.rows import rows_from_columns
 
 _ROW_CLASSES: dict[tuple, type] = {}
 
 
-def record_batch_to_rows(batch: Any) -> list:
-    """The rows of a RecordBatch (or Table) as Rows named by its columns."""
-    names = tuple(batch.schema.names)
+def row_class_of(names: tuple) -> type:
+    """The (cached) Row class of these field names."""
     cls = _ROW_CLASSES.get(names)
     if cls is None:
         cls = _ROW_CLASSES[names] = row_class(names)
-    cols = [c.to_pylist() for c in batch.columns]
-    new = tuple.__new__
-    return [new(cls, t) for t in zip(*cols, strict=True)]
+    return cls
+
+
+def column_values(column: Any) -> Any:
+    """An Arrow column as ``rows_from_columns`` reads it: numeric columns without nulls as numpy
+    arrays (the same ints, floats and bools as ``to_pylist`` gives, read in C), others as lists."""
+    kind = getattr(column.type, "id", None)
+    if column.null_count == 0 and kind in _NUMPY_TYPE_IDS:
+        return column.to_numpy(zero_copy_only=False)
+    return column.to_pylist()
+
+
+def _numpy_type_ids() -> frozenset:
+    import pyarrow as pa
+
+    types = [pa.bool_(), pa.int8(), pa.int16(), pa.int32(), pa.int64()]
+    types += [pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64(), pa.float32(), pa.float64()]
+    return frozenset(t.id for t in types)
+
+
+_NUMPY_TYPE_IDS: frozenset = frozenset()
+
+
+def record_batch_to_rows(batch: Any) -> list:
+    """The rows of a RecordBatch (or Table) as Rows named by its columns, built in C."""
+    global _NUMPY_TYPE_IDS
+    if not _NUMPY_TYPE_IDS:
+        _NUMPY_TYPE_IDS = _numpy_type_ids()
+    cls = row_class_of(tuple(batch.schema.names))
+    return rows_from_columns(cls, [column_values(c) for c in batch.columns])
 
 
 def rows_to_record_batch(values: list) -> Any:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from flinkcore.runtime.operators.arrow import rows_from_columns
 from flinkcore.runtime.operators.base import AbstractStreamOperator
 
 __all__ = ["ArrowWindowAggTable", "ColumnarWindowOperator", "field_of_key_selector", "COLUMNAR_FUNCTIONS"]
@@ -421,6 +422,8 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         self.table_factory = table_factory or ArrowWindowAggTable
         self.column_dtypes = column_dtypes or {}
         self.num_late_records_dropped = 0
+        #: set by the in-process runtime: emit results as RecordBatches (see ``_emit``)
+        self.emit_columnar = False
         self._restored: list[dict] = []
 
     def open(self) -> None:
@@ -526,52 +529,56 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         if watermark <= self.current_watermark:
             return
         self.current_watermark = watermark
+        fire_columns = getattr(self._table, "fire_columns", None)
+        if fire_columns is not None:
+            # One set of columns for every finished window, ordered by (end, key).
+            out = fire_columns(watermark)
+            self._emit(out["key"], out["window_start"], out["window_end"], out)
+        else:
+            fired = self._table.fire(watermark)
+            if fired:
+                lengths = [len(keys) for _, _, keys, _ in fired]
+                self._emit(
+                    np.concatenate([keys for _, _, keys, _ in fired]),
+                    np.repeat(np.array([f[0] for f in fired], dtype=np.int64), lengths),
+                    np.repeat(np.array([f[1] for f in fired], dtype=np.int64), lengths),
+                    {n: np.concatenate([r[n] for _, _, _, r in fired]) for n, _, _ in self.aggs},
+                )
+        self.output.emit_watermark(watermark)
+
+    def _emit(self, keys: np.ndarray, starts: np.ndarray, ends: np.ndarray, results: dict) -> None:
+        """Send finished windows downstream, one output per (key, window) in the given order.
+
+        With ``emit_columnar`` (set by the in-process runtime) and named outputs, the results go
+        out as one ``pyarrow.RecordBatch``: a columnar consumer takes it as it is, and per-record
+        consumers get it as Rows at their input (built in C, once). Otherwise the Rows are built
+        here, in C (``row_class``), or by ``make_output`` per result."""
+        n = len(keys)
+        if not n:
+            return
         make = self.make_output
-        names = [out for out, _, _ in self.aggs]
-        out_values: list = []
-        out_ts: list = []
         row_class = getattr(make, "row_class", None)
         with_window = getattr(make, "with_window", True)
-        new = tuple.__new__
-        fire_columns = getattr(self._table, "fire_columns", None)
-        if fire_columns is not None and row_class is not None:
-            # One set of columns for every finished window, ordered by (end, key); rows in C.
-            out = fire_columns(watermark)
-            n = len(out["key"])
-            if n:
-                cols = [out[name].tolist() for name in names]
-                if with_window:
-                    fields = [
-                        out["key"].tolist(),
-                        out["window_start"].tolist(),
-                        out["window_end"].tolist(),
-                        *cols,
-                    ]
-                else:
-                    fields = cols
-                self.output.collect(
-                    list(map(new, repeat(row_class, n), zip(*fields, strict=True))),
-                    (out["window_end"] - 1).tolist(),
-                )
-            self.output.emit_watermark(watermark)
+        names = [out for out, _, _ in self.aggs]
+        ts = ends - 1
+        if row_class is None:
+            cols = [results[name].tolist() for name in names]
+            rows = [
+                make(k, s, e, vals)
+                for k, s, e, *vals in zip(keys.tolist(), starts.tolist(), ends.tolist(), *cols, strict=True)
+            ]
+            self.output.collect(rows, ts.tolist())
             return
-        for start, end, keys, results in self._table.fire(watermark):
-            cols = [results[n].tolist() for n in names]
-            key_list = keys.tolist()
-            n = len(key_list)
-            if row_class is not None:
-                # All in C: tuple.__new__(row_class, (key, start, end, *values)) per output.
-                if with_window:
-                    rows = zip(key_list, repeat(start, n), repeat(end, n), *cols, strict=True)
-                else:
-                    rows = zip(*cols, strict=True)
-                out_values.extend(map(new, repeat(row_class, n), rows))
-            else:
-                out_values.extend(make(k, start, end, vals) for k, *vals in zip(key_list, *cols, strict=True))
-            out_ts.extend(repeat(end - 1, n))
-        if out_values:
-            self.output.collect(out_values, out_ts)
-        self.output.emit_watermark(watermark)
+        arrays = [results[name] for name in names]
+        if with_window:
+            arrays = [keys, starts, ends, *arrays]
+        if self.emit_columnar:
+            import pyarrow as pa
+
+            batch = pa.RecordBatch.from_arrays([pa.array(a) for a in arrays], names=list(row_class._fields))
+            self.output.collect(batch, ts)
+            return
+        self.output.collect(rows_from_columns(row_class, arrays), ts.tolist())
 
     # -- snapshots --------------------------------------------------------------------------------
     def snapshot_operator_state(self) -> Any:
@@ -909,33 +916,17 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
         if watermark <= self.current_watermark:
             return
         self.current_watermark = watermark
-        fired: list[tuple[int, Any, int, tuple]] = []  # (end, key, start, values)
-        fast_values: list = []
-        fast_ts: list = []
         cap = self._cap
         due = np.flatnonzero(self._live[:cap] & (self._end[:cap] - 1 <= watermark))
+        parts: list[tuple] = []  # (keys, starts, ends, {name: results}) in end order each
+        extra_fired: list[tuple[int, int, int, list]] = []  # (key, start, end, values)
         if len(due):
             due = due[np.argsort(self._end[due], kind="stable")]
-            keys = self._key[due].tolist()
-            results = [
-                self._final(name, func, lambda part: self._acc[part][due]) for name, func, _ in self.aggs
-            ]
-            starts, ends = self._start[due].tolist(), self._end[due].tolist()
-            cols = [r.tolist() for r in results]
-            row_class = getattr(self.make_output, "row_class", None)
-            if row_class is not None and getattr(self.make_output, "with_window", False):
-                # Built in C, already in end order; merged with any other fired sessions below.
-                fast_values = list(
-                    map(
-                        tuple.__new__,
-                        repeat(row_class, len(keys)),
-                        zip(keys, starts, ends, *cols, strict=True),
-                    )
-                )
-                fast_ts = [e - 1 for e in ends]
-            else:
-                for key, start, end, *vals in zip(keys, starts, ends, *cols, strict=True):
-                    fired.append((end, key, start, tuple(vals)))
+            acc = self._acc
+            results = {
+                name: self._final(name, func, lambda part: acc[part][due]) for name, func, _ in self.aggs
+            }
+            parts.append((self._key[due].copy(), self._start[due], self._end[due], results))
             self._live[due] = False
             self._free.extend(due.tolist())
             self._slot_of.remove(self._key[due])
@@ -945,11 +936,11 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
             keep = []
             for s in sessions:
                 if s[1] - 1 <= watermark:
-                    vals = tuple(
-                        self._final(name, func, lambda part, s=s: np.array([s[2][part]]))[0].item()
+                    vals = [
+                        self._final(name, func, lambda part, s=s: np.array([s[2][part]]))[0]
                         for name, func, _ in self.aggs
-                    )
-                    fired.append((s[1], key, s[0], vals))
+                    ]
+                    extra_fired.append((key, s[0], s[1], vals))
                 else:
                     keep.append(s)
             if len(keep) == 1:
@@ -957,17 +948,34 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
             elif keep:
                 self._extra[key] = keep
         self._to_slots(back)
-        if fired:
-            make = self.make_output
-            if fast_values:  # merge the C-built rows in, keeping end order
-                fired.extend((t + 1, None, None, row) for t, row in zip(fast_ts, fast_values, strict=True))
-            fired.sort(key=lambda f: f[0])
-            self.output.collect(
-                [vals if start is None else make(key, start, end, vals) for end, key, start, vals in fired],
-                [f[0] - 1 for f in fired],
+        if extra_fired:
+            # sessions fired from the per-key lists go first among equal ends, then the slots'
+            order = sorted(range(len(extra_fired)), key=lambda i: extra_fired[i][2])
+            ex = [extra_fired[i] for i in order]
+            dtypes = {name: parts[0][3][name].dtype for name, _, _ in self.aggs} if parts else {}
+            parts.insert(
+                0,
+                (
+                    np.array([f[0] for f in ex], dtype=np.int64),
+                    np.array([f[1] for f in ex], dtype=np.int64),
+                    np.array([f[2] for f in ex], dtype=np.int64),
+                    {
+                        name: np.array([f[3][j] for f in ex], dtype=dtypes.get(name))
+                        for j, (name, _, _) in enumerate(self.aggs)
+                    },
+                ),
             )
-        elif fast_values:
-            self.output.collect(fast_values, fast_ts)
+        if len(parts) == 1:
+            self._emit(*parts[0])
+        elif parts:
+            ends = np.concatenate([p[2] for p in parts])
+            order = np.argsort(ends, kind="stable")
+            self._emit(
+                np.concatenate([p[0] for p in parts])[order],
+                np.concatenate([p[1] for p in parts])[order],
+                ends[order],
+                {name: np.concatenate([p[3][name] for p in parts])[order] for name, _, _ in self.aggs},
+            )
         self.output.emit_watermark(watermark)
 
     @staticmethod
