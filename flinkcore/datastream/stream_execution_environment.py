@@ -376,7 +376,7 @@ class StreamExecutionEnvironment:
                 else v
                 for v in items
             ]
-        elif isinstance(type_info, TupleTypeInfo):
+        elif isinstance(type_info, TupleTypeInfo) and any(issubclass(t, list) for t in set(map(type, items))):
             items = [tuple(v) if isinstance(v, list) else v for v in items]
         return self._source(CollectionSource(items), "Collection Source", type_info)
 
