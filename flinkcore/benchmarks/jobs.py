@@ -15,13 +15,14 @@ from .data import OUT_OF_ORDERNESS_MS, SESSION_GAP_MS, W4_THRESHOLD, WINDOW_MS, 
 
 
 class _Sink:
-    """Counts what reaches the sink and adds up one field: the cross-check of every workload.
+    """Counts what reaches the sink and adds up one field (None: the value itself): the
+    cross-check of every workload.
 
     At parallelism 1 a job runs in the calling process, so the sink's counters are read
     directly after ``execute()``.
     """
 
-    def __init__(self, field: int | str) -> None:
+    def __init__(self, field: int | str | None) -> None:
         self.field = field
         self.results = 0
         self.checksum = 0.0
@@ -29,7 +30,10 @@ class _Sink:
     def invoke(self, value: Any, context: Any = None) -> None:
         self.results += 1
         f = self.field
-        self.checksum += value[f] if isinstance(f, int) else getattr(value, f)
+        if f is None:  # the value itself is the number
+            self.checksum += value
+        else:
+            self.checksum += value[f] if isinstance(f, int) else getattr(value, f)
 
 
 def _sink_function(field: Any):
@@ -124,7 +128,48 @@ def w1_columnar(table: Any) -> tuple[int, float]:
 # --- W2 / W2-sparse -------------------------------------------------------------------------
 
 
+def _sum_count():
+    from flinkcore.datastream.functions import AggregateFunction
+
+    class SumCount(AggregateFunction):
+        """SUM(value) and COUNT(*) of a window, written as PyFlink's documentation writes one."""
+
+        def create_accumulator(self):
+            return 0.0, 0
+
+        def add(self, value, accumulator):
+            return accumulator[0] + value[1], accumulator[1] + 1
+
+        def get_result(self, accumulator):
+            return accumulator
+
+        def merge(self, a, b):
+            return a[0] + b[0], a[1] + b[1]
+
+    return SumCount()
+
+
 def w2_udf(events: list[tuple[int, float, int]]) -> tuple[int, float]:
+    """The issue's shape: a TimestampAssigner class, a key_by lambda and an AggregateFunction."""
+    from flinkcore.common.time import Time
+    from flinkcore.datastream.window import TumblingEventTimeWindows
+
+    env = _env()
+    sink = _sink_function(0)
+    (
+        env.from_collection(events, type_info=_tuple_type())
+        .assign_timestamps_and_watermarks(_udf_timestamps())
+        .key_by(lambda e: e[0])
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS)))
+        .aggregate(_sum_count())
+        .add_sink(sink)
+    )
+    env.execute("W2 udf")
+    return sink.results, sink.checksum
+
+
+def w2_udf_reduce(events: list[tuple[int, float, int]]) -> tuple[int, float]:
+    """The same window with a map to ``(key, value, 1)`` and a reduce lambda instead."""
     from flinkcore.common.time import Time
     from flinkcore.datastream.window import TumblingEventTimeWindows
 
@@ -139,7 +184,7 @@ def w2_udf(events: list[tuple[int, float, int]]) -> tuple[int, float]:
         .reduce(lambda a, b: (a[0], a[1] + b[1], a[2] + b[2]))
         .add_sink(sink)
     )
-    env.execute("W2 udf")
+    env.execute("W2 udf+reduce")
     return sink.results, sink.checksum
 
 
@@ -164,7 +209,48 @@ def w2_columnar(table: Any) -> tuple[int, float]:
 # --- W3 -------------------------------------------------------------------------------------
 
 
+def _count():
+    from flinkcore.datastream.functions import AggregateFunction
+
+    class Count(AggregateFunction):
+        """COUNT(*) of a window (sessions merge, so ``merge`` is needed)."""
+
+        def create_accumulator(self):
+            return 0
+
+        def add(self, value, accumulator):
+            return accumulator + 1
+
+        def get_result(self, accumulator):
+            return accumulator
+
+        def merge(self, a, b):
+            return a + b
+
+    return Count()
+
+
 def w3_udf(events: list[tuple[int, float, int]]) -> tuple[int, float]:
+    """W2's shape (TimestampAssigner class, key_by lambda, AggregateFunction) over sessions."""
+    from flinkcore.common.time import Time
+    from flinkcore.datastream.window import EventTimeSessionWindows
+
+    env = _env()
+    sink = _sink_function(None)
+    (
+        env.from_collection(events, type_info=_tuple_type())
+        .assign_timestamps_and_watermarks(_udf_timestamps())
+        .key_by(lambda e: e[0])
+        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(SESSION_GAP_MS)))
+        .aggregate(_count())
+        .add_sink(sink)
+    )
+    env.execute("W3 udf")
+    return sink.results, sink.checksum
+
+
+def w3_udf_reduce(events: list[tuple[int, float, int]]) -> tuple[int, float]:
+    """The same sessions with a map to ``(key, 1)`` and a reduce lambda instead."""
     from flinkcore.common.time import Time
     from flinkcore.datastream.window import EventTimeSessionWindows
 
@@ -179,7 +265,7 @@ def w3_udf(events: list[tuple[int, float, int]]) -> tuple[int, float]:
         .reduce(lambda a, b: (a[0], a[1] + b[1]))
         .add_sink(sink)
     )
-    env.execute("W3 udf")
+    env.execute("W3 udf+reduce")
     return sink.results, sink.checksum
 
 
@@ -267,11 +353,13 @@ def _tuples(ev: Events) -> list[tuple[int, float, int]]:
 JOBS: dict[tuple[str, str], tuple[Any, Any, str]] = {
     ("W1", "udf"): (_tuples, w1_udf, "from_collection(list of tuples)"),
     ("W1", "columnar"): (arrow_table, w1_columnar, "from_arrow(pyarrow.Table)"),
-    ("W2", "udf"): (_tuples, w2_udf, "from_collection(list of tuples)"),
+    ("W2", "udf"): (_tuples, w2_udf, "from_collection(list of tuples), AggregateFunction"),
+    ("W2", "udf+reduce"): (_tuples, w2_udf_reduce, "from_collection(list of tuples), map + reduce"),
     ("W2", "columnar"): (arrow_table, w2_columnar, "from_arrow(pyarrow.Table)"),
-    ("W2-sparse", "udf"): (_tuples, w2_udf, "from_collection(list of tuples)"),
+    ("W2-sparse", "udf"): (_tuples, w2_udf, "from_collection(list of tuples), AggregateFunction"),
     ("W2-sparse", "columnar"): (arrow_table, w2_columnar, "from_arrow(pyarrow.Table)"),
-    ("W3", "udf"): (_tuples, w3_udf, "from_collection(list of tuples)"),
+    ("W3", "udf"): (_tuples, w3_udf, "from_collection(list of tuples), AggregateFunction"),
+    ("W3", "udf+reduce"): (_tuples, w3_udf_reduce, "from_collection(list of tuples), map + reduce"),
     ("W3", "columnar"): (arrow_table, w3_columnar, "from_arrow(pyarrow.Table)"),
     ("W4", "udf+heap"): (_tuples, w4_heap, "from_collection(list of tuples), heap backend"),
     ("W4", "udf+lmdb"): (_tuples, w4_lmdb, "from_collection(list of tuples), LMDB backend"),

@@ -304,14 +304,19 @@ class Job:
         return self._cancel.is_set()
 
     def _fuse(self) -> None:
-        """Stateless map/filter chains take one generated loop per batch (runtime/fusion.py)."""
-        from flinkcore.runtime.fusion import fusable_chain, fuse_chain
+        """Stateless map/filter chains take one generated loop per batch, and a timestamp
+        assigner feeding an event-time window runs inside the window's loop (runtime/fusion.py)."""
+        from flinkcore.runtime.fusion import fusable_chain, fuse_chain, fuse_timestamps_into_window
 
         for insts in self.operators.values():
             for op in insts:
                 chain = fusable_chain(op)
                 if chain:
                     op.process_batch = fuse_chain(chain)
+                    continue
+                fused = fuse_timestamps_into_window(op)
+                if fused is not None:
+                    op.process_batch = fused
 
     def _enable_columnar(self) -> bool:
         """Let typed sources emit Arrow batches (config ``columnar``, default on); operators that

@@ -8,6 +8,14 @@ about 13% faster. Only exact built-in operator types without keys or side output
 every operator still receives watermarks and end of input through its own ``Input`` methods —
 only records take the fused path. A failure names the operator of the failing stage and the
 record that stage received, as the unfused operators do.
+
+:func:`fuse_timestamps_into_window` fuses the other common chain, a timestamp assigner feeding
+an event-time window (``assign_timestamps_and_watermarks(...).key_by(...).window(...)``): the
+window operator's compiled per-record loop (``flinkcore._core.window_udf``) calls the user's
+``extract_timestamp`` itself, so a batch is walked once and no list of timestamps is built. Only
+watermark generators that take a batch's maximum (bounded out-of-orderness, monotonous, none,
+with or without idleness) are fused: they emit nothing per record, so extracting the timestamps
+before or during the window's loop is the same.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import Any
 from flinkcore.runtime.operators.base import UserCodeError
 from flinkcore.runtime.operators.udf import FilterOperator, MapOperator, SinkOperator
 
-__all__ = ["fuse_chain", "fusable_chain"]
+__all__ = ["fuse_chain", "fusable_chain", "fuse_timestamps_into_window"]
 
 _FUSABLE = (MapOperator, FilterOperator)
 
@@ -109,3 +117,51 @@ def fuse_chain(chain: list) -> Any:
         code = code.replace("            ctx._ts = None\n", "")
     exec(compile(code, f"<fused {' -> '.join(ns['names'])}>", "exec"), ns)  # noqa: S102 - generated above
     return ns["fused"]
+
+
+def _batch_generator(generator: Any) -> bool:
+    """True for the built-in generators whose ``on_batch`` only takes the batch's maximum."""
+    from flinkcore.common.watermark_strategy import (
+        BoundedOutOfOrdernessWatermarks,
+        NoWatermarksGenerator,
+        WatermarksWithIdleness,
+    )
+
+    if type(generator) is WatermarksWithIdleness:
+        generator = generator.generator
+    return isinstance(generator, (BoundedOutOfOrdernessWatermarks, NoWatermarksGenerator)) and type(
+        generator
+    ).on_batch in (BoundedOutOfOrdernessWatermarks.on_batch, NoWatermarksGenerator.on_batch)
+
+
+def fuse_timestamps_into_window(op: Any) -> Any:
+    """The fused ``process_batch`` of a TimestampsAndWatermarks operator ``op`` whose only output
+    is a window operator with a compiled loop (``fusable``), or None when it cannot be fused.
+
+    Call it after ``open`` (the assigner and generator exist then). Columnar batches take the
+    operator's own path.
+    """
+    from flinkcore.runtime.operators.watermarks import TimestampsAndWatermarksOperator
+
+    if type(op) is not TimestampsAndWatermarksOperator or op.assigner is None or op._on_batch is None:
+        return None
+    window = _single_target(op)
+    if not getattr(window, "fusable", False) or not _batch_generator(op.generator):
+        return None
+    original = op.process_batch
+    extract = op.assigner.extract_timestamp
+    on_batch = op._on_batch
+    fused_batch = window.fused_batch
+    name = op.name
+
+    def fused(values: Any, timestamps: Any) -> None:
+        if type(values) is not list:
+            original(values, timestamps)
+            return
+        if op.idle:
+            op._set_idle(False)
+        seen = fused_batch(values, timestamps, extract, name)
+        if seen:
+            on_batch(seen)
+
+    return fused

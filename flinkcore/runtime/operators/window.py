@@ -47,6 +47,11 @@ from flinkcore.state.descriptors import (
 )
 from flinkcore.state.key_groups import key_group_of
 
+try:  # the compiled per-record loops; without them the Python loops below run (same results)
+    from flinkcore._core import window_udf as _compiled
+except ImportError:  # pragma: no cover - a build without the native core
+    _compiled = None
+
 __all__ = [
     "AlignedWindowOperator",
     "InternalWindowFunction",
@@ -58,6 +63,7 @@ __all__ = [
 ]
 
 MAX_LONG = MAX_WATERMARK
+MIN_LONG = -(2**63)
 
 
 class TimestampedValue:
@@ -780,6 +786,10 @@ class AlignedWindowOperator(AbstractStreamOperator):
             self._result = spec.aggregate.get_result
         else:
             self._result = None
+        self._kernel_functions = _kernel_functions(spec)
+        self._key_index = _key_index(self.key_selector)
+        self._use_compiled = _compiled is not None and self.slide == self.size
+        self._cursor = _compiled.Cursor() if _compiled is not None else None
         if self.function.open is not None:
             self.function.open(self.runtime_context)
 
@@ -836,6 +846,10 @@ class AlignedWindowOperator(AbstractStreamOperator):
         Records of a batch mostly fall into the current window, so the window is only looked up
         again when a timestamp leaves ``[lo, hi)``; keys are computed for the whole batch first.
         """
+        if self._use_compiled:
+            self._cursor.reset()
+            self._tumbling_compiled(values, timestamps)
+            return
         keys = self._keys(values)
         kind = self.state_spec.kind
         size, offset = self.size, self.offset
@@ -902,6 +916,85 @@ class AlignedWindowOperator(AbstractStreamOperator):
             raise
         except Exception as e:
             raise UserCodeError(self.name, value, e) from e
+
+    def _tumbling_compiled(self, values: list, timestamps: list | None, extract: Any = None) -> list:
+        """``_tumbling`` as one compiled loop (``flinkcore._core.window_udf``), the user's key
+        selector and AggregateFunction.add / reduce called per record as there; a record it
+        leaves (late, or a timestamp that is not an int) is handled here and the loop resumes.
+
+        With ``extract`` (a timestamp assigner fused into this loop, see :meth:`fused_batch`)
+        timestamps are extracted here. Returns the timestamps that were not ints (for the
+        watermark generator; ``self._cursor.max_ts`` is the largest int one).
+        """
+        if type(values) is not list:
+            values = list(values)
+        if timestamps is not None and type(timestamps) is not list:
+            timestamps = list(timestamps)
+        kind, create, fn = self._kernel_functions
+        key_of = self.key_selector
+        size, offset = self.size, self.offset
+        fired_until = max(self.current_watermark - size + 1, MIN_LONG)
+        cur = self._cursor
+        loop = _compiled.tumbling_batch
+        panes, open_window = self._panes, self._open_window
+        n = len(values)
+        i = 0
+        others: list = []
+        while True:
+            try:
+                i = loop(
+                    cur,
+                    values,
+                    timestamps,
+                    extract,
+                    MIN_LONG,
+                    i,
+                    key_of,
+                    self._key_index,
+                    size,
+                    offset,
+                    fired_until,
+                    kind,
+                    create,
+                    fn,
+                    panes,
+                    open_window,
+                )
+            except Exception as e:
+                raise self._failure(values[cur.position], e) from e
+            if i >= n:
+                return others
+            value, ts, key = values[i], cur.ts, cur.key
+            _check_timestamp(ts, extract)
+            others.append(ts)
+            try:
+                self._late_record(value, key, ts, ts - (ts - offset) % size)
+            except UserCodeError:
+                raise
+            except Exception as e:
+                raise UserCodeError(self.name, value, e) from e
+            i += 1
+
+    def _failure(self, value: Any, cause: Exception) -> UserCodeError:
+        if self._cursor.stage == 0:
+            return UserCodeError(self._fused_name, value, cause, where="record (timestamp assigner)")
+        return UserCodeError(self.name, value, cause)
+
+    def fused_batch(self, values: list, timestamps: list | None, extract: Any, name: str) -> list:
+        """A batch from a fused timestamp assigner ``extract`` of operator ``name`` (the
+        runtime's fusion of TimestampsAndWatermarks -> window, runtime/fusion.py). Returns the
+        batch's timestamps for the watermark generator: ``[max int timestamp, *non-int ones]``."""
+        cur = self._cursor
+        cur.reset()
+        self._fused_name = name
+        others = self._tumbling_compiled(values, timestamps, extract)
+        self._flush()
+        return [cur.max_ts, *others] if values else []
+
+    @property
+    def fusable(self) -> bool:
+        """True when :meth:`fused_batch` may take this operator's batches (compiled tumbling)."""
+        return self._use_compiled
 
     def _late_record(self, value: Any, key: Any, ts: int, start: int) -> None:
         """A record for an already fired window: late firing within lateness, else late."""
@@ -1062,6 +1155,32 @@ class AlignedWindowOperator(AbstractStreamOperator):
         self._restored_fired &= set(self._panes)
 
 
+def _check_timestamp(ts: Any, extract: Any) -> None:
+    if ts is None:
+        if extract is not None:
+            raise ValueError("the timestamp assigner returned None: a timestamp must be an int (ms)")
+        raise ValueError(
+            "Record has no timestamp. Did you forget to call "
+            "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
+        )
+
+
+def _key_index(key_selector: Any) -> int:
+    """``c`` when the key selector is exactly ``lambda v: v[c]`` with an int ``c`` >= 0, else -1
+    (the compiled loops then subscript a tuple record in C, as ``_fast_key_selector`` does)."""
+    ok, const = _subscript_constant(key_selector)
+    return const if ok and type(const) is int and const >= 0 else -1
+
+
+def _kernel_functions(spec: WindowStateSpec) -> tuple[int, Any, Any]:
+    """``(kind, create, fn)`` for the compiled loops: the user's functions, called directly."""
+    if spec.kind == "aggregating":
+        return 0, spec.aggregate.create_accumulator, spec.aggregate.add
+    if spec.kind == "reducing":
+        return 1, None, spec.reduce
+    return 2, None, None
+
+
 def _owned_keys_filter(op: AbstractStreamOperator) -> Callable[[dict], dict]:
     """``{key: value}`` -> the entries whose keys belong to ``op``'s key-group range."""
     kg_range = op.state_backend.key_group_range if op.state_backend is not None else None
@@ -1154,6 +1273,10 @@ class SessionWindowOperator(AbstractStreamOperator):
             self._add = _append
             self._merge = _concat
             self._result = None
+        self._kernel_functions = _kernel_functions(spec)
+        self._key_index = _key_index(self.key_selector)
+        self._use_compiled = _compiled is not None
+        self._cursor = _compiled.Cursor() if _compiled is not None else None
         if self.function.open is not None:
             self.function.open(self.runtime_context)
 
@@ -1175,42 +1298,16 @@ class SessionWindowOperator(AbstractStreamOperator):
                 "Record has no timestamp. Did you forget to call "
                 "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
             )
+        if self._use_compiled:
+            self._cursor.reset()
+            self._sessions_compiled(values, timestamps)
+            self._flush()
+            return
         keys = _batch_keys(self, values)
-        gap = self.gap
-        single = self._single
-        get = single.get
-        multi = self._multi
-        first, add = self._first, self._add
-        wm = self.current_watermark
-        wheel = self._wheel
         value = None
         try:
             for value, key, ts in zip(values, keys, timestamps, strict=False):
-                end = ts + gap
-                s = get(key)
-                if s is not None:
-                    lo, hi = s[0], s[1]
-                    if lo <= end and hi >= ts:  # overlaps or touches: extend the session
-                        if ts < lo:
-                            s[0] = ts
-                        if end > hi:
-                            s[1] = end
-                        s[2] = add(s[2], value)
-                        continue
-                elif key not in multi:
-                    if end - 1 <= wm:
-                        self._late(value, ts)
-                        continue
-                    s = [ts, end, first(value)]
-                    single[key] = s
-                    bucket = (end - 1) // gap
-                    entries = wheel.get(bucket)
-                    if entries is None:
-                        wheel[bucket] = [(key, s)]
-                    else:
-                        entries.append((key, s))
-                    continue
-                self._add_slow(key, value, ts, end)
+                self._add_one(value, key, ts)
         except Exception as e:
             if any(t is None for t in timestamps):
                 raise ValueError(
@@ -1218,6 +1315,101 @@ class SessionWindowOperator(AbstractStreamOperator):
                 ) from e
             raise UserCodeError(self.name, value, e) from e
         self._flush()
+
+    def _add_one(self, value: Any, key: Any, ts: int) -> None:
+        """One element into its key's sessions (the Python twin of ``window_udf.session_batch``)."""
+        end = ts + self.gap
+        s = self._single.get(key)
+        if s is not None:
+            lo, hi = s[0], s[1]
+            if lo <= end and hi >= ts:  # overlaps or touches: extend the session
+                if ts < lo:
+                    s[0] = ts
+                if end > hi:
+                    s[1] = end
+                s[2] = self._add(s[2], value)
+                return
+        elif key not in self._multi:
+            if end - 1 <= self.current_watermark:
+                self._late(value, ts)
+                return
+            s = [ts, end, self._first(value)]
+            self._single[key] = s
+            self._schedule(key, s)
+            return
+        self._add_slow(key, value, ts, end)
+
+    def _sessions_compiled(self, values: list, timestamps: list | None, extract: Any = None) -> list:
+        """The batch through ``window_udf.session_batch`` (the user's key selector and
+        AggregateFunction.add / reduce called per record); the records it leaves (merges of
+        several sessions, late ones, non-int timestamps) go through :meth:`_add_one`. Returns
+        the non-int timestamps, as ``AlignedWindowOperator._tumbling_compiled``."""
+        if type(values) is not list:
+            values = list(values)
+        if timestamps is not None and type(timestamps) is not list:
+            timestamps = list(timestamps)
+        kind, create, fn = self._kernel_functions
+        key_of = self.key_selector
+        cur = self._cursor
+        loop = _compiled.session_batch
+        gap = self.gap
+        single, multi, wheel = self._single, self._multi, self._wheel
+        n = len(values)
+        i = 0
+        others: list = []
+        while True:
+            try:
+                i = loop(
+                    cur,
+                    values,
+                    timestamps,
+                    extract,
+                    MIN_LONG,
+                    i,
+                    key_of,
+                    self._key_index,
+                    gap,
+                    self.current_watermark,
+                    kind,
+                    create,
+                    fn,
+                    single,
+                    multi,
+                    wheel,
+                )
+            except Exception as e:
+                raise self._failure(values[cur.position], e) from e
+            if i >= n:
+                return others
+            value, ts, key = values[i], cur.ts, cur.key
+            _check_timestamp(ts, extract)
+            if type(ts) is not int:
+                others.append(ts)
+            try:
+                self._add_one(value, key, ts)
+            except UserCodeError:
+                raise
+            except Exception as e:
+                raise UserCodeError(self.name, value, e) from e
+            i += 1
+
+    def _failure(self, value: Any, cause: Exception) -> UserCodeError:
+        if self._cursor.stage == 0:
+            return UserCodeError(self._fused_name, value, cause, where="record (timestamp assigner)")
+        return UserCodeError(self.name, value, cause)
+
+    def fused_batch(self, values: list, timestamps: list | None, extract: Any, name: str) -> list:
+        """As :meth:`AlignedWindowOperator.fused_batch`."""
+        cur = self._cursor
+        cur.reset()
+        self._fused_name = name
+        others = self._sessions_compiled(values, timestamps, extract)
+        self._flush()
+        return [cur.max_ts, *others] if values else []
+
+    @property
+    def fusable(self) -> bool:
+        return self._use_compiled
 
     def _add_slow(self, key: Any, value: Any, ts: int, end: int) -> None:
         """Merge the new window ``[ts, end)`` with every session of ``key`` it overlaps."""
