@@ -9,7 +9,21 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Version byte of a single value (dumps, encode_key): its layout is unchanged since version 1, so
+ * key bytes stay stable. A batch (dumps_batch) starts with FC_SERDE_BATCH_VERSION: version 2 added a
+ * layout byte after the record count (FC_BATCH_VALUES or FC_BATCH_ROWS); version-1 batches (count,
+ * then values) are still read. */
 #define FC_SERDE_VERSION 1
+#define FC_SERDE_BATCH_VERSION 2
+
+/* Layout byte of a version-2 batch. */
+enum fc_batch_layout {
+    FC_BATCH_VALUES = 0, /* n tagged values, as in version 1 */
+    FC_BATCH_ROWS = 1    /* u8 k (1..FC_ROWS_MAX_ARITY), k column tags (INT, FLOAT, STR, BYTES), then
+                            n records of k untagged payloads: INT zigzag varint, FLOAT 8 bytes,
+                            STR/BYTES varint length + bytes (STR strict UTF-8) */
+};
+#define FC_ROWS_MAX_ARITY 64
 
 /* One tag byte starts every value. Numbering is part of the on-disk format: append only. */
 enum fc_serde_tag {
@@ -109,6 +123,21 @@ static inline int fc_put_tag_f64(fc_buf *b, uint8_t tag, double v) {
 
 static inline int fc_put_bytes(fc_buf *b, const void *src, size_t n) {
     if (fc_buf_reserve(b, n)) return -1;
+    if (n) memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static inline int fc_put_f64(fc_buf *b, double v) {
+    if (fc_buf_reserve(b, 8)) return -1;
+    fc_put_f64_unchecked(b, v);
+    return 0;
+}
+
+/* varint length, payload (a row-batch str/bytes column) */
+static inline int fc_put_span(fc_buf *b, const void *src, size_t n) {
+    if (fc_buf_reserve(b, 10 + n)) return -1;
+    fc_put_varint_unchecked(b, n);
     if (n) memcpy(b->data + b->len, src, n);
     b->len += n;
     return 0;

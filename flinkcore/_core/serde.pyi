@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 VERSION: int
+BATCH_VERSION: int
 MAX_DEPTH: int
 
 class SerdeError(ValueError): ...

@@ -4,8 +4,15 @@
 ``dumps``/``loads`` encode one value, ``dumps_batch``/``loads_batch`` a list of values into one
 buffer, and ``encode_key`` gives the deterministic bytes of a key (equal keys, equal bytes), which
 state backends use as the lookup key. The byte layout is fixed by the tags in ``_native/fc_serde.h``
-and starts with a version byte (currently 1); the pure-Python twin in
-``flinkcore._core._reference.serde`` writes the same bytes.
+and starts with a version byte: ``VERSION`` (1) for a single value or key, ``BATCH_VERSION`` (2) for a
+batch; the pure-Python twin in ``flinkcore._core._reference.serde`` writes the same bytes.
+
+A batch of plain tuples that share one column layout (each position always an int64, a float, a str
+or a bytes: the usual stream record) is written as a row block: the column tags once, then only the
+payloads, so decoding runs one tight loop with no per-value dispatch. Any other batch is written
+value by value. Batches from before the row block (version 1) are still read. Batch decoding shares
+repeated short ASCII strs through a process-wide cache (see ``_str_cache``): records get equal, not
+necessarily distinct, str objects, as with any immutable value.
 
 Natively encoded (exact types only, so a value decodes to the same type): None, bool, int (int64 as a
 zigzag varint, larger ints as magnitude bytes), float (IEEE bits, NaN payload kept), str, bytes, tuple,
@@ -43,7 +50,7 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.math cimport floor, isfinite, isnan
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 
 cdef extern from "Python.h":
@@ -60,10 +67,25 @@ cdef extern from "Python.h":
     void *PyUnicode_DATA(object o)
     bint PyUnicode_IS_ASCII(object o)
     void PyObject_GC_UnTrack(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    object PyUnicode_New(Py_ssize_t size, unsigned int maxchar)
+    # raw forms for the row-batch decoder's inner loop: new references, NULL with an error set
+    PyObject *_new_long "PyLong_FromLongLong"(long long v)
+    PyObject *_new_float "PyFloat_FromDouble"(double v)
+    PyObject *_new_bytes "PyBytes_FromStringAndSize"(const char *s, Py_ssize_t n)
+    PyObject *_new_tuple "PyTuple_New"(Py_ssize_t n)
+    void _tuple_set "PyTuple_SET_ITEM"(PyObject *t, Py_ssize_t i, PyObject *v)
+    void _list_set "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject *v)
+    void _untrack "PyObject_GC_UnTrack"(PyObject *o)
 
 
 cdef extern from "fc_serde.h":
     int FC_SERDE_VERSION
+    int FC_SERDE_BATCH_VERSION
+    enum:
+        FC_ROWS_MAX_ARITY
+        FC_BATCH_VALUES
+        FC_BATCH_ROWS
     int FC_OK, FC_TRUNCATED, FC_BAD_VARINT
     enum:
         FC_TAG_NONE
@@ -100,6 +122,8 @@ cdef extern from "fc_serde.h":
     int fc_put_varint(fc_buf *b, uint64_t v)
     int fc_put_tag_varint(fc_buf *b, uint8_t tag, uint64_t v)
     int fc_put_tag_f64(fc_buf *b, uint8_t tag, double v)
+    int fc_put_f64(fc_buf *b, double v)
+    int fc_put_span(fc_buf *b, const void *src, size_t n)
     int fc_put_bytes(fc_buf *b, const void *src, size_t n)
     int fc_put_tagged_span(fc_buf *b, uint8_t tag, const void *src, size_t n)
     ctypedef struct fc_reader:
@@ -113,6 +137,7 @@ cdef extern from "fc_serde.h":
 
 
 VERSION = FC_SERDE_VERSION
+BATCH_VERSION = FC_SERDE_BATCH_VERSION
 MAX_DEPTH = 256
 DEF C_MAX_DEPTH = 256
 
@@ -479,8 +504,103 @@ def encode_key(obj) -> bytes:
     return _dumps(obj, True)
 
 
+cdef inline uint8_t _column_tag(object v):
+    """The row-batch column tag of a value, or 0 when it has none (any other type)."""
+    cdef type t = type(v)
+    if t is int:
+        return FC_TAG_INT
+    if t is float:
+        return FC_TAG_FLOAT
+    if t is str:
+        return FC_TAG_STR
+    if t is bytes:
+        return FC_TAG_BYTES
+    return 0
+
+
+cdef bint _enc_rows(fc_buf *b, object records, Py_ssize_t n) except -1:
+    """Write the batch as one row block when every record is a plain tuple of the same column types
+    (int64, float, str, bytes); False, with the buffer as it was, when it is not. Writes tags once
+    and then bare payloads: no per-value tag, and a decoder with no per-value dispatch."""
+    cdef uint8_t tags[FC_ROWS_MAX_ARITY]
+    cdef Py_ssize_t i, j, k, start = b.len, sn
+    cdef int overflow
+    cdef long long x
+    cdef const char *p
+    cdef PyObject *rec
+    cdef PyObject *v
+    first = <object>PyList_GET_ITEM(records, 0)
+    if type(first) is not tuple:
+        return False
+    k = PyTuple_GET_SIZE(first)
+    if k == 0 or k > FC_ROWS_MAX_ARITY:
+        return False
+    for j in range(k):
+        tags[j] = _column_tag(<object>PyTuple_GET_ITEM(first, j))
+        if tags[j] == 0:
+            return False
+    if fc_put_u8(b, FC_BATCH_ROWS) or fc_put_u8(b, <uint8_t>k) or fc_put_bytes(b, tags, k):
+        _oom()
+    # No Python code runs in this loop (exact types only), so the borrowed references stay valid.
+    for i in range(n):
+        rec = <PyObject *>PyList_GET_ITEM(records, i)
+        if type(<object>rec) is not tuple or PyTuple_GET_SIZE(<object>rec) != k:
+            b.len = start
+            return False
+        for j in range(k):
+            v = <PyObject *>PyTuple_GET_ITEM(<object>rec, j)
+            if tags[j] == FC_TAG_INT:
+                if type(<object>v) is not int:
+                    b.len = start
+                    return False
+                x = PyLong_AsLongLongAndOverflow(<object>v, &overflow)
+                if overflow:
+                    b.len = start
+                    return False
+                if fc_put_varint(b, fc_zigzag(x)):
+                    _oom()
+            elif tags[j] == FC_TAG_FLOAT:
+                if type(<object>v) is not float:
+                    b.len = start
+                    return False
+                if fc_put_f64(b, PyFloat_AS_DOUBLE(<object>v)):
+                    _oom()
+            elif tags[j] == FC_TAG_STR:
+                if type(<object>v) is not str:
+                    b.len = start
+                    return False
+                if PyUnicode_IS_ASCII(<object>v):
+                    p = <const char *>PyUnicode_DATA(<object>v)
+                    sn = PyUnicode_GET_LENGTH(<object>v)
+                else:
+                    p = _utf8_strict(<object>v, &sn)
+                    if p == NULL:  # lone surrogates: only the tagged form can hold them
+                        b.len = start
+                        return False
+                if fc_put_span(b, p, sn):
+                    _oom()
+            else:
+                if type(<object>v) is not bytes:
+                    b.len = start
+                    return False
+                if fc_put_span(b, <const char *>(<bytes>v), len(<bytes>v)):
+                    _oom()
+    return True
+
+
+cdef const char *_utf8_strict(object s, Py_ssize_t *n):
+    """UTF-8 of a str, or NULL (no error set) when it holds lone surrogates."""
+    try:
+        return PyUnicode_AsUTF8AndSize(s, n)
+    except UnicodeEncodeError:
+        return NULL
+
+
 def dumps_batch(records) -> bytes:
-    """Serialize a list of values into one buffer: version, count, values."""
+    """Serialize a list of values into one buffer: version, count, layout, values.
+
+    A batch of plain tuples that share their column types (int64, float, str, bytes) is written as
+    one row block (the tags once, then bare values), anything else value by value."""
     cdef fc_buf b
     cdef Py_ssize_t i, n
     if type(records) is not list:
@@ -489,12 +609,17 @@ def dumps_batch(records) -> bytes:
     if fc_buf_init(&b, 64 + 24 * n):
         _oom()
     try:
-        b.data[0] = FC_SERDE_VERSION
+        b.data[0] = FC_SERDE_BATCH_VERSION
         b.len = 1
         if fc_put_varint(&b, n):
             _oom()
-        for i in range(n):
-            _enc(&b, <object>PyList_GET_ITEM(records, i), 0, False)
+        if n == 0 or not _enc_rows(&b, records, n):
+            if fc_put_u8(&b, FC_BATCH_VALUES):
+                _oom()
+            for i in range(n):
+                if i >= PyList_GET_SIZE(records):
+                    raise RuntimeError("list changed size during serialization")
+                _enc(&b, <object>PyList_GET_ITEM(records, i), 0, False)
     except BaseException:
         fc_buf_free(&b)
         raise
@@ -503,32 +628,56 @@ def dumps_batch(records) -> bytes:
 
 # --------------------------------------------------------------------------------------------- decode
 
-cdef inline uint64_t _short_hash(const uint8_t *p, size_t n) noexcept nogil:
-    """Hash of up to 32 bytes, a word at a time (a byte-at-a-time hash is a long dependency chain)."""
-    cdef uint64_t h = 0x9e3779b97f4a7c15ULL * (n + 1)
-    cdef uint64_t w
-    cdef size_t i = 0
-    while i + 8 <= n:
-        memcpy(&w, p + i, 8)
-        h = (h ^ w) * 0xff51afd7ed558ccdULL
-        h ^= h >> 29
-        i += 8
-    if i < n:
-        w = 0
-        memcpy(&w, p + i, n - i)
-        h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL
-        h ^= h >> 29
-    return h
+ctypedef struct _StrKey:
+    # the bytes of a str of at most 16 bytes as two overlapping words: (n, w0, w1) equal <=> bytes equal
+    uint64_t n, w0, w1
+
+
+cdef inline void _str_key(const uint8_t *p, size_t n, _StrKey *k) noexcept nogil:
+    cdef uint32_t a = 0, b = 0
+    k.n = n
+    k.w0 = 0
+    k.w1 = 0
+    if n >= 8:
+        memcpy(&k.w0, p, 8)
+        memcpy(&k.w1, p + n - 8, 8)
+    elif n >= 4:
+        memcpy(&a, p, 4)
+        memcpy(&b, p + n - 4, 4)
+        k.w0 = a
+        k.w1 = b
+    elif n > 0:
+        k.w0 = p[0] | (<uint64_t>p[n >> 1] << 8) | (<uint64_t>p[n - 1] << 16)
 
 
 ctypedef struct _StrSlot:
     PyObject *obj
-    size_t n
-    uint64_t h
+    _StrKey key
 
 
-DEF STR_CACHE_SLOTS = 1024
-DEF STR_CACHE_MAX_LEN = 32
+DEF STR_CACHE_SETS = 2048  # two ways (slots) per set, 32 bytes each: a set is one cache line
+DEF STR_CACHE_MAX_LEN = 16
+
+# Streams repeat short strings (keys, categories, names) within a batch and from one batch to the next:
+# a 2-way set-associative cache of the ASCII ones, kept for the life of the process (at most 4096
+# strs of <= 16 bytes, ~400 KB with the strs), lets records share one str object instead of allocating
+# one per record. Only batch decoding uses it. A lookup compares the bytes exactly (held in the slot's
+# key), and every lookup-and-replace runs without calling Python code, so the table is consistent
+# whenever another thread or a finalizer could run.
+cdef _StrSlot *_str_cache = NULL
+
+
+cdef inline bint _is_ascii(const uint8_t *p, size_t n) noexcept nogil:
+    cdef uint64_t acc = 0, w
+    cdef size_t i = 0
+    while i + 8 <= n:
+        memcpy(&w, p + i, 8)
+        acc |= w
+        i += 8
+    while i < n:
+        acc |= p[i]
+        i += 1
+    return (acc & 0x8080808080808080ULL) == 0
 
 
 @cython.final
@@ -536,55 +685,64 @@ cdef class _Reader:
     cdef fc_reader r
     cdef const uint8_t *start
     cdef bint allow_pickle
+    cdef uint8_t version
     cdef object last_names
-    # Batches repeat short strings (keys, categories, names): a direct-mapped cache of the ASCII ones
-    # lets records share one str object instead of allocating and decoding each again.
     cdef _StrSlot *str_cache
     cdef bint cache_on
     cdef size_t lookups, hits
 
-    def __dealloc__(self):
-        cdef Py_ssize_t i
-        if self.str_cache != NULL:
-            for i in range(STR_CACHE_SLOTS):
-                Py_XDECREF(self.str_cache[i].obj)
-            free(self.str_cache)
-
     cdef int enable_str_cache(self) except -1:
-        self.str_cache = <_StrSlot *>calloc(STR_CACHE_SLOTS, sizeof(_StrSlot))
-        if self.str_cache == NULL:
-            raise MemoryError()
+        global _str_cache
+        if _str_cache == NULL:
+            _str_cache = <_StrSlot *>calloc(2 * STR_CACHE_SETS, sizeof(_StrSlot))
+            if _str_cache == NULL:
+                raise MemoryError()
+        self.str_cache = _str_cache
         self.cache_on = True
         return 0
 
     cdef inline object str_value(self):
         cdef const uint8_t *p = NULL
-        cdef size_t n = 0, i
-        cdef uint64_t h
-        cdef _StrSlot *slot
-        if self.str_cache == NULL:
-            return self.utf8("a str", "strict")
+        cdef size_t n = 0
         cdef int rc = fc_get_span(&self.r, &p, &n)
         if rc:
             self.fail(rc, "a str")
+        return self.str_at(p, n)
+
+    cdef inline object str_at(self, const uint8_t *p, size_t n):
+        """The str of n UTF-8 bytes at p (strict), shared through the cache when it is on."""
+        cdef _StrKey k
+        cdef _StrSlot *way
         if n > STR_CACHE_MAX_LEN or not self.cache_on:
-            return self.decode_utf8(p, n, "a str", "strict")
-        h = _short_hash(p, n)
-        slot = &self.str_cache[h & (STR_CACHE_SLOTS - 1)]
+            return self.new_str(p, n)
+        _str_key(p, n, &k)
+        # the top bits of a product depend on every bit of its factors
+        way = &self.str_cache[2 * ((((k.w0 ^ k.n) * 0x9e3779b97f4a7c15ULL) ^ (k.w1 * 0xff51afd7ed558ccdULL))
+                                   >> 53)]
         self.lookups += 1
-        if slot.obj != NULL and slot.h == h and slot.n == n and memcmp(PyUnicode_DATA(<object>slot.obj), p, n) == 0:
+        if way[0].obj != NULL and way[0].key.w0 == k.w0 and way[0].key.w1 == k.w1 and way[0].key.n == n:
             self.hits += 1
-            return <object>slot.obj
+            return <object>way[0].obj
+        if way[1].obj != NULL and way[1].key.w0 == k.w0 and way[1].key.w1 == k.w1 and way[1].key.n == n:
+            self.hits += 1
+            return <object>way[1].obj
         if self.lookups == 512 and self.hits < 64:
             self.cache_on = False  # strings hardly repeat in this batch: stop paying for the cache
-        s = self.decode_utf8(p, n, "a str", "strict")
-        if PyUnicode_IS_ASCII(s):
-            Py_XDECREF(slot.obj)
+        s = self.new_str(p, n)
+        if PyUnicode_IS_ASCII(s):  # the newest in way 0, the one it displaces in way 1
+            Py_XDECREF(way[1].obj)
+            way[1] = way[0]
             Py_INCREF(s)
-            slot.obj = <PyObject *>s
-            slot.h = h
-            slot.n = n
+            way[0].obj = <PyObject *>s
+            way[0].key = k
         return s
+
+    cdef inline object new_str(self, const uint8_t *p, size_t n):
+        if _is_ascii(p, n):  # the common case: copy the bytes, no decoding
+            s = PyUnicode_New(n, 127)
+            memcpy(PyUnicode_DATA(s), p, n)
+            return s
+        return self.decode_utf8(p, n, "a str", "strict")
 
     cdef object decode_utf8(self, const uint8_t *p, size_t n, str what, const char *errors):
         try:
@@ -822,7 +980,7 @@ cdef object _dec_row(_Reader rd, int depth):
     return _row_make(names, values, flags >> 4)
 
 
-cdef _Reader _reader(const uint8_t[::1] view, bint allow_pickle):
+cdef _Reader _reader(const uint8_t[::1] view, bint allow_pickle, bint batch):
     cdef _Reader rd = _Reader.__new__(_Reader)
     cdef Py_ssize_t n = view.shape[0]
     if n == 0:
@@ -832,11 +990,91 @@ cdef _Reader _reader(const uint8_t[::1] view, bint allow_pickle):
     rd.r.end = rd.start + n
     rd.allow_pickle = allow_pickle
     cdef uint8_t version = rd.u8("the version byte")
-    if version != FC_SERDE_VERSION:
+    if version == FC_SERDE_VERSION or (batch and version == FC_SERDE_BATCH_VERSION):
+        rd.version = version
+        return rd
+    if batch:
         raise SerdeError(
-            f"unsupported serde format version {version} (this flinkcore reads version {FC_SERDE_VERSION})"
+            f"unsupported serde batch format version {version} (this flinkcore reads batch versions "
+            f"{FC_SERDE_VERSION} and {FC_SERDE_BATCH_VERSION})"
         )
-    return rd
+    raise SerdeError(
+        f"unsupported serde format version {version} (this flinkcore reads version {FC_SERDE_VERSION})"
+    )
+
+
+cdef int _propagate() except -1:
+    """Hand an error already set by a C API call (NULL result) on to Cython's error path."""
+    return -1
+
+
+cdef list _dec_rows(_Reader rd, Py_ssize_t n):
+    """A row block (FC_BATCH_ROWS): column tags once, then n records of bare payloads."""
+    cdef uint8_t tags[FC_ROWS_MAX_ARITY]
+    cdef uint8_t tag
+    cdef Py_ssize_t i, j, k, min_size = 0
+    cdef uint64_t u = 0
+    cdef double d = 0.0
+    cdef const uint8_t *p = NULL
+    cdef size_t sn = 0
+    cdef int rc
+    cdef PyObject *t
+    cdef PyObject *v
+    k = rd.u8("a row batch")
+    if k == 0 or k > FC_ROWS_MAX_ARITY:
+        raise SerdeError(f"corrupt input: row batch of {k} columns at offset {rd.offset() - 1} "
+                         f"(1 to {FC_ROWS_MAX_ARITY})")
+    if fc_remaining(&rd.r) < <size_t>k:
+        rd.fail(FC_TRUNCATED, "a row batch's column types")
+    for j in range(k):
+        tag = rd.r.p[j]
+        if tag == FC_TAG_FLOAT:
+            min_size += 8
+        elif tag == FC_TAG_INT or tag == FC_TAG_STR or tag == FC_TAG_BYTES:
+            min_size += 1
+        else:
+            raise SerdeError(f"corrupt input: row batch column type 0x{tag:02x} at offset {rd.offset() + j}")
+        tags[j] = tag
+    rd.r.p += k
+    if <size_t>n > fc_remaining(&rd.r) // <size_t>min_size:
+        raise SerdeError(
+            f"corrupt input: row batch of {n} records at offset {rd.offset()} exceeds the "
+            f"{fc_remaining(&rd.r)} bytes that remain"
+        )
+    out = PyList_New(n)
+    for i in range(n):
+        t = _new_tuple(k)
+        if t == NULL:
+            _propagate()
+        _list_set(out, i, t)  # the list owns it from here, so an error below frees it
+        for j in range(k):
+            tag = tags[j]
+            if tag == FC_TAG_INT:
+                rc = fc_get_varint(&rd.r, &u)
+                if rc:
+                    rd.fail(rc, "an int")
+                v = _new_long(fc_unzigzag(u))
+            elif tag == FC_TAG_FLOAT:
+                if fc_get_f64(&rd.r, &d):
+                    rd.fail(FC_TRUNCATED, "a float")
+                v = _new_float(d)
+            elif tag == FC_TAG_STR:
+                rc = fc_get_span(&rd.r, &p, &sn)
+                if rc:
+                    rd.fail(rc, "a str")
+                sv = rd.str_at(p, sn)
+                Py_INCREF(sv)
+                v = <PyObject *>sv
+            else:
+                rc = fc_get_span(&rd.r, &p, &sn)
+                if rc:
+                    rd.fail(rc, "a bytes value")
+                v = _new_bytes(<const char *>p, sn)
+            if v == NULL:
+                _propagate()
+            _tuple_set(t, j, v)
+        _untrack(t)  # ints, floats, strs and bytes only: the tuple cannot be part of a cycle
+    return out
 
 
 cdef const uint8_t[::1] _view(buf) except *:
@@ -849,7 +1087,7 @@ cdef const uint8_t[::1] _view(buf) except *:
 def loads(buf, *, bint allow_pickle=True):
     """Decode one value written by ``dumps`` or ``encode_key``; raises SerdeError on bad input."""
     cdef const uint8_t[::1] view = _view(buf)
-    cdef _Reader rd = _reader(view, allow_pickle)
+    cdef _Reader rd = _reader(view, allow_pickle, False)
     out = _dec(rd, 0)
     if fc_remaining(&rd.r):
         raise SerdeError(f"corrupt input: {fc_remaining(&rd.r)} trailing bytes after the value at offset "
@@ -858,18 +1096,28 @@ def loads(buf, *, bint allow_pickle=True):
 
 
 def loads_batch(buf, *, bint allow_pickle=True) -> list:
-    """Decode a buffer written by ``dumps_batch``; raises SerdeError on bad input."""
+    """Decode a buffer written by ``dumps_batch`` (batch version 2, or 1 from earlier flinkcore);
+    raises SerdeError on bad input."""
     cdef const uint8_t[::1] view = _view(buf)
-    cdef _Reader rd = _reader(view, allow_pickle)
+    cdef _Reader rd = _reader(view, allow_pickle, True)
     cdef Py_ssize_t i, n = rd.count("a batch", 1)
+    cdef uint8_t layout = FC_BATCH_VALUES
+    if rd.version == FC_SERDE_BATCH_VERSION:
+        layout = rd.u8("a batch layout")
     if n >= 32:
         rd.enable_str_cache()
-    out = PyList_New(n)
-    for i in range(n):
-        v = _dec(rd, 0)
-        Py_INCREF(v)
-        PyList_SET_ITEM(out, i, v)
+    if layout == FC_BATCH_ROWS:
+        out = _dec_rows(rd, n)
+    elif layout == FC_BATCH_VALUES:
+        out = PyList_New(n)
+        for i in range(n):
+            v = _dec(rd, 0)
+            Py_INCREF(v)
+            PyList_SET_ITEM(out, i, v)
+    else:
+        raise SerdeError(f"corrupt input: unknown batch layout {layout} at offset {rd.offset() - 1}")
     if fc_remaining(&rd.r):
         raise SerdeError(f"corrupt input: {fc_remaining(&rd.r)} trailing bytes after the batch at offset "
                          f"{rd.offset()}")
     return out
+

@@ -138,6 +138,138 @@ def test_batch_with_repeated_strings_shares_nothing_observable():
     assert native.loads_batch(native.dumps_batch(recs)) == recs
 
 
+# A row block holds plain tuples of one column layout; these draw such batches, edge values included.
+column_values = {
+    "int": st.integers(-(2**63), 2**63 - 1),
+    "float": st.floats(allow_nan=True) | st.sampled_from([-0.0, math.inf, -math.inf, 5e-324]),
+    "str": st.text(max_size=40) | st.text(st.sampled_from("ab\x00\x7f\u00e9"), max_size=20),
+    "bytes": st.binary(max_size=40),
+}
+row_batches = st.lists(st.sampled_from(sorted(column_values)), min_size=1, max_size=6).flatmap(
+    lambda cols: st.lists(st.tuples(*(column_values[c] for c in cols)), max_size=60)
+)
+
+
+def _layout(data: bytes) -> int:
+    """The layout byte of a version-2 batch (after the version byte and the count varint)."""
+    i = 1
+    while data[i] & 0x80:
+        i += 1
+    return data[i + 1]
+
+
+@given(row_batches)
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_row_batches_round_trip_byte_identical_to_reference(recs):
+    data = native.dumps_batch(recs)
+    assert data == ref.dumps_batch(recs)
+    assert data[0] == native.BATCH_VERSION == 2
+    if recs:
+        assert _layout(data) == 1  # rows
+    for s in (native, ref):
+        out = s.loads_batch(data)
+        assert len(out) == len(recs) and all(same(a, b) for a, b in zip(out, recs, strict=True))
+
+
+@impls
+@pytest.mark.parametrize(
+    "recs",
+    [
+        [(1, "a"), (2, "b", 3)],  # arity changes
+        [(1, "a"), (2, None)],  # a column type changes
+        [(1, "a"), (True, "b")],  # bool is not an int column
+        [(1, "a"), (2**63, "b")],  # beyond int64
+        [(1, "a"), (2, "\ud800")],  # a lone surrogate needs the tagged form
+        [(1, "a"), [2, "b"]],  # not a tuple
+        [Row(1, "a"), Row(2, "b")],  # tuple subclasses keep their type
+        [()],  # no columns
+        [tuple(range(65))],  # more columns than a row block holds
+        [(1,), (np.int64(2),)],  # numpy scalars are pickled
+    ],
+)
+def test_batches_that_are_not_row_blocks_use_the_value_layout(s, recs):
+    data = s.dumps_batch(recs)
+    assert _layout(data) == 0
+    assert all(same(a, b) for a, b in zip(s.loads_batch(data), recs, strict=True))
+
+
+def test_row_block_columns_limit():
+    recs = [tuple(range(64)), tuple(range(1, 65))]
+    data = native.dumps_batch(recs)
+    assert _layout(data) == 1 and native.loads_batch(data) == recs
+
+
+@impls
+def test_version_1_batches_still_load(s):
+    # what flinkcore wrote before the row block: version 1, the count, then tagged values
+    v1 = b"\x01\x02" + b"\x08\x02\x03\x02\x06\x01a" + b"\x08\x02\x03\x04\x06\x01b"
+    assert s.loads_batch(v1) == [(1, "a"), (2, "b")]
+    assert s.loads_batch(b"\x01\x00") == []
+    with pytest.raises(s.SerdeError, match="batch format version 3"):
+        s.loads_batch(b"\x03\x00\x00")
+    with pytest.raises(s.SerdeError, match="version 2"):
+        s.loads(s.dumps_batch([1]))  # a batch is not a single value
+
+
+def test_string_cache_distinguishes_near_identical_strings():
+    """The decoder shares repeated short strs across batches; strs that differ in one byte stay apart."""
+    alphabet = "ab\u00e9"
+    words = [""] + [w + c for n in range(1, 17) for w in ("a" * (n - 1), "b" * (n - 1)) for c in alphabet]
+    for w in ("abcdefghijklmnop", "abcdefghijklmnopq"):
+        words += [w[:i] + "x" + w[i + 1 :] for i in range(len(w))]
+    for rnd in range(3):
+        recs = [(i, words[(i * 7 + rnd) % len(words)]) for i in range(2000)]
+        out = native.loads_batch(native.dumps_batch(recs))
+        assert out == recs
+        assert all(type(r[1]) is str for r in out)
+    many = [(f"k{i}",) for i in range(20_000)]  # far more distinct strs than cache slots
+    assert native.loads_batch(native.dumps_batch(many)) == many
+    assert native.loads_batch(native.dumps_batch(many[:100])) == many[:100]
+
+
+@impls
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"\x02\x01", "exceeds"),  # no layout byte, nor a record
+        (b"\x02\x01\x07", "unknown batch layout"),
+        (b"\x02\x01\x01\x00", "0 columns"),
+        (b"\x02\x01\x01\x41" + b"\x03" * 65, "65 columns"),
+        (b"\x02\x01\x01\x02\x03", "truncated"),  # tags cut off
+        (b"\x02\x01\x01\x01\x08\x00", "column type 0x08"),
+        (b"\x02\x7f\x01\x01\x05" + b"\x00" * 16, "exceeds"),  # 127 floats need 1016 bytes
+        (b"\x02\x01\x01\x01\x05\x00\x00", "exceeds"),
+        (b"\x02\x02\x01\x01\x03\x02\x80", "truncated"),  # varint runs past the end
+        (b"\x02\x01\x01\x01\x06\x05ab", "truncated"),
+        (b"\x02\x01\x01\x01\x06\x02\xff\xfe", "UTF-8"),
+        (b"\x02\x01\x01\x01\x03\x80\x80\x80\x80\x80\x80\x80\x80\x80\x02", "varint"),
+        (b"\x02\x01\x01\x01\x03\x02\x00", "trailing"),
+    ],
+)
+def test_corrupt_row_batches_raise_serde_error(s, data, message):
+    with pytest.raises(s.SerdeError, match=message):
+        s.loads_batch(data)
+
+
+@given(row_batches.filter(bool), st.data())
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
+def test_fuzz_mutated_row_batches_native_agrees_with_reference(recs, data):
+    buf = bytearray(native.dumps_batch(recs))
+    for _ in range(data.draw(st.integers(1, 3))):
+        buf[data.draw(st.integers(0, len(buf) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(buf)))
+    for candidate in (bytes(buf), bytes(buf[:cut])):
+        outcomes = []
+        for s in (native, ref):
+            try:
+                outcomes.append(("ok", s.loads_batch(candidate, allow_pickle=False)))
+            except s.SerdeError:
+                outcomes.append(("error", None))
+        assert outcomes[0][0] == outcomes[1][0], candidate
+        if outcomes[0][0] == "ok":
+            assert all(same(a, b) for a, b in zip(outcomes[0][1], outcomes[1][1], strict=True))
+
+
 key_values = st.recursive(
     st.none()
     | st.booleans()
@@ -305,14 +437,16 @@ def test_corrupt_inputs_raise_serde_error(s, data, message):
 
 @impls
 def test_corpus_of_tricky_inputs(s):
-    """Every file in corpus/ either decodes or raises SerdeError, the same way in both implementations."""
+    """Every file in corpus/ either decodes or raises SerdeError, the same way in both implementations:
+    ``ok-*``/``bad-*`` through ``loads``, ``batch-ok-*``/``batch-bad-*`` through ``loads_batch``."""
     files = sorted(CORPUS.glob("*.bin"))
-    assert files, "corpus is empty"
+    assert files and any(p.name.startswith("batch-") for p in files), "corpus is empty"
     for path in files:
         data = path.read_bytes()
-        expect_ok = path.name.startswith("ok-")
+        batch = path.name.startswith("batch-")
+        expect_ok = path.name.removeprefix("batch-").startswith("ok-")
         try:
-            s.loads(data, allow_pickle=False)
+            (s.loads_batch if batch else s.loads)(data, allow_pickle=False)
             outcome = True
         except s.SerdeError:
             outcome = False

@@ -1,8 +1,11 @@
 """Pure-Python reference of ``flinkcore._core.serde``: the same format, byte for byte.
 
 The layout (tags in ``_native/fc_serde.h``): a version byte, then one value; a value is a tag byte
-and a payload. Integers are zigzag LEB128 varints, lengths are LEB128 varints, floats are 8 bytes
-little-endian. See the native module's docstring for the type rules and ``encode_key``'s
+and a payload. A batch: version byte 2, the record count, a layout byte, then either the values or,
+when every record is a plain tuple with the same column types (int64, float, str, bytes), a row block:
+the arity, the column tags once, and each record's payloads with no tags (version-1 batches, with
+no layout byte, are still read). Integers are zigzag LEB128 varints, lengths are LEB128 varints,
+floats are 8 bytes little-endian. See the native module's docstring for the type rules and ``encode_key``'s
 canonical forms.
 """
 
@@ -16,8 +19,11 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
-VERSION = 1
+VERSION = 1  # a single value (dumps, encode_key)
+BATCH_VERSION = 2  # a batch (dumps_batch): count, layout byte, then values or a row block
 MAX_DEPTH = 256
+BATCH_VALUES, BATCH_ROWS = 0, 1
+ROWS_MAX_ARITY = 64
 
 NONE, FALSE, TRUE, INT, BIGINT, FLOAT, STR, BYTES, TUPLE, LIST, DICT, ROW = range(12)
 DECIMAL, DATETIME, DATE, TIME, PICKLE, STR_SURROGATES, TIMEDELTA = range(12, 19)
@@ -283,18 +289,55 @@ def encode_key(obj) -> bytes:
     return bytes(enc.out)
 
 
+_COLUMN_TAGS = {int: INT, float: FLOAT, str: STR, bytes: BYTES}
+
+
+def _row_block(records: list) -> bytes | None:
+    """The records as one row block, or None when they are not all plain tuples of one column layout."""
+    first = records[0]
+    if type(first) is not tuple or not 1 <= len(first) <= ROWS_MAX_ARITY:
+        return None
+    types = tuple(type(v) for v in first)
+    if not all(t in _COLUMN_TAGS for t in types):
+        return None
+    out = bytearray([BATCH_ROWS, len(types)] + [_COLUMN_TAGS[t] for t in types])
+    for rec in records:
+        if type(rec) is not tuple or len(rec) != len(types):
+            return None
+        for t, v in zip(types, rec, strict=True):
+            if type(v) is not t:
+                return None
+            if t is int:
+                if not -(2**63) <= v < 2**63:
+                    return None
+                out += _varint(_zigzag(v))
+            elif t is float:
+                out += struct.pack("<d", v)
+            else:
+                try:
+                    raw = v.encode("utf-8") if t is str else v
+                except UnicodeEncodeError:  # lone surrogates need the tagged form
+                    return None
+                out += _varint(len(raw)) + raw
+    return bytes(out)
+
+
 def dumps_batch(records) -> bytes:
     records = list(records)
+    head = bytes([BATCH_VERSION]) + _varint(len(records))
+    block = _row_block(records) if records else None
+    if block is not None:
+        return head + block
     enc = _Encoder(False)
-    enc.out.append(VERSION)
-    enc.out += _varint(len(records))
+    enc.out += head
+    enc.out.append(BATCH_VALUES)
     for r in records:
         enc.value(r)
     return bytes(enc.out)
 
 
 class _Decoder:
-    def __init__(self, buf, allow_pickle: bool):
+    def __init__(self, buf, allow_pickle: bool, batch: bool = False):
         try:
             self.buf = memoryview(buf).cast("B")
         except TypeError as e:
@@ -306,10 +349,17 @@ class _Decoder:
         if not len(self.buf):
             raise SerdeError("empty input: not a serialized value")
         version = self.u8("the version byte")
-        if version != VERSION:
+        self.version = version
+        if version == VERSION or (batch and version == BATCH_VERSION):
+            return
+        if batch:
             raise SerdeError(
-                f"unsupported serde format version {version} (this flinkcore reads version {VERSION})"
+                f"unsupported serde batch format version {version} (this flinkcore reads batch versions "
+                f"{VERSION} and {BATCH_VERSION})"
             )
+        raise SerdeError(
+            f"unsupported serde format version {version} (this flinkcore reads version {VERSION})"
+        )
 
     def remaining(self) -> int:
         return len(self.buf) - self.pos
@@ -361,6 +411,39 @@ class _Decoder:
             return raw.decode("utf-8", errors)
         except UnicodeDecodeError as e:
             raise SerdeError(f"corrupt input: invalid UTF-8 in {what} at offset {self.pos}: {e}") from None
+
+    def rows(self, n: int) -> list:
+        k = self.u8("a row batch")
+        if not 1 <= k <= ROWS_MAX_ARITY:
+            raise SerdeError(
+                f"corrupt input: row batch of {k} columns at offset {self.pos - 1} (1 to {ROWS_MAX_ARITY})"
+            )
+        tags = self.take(k, "a row batch's column types")
+        for j, tag in enumerate(tags):
+            if tag not in (INT, FLOAT, STR, BYTES):
+                raise SerdeError(
+                    f"corrupt input: row batch column type 0x{tag:02x} at offset {self.pos - k + j}"
+                )
+        min_size = sum(8 if tag == FLOAT else 1 for tag in tags)
+        if n > self.remaining() // min_size:
+            raise SerdeError(
+                f"corrupt input: row batch of {n} records at offset {self.pos} exceeds the "
+                f"{self.remaining()} bytes that remain"
+            )
+        out = []
+        for _ in range(n):
+            rec = []
+            for tag in tags:
+                if tag == INT:
+                    rec.append(_unzigzag(self.varint("an int")))
+                elif tag == FLOAT:
+                    rec.append(struct.unpack("<d", self.take(8, "a float"))[0])
+                elif tag == STR:
+                    rec.append(self.utf8("a str", "strict"))
+                else:
+                    rec.append(self.span("a bytes value"))
+            out.append(tuple(rec))
+        return out
 
     def value(self, depth: int = 0):
         if depth > MAX_DEPTH:
@@ -491,9 +574,15 @@ def loads(buf, *, allow_pickle: bool = True):
 
 
 def loads_batch(buf, *, allow_pickle: bool = True) -> list:
-    d = _Decoder(buf, allow_pickle)
+    d = _Decoder(buf, allow_pickle, batch=True)
     n = d.count("a batch", 1)
-    out = [d.value() for _ in range(n)]
+    layout = d.u8("a batch layout") if d.version == BATCH_VERSION else BATCH_VALUES
+    if layout == BATCH_ROWS:
+        out = d.rows(n)
+    elif layout == BATCH_VALUES:
+        out = [d.value() for _ in range(n)]
+    else:
+        raise SerdeError(f"corrupt input: unknown batch layout {layout} at offset {d.pos - 1}")
     if d.remaining():
         raise SerdeError(f"corrupt input: {d.remaining()} trailing bytes after the batch at offset {d.pos}")
     return out
