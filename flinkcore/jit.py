@@ -1,18 +1,36 @@
 """(+) ``flinkcore.jit``: numeric user functions compiled over whole columns (numba, optional).
 
-A function marked ``@flinkcore.jit`` names the fields it reads by its parameters::
+A function marked ``@flinkcore.jit`` (or given as a numba dispatcher, ``numba.njit(f)``) names
+the fields it reads by its parameters::
 
     @flinkcore.jit
     def even(key):
         return key % 2 == 0
 
-    env.from_arrow(table).filter(even)
+    @flinkcore.jit
+    def scaled(key, value):
+        return key, value * 2.0  # a jit map returns a tuple of numbers: the fields of a new record
 
-On a typed (columnar) stream ``filter`` runs it as one numba ufunc over the batch's columns: no
-Python call per record. numba is the optional extra ``flinkcore[jit]`` and is imported only when
-a columnar batch first meets such a function; without numba (or on an untyped stream) the same
-function runs per record with the record's fields as arguments, with the same results. Records
-without field names (tuples) pass their fields positionally.
+    env.from_arrow(table).filter(even).map(scaled)
+
+Where it may stand, and what it may return:
+
+- ``filter``: a bool; ``key_by``: an integer (or any number; integers let windows stay native);
+  ``with_timestamp_assigner``: integer milliseconds; ``map``: a number or a tuple of numbers, one
+  per field of the output record. The output fields are named by ``output_type`` when it is a
+  ``Types.ROW_NAMED`` (else ``f0, f1, ...``); a single number is a one-field record.
+- ``WindowedStream.aggregate``: an AggregateFunction class marked ``@flinkcore.jit`` whose
+  ``create_accumulator`` returns a number or a tuple of numbers and whose ``add(value,
+  accumulator)`` reads the record's fields as attributes or indexes (``value.value``,
+  ``value[1]``) and returns the new accumulator. ``get_result`` and ``merge`` are called as Flink
+  calls them (once per firing, and when sessions merge) and may return anything.
+
+On a typed stream (``from_arrow``, ``Types.ROW_NAMED`` / ``TUPLE`` of numeric types) each such
+function is compiled once per set of column types and runs over whole column batches: no Python
+call per record. numba is the optional extra ``flinkcore[jit]``, imported only when a function is
+first compiled; without it (or on an untyped stream) the same function runs per record with the
+record's fields as arguments, with the same results. Compiled code computes in fixed-width
+numbers (int64 / float64): an int64 overflow wraps where Python's ints would grow.
 """
 
 from __future__ import annotations
@@ -21,7 +39,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["JitFunction", "jit", "numba_available"]
+__all__ = ["JitAggregate", "JitCompileError", "JitFunction", "as_jit", "jit", "numba_available"]
 
 
 def numba_available() -> bool:
@@ -33,10 +51,33 @@ def numba_available() -> bool:
     return True
 
 
+class JitCompileError(TypeError):
+    """numba cannot compile a ``flinkcore.jit`` function for the columns it is given."""
+
+
+def _is_numba_dispatcher(obj: Any) -> bool:
+    return type(obj).__module__.startswith("numba") and callable(getattr(obj, "py_func", None))
+
+
+def _numba_type(dtype: Any) -> Any:
+    import numba
+    import numpy as np
+
+    return numba.from_dtype(np.dtype(dtype))
+
+
+def _numpy_dtype(numba_type: Any) -> Any:
+    from numba.np.numpy_support import as_dtype
+
+    return as_dtype(numba_type)
+
+
 class JitFunction:
     """A numeric function of named fields, callable per record and compilable over columns."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
+        if _is_numba_dispatcher(fn):
+            fn = fn.py_func
         if not callable(fn):
             raise TypeError(f"flinkcore.jit takes a function, got {fn!r}")
         params = inspect.signature(fn).parameters.values()
@@ -52,12 +93,35 @@ class JitFunction:
         self.__name__ = getattr(fn, "__name__", "jit_function")
         self.__doc__ = fn.__doc__
         self._ufunc: Any = None
+        self._njit: Any = None
+        self._tuple_kernels: dict[tuple, Any] = {}
 
+    # -- per record ------------------------------------------------------------------------------
     def __call__(self, record: Any) -> Any:
         """The function on one record: its fields named by the parameters (positional for tuples)."""
         if getattr(record, "_fields", None):
             return self.fn(*[record[name] for name in self.params])
         return self.fn(*record[: len(self.params)])
+
+    def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
+        """As a TimestampAssigner: the function's result is the record's timestamp (ms)."""
+        return int(self(value))
+
+    def fields_of(self, record: Any) -> list:
+        if getattr(record, "_fields", None):
+            return [record[name] for name in self.params]
+        return list(record[: len(self.params)])
+
+    # -- over columns ----------------------------------------------------------------------------
+    def columns_of(self, batch: Any, operator: str) -> list:
+        """The batch's columns this function reads, as numpy arrays (KeyError naming the operator
+        for a field the stream does not have)."""
+        try:
+            return [batch.column(name).to_numpy(zero_copy_only=False) for name in self.params]
+        except KeyError as e:
+            raise KeyError(
+                f"operator '{operator}': {self!r} reads a field the stream does not have: {e}"
+            ) from e
 
     def columns_kernel(self) -> Callable[..., Any] | None:
         """A ufunc over whole columns (compiled by numba on first use per dtype), or None
@@ -70,10 +134,267 @@ class JitFunction:
             self._ufunc = numba.vectorize(cache=False)(self.fn)
         return self._ufunc
 
+    def compiled(self) -> bool:
+        """True when this function runs compiled over columns (numba is installed)."""
+        return numba_available()
+
+    def njit(self) -> Any:
+        """The function as a numba dispatcher (None without numba)."""
+        if self._njit is None:
+            if not numba_available():
+                return None
+            import numba
+
+            self._njit = numba.njit(cache=False)(self.fn)
+        return self._njit
+
+    def result_type(self, dtypes: list, operator: str = "") -> Any:
+        """The numba type of the result for arguments of these numpy dtypes (None without numba).
+
+        Raises JitCompileError naming ``operator`` when numba cannot compile the function."""
+        disp = self.njit()
+        if disp is None:
+            return None
+        sig = tuple(_numba_type(d) for d in dtypes)
+        try:
+            disp.compile(sig)
+        except Exception as e:  # numba's TypingError and friends
+            where = f"operator '{operator}': " if operator else ""
+            raise JitCompileError(
+                f"{where}numba cannot compile {self!r} for columns of {[str(d) for d in dtypes]}: "
+                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}. Without @flinkcore.jit the "
+                "function runs per record."
+            ) from e
+        return disp.overloads[sig].signature.return_type
+
+    def output_dtypes(self, dtypes: list, operator: str = "") -> tuple[list, bool] | None:
+        """(numpy dtypes of a map's output fields, whether it returns a tuple); None without numba."""
+        import numba
+
+        rt = self.result_type(dtypes, operator)
+        if rt is None:
+            return None
+        is_tuple = isinstance(rt, numba.types.BaseTuple)
+        try:
+            return [_numpy_dtype(t) for t in (list(rt) if is_tuple else [rt])], is_tuple
+        except Exception as e:
+            raise JitCompileError(
+                f"operator '{operator}': {self!r} returns {rt}; a jit map returns a number or a tuple of "
+                "numbers (one per output field)"
+            ) from e
+
+    def apply(self, cols: list, operator: str) -> Any:
+        """The function over whole columns: one array (scalar results) — compiled with numba,
+        else per record over the column values with the same results."""
+        kernel = self.columns_kernel()
+        if kernel is not None:
+            return kernel(*cols)
+        import numpy as np
+
+        return np.array(list(map(self.fn, *[c.tolist() for c in cols])))
+
+    def apply_tuple(self, cols: list, operator: str) -> list:
+        """A map over whole columns: one array per output field (a compiled loop with numba; per
+        record over the column values without it)."""
+        import numpy as np
+
+        key = tuple(str(c.dtype) for c in cols)
+        kernel = self._tuple_kernels.get(key)
+        if kernel is None:
+            out = self.output_dtypes([c.dtype for c in cols], operator)
+            if out is None:
+                results = [
+                    r if isinstance(r, tuple) else (r,) for r in map(self.fn, *[c.tolist() for c in cols])
+                ]
+                return [np.array(c) for c in zip(*results, strict=True)] if results else []
+            kernel = self._tuple_kernels[key] = _tuple_loop(self.njit(), len(cols), *out)
+        return list(kernel(*cols))
+
     def __repr__(self) -> str:
         return f"flinkcore.jit({self.__name__}{self.params})"
 
 
-def jit(fn: Callable[..., Any]) -> JitFunction:
-    """Mark a numeric function of record fields for compilation over column batches."""
+def _tuple_loop(fn: Any, n_in: int, out_dtypes: list, is_tuple: bool) -> Any:
+    """A numba loop calling ``fn`` per row of ``n_in`` columns and writing each field of its
+    result into its own output array."""
+    import numba
+    import numpy as np
+
+    args = ", ".join(f"a{i}" for i in range(n_in))
+    lines = [f"def loop({args}):", "    n = len(a0)"]
+    for j in range(len(out_dtypes)):
+        lines.append(f"    o{j} = np.empty(n, d{j})")
+    lines.append("    for i in range(n):")
+    lines.append(f"        r = fn({', '.join(f'a{i}[i]' for i in range(n_in))})")
+    for j in range(len(out_dtypes)):
+        lines.append(f"        o{j}[i] = r[{j}]" if is_tuple else f"        o{j}[i] = r")
+    lines.append(f"    return ({', '.join(f'o{j}' for j in range(len(out_dtypes)))},)")
+    scope: dict[str, Any] = {"np": np, "fn": fn}
+    scope.update({f"d{j}": np.dtype(dt).type for j, dt in enumerate(out_dtypes)})
+    exec("\n".join(lines), scope)  # noqa: S102 - generated from counts only, no user text
+    return numba.njit(cache=False)(scope["loop"])
+
+
+class JitAggregate:
+    """An AggregateFunction whose ``add`` runs compiled over column batches (see the module doc).
+
+    Per record it is the user's AggregateFunction itself (``create_accumulator``, ``add``,
+    ``get_result``, ``merge``); over columns, ``add_columns`` folds whole batches into
+    accumulator arrays indexed by a slot per (key, window), in arrival order."""
+
+    def __init__(self, agg: Any) -> None:
+        cls = agg if isinstance(agg, type) else type(agg)
+        for name in ("create_accumulator", "add", "get_result"):
+            if not callable(getattr(cls, name, None)):
+                raise TypeError(
+                    f"flinkcore.jit on an AggregateFunction needs {name}(); {cls.__name__} has none"
+                )
+        self.agg = agg() if isinstance(agg, type) else agg
+        self.__name__ = cls.__name__
+        self._add = cls.add
+        self._kernels: dict[tuple, Any] = {}
+
+    # the per-record AggregateFunction contract: the user's own methods
+    def create_accumulator(self) -> Any:
+        return self.agg.create_accumulator()
+
+    def add(self, value: Any, accumulator: Any) -> Any:
+        return self.agg.add(value, accumulator)
+
+    def get_result(self, accumulator: Any) -> Any:
+        return self.agg.get_result(accumulator)
+
+    def merge(self, a: Any, b: Any) -> Any:
+        return self.agg.merge(a, b)
+
+    def open(self, runtime_context: Any) -> None:
+        opener = getattr(self.agg, "open", None)
+        if callable(opener):
+            opener(runtime_context)
+
+    def close(self) -> None:
+        closer = getattr(self.agg, "close", None)
+        if callable(closer):
+            closer()
+
+    def compiled(self) -> bool:
+        """True when ``add`` runs compiled over columns (numba is installed)."""
+        return numba_available()
+
+    def accumulator_width(self) -> tuple[int, bool]:
+        """(number of accumulator fields, whether the accumulator is a tuple)."""
+        acc = self.create_accumulator()
+        if isinstance(acc, tuple):
+            return len(acc), True
+        return 1, False
+
+    def add_kernel(self, names: tuple, dtypes: list, operator: str) -> Any:
+        """The compiled ``add`` loop for records of these fields (None without numba)."""
+        key = (names, tuple(str(d) for d in dtypes))
+        if key in self._kernels:
+            return self._kernels[key]
+        if not numba_available():
+            return None
+        import numba
+        import numpy as np
+
+        acc0 = self.create_accumulator()
+        width, is_tuple = self.accumulator_width()
+        acc_values = list(acc0) if is_tuple else [acc0]
+        for v in acc_values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise JitCompileError(
+                    f"operator '{operator}': {self.__name__}.create_accumulator() returns {acc0!r}; a jit "
+                    "AggregateFunction keeps a number or a tuple of numbers"
+                )
+        add = numba.njit(cache=False)(self._add)
+        record = _record_type(names)
+        n_in = len(names)
+        cols = ", ".join(f"c{i}" for i in range(n_in))
+        accs = ", ".join(f"acc{j}" for j in range(width))
+        lines = [
+            f"def loop(slots, {cols}, {accs}):",
+            "    for i in range(len(slots)):",
+            "        s = slots[i]",
+        ]
+        cur = ", ".join(f"acc{j}[s]" for j in range(width))
+        lines.append(f"        a = ({cur},)" if is_tuple else "        a = acc0[s]")
+        lines.append(f"        r = add(None, Rec({', '.join(f'c{i}[i]' for i in range(n_in))}), a)")
+        if is_tuple:
+            lines += [f"        acc{j}[s] = r[{j}]" for j in range(width)]
+        else:
+            lines.append("        acc0[s] = r")
+        scope: dict[str, Any] = {"add": add, "Rec": record}
+        exec("\n".join(lines), scope)  # noqa: S102 - generated from counts only, no user text
+        loop = numba.njit(cache=False)(scope["loop"])
+        # the accumulator's dtypes: what add returns for a record of these columns
+        try:
+            rec_t = numba.typeof(record(*[np.zeros(1, d)[0] for d in dtypes]))
+            acc_t = numba.typeof(tuple(acc_values)) if is_tuple else numba.typeof(acc0)
+            add.compile((numba.types.none, rec_t, acc_t))
+            rt = add.overloads[(numba.types.none, rec_t, acc_t)].signature.return_type
+        except Exception as e:
+            raise JitCompileError(
+                f"operator '{operator}': numba cannot compile {self.__name__}.add(value, accumulator) for "
+                f"records of {dict(zip(names, map(str, dtypes), strict=True))}: "
+                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            ) from e
+        items = list(rt) if isinstance(rt, numba.types.BaseTuple) else [rt]
+        if len(items) != width or (is_tuple != isinstance(rt, numba.types.BaseTuple)):
+            raise JitCompileError(
+                f"operator '{operator}': {self.__name__}.add returns {rt}, not an accumulator like "
+                f"create_accumulator()'s {acc0!r}"
+            )
+        acc_dtypes = []
+        for v, t in zip(acc_values, items, strict=True):
+            dt = _numpy_dtype(t)
+            if isinstance(v, float) and dt.kind != "f":
+                dt = np.dtype(np.float64)
+            acc_dtypes.append(dt)
+        self._kernels[key] = (loop, acc_dtypes, acc_values, is_tuple)
+        return self._kernels[key]
+
+    def __repr__(self) -> str:
+        return f"flinkcore.jit({self.__name__})"
+
+
+_RECORD_TYPES: dict[tuple, Any] = {}
+
+
+def _record_type(names: tuple) -> Any:
+    """A namedtuple of the record's fields: what a compiled ``add`` sees as ``value``."""
+    from collections import namedtuple
+
+    t = _RECORD_TYPES.get(names)
+    if t is None:
+        t = _RECORD_TYPES[names] = namedtuple("Record", [str(n) for n in names], rename=True)
+    return t
+
+
+def as_jit(func: Any) -> Any:
+    """``func`` as a JitFunction / JitAggregate when it is marked ``@flinkcore.jit`` (an
+    AggregateFunction: its class is) or is a numba dispatcher; else None."""
+    if isinstance(func, (JitFunction, JitAggregate)):
+        return func
+    if getattr(type(func), "__flinkcore_jit__", False) and callable(
+        getattr(func, "create_accumulator", None)
+    ):
+        return JitAggregate(func)
+    if _is_numba_dispatcher(func):
+        return JitFunction(func)
+    return None
+
+
+def jit(fn: Any) -> Any:
+    """Mark a numeric function of record fields for compilation over column batches.
+
+    On an AggregateFunction class it marks the class (it stays a class: ``aggregate(MyAgg())``);
+    on an AggregateFunction instance it returns a JitAggregate of it."""
+    if isinstance(fn, type):
+        if not callable(getattr(fn, "add", None)) or not callable(getattr(fn, "create_accumulator", None)):
+            raise TypeError(f"flinkcore.jit marks functions and AggregateFunction classes, not {fn!r}")
+        fn.__flinkcore_jit__ = True
+        return fn
+    if callable(getattr(fn, "create_accumulator", None)):
+        return JitAggregate(fn)
     return JitFunction(fn)

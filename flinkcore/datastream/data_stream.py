@@ -247,6 +247,18 @@ class DataStream:
         return self._one_input(operator_name, operator_factory, output_type, self._key_selector())
 
     def map(self, func: Any, output_type: Any = None) -> DataStream:
+        from flinkcore.jit import JitFunction, as_jit
+
+        jf = as_jit(func)
+        if isinstance(jf, JitFunction):
+            # (+) flinkcore.jit: a compiled loop over each columnar batch, new typed columns out
+            names = list(output_type.field_names) if hasattr(output_type, "field_names") else None
+            out_type = output_type if output_type is not None else self._jit_map_type(jf)
+            from flinkcore.runtime.operators.jit import JitMapOperator
+
+            return self._one_input(
+                "Map", _UdfFactory(lambda o: JitMapOperator(o, names), jf), out_type, self._key_selector()
+            )
         fn, obj = _method(func, "map", "map")
         return self._one_input(
             "Map",
@@ -265,25 +277,75 @@ class DataStream:
         )
 
     def filter(self, func: Any) -> DataStream:
-        fn, obj = _method(func, "filter", "filter")
-        from flinkcore.jit import JitFunction
+        from flinkcore.jit import JitFunction, as_jit
 
-        if isinstance(func, JitFunction):
+        jf = as_jit(func)
+        if isinstance(jf, JitFunction):
             from flinkcore.runtime.operators.jit import JitFilterOperator
 
+            self._check_jit_fields(jf, "Filter")
             # (+) flinkcore.jit: one compiled ufunc over each columnar batch
             return self._one_input(
                 "Filter",
-                _UdfFactory(lambda o: JitFilterOperator(o, o), obj),
+                _UdfFactory(lambda o: JitFilterOperator(o, o), jf),
                 self.get_type(),
                 self._key_selector(),
             )
+        fn, obj = _method(func, "filter", "filter")
         return self._one_input(
             "Filter",
             _UdfFactory(lambda o: udf.FilterOperator(_method(o, "filter", "filter")[0], o), obj),
             self.get_type(),
             self._key_selector(),
         )
+
+    def _typed_fields(self) -> dict | None:
+        """{field name: numpy dtype} of a typed stream with named fields, else None."""
+        t = self.get_type()
+        names = getattr(t, "field_names", None)
+        types = getattr(t, "field_types", None)
+        if names is None or types is None:
+            return None
+        return {n: getattr(ft, "dtype", None) for n, ft in zip(names, types, strict=True)}
+
+    def _check_jit_fields(self, jf: Any, operator: str) -> None:
+        """A jit function on a typed stream must read fields the stream has (checked here, when
+        the job is built, rather than on the first batch)."""
+        fields = self._typed_fields()
+        if fields is not None:
+            missing = [p for p in jf.params if p not in fields]
+            if missing:
+                raise KeyError(
+                    f"operator '{operator}': {jf!r} reads field(s) {missing} the stream does not have; "
+                    f"it has {list(fields)}"
+                )
+
+    def _jit_map_type(self, jf: Any) -> Any:
+        """The output type of a jit map on a typed stream: its result fields as typed columns
+        (inferred by numba; None when the stream is untyped or numba is not installed)."""
+        self._check_jit_fields(jf, "Map")
+        fields = self._typed_fields()
+        if fields is None or not jf.compiled():
+            return None
+        dtypes = [fields[p] for p in jf.params]
+        if any(d is None or not (d.startswith(("int", "float", "bool"))) for d in dtypes):
+            return None
+        out = jf.output_dtypes(dtypes, "Map")
+        from flinkcore.common.typeinfo import Types
+
+        by_dtype = {
+            "int64": Types.LONG,
+            "int32": Types.INT,
+            "int16": Types.SHORT,
+            "int8": Types.BYTE,
+            "float64": Types.DOUBLE,
+            "float32": Types.FLOAT,
+            "bool": Types.BOOLEAN,
+        }
+        types = [by_dtype.get(str(d)) for d in out[0]]
+        if any(t is None for t in types):
+            return None
+        return Types.ROW_NAMED([f"f{i}" for i in range(len(types))], [t() for t in types])
 
     def map_batches(self, func: Callable[[Any], Any], output_type: Any = None) -> DataStream:
         """(+) ``func`` takes a ``pyarrow.RecordBatch`` of the micro-batch's Rows and returns one."""
@@ -315,6 +377,12 @@ class DataStream:
         )
 
     def key_by(self, key_selector: Any, key_type: Any = None) -> KeyedStream:
+        from flinkcore.jit import JitFunction, as_jit
+
+        jf = as_jit(key_selector)
+        if isinstance(jf, JitFunction):  # (+) a key column computed over columnar batches
+            self._check_jit_fields(jf, "KeyBy")
+            key_selector = jf
         ks = key_selector_of(key_selector)
         part = PartitionTransformation(self._transformation, Partitioner("hash", key_selector=ks))
         return KeyedStream(self._env, part, ks, self)

@@ -388,6 +388,23 @@ def _dtype_of(names: list, dtypes: list, field: Any, named: bool) -> str | None:
     return None
 
 
+def _jit_key_dtype(jf: Any, names: list, dtypes: list) -> str | None:
+    """ "int64" when numba compiles the jit key selector to an integer over these fields; None
+    (the per-record path) without numba or for other keys."""
+    if not jf.compiled():
+        return None
+    arg_dtypes = []
+    for p in jf.params:
+        dt = dtypes[names.index(p)] if p in names else None
+        if dt is None or not dt.startswith(("int", "float", "bool")):
+            return None
+        arg_dtypes.append(dt)
+    import numba
+
+    rt = jf.result_type(arg_dtypes, "KeyBy")
+    return "int64" if isinstance(rt, numba.types.Integer) else None
+
+
 def _columnar_row_maker(fields: tuple) -> Callable[[Any, int, int, tuple], Any]:
     from flinkcore.common.types import row_class
 
@@ -498,9 +515,22 @@ class _WindowedBase:
         accumulator_type: Any = None,
         output_type: Any = None,
     ):
-        """Incremental aggregate: only the accumulator is kept per window."""
+        """Incremental aggregate: only the accumulator is kept per window.
+
+        (+) An AggregateFunction marked ``@flinkcore.jit`` on a typed stream (tumbling or sliding
+        event-time windows, default trigger, no window function) runs ``add`` compiled over
+        column batches when numba is installed; otherwise it runs per record, the same."""
         _check_aggregate(aggregate_function)
         keyed = self._keyed
+        from flinkcore.jit import JitAggregate, as_jit
+
+        jagg = as_jit(aggregate_function)
+        if isinstance(jagg, JitAggregate) and window_function is None and jagg.compiled():
+            input_type = self.get_input_type()
+            fields = _field_names(input_type) if _is_named(input_type) else None
+            plan = self._columnar_plan(fields) if fields else None
+            if plan is not None:
+                return self._build_jit_aggregate(plan[0], jagg, fields, plan[1])
 
         def make(agg: Any, window_function: Any) -> tuple:
             spec = WindowStateSpec("aggregating", aggregate=agg)
@@ -607,9 +637,15 @@ class _WindowedBase:
         names = _field_names(input_type)
         if names is None:
             return None
-        key_field = field_of_key_selector(self._input.get_key_selector())
+        key_selector = self._input.get_key_selector()
+        key_field = field_of_key_selector(key_selector)
         dtypes = _field_dtypes(input_type)
-        key_dtype = _dtype_of(names, dtypes, key_field, _is_named(input_type))
+        if key_field is None and callable(getattr(key_selector, "columns_of", None)):
+            # (+) a flinkcore.jit key selector: compiled over the columns when it gives integers
+            key_field = key_selector
+            key_dtype = _jit_key_dtype(key_selector, names, dtypes) if _is_named(input_type) else None
+        else:
+            key_dtype = _dtype_of(names, dtypes, key_field, _is_named(input_type))
         if key_dtype is None or not key_dtype.startswith("int"):
             return None
         columns = {}
@@ -675,6 +711,25 @@ class _WindowedBase:
             )
 
         return self._input._window_transform(name, factory, output_type)
+
+    def _build_jit_aggregate(self, key_field: Any, jagg: Any, fields: list, dtypes: dict):
+        from flinkcore.runtime.operators.window_columnar import ColumnarJitAggregateOperator
+
+        assigner = self._assigner
+        late_tag = self._late_tag.tag_id if self._late_tag is not None else None
+        size = assigner.size
+        slide = getattr(assigner, "slide", size)
+        offset = assigner.offset
+        calls = [0]
+
+        def factory():
+            calls[0] += 1
+            agg = jagg if calls[0] == 1 else copy.deepcopy(jagg)
+            return ColumnarJitAggregateOperator(
+                size, slide, offset, key_field, agg, fields, late_data_tag=late_tag, column_dtypes=dtypes
+            )
+
+        return self._input._window_transform("Window(Aggregate)", factory, None)
 
     # -- building --------------------------------------------------------------------------------
     def _operator_factory(self, make: Callable[..., tuple], objs: tuple) -> Callable[[], Any]:

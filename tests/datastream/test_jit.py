@@ -80,3 +80,362 @@ def test_jit_rejects_functions_it_cannot_map_to_fields():
         flinkcore.jit(lambda *fields: True)
     with pytest.raises(TypeError, match="at least one field"):
         flinkcore.jit(lambda: True)
+
+
+# -- map, key selector, timestamp assigner, AggregateFunction ------------------------------------
+
+from flinkcore.common import Duration, Row  # noqa: E402
+from flinkcore.common.time import Time  # noqa: E402
+from flinkcore.common.watermark_strategy import WatermarkStrategy  # noqa: E402
+from flinkcore.datastream.functions import AggregateFunction  # noqa: E402
+from flinkcore.datastream.output_tag import OutputTag  # noqa: E402
+from flinkcore.datastream.window import (  # noqa: E402
+    EventTimeSessionWindows,
+    SlidingEventTimeWindows,
+    TumblingEventTimeWindows,
+)
+from flinkcore.jit import JitCompileError  # noqa: E402
+from flinkcore.runtime.operators import jit as jit_ops  # noqa: E402
+from flinkcore.runtime.operators import window_columnar  # noqa: E402
+
+needs_numba = pytest.mark.skipif(not numba_available(), reason="numba (flinkcore[jit]) is not installed")
+
+
+def events(n=12_000, nkeys=60, seed=3):
+    """Keys, values and timestamps with 10% of the records out of order by up to 30 ms."""
+    rng = np.random.default_rng(seed)
+    key = rng.integers(0, nkeys, n, dtype=np.int64)
+    value = np.round(rng.random(n) * 10, 3)
+    ts = np.arange(n, dtype=np.int64) // 10 - rng.integers(0, 30, n) * (rng.random(n) < 0.1)
+    return key, value, ts
+
+
+def typed(e, key, value, ts, rows=2_000):
+    t = pa.table({"key": key, "value": value, "ts": ts})
+    return e.from_arrow(pa.Table.from_batches(t.to_batches(max_chunksize=rows)))
+
+
+def untyped(e, key, value, ts):
+    """The same records as named Rows from a collection: the per-record path."""
+    return e.from_collection(
+        [Row(key=k, value=v, ts=t) for k, v, t in zip(key.tolist(), value.tolist(), ts.tolist(), strict=True)]
+    )
+
+
+@flinkcore.jit
+def half_key(key):
+    return key // 2
+
+
+@flinkcore.jit
+def double_ts(ts):
+    return ts * 2
+
+
+@flinkcore.jit
+def rescale(key, value, ts):
+    return key // 2, value * 2.0, ts * 2
+
+
+@flinkcore.jit
+class MeanAndCount(AggregateFunction):
+    """An order-sensitive accumulator too (the last value seen), to check arrival order."""
+
+    def create_accumulator(self):
+        return (0.0, 0, -1.0)
+
+    def add(self, value, accumulator):
+        return (accumulator[0] + value.value, accumulator[1] + 1, value[1])
+
+    def get_result(self, accumulator):
+        return (accumulator[0] / accumulator[1], accumulator[1], accumulator[2])
+
+    def merge(self, a, b):
+        return (a[0] + b[0], a[1] + b[1], b[2])
+
+
+class PlainMeanAndCount(AggregateFunction):
+    """The same AggregateFunction without flinkcore.jit."""
+
+    create_accumulator = MeanAndCount.create_accumulator
+    add = MeanAndCount.add
+    get_result = MeanAndCount.get_result
+    merge = MeanAndCount.merge
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """What the jit operators receive: record lists or column batches."""
+    seen = []
+
+    def wrap(cls, method):
+        original = getattr(cls, method)
+
+        def spying(self, values, *args):
+            seen.append((cls.__name__, type(values).__name__))
+            return original(self, values, *args)
+
+        monkeypatch.setattr(cls, method, spying)
+
+    wrap(jit_ops.JitMapOperator, "process_batch")
+    wrap(window_columnar.ColumnarJitAggregateOperator, "process_batch")
+    wrap(window_columnar.ColumnarWindowOperator, "_columns")
+    return seen
+
+
+def bounded(assigner):
+    return WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(100)).with_timestamp_assigner(
+        assigner
+    )
+
+
+def test_jit_map_returns_typed_columns_and_per_record_the_same_rows(spy):
+    key, value, ts = events()
+    got = list(typed(env(), key, value, ts).map(rescale).execute_and_collect())
+    want = list(untyped(env(), key, value, ts).map(rescale).execute_and_collect())
+    assert got == want and len(got) == len(key)
+    assert got[0]._fields == ("f0", "f1", "f2") and want[0]._fields == ("f0", "f1", "f2")
+    assert tuple(got[5]) == (key[5] // 2, value[5] * 2.0, ts[5] * 2)
+    if numba_available():
+        assert ("JitMapOperator", "RecordBatch") in spy
+        t = typed(env(), key, value, ts).map(rescale).get_type()
+        assert t.field_names == ["f0", "f1", "f2"] and [x.dtype for x in t.field_types] == [
+            "int64",
+            "float64",
+            "int64",
+        ]
+
+
+def test_jit_map_output_names_and_a_single_number():
+    from flinkcore.common.typeinfo import Types
+
+    key, value, ts = events(3_000)
+    out_type = Types.ROW_NAMED(["k", "v"], [Types.LONG(), Types.DOUBLE()])
+    pair = flinkcore.jit(lambda key, value: (key + 1, value - 1.0))
+    for src in (typed, untyped):
+        got = list(src(env(), key, value, ts).map(pair, output_type=out_type).execute_and_collect())
+        assert got[0]._fields == ("k", "v") and tuple(got[0]) == (key[0] + 1, value[0] - 1.0)
+        one = list(
+            src(env(), key, value, ts).map(flinkcore.jit(lambda value: value * 3.0)).execute_and_collect()
+        )
+        assert one[1]._fields == ("f0",) and one[1].f0 == value[1] * 3.0
+
+
+@needs_numba
+def test_jit_map_that_numba_cannot_compile_is_an_error_naming_the_operator():
+    key, value, ts = events(100)
+    with pytest.raises(JitCompileError, match="operator 'Map'.*a number or a tuple of numbers"):
+        typed(env(), key, value, ts).map(flinkcore.jit(lambda key: str(key)))
+    with pytest.raises(JitCompileError, match="operator 'Map': numba cannot compile.*per record"):
+        typed(env(), key, value, ts).map(flinkcore.jit(lambda key: object()))
+    with pytest.raises(KeyError, match="operator 'Filter'.*'nope'"):
+        typed(env(), key, value, ts).filter(flinkcore.jit(lambda nope: nope > 0))
+
+
+@pytest.mark.parametrize("window", ["tumbling", "sliding", "session"])
+def test_jit_key_selector_and_timestamp_assigner_feed_the_columnar_window(window, spy):
+    key, value, ts = events()
+    assigner = {
+        "tumbling": TumblingEventTimeWindows.of(Time.milliseconds(100)),
+        "sliding": SlidingEventTimeWindows.of(Time.milliseconds(100), Time.milliseconds(40)),
+        "session": EventTimeSessionWindows.with_gap(Time.milliseconds(15)),
+    }[window]
+    results = []
+    for src in (typed, untyped):
+        s = src(env(), key, value, ts).assign_timestamps_and_watermarks(bounded(double_ts)).key_by(half_key)
+        results.append(
+            sorted(s.window(assigner).agg(total=("value", "sum"), n=("value", "count")).execute_and_collect())
+        )
+    got, want = results
+    assert len(want) > 100 and [tuple(r)[:3] + (r.n,) for r in got] == [tuple(r)[:3] + (r.n,) for r in want]
+    np.testing.assert_allclose([r.total for r in got], [r.total for r in want], rtol=1e-12)
+    assert max(r.key for r in got) == (key.max()) // 2 and got[0].window_end - got[0].window_start > 0
+    if numba_available():
+        assert ("ColumnarWindowOperator", "RecordBatch") in spy or (
+            "ColumnarSessionOperator",
+            "RecordBatch",
+        ) in spy
+
+
+class PerElementWatermarks:
+    """Each element's timestamp minus 5 ms becomes the watermark: lateness is deterministic."""
+
+    def on_event(self, event, event_timestamp, output):
+        from flinkcore.common.watermark import Watermark
+
+        output.emit_watermark(Watermark(event_timestamp - 5))
+
+    def on_periodic_emit(self, output):
+        pass
+
+
+@pytest.mark.parametrize("window", ["tumbling", "sliding"])
+def test_jit_aggregate_function_over_columns_equals_per_record(window, spy):
+    key, value, ts = events()
+    assigner = (
+        TumblingEventTimeWindows.of(Time.milliseconds(100))
+        if window == "tumbling"
+        else SlidingEventTimeWindows.of(Time.milliseconds(100), Time.milliseconds(30))
+    )
+    tag = OutputTag("late")
+
+    def run(src, agg):
+        e = env()
+        wm = WatermarkStrategy.for_generator(lambda ctx: PerElementWatermarks()).with_timestamp_assigner("ts")
+        out = (
+            src(e, key, value, ts)
+            .assign_timestamps_and_watermarks(wm)
+            .key_by("key")
+            .window(assigner)
+            .side_output_late_data(tag)
+            .aggregate(agg)
+        )
+        main, late = [], []
+        from flinkcore.datastream.functions import SinkFunction
+
+        class Into(SinkFunction):
+            def __init__(self, into):
+                self.into = into
+
+            def invoke(self, v, context=None):
+                self.into.append(v)
+
+        out.add_sink(Into(main))
+        out.get_side_output(tag).add_sink(Into(late))
+        e.execute("agg")
+        return main, sorted(tuple(r) for r in late)
+
+    got = run(typed, MeanAndCount())
+    per_record = run(untyped, MeanAndCount())
+    plain = run(typed, PlainMeanAndCount())
+    assert sorted(per_record[0]) == sorted(plain[0]), "typed/untyped per record"
+    assert sorted(got[0]) == sorted(plain[0])
+    assert got[1] == per_record[1] == plain[1]
+    if window == "tumbling":
+        assert len(got[1]) > 50, "the test data has late records"
+        assert sum(n for _, n, _ in got[0]) + len(got[1]) == len(key)
+    if numba_available():
+        assert ("ColumnarJitAggregateOperator", "RecordBatch") in spy
+
+
+@needs_numba
+def test_numba_dispatchers_are_taken_as_jit_functions():
+    import numba
+
+    key, value, ts = events(2_000)
+    even = numba.njit(lambda key: key % 2 == 0)
+    got = list(
+        typed(env(), key, value, ts)
+        .filter(even)
+        .map(numba.njit(lambda key, value: (key, value)))
+        .execute_and_collect()
+    )
+    assert [tuple(r) for r in got] == [
+        (k, v) for k, v in zip(key.tolist(), value.tolist(), strict=True) if k % 2 == 0
+    ]
+
+
+@needs_numba
+def test_jit_aggregate_table_snapshot_and_restore():
+    table = window_columnar.JitAggregateTable(
+        10, 10, 0, flinkcore.jit(MeanAndCount()), ("key", "value", "ts"), "W"
+    )
+    key, value, ts = events(500, nkeys=7)
+    ts = np.sort(ts)
+    table.update(key[:300], ts[:300], [key[:300], value[:300], ts[:300]], -(2**63))
+    snap = table.snapshot()
+    copy = window_columnar.JitAggregateTable(
+        10, 10, 0, flinkcore.jit(MeanAndCount()), ("key", "value", "ts"), "W"
+    )
+    copy.restore([snap], keep=lambda k: k % 2 == 0)
+    for t in (table, copy):
+        t.update(key[300:], ts[300:], [key[300:], value[300:], ts[300:]], -(2**63))
+    k1, s1, a1 = table.fire(2**62)
+    k2, s2, a2 = copy.fire(2**62)
+    whole = {(k, s): a for k, s, a in zip(k1.tolist(), s1.tolist(), a1, strict=True)}
+    restored = {(k, s): a for k, s, a in zip(k2.tolist(), s2.tolist(), a2, strict=True)}
+    early = {(k, s) for k, s, _ in snap["windows"]}
+    assert all(whole[ks] == a for ks, a in restored.items() if ks[0] % 2 == 0)
+    dropped = [ks for ks in restored if ks[0] % 2 == 1 and ks in early]
+    assert dropped and all(restored[ks][1] < whole[ks][1] for ks in dropped)  # not restored: fewer adds
+    assert set(restored) <= set(whole) and {ks for ks in whole if ks[0] % 2 == 0} <= set(restored)
+
+
+_WITHOUT_NUMBA = r"""
+import sys
+sys.modules["numba"] = None  # import numba now raises ImportError: flinkcore[jit] is not installed
+sys.path.insert(0, {testdir!r})
+import json
+import test_jit as t
+from flinkcore.jit import numba_available
+from flinkcore.common.time import Time
+from flinkcore.common.watermark_strategy import WatermarkStrategy
+from flinkcore.datastream.window import TumblingEventTimeWindows
+
+assert not numba_available()
+key, value, ts = t.events(4_000)
+out = {{}}
+for name, src in (("typed", t.typed), ("untyped", t.untyped)):
+    mapped = src(t.env(), key, value, ts).map(t.rescale).filter(t.flinkcore.jit(lambda f0: f0 % 3 == 0))
+    out[name + "_map"] = [list(r) for r in mapped.execute_and_collect()]
+    wm = WatermarkStrategy.for_generator(lambda ctx: t.PerElementWatermarks())
+    windows = (
+        src(t.env(), key, value, ts)
+        .assign_timestamps_and_watermarks(wm.with_timestamp_assigner(t.double_ts))
+        .key_by(t.half_key)
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(100)))
+    )
+    out[name + "_agg"] = sorted(list(r) for r in windows.aggregate(t.MeanAndCount()).execute_and_collect())
+out["numba_loaded"] = sys.modules.get("numba") is not None
+print(json.dumps(out))
+"""
+
+
+def test_without_numba_the_same_functions_run_per_record_with_the_same_results():
+    """A fresh interpreter where ``import numba`` fails: every jit function runs per record, on
+    typed and untyped streams alike, and gives what the compiled run in this process gives."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = _WITHOUT_NUMBA.format(testdir=os.path.dirname(__file__))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["numba_loaded"] is False
+    assert out["typed_map"] == out["untyped_map"] and len(out["typed_map"]) > 500
+    assert out["typed_agg"] == out["untyped_agg"] and len(out["typed_agg"]) > 100
+    # the same jobs here, compiled when numba is installed
+    key, value, ts = events(4_000)
+    mapped = typed(env(), key, value, ts).map(rescale).filter(flinkcore.jit(lambda f0: f0 % 3 == 0))
+    assert [list(r) for r in mapped.execute_and_collect()] == out["typed_map"]
+    wm = WatermarkStrategy.for_generator(lambda ctx: PerElementWatermarks())
+    windows = (
+        typed(env(), key, value, ts)
+        .assign_timestamps_and_watermarks(wm.with_timestamp_assigner(double_ts))
+        .key_by(half_key)
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(100)))
+    )
+    assert (
+        sorted(list(r) for r in windows.aggregate(MeanAndCount()).execute_and_collect()) == out["typed_agg"]
+    )
+
+
+def test_numba_is_imported_only_when_a_jit_function_is_compiled():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, flinkcore, numpy as np, pyarrow as pa\n"
+        "from flinkcore.datastream import StreamExecutionEnvironment\n"
+        "e = StreamExecutionEnvironment.get_execution_environment()\n"
+        "f = flinkcore.jit(lambda key: key > 1)\n"
+        "got = list(e.from_collection([(1,), (2,)]).filter(lambda r: r[0] > 1).execute_and_collect())\n"
+        "assert 'numba' not in sys.modules, 'numba was imported by a job without jit'\n"
+        "got = list(e.from_arrow(pa.table({'key': np.arange(4)})).filter(f).execute_and_collect())\n"
+        "print(len(got), 'numba' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["2", str(numba_available())]

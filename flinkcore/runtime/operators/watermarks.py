@@ -76,6 +76,8 @@ class TimestampsAndWatermarksOperator(AbstractStreamOperator):
         self._ts_field = (
             getattr(self.assigner, "field", None) if type(self.assigner) is FieldTimestampAssigner else None
         )
+        # (+) a flinkcore.jit assigner computes the timestamp column over the batch's columns
+        self._ts_jit = self.assigner if callable(getattr(self.assigner, "columns_of", None)) else None
         self.interval = int(self.context.config.get("auto_watermark_interval", 200))
         if self.interval > 0 and not self._batch_mode:
             pts.register_timer(pts.current_processing_time() + self.interval, self._on_periodic)
@@ -108,7 +110,16 @@ class TimestampsAndWatermarksOperator(AbstractStreamOperator):
         """The timestamp column of a columnar batch as int64 (None: not readable as a column)."""
         field = self._ts_field
         if field is None:
-            return None
+            jf = self._ts_jit
+            if jf is None:
+                return None
+            try:
+                ts = jf.apply(jf.columns_of(values, self.name), self.name)
+            except Exception as e:
+                if type(e).__name__ in ("JitCompileError", "KeyError"):
+                    raise
+                raise UserCodeError(self.name, values.slice(0, 1), e, where="batch") from e
+            return np.asarray(ts).astype(np.int64, copy=False)
         try:
             col = values.column(field)
         except (KeyError, IndexError, TypeError):

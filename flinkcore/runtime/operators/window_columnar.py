@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from flinkcore.runtime.operators.arrow import rows_from_columns
-from flinkcore.runtime.operators.base import AbstractStreamOperator
+from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeError
 
 __all__ = ["ArrowWindowAggTable", "ColumnarWindowOperator", "field_of_key_selector", "COLUMNAR_FUNCTIONS"]
 
@@ -449,20 +449,38 @@ class ColumnarWindowOperator(AbstractStreamOperator):
     # -- input ------------------------------------------------------------------------------------
     def _columns(self, values: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         column = getattr(values, "column", None)
+        jit_key = self.key_field if callable(getattr(self.key_field, "columns_of", None)) else None
+        if jit_key is not None:
+            # (+) a flinkcore.jit key selector: the key column computed over the batch's columns
+            if column is not None and not isinstance(values, list):
+                keys = np.asarray(jit_key.apply(jit_key.columns_of(values, self.name), self.name))
+            else:
+                keys = np.fromiter(map(jit_key, values), dtype=np.int64, count=len(values))
+            if keys.dtype.kind not in "iu":
+                raise TypeError(
+                    f"operator '{self.name}': the key selector {jit_key!r} returned {keys.dtype} keys; a "
+                    "columnar window takes integer keys"
+                )
+            if column is not None and not isinstance(values, list):
+                dts = self.column_dtypes
+                return keys, {name: _to_numpy(column(c), dts.get(c)) for c, name in self._col_names.items()}
+            return keys, self._list_columns(values)
         if column is not None and not isinstance(values, list):
             keys = _to_numpy(column(self.key_field))
             dtypes = self.column_dtypes
             # the dtype the row path would use, so both paths compute alike
             cols = {name: _to_numpy(column(col), dtypes.get(col)) for col, name in self._col_names.items()}
             return keys, cols
-        n = len(values)
-        cols = {}
         key_dtype = self.column_dtypes.get(self.key_field, "int64")
-        keys = np.fromiter(self._getter(values, self.key_field), dtype=key_dtype, count=n)
+        keys = np.fromiter(self._getter(values, self.key_field), dtype=key_dtype, count=len(values))
+        return keys, self._list_columns(values)
+
+    def _list_columns(self, values: list) -> dict[str, np.ndarray]:
+        cols = {}
         for col, name in self._col_names.items():
             dtype = self.column_dtypes.get(col, "float64")
-            cols[name] = np.fromiter(self._getter(values, col), dtype=dtype, count=n)
-        return keys, cols
+            cols[name] = np.fromiter(self._getter(values, col), dtype=dtype, count=len(values))
+        return cols
 
     @staticmethod
     def _getter(values: list, field: Any) -> Any:
@@ -1013,3 +1031,232 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
             self._extra.setdefault(key, []).append([start, end, dict(accs)])
         for sessions in self._extra.values():
             sessions.sort(key=lambda s: s[0])
+
+
+class JitAggregateTable:
+    """Tumbling/sliding windows of a ``flinkcore.jit`` AggregateFunction over column batches.
+
+    One accumulator per (key, window) lives in arrays (one per accumulator field) at a slot; each
+    batch is cut by window start, its keys are given slots, and the compiled ``add`` folds the
+    records into their slots in arrival order — the order the per-record operator adds them in,
+    so the accumulators are the same. ``get_result`` runs once per fired window, as in Flink.
+    """
+
+    def __init__(self, size: int, slide: int, offset: int, jit_agg: Any, names: tuple, operator: str) -> None:
+        if size <= 0 or slide <= 0:
+            raise ValueError(f"window size and slide must be > 0, got {size}, {slide}")
+        self.size, self.slide, self.offset = size, slide, offset
+        self.agg = jit_agg
+        self.names = names  # the record's fields, in order: what ``add`` sees as ``value``
+        self.operator = operator
+        self._kernel: Any = None
+        self._slot: dict[tuple[int, int], int] = {}
+        self._key = np.zeros(0, dtype=np.int64)
+        self._start = np.zeros(0, dtype=np.int64)
+        self._live = np.zeros(0, dtype=bool)
+        self._accs: list[np.ndarray] = []
+        self._free: list[int] = []
+        self._top = 0
+        self._restored: list = []
+
+    def _ready(self, dtypes: list) -> None:
+        self._kernel = self.agg.add_kernel(self.names, dtypes, self.operator)
+        if self._kernel is None:
+            raise RuntimeError(f"operator '{self.operator}': numba is not installed")
+        _, acc_dtypes, _, _ = self._kernel
+        self._accs = [np.zeros(0, dtype=dt) for dt in acc_dtypes]
+        restored, self._restored = self._restored, []
+        for snap in restored:
+            self._load(snap)
+
+    def _alloc(self, m: int) -> np.ndarray:
+        free = self._free
+        take = min(m, len(free))
+        out = [free.pop() for _ in range(take)]
+        need = m - take
+        if need:
+            if self._top + need > len(self._key):
+                cap = max(1024, 1 << int(self._top + need - 1).bit_length())
+                self._key = np.resize(self._key, cap)
+                self._start = np.resize(self._start, cap)
+                live = np.zeros(cap, dtype=bool)
+                live[: self._top] = self._live[: self._top]
+                self._live = live
+                self._accs = [np.resize(a, cap) for a in self._accs]
+            out.extend(range(self._top, self._top + need))
+            self._top += need
+        slots = np.array(out, dtype=np.int64)
+        self._live[slots] = True
+        _, _, init, _ = self._kernel
+        for arr, v in zip(self._accs, init, strict=True):
+            arr[slots] = v
+        return slots
+
+    def _slots(self, start: int, keys: np.ndarray) -> np.ndarray:
+        """The slot of every record of one window (new slots for keys first seen)."""
+        uk, inv = np.unique(keys, return_inverse=True)
+        get = self._slot.get
+        found = np.fromiter((get((k, start), -1) for k in uk.tolist()), np.int64, len(uk))
+        new = found < 0
+        if new.any():
+            fresh = self._alloc(int(new.sum()))
+            found[new] = fresh
+            self._key[fresh] = uk[new]
+            self._start[fresh] = start
+            self._slot.update(zip(((k, start) for k in uk[new].tolist()), fresh.tolist(), strict=True))
+        return found[inv]
+
+    def update(self, keys: np.ndarray, ts: np.ndarray, cols: list[np.ndarray], watermark: int) -> None:
+        if not len(keys):
+            return
+        if self._kernel is None:
+            self._ready([c.dtype for c in cols])
+        loop = self._kernel[0]
+        last = ts - (ts - self.offset) % self.slide
+        if self.slide == self.size:
+            idx, starts = None, last
+        else:
+            parts_i, parts_s = [], []
+            k = 0
+            while True:
+                s = last - k * self.slide
+                m = (s > ts - self.size) & (s + self.size - 1 > watermark)  # fired windows: no more adds
+                if not (s > ts - self.size).any():
+                    break
+                parts_i.append(np.flatnonzero(m))
+                parts_s.append(s[m])
+                k += 1
+            idx = np.concatenate(parts_i)
+            order = np.argsort(idx, kind="stable")  # arrival order within each window
+            idx, starts = idx[order], np.concatenate(parts_s)[order]
+        for start in np.unique(starts).tolist():
+            m = np.flatnonzero(starts == start)
+            rows = m if idx is None else idx[m]
+            slots = self._slots(start, keys[rows])
+            loop(slots, *[c[rows] for c in cols], *self._accs)
+
+    def fire(self, watermark: int) -> tuple[np.ndarray, np.ndarray, list]:
+        """(keys, starts, accumulators as Python values) of the due windows, by (end, key); freed."""
+        top = self._top
+        due = np.flatnonzero(self._live[:top] & (self._start[:top] + (self.size - 1) <= watermark))
+        if not len(due):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), []
+        due = due[np.lexsort((self._key[due], self._start[due]))]
+        keys, starts = self._key[due].copy(), self._start[due].copy()
+        _, _, _, is_tuple = self._kernel
+        fields = [a[due].tolist() for a in self._accs]
+        accs = list(zip(*fields, strict=True)) if is_tuple else fields[0]
+        for k, s in zip(keys.tolist(), starts.tolist(), strict=True):
+            del self._slot[(k, s)]
+        self._live[due] = False
+        self._free.extend(due.tolist())
+        return keys, starts, accs
+
+    def snapshot(self) -> dict:
+        if self._kernel is None:
+            return {"windows": [w for snap in self._restored for w in snap["windows"]]}
+        _, _, _, is_tuple = self._kernel
+        slots = sorted(self._slot.items())
+        out = []
+        for (k, s), slot in slots:
+            acc = tuple(a[slot].item() for a in self._accs)
+            out.append((k, s, acc if is_tuple else acc[0]))
+        return {"windows": out}
+
+    def _load(self, snap: dict) -> None:
+        for k, s, acc in snap["windows"]:
+            slot = self._alloc(1)
+            self._key[slot] = k
+            self._start[slot] = s
+            vals = acc if isinstance(acc, tuple) else (acc,)
+            for arr, v in zip(self._accs, vals, strict=True):
+                arr[slot] = v
+            self._slot[(k, s)] = int(slot[0])
+
+    def restore(self, snapshots: list, keep: Callable[[Any], bool] | None = None) -> None:
+        for snap in snapshots:
+            snap = {"windows": [w for w in snap["windows"] if keep is None or keep(w[0])]}
+            if self._kernel is None:
+                self._restored.append(snap)
+            else:
+                self._load(snap)
+
+
+class ColumnarJitAggregateOperator(ColumnarWindowOperator):
+    """``window(...).aggregate(jit_agg)`` on a typed stream: ``add`` compiled over column batches
+    (see :class:`JitAggregateTable`); outputs are ``get_result(accumulator)`` per (key, window),
+    at ``window.max_timestamp()``, ordered by (end, key)."""
+
+    def __init__(
+        self,
+        size: int,
+        slide: int,
+        offset: int,
+        key_field: Any,
+        jit_agg: Any,
+        fields: list,
+        late_data_tag: str | None = None,
+        column_dtypes: dict | None = None,
+        name: str = "Window(Aggregate)",
+    ) -> None:
+        aggs = [(str(f), "first", f) for f in fields]  # every field is read; "first" is unused
+        super().__init__(size, slide, offset, key_field, aggs, None, late_data_tag, None, column_dtypes, name)
+        self.jit_agg = jit_agg
+        self.fields = list(fields)
+
+    def open(self) -> None:
+        self._col_names = {f: f"c{i}" for i, f in enumerate(self.fields)}
+        self._order = [self._col_names[f] for f in self.fields]
+        self._table = JitAggregateTable(
+            self.size, self.slide, self.offset, self.jit_agg, tuple(self.fields), self.name
+        )
+        self.jit_agg.open(None)
+        if self._restored:
+            kgr = self.state_backend.key_group_range if self.state_backend is not None else None
+            keep = None
+            if kgr is not None:
+                from flinkcore.state.key_groups import key_group_of
+
+                mp = self.context.max_parallelism
+
+                def keep(key: Any) -> bool:
+                    return kgr[0] <= key_group_of(key, mp) <= kgr[1]
+
+            self._table.restore(self._restored, keep)
+            self._restored = []
+
+    def close(self) -> None:
+        self.jit_agg.close()
+
+    def process_batch(self, values: Any, timestamps: Any) -> None:
+        if timestamps is None:
+            raise ValueError(
+                "Record has no timestamp. Did you forget to call "
+                "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
+            )
+        ts = _to_numpy(timestamps, np.int64)
+        keys, cols = self._columns(values)
+        keys = keys.astype(np.int64, copy=False)
+        wm = self.current_watermark
+        if len(ts) and ts.min() <= wm:
+            late = ts - (ts - self.offset) % self.slide + self.size - 1 <= wm
+            if late.any():
+                self._emit_late(values, ts, late)
+                keep = ~late
+                keys, ts = keys[keep], ts[keep]
+                cols = {k: v[keep] for k, v in cols.items()}
+        self._table.update(keys, ts, [cols[c] for c in self._order], wm)
+
+    def process_watermark(self, watermark: int) -> None:
+        if watermark <= self.current_watermark:
+            return
+        self.current_watermark = watermark
+        keys, starts, accs = self._table.fire(watermark)
+        if len(keys):
+            get_result = self.jit_agg.get_result
+            try:
+                out = [get_result(a) for a in accs]
+            except Exception as e:
+                raise UserCodeError(self.name, None, e, where="get_result()") from e
+            self.output.collect(out, (starts + (self.size - 1)).tolist())
+        self.output.emit_watermark(watermark)
