@@ -365,7 +365,7 @@ class StreamExecutionEnvironment:
         """The items of a list (or any iterable: read once, now), in order, parallelism 1. As in
         PyFlink, a ``Types.ROW``/``ROW_NAMED`` type makes tuples (and unnamed Rows) Rows named by
         it (``f0, f1 ...``), and a ``Types.TUPLE`` type makes lists tuples."""
-        items = list(collection)
+        items = collection if type(collection) is list else list(collection)  # the source copies it
         if isinstance(type_info, RowTypeInfo):
             cls = row_class(tuple(type_info.field_names))
             items = [
