@@ -20,6 +20,8 @@ from cpython.object cimport PyObject
 from cpython.dict cimport PyDict_SetItem
 from cpython.list cimport PyList_Append
 from libc.limits cimport LLONG_MIN
+from libc.stdint cimport int32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
 
 
 cdef extern from "Python.h":
@@ -30,6 +32,9 @@ cdef extern from "Python.h":
     bint PyTuple_CheckExact(object o)
     Py_ssize_t PyTuple_GET_SIZE(object o)
     PyObject *_tuple_get "PyTuple_GET_ITEM"(object tup, Py_ssize_t i)
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+    void Py_INCREF_raw "Py_INCREF"(PyObject *o)
+    void Py_XDECREF_raw "Py_XDECREF"(PyObject *o)
 
 
 #: What a window keeps per key: AggregateFunction accumulator, reduced value, list of elements.
@@ -68,6 +73,219 @@ cdef inline long long _floor_mod(long long a, long long b):
     if r < 0:
         r += b
     return r
+
+
+# --------------------------------------------------------------------------------------------
+# One window's accumulators by key
+# --------------------------------------------------------------------------------------------
+
+
+cdef struct _Entry:
+    long long key
+    PyObject *keyobj
+    PyObject *value
+
+
+cdef class KeyedPanes:
+    """``key -> accumulator`` of one window: a dict for the operator, a C table for the loops.
+
+    While every key is an exact int that fits in 64 bits, entries live in an insertion-ordered
+    array with an open-addressing index (CPython's compact-dict layout) and keys are compared as
+    C integers — a lookup does not read the stored key object, and the loops update a value in
+    place instead of a second dict lookup. The first other key moves every entry into a plain
+    dict (in order), which serves from then on, so the semantics are a dict's (``1 == 1.0 ==
+    True`` are one key). Iteration is in insertion order, as a dict's.
+
+    The table is not tracked by the cycle collector: a reference cycle through an accumulator
+    that refers back to its own window is not collected until the window is cleared.
+    """
+
+    cdef _Entry *entries
+    cdef int32_t *index
+    cdef Py_ssize_t n, cap, mask
+    cdef int shift
+    cdef public dict fallback
+
+    def __cinit__(self):
+        self.n = 0
+        self.cap = 8
+        self.entries = <_Entry *>malloc(self.cap * sizeof(_Entry))
+        self.mask = 15
+        self.shift = 60
+        self.index = <int32_t *>malloc(16 * sizeof(int32_t))
+        if self.entries == NULL or self.index == NULL:
+            raise MemoryError()
+        for i in range(16):
+            self.index[i] = -1
+        self.fallback = None
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.entries != NULL:
+            for i in range(self.n):
+                Py_XDECREF_raw(self.entries[i].keyobj)
+                Py_XDECREF_raw(self.entries[i].value)
+            free(self.entries)
+        if self.index != NULL:
+            free(self.index)
+
+    # -- the C side ------------------------------------------------------------------------
+    cdef inline Py_ssize_t _slot(self, long long k):
+        return <Py_ssize_t>((<uint64_t>k * <uint64_t>0x9E3779B97F4A7C15ULL) >> self.shift)
+
+    cdef Py_ssize_t find(self, long long k):
+        """The entry index of int key ``k``, or -1."""
+        cdef Py_ssize_t s = self._slot(k)
+        cdef int32_t e
+        while True:
+            e = self.index[s]
+            if e < 0:
+                return -1
+            if self.entries[e].key == k:
+                return e
+            s = (s + 1) & self.mask
+
+    cdef int _grow_index(self) except -1:
+        cdef Py_ssize_t size = (self.mask + 1) * 2, i, s
+        cdef int32_t *idx = <int32_t *>malloc(size * sizeof(int32_t))
+        if idx == NULL:
+            raise MemoryError()
+        free(self.index)
+        self.index = idx
+        self.mask = size - 1
+        self.shift -= 1
+        for i in range(size):
+            idx[i] = -1
+        for i in range(self.n):
+            s = self._slot(self.entries[i].key)
+            while idx[s] >= 0:
+                s = (s + 1) & self.mask
+            idx[s] = <int32_t>i
+        return 0
+
+    cdef int insert(self, long long k, object keyobj, object value) except -1:
+        """Add int key ``k`` (not present) with ``value``."""
+        cdef Py_ssize_t s
+        cdef _Entry *grown
+        if self.n == self.cap:
+            grown = <_Entry *>realloc(self.entries, self.cap * 2 * sizeof(_Entry))
+            if grown == NULL:
+                raise MemoryError()
+            self.entries = grown
+            self.cap *= 2
+        if (self.n + 1) * 3 > (self.mask + 1) * 2:
+            self._grow_index()
+        s = self._slot(k)
+        while self.index[s] >= 0:
+            s = (s + 1) & self.mask
+        self.index[s] = <int32_t>self.n
+        Py_INCREF_raw(<PyObject *>keyobj)
+        Py_INCREF_raw(<PyObject *>value)
+        self.entries[self.n].key = k
+        self.entries[self.n].keyobj = <PyObject *>keyobj
+        self.entries[self.n].value = <PyObject *>value
+        self.n += 1
+        return 0
+
+    cdef inline void put_at(self, Py_ssize_t e, object value):
+        cdef PyObject *old = self.entries[e].value
+        Py_INCREF_raw(<PyObject *>value)
+        self.entries[e].value = <PyObject *>value
+        Py_XDECREF_raw(old)
+
+    cdef int int_key(self, object key, long long *out) except -1:
+        """1 and the key in ``out`` when the table can take ``key``; else 0 (after moving every
+        entry into the fallback dict)."""
+        cdef int overflow = 0
+        if self.fallback is None and PyLong_CheckExact(key):
+            out[0] = PyLong_AsLongLongAndOverflow(key, &overflow)
+            if not overflow:
+                return 1
+        if self.fallback is None:
+            self._to_dict()
+        return 0
+
+    cdef _to_dict(self):
+        cdef dict d = {}
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            d[<object>self.entries[i].keyobj] = <object>self.entries[i].value
+        for i in range(self.n):
+            Py_XDECREF_raw(self.entries[i].keyobj)
+            Py_XDECREF_raw(self.entries[i].value)
+        self.n = 0
+        self.fallback = d
+
+    # -- the dict side -----------------------------------------------------------------------
+    def get(self, key, default=None):
+        cdef long long k
+        cdef Py_ssize_t e
+        if self.int_key(key, &k):
+            e = self.find(k)
+            return default if e < 0 else <object>self.entries[e].value
+        return self.fallback.get(key, default)
+
+    def __getitem__(self, key):
+        missing = self
+        value = self.get(key, missing)
+        if value is missing:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key, value):
+        cdef long long k
+        cdef Py_ssize_t e
+        if self.int_key(key, &k):
+            e = self.find(k)
+            if e < 0:
+                self.insert(k, key, value)
+            else:
+                self.put_at(e, value)
+        else:
+            self.fallback[key] = value
+
+    def __contains__(self, key):
+        return self.get(key, self) is not self
+
+    def __len__(self):
+        return self.n if self.fallback is None else len(self.fallback)
+
+    def __bool__(self):
+        return len(self) > 0
+
+    def keys(self):
+        if self.fallback is not None:
+            return list(self.fallback.keys())
+        return [<object>self.entries[i].keyobj for i in range(self.n)]
+
+    def values(self):
+        if self.fallback is not None:
+            return list(self.fallback.values())
+        return [<object>self.entries[i].value for i in range(self.n)]
+
+    def items(self):
+        if self.fallback is not None:
+            return list(self.fallback.items())
+        return [(<object>self.entries[i].keyobj, <object>self.entries[i].value) for i in range(self.n)]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def update(self, other):
+        for key, value in (other.items() if hasattr(other, "items") else other):
+            self[key] = value
+
+    def to_dict(self) -> dict:
+        """The entries as a plain dict (snapshots)."""
+        return dict(self.items())
+
+    def __repr__(self):
+        return f"KeyedPanes({self.to_dict()!r})"
+
+
+# --------------------------------------------------------------------------------------------
+# The loops
+# --------------------------------------------------------------------------------------------
 
 
 def extract_timestamps(Cursor cur, object extract, list values, object previous, object no_timestamp):
@@ -126,8 +344,8 @@ def tumbling_batch(
 ):
     """Add ``values[first:]`` to their tumbling windows; returns where it stopped (``n`` = all).
 
-    A window ``start`` holds ``windows[start][key]``; a window not there yet is made by
-    ``open_window(start)``. It stops at a record whose timestamp is not an int or whose window
+    A window ``start`` holds ``windows[start][key]`` (a dict or a :class:`KeyedPanes`); a window
+    not there yet is made by ``open_window(start)``. It stops at a record whose timestamp is not an int or whose window
     already fired (``start <= fired_until``): late, or a late firing, for the caller to handle
 (with the record's key in ``cur.key``).
     ``fn`` is ``add(value, acc)`` (aggregating, ``create()`` makes a new accumulator) or
@@ -143,6 +361,9 @@ def tumbling_batch(
     cdef long long ts, start, lo = 1, hi = 0  # [lo, hi): the current window (empty at first)
     cdef object value, key, tso, acc, panes = None
     cdef PyObject *found
+    cdef KeyedPanes kp = None
+    cdef long long k
+    cdef Py_ssize_t e
     cdef long long max_ts = cur.max_ts
     if timestamps is not None and _list_size(timestamps) != n:
         raise ValueError("timestamps and values of a batch differ in length")
@@ -182,8 +403,37 @@ def tumbling_batch(
                 panes = open_window(start)
             else:
                 panes = <object>found
+            if type(panes) is KeyedPanes:
+                kp = <KeyedPanes>panes
+                if kp.fallback is not None:
+                    panes = kp.fallback
+                    kp = None
+            else:
+                kp = None
             lo = start
             hi = start + size
+        if kp is not None:
+            if kp.int_key(key, &k):
+                e = kp.find(k)
+                if kind == 0:
+                    if e < 0:
+                        kp.insert(k, key, fn(value, create()))
+                    else:
+                        acc = <object>kp.entries[e].value
+                        kp.put_at(e, fn(value, acc))
+                elif kind == 1:
+                    if e < 0:
+                        kp.insert(k, key, value)
+                    else:
+                        acc = <object>kp.entries[e].value
+                        kp.put_at(e, fn(acc, value))
+                elif e < 0:
+                    kp.insert(k, key, [value])
+                else:
+                    PyList_Append(<object>kp.entries[e].value, value)
+                continue
+            panes = kp.fallback  # a key the table cannot take: a dict from now on
+            kp = None
         found = PyDict_GetItemWithError(panes, key)
         if kind == 0:
             if found == NULL:

@@ -17,9 +17,12 @@ every case, and the first exception is re-raised.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from flinkcore.common.watermark import MAX_WATERMARK
@@ -35,6 +38,27 @@ __all__ = ["Job", "JobCancelled"]
 
 DEFAULT_BATCH_SIZE = 1024
 DEFAULT_COLUMNAR_BATCH_SIZE = 1 << 16
+
+
+@contextlib.contextmanager
+def _frozen_heap(enabled: bool) -> Iterator[None]:
+    """Objects alive when the run starts (a collection source's records, restored state, modules)
+    are out of the cycle collector's sight until it ends (``gc.freeze``; both calls are O(1)).
+
+    A job's own allocations (window accumulators, output records) trigger young-generation
+    collections; without this each of them would walk, for example, a freshly copied
+    million-record input list again (W2 udf: 20 ms of 270). Nothing is leaked: reference counting
+    frees as always, and the objects return to the collector when the run ends. Skipped when
+    something else froze the heap already (it then owns the unfreeze).
+    """
+    if not enabled or gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class JobCancelled(Exception):
@@ -362,7 +386,8 @@ class Job:
             for s in self.sources:
                 s.reader.open(s.context)
                 readers.append(s.reader)
-            self._loop()
+            with _frozen_heap(self.config.get("gc_freeze", True)):
+                self._loop()
             self.status = "CANCELED" if self.cancelled else "FINISHED"
         except BaseException:
             self.status = "FAILED"

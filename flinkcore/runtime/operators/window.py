@@ -790,6 +790,13 @@ class AlignedWindowOperator(AbstractStreamOperator):
         self._key_index = _key_index(self.key_selector)
         self._use_compiled = _compiled is not None and self.slide == self.size
         self._cursor = _compiled.Cursor() if _compiled is not None else None
+        # A window's accumulators by key: a dict, or the compiled loops' KeyedPanes (a dict to
+        # this class, a C table with int keys to the loops); restored windows are converted.
+        self._new_panes = _compiled.KeyedPanes if self._use_compiled else dict
+        for start, panes in self._panes.items():
+            if type(panes) is not self._new_panes:
+                converted = self._panes[start] = self._new_panes()
+                converted.update(panes)
         if self.function.open is not None:
             self.function.open(self.runtime_context)
 
@@ -836,7 +843,7 @@ class AlignedWindowOperator(AbstractStreamOperator):
     def _open_window(self, start: int) -> dict:
         panes = self._panes.get(start)
         if panes is None:
-            panes = self._panes[start] = {}
+            panes = self._panes[start] = self._new_panes()
             heapq.heappush(self._pending, start)
         return panes
 
@@ -1009,7 +1016,7 @@ class AlignedWindowOperator(AbstractStreamOperator):
             return False
         panes = self._panes.get(start)
         if panes is None:
-            panes = self._panes[start] = {}
+            panes = self._panes[start] = self._new_panes()
             if max_ts <= wm:
                 heapq.heappush(self._retained, (max_ts + self.allowed_lateness, start))
             else:
@@ -1133,7 +1140,8 @@ class AlignedWindowOperator(AbstractStreamOperator):
         """The panes, serialized now in one C pass (later in-place changes to accumulators cannot
         leak in, and the task pauses for a serialization, not a state write per key)."""
         fired = sorted(start for _, start in self._retained)
-        return {"fired": fired, "panes": dumps(self._panes)}
+        panes = {start: p if type(p) is dict else p.to_dict() for start, p in self._panes.items()}
+        return {"fired": fired, "panes": dumps(panes)}
 
     def restore_operator_state(self, states: list) -> None:
         """Every former instance's panes, keeping the keys of this instance's key groups."""
@@ -1148,7 +1156,7 @@ class AlignedWindowOperator(AbstractStreamOperator):
                     continue
                 target = self._panes.get(start)
                 if target is None:
-                    target = self._panes[start] = {}
+                    target = self._panes[start] = {}  # made a KeyedPanes in open() when compiled
                     heapq.heappush(self._pending, start)
                 target.update(panes)
         # Fired windows whose contents moved elsewhere on rescaling need no marker here.
