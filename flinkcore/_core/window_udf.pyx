@@ -16,6 +16,7 @@ and calls the loop again from the next one. ``Cursor.position`` is the index of 
 being processed, so a failing user function is reported with its record.
 """
 
+cimport cython
 from cpython.object cimport PyObject
 from cpython.dict cimport PyDict_SetItem
 from cpython.list cimport PyList_Append
@@ -283,6 +284,32 @@ cdef class KeyedPanes:
         return f"KeyedPanes({self.to_dict()!r})"
 
 
+@cython.no_gc
+@cython.freelist(64)
+cdef class Session:
+    """One open event-time session of a key: ``[start, end)`` and its accumulator.
+
+    Not tracked by the cycle collector (a window operator holds one per open session, often
+    hundreds of thousands, and would otherwise make every young collection walk them): an
+    accumulator that refers back to its own session is freed when the session closes, not by
+    the collector. ``end`` is None once the session was merged into another.
+    """
+
+    cdef public object key
+    cdef public object start
+    cdef public object end
+    cdef public object acc
+
+    def __init__(self, key, start, end, acc):
+        self.key = key
+        self.start = start
+        self.end = end
+        self.acc = acc
+
+    def __repr__(self):
+        return f"Session({self.key!r}, {self.start!r}, {self.end!r}, {self.acc!r})"
+
+
 # --------------------------------------------------------------------------------------------
 # The loops
 # --------------------------------------------------------------------------------------------
@@ -476,9 +503,9 @@ def session_batch(
 ):
     """Add ``values[first:]`` to event-time sessions; returns where it stopped (``n`` = all).
 
-    Handles a record whose key has at most one open session (``single[key] = [start, end,
-    acc]``) that the record's window ``[ts, ts + gap)`` overlaps or touches (the session grows),
-    or a key with no session and a window not late (a new session, entered in the bucket
+    Handles a record whose key has one open session (``single[key]``, a :class:`Session`)
+    that the record's window ``[ts, ts + gap)`` overlaps or touches (the session grows), or a
+    key with no session and a window not late (a new session, entered in the bucket
     ``(end - 1) // gap`` of ``wheel``). It stops at anything else — a key with several sessions
     (in ``multi``), a window that would not merge with the key's session, a late window, a
     non-int timestamp — and leaves that record's key and timestamp in ``cur`` for the caller.
@@ -486,7 +513,8 @@ def session_batch(
     """
     cdef Py_ssize_t i, n = _list_size(values)
     cdef long long ts, end, lo, hi, bucket
-    cdef object value, key, tso, s, acc, entries
+    cdef object value, key, tso, acc, entries
+    cdef Session s
     cdef PyObject *found
     cdef long long max_ts = cur.max_ts
     if timestamps is not None and _list_size(timestamps) != n:
@@ -518,19 +546,19 @@ def session_batch(
         end = ts + gap
         found = PyDict_GetItemWithError(single, key)
         if found != NULL:
-            s = <object>found
-            lo = (<list>s)[0]
-            hi = (<list>s)[1]
+            s = <Session?>found
+            lo = s.start
+            hi = s.end
             if lo <= end and hi >= ts:  # overlaps or touches: the session grows
                 if ts < lo:
-                    (<list>s)[0] = tso
+                    s.start = tso
                 if end > hi:
-                    (<list>s)[1] = end
-                acc = (<list>s)[2]
+                    s.end = end
+                acc = s.acc
                 if kind == 0:
-                    (<list>s)[2] = fn(value, acc)
+                    s.acc = fn(value, acc)
                 elif kind == 1:
-                    (<list>s)[2] = fn(acc, value)
+                    s.acc = fn(acc, value)
                 else:
                     PyList_Append(acc, value)
                 continue
@@ -549,14 +577,56 @@ def session_batch(
             acc = value
         else:
             acc = [value]
-        s = [tso, end, acc]
+        s = Session.__new__(Session)
+        s.key = key
+        s.start = tso
+        s.end = end
+        s.acc = acc
         PyDict_SetItem(single, key, s)
         bucket = (end - 1) // gap if end - 1 >= 0 else -((-(end - 1) + gap - 1) // gap)
         found = PyDict_GetItemWithError(wheel, bucket)
         if found == NULL:
-            PyDict_SetItem(wheel, bucket, [(key, s)])
+            PyDict_SetItem(wheel, bucket, [s])
         else:
-            PyList_Append(<object>found, (key, s))
+            PyList_Append(<object>found, s)
     cur.position = n
     cur.max_ts = max_ts
     return n
+
+
+def due_sessions(dict wheel, list buckets, long long watermark, long long gap, dict single):
+    """The sessions of ``wheel``'s ``buckets`` (ascending) that the watermark closes.
+
+    Each bucket is taken out of ``wheel``; a merged-away session (``end`` None) is skipped, one
+    that grew past the watermark moves to the bucket of its end, and a closed one is returned
+    (in bucket order) after leaving ``single`` when it is its key's only session. Returns
+    ``(closed, others)``: ``others`` are the closed sessions of keys with several sessions,
+    for the caller to take out of its ``multi`` map.
+    """
+    cdef list closed = [], others = []
+    cdef Session s
+    cdef object entries, end
+    cdef long long e, b
+    cdef PyObject *found
+    for bucket in buckets:
+        entries = wheel.pop(bucket)
+        for s in entries:
+            end = s.end
+            if end is None:
+                continue  # merged into another session
+            e = end
+            if e - 1 > watermark:  # the session grew: its entry moves to the bucket of its end
+                b = (e - 1) // gap if e - 1 >= 0 else -((-(e - 1) + gap - 1) // gap)
+                found = PyDict_GetItemWithError(wheel, b)
+                if found == NULL:
+                    PyDict_SetItem(wheel, b, [s])
+                else:
+                    PyList_Append(<object>found, s)
+                continue
+            found = PyDict_GetItemWithError(single, s.key)
+            if found == <PyObject *>s:
+                del single[s.key]
+            else:
+                PyList_Append(others, s)
+            PyList_Append(closed, s)
+    return closed, others

@@ -30,6 +30,7 @@ through their methods, and the window function arrives as an internal adapter
 from __future__ import annotations
 
 import heapq
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -703,8 +704,6 @@ def _subscript_constant(fn: Any) -> tuple[bool, Any]:
 def _fast_key_selector(fn: Any) -> Any:
     """``operator.itemgetter(c)`` for a key selector ``lambda v: v[c]``: the same subscript,
     without a Python frame per record; any other selector as it is."""
-    import operator
-
     ok, const = _subscript_constant(fn)
     return operator.itemgetter(const) if ok else fn
 
@@ -1204,6 +1203,24 @@ def _owned_keys_filter(op: AbstractStreamOperator) -> Callable[[dict], dict]:
 # --------------------------------------------------------------------------------------------
 
 
+class _Session:
+    """The Python twin of ``window_udf.Session``: one open session of a key."""
+
+    __slots__ = ("key", "start", "end", "acc")
+
+    def __init__(self, key: Any, start: int, end: int | None, acc: Any) -> None:
+        self.key = key
+        self.start = start
+        self.end = end
+        self.acc = acc
+
+
+#: the compiled loops' session objects (untracked by the cycle collector) when built
+Session = _compiled.Session if _compiled is not None else _Session
+_session_start = operator.attrgetter("start")
+_session_end = operator.attrgetter("end")
+
+
 def _append(acc: list, value: Any) -> list:
     acc.append(value)
     return acc
@@ -1220,9 +1237,10 @@ class SessionWindowOperator(AbstractStreamOperator):
     The same observable behaviour as :class:`WindowOperator` with ``EventTimeSessionWindows``
     (an element opens ``[ts, ts + gap)``, overlapping or touching sessions merge — contents
     included —, a session fires when the watermark reaches its max timestamp and is then freed),
-    with each key's open sessions kept as ``[start, end, value]`` lists sorted by start and one
-    set of session-end buckets instead of a merging-window set, per-key timers and trigger calls.
-    Closed sessions are freed at once, so memory follows the number of open sessions.
+    with each key's open sessions kept as :class:`Session` objects (key, start, end,
+    accumulator) sorted by start and one set of session-end buckets instead of a merging-window
+    set, per-key timers and trigger calls. Closed sessions are freed at once, so memory follows
+    the number of open sessions.
     """
 
     def __init__(
@@ -1246,9 +1264,9 @@ class SessionWindowOperator(AbstractStreamOperator):
         self.event_time = True
         self.allowed_lateness = 0
         self.num_late_records_dropped = 0
-        self._single: dict[Any, list] = {}  # key -> its one open session [start, end, value]
-        self._multi: dict[Any, list] = {}  # key -> [[start, end, value], ...] by start (2 or more)
-        # Session ends in buckets of one gap: bucket (max_ts // gap) -> [(key, session), ...].
+        self._single: dict[Any, Any] = {}  # key -> its one open Session
+        self._multi: dict[Any, list] = {}  # key -> [Session, ...] by start (2 or more)
+        # Session ends in buckets of one gap: bucket (max_ts // gap) -> [Session, ...].
         # A session has one entry; when the watermark passes its bucket and the session grew
         # meanwhile, the entry moves to the bucket of its current end (a list append, where a
         # heap would pay log(n) tuple comparisons per move).
@@ -1329,21 +1347,21 @@ class SessionWindowOperator(AbstractStreamOperator):
         end = ts + self.gap
         s = self._single.get(key)
         if s is not None:
-            lo, hi = s[0], s[1]
+            lo, hi = s.start, s.end
             if lo <= end and hi >= ts:  # overlaps or touches: extend the session
                 if ts < lo:
-                    s[0] = ts
+                    s.start = ts
                 if end > hi:
-                    s[1] = end
-                s[2] = self._add(s[2], value)
+                    s.end = end
+                s.acc = self._add(s.acc, value)
                 return
         elif key not in self._multi:
             if end - 1 <= self.current_watermark:
                 self._late(value, ts)
                 return
-            s = [ts, end, self._first(value)]
+            s = Session(key, ts, end, self._first(value))
             self._single[key] = s
-            self._schedule(key, s)
+            self._schedule(s)
             return
         self._add_slow(key, value, ts, end)
 
@@ -1426,32 +1444,32 @@ class SessionWindowOperator(AbstractStreamOperator):
         lo, hi = ts, end
         group = []
         for s in sessions:  # sorted by start and pairwise apart: overlaps form one run
-            if s[0] <= hi and s[1] >= lo:
+            if s.start <= hi and s.end >= lo:
                 group.append(s)
-                lo, hi = min(lo, s[0]), max(hi, s[1])
+                lo, hi = min(lo, s.start), max(hi, s.end)
         if not group:
             if end - 1 <= self.current_watermark:
                 self._late(value, ts)
             else:
-                s = [ts, end, self._first(value)]
+                s = Session(key, ts, end, self._first(value))
                 sessions.append(s)
-                sessions.sort(key=lambda x: x[0])
-                self._schedule(key, s)
+                sessions.sort(key=_session_start)
+                self._schedule(s)
         else:
             target = group[0]
             if len(group) > 1:
                 merge = self._merge
                 if merge is None:
                     raise NotImplementedError("merging session windows needs AggregateFunction.merge()")
-                acc = group[1][2]
+                acc = group[1].acc
                 for other in group[2:]:
-                    acc = merge(acc, other[2])
-                target[2] = merge(target[2], acc)
+                    acc = merge(acc, other.acc)
+                target.acc = merge(target.acc, acc)
                 for other in group[1:]:
-                    other[1] = None  # dead: its bucket entry is skipped
+                    other.end = None  # dead: its bucket entry is skipped
                     sessions.remove(other)
-            target[0], target[1] = lo, hi
-            target[2] = self._add(target[2], value)
+            target.start, target.end = lo, hi
+            target.acc = self._add(target.acc, value)
         self._put(key, sessions)
 
     def _put(self, key: Any, sessions: list) -> None:
@@ -1460,13 +1478,13 @@ class SessionWindowOperator(AbstractStreamOperator):
         elif sessions:
             self._multi[key] = sessions
 
-    def _schedule(self, key: Any, s: list) -> None:
-        bucket = (s[1] - 1) // self.gap
+    def _schedule(self, s: Any) -> None:
+        bucket = (s.end - 1) // self.gap
         entries = self._wheel.get(bucket)
         if entries is None:
-            self._wheel[bucket] = [(key, s)]
+            self._wheel[bucket] = [s]
         else:
-            entries.append((key, s))
+            entries.append(s)
 
     def _late(self, value: Any, ts: int) -> None:
         if ts <= self.current_watermark:
@@ -1475,19 +1493,14 @@ class SessionWindowOperator(AbstractStreamOperator):
             else:
                 self.num_late_records_dropped += 1
 
-    def process_watermark(self, watermark: int) -> None:
-        if watermark <= self.current_watermark:
-            return
-        self.current_watermark = watermark
-        wheel = self._wheel
-        gap = self.gap
-        due_buckets = sorted(b for b in wheel if b <= watermark // gap)
-        fired = []
+    def _due_sessions(self, due_buckets: list, watermark: int) -> list:
+        """The Python twin of ``window_udf.due_sessions`` (the multi-session keys handled too)."""
+        wheel, gap, single = self._wheel, self.gap, self._single
         get = wheel.get
+        fired = []
         for bucket in due_buckets:
-            for entry in wheel.pop(bucket):
-                s = entry[1]
-                end = s[1]
+            for s in wheel.pop(bucket):
+                end = s.end
                 if end is None:
                     continue  # merged into another session
                 if end > watermark + 1:
@@ -1495,22 +1508,44 @@ class SessionWindowOperator(AbstractStreamOperator):
                     b = (end - 1) // gap
                     entries = get(b)
                     if entries is None:
-                        wheel[b] = [entry]
+                        wheel[b] = [s]
                     else:
-                        entries.append(entry)
+                        entries.append(s)
                     continue
-                key = entry[0]
-                if self._single.get(key) is s:
-                    del self._single[key]
+                key = s.key
+                if single.get(key) is s:
+                    del single[key]
                 else:
                     sessions = self._multi.pop(key)
                     sessions.remove(s)
                     self._put(key, sessions)
-                s[1] = None
-                fired.append((end, key, s[0], s[2]))
-        fired.sort(key=lambda f: f[0])  # in timestamp order, as Flink's timers fire
-        for end, key, start, stored in fired:
-            self._fire(key, start, end, stored)
+                fired.append(s)
+        return fired
+
+    def process_watermark(self, watermark: int) -> None:
+        if watermark <= self.current_watermark:
+            return
+        self.current_watermark = watermark
+        wheel = self._wheel
+        gap = self.gap
+        due_buckets = sorted(b for b in wheel if b <= watermark // gap)
+        single = self._single
+        if self._use_compiled:
+            fired, others = _compiled.due_sessions(wheel, due_buckets, watermark, gap, single)
+            for s in others:
+                key = s.key
+                if single.get(key) is s:  # its key's other session closed just before it
+                    del single[key]
+                else:
+                    sessions = self._multi.pop(key)
+                    sessions.remove(s)
+                    self._put(key, sessions)
+        else:
+            fired = self._due_sessions(due_buckets, watermark)
+        fired.sort(key=_session_end)  # in timestamp order, as Flink's timers fire
+        fire = self._fire
+        for s in fired:
+            fire(s.key, s.start, s.end, s.acc)
         self._flush()
         self.output.emit_watermark(watermark)
 
@@ -1556,8 +1591,11 @@ class SessionWindowOperator(AbstractStreamOperator):
 
     # -- snapshots ------------------------------------------------------------------------------
     def snapshot_operator_state(self) -> Any:
-        """Every key's open sessions, serialized now in one C pass."""
-        return {"sessions": dumps((self._single, self._multi))}
+        """Every key's open sessions as ``[start, end, accumulator]`` lists, serialized now in
+        one C pass."""
+        single = {k: [s.start, s.end, s.acc] for k, s in self._single.items()}
+        multi = {k: [[s.start, s.end, s.acc] for s in ss] for k, ss in self._multi.items()}
+        return {"sessions": dumps((single, multi))}
 
     def restore_operator_state(self, states: list) -> None:
         """Every former instance's sessions, keeping the keys of this instance's key groups."""
@@ -1569,8 +1607,8 @@ class SessionWindowOperator(AbstractStreamOperator):
             per_key = {k: [v] for k, v in keep(single).items()}
             per_key.update(keep(multi))
             for key, sessions in per_key.items():
-                sessions = [list(x) for x in sessions]
-                sessions.sort(key=lambda x: x[0])
+                sessions = [Session(key, x[0], x[1], x[2]) for x in sessions]
+                sessions.sort(key=_session_start)
                 self._put(key, sessions)
                 for x in sessions:
-                    self._schedule(key, x)
+                    self._schedule(x)
