@@ -547,6 +547,11 @@ def session_batch(
         found = PyDict_GetItemWithError(single, key)
         if found != NULL:
             s = <Session?>found
+            if not (PyLong_CheckExact(s.start) and PyLong_CheckExact(s.end)):
+                cur.key = key
+                cur.ts = tso
+                cur.max_ts = max_ts
+                return i  # a session of non-int timestamps: the caller's Python path
             lo = s.start
             hi = s.end
             if lo <= end and hi >= ts:  # overlaps or touches: the session grows
@@ -614,15 +619,20 @@ def due_sessions(dict wheel, list buckets, long long watermark, long long gap, d
             end = s.end
             if end is None:
                 continue  # merged into another session
-            e = end
-            if e - 1 > watermark:  # the session grew: its entry moves to the bucket of its end
-                b = (e - 1) // gap if e - 1 >= 0 else -((-(e - 1) + gap - 1) // gap)
-                found = PyDict_GetItemWithError(wheel, b)
-                if found == NULL:
-                    PyDict_SetItem(wheel, b, [s])
-                else:
-                    PyList_Append(<object>found, s)
-                continue
+            if not PyLong_CheckExact(end):  # a non-int timestamp: Python arithmetic
+                if end - 1 > watermark:
+                    wheel.setdefault((end - 1) // gap, []).append(s)
+                    continue
+            else:
+                e = end
+                if e - 1 > watermark:  # the session grew: its entry moves to the bucket of its end
+                    b = (e - 1) // gap if e - 1 >= 0 else -((-(e - 1) + gap - 1) // gap)
+                    found = PyDict_GetItemWithError(wheel, b)
+                    if found == NULL:
+                        PyDict_SetItem(wheel, b, [s])
+                    else:
+                        PyList_Append(<object>found, s)
+                    continue
             found = PyDict_GetItemWithError(single, s.key)
             if found == <PyObject *>s:
                 del single[s.key]

@@ -184,6 +184,18 @@ def test_random_sessions_compiled_equals_python_and_general(seed, kind, keys):
 
 
 @pytest.mark.parametrize("make", [tumbling, sessions], ids=["tumbling", "sessions"])
+def test_float_timestamps_take_the_python_path_with_the_same_results(make):
+    rng = random.Random(3)
+    script = random_batches(rng, 300, KEYS["int"])
+    for step in script:
+        if step[0] == "b":
+            step[2][:] = [t + 0.5 if rng.random() < 0.3 else t for t in step[2]]
+    compiled = run(make(6, specs()["aggregating"], 0), script)
+    assert compiled == run(make(6, specs()["aggregating"], 0), script, twin=True)
+    assert len(compiled[0]) > 20
+
+
+@pytest.mark.parametrize("make", [tumbling, sessions], ids=["tumbling", "sessions"])
 @pytest.mark.parametrize("seed", range(6))
 def test_snapshot_of_compiled_state_restores(make, seed):
     rng = random.Random(seed)
