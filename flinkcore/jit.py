@@ -252,7 +252,7 @@ class JitAggregate:
         self.agg = agg() if isinstance(agg, type) else agg
         self.__name__ = cls.__name__
         self._add = cls.add
-        self._kernels: dict[tuple, Any] = {}
+        self._get_result = cls.get_result
 
     # the per-record AggregateFunction contract: the user's own methods
     def create_accumulator(self) -> Any:
@@ -290,9 +290,9 @@ class JitAggregate:
 
     def add_kernel(self, names: tuple, dtypes: list, operator: str) -> Any:
         """The compiled ``add`` loop for records of these fields (None without numba)."""
-        key = (names, tuple(str(d) for d in dtypes))
-        if key in self._kernels:
-            return self._kernels[key]
+        key = (self._add, names, tuple(str(d) for d in dtypes), repr(self.create_accumulator()))
+        if key in _ADD_KERNELS:  # compiled once per AggregateFunction class and record type
+            return _ADD_KERNELS[key]
         if not numba_available():
             return None
         import numba
@@ -351,14 +351,66 @@ class JitAggregate:
             if isinstance(v, float) and dt.kind != "f":
                 dt = np.dtype(np.float64)
             acc_dtypes.append(dt)
-        self._kernels[key] = (loop, acc_dtypes, acc_values, is_tuple)
-        return self._kernels[key]
+        _ADD_KERNELS[key] = (loop, acc_dtypes, acc_values, is_tuple)
+        return _ADD_KERNELS[key]
+
+    def result_kernel(self, acc_dtypes: list, is_tuple: bool) -> Any:
+        """``get_result`` compiled over the accumulator arrays: ``(loop, returns a tuple)``, or None
+        when numba cannot compile it to numbers (then it runs once per window in Python: the same
+        calls Flink makes, so the same results)."""
+        key = (self._get_result, tuple(str(d) for d in acc_dtypes), is_tuple)
+        if key in _RESULT_KERNELS:
+            return _RESULT_KERNELS[key]
+        import numba
+
+        get_result = numba.njit(cache=False)(self._get_result)
+        acc_types = [_numba_type(d) for d in acc_dtypes]
+        acc_t = numba.types.Tuple(acc_types) if is_tuple else acc_types[0]
+        kernel = None
+        try:
+            get_result.compile((numba.types.none, acc_t))
+            rt = get_result.overloads[(numba.types.none, acc_t)].signature.return_type
+            out_tuple = isinstance(rt, numba.types.BaseTuple)
+            out_dtypes = [_numpy_dtype(t) for t in (list(rt) if out_tuple else [rt])]
+        except Exception:  # not numbers in, numbers out: get_result runs in Python, per window
+            out_dtypes = None
+        if out_dtypes is not None:
+            width = len(acc_dtypes)
+            accs = ", ".join(f"acc{j}" for j in range(width))
+            lines = [f"def loop({accs}):", "    n = len(acc0)"]
+            lines += [f"    o{j} = np.empty(n, d{j})" for j in range(len(out_dtypes))]
+            lines.append("    for i in range(n):")
+            cur = ", ".join(f"acc{j}[i]" for j in range(width))
+            lines.append(
+                f"        r = get_result(None, ({cur},))"
+                if is_tuple
+                else "        r = get_result(None, acc0[i])"
+            )
+            for j in range(len(out_dtypes)):
+                lines.append(f"        o{j}[i] = r[{j}]" if out_tuple else f"        o{j}[i] = r")
+            lines.append(f"    return ({', '.join(f'o{j}' for j in range(len(out_dtypes)))},)")
+            scope: dict[str, Any] = {"np": np_module(), "get_result": get_result}
+            scope.update({f"d{j}": dt.type for j, dt in enumerate(out_dtypes)})
+            exec("\n".join(lines), scope)  # noqa: S102 - generated from counts only, no user text
+            kernel = (numba.njit(cache=False)(scope["loop"]), out_tuple)
+        _RESULT_KERNELS[key] = kernel
+        return kernel
 
     def __repr__(self) -> str:
         return f"flinkcore.jit({self.__name__})"
 
 
 _RECORD_TYPES: dict[tuple, Any] = {}
+#: (add function, field names, dtypes, initial accumulator) -> compiled add loop and its accumulator
+_ADD_KERNELS: dict[tuple, Any] = {}
+#: (get_result function, accumulator dtypes, tuple?) -> compiled get_result loop, or None
+_RESULT_KERNELS: dict[tuple, Any] = {}
+
+
+def np_module() -> Any:
+    import numpy as np
+
+    return np
 
 
 def _record_type(names: tuple) -> Any:

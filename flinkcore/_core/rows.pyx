@@ -4,7 +4,8 @@
 ``rows_from_columns(cls, columns)`` makes one ``cls`` instance (a tuple subclass such as a
 ``row_class`` Row) per row of equally long columns, with no Python-level call per row. A column is
 a list of Python objects or a 1-d numpy array of int64 / float64 / bool, read straight from its
-buffer (the ints, floats and bools ``tolist()`` would give, without the intermediate list).
+buffer (the ints, floats and bools ``tolist()`` would give, without the intermediate list; equal
+neighbouring ints of a column share one object).
 
 A row whose fields are all atomic values (int, float, str, bytes, bool, None) cannot be part of a
 reference cycle through its fields, so it is taken off the cycle collector's lists, as CPython does
@@ -107,13 +108,24 @@ def rows_from_columns(type cls, list columns):
     cdef list out = [None] * n
     cdef object row, v
     cdef bint atomic
+    cdef int64_t x
+    # an int64 column repeats its value across neighbouring rows often (window start and end of
+    # every result of one window): such rows share the one int object, as equal ints may
+    cdef int64_t prev_int[MAX_COLUMNS]
+    cdef list prev_obj = [None] * width
     cdef PyTypeObject *tp = <PyTypeObject *>cls  # borrowed: cls outlives the loop
     for i in range(n):
         row = fc_alloc_row(tp, width)
         atomic = True
         for j in range(width):
             if kinds[j] == K_INT64:
-                v = PyLong_FromLongLong((<const int64_t *>data[j])[i])
+                x = (<const int64_t *>data[j])[i]
+                if i and x == prev_int[j]:
+                    v = prev_obj[j]
+                else:
+                    v = PyLong_FromLongLong(x)
+                    prev_int[j] = x
+                    prev_obj[j] = v
             elif kinds[j] == K_FLOAT64:
                 v = PyFloat_FromDouble((<const double *>data[j])[i])
             elif kinds[j] == K_BOOL:

@@ -439,3 +439,33 @@ def test_numba_is_imported_only_when_a_jit_function_is_compiled():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["2", str(numba_available())]
+
+
+class SumAsRow(AggregateFunction):
+    """get_result builds a Row: numba cannot compile it, so it runs in Python once per window."""
+
+    def create_accumulator(self):
+        return 0.0
+
+    def add(self, value, accumulator):
+        return accumulator + value.value
+
+    def get_result(self, accumulator):
+        return Row(total=accumulator)
+
+    def merge(self, a, b):
+        return a + b
+
+
+def test_jit_aggregate_with_a_python_get_result_and_a_scalar_accumulator():
+    key, value, ts = events(6_000)
+    jitted = flinkcore.jit(type("JitSumAsRow", (SumAsRow,), {}))
+    results = []
+    for src, agg in ((typed, jitted()), (untyped, jitted()), (typed, SumAsRow())):
+        s = src(env(), key, value, ts).assign_timestamps_and_watermarks(bounded("ts")).key_by("key")
+        out = (
+            s.window(TumblingEventTimeWindows.of(Time.milliseconds(50))).aggregate(agg).execute_and_collect()
+        )
+        results.append(sorted(out, key=lambda r: r.total))
+    assert results[0] == results[1] == results[2] and len(results[0]) > 500
+    assert isinstance(results[0][0], Row) and results[0][0]._fields == ("total",)

@@ -628,12 +628,13 @@ class _KeySlots:
     """int64 key -> slot: an array indexed by the key while keys are small and non-negative,
     a dict otherwise (vectorized lookups either way)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dense_limit: int = _DENSE_LIMIT) -> None:
         self._dense: np.ndarray | None = np.full(0, -1, dtype=np.int64)
         self._dict: dict | None = None
+        self._limit = dense_limit
 
     def _fits(self, keys: np.ndarray) -> bool:
-        return not len(keys) or (int(keys.min()) >= 0 and int(keys.max()) < _DENSE_LIMIT)
+        return not len(keys) or (int(keys.min()) >= 0 and int(keys.max()) < self._limit)
 
     def _to_dict(self) -> None:
         dense = self._dense
@@ -1033,13 +1034,18 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
             sessions.sort(key=lambda s: s[0])
 
 
+#: per-window key -> slot arrays of the jit aggregate stay small (one per open window)
+_WINDOW_DENSE_LIMIT = 1 << 16
+
+
 class JitAggregateTable:
     """Tumbling/sliding windows of a ``flinkcore.jit`` AggregateFunction over column batches.
 
     One accumulator per (key, window) lives in arrays (one per accumulator field) at a slot; each
-    batch is cut by window start, its keys are given slots, and the compiled ``add`` folds the
-    records into their slots in arrival order — the order the per-record operator adds them in,
-    so the accumulators are the same. ``get_result`` runs once per fired window, as in Flink.
+    batch is cut by window start, its keys are given slots (per window: an array indexed by the
+    key while keys are small non-negative ints, a dict otherwise), and the compiled ``add`` folds
+    the records into their slots in arrival order — the order the per-record operator adds them
+    in, so the accumulators are the same. ``get_result`` runs once per fired window, as in Flink.
     """
 
     def __init__(self, size: int, slide: int, offset: int, jit_agg: Any, names: tuple, operator: str) -> None:
@@ -1050,7 +1056,7 @@ class JitAggregateTable:
         self.names = names  # the record's fields, in order: what ``add`` sees as ``value``
         self.operator = operator
         self._kernel: Any = None
-        self._slot: dict[tuple[int, int], int] = {}
+        self._windows: dict[int, _KeySlots] = {}  # window start -> key -> slot
         self._key = np.zeros(0, dtype=np.int64)
         self._start = np.zeros(0, dtype=np.int64)
         self._live = np.zeros(0, dtype=bool)
@@ -1072,39 +1078,42 @@ class JitAggregateTable:
     def _alloc(self, m: int) -> np.ndarray:
         free = self._free
         take = min(m, len(free))
-        out = [free.pop() for _ in range(take)]
+        reused = np.array(free[len(free) - take :], dtype=np.int64)
+        del free[len(free) - take :]
         need = m - take
         if need:
-            if self._top + need > len(self._key):
-                cap = max(1024, 1 << int(self._top + need - 1).bit_length())
+            top = self._top
+            if top + need > len(self._key):
+                cap = max(1024, 1 << int(top + need - 1).bit_length())
                 self._key = np.resize(self._key, cap)
                 self._start = np.resize(self._start, cap)
                 live = np.zeros(cap, dtype=bool)
-                live[: self._top] = self._live[: self._top]
+                live[:top] = self._live[:top]
                 self._live = live
                 self._accs = [np.resize(a, cap) for a in self._accs]
-            out.extend(range(self._top, self._top + need))
-            self._top += need
-        slots = np.array(out, dtype=np.int64)
-        self._live[slots] = True
+            reused = np.concatenate([reused, np.arange(top, top + need, dtype=np.int64)])
+            self._top = top + need
+        self._live[reused] = True
         _, _, init, _ = self._kernel
         for arr, v in zip(self._accs, init, strict=True):
-            arr[slots] = v
-        return slots
+            arr[reused] = v
+        return reused
 
     def _slots(self, start: int, keys: np.ndarray) -> np.ndarray:
         """The slot of every record of one window (new slots for keys first seen)."""
-        uk, inv = np.unique(keys, return_inverse=True)
-        get = self._slot.get
-        found = np.fromiter((get((k, start), -1) for k in uk.tolist()), np.int64, len(uk))
-        new = found < 0
-        if new.any():
-            fresh = self._alloc(int(new.sum()))
-            found[new] = fresh
-            self._key[fresh] = uk[new]
+        window = self._windows.get(start)
+        if window is None:
+            window = self._windows[start] = _KeySlots(_WINDOW_DENSE_LIMIT)
+        slots = window.lookup(keys)
+        missing = slots < 0
+        if missing.any():
+            new_keys, inv = np.unique(keys[missing], return_inverse=True)
+            fresh = self._alloc(len(new_keys))
+            self._key[fresh] = new_keys
             self._start[fresh] = start
-            self._slot.update(zip(((k, start) for k in uk[new].tolist()), fresh.tolist(), strict=True))
-        return found[inv]
+            window.assign(new_keys, fresh)
+            slots[missing] = fresh[inv]
+        return slots
 
     def update(self, keys: np.ndarray, ts: np.ndarray, cols: list[np.ndarray], watermark: int) -> None:
         if not len(keys):
@@ -1114,15 +1123,20 @@ class JitAggregateTable:
         loop = self._kernel[0]
         last = ts - (ts - self.offset) % self.slide
         if self.slide == self.size:
+            lo, hi = int(last.min()), int(last.max())
+            if lo == hi:  # most batches lie in one tumbling window
+                loop(self._slots(lo, keys), *cols, *self._accs)
+                return
             idx, starts = None, last
         else:
             parts_i, parts_s = [], []
             k = 0
             while True:
                 s = last - k * self.slide
-                m = (s > ts - self.size) & (s + self.size - 1 > watermark)  # fired windows: no more adds
-                if not (s > ts - self.size).any():
+                inside = s > ts - self.size
+                if not inside.any():
                     break
+                m = inside & (s + self.size - 1 > watermark)  # fired windows take no more adds
                 parts_i.append(np.flatnonzero(m))
                 parts_s.append(s[m])
                 k += 1
@@ -1132,46 +1146,57 @@ class JitAggregateTable:
         for start in np.unique(starts).tolist():
             m = np.flatnonzero(starts == start)
             rows = m if idx is None else idx[m]
-            slots = self._slots(start, keys[rows])
-            loop(slots, *[c[rows] for c in cols], *self._accs)
+            loop(self._slots(start, keys[rows]), *[c[rows] for c in cols], *self._accs)
 
     def fire(self, watermark: int) -> tuple[np.ndarray, np.ndarray, list]:
-        """(keys, starts, accumulators as Python values) of the due windows, by (end, key); freed."""
+        """(keys, starts, ``get_result`` of each) of the due windows, by (end, key); freed."""
+        due_starts = sorted(s for s in self._windows if s + self.size - 1 <= watermark)
+        if not due_starts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), []
+        for start in due_starts:
+            del self._windows[start]
         top = self._top
         due = np.flatnonzero(self._live[:top] & (self._start[:top] + (self.size - 1) <= watermark))
-        if not len(due):
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), []
         due = due[np.lexsort((self._key[due], self._start[due]))]
-        keys, starts = self._key[due].copy(), self._start[due].copy()
-        _, _, _, is_tuple = self._kernel
-        fields = [a[due].tolist() for a in self._accs]
-        accs = list(zip(*fields, strict=True)) if is_tuple else fields[0]
-        for k, s in zip(keys.tolist(), starts.tolist(), strict=True):
-            del self._slot[(k, s)]
+        keys, starts = self._key[due], self._start[due]
+        _, acc_dtypes, _, is_tuple = self._kernel
+        accs = [a[due] for a in self._accs]
         self._live[due] = False
         self._free.extend(due.tolist())
-        return keys, starts, accs
+        result = self.agg.result_kernel(acc_dtypes, is_tuple)
+        if result is not None:  # get_result compiled: its results built in C, as Python returns them
+            loop, out_tuple = result
+            outs = loop(*accs)
+            if out_tuple:
+                return keys, starts, rows_from_columns(tuple, list(outs))
+            return keys, starts, outs[0].tolist()
+        get_result = self.agg.get_result
+        fields = [a.tolist() for a in accs]
+        try:
+            if is_tuple:
+                return keys, starts, [get_result(a) for a in zip(*fields, strict=True)]
+            return keys, starts, [get_result(a) for a in fields[0]]
+        except Exception as e:
+            raise UserCodeError(self.operator, None, e, where="get_result()") from e
 
     def snapshot(self) -> dict:
         if self._kernel is None:
             return {"windows": [w for snap in self._restored for w in snap["windows"]]}
         _, _, _, is_tuple = self._kernel
-        slots = sorted(self._slot.items())
+        live = np.flatnonzero(self._live[: self._top])
         out = []
-        for (k, s), slot in slots:
+        for slot in live.tolist():
             acc = tuple(a[slot].item() for a in self._accs)
-            out.append((k, s, acc if is_tuple else acc[0]))
+            out.append((int(self._key[slot]), int(self._start[slot]), acc if is_tuple else acc[0]))
         return {"windows": out}
 
     def _load(self, snap: dict) -> None:
         for k, s, acc in snap["windows"]:
-            slot = self._alloc(1)
-            self._key[slot] = k
-            self._start[slot] = s
+            key = np.array([k], dtype=np.int64)
+            slot = self._slots(s, key)
             vals = acc if isinstance(acc, tuple) else (acc,)
             for arr, v in zip(self._accs, vals, strict=True):
                 arr[slot] = v
-            self._slot[(k, s)] = int(slot[0])
 
     def restore(self, snapshots: list, keep: Callable[[Any], bool] | None = None) -> None:
         for snap in snapshots:
@@ -1251,12 +1276,7 @@ class ColumnarJitAggregateOperator(ColumnarWindowOperator):
         if watermark <= self.current_watermark:
             return
         self.current_watermark = watermark
-        keys, starts, accs = self._table.fire(watermark)
+        keys, starts, results = self._table.fire(watermark)
         if len(keys):
-            get_result = self.jit_agg.get_result
-            try:
-                out = [get_result(a) for a in accs]
-            except Exception as e:
-                raise UserCodeError(self.name, None, e, where="get_result()") from e
-            self.output.collect(out, (starts + (self.size - 1)).tolist())
+            self.output.collect(results, (starts + (self.size - 1)).tolist())
         self.output.emit_watermark(watermark)
