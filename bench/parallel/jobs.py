@@ -10,6 +10,10 @@ aggregates, which cross processes as Arrow IPC.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import weakref
 from typing import Any
 
 import numpy as np
@@ -63,6 +67,20 @@ class StridedEvents(Source):
         self.key, self.value, self.ts = events.key, events.value, events.ts
         self.rows = rows
 
+    def __getstate__(self) -> dict:
+        """What travels to a worker process: the paths of the columns in shared memory (written
+        once, on first use), not the columns: every worker maps the same pages instead of
+        receiving its own copy through pickle (the driver would copy N events per worker)."""
+        if getattr(self, "_shared", None) is None:
+            self._shared = _share({"key": self.key, "value": self.value, "ts": self.ts})
+        return {"rows": self.rows, "paths": self._shared.paths}
+
+    def __setstate__(self, state: dict) -> None:
+        self.rows = state["rows"]
+        self._shared = None
+        for name, path in state["paths"].items():
+            setattr(self, name, np.load(path, mmap_mode="r"))
+
     def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader:
         s = slice(subtask_index, None, parallelism)
         return _StridedReader(
@@ -71,6 +89,24 @@ class StridedEvents(Source):
             np.ascontiguousarray(self.ts[s]),
             self.rows,
         )
+
+
+class _Shared:
+    """Columns saved as .npy files in a temporary directory (in /dev/shm where there is one),
+    removed when the driver's source object goes away."""
+
+    def __init__(self, columns: dict[str, np.ndarray]) -> None:
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.dir = tempfile.mkdtemp(prefix="flinkcore-bench-", dir=base)
+        self.paths = {}
+        for name, col in columns.items():
+            path = self.paths[name] = os.path.join(self.dir, f"{name}.npy")
+            np.save(path, col)
+        weakref.finalize(self, shutil.rmtree, self.dir, True)
+
+
+def _share(columns: dict[str, np.ndarray]) -> _Shared:
+    return _Shared(columns)
 
 
 class CountingSink:

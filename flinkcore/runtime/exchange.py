@@ -11,13 +11,16 @@ puts serialization behind the same :class:`~flinkcore.runtime.operators.base.Inp
 
 from __future__ import annotations
 
+import operator
 import random
+from itertools import compress
 from typing import Any
+
+import numpy as np
 
 from flinkcore._core import partitioner as _partitioner
 from flinkcore.common.watermark import MIN_WATERMARK
 from flinkcore.runtime.operators.base import Input, UserCodeError
-from flinkcore.state.key_groups import stable_hash
 
 __all__ = ["InputGate", "make_writer"]
 
@@ -167,23 +170,118 @@ class _Global(_Broadcasting):
 
 
 class _Hash(_Broadcasting):
-    """By key group: ``murmur(stable_hash(key)) % max_parallelism``, contiguous ranges."""
+    """By key group: ``murmur(stable_hash(key)) % max_parallelism``, contiguous ranges.
+
+    Whole batches at once: the keys in one C-level ``map`` (a ``lambda v: v[c]`` selector runs as
+    ``itemgetter``), their key groups in one native call, the records split with ``compress``
+    over per-channel masks; an Arrow record batch keyed by a column is split with Arrow's
+    ``take``. Each record goes where the per-record rule
+    (:func:`flinkcore.state.key_groups.operator_index_of`) sends it."""
 
     def __init__(self, channels: list[Input], key_selector: Any, max_parallelism: int, name: str) -> None:
         super().__init__(channels)
+        from flinkcore.runtime.operators.window import _fast_key_selector
+
         self.key_selector = key_selector
+        self.key_of = _fast_key_selector(key_selector)
         self.max_parallelism = max_parallelism
         self.name = name
+        #: the column an Arrow batch is keyed by (``key_by("field")``), else None
+        self.field = None
+        if isinstance(key_selector, operator.itemgetter):
+            args = key_selector.__reduce__()[1]
+            if len(args) == 1 and isinstance(args[0], str):
+                self.field = args[0]
 
-    def process_batch(self, values: list, timestamps: list | None) -> None:
-        ks, mp, n = self.key_selector, self.max_parallelism, self.n
-        kg, op_index = _partitioner.key_group_for_hash, _partitioner.operator_index
-        v = None
+    def _targets(self, values: list) -> Any:
+        """The channel of every record (int64 array); a failing key selector names its record."""
         try:
-            idx = [op_index(kg(stable_hash(ks(v)), mp), mp, n) for v in values]
-        except Exception as e:
-            raise UserCodeError(self.name, v, e, where="record (key selector)") from e
-        self._scatter(values, timestamps, idx)
+            keys = list(map(self.key_of, values))
+        except Exception:
+            keys = None
+        if keys is None:
+            ks = self.key_selector
+            for v in values:
+                try:
+                    ks(v)
+                except Exception as e:
+                    raise UserCodeError(self.name, v, e, where="record (key selector)") from e
+            keys = [ks(v) for v in values]
+        try:
+            groups = _partitioner.key_groups(keys, self.max_parallelism)
+        except Exception as e:  # an unhashable key: name the record
+            for v, k in zip(values, keys, strict=True):
+                try:
+                    _partitioner.key_group(k, self.max_parallelism)
+                except Exception:
+                    raise UserCodeError(self.name, v, e, where="record (key selector)") from e
+            raise
+        return groups.astype(np.int64) * self.n // self.max_parallelism
+
+    def process_batch(self, values: Any, timestamps: Any) -> None:
+        if type(values) is not list:
+            if self._columnar(values, timestamps):
+                return
+            from flinkcore.runtime.columnar import rows_of, timestamps_list
+
+            values, timestamps = rows_of(values), timestamps_list(timestamps)
+        if not values:
+            return
+        target = self._targets(values)
+        lo, hi = int(target.min()), int(target.max())
+        if lo == hi:  # the whole batch goes to one channel
+            self.channels[lo].process_batch(values, timestamps)
+            return
+        n = self.n
+        if n <= 8:
+            for c in range(lo, hi + 1):
+                mask = (target == c).tolist()
+                vs = list(compress(values, mask))
+                if vs:
+                    ts = None if timestamps is None else list(compress(timestamps, mask))
+                    self.channels[c].process_batch(vs, ts)
+            return
+        order = np.argsort(target, kind="stable")
+        bounds = np.searchsorted(target[order], np.arange(n + 1)).tolist()
+        order_list = order.tolist()
+        get_v = values.__getitem__
+        get_t = None if timestamps is None else timestamps.__getitem__
+        for c in range(n):
+            a, b = bounds[c], bounds[c + 1]
+            if a < b:
+                idx = order_list[a:b]
+                ts = None if get_t is None else list(map(get_t, idx))
+                self.channels[c].process_batch(list(map(get_v, idx)), ts)
+
+    def _columnar(self, values: Any, timestamps: Any) -> bool:
+        """An Arrow batch keyed by one of its columns: one ``take`` per channel that gets rows
+        (Arrow's own kernels, no per-row Python); False when it is not keyed by a column without
+        nulls."""
+        if self.field is None or not hasattr(values, "schema"):
+            return False
+        try:
+            col = values.column(self.field)
+        except (KeyError, TypeError):
+            return False
+        if col.null_count:
+            return False
+        if str(col.type).startswith(("int", "uint")):
+            keys = col.to_numpy().astype(np.int64, copy=False)
+        else:
+            keys = col.to_pylist()
+        n = self.n
+        groups = _partitioner.key_groups(keys, self.max_parallelism).astype(np.int64)
+        target = groups * n // self.max_parallelism
+        ts = None if timestamps is None else np.asarray(timestamps, dtype=np.int64)
+        counts = np.bincount(target, minlength=n)
+        if counts.max(initial=0) == len(target):  # one channel (or none) gets everything
+            if len(target):
+                self.channels[int(counts.argmax())].process_batch(values, ts)
+            return True
+        for c in np.flatnonzero(counts).tolist():
+            idx = np.flatnonzero(target == c)
+            self.channels[c].process_batch(values.take(idx), None if ts is None else ts[idx])
+        return True
 
 
 class _Custom(_Broadcasting):

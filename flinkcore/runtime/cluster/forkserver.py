@@ -14,6 +14,7 @@ The server reaps its children and reports how each one ended.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import select
@@ -99,6 +100,10 @@ def _preload() -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - optional: the worker imports what it needs anyway
             pass
+    # What is imported now lives as long as every worker: out of the collector's sight, a
+    # worker's collections neither walk these objects nor touch (and so copy) their pages.
+    gc.collect()
+    gc.freeze()
 
 
 def _serve(sock: socket.socket) -> None:

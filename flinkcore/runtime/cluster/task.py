@@ -23,17 +23,15 @@ deadlock.
 
 from __future__ import annotations
 
-import operator
 import select
 import time
 from collections import deque
-from itertools import repeat
+from itertools import chain
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from flinkcore._core import partitioner as _partitioner
 from flinkcore.common.watermark import MAX_WATERMARK
 from flinkcore.runtime.cluster import wire
 from flinkcore.runtime.exchange import InputGate, connected_targets, make_writer
@@ -46,6 +44,8 @@ from flinkcore.state.key_groups import key_group_range_for
 __all__ = ["Placement", "RemoteChannel", "SlotTask", "TaskCancelled", "node_keys"]
 
 DEFAULT_BATCH_SIZE = 1024
+#: rows of Arrow record batches a remote channel collects into one frame (one IPC message)
+DEFAULT_FRAME_ROWS = 16384
 #: batches a receiver accepts per channel before the sender waits (Flink's buffers per channel)
 DEFAULT_CREDITS = 8
 
@@ -151,22 +151,30 @@ class RemoteChannel(Input):
         self.peer = peer
         self.channel = channel
         self.node_id = node_id
-        self.batch_size = task.batch_size
+        self.frame_records = task.frame_records
+        self.frame_rows = task.frame_rows
         self._chunks: list[tuple[Any, Any]] = []
+        self._kind: Any = None
         self._count = 0
         #: monotonic time of the oldest buffered record (for the buffer timeout)
         self.since = 0.0
 
-    def process_batch(self, values: Any, timestamps: list | None) -> None:
-        if not isinstance(values, list):  # an Arrow record batch travels as it is
+    def process_batch(self, values: Any, timestamps: Any) -> None:
+        columnar = type(values) is not list
+        if columnar:
+            kind = values.schema
+            if timestamps is None:
+                kind = (kind, None)
+        else:
+            kind = list
+        if self._chunks and kind != self._kind:  # one frame holds one kind of batch
             self.flush()
-            self._send(values, timestamps)
-            return
         if not self._chunks:
             self.since = time.monotonic()
+            self._kind = kind
         self._chunks.append((values, timestamps))
         self._count += len(values)
-        if self._count >= self.batch_size:
+        if self._count >= (self.frame_rows if columnar else self.frame_records):
             self.flush()
 
     def flush(self) -> None:
@@ -177,8 +185,15 @@ class RemoteChannel(Input):
         self._chunks, self._count = [], 0
         if len(chunks) == 1:
             values, timestamps = chunks[0]
+        elif self._kind is not list:  # Arrow record batches of one schema: one batch
+            import pyarrow as pa
+
+            values = pa.concat_batches([vs for vs, _ in chunks])
+            timestamps = None
+            if chunks[0][1] is not None:
+                timestamps = np.concatenate([np.asarray(ts, dtype=np.int64) for _, ts in chunks])
         else:
-            values = [v for vs, _ in chunks for v in vs]
+            values = list(chain.from_iterable(vs for vs, _ in chunks))
             if all(ts is None for _, ts in chunks):
                 timestamps = None
             else:
@@ -211,103 +226,6 @@ class RemoteChannel(Input):
         """The barrier follows every record sent before it (it needs no credit)."""
         self.flush()
         self.peer.send(wire.BARRIER, self.channel, wire.encode_i64(checkpoint_id))
-
-
-class _VectorHash(Input):
-    """The hash writer for integer keys, over whole batches: keys read in C (a field selector),
-    key groups by the native partitioner, records split with numpy. The same key groups as the
-    per-record writer (``exchange``), which it hands every other batch to."""
-
-    def __init__(self, fallback: Input, channels: list[Input], key_selector: Any, max_parallelism: int):
-        self.fallback = fallback
-        self.channels = channels
-        self.n = len(channels)
-        self.key_selector = key_selector
-        self.max_parallelism = max_parallelism
-        self.field = None
-        if isinstance(key_selector, operator.itemgetter):
-            args = key_selector.__reduce__()[1]
-            if len(args) == 1:
-                self.field = args[0]
-
-    def process_watermark(self, watermark: int) -> None:
-        self.fallback.process_watermark(watermark)
-
-    def process_watermark_status(self, idle: bool) -> None:
-        self.fallback.process_watermark_status(idle)
-
-    def end_input(self) -> None:
-        self.fallback.end_input()
-
-    def _keys(self, values: list) -> Any:
-        field = self.field
-        first = values[0]
-        if field is not None and isinstance(first, tuple):
-            if not isinstance(field, int):
-                names = getattr(first, "_fields", None)
-                if not names or field not in names:
-                    return None
-                field = names.index(field)
-            return list(map(tuple.__getitem__, values, repeat(field, len(values))))
-        return list(map(self.key_selector, values))
-
-    def _columnar(self, values: Any, timestamps: Any) -> bool:
-        """An Arrow batch keyed by an integer column: split with ``take``; False when it is not."""
-        if not isinstance(self.field, str) or not hasattr(values, "schema"):
-            return False
-        try:
-            col = values.column(self.field)
-        except (KeyError, TypeError):
-            return False
-        if col.null_count or not str(col.type).startswith(("int", "uint")):
-            return False
-        import pyarrow as pa
-
-        groups = _partitioner.key_groups(col.to_numpy().astype(np.int64, copy=False), self.max_parallelism)
-        target = groups.astype(np.int64) * self.n // self.max_parallelism
-        ts = None if timestamps is None else np.asarray(timestamps, dtype=np.int64)
-        for c in range(self.n):
-            idx = np.flatnonzero(target == c)
-            if len(idx):
-                self.channels[c].process_batch(values.take(pa.array(idx)), None if ts is None else ts[idx])
-        return True
-
-    def process_batch(self, values: Any, timestamps: list | None) -> None:
-        if not isinstance(values, list):
-            if not self._columnar(values, timestamps):
-                self.fallback.process_batch(values, timestamps)
-            return
-        if len(values) < 16:
-            self.fallback.process_batch(values, timestamps)
-            return
-        try:
-            keys = self._keys(values)
-        except Exception:  # the per-record writer reports the record and the cause
-            keys = None
-        if keys is None or set(map(type, keys)) != {int}:
-            self.fallback.process_batch(values, timestamps)
-            return
-        try:
-            arr = np.array(keys, dtype=np.int64)
-        except OverflowError:
-            self.fallback.process_batch(values, timestamps)
-            return
-        n = self.n
-        groups = _partitioner.key_groups(arr, self.max_parallelism).astype(np.int64)
-        target = groups * n // self.max_parallelism
-        order = np.argsort(target, kind="stable")
-        bounds = np.searchsorted(target[order], np.arange(n + 1))
-        order_list = order.tolist()
-        get_v = values.__getitem__
-        get_t = None if timestamps is None else timestamps.__getitem__
-        for c in range(n):
-            a, b = int(bounds[c]), int(bounds[c + 1])
-            if a == b:
-                continue
-            idx = order_list[a:b]
-            self.channels[c].process_batch(
-                list(map(get_v, idx)), None if get_t is None else list(map(get_t, idx))
-            )
 
 
 class _Source:
@@ -343,6 +261,12 @@ class SlotTask:
         self.on_control = on_control
         config = graph.config
         self.batch_size = int(config.get("batch_size", DEFAULT_BATCH_SIZE))
+        #: records (of Python batches) and rows (of Arrow batches) a remote channel collects into
+        #: one frame: records cost per record, so a batch's worth (larger batches leave the CPU
+        #: caches); an Arrow IPC message costs per message, so many batches' worth. The buffer
+        #: timeout bounds the latency either way.
+        self.frame_records = int(config.get("cluster_frame_records") or self.batch_size)
+        self.frame_rows = int(config.get("cluster_frame_rows") or max(self.batch_size, DEFAULT_FRAME_ROWS))
         self.buffer_timeout = int(config.get("buffer_timeout", 100))
         self.runtime_mode = config.get("runtime_mode", "STREAMING")
         initial = int(config.get("cluster_credits", DEFAULT_CREDITS))
@@ -480,8 +404,6 @@ class SlotTask:
                             chans.append(rc)
                             outs.append((cid, rc))
                     writer = make_writer(e.partitioner, chans, u, down.max_parallelism, down.name)
-                    if e.partitioner.kind == "hash" and len(chans) > 1:
-                        writer = _VectorHash(writer, chans, e.partitioner.key_selector, down.max_parallelism)
                     if e.side_output_tag is None:
                         main.append(writer)
                     else:

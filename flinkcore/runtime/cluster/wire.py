@@ -124,13 +124,13 @@ def decode_batch(payload: memoryview) -> tuple[Any, list | None]:
     if mode == _ARROW:
         import pyarrow as pa
 
-        values = pa.ipc.open_stream(pa.py_buffer(bytes(data))).read_next_batch()
+        values = pa.ipc.open_stream(pa.py_buffer(data)).read_next_batch()
         return values, (np.frombuffer(bytes(rest), dtype=np.int64) if len(rest) else None)
     if mode & _ROWS:
         values = _decode_rows(bytes(data))
         mode &= ~_ROWS
     else:
-        values = loads_batch(bytes(data))
+        values = loads_batch(data)
     if mode == _TS_NONE:
         return values, None
     if mode == _TS_INT64:
