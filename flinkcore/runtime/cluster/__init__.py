@@ -14,10 +14,11 @@ from flinkcore.runtime.cluster.job import ClusterJob, WorkerFailure
 __all__ = ["ClusterJob", "WorkerFailure", "create_coordinator", "create_job", "use_processes"]
 
 
-#: the runtime when neither the configuration nor FLINKCORE_RUNTIME chooses one. "auto" is the
-#: goal (parallel jobs in processes); it stays "in-process" until the suite's tests that read a
-#: parallel job's functions' side effects in the caller pin their runtime (see the issue 7 report).
-DEFAULT_RUNTIME = "in-process"
+#: the runtime when neither the configuration nor FLINKCORE_RUNTIME chooses one: a job with some
+#: operator at parallelism > 1 runs in worker processes (``set_parallelism(n)`` uses n cores), a
+#: job at parallelism 1 in this process. ``execution.runtime: in-process`` keeps a parallel job
+#: here (its functions then run in the caller's process, e.g. to share objects with it).
+DEFAULT_RUNTIME = "auto"
 
 
 def use_processes(graph: Any, checkpoints: Any = None) -> bool:
