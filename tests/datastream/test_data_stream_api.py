@@ -73,7 +73,13 @@ def test_function_objects_open_and_close_once_per_instance():
         def close(self):
             events.append(("close",))
 
-    e = env(2)
+    # the functions append to this test's list: they must run in this process, not in workers
+    from flinkcore.common.configuration import Configuration
+
+    conf = Configuration()
+    conf.set_string("execution.runtime", "in-process")
+    e = StreamExecutionEnvironment.get_execution_environment(conf)
+    e.set_parallelism(2)
     e.from_collection([1, 2, 3]).map(Tracked()).print()
     e.execute()
     assert sorted(x for x in events if x[0] == "open") == [("open", 0, 2), ("open", 1, 2)]
