@@ -9,16 +9,20 @@ the fields it reads by its parameters::
 
     @flinkcore.jit
     def scaled(key, value):
-        return key, value * 2.0  # a jit map returns a tuple of numbers: the fields of a new record
+        return key, value * 2.0  # a jit map returns a number or a tuple of numbers
 
     env.from_arrow(table).filter(even).map(scaled)
 
 Where it may stand, and what it may return:
 
 - ``filter``: a bool; ``key_by``: an integer (or any number; integers let windows stay native);
-  ``with_timestamp_assigner``: integer milliseconds; ``map``: a number or a tuple of numbers, one
-  per field of the output record. The output fields are named by ``output_type`` when it is a
-  ``Types.ROW_NAMED`` (else ``f0, f1, ...``); a single number is a one-field record.
+  ``with_timestamp_assigner``: integer milliseconds; ``map``: a number or a tuple of numbers,
+  and the output records are exactly that (as the plain function's would be), typed
+  ``Types.TUPLE`` of the fields' types (or the number's type) — or Rows with the names of a
+  ``Types.ROW_NAMED`` ``output_type``. Over columns they travel as typed columns ``f0, f1, ...``
+  (or the given names) and become those tuples, numbers or Rows where per-record code reads
+  them. A function of tuple records reads their fields by position (its first parameter is
+  field 0), one of named records by name.
 - ``WindowedStream.aggregate``: an AggregateFunction class marked ``@flinkcore.jit`` whose
   ``create_accumulator`` returns a number or a tuple of numbers and whose ``add(value,
   accumulator)`` reads the record's fields as attributes or indexes (``value.value``,
@@ -53,6 +57,9 @@ def numba_available() -> bool:
 
 class JitCompileError(TypeError):
     """numba cannot compile a ``flinkcore.jit`` function for the columns it is given."""
+
+
+_tuple_item = tuple.__getitem__  # a Row's field by position without Row.__getitem__
 
 
 def _is_numba_dispatcher(obj: Any) -> bool:
@@ -94,13 +101,23 @@ class JitFunction:
         self.__doc__ = fn.__doc__
         self._ufunc: Any = None
         self._njit: Any = None
+        self._index: dict[tuple, tuple] = {}  # Row field names -> positions of the parameters
         self._tuple_kernels: dict[tuple, Any] = {}
 
     # -- per record ------------------------------------------------------------------------------
     def __call__(self, record: Any) -> Any:
-        """The function on one record: its fields named by the parameters (positional for tuples)."""
-        if getattr(record, "_fields", None):
+        """The function on one record: its fields named by the parameters (positional for tuples,
+        the record itself for a one-parameter function of a scalar record)."""
+        fields = getattr(record, "_fields", None)
+        if fields:
+            idx = self._index.get(fields)
+            if idx is None:
+                idx = self._index[fields] = tuple(fields.index(p) if p in fields else p for p in self.params)
+            if all(type(i) is int for i in idx):
+                return self.fn(*[_tuple_item(record, i) for i in idx])
             return self.fn(*[record[name] for name in self.params])
+        if not isinstance(record, (tuple, list)):
+            return self.fn(record)
         return self.fn(*record[: len(self.params)])
 
     def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
@@ -116,9 +133,13 @@ class JitFunction:
     def columns_of(self, batch: Any, operator: str) -> list:
         """The batch's columns this function reads, as numpy arrays (KeyError naming the operator
         for a field the stream does not have)."""
+        from flinkcore.runtime.operators.arrow import record_kind
+
         try:
+            if record_kind(batch) is not None:  # tuples / scalars: fields by position, as per record
+                return [batch.column(i).to_numpy(zero_copy_only=False) for i in range(len(self.params))]
             return [batch.column(name).to_numpy(zero_copy_only=False) for name in self.params]
-        except KeyError as e:
+        except (KeyError, IndexError) as e:
             raise KeyError(
                 f"operator '{operator}': {self!r} reads a field the stream does not have: {e}"
             ) from e
@@ -193,22 +214,17 @@ class JitFunction:
 
         return np.array(list(map(self.fn, *[c.tolist() for c in cols])))
 
-    def apply_tuple(self, cols: list, operator: str) -> list:
-        """A map over whole columns: one array per output field (a compiled loop with numba; per
-        record over the column values without it)."""
-        import numpy as np
-
+    def apply_tuple(self, cols: list, operator: str) -> tuple[list, bool]:
+        """A map over whole columns with numba: (one array per output field, whether the function
+        returns a tuple)."""
         key = tuple(str(c.dtype) for c in cols)
         kernel = self._tuple_kernels.get(key)
         if kernel is None:
             out = self.output_dtypes([c.dtype for c in cols], operator)
             if out is None:
-                results = [
-                    r if isinstance(r, tuple) else (r,) for r in map(self.fn, *[c.tolist() for c in cols])
-                ]
-                return [np.array(c) for c in zip(*results, strict=True)] if results else []
-            kernel = self._tuple_kernels[key] = _tuple_loop(self.njit(), len(cols), *out)
-        return list(kernel(*cols))
+                raise RuntimeError(f"operator '{operator}': numba is not installed")
+            kernel = self._tuple_kernels[key] = (_tuple_loop(self.njit(), len(cols), *out), out[1])
+        return list(kernel[0](*cols)), kernel[1]
 
     def __repr__(self) -> str:
         return f"flinkcore.jit({self.__name__}{self.params})"

@@ -10,7 +10,10 @@ must agree across styles:
   (sum and count; ``get_result`` returns ``(total, n)``);
 - ``columnar``: the bench's columnar job (field names and built-in ``agg``), W2 only.
 
-    taskset -c 0 .venv/bin/python bench/windows/jit_windows.py [W1|W2|W2-sparse] [N] [repeats]
+    taskset -c 0 .venv/bin/python bench/windows/jit_windows.py [W1|W2|W2-sparse] [N] [repeats] [--no-numba]
+
+``--no-numba`` makes ``import numba`` fail first (as without the ``flinkcore[jit]`` extra): the jit
+style then runs its functions per record.
 
 Prints one line per style: median CPU seconds and wall seconds of ``repeats`` runs after a warm-up
 (the warm-up compiles the jit functions: numba's compile time is reported apart).
@@ -21,6 +24,10 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+
+if "--no-numba" in sys.argv:
+    sys.argv.remove("--no-numba")
+    sys.modules["numba"] = None  # type: ignore[assignment]  # import numba raises ImportError
 
 import flinkcore
 from flinkcore.benchmarks import jobs

@@ -345,7 +345,7 @@ class DataStream:
         types = [by_dtype.get(str(d)) for d in out[0]]
         if any(t is None for t in types):
             return None
-        return Types.ROW_NAMED([f"f{i}" for i in range(len(types))], [t() for t in types])
+        return Types.TUPLE([t() for t in types]) if out[1] else types[0]()
 
     def map_batches(self, func: Callable[[Any], Any], output_type: Any = None) -> DataStream:
         """(+) ``func`` takes a ``pyarrow.RecordBatch`` of the micro-batch's Rows and returns one."""

@@ -9,12 +9,15 @@ from flinkcore.common.types import Row, row_class
 from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeError
 
 __all__ = [
+    "RECORD_KIND",
     "ArrowBatchMapOperator",
     "column_values",
+    "record_kind",
     "record_batch_to_rows",
     "row_class_of",
     "rows_from_columns",
     "rows_to_record_batch",
+    "with_record_kind",
 ]
 
 try:
@@ -53,12 +56,33 @@ def _numpy_type_ids() -> frozenset:
 _NUMPY_TYPE_IDS: frozenset = frozenset()
 
 
+#: schema metadata of a columnar batch whose records are not Rows: b"tuple" (plain tuples of the
+#: columns, in order) or b"scalar" (the one column's values), as a jit map returns them
+RECORD_KIND = b"flinkcore.record"
+
+
+def record_kind(batch: Any) -> bytes | None:
+    """b"tuple" / b"scalar" for a batch of tuple or scalar records, None for Rows."""
+    meta = batch.schema.metadata
+    return meta.get(RECORD_KIND) if meta else None
+
+
+def with_record_kind(batch: Any, kind: bytes) -> Any:
+    """The batch marked as carrying ``kind`` records (see RECORD_KIND)."""
+    return batch.replace_schema_metadata({RECORD_KIND: kind})
+
+
 def record_batch_to_rows(batch: Any) -> list:
-    """The rows of a RecordBatch (or Table) as Rows named by its columns, built in C."""
+    """The records of a RecordBatch (or Table), built in C: Rows named by its columns, or the
+    tuples / scalars a batch marked with RECORD_KIND carries."""
     global _NUMPY_TYPE_IDS
     if not _NUMPY_TYPE_IDS:
         _NUMPY_TYPE_IDS = _numpy_type_ids()
-    cls = row_class_of(tuple(batch.schema.names))
+    kind = record_kind(batch)
+    if kind == b"scalar":
+        values = column_values(batch.column(0))
+        return values if type(values) is list else values.tolist()
+    cls = tuple if kind == b"tuple" else row_class_of(tuple(batch.schema.names))
     return rows_from_columns(cls, [column_values(c) for c in batch.columns])
 
 
