@@ -104,6 +104,12 @@ class JitFunction:
         self._index: dict[tuple, tuple] = {}  # Row field names -> positions of the parameters
         self._tuple_kernels: dict[tuple, Any] = {}
 
+    def __getstate__(self) -> dict:
+        """Pickled (to worker processes) without its compiled code: each process compiles once."""
+        state = dict(self.__dict__)
+        state.update(_ufunc=None, _njit=None, _tuple_kernels={}, _index={})
+        return state
+
     # -- per record ------------------------------------------------------------------------------
     def __call__(self, record: Any) -> Any:
         """The function on one record: its fields named by the parameters (positional for tuples,

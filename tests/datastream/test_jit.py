@@ -500,3 +500,18 @@ def test_jit_aggregate_with_a_python_get_result_and_a_scalar_accumulator():
         results.append(sorted(out, key=lambda r: r.total))
     assert results[0] == results[1] == results[2] and len(results[0]) > 500
     assert isinstance(results[0][0], Row) and results[0][0]._fields == ("total",)
+
+
+def test_jit_functions_pickle_without_their_compiled_code():
+    """Worker processes get the function and compile it themselves."""
+    import pickle
+
+    key, value, ts = events(100)
+    cols = [key, value, ts]
+    before = rescale.apply_tuple(cols, "Map") if numba_available() else None
+    copy = pickle.loads(pickle.dumps(rescale))
+    assert copy._tuple_kernels == {} and copy._njit is None and copy.params == rescale.params
+    assert copy(Row(key=3, value=1.5, ts=7)) == (1, 3.0, 14)
+    if before is not None:
+        after = copy.apply_tuple(cols, "Map")
+        assert after[1] and all((a == b).all() for a, b in zip(after[0], before[0], strict=True))
