@@ -24,8 +24,9 @@ DEFAULT_RUNTIME = "auto"
 def use_processes(graph: Any, checkpoints: Any = None) -> bool:
     """Whether ``graph`` runs in worker processes: configuration ``execution.runtime``
     (``processes`` | ``in-process`` | ``auto``; the environment variable ``FLINKCORE_RUNTIME``
-    overrides). ``auto`` picks processes when some operator has parallelism > 1: Python threads
-    share one core, processes use one each."""
+    overrides). ``auto`` picks processes when some operator has parallelism > 1 (Python threads
+    share one core, processes use one each) or the job names more than one slot sharing group
+    (operators of different groups must not share a slot)."""
     choice = os.environ.get("FLINKCORE_RUNTIME") or graph.config.get("runtime") or DEFAULT_RUNTIME
     choice = str(choice).strip().lower()
     if choice in ("processes", "process", "cluster"):
@@ -34,7 +35,11 @@ def use_processes(graph: Any, checkpoints: Any = None) -> bool:
         return False
     if choice != "auto":
         raise ValueError(f"execution.runtime must be 'processes', 'in-process' or 'auto', got {choice!r}")
-    return any(node.parallelism > 1 for node in graph.nodes.values())
+    if any(node.parallelism > 1 for node in graph.nodes.values()):
+        return True
+    from flinkcore.runtime.cluster.task import slot_sharing_groups
+
+    return len(set(slot_sharing_groups(graph).values())) > 1
 
 
 def create_job(

@@ -1,8 +1,9 @@
 """The subtasks one process runs (a task slot), wired to the subtasks of the other processes.
 
-Placement follows Flink's default slot sharing: slot ``k`` (worker process ``k + 1``) runs
-subtask ``k`` of every operator, so a slot holds one parallel pipeline and a forward edge stays
-a chained call inside it. Sinks run in the driver (process 0) by default, so a ``SinkFunction``
+Placement follows Flink's slot sharing: slot ``k`` of a slot sharing group (one worker process)
+runs subtask ``k`` of every operator of that group, so a slot holds one parallel pipeline and a
+forward edge stays a chained call inside it; operators of another group run in slots (processes)
+of their own. Sinks run in the driver (process 0) by default, so a ``SinkFunction``
 still updates the caller's own objects and ``execute_and_collect`` reads a local queue.
 
 Inside a process, edges between local subtasks are direct calls, exactly as in the in-process
@@ -41,7 +42,7 @@ from flinkcore.runtime.sources import END
 from flinkcore.state.heap import HeapKeyedStateBackend
 from flinkcore.state.key_groups import key_group_range_for
 
-__all__ = ["Placement", "RemoteChannel", "SlotTask", "TaskCancelled", "node_keys"]
+__all__ = ["Placement", "RemoteChannel", "SlotTask", "TaskCancelled", "node_keys", "slot_sharing_groups"]
 
 DEFAULT_BATCH_SIZE = 1024
 #: rows of Arrow record batches a remote channel collects into one frame (one IPC message)
@@ -67,8 +68,30 @@ class PeerLost(Exception):
     """Another process of the job closed its connection before the job ended."""
 
 
+DEFAULT_SLOT_SHARING_GROUP = "default"
+
+
+def slot_sharing_groups(graph: StreamGraph) -> dict[int, str]:
+    """Each node's slot sharing group, as Flink determines it: the group the user named; else the
+    group of its inputs when they all have one group; else ``"default"``."""
+    groups: dict[int, str] = {}
+    for node in graph.topological_order():
+        group = node.slot_sharing_group
+        if group is None:
+            inputs = {groups[e.source_id] for e in graph.in_edges(node.id)}
+            group = inputs.pop() if len(inputs) == 1 else DEFAULT_SLOT_SHARING_GROUP
+        groups[node.id] = str(group)
+    return groups
+
+
 class Placement:
-    """Which process runs each subtask, and the ids of the channels between subtasks."""
+    """Which process runs each subtask, and the ids of the channels between subtasks.
+
+    Flink's slot sharing: subtask ``i`` of every operator of one slot sharing group shares slot
+    ``i`` of that group (a group has as many slots as its highest parallelism); operators of
+    different groups never share a slot. Each slot is a worker process, numbered group after
+    group in the order the groups first appear in the graph.
+    """
 
     def __init__(self, graph: StreamGraph, sinks_in_driver: bool = True) -> None:
         self.graph = graph
@@ -80,8 +103,23 @@ class Placement:
             for nid, node in graph.nodes.items()
             if sinks_in_driver and not node.is_source and out_degree[nid] == 0
         }
-        in_workers = [n.parallelism for nid, n in graph.nodes.items() if nid not in self.in_driver]
-        self.num_workers = max(in_workers, default=1)
+        self.groups = slot_sharing_groups(graph)
+        #: slot sharing group -> (first worker index - 1, number of slots)
+        self.slots: dict[str, tuple[int, int]] = {}
+        first = 0
+        for node in graph.topological_order():
+            if node.id in self.in_driver:
+                continue
+            group = self.groups[node.id]
+            size = max(
+                n.parallelism
+                for nid, n in graph.nodes.items()
+                if self.groups[nid] == group and nid not in self.in_driver
+            )
+            if group not in self.slots:
+                self.slots[group] = (first, size)
+                first += size
+        self.num_workers = max(first, 1)
         #: channel id -> (edge index, upstream subtask, downstream subtask)
         self.channels: list[tuple[int, int, int]] = []
         self.channel_id: dict[tuple[int, int, int], int] = {}
@@ -97,7 +135,8 @@ class Placement:
         """0 is the driver; workers are 1..num_workers."""
         if node_id in self.in_driver:
             return 0
-        return 1 + subtask % self.num_workers
+        first, size = self.slots[self.groups[node_id]]
+        return 1 + first + subtask % size
 
     def _ancestors(self) -> dict[int, frozenset[int]]:
         """Every node upstream of a node, and the node itself."""
