@@ -132,10 +132,18 @@ def _sink(field: Any) -> Any:
     return Sink(field)
 
 
+#: ``flinkcore.batch-size`` of every job (None: the default); the same at every parallelism
+BATCH_SIZE: int | None = None
+
+
 def _env(parallelism: int) -> Any:
+    from flinkcore.common.configuration import Configuration
     from flinkcore.datastream import StreamExecutionEnvironment
 
-    env = StreamExecutionEnvironment.get_execution_environment()
+    conf = Configuration()
+    if BATCH_SIZE:
+        conf.set_string("flinkcore.batch-size", str(BATCH_SIZE))
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(parallelism)
     return env
 
