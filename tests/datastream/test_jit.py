@@ -504,7 +504,7 @@ def test_jit_aggregate_with_a_python_get_result_and_a_scalar_accumulator():
 
 def test_jit_functions_pickle_without_their_compiled_code():
     """Worker processes get the function and compile it themselves."""
-    import pickle
+    pickle = pytest.importorskip("cloudpickle")  # how jobs reach worker processes
 
     key, value, ts = events(100)
     cols = [key, value, ts]
