@@ -272,6 +272,17 @@ cdef class KeyedPanes:
     def __iter__(self):
         return iter(self.keys())
 
+    def map_values(self, fn):
+        """``[fn(v) for v in self.values()]`` (a firing's ``get_result`` per key), in C."""
+        cdef Py_ssize_t i
+        cdef list out
+        if self.fallback is not None:
+            return [fn(v) for v in self.fallback.values()]
+        out = [None] * self.n
+        for i in range(self.n):
+            out[i] = fn(<object>self.entries[i].value)
+        return out
+
     def update(self, other):
         for key, value in (other.items() if hasattr(other, "items") else other):
             self[key] = value

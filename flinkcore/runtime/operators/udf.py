@@ -33,6 +33,11 @@ __all__ = [
 ]
 
 
+try:  # the compiled sink loop; without it the Python loop below runs (same calls)
+    from flinkcore._core import sink_loop as _sink_loop
+except ImportError:  # pragma: no cover - a build without the native core
+    _sink_loop = None
+
 _consume = partial(deque, maxlen=0)
 
 
@@ -530,6 +535,7 @@ class SinkOperator(UdfOperator):
 
     def open(self) -> None:
         self.sink_context = SinkContext(self)
+        self._position = _sink_loop.Position() if _sink_loop is not None else None
         super().open()
         if self.key_selector is not None:
             self.process_batch = self._process_keyed  # type: ignore[method-assign]
@@ -563,6 +569,13 @@ class SinkOperator(UdfOperator):
                 _consume(map(invoke, it, repeat(ctx)))  # one C-level loop over the batch
             except Exception as e:
                 raise self._fail(values[_failed_index(values, it)], e) from e
+            return
+        if _sink_loop is not None and type(values) is list and type(timestamps) is list:
+            pos = self._position
+            try:
+                _sink_loop.invoke_all(pos, invoke, ctx, values, timestamps)
+            except Exception as e:
+                raise self._fail(values[pos.index], e) from e
             return
         v = None
         try:

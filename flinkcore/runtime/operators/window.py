@@ -1079,8 +1079,10 @@ class AlignedWindowOperator(AbstractStreamOperator):
             out = self._out_values
             if result is None:
                 out.extend(panes.values())
-            else:
+            elif type(panes) is dict:
                 out.extend([result(acc) for acc in panes.values()])
+            else:
+                out.extend(panes.map_values(result))
             self._out_ts.extend([ts] * len(panes))
             return
         for key, stored in panes.items():

@@ -378,3 +378,36 @@ def test_fused_timestamp_assigner_errors_name_the_assigner():
         cause = cause.__cause__
     assert cause is not None and "timestamp assigner" in str(cause) and "(1, 0.0, 50)" in str(cause)
     assert "Timestamps/Watermarks" in str(cause)
+
+
+def test_compiled_sink_loop_gives_each_record_its_timestamp_and_names_a_failing_record():
+    from flinkcore.runtime.operators.udf import SinkOperator
+    from flinkcore.runtime.testing import OneInputStreamOperatorTestHarness
+
+    seen = []
+
+    def invoke(value, ctx):
+        if value == "bad":
+            raise RuntimeError("no")
+        seen.append((value, ctx.timestamp()))
+
+    h = OneInputStreamOperatorTestHarness(SinkOperator(invoke, name="S"))
+    h.open()
+    same = 7
+    values = ["a", "b", "c", "d", "e"]
+    stamps = [same, same, 3, None, same]
+    h.process_elements(values, stamps)
+    assert seen == list(zip(values, stamps, strict=True))
+    with pytest.raises(UserCodeError, match="operator 'S' failed on record 'bad'"):
+        h.process_elements(["x", "bad", "y"], [1, 2, 3])
+    assert seen[-1] == ("x", 1)
+
+
+def test_keyed_panes_map_values_in_both_modes():
+    panes = KeyedPanes()
+    for k in (3, 1, 2):
+        panes[k] = k * 10
+    assert panes.map_values(lambda v: v + 1) == [31, 11, 21]
+    panes["s"] = 5  # a dict from now on, in the same order
+    assert panes.map_values(lambda v: v + 1) == [31, 11, 21, 6]
+    assert list(panes) == [3, 1, 2, "s"]
