@@ -724,6 +724,40 @@ def _batch_keys(op: AbstractStreamOperator, values: list) -> list:
         raise
 
 
+def _loop_failure(op: Any, value: Any, cause: Exception) -> UserCodeError:
+    """The error of a compiled loop's user function: the fused timestamp assigner's operator
+    while it ran (``cursor.stage`` 0), else the window operator."""
+    if op._cursor.stage == 0:
+        return UserCodeError(op._fused_name, value, cause, where="record (timestamp assigner)")
+    return UserCodeError(op.name, value, cause)
+
+
+def _check_timestamp(ts: Any, extract: Any) -> None:
+    if ts is None:
+        if extract is not None:
+            raise ValueError("the timestamp assigner returned None: a timestamp must be an int (ms)")
+        raise ValueError(
+            "Record has no timestamp. Did you forget to call "
+            "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
+        )
+
+
+def _key_index(key_selector: Any) -> int:
+    """``c`` when the key selector is exactly ``lambda v: v[c]`` with an int ``c`` >= 0, else -1
+    (the compiled loops then subscript a tuple record in C, as ``_fast_key_selector`` does)."""
+    ok, const = _subscript_constant(key_selector)
+    return const if ok and type(const) is int and const >= 0 else -1
+
+
+def _kernel_functions(spec: WindowStateSpec) -> tuple[int, Any, Any]:
+    """``(kind, create, fn)`` for the compiled loops: the user's functions, called directly."""
+    if spec.kind == "aggregating":
+        return 0, spec.aggregate.create_accumulator, spec.aggregate.add
+    if spec.kind == "reducing":
+        return 1, None, spec.reduce
+    return 2, None, None
+
+
 class AlignedWindowOperator(AbstractStreamOperator):
     """Tumbling and sliding event-time windows with EventTimeTrigger and no evictor.
 
@@ -981,10 +1015,7 @@ class AlignedWindowOperator(AbstractStreamOperator):
                 raise UserCodeError(self.name, value, e) from e
             i += 1
 
-    def _failure(self, value: Any, cause: Exception) -> UserCodeError:
-        if self._cursor.stage == 0:
-            return UserCodeError(self._fused_name, value, cause, where="record (timestamp assigner)")
-        return UserCodeError(self.name, value, cause)
+    _failure = _loop_failure
 
     def fused_batch(self, values: list, timestamps: list | None, extract: Any, name: str) -> list:
         """A batch from a fused timestamp assigner ``extract`` of operator ``name`` (the
@@ -1162,32 +1193,6 @@ class AlignedWindowOperator(AbstractStreamOperator):
                 target.update(panes)
         # Fired windows whose contents moved elsewhere on rescaling need no marker here.
         self._restored_fired &= set(self._panes)
-
-
-def _check_timestamp(ts: Any, extract: Any) -> None:
-    if ts is None:
-        if extract is not None:
-            raise ValueError("the timestamp assigner returned None: a timestamp must be an int (ms)")
-        raise ValueError(
-            "Record has no timestamp. Did you forget to call "
-            "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
-        )
-
-
-def _key_index(key_selector: Any) -> int:
-    """``c`` when the key selector is exactly ``lambda v: v[c]`` with an int ``c`` >= 0, else -1
-    (the compiled loops then subscript a tuple record in C, as ``_fast_key_selector`` does)."""
-    ok, const = _subscript_constant(key_selector)
-    return const if ok and type(const) is int and const >= 0 else -1
-
-
-def _kernel_functions(spec: WindowStateSpec) -> tuple[int, Any, Any]:
-    """``(kind, create, fn)`` for the compiled loops: the user's functions, called directly."""
-    if spec.kind == "aggregating":
-        return 0, spec.aggregate.create_accumulator, spec.aggregate.add
-    if spec.kind == "reducing":
-        return 1, None, spec.reduce
-    return 2, None, None
 
 
 def _owned_keys_filter(op: AbstractStreamOperator) -> Callable[[dict], dict]:
@@ -1421,10 +1426,7 @@ class SessionWindowOperator(AbstractStreamOperator):
                 raise UserCodeError(self.name, value, e) from e
             i += 1
 
-    def _failure(self, value: Any, cause: Exception) -> UserCodeError:
-        if self._cursor.stage == 0:
-            return UserCodeError(self._fused_name, value, cause, where="record (timestamp assigner)")
-        return UserCodeError(self.name, value, cause)
+    _failure = _loop_failure
 
     def fused_batch(self, values: list, timestamps: list | None, extract: Any, name: str) -> list:
         """As :meth:`AlignedWindowOperator.fused_batch`."""
