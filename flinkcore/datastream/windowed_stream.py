@@ -422,7 +422,13 @@ def _columnar_row_maker(fields: tuple) -> Callable[[Any, int, int, tuple], Any]:
 def _columnar_record_maker(names: list | None) -> Callable[[Any, int, int, tuple], Any]:
     """The output of columnar sum/min/max: the record itself (a Row for named types, else a tuple)."""
     if names is None:
-        return lambda key, start, end, values: tuple(values)
+
+        def make_tuple(key: Any, start: int, end: int, values: Any) -> Any:
+            return tuple(values)
+
+        make_tuple.row_class = tuple  # type: ignore[attr-defined]  # built in C
+        make_tuple.with_window = False  # type: ignore[attr-defined]
+        return make_tuple
     from flinkcore.common.types import row_class
 
     cls = row_class(tuple(names))

@@ -330,3 +330,28 @@ def test_window_results_flow_on_as_columns_and_reach_python_code_as_the_same_row
         # is by key for tumbling windows, by timer order for sessions)
         assert [r.window_end for r in got[kind]] == [r.window_end for r in got["untyped"]]
         close(sorted(got[kind]), sorted(got["untyped"]))
+
+
+def test_tuple_typed_window_sum_emits_the_tuples_of_the_untyped_job(batches_seen):
+    """A TUPLE-typed stream's window sum runs on the columnar path; its results reach Python code
+    as the plain tuples the untyped job emits (not Rows)."""
+    from flinkcore.common.typeinfo import Types
+
+    key, value, ts = events(6_000)
+    out = {}
+    for type_info in (Types.TUPLE([Types.LONG(), Types.DOUBLE(), Types.LONG()]), None):
+        sink = Collect()
+        e = env()
+        (
+            e.from_collection(tuples_of(key, value, ts), type_info=type_info)
+            .assign_timestamps_and_watermarks(bounded().with_timestamp_assigner(lambda v, t: v[2]))
+            .key_by(0)
+            .window(TumblingEventTimeWindows.of(Time.milliseconds(100)))
+            .sum(1)
+            .add_sink(sink)
+        )
+        e.execute("tuple sum")
+        out[type_info is None] = sink.got
+    assert batches_seen, "the typed job ran on the columnar window"
+    assert all(type(r) is tuple for r in out[False]) and len(out[False]) > 100
+    close(sorted(out[False], key=lambda r: (r[0], r[2])), sorted(out[True], key=lambda r: (r[0], r[2])))

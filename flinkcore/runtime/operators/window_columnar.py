@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from flinkcore.runtime.operators.arrow import rows_from_columns
+from flinkcore.runtime.operators.arrow import rows_from_columns, with_record_kind
 from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeError
 
 __all__ = ["ArrowWindowAggTable", "ColumnarWindowOperator", "field_of_key_selector", "COLUMNAR_FUNCTIONS"]
@@ -569,8 +569,8 @@ class ColumnarWindowOperator(AbstractStreamOperator):
 
         With ``emit_columnar`` (set by the in-process runtime) and named outputs, the results go
         out as one ``pyarrow.RecordBatch``: a columnar consumer takes it as it is, and per-record
-        consumers get it as Rows at their input (built in C, once). Otherwise the Rows are built
-        here, in C (``row_class``), or by ``make_output`` per result."""
+        consumers get it as Rows (or the tuples of a TUPLE-typed sum/min/max) at their input, built
+        in C once. Otherwise they are built here, in C (``row_class``), or by ``make_output``."""
         n = len(keys)
         if not n:
             return
@@ -593,7 +593,11 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         if self.emit_columnar:
             import pyarrow as pa
 
-            batch = pa.RecordBatch.from_arrays([pa.array(a) for a in arrays], names=list(row_class._fields))
+            fields = getattr(row_class, "_fields", None)
+            names = list(fields) if fields else [f"f{i}" for i in range(len(arrays))]
+            batch = pa.RecordBatch.from_arrays([pa.array(a) for a in arrays], names=names)
+            if not fields:  # plain tuples (a TUPLE-typed stream's sum/min/max)
+                batch = with_record_kind(batch, b"tuple")
             self.output.collect(batch, ts)
             return
         self.output.collect(rows_from_columns(row_class, arrays), ts.tolist())
