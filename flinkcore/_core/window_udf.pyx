@@ -326,42 +326,6 @@ cdef class Session:
 # --------------------------------------------------------------------------------------------
 
 
-def extract_timestamps(Cursor cur, object extract, list values, object previous, object no_timestamp):
-    """``[extract(v, t) for v, t in zip(values, previous)]`` and the largest int among them.
-
-    ``previous`` is the batch's incoming timestamps (a list) or None, in which case every
-    record gets ``no_timestamp`` as its previous timestamp. Returns ``(timestamps, max)``;
-    ``max`` is None when the batch is empty or a result is not an exact int (the caller then
-    computes it the general way).
-    """
-    cdef Py_ssize_t i, n = _list_size(values)
-    cdef list out = [None] * n
-    cdef long long m = LLONG_MIN, t
-    cdef bint all_int = True
-    cdef object r
-    if previous is not None and (type(previous) is not list or _list_size(previous) != n):
-        previous = list(previous)
-        if len(previous) != n:
-            raise ValueError("timestamps and values of a batch differ in length")
-    for i in range(n):
-        cur.position = i
-        if previous is None:
-            r = extract(<object>_list_get(values, i), no_timestamp)
-        else:
-            r = extract(<object>_list_get(values, i), <object>_list_get(previous, i))
-        out[i] = r
-        if all_int:
-            if PyLong_CheckExact(r):
-                t = r
-                if t > m:
-                    m = t
-            else:
-                all_int = False
-    if not all_int or n == 0:
-        return out, None
-    return out, m
-
-
 def tumbling_batch(
     Cursor cur,
     list values,

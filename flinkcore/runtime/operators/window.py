@@ -18,7 +18,12 @@ all of its contents (EventTimeTrigger fires at once when the watermark is past t
 event-time windows with the default trigger and no evictor — the common case — with windows
 fired by a scan of pending window ends instead of per-key timers and trigger calls;
 :class:`SessionWindowOperator` likewise for event-time sessions with a static gap and no allowed
-lateness. Both are tested against the general operator and a reference model. The columnar
+lateness. Both are tested against the general operator and a reference model. Their per-record
+loops are compiled (``flinkcore._core.window_udf``: the user's key selector and
+AggregateFunction.add / reduce called from C, a tumbling window's accumulators in a
+:class:`~flinkcore._core.window_udf.KeyedPanes`); the Python loops here are their twins, run
+for what the compiled loops leave (late records, non-int timestamps, merges of several
+sessions) and tested against them. ``runtime/fusion.py`` fuses a timestamp assigner into them. The columnar
 variants (built-in aggregates over column batches) are in
 :mod:`flinkcore.runtime.operators.window_columnar`.
 
@@ -750,7 +755,8 @@ def _key_index(key_selector: Any) -> int:
 
 
 def _kernel_functions(spec: WindowStateSpec) -> tuple[int, Any, Any]:
-    """``(kind, create, fn)`` for the compiled loops: the user's functions, called directly."""
+    """``(kind, create, fn)`` for the compiled loops (kind as ``window_udf.KIND_*``): the
+    user's functions, called directly."""
     if spec.kind == "aggregating":
         return 0, spec.aggregate.create_accumulator, spec.aggregate.add
     if spec.kind == "reducing":

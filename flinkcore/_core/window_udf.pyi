@@ -1,0 +1,78 @@
+"""Type stub of the compiled flinkcore._core.window_udf."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+KIND_AGGREGATING: int
+KIND_REDUCING: int
+KIND_LIST: int
+
+class Cursor:
+    position: int
+    key: Any
+    ts: Any
+    stage: int
+    max_ts: int
+    def reset(self) -> None: ...
+
+class KeyedPanes:
+    fallback: dict | None
+    def get(self, key: Any, default: Any = ...) -> Any: ...
+    def __getitem__(self, key: Any) -> Any: ...
+    def __setitem__(self, key: Any, value: Any) -> None: ...
+    def __contains__(self, key: Any) -> bool: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def keys(self) -> list: ...
+    def values(self) -> list: ...
+    def items(self) -> list[tuple[Any, Any]]: ...
+    def update(self, other: Any) -> None: ...
+    def map_values(self, fn: Callable[[Any], Any]) -> list: ...
+    def to_dict(self) -> dict: ...
+
+class Session:
+    key: Any
+    start: Any
+    end: Any
+    acc: Any
+    def __init__(self, key: Any, start: Any, end: Any, acc: Any) -> None: ...
+
+def tumbling_batch(
+    cur: Cursor,
+    values: list,
+    timestamps: list | None,
+    extract: Callable[[Any, Any], Any] | None,
+    no_timestamp: Any,
+    first: int,
+    key_of: Callable[[Any], Any],
+    key_index: int,
+    size: int,
+    offset: int,
+    fired_until: int,
+    kind: int,
+    create: Callable[[], Any] | None,
+    fn: Callable[[Any, Any], Any] | None,
+    windows: dict,
+    open_window: Callable[[int], Any],
+) -> int: ...
+def session_batch(
+    cur: Cursor,
+    values: list,
+    timestamps: list | None,
+    extract: Callable[[Any, Any], Any] | None,
+    no_timestamp: Any,
+    first: int,
+    key_of: Callable[[Any], Any],
+    key_index: int,
+    gap: int,
+    watermark: int,
+    kind: int,
+    create: Callable[[], Any] | None,
+    fn: Callable[[Any, Any], Any] | None,
+    single: dict,
+    multi: dict,
+    wheel: dict,
+) -> int: ...
+def due_sessions(
+    wheel: dict, buckets: list, watermark: int, gap: int, single: dict
+) -> tuple[list[Session], list[Session]]: ...
