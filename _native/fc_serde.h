@@ -86,6 +86,24 @@ static inline void fc_put_varint_unchecked(fc_buf *b, uint64_t v) {
     b->len = (size_t)(p - b->data);
 }
 
+/* Cursor forms for loops that keep the write position in a register (a store through uint8_t *
+ * may alias b->len, so the fc_put_* forms reload it after every byte). Unchecked. */
+static inline uint8_t *fc_write_varint(uint8_t *p, uint64_t v) {
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static inline uint8_t *fc_write_f64(uint8_t *p, double v) {
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(bits >> (8 * i));
+    return p + 8;
+}
+
 static inline void fc_put_f64_unchecked(fc_buf *b, double v) {
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
@@ -132,6 +150,31 @@ static inline int fc_put_f64(fc_buf *b, double v) {
     if (fc_buf_reserve(b, 8)) return -1;
     fc_put_f64_unchecked(b, v);
     return 0;
+}
+
+/* Copy n bytes; up to 16 with two overlapping loads and stores instead of a memcpy call (the usual
+ * key or name), reading and writing only [0, n). */
+static inline void fc_copy_short(uint8_t *dst, const void *src, size_t n) {
+    const uint8_t *s = (const uint8_t *)src;
+    if (n >= 8 && n <= 16) {
+        uint64_t a, z;
+        memcpy(&a, s, 8);
+        memcpy(&z, s + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &z, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, z;
+        memcpy(&a, s, 4);
+        memcpy(&z, s + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &z, 4);
+    } else if (n > 0 && n < 4) {
+        dst[0] = s[0];
+        dst[n >> 1] = s[n >> 1];
+        dst[n - 1] = s[n - 1];
+    } else if (n > 16) {
+        memcpy(dst, s, n);
+    }
 }
 
 /* varint length, payload (a row-batch str/bytes column) */
@@ -182,10 +225,20 @@ static inline int fc_get_varint(fc_reader *r, uint64_t *out) {
     return FC_BAD_VARINT;
 }
 
+static inline uint64_t fc_load_le64(const uint8_t *p) {
+    uint64_t bits;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(&bits, p, 8);
+#else
+    bits = 0;
+    for (int i = 0; i < 8; i++) bits |= (uint64_t)p[i] << (8 * i);
+#endif
+    return bits;
+}
+
 static inline int fc_get_f64(fc_reader *r, double *out) {
     if (fc_remaining(r) < 8) return FC_TRUNCATED;
-    uint64_t bits = 0;
-    for (int i = 0; i < 8; i++) bits |= (uint64_t)r->p[i] << (8 * i);
+    uint64_t bits = fc_load_le64(r->p);
     memcpy(out, &bits, sizeof bits);
     r->p += 8;
     return FC_OK;

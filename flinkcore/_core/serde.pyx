@@ -67,16 +67,6 @@ cdef extern from "Python.h":
     void *PyUnicode_DATA(object o)
     bint PyUnicode_IS_ASCII(object o)
     void PyObject_GC_UnTrack(object o)
-    Py_ssize_t PyUnicode_GET_LENGTH(object o)
-    object PyUnicode_New(Py_ssize_t size, unsigned int maxchar)
-    # raw forms for the row-batch decoder's inner loop: new references, NULL with an error set
-    PyObject *_new_long "PyLong_FromLongLong"(long long v)
-    PyObject *_new_float "PyFloat_FromDouble"(double v)
-    PyObject *_new_bytes "PyBytes_FromStringAndSize"(const char *s, Py_ssize_t n)
-    PyObject *_new_tuple "PyTuple_New"(Py_ssize_t n)
-    void _tuple_set "PyTuple_SET_ITEM"(PyObject *t, Py_ssize_t i, PyObject *v)
-    void _list_set "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject *v)
-    void _untrack "PyObject_GC_UnTrack"(PyObject *o)
 
 
 cdef extern from "fc_serde.h":
@@ -518,17 +508,106 @@ cdef inline uint8_t _column_tag(object v):
     return 0
 
 
+cdef extern from *:
+    """
+    #if PY_VERSION_HEX < 0x030B0000
+    #include "longintrepr.h"
+    #endif
+
+    /* The value of an int that fits one digit (|v| < 2**30), without a call; 0 when it does not. */
+    static inline int fc_small_long(PyObject *v, long long *out) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (!PyUnstable_Long_IsCompact((PyLongObject *)v)) return 0;
+        *out = (long long)PyUnstable_Long_CompactValue((PyLongObject *)v);
+        return 1;
+    #else
+        Py_ssize_t size = Py_SIZE(v);
+        if (size < -1 || size > 1) return 0;
+        *out = size * (long long)((PyLongObject *)v)->ob_digit[0];
+        return 1;
+    #endif
+    }
+
+    /* The records of a row block, after its header: 1 when written, 0 when a record does not fit the
+     * column tags (buffer back to where it was), -1 when out of memory. Exact types only, so no
+     * Python code runs and the borrowed references stay valid. */
+    static int fc_enc_rows(fc_buf *b, PyObject *records, Py_ssize_t n, const uint8_t *tags,
+                           Py_ssize_t k) {
+        size_t start = b->len;
+        uint8_t *w = b->data + b->len, *end = b->data + b->cap; /* the write cursor, kept local */
+    #define FC_ROOM(need)                                                                        \
+        if ((size_t)(end - w) < (size_t)(need)) {                                                \
+            b->len = (size_t)(w - b->data);                                                      \
+            if (fc_buf_grow(b, (size_t)(need))) return -1;                                       \
+            w = b->data + b->len;                                                                \
+            end = b->data + b->cap;                                                              \
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *rec = PyList_GET_ITEM(records, i);
+            if (!PyTuple_CheckExact(rec) || PyTuple_GET_SIZE(rec) != k) goto not_rows;
+            FC_ROOM((size_t)k * 10)
+            for (Py_ssize_t j = 0; j < k; j++) {
+                PyObject *v = PyTuple_GET_ITEM(rec, j);
+                const char *p;
+                Py_ssize_t len;
+                switch (tags[j]) {
+                case FC_TAG_INT: {
+                    long long x;
+                    if (!PyLong_CheckExact(v)) goto not_rows;
+                    if (!fc_small_long(v, &x)) {
+                        int overflow = 0;
+                        x = PyLong_AsLongLongAndOverflow(v, &overflow);
+                        if (overflow) goto not_rows;
+                    }
+                    w = fc_write_varint(w, fc_zigzag(x));
+                    continue;
+                }
+                case FC_TAG_FLOAT:
+                    if (!PyFloat_CheckExact(v)) goto not_rows;
+                    w = fc_write_f64(w, PyFloat_AS_DOUBLE(v));
+                    continue;
+                case FC_TAG_STR:
+                    if (!PyUnicode_CheckExact(v)) goto not_rows;
+                    if (PyUnicode_IS_COMPACT_ASCII(v)) {
+                        p = (const char *)PyUnicode_DATA(v);
+                        len = PyUnicode_GET_LENGTH(v);
+                    } else {
+                        p = PyUnicode_AsUTF8AndSize(v, &len);
+                        if (!p) { /* lone surrogates: only the tagged form holds them */
+                            PyErr_Clear();
+                            goto not_rows;
+                        }
+                    }
+                    break;
+                default: /* FC_TAG_BYTES */
+                    if (!PyBytes_CheckExact(v)) goto not_rows;
+                    p = PyBytes_AS_STRING(v);
+                    len = PyBytes_GET_SIZE(v);
+                }
+                FC_ROOM((size_t)len + (size_t)(k - j) * 10)
+                w = fc_write_varint(w, (uint64_t)len);
+                fc_copy_short(w, p, (size_t)len);
+                w += len;
+            }
+        }
+    #undef FC_ROOM
+        b->len = (size_t)(w - b->data);
+        return 1;
+    not_rows:
+        b->len = start;
+        return 0;
+    }
+    """
+    int fc_enc_rows(fc_buf *b, object records, Py_ssize_t n, const uint8_t *tags, Py_ssize_t k)
+
+
 cdef bint _enc_rows(fc_buf *b, object records, Py_ssize_t n) except -1:
     """Write the batch as one row block when every record is a plain tuple of the same column types
     (int64, float, str, bytes); False, with the buffer as it was, when it is not. Writes tags once
     and then bare payloads: no per-value tag, and a decoder with no per-value dispatch."""
     cdef uint8_t tags[FC_ROWS_MAX_ARITY]
-    cdef Py_ssize_t i, j, k, start = b.len, sn
-    cdef int overflow
-    cdef long long x
-    cdef const char *p
-    cdef PyObject *rec
-    cdef PyObject *v
+    cdef Py_ssize_t j, k, start = b.len
+    cdef int rc
     first = <object>PyList_GET_ITEM(records, 0)
     if type(first) is not tuple:
         return False
@@ -541,59 +620,12 @@ cdef bint _enc_rows(fc_buf *b, object records, Py_ssize_t n) except -1:
             return False
     if fc_put_u8(b, FC_BATCH_ROWS) or fc_put_u8(b, <uint8_t>k) or fc_put_bytes(b, tags, k):
         _oom()
-    # No Python code runs in this loop (exact types only), so the borrowed references stay valid.
-    for i in range(n):
-        rec = <PyObject *>PyList_GET_ITEM(records, i)
-        if type(<object>rec) is not tuple or PyTuple_GET_SIZE(<object>rec) != k:
-            b.len = start
-            return False
-        for j in range(k):
-            v = <PyObject *>PyTuple_GET_ITEM(<object>rec, j)
-            if tags[j] == FC_TAG_INT:
-                if type(<object>v) is not int:
-                    b.len = start
-                    return False
-                x = PyLong_AsLongLongAndOverflow(<object>v, &overflow)
-                if overflow:
-                    b.len = start
-                    return False
-                if fc_put_varint(b, fc_zigzag(x)):
-                    _oom()
-            elif tags[j] == FC_TAG_FLOAT:
-                if type(<object>v) is not float:
-                    b.len = start
-                    return False
-                if fc_put_f64(b, PyFloat_AS_DOUBLE(<object>v)):
-                    _oom()
-            elif tags[j] == FC_TAG_STR:
-                if type(<object>v) is not str:
-                    b.len = start
-                    return False
-                if PyUnicode_IS_ASCII(<object>v):
-                    p = <const char *>PyUnicode_DATA(<object>v)
-                    sn = PyUnicode_GET_LENGTH(<object>v)
-                else:
-                    p = _utf8_strict(<object>v, &sn)
-                    if p == NULL:  # lone surrogates: only the tagged form can hold them
-                        b.len = start
-                        return False
-                if fc_put_span(b, p, sn):
-                    _oom()
-            else:
-                if type(<object>v) is not bytes:
-                    b.len = start
-                    return False
-                if fc_put_span(b, <const char *>(<bytes>v), len(<bytes>v)):
-                    _oom()
-    return True
-
-
-cdef const char *_utf8_strict(object s, Py_ssize_t *n):
-    """UTF-8 of a str, or NULL (no error set) when it holds lone surrogates."""
-    try:
-        return PyUnicode_AsUTF8AndSize(s, n)
-    except UnicodeEncodeError:
-        return NULL
+    rc = fc_enc_rows(b, records, n, tags, k)
+    if rc < 0:
+        _oom()
+    if rc == 0:
+        b.len = start
+    return rc == 1
 
 
 def dumps_batch(records) -> bytes:
@@ -628,56 +660,162 @@ def dumps_batch(records) -> bytes:
 
 # --------------------------------------------------------------------------------------------- decode
 
-ctypedef struct _StrKey:
-    # the bytes of a str of at most 16 bytes as two overlapping words: (n, w0, w1) equal <=> bytes equal
-    uint64_t n, w0, w1
+cdef extern from *:
+    """
+    /* Streams repeat short strings (keys, categories, names) within a batch and from one batch to the
+     * next: a 2-way set-associative cache of the ASCII ones, kept for the life of the process (at most
+     * 4096 strs of <= 16 bytes, ~400 KB with the strs), lets records share one str object instead of
+     * allocating one per record. Only batch decoding uses it. A slot holds the string's bytes as two
+     * overlapping words, so a hit is an exact comparison of the bytes without touching the str; no
+     * lookup-and-replace calls Python code, so the table is consistent whenever another thread or a
+     * finalizer could run. */
+    #define FC_STR_CACHE_SETS 2048 /* two 32-byte slots per set: one cache line */
+    #define FC_STR_CACHE_MAX_LEN 16
+    #define FC_PYERR (-10)
 
+    typedef struct { PyObject *obj; uint64_t n, w0, w1; } fc_str_slot;
+    typedef struct { size_t lookups, hits; int on; } fc_str_stats;
+    static fc_str_slot *fc_str_cache = NULL;
 
-cdef inline void _str_key(const uint8_t *p, size_t n, _StrKey *k) noexcept nogil:
-    cdef uint32_t a = 0, b = 0
-    k.n = n
-    k.w0 = 0
-    k.w1 = 0
-    if n >= 8:
-        memcpy(&k.w0, p, 8)
-        memcpy(&k.w1, p + n - 8, 8)
-    elif n >= 4:
-        memcpy(&a, p, 4)
-        memcpy(&b, p + n - 4, 4)
-        k.w0 = a
-        k.w1 = b
-    elif n > 0:
-        k.w0 = p[0] | (<uint64_t>p[n >> 1] << 8) | (<uint64_t>p[n - 1] << 16)
+    static int fc_str_cache_enable(fc_str_stats *st) {
+        if (!fc_str_cache) {
+            fc_str_cache = (fc_str_slot *)calloc(2 * FC_STR_CACHE_SETS, sizeof(fc_str_slot));
+            if (!fc_str_cache) {
+                PyErr_NoMemory();
+                return -1;
+            }
+        }
+        st->on = 1;
+        return 0;
+    }
 
+    static inline int fc_is_ascii(const uint8_t *p, size_t n) {
+        uint64_t acc = 0, w;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&w, p + i, 8);
+            acc |= w;
+        }
+        for (; i < n; i++) acc |= p[i];
+        return (acc & 0x8080808080808080ULL) == 0;
+    }
 
-ctypedef struct _StrSlot:
-    PyObject *obj
-    _StrKey key
+    /* A new str of n strict UTF-8 bytes (ASCII copied, not decoded); NULL with an error set. */
+    static PyObject *fc_str_new(const uint8_t *p, size_t n) {
+        if (fc_is_ascii(p, n)) {
+            PyObject *s = PyUnicode_New((Py_ssize_t)n, 127);
+            if (s && n) memcpy(PyUnicode_DATA(s), p, n);
+            return s;
+        }
+        return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)n, "strict");
+    }
 
+    /* The cache set of a str of n <= 16 bytes, and its bytes as two overlapping words w0, w1:
+     * (n, w0, w1) determine the bytes exactly. */
+    static inline fc_str_slot *fc_str_way(const uint8_t *p, size_t n, uint64_t *w0, uint64_t *w1) {
+        *w0 = *w1 = 0;
+        if (n >= 8) {
+            memcpy(w0, p, 8);
+            memcpy(w1, p + n - 8, 8);
+        } else if (n >= 4) {
+            uint32_t a, z;
+            memcpy(&a, p, 4);
+            memcpy(&z, p + n - 4, 4);
+            *w0 = a;
+            *w1 = z;
+        } else if (n > 0) {
+            *w0 = p[0] | ((uint64_t)p[n >> 1] << 8) | ((uint64_t)p[n - 1] << 16);
+        }
+        /* the top bits of a product depend on every bit of its factors */
+        return fc_str_cache + 2 * ((((*w0 ^ n) * 0x9e3779b97f4a7c15ULL) ^ (*w1 * 0xff51afd7ed558ccdULL)) >> 53);
+    }
 
-DEF STR_CACHE_SETS = 2048  # two ways (slots) per set, 32 bytes each: a set is one cache line
-DEF STR_CACHE_MAX_LEN = 16
+    /* The str of n UTF-8 bytes at p, from the cache when it holds it: a new reference, or NULL with
+     * an error set (UnicodeDecodeError on invalid UTF-8). */
+    static PyObject *fc_str_get(fc_str_stats *st, const uint8_t *p, size_t n) {
+        uint64_t w0, w1;
+        if (n > FC_STR_CACHE_MAX_LEN || !st->on) return fc_str_new(p, n);
+        fc_str_slot *way = fc_str_way(p, n, &w0, &w1);
+        st->lookups++;
+        for (int i = 0; i < 2; i++) {
+            if (way[i].obj && way[i].w0 == w0 && way[i].w1 == w1 && way[i].n == n) {
+                st->hits++;
+                Py_INCREF(way[i].obj);
+                return way[i].obj;
+            }
+        }
+        if (st->lookups == 512 && st->hits < 64)
+            st->on = 0; /* strings hardly repeat in this batch: stop paying for the cache */
+        PyObject *s = fc_str_new(p, n);
+        if (s && PyUnicode_IS_ASCII(s)) { /* the newest in way 0, the one it displaces in way 1 */
+            Py_XDECREF(way[1].obj);
+            way[1] = way[0];
+            Py_INCREF(s);
+            way[0].obj = s;
+            way[0].n = n;
+            way[0].w0 = w0;
+            way[0].w1 = w1;
+        }
+        return s;
+    }
 
-# Streams repeat short strings (keys, categories, names) within a batch and from one batch to the next:
-# a 2-way set-associative cache of the ASCII ones, kept for the life of the process (at most 4096
-# strs of <= 16 bytes, ~400 KB with the strs), lets records share one str object instead of allocating
-# one per record. Only batch decoding uses it. A lookup compares the bytes exactly (held in the slot's
-# key), and every lookup-and-replace runs without calling Python code, so the table is consistent
-# whenever another thread or a finalizer could run.
-cdef _StrSlot *_str_cache = NULL
-
-
-cdef inline bint _is_ascii(const uint8_t *p, size_t n) noexcept nogil:
-    cdef uint64_t acc = 0, w
-    cdef size_t i = 0
-    while i + 8 <= n:
-        memcpy(&w, p + i, 8)
-        acc |= w
-        i += 8
-    while i < n:
-        acc |= p[i]
-        i += 1
-    return (acc & 0x8080808080808080ULL) == 0
+    /* The records of a row block, after its header, into the n slots of the list out. FC_OK;
+     * FC_TRUNCATED or FC_BAD_VARINT with *bad_tag set to the column type being read; FC_PYERR with an
+     * error set (out of memory, or UnicodeDecodeError). Records written so far stay in out. */
+    static int fc_dec_rows(fc_reader *r, PyObject *out, Py_ssize_t n, const uint8_t *tags,
+                           Py_ssize_t k, fc_str_stats *st, uint8_t *bad_tag) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *t = PyTuple_New(k);
+            if (!t) return FC_PYERR;
+            PyList_SET_ITEM(out, i, t); /* the list owns it from here, so an error below frees it */
+            for (Py_ssize_t j = 0; j < k; j++) {
+                PyObject *v;
+                const uint8_t *p;
+                size_t len;
+                int rc;
+                switch (tags[j]) {
+                case FC_TAG_INT: {
+                    uint64_t u;
+                    if ((rc = fc_get_varint(r, &u))) goto bad;
+                    v = PyLong_FromLongLong(fc_unzigzag(u));
+                    break;
+                }
+                case FC_TAG_FLOAT: {
+                    double d;
+                    if ((rc = fc_get_f64(r, &d))) goto bad;
+                    v = PyFloat_FromDouble(d);
+                    break;
+                }
+                case FC_TAG_STR:
+                    if ((rc = fc_get_span(r, &p, &len))) goto bad;
+                    v = fc_str_get(st, p, len);
+                    break;
+                default: /* FC_TAG_BYTES */
+                    if ((rc = fc_get_span(r, &p, &len))) goto bad;
+                    v = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)len);
+                }
+                if (!v) return FC_PYERR;
+                PyTuple_SET_ITEM(t, j, v);
+                continue;
+            bad:
+                *bad_tag = tags[j];
+                return rc;
+            }
+            /* ints, floats, strs and bytes only: the tuple cannot be part of a cycle, so spare the
+             * cyclic GC from scanning it (CPython untracks such tuples too, but only in a collection) */
+            PyObject_GC_UnTrack(t);
+        }
+        return FC_OK;
+    }
+    """
+    int FC_PYERR
+    ctypedef struct fc_str_stats:
+        size_t lookups, hits
+        int on
+    int fc_str_cache_enable(fc_str_stats *st) except -1
+    object fc_str_get(fc_str_stats *st, const uint8_t *p, size_t n)
+    int fc_dec_rows(fc_reader *r, object out, Py_ssize_t n, const uint8_t *tags, Py_ssize_t k,
+                    fc_str_stats *st, uint8_t *bad_tag)
 
 
 @cython.final
@@ -687,19 +825,10 @@ cdef class _Reader:
     cdef bint allow_pickle
     cdef uint8_t version
     cdef object last_names
-    cdef _StrSlot *str_cache
-    cdef bint cache_on
-    cdef size_t lookups, hits
+    cdef fc_str_stats strs
 
     cdef int enable_str_cache(self) except -1:
-        global _str_cache
-        if _str_cache == NULL:
-            _str_cache = <_StrSlot *>calloc(2 * STR_CACHE_SETS, sizeof(_StrSlot))
-            if _str_cache == NULL:
-                raise MemoryError()
-        self.str_cache = _str_cache
-        self.cache_on = True
-        return 0
+        return fc_str_cache_enable(&self.strs)
 
     cdef inline object str_value(self):
         cdef const uint8_t *p = NULL
@@ -707,42 +836,10 @@ cdef class _Reader:
         cdef int rc = fc_get_span(&self.r, &p, &n)
         if rc:
             self.fail(rc, "a str")
-        return self.str_at(p, n)
-
-    cdef inline object str_at(self, const uint8_t *p, size_t n):
-        """The str of n UTF-8 bytes at p (strict), shared through the cache when it is on."""
-        cdef _StrKey k
-        cdef _StrSlot *way
-        if n > STR_CACHE_MAX_LEN or not self.cache_on:
-            return self.new_str(p, n)
-        _str_key(p, n, &k)
-        # the top bits of a product depend on every bit of its factors
-        way = &self.str_cache[2 * ((((k.w0 ^ k.n) * 0x9e3779b97f4a7c15ULL) ^ (k.w1 * 0xff51afd7ed558ccdULL))
-                                   >> 53)]
-        self.lookups += 1
-        if way[0].obj != NULL and way[0].key.w0 == k.w0 and way[0].key.w1 == k.w1 and way[0].key.n == n:
-            self.hits += 1
-            return <object>way[0].obj
-        if way[1].obj != NULL and way[1].key.w0 == k.w0 and way[1].key.w1 == k.w1 and way[1].key.n == n:
-            self.hits += 1
-            return <object>way[1].obj
-        if self.lookups == 512 and self.hits < 64:
-            self.cache_on = False  # strings hardly repeat in this batch: stop paying for the cache
-        s = self.new_str(p, n)
-        if PyUnicode_IS_ASCII(s):  # the newest in way 0, the one it displaces in way 1
-            Py_XDECREF(way[1].obj)
-            way[1] = way[0]
-            Py_INCREF(s)
-            way[0].obj = <PyObject *>s
-            way[0].key = k
-        return s
-
-    cdef inline object new_str(self, const uint8_t *p, size_t n):
-        if _is_ascii(p, n):  # the common case: copy the bytes, no decoding
-            s = PyUnicode_New(n, 127)
-            memcpy(PyUnicode_DATA(s), p, n)
-            return s
-        return self.decode_utf8(p, n, "a str", "strict")
+        try:
+            return fc_str_get(&self.strs, p, n)
+        except UnicodeDecodeError as e:
+            raise SerdeError(f"corrupt input: invalid UTF-8 in a str at offset {self.offset()}: {e}") from None
 
     cdef object decode_utf8(self, const uint8_t *p, size_t n, str what, const char *errors):
         try:
@@ -1011,15 +1108,9 @@ cdef int _propagate() except -1:
 cdef list _dec_rows(_Reader rd, Py_ssize_t n):
     """A row block (FC_BATCH_ROWS): column tags once, then n records of bare payloads."""
     cdef uint8_t tags[FC_ROWS_MAX_ARITY]
-    cdef uint8_t tag
-    cdef Py_ssize_t i, j, k, min_size = 0
-    cdef uint64_t u = 0
-    cdef double d = 0.0
-    cdef const uint8_t *p = NULL
-    cdef size_t sn = 0
+    cdef uint8_t tag, bad_tag = 0
+    cdef Py_ssize_t j, k, min_size = 0
     cdef int rc
-    cdef PyObject *t
-    cdef PyObject *v
     k = rd.u8("a row batch")
     if k == 0 or k > FC_ROWS_MAX_ARITY:
         raise SerdeError(f"corrupt input: row batch of {k} columns at offset {rd.offset() - 1} "
@@ -1042,38 +1133,15 @@ cdef list _dec_rows(_Reader rd, Py_ssize_t n):
             f"{fc_remaining(&rd.r)} bytes that remain"
         )
     out = PyList_New(n)
-    for i in range(n):
-        t = _new_tuple(k)
-        if t == NULL:
-            _propagate()
-        _list_set(out, i, t)  # the list owns it from here, so an error below frees it
-        for j in range(k):
-            tag = tags[j]
-            if tag == FC_TAG_INT:
-                rc = fc_get_varint(&rd.r, &u)
-                if rc:
-                    rd.fail(rc, "an int")
-                v = _new_long(fc_unzigzag(u))
-            elif tag == FC_TAG_FLOAT:
-                if fc_get_f64(&rd.r, &d):
-                    rd.fail(FC_TRUNCATED, "a float")
-                v = _new_float(d)
-            elif tag == FC_TAG_STR:
-                rc = fc_get_span(&rd.r, &p, &sn)
-                if rc:
-                    rd.fail(rc, "a str")
-                sv = rd.str_at(p, sn)
-                Py_INCREF(sv)
-                v = <PyObject *>sv
-            else:
-                rc = fc_get_span(&rd.r, &p, &sn)
-                if rc:
-                    rd.fail(rc, "a bytes value")
-                v = _new_bytes(<const char *>p, sn)
-            if v == NULL:
-                _propagate()
-            _tuple_set(t, j, v)
-        _untrack(t)  # ints, floats, strs and bytes only: the tuple cannot be part of a cycle
+    rc = fc_dec_rows(&rd.r, out, n, tags, k, &rd.strs, &bad_tag)
+    if rc == FC_PYERR:
+        try:
+            _propagate()  # the error fc_dec_rows left set
+        except UnicodeDecodeError as e:
+            raise SerdeError(f"corrupt input: invalid UTF-8 in a str at offset {rd.offset()}: {e}") from None
+    if rc:
+        rd.fail(rc, "an int" if bad_tag == FC_TAG_INT else "a float" if bad_tag == FC_TAG_FLOAT
+                else "a str" if bad_tag == FC_TAG_STR else "a bytes value")
     return out
 
 
