@@ -63,3 +63,28 @@ def test_bad_input_is_refused(build):
         build(tuple, [(1, 2)])
     with pytest.raises(ValueError, match="differ in length"):
         build(tuple, [[1, 2], np.arange(3)])
+
+
+def test_no_references_leak():
+    """Every field holds one reference per row, released with the row; arrays are not kept."""
+    import sys
+    import tracemalloc
+
+    value = object()
+    col = [value] * 1000
+    before = sys.getrefcount(value)
+    rows = native.rows_from_columns(tuple, [col, np.arange(1000)])
+    assert sys.getrefcount(value) == before + 1000
+    del rows
+    assert sys.getrefcount(value) == before
+    arr = np.arange(50_000, dtype=np.int64)
+    cls = row_class(("a", "b"))
+    native.rows_from_columns(cls, [arr, arr.astype(np.float64)])  # warm up
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    for _ in range(5):
+        native.rows_from_columns(cls, [arr, arr.astype(np.float64)])
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert grown < 100_000, f"{grown} bytes still allocated"
