@@ -405,6 +405,15 @@ class DataStream:
 
         if not callable(getattr(watermark_strategy, "create_watermark_generator", None)):
             raise TypeError(f"expected a WatermarkStrategy, got {watermark_strategy!r}")
+        from flinkcore.jit import JitFunction, as_jit
+
+        assigner = getattr(watermark_strategy, "timestamp_assigner", None)
+        wrapped = getattr(assigner, "fn", None) if type(assigner).__name__ == "_CallableAssigner" else None
+        jf = as_jit(wrapped) if wrapped is not None else None
+        if isinstance(jf, JitFunction):  # (+) a numba dispatcher as timestamp assigner: a jit function
+            watermark_strategy = watermark_strategy.with_timestamp_assigner(jf)
+        if isinstance(getattr(watermark_strategy, "timestamp_assigner", None), JitFunction):
+            self._check_jit_fields(watermark_strategy.timestamp_assigner, "Timestamps/Watermarks")
         return self._one_input(
             "Timestamps/Watermarks",
             lambda: TimestampsAndWatermarksOperator(watermark_strategy),

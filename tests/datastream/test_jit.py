@@ -350,6 +350,22 @@ def test_jit_aggregate_function_over_columns_equals_per_record(window, spy):
 
 
 @needs_numba
+def test_a_numba_dispatcher_as_timestamp_assigner_and_key_selector():
+    import numba
+
+    key, value, ts = events(4_000)
+    results = []
+    for ts_fn, key_fn in (
+        (numba.njit(lambda ts: ts * 2), numba.njit(lambda key: key // 2)),
+        (double_ts, half_key),
+    ):
+        s = typed(env(), key, value, ts).assign_timestamps_and_watermarks(bounded(ts_fn)).key_by(key_fn)
+        out = s.window(TumblingEventTimeWindows.of(Time.milliseconds(100))).agg(n=("value", "count"))
+        results.append(sorted(out.execute_and_collect()))
+    assert results[0] == results[1] and len(results[0]) > 50
+
+
+@needs_numba
 def test_numba_dispatchers_are_taken_as_jit_functions():
     import numba
 
