@@ -27,7 +27,14 @@ Where it may stand, and what it may return:
   ``create_accumulator`` returns a number or a tuple of numbers and whose ``add(value,
   accumulator)`` reads the record's fields as attributes or indexes (``value.value``,
   ``value[1]``) and returns the new accumulator. ``get_result`` and ``merge`` are called as Flink
-  calls them (once per firing, and when sessions merge) and may return anything.
+  calls them (once per firing, and when sessions merge) and may return anything; a
+  ``get_result`` from numbers to numbers is compiled too. ``add`` runs compiled over columns on
+  tumbling and sliding event-time windows with the default trigger, no allowed lateness and no
+  window function; other windows (sessions: they merge) call the same methods per record.
+
+A function numba cannot compile, or a map that returns something other than numbers, raises
+:class:`JitCompileError` naming the operator when the job is built (or, for an aggregate, on its
+first batch); without ``@flinkcore.jit`` the function runs per record.
 
 On a typed stream (``from_arrow``, ``Types.ROW_NAMED`` / ``TUPLE`` of numeric types) each such
 function is compiled once per set of column types and runs over whole column batches: no Python
