@@ -13,6 +13,12 @@ the native ``flinkcore._core.window_kernels.WindowAggTable`` when it is built, a
 time) otherwise. Semantics are the window operator's with the default trigger and no allowed
 lateness: a window fires when the watermark reaches ``end - 1``; a record whose windows have
 all fired already is late (side output or dropped).
+
+Results leave as one ``pyarrow.RecordBatch`` per firing when the in-process runtime sets
+``emit_columnar`` (per-record consumers get them as Rows at their input), else as Rows built in C.
+The key may be a ``flinkcore.jit`` function (a key column computed over the batch), and
+:class:`ColumnarJitAggregateOperator` runs a ``@flinkcore.jit`` AggregateFunction's compiled
+``add`` over the batches (:class:`JitAggregateTable`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ import numpy as np
 from flinkcore.runtime.operators.arrow import rows_from_columns, with_record_kind
 from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeError
 
-__all__ = ["ArrowWindowAggTable", "ColumnarWindowOperator", "field_of_key_selector", "COLUMNAR_FUNCTIONS"]
+__all__ = [
+    "COLUMNAR_FUNCTIONS",
+    "ArrowWindowAggTable",
+    "ColumnarJitAggregateOperator",
+    "ColumnarWindowOperator",
+    "JitAggregateTable",
+    "field_of_key_selector",
+]
 
 #: Aggregate functions the columnar path computes.
 COLUMNAR_FUNCTIONS = ("sum", "count", "min", "max", "mean", "first", "last")
