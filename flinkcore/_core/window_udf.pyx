@@ -22,7 +22,7 @@ from cpython.dict cimport PyDict_SetItem
 from cpython.list cimport PyList_Append
 from libc.limits cimport LLONG_MIN
 from libc.stdint cimport int32_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, malloc, qsort, realloc
 
 
 cdef extern from "Python.h":
@@ -574,20 +574,38 @@ def session_batch(
     return n
 
 
+cdef struct _Due:
+    long long end
+    Py_ssize_t index
+
+
+cdef int _due_order(const void *a, const void *b) noexcept nogil:
+    cdef const _Due *x = <const _Due *>a
+    cdef const _Due *y = <const _Due *>b
+    if x.end != y.end:
+        return -1 if x.end < y.end else 1
+    return -1 if x.index < y.index else (1 if x.index > y.index else 0)
+
+
 def due_sessions(dict wheel, list buckets, long long watermark, long long gap, dict single):
     """The sessions of ``wheel``'s ``buckets`` (ascending) that the watermark closes.
 
     Each bucket is taken out of ``wheel``; a merged-away session (``end`` None) is skipped, one
     that grew past the watermark moves to the bucket of its end, and a closed one is returned
-    (in bucket order) after leaving ``single`` when it is its key's only session. Returns
-    ``(closed, others)``: ``others`` are the closed sessions of keys with several sessions,
-    for the caller to take out of its ``multi`` map.
+    after leaving ``single`` when it is its key's only session. Returns ``(closed, others,
+    ordered)``: ``closed`` in order of end (ties in bucket order, as a stable sort gives) when
+    ``ordered``, else in bucket order (some end is not an int: the caller sorts); ``others``
+    are the closed sessions of keys with several sessions, for the caller to take out of its
+    ``multi`` map.
     """
     cdef list closed = [], others = []
     cdef Session s
     cdef object entries, end
     cdef long long e, b
     cdef PyObject *found
+    cdef bint ordered = True
+    cdef Py_ssize_t i, n
+    cdef _Due *due
     for bucket in buckets:
         entries = wheel.pop(bucket)
         for s in entries:
@@ -595,6 +613,7 @@ def due_sessions(dict wheel, list buckets, long long watermark, long long gap, d
             if end is None:
                 continue  # merged into another session
             if not PyLong_CheckExact(end):  # a non-int timestamp: Python arithmetic
+                ordered = False
                 if end - 1 > watermark:
                     wheel.setdefault((end - 1) // gap, []).append(s)
                     continue
@@ -614,4 +633,30 @@ def due_sessions(dict wheel, list buckets, long long watermark, long long gap, d
             else:
                 PyList_Append(others, s)
             PyList_Append(closed, s)
-    return closed, others
+    n = len(closed)
+    if not ordered or n < 2:
+        return closed, others, ordered
+    due = <_Due *>malloc(n * sizeof(_Due))
+    if due == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            due[i].end = (<Session>_list_get(closed, i)).end
+            due[i].index = i
+        qsort(due, n, sizeof(_Due), _due_order)
+        by_end = [None] * n
+        for i in range(n):
+            by_end[i] = <object>_list_get(closed, due[i].index)
+    finally:
+        free(due)
+    return by_end, others, True
+
+
+def emit_sessions(list closed, object result, list values, list timestamps):
+    """Append each closed session's result (``result(acc)``, or the accumulator itself when
+    ``result`` is None) to ``values`` and its ``end - 1`` to ``timestamps``: the firing of
+    sessions whose window function passes the aggregate through."""
+    cdef Session s
+    for s in closed:
+        PyList_Append(values, s.acc if result is None else result(s.acc))
+        PyList_Append(timestamps, s.end - 1)

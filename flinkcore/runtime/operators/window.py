@@ -1540,8 +1540,9 @@ class SessionWindowOperator(AbstractStreamOperator):
         gap = self.gap
         due_buckets = sorted(b for b in wheel if b <= watermark // gap)
         single = self._single
+        ordered = False
         if self._use_compiled:
-            fired, others = _compiled.due_sessions(wheel, due_buckets, watermark, gap, single)
+            fired, others, ordered = _compiled.due_sessions(wheel, due_buckets, watermark, gap, single)
             for s in others:
                 key = s.key
                 if single.get(key) is s:  # its key's other session closed just before it
@@ -1552,10 +1553,14 @@ class SessionWindowOperator(AbstractStreamOperator):
                     self._put(key, sessions)
         else:
             fired = self._due_sessions(due_buckets, watermark)
-        fired.sort(key=_session_end)  # in timestamp order, as Flink's timers fire
-        fire = self._fire
-        for s in fired:
-            fire(s.key, s.start, s.end, s.acc)
+        if not ordered:
+            fired.sort(key=_session_end)  # in timestamp order, as Flink's timers fire
+        if self.function.passthrough and self._use_compiled:
+            _compiled.emit_sessions(fired, self._result, self._out_values, self._out_ts)
+        else:
+            fire = self._fire
+            for s in fired:
+                fire(s.key, s.start, s.end, s.acc)
         self._flush()
         self.output.emit_watermark(watermark)
 

@@ -61,29 +61,36 @@ def emit(key, window, ctx, contents):
     return [(key, window.start, window.end, contents)]
 
 
-def tumbling(size, spec, lateness):
+def window_function(passthrough):
+    """A window function that sees key and window, or none (the aggregate itself is output)."""
+    if passthrough:
+        return InternalWindowFunction(lambda key, window, ctx, value: (value,), passthrough=True)
+    return InternalWindowFunction(emit)
+
+
+def tumbling(size, spec, lateness, passthrough=False):
     return AlignedWindowOperator(
         size,
         size,
         0,
         spec,
-        InternalWindowFunction(emit),
+        window_function(passthrough),
         TimeWindow,
         allowed_lateness=lateness,
         late_data_tag=LATE,
     )
 
 
-def sessions(gap, spec, lateness):
-    return SessionWindowOperator(gap, spec, InternalWindowFunction(emit), TimeWindow, late_data_tag=LATE)
+def sessions(gap, spec, lateness, passthrough=False):
+    return SessionWindowOperator(gap, spec, window_function(passthrough), TimeWindow, late_data_tag=LATE)
 
 
-def general(assigner, spec, lateness):
+def general(assigner, spec, lateness, passthrough=False):
     return WindowOperator(
         assigner,
         assigner.get_default_trigger(),
         spec,
-        InternalWindowFunction(emit),
+        window_function(passthrough),
         allowed_lateness=lateness,
         late_data_tag=LATE,
     )
@@ -181,6 +188,24 @@ def test_random_sessions_compiled_equals_python_and_general(seed, kind, keys):
     reference = run(general(EventTimeSessionWindows.with_gap(gap), specs()[kind], 0), script)
     assert by_epoch(compiled[0]) == by_epoch(reference[0])
     assert sorted(compiled[1], key=repr) == sorted(reference[1], key=repr)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("kind", ["aggregating", "reducing"])
+@pytest.mark.parametrize("make", ["tumbling", "sessions"])
+def test_random_passthrough_firings_equal_python_and_general(seed, kind, make):
+    """No window function (``aggregate(f)`` / ``reduce(f)`` alone): results are emitted by the
+    compiled firing loops, in the same order as the Python path."""
+    rng = random.Random(hash((seed, kind, make, "p")) & 0xFFFF)
+    n = rng.randint(1, 12)
+    script = random_batches(rng, 300, KEYS["int"] + ["s"])
+    lateness = rng.choice([0, 7]) if make == "tumbling" else 0
+    build = tumbling if make == "tumbling" else sessions
+    compiled = run(build(n, specs()[kind], lateness, passthrough=True), script)
+    assert compiled == run(build(n, specs()[kind], lateness, passthrough=True), script, twin=True)
+    assigner = TumblingEventTimeWindows.of(n) if make == "tumbling" else EventTimeSessionWindows.with_gap(n)
+    reference = run(general(assigner, specs()[kind], lateness, passthrough=True), script)
+    assert by_epoch(compiled[0]) == by_epoch(reference[0]) and len(compiled[0]) > 10
 
 
 @pytest.mark.parametrize("make", [tumbling, sessions], ids=["tumbling", "sessions"])
