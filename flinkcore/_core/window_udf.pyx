@@ -52,7 +52,10 @@ cdef class Cursor:
     #: assigner already ran: they are not called twice)
     cdef public object key
     cdef public object ts
-    #: 0 while the timestamp assigner runs, 1 after (which operator a failure belongs to)
+    #: the record the window saw last when a fused map ran (the map's output)
+    cdef public object value
+    #: 0 while the timestamp assigner runs, 2 while a fused map runs, else 1 (which operator
+    #: a failure belongs to)
     cdef public int stage
     #: the largest int timestamp the loops of this batch saw (for the watermark generator)
     cdef public long long max_ts
@@ -65,6 +68,7 @@ cdef class Cursor:
         self.position = 0
         self.key = None
         self.ts = None
+        self.value = None
         self.stage = 1
         self.max_ts = LLONG_MIN
 
@@ -332,6 +336,7 @@ def tumbling_batch(
     object timestamps,
     object extract,
     object no_timestamp,
+    object pre,
     Py_ssize_t first,
     object key_of,
     Py_ssize_t key_index,
@@ -357,7 +362,9 @@ def tumbling_batch(
 
     With ``extract`` (a TimestampAssigner's ``extract_timestamp``) the loop is fused with the
     timestamp assigner: each record's timestamp is ``extract(value, previous)`` where previous
-    is ``timestamps[i]``, or ``no_timestamp`` when ``timestamps`` is None.
+    is ``timestamps[i]``, or ``no_timestamp`` when ``timestamps`` is None. With ``pre`` (a map
+    function between the assigner and the window) each record is ``pre(value)`` from then on,
+    and the mapped record the loop stopped at is ``cur.value``.
     """
     cdef Py_ssize_t i, n = _list_size(values)
     cdef long long ts, start, lo = 1, hi = 0  # [lo, hi): the current window (empty at first)
@@ -381,6 +388,11 @@ def tumbling_batch(
             else:
                 tso = extract(value, <object>_list_get(timestamps, i))
             cur.stage = 1
+        if pre is not None:  # fused with a map between the assigner and the window
+            cur.stage = 2
+            value = pre(value)
+            cur.stage = 1
+            cur.value = value
         if key_index >= 0 and PyTuple_CheckExact(value) and key_index < PyTuple_GET_SIZE(value):
             key = <object>_tuple_get(value, key_index)  # key_of is exactly ``lambda v: v[key_index]``
         else:
@@ -464,6 +476,7 @@ def session_batch(
     object timestamps,
     object extract,
     object no_timestamp,
+    object pre,
     Py_ssize_t first,
     object key_of,
     Py_ssize_t key_index,
@@ -484,7 +497,7 @@ def session_batch(
     ``(end - 1) // gap`` of ``wheel``). It stops at anything else — a key with several sessions
     (in ``multi``), a window that would not merge with the key's session, a late window, a
     non-int timestamp — and leaves that record's key and timestamp in ``cur`` for the caller.
-    ``extract``, ``no_timestamp`` and ``key_index`` as for :func:`tumbling_batch`.
+    ``extract``, ``no_timestamp``, ``pre`` and ``key_index`` as for :func:`tumbling_batch`.
     """
     cdef Py_ssize_t i, n = _list_size(values)
     cdef long long ts, end, lo, hi, bucket
@@ -506,6 +519,11 @@ def session_batch(
             else:
                 tso = extract(value, <object>_list_get(timestamps, i))
             cur.stage = 1
+        if pre is not None:  # fused with a map between the assigner and the window
+            cur.stage = 2
+            value = pre(value)
+            cur.stage = 1
+            cur.value = value
         if key_index >= 0 and PyTuple_CheckExact(value) and key_index < PyTuple_GET_SIZE(value):
             key = <object>_tuple_get(value, key_index)  # key_of is exactly ``lambda v: v[key_index]``
         else:

@@ -10,7 +10,8 @@ only records take the fused path. A failure names the operator of the failing st
 record that stage received, as the unfused operators do.
 
 :func:`fuse_timestamps_into_window` fuses the other common chain, a timestamp assigner feeding
-an event-time window (``assign_timestamps_and_watermarks(...).key_by(...).window(...)``): the
+an event-time window (``assign_timestamps_and_watermarks(...).key_by(...).window(...)``, with
+or without one ``map`` in between): the
 window operator's compiled per-record loop (``flinkcore._core.window_udf``) calls the user's
 ``extract_timestamp`` itself, so a batch is walked once and no list of timestamps is built. Only
 watermark generators that take a batch's maximum (bounded out-of-orderness, monotonous, none,
@@ -136,23 +137,30 @@ def _batch_generator(generator: Any) -> bool:
 
 def fuse_timestamps_into_window(op: Any) -> Any:
     """The fused ``process_batch`` of a TimestampsAndWatermarks operator ``op`` whose only output
-    is a window operator with a compiled loop (``fusable``), or None when it cannot be fused.
+    is a window operator with a compiled loop (``fusable``), directly or through one Map
+    operator, or None when it cannot be fused.
 
     Call it after ``open`` (the assigner and generator exist then). Columnar batches take the
-    operator's own path.
+    operator's own path. The map's ``process_batch`` is bypassed for records only: watermarks
+    and end of input still pass through it.
     """
+    from flinkcore.runtime.operators.udf import MapOperator
     from flinkcore.runtime.operators.watermarks import TimestampsAndWatermarksOperator
 
     if type(op) is not TimestampsAndWatermarksOperator or op.assigner is None or op._on_batch is None:
         return None
     window = _single_target(op)
+    pre = None
+    names = (op.name, None)
+    if type(window) is MapOperator and window.key_selector is None:
+        pre, names = window.fn, (op.name, window.name)
+        window = _single_target(window)
     if not getattr(window, "fusable", False) or not _batch_generator(op.generator):
         return None
     original = op.process_batch
     extract = op.assigner.extract_timestamp
     on_batch = op._on_batch
     fused_batch = window.fused_batch
-    name = op.name
 
     def fused(values: Any, timestamps: Any) -> None:
         if type(values) is not list:
@@ -160,7 +168,7 @@ def fuse_timestamps_into_window(op: Any) -> Any:
             return
         if op.idle:
             op._set_idle(False)
-        seen = fused_batch(values, timestamps, extract, name)
+        seen = fused_batch(values, timestamps, extract, names, pre)
         if seen:
             on_batch(seen)
 

@@ -729,11 +729,18 @@ def _batch_keys(op: AbstractStreamOperator, values: list) -> list:
         raise
 
 
-def _loop_failure(op: Any, value: Any, cause: Exception) -> UserCodeError:
-    """The error of a compiled loop's user function: the fused timestamp assigner's operator
-    while it ran (``cursor.stage`` 0), else the window operator."""
-    if op._cursor.stage == 0:
-        return UserCodeError(op._fused_name, value, cause, where="record (timestamp assigner)")
+def _loop_failure(op: Any, values: list, cause: Exception, pre: Any) -> UserCodeError:
+    """The error of a compiled loop's user function, naming the operator it belongs to and the
+    record that operator received: the fused timestamp assigner (``cursor.stage`` 0), the fused
+    map (2), else the window operator (given the map's output when a map is fused)."""
+    cur = op._cursor
+    value = values[cur.position]
+    if cur.stage == 0:
+        return UserCodeError(op._fused_names[0], value, cause, where="record (timestamp assigner)")
+    if cur.stage == 2:
+        return UserCodeError(op._fused_names[1], value, cause)
+    if pre is not None:
+        value = cur.value
     return UserCodeError(op.name, value, cause)
 
 
@@ -963,7 +970,9 @@ class AlignedWindowOperator(AbstractStreamOperator):
         except Exception as e:
             raise UserCodeError(self.name, value, e) from e
 
-    def _tumbling_compiled(self, values: list, timestamps: list | None, extract: Any = None) -> list:
+    def _tumbling_compiled(
+        self, values: list, timestamps: list | None, extract: Any = None, pre: Any = None
+    ) -> list:
         """``_tumbling`` as one compiled loop (``flinkcore._core.window_udf``), the user's key
         selector and AggregateFunction.add / reduce called per record as there; a record it
         leaves (late, or a timestamp that is not an int) is handled here and the loop resumes.
@@ -994,6 +1003,7 @@ class AlignedWindowOperator(AbstractStreamOperator):
                     timestamps,
                     extract,
                     MIN_LONG,
+                    pre,
                     i,
                     key_of,
                     self._key_index,
@@ -1007,10 +1017,10 @@ class AlignedWindowOperator(AbstractStreamOperator):
                     open_window,
                 )
             except Exception as e:
-                raise self._failure(values[cur.position], e) from e
+                raise self._failure(values, e, pre) from e
             if i >= n:
                 return others
-            value, ts, key = values[i], cur.ts, cur.key
+            value, ts, key = values[i] if pre is None else cur.value, cur.ts, cur.key
             _check_timestamp(ts, extract)
             others.append(ts)
             try:
@@ -1023,14 +1033,18 @@ class AlignedWindowOperator(AbstractStreamOperator):
 
     _failure = _loop_failure
 
-    def fused_batch(self, values: list, timestamps: list | None, extract: Any, name: str) -> list:
-        """A batch from a fused timestamp assigner ``extract`` of operator ``name`` (the
-        runtime's fusion of TimestampsAndWatermarks -> window, runtime/fusion.py). Returns the
-        batch's timestamps for the watermark generator: ``[max int timestamp, *non-int ones]``."""
+    def fused_batch(
+        self, values: list, timestamps: list | None, extract: Any, names: tuple, pre: Any = None
+    ) -> list:
+        """A batch from a fused timestamp assigner ``extract`` (the runtime's fusion of
+        TimestampsAndWatermarks [-> Map] -> window, runtime/fusion.py), with ``pre`` the fused
+        map's function or None; ``names`` are the assigner's and the map's operator names.
+        Returns the batch's timestamps for the watermark generator: ``[max int timestamp,
+        *non-int ones]``."""
         cur = self._cursor
         cur.reset()
-        self._fused_name = name
-        others = self._tumbling_compiled(values, timestamps, extract)
+        self._fused_names = names
+        others = self._tumbling_compiled(values, timestamps, extract, pre)
         self._flush()
         return [cur.max_ts, *others] if values else []
 
@@ -1378,7 +1392,9 @@ class SessionWindowOperator(AbstractStreamOperator):
             return
         self._add_slow(key, value, ts, end)
 
-    def _sessions_compiled(self, values: list, timestamps: list | None, extract: Any = None) -> list:
+    def _sessions_compiled(
+        self, values: list, timestamps: list | None, extract: Any = None, pre: Any = None
+    ) -> list:
         """The batch through ``window_udf.session_batch`` (the user's key selector and
         AggregateFunction.add / reduce called per record); the records it leaves (merges of
         several sessions, late ones, non-int timestamps) go through :meth:`_add_one`. Returns
@@ -1404,6 +1420,7 @@ class SessionWindowOperator(AbstractStreamOperator):
                     timestamps,
                     extract,
                     MIN_LONG,
+                    pre,
                     i,
                     key_of,
                     self._key_index,
@@ -1417,10 +1434,10 @@ class SessionWindowOperator(AbstractStreamOperator):
                     wheel,
                 )
             except Exception as e:
-                raise self._failure(values[cur.position], e) from e
+                raise self._failure(values, e, pre) from e
             if i >= n:
                 return others
-            value, ts, key = values[i], cur.ts, cur.key
+            value, ts, key = values[i] if pre is None else cur.value, cur.ts, cur.key
             _check_timestamp(ts, extract)
             if type(ts) is not int:
                 others.append(ts)
@@ -1434,12 +1451,14 @@ class SessionWindowOperator(AbstractStreamOperator):
 
     _failure = _loop_failure
 
-    def fused_batch(self, values: list, timestamps: list | None, extract: Any, name: str) -> list:
+    def fused_batch(
+        self, values: list, timestamps: list | None, extract: Any, names: tuple, pre: Any = None
+    ) -> list:
         """As :meth:`AlignedWindowOperator.fused_batch`."""
         cur = self._cursor
         cur.reset()
-        self._fused_name = name
-        others = self._sessions_compiled(values, timestamps, extract)
+        self._fused_names = names
+        others = self._sessions_compiled(values, timestamps, extract, pre)
         self._flush()
         return [cur.max_ts, *others] if values else []
 

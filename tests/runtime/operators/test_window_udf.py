@@ -313,7 +313,7 @@ def test_user_errors_name_the_operator_and_the_record():
 # ---- whole jobs: fused with the timestamp assigner, and not ----------------------------------
 
 
-def job(events, fuse, window, late=False, lateness=0, assigner=None, batch_size=64):
+def job(events, fuse, window, lateness=0, assigner=None, batch_size=64, mapper=None, agg=None):
     from flinkcore.common import Duration, WatermarkStrategy
     from flinkcore.common.watermark_strategy import TimestampAssigner
     from flinkcore.datastream import OutputTag, SinkFunction, StreamExecutionEnvironment
@@ -334,26 +334,35 @@ def job(events, fuse, window, late=False, lateness=0, assigner=None, batch_size=
     env.set_parallelism(1)
     sink, late_sink = Collect(), Collect()
     tag = OutputTag("late")
-    windowed = (
-        env.from_collection(events)
-        .assign_timestamps_and_watermarks(
-            WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(5)).with_timestamp_assigner(
-                assigner or EventTime()
-            )
+    stamped = env.from_collection(events).assign_timestamps_and_watermarks(
+        WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(5)).with_timestamp_assigner(
+            assigner or EventTime()
         )
-        .key_by(lambda e: e[0])
-        .window(window)
-        .allowed_lateness(lateness)
-        .side_output_late_data(tag)
     )
-    result = windowed.aggregate(SumCount())
+    if mapper is not None:
+        stamped = stamped.map(mapper)
+    windowed = (
+        stamped.key_by(lambda e: e[0]).window(window).allowed_lateness(lateness).side_output_late_data(tag)
+    )
+    result = windowed.aggregate(agg or SumCount())
     result.add_sink(sink)
     result.get_side_output(tag).add_sink(late_sink)
     graph = env.get_stream_graph("t", clear_transformations=True)
     graph.config["fuse_operators"] = fuse
     graph.config["batch_size"] = batch_size
-    graph.config["auto_watermark_interval"] = 0
-    j = Job(graph)
+    graph.config["auto_watermark_interval"] = 20
+
+    class StepClock:
+        """Processing time moving 7 ms per reading: periodic watermarks land between the same
+        batches in every run (fused or not), so late data is deterministic."""
+
+        now = 0
+
+        def __call__(self):
+            self.now += 7
+            return self.now
+
+    j = Job(graph, clock=StepClock())
     j.run()
     fused = [
         op.name
@@ -372,20 +381,25 @@ def job_events(rng, n, keys):
     return out
 
 
+def doubled(e):
+    return (e[0], e[1] * 2, e[2]) if e[1] != 5 else ("five", e[1], e[2])
+
+
 @pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("mapper", [None, doubled], ids=["no map", "map"])
 @pytest.mark.parametrize(
     "window",
     [TumblingEventTimeWindows.of(20), EventTimeSessionWindows.with_gap(8)],
     ids=["tumbling", "sessions"],
 )
-def test_fused_job_equals_unfused_job(seed, window):
+def test_fused_job_equals_unfused_job(seed, mapper, window):
     rng = random.Random(seed)
     events = job_events(rng, 3000, KEYS["int"] + ["s"])
     lateness = 10 if isinstance(window, TumblingEventTimeWindows) else 0
-    plain = job(events, False, window, lateness=lateness)
-    fused = job(events, True, window, lateness=lateness)
+    plain = job(events, False, window, lateness=lateness, mapper=mapper)
+    fused = job(events, True, window, lateness=lateness, mapper=mapper)
     assert plain[2] == [] and fused[2] == ["Timestamps/Watermarks"]
-    assert fused[:2] == plain[:2] and len(plain[0]) > 10
+    assert fused[:2] == plain[:2] and len(plain[0]) > 10 and len(plain[1]) > 10
 
 
 def test_fused_timestamp_assigner_errors_name_the_assigner():
@@ -436,3 +450,28 @@ def test_keyed_panes_map_values_in_both_modes():
     panes["s"] = 5  # a dict from now on, in the same order
     assert panes.map_values(lambda v: v + 1) == [31, 11, 21, 6]
     assert list(panes) == [3, 1, 2, "s"]
+
+
+def test_fused_map_and_window_errors_name_their_operator_and_record():
+    def bad_map(e):
+        if e[2] == 30:
+            raise KeyError("m")
+        return (e[0], e[1], e[2], "mapped")
+
+    class BadAdd(SumCount):
+        def add(self, value, acc):
+            if value[2] == 40:
+                raise KeyError("a")
+            return super().add(value, acc)
+
+    events = [(1, 0.0, t) for t in range(100)]
+    for mapper, agg, operator_name, record in (
+        (bad_map, None, "Map", "(1, 0.0, 30)"),
+        (lambda e: (*e, "mapped"), BadAdd(), "Window(Aggregate)", "(1, 0.0, 40, 'mapped')"),
+    ):
+        with pytest.raises(Exception) as info:
+            job(events, True, TumblingEventTimeWindows.of(20), mapper=mapper, agg=agg)
+        cause = info.value
+        while cause is not None and not isinstance(cause, UserCodeError):
+            cause = cause.__cause__
+        assert cause is not None and f"operator '{operator_name}' failed on record {record}" in str(cause)
