@@ -11,6 +11,7 @@ class Cursor:
     position: int
     key: Any
     ts: Any
+    value: Any
     stage: int
     max_ts: int
     def reset(self) -> None: ...
@@ -43,6 +44,7 @@ def tumbling_batch(
     timestamps: list | None,
     extract: Callable[[Any, Any], Any] | None,
     no_timestamp: Any,
+    pre: Callable[[Any], Any] | None,
     first: int,
     key_of: Callable[[Any], Any],
     key_index: int,
@@ -61,6 +63,7 @@ def session_batch(
     timestamps: list | None,
     extract: Callable[[Any, Any], Any] | None,
     no_timestamp: Any,
+    pre: Callable[[Any], Any] | None,
     first: int,
     key_of: Callable[[Any], Any],
     key_index: int,
