@@ -532,8 +532,7 @@ class _WindowedBase:
 
         jagg = as_jit(aggregate_function)
         if isinstance(jagg, JitAggregate) and window_function is None and jagg.compiled():
-            input_type = self.get_input_type()
-            fields = _field_names(input_type) if _is_named(input_type) else None
+            fields = _field_names(self.get_input_type())  # names, or positions of a TUPLE
             plan = self._columnar_plan(fields) if fields else None
             if plan is not None:
                 return self._build_jit_aggregate(plan[0], jagg, fields, plan[1])

@@ -619,3 +619,50 @@ def test_jit_aggregate_checkpoint_between_batches_restores_exactly(spy):
     Job(_jit_agg_graph(key, value, ts, whole)).run()
     assert sorted(first.got[: taken["emitted"]] + second.got) == sorted(whole.got)
     assert ("ColumnarJitAggregateOperator", "RecordBatch") in spy
+
+
+@flinkcore.jit
+class CountAndKeySum(AggregateFunction):
+    """Order-insensitive and exact (integers): the same however records are spread."""
+
+    def create_accumulator(self):
+        return (0, 0)
+
+    def add(self, value, accumulator):
+        return (accumulator[0] + 1, accumulator[1] + value[0])
+
+    def get_result(self, accumulator):
+        return accumulator
+
+    def merge(self, a, b):
+        return (a[0] + b[0], a[1] + b[1])
+
+
+@flinkcore.jit
+def third(a, b, c):
+    return c
+
+
+def test_jit_functions_in_worker_processes_give_the_single_process_results():
+    """At parallelism 2 the job runs in worker processes: the jit functions travel there
+    (cloudpickled, compiled in each worker) and give what parallelism 1 gives."""
+    key, value, ts = events(8_000)
+    results = {}
+    for src in (typed, untyped):
+        for parallelism in (1, 2):
+            e = env()
+            e.set_parallelism(parallelism)
+            wm = WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(300))
+            out = (
+                src(e, key, value, ts)
+                .map(rescale)
+                .filter(flinkcore.jit(lambda f0: f0 % 5 != 0))
+                # tuple records: a jit function's parameters take their fields by position
+                .assign_timestamps_and_watermarks(wm.with_timestamp_assigner(third))
+                .key_by(0)
+                .window(TumblingEventTimeWindows.of(Time.milliseconds(200)))
+                .aggregate(CountAndKeySum())
+            )
+            results[(src.__name__, parallelism)] = sorted(out.execute_and_collect())
+    first = results[("untyped", 1)]
+    assert len(first) > 100 and all(r == first for r in results.values())
