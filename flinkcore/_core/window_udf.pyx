@@ -4,10 +4,10 @@
 The user's functions (timestamp assigner, key selector, AggregateFunction.add / reduce) are
 still called once per record, through vectorcall; what these loops remove is everything around
 those calls: the interpreter's loop, zip tuples, attribute look-ups and the Python-level int
-arithmetic of window assignment. State stays in plain Python dicts and lists owned by the
-operator (``panes[start][key] -> accumulator`` for tumbling windows; ``single[key] -> [start,
-end, accumulator]`` and a bucket wheel for sessions), so snapshots, firing and the general
-cases stay in Python.
+arithmetic of window assignment. State is owned by the operator and stays readable from Python
+(``panes[start]`` a :class:`KeyedPanes` of ``key -> accumulator`` for tumbling windows;
+``single[key]`` a :class:`Session` and a bucket wheel of sessions by end), so snapshots, late
+firings and the general cases stay in Python.
 
 Each loop handles the common case and *returns the index of the first record it leaves to the
 caller* (a record with a non-int timestamp, a late record, a key with several open sessions):
