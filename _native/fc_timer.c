@@ -4,6 +4,7 @@
 #include <string.h>
 
 #define INITIAL_INDEX 64
+#define REBUILD_MIN_DEAD 64 /* rebuild the heap when dead entries exceed this and the live ones */
 
 int fc_timer_heap_init(fc_timer_heap *h) {
     memset(h, 0, sizeof *h);
@@ -11,14 +12,16 @@ int fc_timer_heap_init(fc_timer_heap *h) {
     if (!h->index) return -1;
     memset(h->index, 0xff, INITIAL_INDEX * sizeof *h->index);
     h->index_mask = INITIAL_INDEX - 1;
+    h->seq_limit = UINT32_MAX;
     return 0;
 }
 
 void fc_timer_heap_free(fc_timer_heap *h) {
     free(h->heap);
-    free(h->pos);
+    free(h->state);
     free(h->slot_ts);
     free(h->slot_hash);
+    free(h->slot_hv);
     free(h->free);
     free(h->index);
     memset(h, 0, sizeof *h);
@@ -68,7 +71,7 @@ static int index_grow(fc_timer_heap *h) {
 
 static void index_delete(fc_timer_heap *h, uint32_t slot) {
     size_t mask = h->index_mask;
-    size_t i = hash32(h->slot_ts[slot], h->slot_hash[slot]) & mask;
+    size_t i = h->slot_hv[slot] & mask;
     while (ENTRY_SLOT(h->index[i]) != slot) i = (i + 1) & mask;
     /* backward-shift: pull later entries of the probe run into the hole */
     size_t j = i;
@@ -111,34 +114,74 @@ static inline int before(const fc_timer *a, const fc_timer *b) {
     return (a->ts < b->ts) | ((a->ts == b->ts) & (a->seq < b->seq));
 }
 
-static inline void place(fc_timer_heap *h, size_t i, fc_timer t) {
-    h->heap[i] = t;
-    h->pos[t.slot] = (uint32_t)i;
-}
-
-static void sift_up(fc_timer_heap *h, size_t i) {
-    fc_timer t = h->heap[i];
+static void sift_up(fc_timer *heap, size_t i) {
+    fc_timer t = heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (!before(&t, &h->heap[parent])) break;
-        place(h, i, h->heap[parent]);
+        if (!before(&t, &heap[parent])) break;
+        heap[i] = heap[parent];
         i = parent;
     }
-    place(h, i, t);
+    heap[i] = t;
 }
 
-static void sift_down(fc_timer_heap *h, size_t i) {
-    fc_timer t = h->heap[i];
-    size_t n = h->size;
+/* Remove heap[0]: Floyd's pop walks the hole down to a leaf along the smaller children (one
+ * comparison per level instead of two), then sifts the former last entry up from there. */
+static void pop_top(fc_timer *heap, size_t n_after) {
+    if (!n_after) return;
+    size_t i = 0;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n_after) break;
+        if (child + 1 < n_after) child += (size_t)before(&heap[child + 1], &heap[child]);
+        heap[i] = heap[child];
+        i = child;
+    }
+    heap[i] = heap[n_after];
+    sift_up(heap, i);
+}
+
+static void sift_down(fc_timer *heap, size_t n, size_t i) {
+    fc_timer t = heap[i];
     for (;;) {
         size_t child = 2 * i + 1;
         if (child >= n) break;
-        if (child + 1 < n && before(&h->heap[child + 1], &h->heap[child])) child++;
-        if (!before(&h->heap[child], &t)) break;
-        place(h, i, h->heap[child]);
+        if (child + 1 < n && before(&heap[child + 1], &heap[child])) child++;
+        if (!before(&heap[child], &t)) break;
+        heap[i] = heap[child];
         i = child;
     }
-    place(h, i, t);
+    heap[i] = t;
+}
+
+static inline void free_slot(fc_timer_heap *h, uint32_t slot) {
+    h->state[slot] = FC_SLOT_FREE;
+    h->free[h->nfree++] = slot;
+}
+
+/* Drop every dead entry and re-heapify the live ones (their (ts, seq) keys, so their order, are
+ * unchanged): bounds the heap at about twice the live timers whatever the deletions. */
+static void rebuild(fc_timer_heap *h) {
+    size_t m = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        uint32_t s = h->heap[i].slot;
+        if (h->state[s] == FC_SLOT_DEAD)
+            free_slot(h, s);
+        else
+            h->heap[m++] = h->heap[i];
+    }
+    h->n = m;
+    for (size_t i = m / 2; i > 0; i--) sift_down(h->heap, m, i - 1);
+}
+
+static int cmp_timer(const void *a, const void *b);
+
+/* The sequence numbers ran out: number the live timers 0.. in pop order (a sorted array is a heap). */
+static void renumber(fc_timer_heap *h) {
+    rebuild(h);
+    qsort(h->heap, h->n, sizeof *h->heap, cmp_timer);
+    for (size_t i = 0; i < h->n; i++) h->heap[i].seq = (uint32_t)i;
+    h->next_seq = h->n;
 }
 
 #define GROW(ptr, n)                                                   \
@@ -152,13 +195,14 @@ static int grow_slots(fc_timer_heap *h) {
     size_t cap = h->cap ? h->cap * 2 : 64;
     if (cap >= (size_t)UINT32_MAX) return -1;
     GROW(h->heap, cap);
-    GROW(h->pos, cap);
+    GROW(h->state, cap);
     GROW(h->slot_ts, cap);
     GROW(h->slot_hash, cap);
+    GROW(h->slot_hv, cap);
     GROW(h->free, cap);
     /* new slots are free; push the highest first so the lowest is handed out next */
     for (size_t s = cap; s > h->cap; s--) {
-        h->pos[s - 1] = FC_TIMER_FREE;
+        h->state[s - 1] = FC_SLOT_FREE;
         h->free[h->nfree++] = (uint32_t)(s - 1);
     }
     h->cap = cap;
@@ -168,69 +212,66 @@ static int grow_slots(fc_timer_heap *h) {
 int64_t fc_timer_push(fc_timer_heap *h, int64_t ts, uint64_t key_hash) {
     if (!h->nfree && grow_slots(h)) return -1;
     if ((h->size + 1) * 2 > h->index_mask + 1 && index_grow(h)) return -1;
+    if (h->next_seq > h->seq_limit) renumber(h);
     uint32_t slot = h->free[--h->nfree];
+    uint32_t hv = hash32(ts, key_hash);
+    h->state[slot] = FC_SLOT_LIVE;
     h->slot_ts[slot] = ts;
     h->slot_hash[slot] = key_hash;
-    index_put(h, slot, hash32(ts, key_hash));
-    fc_timer t = {ts, h->next_seq++, slot};
-    h->heap[h->size] = t;
-    h->pos[slot] = (uint32_t)h->size;
+    h->slot_hv[slot] = hv;
+    index_put(h, slot, hv);
+    fc_timer t = {ts, (uint32_t)h->next_seq++, slot};
+    h->heap[h->n] = t; /* n < cap: every heap entry holds a slot */
+    sift_up(h->heap, h->n++);
     h->size++;
-    sift_up(h, h->size - 1);
     return slot;
 }
 
-static void remove_at(fc_timer_heap *h, size_t i) {
-    uint32_t slot = h->heap[i].slot;
+void fc_timer_remove(fc_timer_heap *h, uint32_t slot) {
+    if (slot >= h->cap || h->state[slot] != FC_SLOT_LIVE) return;
     index_delete(h, slot);
+    h->state[slot] = FC_SLOT_DEAD;
     h->size--;
-    if (i != h->size) {
-        fc_timer last = h->heap[h->size];
-        place(h, i, last);
-        if (i > 0 && before(&last, &h->heap[(i - 1) / 2]))
-            sift_up(h, i);
-        else
-            sift_down(h, i);
-    }
-    h->pos[slot] = FC_TIMER_FREE;
-    h->free[h->nfree++] = slot;
+    size_t dead = h->n - h->size;
+    if (dead > REBUILD_MIN_DEAD && dead > h->size) rebuild(h);
 }
 
-void fc_timer_remove(fc_timer_heap *h, uint32_t slot) {
-    if (slot < h->cap && h->pos[slot] != FC_TIMER_FREE) remove_at(h, h->pos[slot]);
+/* Drop dead entries from the top; whether a live one is there. */
+static inline int live_top(fc_timer_heap *h) {
+    while (h->n) {
+        uint32_t s = h->heap[0].slot;
+        if (h->state[s] == FC_SLOT_LIVE) return 1;
+        free_slot(h, s);
+        pop_top(h->heap, --h->n);
+    }
+    return 0;
+}
+
+int fc_timer_peek(fc_timer_heap *h, int64_t *ts, uint32_t *slot) {
+    if (!live_top(h)) return 0;
+    *ts = h->heap[0].ts;
+    *slot = h->heap[0].slot;
+    return 1;
 }
 
 int fc_timer_pop_until(fc_timer_heap *h, int64_t bound, int64_t *ts, uint32_t *slot) {
-    if (!h->size || h->heap[0].ts > bound) return 0;
+    if (!h->n || h->heap[0].ts > bound || !live_top(h) || h->heap[0].ts > bound) return 0;
     uint32_t top = h->heap[0].slot;
     *ts = h->heap[0].ts;
     *slot = top;
     index_delete(h, top);
-    h->pos[top] = FC_TIMER_FREE;
-    h->free[h->nfree++] = top;
-    size_t n = --h->size;
-    if (n) {
-        /* Floyd's pop: walk the hole down to a leaf along the smaller children (one comparison
-         * per level instead of two), then sift the former last element up from there. */
-        size_t i = 0;
-        for (;;) {
-            size_t child = 2 * i + 1;
-            if (child >= n) break;
-            if (child + 1 < n) child += (size_t)before(&h->heap[child + 1], &h->heap[child]);
-            place(h, i, h->heap[child]);
-            i = child;
-        }
-        place(h, i, h->heap[n]);
-        sift_up(h, i);
-    }
+    free_slot(h, top);
+    h->size--;
+    pop_top(h->heap, --h->n);
     return 1;
 }
 
 void fc_timer_clear(fc_timer_heap *h) {
-    h->size = 0;
+    h->size = h->n = 0;
+    h->next_seq = 0;
     h->nfree = 0;
     for (size_t s = h->cap; s > 0; s--) {
-        h->pos[s - 1] = FC_TIMER_FREE;
+        h->state[s - 1] = FC_SLOT_FREE;
         h->free[h->nfree++] = (uint32_t)(s - 1);
     }
     memset(h->index, 0xff, (h->index_mask + 1) * sizeof *h->index);
@@ -246,9 +287,11 @@ int fc_timer_ordered_slots(const fc_timer_heap *h, uint32_t *out) {
     if (!h->size) return 0;
     fc_timer *copy = (fc_timer *)malloc(h->size * sizeof *copy);
     if (!copy) return -1;
-    memcpy(copy, h->heap, h->size * sizeof *copy);
-    qsort(copy, h->size, sizeof *copy, cmp_timer);
-    for (size_t i = 0; i < h->size; i++) out[i] = copy[i].slot;
+    size_t m = 0;
+    for (size_t i = 0; i < h->n; i++)
+        if (h->state[h->heap[i].slot] == FC_SLOT_LIVE) copy[m++] = h->heap[i];
+    qsort(copy, m, sizeof *copy, cmp_timer);
+    for (size_t i = 0; i < m; i++) out[i] = copy[i].slot;
     free(copy);
     return 0;
 }

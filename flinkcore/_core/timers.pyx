@@ -15,13 +15,14 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_New
 
 
 cdef extern from "Python.h":
     Py_ssize_t PyObject_Hash(object o) except -1
     void PyObject_GC_UnTrack(object o)
+    void PyObject_GC_Track(object o)
     object PyLong_FromLongLong(long long v)
     # raw forms, to move the references of a fired timer from the slot lists into its tuple
     PyObject *_list_get "PyList_GET_ITEM"(object lst, Py_ssize_t i)
@@ -33,6 +34,7 @@ cdef extern from "fc_timer.h":
     ctypedef struct fc_timer_heap:
         size_t size
         size_t cap
+        uint64_t seq_limit
         int64_t *slot_ts
     uint32_t FC_TIMER_FREE
     int fc_timer_heap_init(fc_timer_heap *h)
@@ -40,7 +42,7 @@ cdef extern from "fc_timer.h":
     int64_t fc_timer_push(fc_timer_heap *h, int64_t ts, uint64_t key_hash)
     uint32_t fc_timer_find(const fc_timer_heap *h, int64_t ts, uint64_t key_hash, size_t *cursor)
     void fc_timer_remove(fc_timer_heap *h, uint32_t slot)
-    int fc_timer_peek(const fc_timer_heap *h, int64_t *ts, uint32_t *slot)
+    int fc_timer_peek(fc_timer_heap *h, int64_t *ts, uint32_t *slot)
     int fc_timer_pop_until(fc_timer_heap *h, int64_t bound, int64_t *ts, uint32_t *slot)
     int fc_timer_ordered_slots(const fc_timer_heap *h, uint32_t *out)
     void fc_timer_clear(fc_timer_heap *h)
@@ -48,7 +50,8 @@ cdef extern from "fc_timer.h":
 
 cdef inline uint64_t _pair_hash(object key, object namespace) except? 0:
     cdef uint64_t hk = <uint64_t>PyObject_Hash(key)
-    cdef uint64_t hn = <uint64_t>PyObject_Hash(namespace)
+    # the usual namespace of a keyed timer is None (VoidNamespace): skip its hash call
+    cdef uint64_t hn = 0x5bd1e995 if namespace is None else <uint64_t>PyObject_Hash(namespace)
     return hk * 0x9e3779b97f4a7c15ULL + hn
 
 
@@ -88,7 +91,10 @@ cdef class TimerQueue:
             slot = fc_timer_find(&self.heap, ts, h, &cursor)
             if slot == FC_TIMER_FREE:
                 return -1
-            if _same(self.keys[slot], key) and _same(self.namespaces[slot], namespace):
+            # slot < cap <= len(self.keys); __eq__ may run Python code, so hold references
+            k = <object>_list_get(self.keys, slot)
+            ns = <object>_list_get(self.namespaces, slot)
+            if _same(k, key) and _same(ns, namespace):
                 return slot
 
     cpdef bint register(self, int64_t ts, object key, object namespace=None) except -1:
@@ -104,8 +110,13 @@ cdef class TimerQueue:
             grow = <Py_ssize_t>self.heap.cap - have
             self.keys.extend([None] * grow)
             self.namespaces.extend([None] * grow)
-        self.keys[slot] = key
-        self.namespaces[slot] = namespace
+        # a free slot holds None in both lists: put the references in its place
+        Py_INCREF(key)
+        Py_XDECREF(_list_get(self.keys, slot))
+        _list_set(self.keys, slot, <PyObject *>key)
+        Py_INCREF(namespace)
+        Py_XDECREF(_list_get(self.namespaces, slot))
+        _list_set(self.namespaces, slot, <PyObject *>namespace)
         return True
 
     def register_many(self, timestamps, keys, namespaces=None) -> int:
@@ -163,9 +174,19 @@ cdef class TimerQueue:
         cdef int64_t ts
         cdef uint32_t slot
         cdef list out = []
-        while fc_timer_pop_until(&self.heap, watermark, &ts, &slot):
-            out.append(self._take(ts, slot))
+        # Out of the GC while it fills: every young-generation collection the new tuples trigger
+        # would otherwise walk the whole list (it references them, so they stay reachable anyway).
+        PyObject_GC_UnTrack(out)
+        try:
+            while fc_timer_pop_until(&self.heap, watermark, &ts, &slot):
+                out.append(self._take(ts, slot))
+        finally:
+            PyObject_GC_Track(out)
         return out
+
+    def _renumber_after(self, uint64_t limit) -> None:
+        """Tests only: renumber the registration sequence once it passes ``limit`` (not 2**32)."""
+        self.heap.seq_limit = limit
 
     def pop_until(self, int64_t watermark):
         """Pop the earliest timer with ts <= watermark, or return None.

@@ -82,6 +82,9 @@ def test_timers_do_not_leak():
         q.register_many(np.arange(2_000, dtype=np.int64) % 97, keys, "ns")
         for k in keys[:500]:
             q.delete(3, k, "ns")
+        for i, k in enumerate(keys[:1500]):  # most of them: dead heap entries, then a rebuild
+            q.delete(i % 97, k, "ns")
+        q.register_many(np.arange(1_000, dtype=np.int64) % 97, keys[:1000], "ns")
         q.restore(q.snapshot())
         q.advance(50)
         try:

@@ -163,3 +163,52 @@ def test_register_many_equals_one_by_one(T):
     assert q.register_many(ts, keys, ["x"] * 5) == 4
     with pytest.raises(ValueError, match="keys"):
         q.register_many(ts, keys[:2])
+
+
+def test_many_deletions_keep_order_and_drop_dead_entries():
+    """Deletion is lazy in the native heap (dead entries are dropped at the top or by a rebuild once
+    they outnumber the live ones): a long register/delete churn must keep the model's answers."""
+    q = native.TimerQueue()
+    r = ref.TimerQueue()
+    for i in range(3000):
+        for t in (q, r):
+            t.register(i % 97, i % 13, "ns")
+        if i % 3:
+            entry = ((i * 7) % 97, (i * 5) % 13, "ns")
+            assert q.delete(*entry) == r.delete(*entry)
+    assert len(q) == len(r)
+    assert q.snapshot() == r.snapshot()
+    assert q.peek() == r.peek()
+    for wm in (10, 50, 96):
+        assert q.advance(wm) == r.advance(wm)
+    assert len(q) == len(r) == 0
+
+
+@pytest.mark.parametrize("deleted", [0, 1, 500, 900])  # 900: dead entries outnumber live ones (a rebuild)
+def test_delete_then_register_again_fires_once_in_registration_order(deleted):
+    q = native.TimerQueue()
+    for k in range(1000):
+        q.register(7, k)
+    for k in range(deleted):
+        assert q.delete(7, k)
+    for k in range(deleted):
+        assert q.register(7, k)  # again: now after every timer that stayed
+    fired = q.advance(7)
+    assert [t[1] for t in fired] == list(range(deleted, 1000)) + list(range(deleted))
+
+
+def test_sequence_renumbering_keeps_ties_in_registration_order():
+    """The 32-bit registration sequence is renumbered when it runs out; forced here after 50."""
+    q = native.TimerQueue()
+    q._renumber_after(50)
+    model = ref.TimerQueue()
+    for i in range(400):
+        for t in (q, model):
+            t.register(i % 5, i, None)
+        if i % 4 == 0:
+            for t in (q, model):
+                t.delete((i // 2) % 5, i // 2, None)
+        if i % 60 == 59:
+            assert q.advance(i % 5) == model.advance(i % 5)
+    assert q.snapshot() == model.snapshot()
+    assert q.advance(INT64_MAX) == model.advance(INT64_MAX)
