@@ -109,21 +109,17 @@ class Placement:
             if sinks_in_driver and not node.is_source and out_degree[nid] == 0
         }
         self.groups = slot_sharing_groups(graph)
+        sizes: dict[str, int] = {}  # group -> its highest parallelism, groups in order of appearance
+        for node in graph.topological_order():
+            if node.id not in self.in_driver:
+                group = self.groups[node.id]
+                sizes[group] = max(sizes.get(group, 0), node.parallelism)
         #: slot sharing group -> (first worker index - 1, number of slots)
         self.slots: dict[str, tuple[int, int]] = {}
         first = 0
-        for node in graph.topological_order():
-            if node.id in self.in_driver:
-                continue
-            group = self.groups[node.id]
-            size = max(
-                n.parallelism
-                for nid, n in graph.nodes.items()
-                if self.groups[nid] == group and nid not in self.in_driver
-            )
-            if group not in self.slots:
-                self.slots[group] = (first, size)
-                first += size
+        for group, size in sizes.items():
+            self.slots[group] = (first, size)
+            first += size
         self.num_workers = max(first, 1)
         #: channel id -> (edge index, upstream subtask, downstream subtask)
         self.channels: list[tuple[int, int, int]] = []
