@@ -109,19 +109,23 @@ cdef class KeyedPanes:
     cdef int32_t *index
     cdef Py_ssize_t n, cap, mask
     cdef int shift
+    cdef int32_t *direct
+    cdef Py_ssize_t dsize
+    cdef bint hashed
     cdef public dict fallback
 
     def __cinit__(self):
         self.n = 0
         self.cap = 8
         self.entries = <_Entry *>malloc(self.cap * sizeof(_Entry))
-        self.mask = 15
-        self.shift = 60
-        self.index = <int32_t *>malloc(16 * sizeof(int32_t))
-        if self.entries == NULL or self.index == NULL:
+        if self.entries == NULL:
             raise MemoryError()
-        for i in range(16):
-            self.index[i] = -1
+        self.index = NULL
+        self.mask = 0
+        self.shift = 64
+        self.direct = NULL
+        self.dsize = 0
+        self.hashed = False
         self.fallback = None
 
     def __dealloc__(self):
@@ -133,15 +137,23 @@ cdef class KeyedPanes:
             free(self.entries)
         if self.index != NULL:
             free(self.index)
+        if self.direct != NULL:
+            free(self.direct)
 
-    # -- the C side ------------------------------------------------------------------------
+    # -- the C side
+    # Keys are found through ``direct`` (entry index by key) while they are small non-negative
+    # ints, dense enough to be worth it (W2's 10k keys: one array read, no hashing, no probe);
+    # through the open-addressing ``index`` from the first key that is not. ------------------------------------------------------------------------
     cdef inline Py_ssize_t _slot(self, long long k):
         return <Py_ssize_t>((<uint64_t>k * <uint64_t>0x9E3779B97F4A7C15ULL) >> self.shift)
 
     cdef Py_ssize_t find(self, long long k):
         """The entry index of int key ``k``, or -1."""
-        cdef Py_ssize_t s = self._slot(k)
+        cdef Py_ssize_t s
         cdef int32_t e
+        if not self.hashed:
+            return self.direct[k] if 0 <= k < self.dsize else -1
+        s = self._slot(k)
         while True:
             e = self.index[s]
             if e < 0:
@@ -150,15 +162,19 @@ cdef class KeyedPanes:
                 return e
             s = (s + 1) & self.mask
 
-    cdef int _grow_index(self) except -1:
-        cdef Py_ssize_t size = (self.mask + 1) * 2, i, s
+    cdef int _build_index(self, Py_ssize_t size) except -1:
+        """The hash index at ``size`` slots (a power of two) over every entry."""
+        cdef Py_ssize_t i, s, bits = 0
         cdef int32_t *idx = <int32_t *>malloc(size * sizeof(int32_t))
         if idx == NULL:
             raise MemoryError()
-        free(self.index)
+        if self.index != NULL:
+            free(self.index)
         self.index = idx
         self.mask = size - 1
-        self.shift -= 1
+        while (<Py_ssize_t>1 << bits) < size:
+            bits += 1
+        self.shift = 64 - bits
         for i in range(size):
             idx[i] = -1
         for i in range(self.n):
@@ -178,18 +194,48 @@ cdef class KeyedPanes:
                 raise MemoryError()
             self.entries = grown
             self.cap *= 2
-        if (self.n + 1) * 3 > (self.mask + 1) * 2:
-            self._grow_index()
-        s = self._slot(k)
-        while self.index[s] >= 0:
-            s = (s + 1) & self.mask
-        self.index[s] = <int32_t>self.n
+        if not self.hashed:
+            if k < 0 or k >= (1 << 22) or k >= 16 * (self.n + 64):
+                self._to_hashed()
+            else:
+                if k >= self.dsize:
+                    self._grow_direct(k)
+                self.direct[k] = <int32_t>self.n
+        if self.hashed:
+            if (self.n + 1) * 3 > (self.mask + 1) * 2:
+                self._build_index((self.mask + 1) * 2)
+            s = self._slot(k)
+            while self.index[s] >= 0:
+                s = (s + 1) & self.mask
+            self.index[s] = <int32_t>self.n
         Py_INCREF_raw(<PyObject *>keyobj)
         Py_INCREF_raw(<PyObject *>value)
         self.entries[self.n].key = k
         self.entries[self.n].keyobj = <PyObject *>keyobj
         self.entries[self.n].value = <PyObject *>value
         self.n += 1
+        return 0
+
+    cdef int _grow_direct(self, long long k) except -1:
+        cdef Py_ssize_t size = max(64, self.dsize * 2, <Py_ssize_t>k + 1), i
+        cdef int32_t *grown = <int32_t *>realloc(self.direct, size * sizeof(int32_t))
+        if grown == NULL:
+            raise MemoryError()
+        for i in range(self.dsize, size):
+            grown[i] = -1
+        self.direct = grown
+        self.dsize = size
+        return 0
+
+    cdef int _to_hashed(self) except -1:
+        cdef Py_ssize_t size = 16
+        while size * 2 < (self.n + 1) * 3:
+            size *= 2
+        self._build_index(size * 2)
+        free(self.direct)
+        self.direct = NULL
+        self.dsize = 0
+        self.hashed = True
         return 0
 
     cdef inline void put_at(self, Py_ssize_t e, object value):

@@ -475,3 +475,28 @@ def test_fused_map_and_window_errors_name_their_operator_and_record():
         while cause is not None and not isinstance(cause, UserCodeError):
             cause = cause.__cause__
         assert cause is not None and f"operator '{operator_name}' failed on record {record}" in str(cause)
+
+
+@pytest.mark.parametrize("mode", ["dense", "dense then sparse", "negative", "mixed sizes"])
+def test_keyed_panes_direct_and_hashed_layouts_are_a_dict(mode):
+    """Small non-negative keys are looked up by position, others through a hash index; the
+    switch between the two keeps every entry and the insertion order."""
+    rng = random.Random(mode)
+    for _ in range(40):
+        panes, ref = KeyedPanes(), {}
+        for _ in range(rng.randint(0, 3000)):
+            if mode == "dense":
+                k = rng.randint(0, 5000)
+            elif mode == "dense then sparse":
+                k = rng.randint(0, 5000) if rng.random() < 0.99 else rng.randint(-(10**6), 10**7)
+            elif mode == "negative":
+                k = rng.randint(-100, 100)
+            else:
+                k = rng.choice([rng.randint(0, 100), 2**40 + rng.randint(0, 5), rng.randint(0, 10**6)])
+            if rng.random() < 0.7:
+                v = rng.random()
+                panes[k] = v
+                ref[k] = v
+            else:
+                assert panes.get(k) == ref.get(k)
+        assert panes.items() == list(ref.items())
