@@ -169,6 +169,10 @@ class _Global(_Broadcasting):
         self.channels[0].process_batch(values, timestamps)
 
 
+#: Arrow integer types whose values are all exact as int64 (uint64 may not be: read as Python ints)
+_INT64_EXACT = frozenset(("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"))
+
+
 class _Hash(_Broadcasting):
     """By key group: ``murmur(stable_hash(key)) % max_parallelism``, contiguous ranges.
 
@@ -265,7 +269,7 @@ class _Hash(_Broadcasting):
             return False
         if col.null_count:
             return False
-        if str(col.type).startswith(("int", "uint")):
+        if str(col.type) in _INT64_EXACT:
             keys = col.to_numpy().astype(np.int64, copy=False)
         else:
             keys = col.to_pylist()

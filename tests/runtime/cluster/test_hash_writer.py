@@ -80,10 +80,15 @@ def test_a_failing_key_selector_names_the_record():
     assert "'k': 1" in str(info.value)
 
 
-@pytest.mark.parametrize("key_type", ["int", "string"])
+@pytest.mark.parametrize("key_type", ["int", "string", "uint64"])
 def test_arrow_batches_split_by_key_group(key_type):
-    keys = list(range(-300, 300)) if key_type == "int" else [f"k{i}" for i in range(600)]
-    batch = pa.RecordBatch.from_arrays([pa.array(keys), pa.array([1.0] * 600)], names=["key", "value"])
+    keys = {
+        "int": list(range(-300, 300)),
+        "string": [f"k{i}" for i in range(600)],
+        "uint64": [2**64 - 1 - i for i in range(300)] + list(range(300)),
+    }[key_type]
+    key_col = pa.array(keys, type=pa.uint64() if key_type == "uint64" else None)
+    batch = pa.RecordBatch.from_arrays([key_col, pa.array([1.0] * 600)], names=["key", "value"])
     chans = _route(operator.itemgetter("key"), batch, range(600), 3)
     expected = _expected(keys, lambda k: k, list(range(600)), 3)
     assert [(c.values, c.timestamps) for c in chans] == expected
