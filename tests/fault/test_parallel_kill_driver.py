@@ -46,14 +46,16 @@ def test_killing_the_driver_of_a_parallel_job_resumes_exactly_once(tmp_path, com
     proc = subprocess.Popen(
         [sys.executable, "-c", script, out, chk, str(n), "4000"], env=env, stdout=subprocess.PIPE, text=True
     )
-    server = int(proc.stdout.readline().split()[1])
-    deadline = time.monotonic() + 30
-    while job.latest_checkpoint(chk) is None:
-        assert time.monotonic() < deadline and proc.poll() is None, "no checkpoint before the kill"
-        time.sleep(0.02)
-    time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    try:  # a failed assertion must not leave the driver (and its workers) running
+        server = int(proc.stdout.readline().split()[1])
+        deadline = time.monotonic() + 30
+        while job.latest_checkpoint(chk) is None:
+            assert time.monotonic() < deadline and proc.poll() is None, "no checkpoint before the kill"
+            time.sleep(0.02)
+        time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     deadline = time.monotonic() + 5
     while not _gone(server) and time.monotonic() < deadline:
         time.sleep(0.05)
