@@ -69,7 +69,8 @@ def main(n: int) -> None:
     )
     env.execute("W3 udf, long stream")
     cpu = time.process_time() - t0
-    print(f"{n} events, {sink.results} sessions, checksum {sink.checksum:.0f}, {n / cpu / 1e6:.3f}M events/CPU-s")
+    rate = n / cpu / 1e6
+    print(f"{n} events, {sink.results} sessions, checksum {sink.checksum:.0f}, {rate:.3f}M events/CPU-s")
     print("events      RSS MB   CPU s")
     for i, mb, c in samples:
         print(f"{i:>10,d}  {mb:7.1f}  {c:6.1f}")
