@@ -15,9 +15,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(INSTALLED): $(PY) pyproject.toml setup.py
+$(INSTALLED): $(PY) pyproject.toml setup.py Makefile
 	$(PY) -m pip install -q "setuptools>=77" wheel "Cython>=3.0" "numpy>=1.26"
-	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	$(PY) -m pip install -q --no-build-isolation -e '.[test,jit]'
 	touch $@
 
 $(BUILT): $(INSTALLED) $(NATIVE_SRC)
