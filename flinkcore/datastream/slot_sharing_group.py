@@ -1,7 +1,10 @@
 """``SlotSharingGroup``: names a group of operators that may share a task slot.
 
-Recorded on the job graph (``slot_sharing_group(...)``); the in-process executor runs every
-operator in one process, so resources declared here are informational.
+As in Flink, operators of different groups never share a slot: in the worker-process runtime
+each group gets its own worker processes (a job with several groups runs in worker processes
+even at parallelism 1), and an operator that names no group takes its inputs' common group,
+else ``"default"``. The resources a group declares (CPU cores, memory) are recorded on the job
+graph but not enforced: a worker process is one Python interpreter, bounded by the machine.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ class SlotSharingGroup:
         self.name = name
         self.cpu_cores = cpu_cores
         self.task_heap_memory_mb = task_heap_memory_mb
+        self.task_off_heap_memory_mb: int | None = None
+        self.managed_memory_mb: int | None = None
 
     def get_name(self) -> str:
         return self.name
@@ -37,9 +42,11 @@ class SlotSharingGroup:
             return self
 
         def set_task_off_heap_memory_mb(self, mb: int) -> SlotSharingGroup.Builder:
+            self._group.task_off_heap_memory_mb = mb
             return self
 
         def set_managed_memory_mb(self, mb: int) -> SlotSharingGroup.Builder:
+            self._group.managed_memory_mb = mb
             return self
 
         def build(self) -> SlotSharingGroup:
