@@ -1,7 +1,7 @@
 """Parallelism 2 (worker processes) vs 1 (in-process) on W2/W3: wall time, CPU time, start-up.
 
     .venv/bin/python bench/parallel/run.py [--n 5000000] [--repeats 3] [--jobs w2-udf,...]
-        [--batch-size 16384]
+        [--batch-size 16384] [--two-phase on|off|both]
 
 Both runs use the runtime a user gets by default: parallelism 1 in this process, parallelism 2
 in two worker processes. Per job: the wall-clock time of ``env.execute()`` (the job's whole
@@ -12,6 +12,11 @@ for it (wall ~ CPU / 2 with both slots busy and the driver nearly idle). Results
 must be identical between p1 and p2 (the script fails otherwise). Worker start-up is measured on
 its own: a job of 1000 events at p2. The first line says how many cores this run really had
 (two busy processes vs one): wall-clock speedups mean something only when it says ~2.0.
+
+p2 runs with two-phase (local-global) window aggregation on (the default), off, or ``both``
+(the default of this script): then p1, p2 on and p2 off are measured alternately and the table
+has a row per p2 variant (``execution.window.two-phase-aggregation``, set here through the
+``FLINKCORE_TWO_PHASE_AGGREGATION`` environment variable the driver reads).
 
 Not pinned: the workload is about using 2 cores.
 """
@@ -70,7 +75,8 @@ def machine_parallelism() -> float:
     return 2 * one / two
 
 
-def _measure(job, events, p: int) -> tuple[float, float, tuple]:
+def _measure(job, events, p: int, two_phase: str = "on") -> tuple[float, float, tuple]:
+    os.environ["FLINKCORE_TWO_PHASE_AGGREGATION"] = "true" if two_phase == "on" else "false"
     _worker_cpu[0] = 0.0
     c0 = time.process_time()
     t0 = time.perf_counter()
@@ -89,7 +95,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--jobs", default="w2-udf,w2-columnar,w3-udf,w3-columnar")
     ap.add_argument("--batch-size", type=int, default=None, help="flinkcore.batch-size at p1 and p2")
+    ap.add_argument("--two-phase", default="both", choices=("on", "off", "both"))
     args = ap.parse_args()
+    variants = ["on", "off"] if args.two_phase == "both" else [args.two_phase]
     jobs.BATCH_SIZE = args.batch_size
     cores = machine_parallelism()
     print(f"cores available to this run (2 busy processes vs 1): {cores:.2f}", flush=True)
@@ -114,42 +122,47 @@ def main() -> None:
         events = events_for(workload, args.n)
         job = jobs.JOBS[name]
         job(events_for(workload, 20_000), 2)  # warm-up
-        wall: dict[int, list[float]] = {1: [], 2: []}
-        cpu: dict[int, list[float]] = {1: [], 2: []}
-        results: dict[int, tuple] = {}
+        runs = [(1, "-")] + [(2, v) for v in variants]
+        wall: dict[tuple, list[float]] = {r: [] for r in runs}
+        cpu: dict[tuple, list[float]] = {r: [] for r in runs}
+        results: dict[tuple, tuple] = {}
         for _ in range(args.repeats):
-            for p in (1, 2):
-                w, c, out = _measure(job, events, p)
-                wall[p].append(w)
-                cpu[p].append(c)
-                if results.setdefault(p, out) != out and not _same(results[p], out):
-                    raise SystemExit(f"{name} p{p}: results differ between runs: {results[p]} vs {out}")
-        if not _same(results[1], results[2]):
-            raise SystemExit(f"{name}: p1 {results[1]} and p2 {results[2]} differ")
-        m1, m2 = statistics.median(wall[1]), statistics.median(wall[2])
-        c1, c2 = statistics.median(cpu[1]), statistics.median(cpu[2])
-        rows.append((name, wall, m1, m2, c1, c2, results[1]))
-        print(
-            f"{name:12s} n={args.n:,} p1 {m1:.2f}s [{min(wall[1]):.2f}-{max(wall[1]):.2f}] "
-            f"p2 {m2:.2f}s [{min(wall[2]):.2f}-{max(wall[2]):.2f}] wall speedup {m1 / m2:.2f}x | "
-            f"CPU-s p1 {c1:.2f} p2 {c2:.2f} (x{c2 / c1:.2f}) -> 2-core speedup {2 * c1 / c2:.2f}x | "
-            f"results {results[1][0]} checksum {results[1][1]:.6f} identical",
-            flush=True,
-        )
+            for r in runs:
+                w, c, out = _measure(job, events, *r)
+                wall[r].append(w)
+                cpu[r].append(c)
+                if results.setdefault(r, out) != out and not _same(results[r], out):
+                    raise SystemExit(f"{name} {r}: results differ between runs: {results[r]} vs {out}")
+        p1 = runs[0]
+        for r in runs[1:]:
+            if not _same(results[p1], results[r]):
+                raise SystemExit(f"{name}: p1 {results[p1]} and p2 (two-phase {r[1]}) {results[r]} differ")
+        m1, c1 = statistics.median(wall[p1]), statistics.median(cpu[p1])
+        for r in runs[1:]:
+            m2, c2 = statistics.median(wall[r]), statistics.median(cpu[r])
+            rows.append((name, r[1], wall[p1], wall[r], m1, m2, c1, c2, results[p1]))
+            print(
+                f"{name:12s} n={args.n:,} p1 {m1:.2f}s [{min(wall[p1]):.2f}-{max(wall[p1]):.2f}] "
+                f"p2 (two-phase {r[1]}) {m2:.2f}s [{min(wall[r]):.2f}-{max(wall[r]):.2f}] "
+                f"wall speedup {m1 / m2:.2f}x | CPU-s p1 {c1:.2f} p2 {c2:.2f} (x{c2 / c1:.2f}) -> 2-core "
+                f"speedup {2 * c1 / c2:.2f}x | results {results[p1][0]} "
+                f"checksum {results[p1][1]:.6f} identical",
+                flush=True,
+            )
 
     batch = args.batch_size or "default (1024)"
     print()
     print(f"n = {args.n:,}, batch size {batch}, {args.repeats} repeats, cores available {cores:.2f}")
     print()
     print(
-        "| job | p1 wall | p2 wall | wall speedup | CPU-s p1 | CPU-s p2 | 2 x CPU p1 / CPU p2 "
+        "| job | two-phase | p1 wall | p2 wall | wall speedup | CPU-s p1 | CPU-s p2 | 2 x CPU p1 / CPU p2 "
         "| results | checksum |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, w, m1, m2, c1, c2, res in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, variant, w1, w2, m1, m2, c1, c2, res in rows:
         print(
-            f"| {name} | {m1:.2f} s [{min(w[1]):.2f}-{max(w[1]):.2f}] | {m2:.2f} s "
-            f"[{min(w[2]):.2f}-{max(w[2]):.2f}] | {m1 / m2:.2f}x | {c1:.2f} | {c2:.2f} | "
+            f"| {name} | {variant} | {m1:.2f} s [{min(w1):.2f}-{max(w1):.2f}] | {m2:.2f} s "
+            f"[{min(w2):.2f}-{max(w2):.2f}] | {m1 / m2:.2f}x | {c1:.2f} | {c2:.2f} | "
             f"{2 * c1 / c2:.2f}x | {res[0]} | {res[1]:.6f} |"
         )
 

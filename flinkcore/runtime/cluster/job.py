@@ -28,6 +28,7 @@ from flinkcore._core.serde import dumps, loads
 from flinkcore.runtime.cluster import wire
 from flinkcore.runtime.cluster.forkserver import fork_server
 from flinkcore.runtime.cluster.task import Placement, SlotTask, node_keys
+from flinkcore.runtime.cluster.two_phase import with_two_phase_aggregation
 from flinkcore.runtime.graph import StreamGraph
 from flinkcore.runtime.processing_time import ProcessingTimeService, SystemClock
 from flinkcore.runtime.sources import Source
@@ -75,6 +76,8 @@ class ClusterJob:
         from flinkcore.runtime.executor import Job
 
         Job._validate(self)  # the same checks and messages as in one process
+        # local pre-aggregation before keyed windows (snapshot keys stay the user's graph's)
+        self.graph = graph = with_two_phase_aggregation(graph, node_keys(graph))
         self.placement = Placement(graph, self.sinks_in_driver)
         self.pts = ProcessingTimeService(SystemClock())
         self.status = "CREATED"

@@ -485,6 +485,7 @@ class SlotTask:
                 if inst is not None:
                     inst.open()
                     opened.append(inst)
+        self._fuse()  # before the direct calls are bound: they take the fused process_batch
         for gate in self.gates:
             gate.bind()
         for router in self.routers:
@@ -493,6 +494,24 @@ class SlotTask:
             s.reader.open(s.context)
             opened.append(s.reader)
         return opened
+
+    def _fuse(self) -> None:
+        """The in-process executor's fusion (runtime/fusion.py) inside this slot: stateless
+        map/filter chains run as one loop, and a timestamp assigner [-> map] feeding an event-time
+        window (or a local pre-aggregation) runs inside its compiled loop. Only chained (direct
+        call) operators fuse; a remote channel ends a chain."""
+        from flinkcore.runtime.fusion import fusable_chain, fuse_chain, fuse_timestamps_into_window
+
+        for (nid, _), inst in self.instances.items():
+            if self.graph.nodes[nid].is_source:
+                continue
+            chain = fusable_chain(inst)
+            if chain:
+                inst.process_batch = fuse_chain(chain)
+                continue
+            fused = fuse_timestamps_into_window(inst)
+            if fused is not None:
+                inst.process_batch = fused
 
     @property
     def finished(self) -> bool:
@@ -716,12 +735,16 @@ class SlotTask:
         nid, index = key
         inst = self.instances[key]
         node = self.graph.nodes[nid]
-        entry = ck["parts"].setdefault(self.node_key[nid], {})
         if node.is_source:
+            entry = ck["parts"].setdefault(self.node_key[nid], {})
             entry.setdefault("source", {})[index] = inst.snapshot_state()
         else:
             inst.prepare_snapshot_pre_barrier(checkpoint_id)
-            entry.setdefault("operator", {})[index] = inst.snapshot_state()
+            # a local pre-aggregation sent everything before the barrier: it has no entry, so the
+            # snapshot restores into the job without it too
+            if not getattr(inst, "holds_no_state", False):
+                entry = ck["parts"].setdefault(self.node_key[nid], {})
+                entry.setdefault("operator", {})[index] = inst.snapshot_state()
         ck["done"].add(key)
         for cid, remote in self.out_channels.get(key, ()):
             if remote is not None:

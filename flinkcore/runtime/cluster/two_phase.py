@@ -1,0 +1,118 @@
+"""Two-phase (local-global) window aggregation in the job graph of worker processes.
+
+For every keyed exchange that feeds an eligible window (see
+:func:`flinkcore.runtime.operators.local_agg.two_phase_plan`), a local pre-aggregation node is
+inserted in the upstream task, before the exchange (chained to the upstream node: same
+parallelism, forward edge, same slot), and the window node gets the global operator, which
+merges partial accumulators. The exchange then carries one partial per (key, pane) and slot
+instead of one record per event.
+
+Configuration ``execution.window.two-phase-aggregation`` (``true`` by default; ``false`` keeps
+the one-phase plan; the environment variable ``FLINKCORE_TWO_PHASE_AGGREGATION`` overrides).
+Jobs in one process keep the one-phase plan: there the exchange is a direct call.
+
+Snapshot keys stay those of the graph the user built (every node keeps its key as ``uid``), and
+the local nodes hold no state (everything is sent before a barrier), so checkpoints and
+savepoints restore into the job with or without pre-aggregation, at any parallelism.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from typing import Any
+
+from flinkcore.runtime.graph import Partitioner, StreamEdge, StreamGraph, StreamNode
+
+__all__ = ["CONFIG_KEY", "ENV_VAR", "enabled", "with_two_phase_aggregation"]
+
+#: the configuration key (Flink style) that switches two-phase window aggregation on or off
+CONFIG_KEY = "execution.window.two-phase-aggregation"
+#: the environment variable that overrides it ("0"/"false" or "1"/"true")
+ENV_VAR = "FLINKCORE_TWO_PHASE_AGGREGATION"
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def _flag(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{where} must be true or false, got {value!r}")
+
+
+def enabled(graph: StreamGraph) -> bool:
+    """Whether two-phase aggregation is on for ``graph`` (default: on)."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return _flag(env, ENV_VAR)
+    config = graph.config
+    for key in (CONFIG_KEY, "two_phase_aggregation"):
+        if key in config and config[key] is not None:
+            return _flag(config[key], key)
+    params = config.get("job_parameters") or {}
+    if CONFIG_KEY in params:
+        return _flag(params[CONFIG_KEY], CONFIG_KEY)
+    return True
+
+
+def with_two_phase_aggregation(graph: StreamGraph, node_keys: dict[int, str]) -> StreamGraph:
+    """``graph`` with local pre-aggregation before every eligible keyed window (a new graph; the
+    caller's is not changed), or ``graph`` itself when nothing is eligible or it is switched off.
+    ``node_keys`` are the snapshot keys of ``graph``'s nodes, kept by the new graph."""
+    if not enabled(graph) or graph.config.get("runtime_mode", "STREAMING") == "BATCH":
+        return graph
+    from flinkcore.runtime.operators.local_agg import two_phase_plan
+
+    plans: dict[int, Any] = {}
+    for nid, node in graph.nodes.items():
+        if node.is_source or node.operator_factory is None or node.num_inputs != 1:
+            continue
+        ins = graph.in_edges(nid)
+        if len(ins) != 1 or ins[0].partitioner.kind != "hash" or ins[0].side_output_tag is not None:
+            continue
+        key_selector = ins[0].partitioner.key_selector
+        if key_selector is None or node.key_selectors[0] is None:
+            continue
+        plan = two_phase_plan(node.operator_factory, key_selector, f"LocalAggregate({node.name})")
+        if plan is not None:
+            plans[nid] = plan
+    if not plans:
+        return graph
+    new = copy.copy(graph)
+    new.nodes = {nid: dataclasses.replace(node, uid=node_keys[nid]) for nid, node in graph.nodes.items()}
+    new.edges = []
+    next_id = max(graph.nodes) + 1
+    for edge in graph.edges:
+        plan = plans.get(edge.target_id)
+        if plan is None:
+            new.edges.append(edge)
+            continue
+        up = graph.nodes[edge.source_id]
+        window = graph.nodes[edge.target_id]
+        local = StreamNode(
+            id=next_id,
+            name=f"LocalAggregate({window.name})",
+            parallelism=up.parallelism,
+            max_parallelism=up.max_parallelism,
+            operator_factory=plan.local_factory,
+            key_selectors=[None],
+            uid=f"{node_keys[window.id]}#local-aggregate",
+        )
+        next_id += 1
+        new.nodes[local.id] = local
+        key_selector = plan.key_selector or edge.partitioner.key_selector
+        new.nodes[window.id] = dataclasses.replace(
+            new.nodes[window.id], operator_factory=plan.global_factory, key_selectors=[key_selector]
+        )
+        new.edges.append(StreamEdge(up.id, local.id, Partitioner("forward"), 0, edge.side_output_tag))
+        new.edges.append(StreamEdge(local.id, window.id, Partitioner("hash", key_selector), edge.input_index))
+    new.config = dict(graph.config)
+    new.config["two_phase_windows"] = sorted(plans)
+    return new
