@@ -11,6 +11,7 @@ here and compared with ``==`` (as a dict would) to confirm a hash match.
 
 import numpy as np
 
+cimport cython
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 
@@ -64,6 +65,7 @@ cdef inline bint _same(object a, object b) except -1:
     return a is b or a == b
 
 
+@cython.final  # no subclasses: cdef methods are direct (inlinable) calls, not vtable lookups
 cdef class TimerQueue:
     """De-duplicated timers of one time domain, popped in timestamp order.
 
@@ -74,6 +76,10 @@ cdef class TimerQueue:
     cdef fc_timer_heap heap
     cdef list keys        # slot -> key (None when free)
     cdef list namespaces  # slot -> namespace
+    # The int of the last fired timestamp: timers fire in runs of one timestamp (every key's window
+    # ends at the same time), and the run shares one int object instead of allocating one per timer.
+    cdef object last_ts_obj
+    cdef int64_t last_ts
 
     def __cinit__(self):
         if fc_timer_heap_init(&self.heap):
@@ -155,7 +161,10 @@ cdef class TimerQueue:
         cdef PyObject *key = _list_get(self.keys, slot)
         cdef PyObject *namespace = _list_get(self.namespaces, slot)
         cdef tuple entry = PyTuple_New(3)
-        t = PyLong_FromLongLong(ts)
+        if self.last_ts_obj is None or ts != self.last_ts:
+            self.last_ts_obj = PyLong_FromLongLong(ts)
+            self.last_ts = ts
+        t = self.last_ts_obj
         Py_INCREF(t)
         _tuple_set(entry, 0, <PyObject *>t)
         _tuple_set(entry, 1, key)
