@@ -1,0 +1,369 @@
+"""Two-phase (local-global) window aggregation in worker processes gives the results of the plan
+without it: randomized jobs with out-of-order and late records, allowed lateness, late side
+output, AggregateFunction (with and without a window function), reduce, sliding windows and the
+columnar built-in aggregates, at parallelism 2 (and 3), against the same job with pre-aggregation
+switched off and against parallelism 1 in one process.
+
+Lateness must be the same in every run, so the jobs whose late records matter read through one
+source subtask with a punctuated watermark generator (watermarks at fixed records, not on a
+processing-time timer); the jobs with parallel sources use bounded out-of-orderness watermarks
+(periodic, on the fused path) and data whose lateness cannot depend on timing.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pyarrow as pa
+import pytest
+
+from flinkcore.common import Types
+from flinkcore.common.time import Time
+from flinkcore.common.watermark import Watermark
+from flinkcore.common.watermark_strategy import TimestampAssigner, WatermarkGenerator, WatermarkStrategy
+from flinkcore.datastream import StreamExecutionEnvironment
+from flinkcore.datastream.functions import AggregateFunction, ProcessWindowFunction, SinkFunction
+from flinkcore.datastream.output_tag import OutputTag
+from flinkcore.datastream.window import SlidingEventTimeWindows, TumblingEventTimeWindows
+from flinkcore.runtime.cluster import ClusterJob
+from flinkcore.runtime.cluster.two_phase import CONFIG_KEY
+from flinkcore.runtime.executor import Job
+from flinkcore.runtime.sources import END, Source, SourceReader
+
+
+class ListSink(SinkFunction):
+    def __init__(self):
+        self.results = []
+
+    def invoke(self, value, context):
+        self.results.append(value)
+
+
+class FieldTs(TimestampAssigner):
+    def extract_timestamp(self, value, record_timestamp):
+        return value[2]
+
+
+class EveryNth(WatermarkGenerator):
+    """Punctuated: after every record with a true fourth field, the maximum timestamp seen minus
+    ``bound`` (deterministic relative to the records, unlike a periodic generator)."""
+
+    def __init__(self, bound):
+        self.bound = bound
+        self.max_ts = -(2**62)
+
+    def on_event(self, event, event_timestamp, output):
+        self.max_ts = max(self.max_ts, event_timestamp)
+        if event[3]:
+            output.emit_watermark(Watermark(self.max_ts - self.bound))
+
+    def on_periodic_emit(self, output):
+        pass
+
+
+def punctuated(bound=40):
+    return WatermarkStrategy.for_generator(lambda ctx: EveryNth(bound)).with_timestamp_assigner(FieldTs())
+
+
+class SumCount(AggregateFunction):
+    """Accumulator [sum, count, min]; the result depends on every element."""
+
+    def create_accumulator(self):
+        return [0, 0, None]
+
+    def add(self, value, acc):
+        acc[0] += value[1]
+        acc[1] += 1
+        acc[2] = value[1] if acc[2] is None else min(acc[2], value[1])
+        return acc
+
+    def get_result(self, acc):
+        return (acc[0], acc[1], acc[2])
+
+    def merge(self, a, b):
+        return [a[0] + b[0], a[1] + b[1], b[2] if a[2] is None else a[2] if b[2] is None else min(a[2], b[2])]
+
+
+class NoMerge(SumCount):
+    merge = None
+
+
+class WithWindow(ProcessWindowFunction):
+    def process(self, key, context, elements):
+        w = context.window()
+        for total, n, lo in elements:
+            yield (key, w.start, w.end, total, n, lo, context.current_watermark() >= w.max_timestamp())
+
+
+def events(seed, n=2500, keys=9, late_every=37):
+    """(key, value, ts, punctuate): increasing time with jitter up to 60 ms, every
+    ``late_every``-th record 150-1200 ms behind (late or within allowed lateness)."""
+    rnd = random.Random(seed)
+    out = []
+    t = 0
+    for i in range(n):
+        t += rnd.randint(0, 9)
+        ts = t - rnd.randint(0, 60)
+        if late_every and i % late_every == late_every - 1:
+            ts = t - rnd.randint(150, 1200)
+        out.append((rnd.randrange(keys), rnd.randint(-50, 100), max(ts, 0), i % 7 == 0))
+    return out
+
+
+def run(build, parallelism, two_phase, in_process=False, batch_size=64):
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(parallelism)
+    main, late = ListSink(), ListSink()
+    result, late_stream = build(env)
+    result.add_sink(main)
+    if late_stream is not None:
+        late_stream.add_sink(late)
+    graph = env.get_stream_graph("two-phase test", clear_transformations=True)
+    graph.config[CONFIG_KEY] = two_phase
+    graph.config["batch_size"] = batch_size
+    applied = None
+    if in_process:
+        Job(graph).run()
+    else:
+        job = ClusterJob(graph)
+        job.run()
+        applied = job.graph.config.get("two_phase_windows")
+    return sorted(main.results, key=repr), sorted(late.results, key=repr), applied
+
+
+def assert_same_everywhere(build, parallelisms=(2,), expect_split=True):
+    reference = run(build, 1, False, in_process=True)
+    for p in parallelisms:
+        off = run(build, p, False)
+        on = run(build, p, True)
+        assert off[2] is None
+        assert bool(on[2]) == expect_split, on[2]
+        assert on[:2] == off[:2], f"parallelism {p}: two-phase on differs from off"
+        assert on[:2] == reference[:2], f"parallelism {p}: differs from parallelism 1 in one process"
+    assert reference[0], "the job produced nothing"
+    return reference
+
+
+LATE = OutputTag("late", Types.PICKLED_BYTE_ARRAY())
+
+
+def _windowed(env, data, assigner, lateness=0, side=True):
+    s = (
+        env.from_collection(data)
+        .set_parallelism(1)
+        .assign_timestamps_and_watermarks(punctuated())
+        .set_parallelism(1)
+        .key_by(lambda e: e[0])
+        .window(assigner)
+    )
+    if lateness:
+        s = s.allowed_lateness(lateness)
+    if side:
+        s = s.side_output_late_data(LATE)
+    return s
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_aggregate_function_late_records_allowed_lateness_side_output(seed):
+    data = events(seed)
+    lateness = [0, 300][seed % 2]
+
+    def build(env):
+        windows = _windowed(env, data, TumblingEventTimeWindows.of(Time.milliseconds(100)), lateness)
+        result = windows.aggregate(SumCount())
+        return result, result.get_side_output(LATE)
+
+    main, late, _ = assert_same_everywhere(build, parallelisms=(2, 3))
+    assert late, "the data has late records"
+
+
+def test_aggregate_with_process_window_function_sees_the_final_result():
+    data = events(5)
+
+    def build(env):
+        result = _windowed(env, data, TumblingEventTimeWindows.of(Time.milliseconds(250)), 200).aggregate(
+            SumCount(), WithWindow()
+        )
+        return result, result.get_side_output(LATE)
+
+    main, _, _ = assert_same_everywhere(build)
+    # late firings within allowed lateness happen (the watermark is past the window)
+    assert any(r[-1] for r in main)
+
+
+def test_reduce_sliding_windows_with_lateness():
+    data = events(7, n=1500)
+
+    def build(env):
+        result = _windowed(
+            env, data, SlidingEventTimeWindows.of(Time.milliseconds(300), Time.milliseconds(120)), 250
+        ).reduce(lambda a, b: (a[0], a[1] + b[1], max(a[2], b[2]), False))
+        return result, result.get_side_output(LATE)
+
+    main, late, _ = assert_same_everywhere(build)
+    assert late
+
+
+def test_named_agg_on_untyped_records_and_offsets():
+    data = events(11, n=1500)
+
+    def build(env):
+        result = (
+            env.from_collection(data)
+            .set_parallelism(1)
+            .assign_timestamps_and_watermarks(punctuated())
+            .set_parallelism(1)
+            .map(lambda e: {"k": e[0], "v": e[1]})
+            .set_parallelism(1)
+            .key_by(lambda e: e["k"])
+            .window(TumblingEventTimeWindows.of(Time.milliseconds(200), Time.milliseconds(30)))
+            .agg(total=("v", "sum"), n=("v", "count"), lo=("v", "min"), hi=("v", "max"))
+        )
+        return result, None
+
+    assert_same_everywhere(build)
+
+
+def test_aggregate_function_without_merge_keeps_the_one_phase_plan():
+    """An AggregateFunction without merge cannot be split: the plan stays as it was."""
+    data = events(3, n=600, late_every=0)
+
+    def build(env):
+        windows = _windowed(env, data, TumblingEventTimeWindows.of(Time.milliseconds(100)), side=False)
+        result = windows.aggregate(NoMerge())
+        return result, None
+
+    assert_same_everywhere(build, expect_split=False)
+
+
+# -- parallel sources: the fused path (bounded out-of-orderness, periodic watermarks) ----------
+
+
+class _Strided(SourceReader):
+    def __init__(self, rows):
+        self.rows = rows
+        self.pos = 0
+
+    def poll(self, max_records):
+        if self.pos >= len(self.rows):
+            return END
+        batch = self.rows[self.pos : self.pos + max_records]
+        self.pos += len(batch)
+        return batch, None
+
+    def snapshot_state(self):
+        return self.pos
+
+    def restore_state(self, state):
+        self.pos = state or 0
+
+
+class Strided(Source):
+    """Subtask ``i`` of ``p`` reads rows ``i, i+p, ...`` (all subtasks advance together)."""
+
+    bounded = True
+    parallel = True
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def create_reader(self, subtask_index, parallelism):
+        return _Strided(self.rows[subtask_index::parallelism])
+
+
+def in_order_events(seed, n=6000, keys=40):
+    """Timestamps that never run back more than the watermark bound: nothing is late, whatever
+    the interleaving of the subtasks and the timing of periodic watermarks."""
+    rnd = random.Random(seed)
+    return [(rnd.randrange(keys), rnd.randint(0, 1000), i * 2 + rnd.randint(0, 20)) for i in range(n)]
+
+
+@pytest.mark.parametrize("kind", ["aggregate", "reduce"])
+def test_parallel_source_fused_timestamp_assigner_and_map(kind):
+    data = in_order_events(21)
+    wm = WatermarkStrategy.for_bounded_out_of_orderness(500).with_timestamp_assigner(FieldTs())
+
+    def build(env):
+        keyed = (
+            env.from_source(Strided(data), WatermarkStrategy.no_watermarks(), "strided")
+            .assign_timestamps_and_watermarks(wm)
+            .map(lambda e: (e[0], e[1], e[2], 1))
+            .key_by(lambda e: e[0])
+            .window(TumblingEventTimeWindows.of(Time.milliseconds(400)))
+        )
+        if kind == "aggregate":
+            return keyed.aggregate(SumCount()), None
+        return keyed.reduce(lambda a, b: (a[0], a[1] + b[1], max(a[2], b[2]), a[3] + b[3])), None
+
+    assert_same_everywhere(build)
+
+
+# -- columnar: Arrow batches, built-in aggregates ----------------------------------------------
+
+
+def _arrow(data):
+    keys, values, ts = zip(*[(k, float(v), t) for k, v, t, _ in data], strict=True)
+    return pa.table({"key": pa.array(keys, pa.int64()), "value": pa.array(values), "ts": pa.array(ts)})
+
+
+class ArrowPunctuated(WatermarkGenerator):
+    """Every 50 rows: the maximum timestamp so far minus 40."""
+
+    def __init__(self):
+        self.max_ts = -(2**62)
+        self.seen = 0
+
+    def on_event(self, event, event_timestamp, output):
+        self.max_ts = max(self.max_ts, event_timestamp)
+        self.seen += 1
+        if self.seen % 50 == 0:
+            output.emit_watermark(Watermark(self.max_ts - 40))
+
+    def on_periodic_emit(self, output):
+        pass
+
+
+@pytest.mark.parametrize("sliding", [False, True])
+def test_columnar_sum_count_min_max_with_late_side_output(sliding):
+    table = _arrow(events(31, n=3000))
+    assigner = (
+        SlidingEventTimeWindows.of(Time.milliseconds(300), Time.milliseconds(100))
+        if sliding
+        else TumblingEventTimeWindows.of(Time.milliseconds(100))
+    )
+
+    def build(env):
+        strategy = WatermarkStrategy.for_generator(lambda ctx: ArrowPunctuated())
+        strategy = strategy.with_timestamp_assigner("ts")
+        result = (
+            env.from_arrow(table)
+            .assign_timestamps_and_watermarks(strategy)
+            .set_parallelism(1)
+            .key_by("key")
+            .window(assigner)
+            .side_output_late_data(LATE)
+            .agg(total=("value", "sum"), n=("value", "count"), lo=("value", "min"), hi=("value", "max"))
+        )
+        late = result.get_side_output(LATE).map(lambda r: (r["key"], r["value"], r["ts"]))
+        return result.map(lambda r: tuple(r)), late
+
+    main, late, _ = assert_same_everywhere(build)
+    assert late
+
+
+def test_columnar_mean_keeps_the_one_phase_plan():
+    table = _arrow(events(33, n=800, late_every=0))
+
+    def build(env):
+        strategy = WatermarkStrategy.for_bounded_out_of_orderness(100).with_timestamp_assigner("ts")
+        result = (
+            env.from_arrow(table)
+            .assign_timestamps_and_watermarks(strategy)
+            .set_parallelism(1)
+            .key_by("key")
+            .window(TumblingEventTimeWindows.of(Time.milliseconds(100)))
+            .agg(avg=("value", "mean"))
+        )
+        return result.map(lambda r: tuple(r)), None
+
+    assert_same_everywhere(build, expect_split=False)

@@ -1,0 +1,173 @@
+"""Two-phase window aggregation and checkpoints: a worker SIGKILLed mid-run (the one with the
+local pre-aggregation, or the other) and the job's exactly-once output equals a failure-free
+run; a savepoint taken with pre-aggregation restores without it, at another parallelism (the
+local operators send everything before a barrier, so they leave nothing in a snapshot)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from flinkcore.common import Configuration, Encoder, Types, WatermarkStrategy
+from flinkcore.common.restart_strategy import RestartStrategies
+from flinkcore.common.time import Time
+from flinkcore.common.watermark_strategy import TimestampAssigner
+from flinkcore.datastream import HashMapStateBackend, StreamExecutionEnvironment
+from flinkcore.datastream.connectors.datagen import DataGeneratorSource
+from flinkcore.datastream.connectors.file_system import BucketAssigner, FileSink
+from flinkcore.datastream.functions import AggregateFunction, ProcessWindowFunction
+from flinkcore.datastream.window import TumblingEventTimeWindows
+from flinkcore.runtime.checkpointing import load_snapshot
+from flinkcore.runtime.cluster import ClusterJob
+from flinkcore.runtime.cluster.two_phase import ENV_VAR
+
+KEYS = 5
+WINDOW = 40
+
+
+def committed_lines(out_dir):
+    lines = []
+    for root, _, files in os.walk(out_dir):
+        for name in files:
+            if not name.startswith("."):
+                with open(os.path.join(root, name)) as f:
+                    lines.extend(f.read().splitlines())
+    return sorted(lines)
+
+
+class IndexTs(TimestampAssigner):
+    def extract_timestamp(self, value, record_timestamp):
+        return value[1]
+
+
+class SumCount(AggregateFunction):
+    def create_accumulator(self):
+        return (0, 0)
+
+    def add(self, value, acc):
+        return (acc[0] + value[1], acc[1] + 1)
+
+    def get_result(self, acc):
+        return acc
+
+    def merge(self, a, b):
+        return (a[0] + b[0], a[1] + b[1])
+
+
+class Line(ProcessWindowFunction):
+    def process(self, key, context, elements):
+        total, n = elements[0]
+        yield f"{key},{context.window().start},{total},{n}"
+
+
+def build(env, out_dir, chk_dir, n, rate, parallelism, two_phase):
+    env.set_parallelism(parallelism)
+    env.enable_checkpointing(50)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(chk_dir)
+    env.set_state_backend(HashMapStateBackend())
+    source = DataGeneratorSource(lambda i: (i % KEYS, i), count=n, records_per_second=rate)
+    strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(IndexTs())
+    sink = (
+        FileSink.for_row_format(out_dir, Encoder.simple_string_encoder())
+        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+        .build()
+    )
+    (
+        env.from_source(source, WatermarkStrategy.no_watermarks(), "generator", Types.PICKLED_BYTE_ARRAY())
+        .uid("generator")
+        .set_parallelism(1)
+        .assign_timestamps_and_watermarks(strategy)
+        .uid("timestamps")
+        .set_parallelism(1)
+        .key_by(lambda e: e[0])
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(WINDOW)))
+        .aggregate(SumCount(), Line())
+        .uid("window")
+        .sink_to(sink)
+        .uid("file-sink")
+    )
+    os.environ[ENV_VAR] = "true" if two_phase else "false"
+    return env
+
+
+def expected_lines(n):
+    sums: dict = {}
+    for i in range(n):
+        k = (i % KEYS, i - i % WINDOW)
+        total, count = sums.get(k, (0, 0))
+        sums[k] = (total + i, count + 1)
+    return sorted(f"{k},{s},{t},{c}" for (k, s), (t, c) in sums.items())
+
+
+@pytest.fixture
+def processes(monkeypatch):
+    monkeypatch.setenv("FLINKCORE_RUNTIME", "processes")
+    monkeypatch.setenv(ENV_VAR, "true")  # build() sets it; monkeypatch restores it afterwards
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _running_cluster_job(client, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        attempt = client._job.job
+        if isinstance(attempt, ClusterJob) and len(attempt.pids) == attempt.placement.num_workers:
+            return attempt
+        time.sleep(0.01)
+    raise AssertionError("the job did not start its workers")
+
+
+@pytest.mark.parametrize("victim", [0, -1])
+def test_sigkill_of_a_worker_with_two_phase_aggregation_gives_exact_output(tmp_path, processes, victim):
+    out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
+    n = 3_000
+    env = StreamExecutionEnvironment.get_execution_environment()
+    build(env, out, chk, n, rate=5_000, parallelism=2, two_phase=True)
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+    client = env.execute_async("kill a worker")
+    first = _running_cluster_job(client)
+    assert first.graph.config.get("two_phase_windows"), "the window was not split"
+    deadline = time.monotonic() + 20
+    while client._job.coordinator is None or client._job.coordinator.latest_id == 0:
+        assert time.monotonic() < deadline, "no checkpoint completed"
+        time.sleep(0.01)
+    os.kill(first.pids[victim], signal.SIGKILL)
+    client.get_job_execution_result().result(timeout=60)
+    assert client._job.restarts == 1
+    assert committed_lines(out) == expected_lines(n)
+    assert [p for p in first.pids if _alive(p)] == []
+
+
+@pytest.mark.parametrize("new_parallelism", [1, 3])
+def test_savepoint_with_two_phase_restores_without_it_at_another_parallelism(
+    tmp_path, processes, new_parallelism
+):
+    out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
+    n = 3_000
+    env = StreamExecutionEnvironment.get_execution_environment()
+    build(env, out, chk, n, rate=4_000, parallelism=2, two_phase=True)
+    client = env.execute_async("at parallelism 2")
+    first = _running_cluster_job(client)
+    assert first.graph.config.get("two_phase_windows")
+    time.sleep(0.3)
+    savepoint = client.stop_with_savepoint(str(tmp_path / "sp")).result(timeout=20)
+    client.get_job_execution_result().result(timeout=20)
+    snapshot, _ = load_snapshot(savepoint)
+    assert not [k for k in snapshot if "local-aggregate" in k], sorted(snapshot)
+    assert "window" in snapshot
+
+    conf = Configuration()
+    conf.set_string("execution.savepoint.path", savepoint)
+    env2 = StreamExecutionEnvironment.get_execution_environment(conf)
+    build(env2, out, chk, n, rate=1e9, parallelism=new_parallelism, two_phase=False)
+    env2.execute(f"at parallelism {new_parallelism}")
+    assert committed_lines(out) == expected_lines(n)
