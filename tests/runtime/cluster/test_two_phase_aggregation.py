@@ -367,3 +367,118 @@ def test_columnar_mean_keeps_the_one_phase_plan():
         return result.map(lambda r: tuple(r)), None
 
     assert_same_everywhere(build, expect_split=False)
+
+
+# -- idle inputs: a local operator whose input went idle sends everything and then passes records on --
+
+
+class _PausingReader(SourceReader):
+    """Subtask 0: ``busy`` rows in small batches, a little at a time; subtask 1: ``early`` rows, then
+    nothing for ``pause`` seconds (its watermark generator marks it idle), then ``late`` rows
+    whose timestamps are far ahead of everything else (so no record is late in any run)."""
+
+    def __init__(self, index, busy, early, tail, pause):
+        self.index = index
+        self.busy, self.early, self.tail = busy, early, tail
+        self.pause = pause
+        self.pos = 0
+        self.quiet_since = None
+
+    def poll(self, max_records):
+        import time
+
+        if self.index == 0:
+            if self.pos >= len(self.busy):
+                return END
+            time.sleep(0.002)
+            batch = self.busy[self.pos : self.pos + 20]
+            self.pos += len(batch)
+            return batch, None
+        if self.pos < len(self.early):
+            self.pos = len(self.early)
+            return list(self.early), None
+        if self.quiet_since is None:
+            self.quiet_since = time.monotonic()
+        if time.monotonic() - self.quiet_since < self.pause:
+            time.sleep(0.002)
+            return None
+        if self.tail:
+            batch, self.tail = self.tail, []
+            return batch, None
+        return END
+
+
+class Pausing(Source):
+    bounded = True
+    parallel = True
+
+    def __init__(self, busy, early, tail, pause):
+        self.busy, self.early, self.tail, self.pause = busy, early, tail, pause
+
+    def create_reader(self, subtask_index, parallelism):
+        return _PausingReader(subtask_index, self.busy, self.early, list(self.tail), self.pause)
+
+
+def test_idle_input_sends_its_partials_and_then_passes_records_on():
+    rnd = random.Random(41)
+    busy = [(rnd.randrange(6), rnd.randint(0, 50), i * 5) for i in range(5000)]  # >= 0.5 s
+    early = [(rnd.randrange(6), rnd.randint(0, 50), i) for i in range(40)]
+    tail = [(rnd.randrange(6), rnd.randint(0, 50), 100_000 + i) for i in range(300)]
+    wm = (
+        WatermarkStrategy.for_bounded_out_of_orderness(20)
+        .with_timestamp_assigner(FieldTs())
+        .with_idleness(Time.milliseconds(30))
+    )
+
+    def build(env):
+        env.get_config().set_auto_watermark_interval(10)
+        result = (
+            env.from_source(Pausing(busy, early, tail, 0.08), WatermarkStrategy.no_watermarks(), "pausing")
+            .assign_timestamps_and_watermarks(wm)
+            .key_by(lambda e: e[0])
+            .window(TumblingEventTimeWindows.of(Time.milliseconds(100)))
+            .aggregate(SumCount())
+        )
+        return result, None
+
+    reference = run(build, 2, False, in_process=True)
+    off = run(build, 2, False)
+    on = run(build, 2, True)
+    assert on[2]
+    assert on[:2] == off[:2] == reference[:2]
+    assert sum(r[1] for r in on[0]) == len(busy) + len(early) + len(tail)
+
+
+# -- the switch ---------------------------------------------------------------------------------
+
+
+def test_switch_from_graph_config_job_parameters_and_environment(monkeypatch):
+    from flinkcore.runtime.cluster.two_phase import ENV_VAR, enabled
+    from flinkcore.runtime.graph import StreamGraph
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert enabled(StreamGraph("j"))
+    assert not enabled(StreamGraph("j", config={CONFIG_KEY: "false"}))
+    assert not enabled(StreamGraph("j", config={"job_parameters": {CONFIG_KEY: "false"}}))
+    assert enabled(StreamGraph("j", config={"job_parameters": {CONFIG_KEY: "true"}}))
+    with pytest.raises(ValueError, match=CONFIG_KEY):
+        enabled(StreamGraph("j", config={CONFIG_KEY: "maybe"}))
+    monkeypatch.setenv(ENV_VAR, "0")
+    assert not enabled(StreamGraph("j", config={CONFIG_KEY: "true"}))
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.get_config().set_global_job_parameters({CONFIG_KEY: "false"})
+    monkeypatch.setenv(ENV_VAR, "")
+    env.set_parallelism(2)
+    (
+        env.from_collection([(1, 2, 3, True)])
+        .assign_timestamps_and_watermarks(punctuated())
+        .key_by(lambda e: e[0])
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(10)))
+        .aggregate(SumCount())
+        .add_sink(ListSink())
+    )
+    graph = env.get_stream_graph("switch", clear_transformations=True)
+    assert ClusterJob(graph).graph.config.get("two_phase_windows") is None
+    graph.config["job_parameters"] = {}
+    assert ClusterJob(graph).graph.config.get("two_phase_windows")
