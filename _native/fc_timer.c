@@ -111,7 +111,14 @@ uint32_t fc_timer_find(const fc_timer_heap *h, int64_t ts, uint64_t key_hash, si
 /* (ts, seq) order without branches: which child is smaller is a coin flip, so a branch here
  * would be mispredicted at every level of a pop */
 static inline int before(const fc_timer *a, const fc_timer *b) {
+#if defined(__SIZEOF_INT128__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    __int128 x, y; /* see fc_timer: (ts, seq, slot) as one number, compared in two instructions */
+    memcpy(&x, a, sizeof x);
+    memcpy(&y, b, sizeof y);
+    return x < y;
+#else
     return (a->ts < b->ts) | ((a->ts == b->ts) & (a->seq < b->seq));
+#endif
 }
 
 static void sift_up(fc_timer *heap, size_t i) {
@@ -220,7 +227,7 @@ int64_t fc_timer_push(fc_timer_heap *h, int64_t ts, uint64_t key_hash) {
     h->slot_hash[slot] = key_hash;
     h->slot_hv[slot] = hv;
     index_put(h, slot, hv);
-    fc_timer t = {ts, (uint32_t)h->next_seq++, slot};
+    fc_timer t = {slot, (uint32_t)h->next_seq++, ts};
     h->heap[h->n] = t; /* n < cap: every heap entry holds a slot */
     sift_up(h->heap, h->n++);
     h->size++;

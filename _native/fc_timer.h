@@ -17,9 +17,9 @@
 /* 16 bytes, so a pop moves less: the sequence is 32 bits, and when it would pass seq_limit the
  * live timers are renumbered 0.. in their order (once per ~4 billion registrations). */
 typedef struct {
+    uint32_t slot; /* this order makes the entry, read as a little-endian signed 128-bit integer, */
+    uint32_t seq;  /* ts * 2**64 + seq * 2**32 + slot: one compare orders by (ts, seq) */
     int64_t ts;
-    uint32_t seq;
-    uint32_t slot;
 } fc_timer;
 
 typedef struct {
