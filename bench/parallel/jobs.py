@@ -63,25 +63,32 @@ class StridedEvents(Source):
     bounded = True
     parallel = True
 
-    def __init__(self, events: Events, rows: bool | str) -> None:
+    def __init__(self, events: Events, rows: bool | str, parallelism: int = 1) -> None:
+        self.events = events
         self.key, self.value, self.ts = events.key, events.value, events.ts
         self.rows = rows
+        self.parallelism = parallelism
+        self._split: dict[int, dict[str, str]] | None = None
 
     def __getstate__(self) -> dict:
-        """What travels to a worker process: the paths of the columns in shared memory (written
-        once, on first use), not the columns: every worker maps the same pages instead of
-        receiving its own copy through pickle (the driver would copy N events per worker)."""
-        if getattr(self, "_shared", None) is None:
-            self._shared = _share({"key": self.key, "value": self.value, "ts": self.ts})
-        return {"rows": self.rows, "paths": self._shared.paths}
+        """What travels to a worker process: the paths of each subtask's columns in shared memory
+        (written once per event set and parallelism, then reused by every run), not the columns:
+        a worker maps its own share of the pages instead of receiving a copy through pickle, and
+        reads it as contiguous columns, as the in-process run reads its arrays (no strided copy
+        of the whole data set in every worker)."""
+        return {"rows": self.rows, "split": _share(self.events, self.parallelism)}
 
     def __setstate__(self, state: dict) -> None:
         self.rows = state["rows"]
-        self._shared = None
-        for name, path in state["paths"].items():
-            setattr(self, name, np.load(path, mmap_mode="r"))
+        self._split = state["split"]
+        self.parallelism = len(self._split)
 
     def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader:
+        if self._split is not None:
+            if parallelism != self.parallelism:
+                raise ValueError(f"events split for parallelism {self.parallelism}, not {parallelism}")
+            cols = {name: np.load(path, mmap_mode="r") for name, path in self._split[subtask_index].items()}
+            return _StridedReader(cols["key"], cols["value"], cols["ts"], self.rows)
         s = slice(subtask_index, None, parallelism)
         return _StridedReader(
             np.ascontiguousarray(self.key[s]),
@@ -92,21 +99,35 @@ class StridedEvents(Source):
 
 
 class _Shared:
-    """Columns saved as .npy files in a temporary directory (in /dev/shm where there is one),
-    removed when the driver's source object goes away."""
+    """Each subtask's columns saved as .npy files in a temporary directory (in /dev/shm where
+    there is one), removed when the process exits."""
 
-    def __init__(self, columns: dict[str, np.ndarray]) -> None:
+    def __init__(self, events: Events, parallelism: int) -> None:
         base = "/dev/shm" if os.path.isdir("/dev/shm") else None
         self.dir = tempfile.mkdtemp(prefix="flinkcore-bench-", dir=base)
-        self.paths = {}
-        for name, col in columns.items():
-            path = self.paths[name] = os.path.join(self.dir, f"{name}.npy")
-            np.save(path, col)
+        self.paths: dict[int, dict[str, str]] = {}
+        for i in range(parallelism):
+            self.paths[i] = {}
+            for name in ("key", "value", "ts"):
+                path = self.paths[i][name] = os.path.join(self.dir, f"{name}-{i}.npy")
+                np.save(path, np.ascontiguousarray(getattr(events, name)[i::parallelism]))
         weakref.finalize(self, shutil.rmtree, self.dir, True)
 
 
-def _share(columns: dict[str, np.ndarray]) -> _Shared:
-    return _Shared(columns)
+#: (id of an event set, parallelism) -> (the event set, its files): written once per bench run
+_SHARED: dict[tuple[int, int], tuple[Events, _Shared]] = {}
+
+
+def _share(events: Events, parallelism: int) -> dict[int, dict[str, str]]:
+    key = (id(events), parallelism)
+    if key not in _SHARED:
+        _SHARED[key] = (events, _Shared(events, parallelism))
+    return _SHARED[key][1].paths
+
+
+def prepare(events: Events, parallelism: int) -> None:
+    """Write the per-subtask files of ``events`` now (so no timed run pays for it)."""
+    _share(events, parallelism)
 
 
 class CountingSink:
@@ -168,7 +189,8 @@ def _source(env: Any, events: Events, rows: bool | str) -> Any:
         info = Types.ROW_NAMED(list(FIELDS), [Types.LONG(), Types.DOUBLE(), Types.LONG()])
     else:
         info = Types.TUPLE([Types.LONG(), Types.DOUBLE(), Types.LONG()])
-    return env.from_source(StridedEvents(events, rows), WatermarkStrategy.no_watermarks(), "events", info)
+    source = StridedEvents(events, rows, env.get_parallelism())
+    return env.from_source(source, WatermarkStrategy.no_watermarks(), "events", info)
 
 
 def w2_udf(events: Events, parallelism: int) -> tuple[int, float]:
