@@ -8,8 +8,16 @@ merges partial accumulators. The exchange then carries one partial per (key, pan
 instead of one record per event.
 
 Configuration ``execution.window.two-phase-aggregation`` (``true`` by default; ``false`` keeps
-the one-phase plan; the environment variable ``FLINKCORE_TWO_PHASE_AGGREGATION`` overrides).
-Jobs in one process keep the one-phase plan: there the exchange is a direct call.
+the one-phase plan), read from the job graph's config or the global job parameters
+(``env.get_config().set_global_job_parameters({...})``); the environment variable
+``FLINKCORE_TWO_PHASE_AGGREGATION`` overrides both. Jobs in one process keep the one-phase plan:
+there the exchange is a direct call. BATCH execution keeps it too.
+
+Not split (the plan stays as it was): session windows, custom triggers, evictors, processing
+time and count windows, list-state window functions (apply/process without an incremental
+function), an AggregateFunction without ``merge``, columnar mean/first/last (and the typed
+``sum``/``min``/``max`` of a field, which keep the other fields' first values), jit
+AggregateFunctions on the columnar path, and windows fed by more than one edge (a union).
 
 Snapshot keys stay those of the graph the user built (every node keeps its key as ``uid``), and
 the local nodes hold no state (everything is sent before a barrier), so checkpoints and
