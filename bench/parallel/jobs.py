@@ -216,6 +216,31 @@ def w2_udf(events: Events, parallelism: int) -> tuple[int, float]:
     return sink.results, sink.checksum
 
 
+def w2_udf_aggregate(events: Events, parallelism: int) -> tuple[int, float]:
+    """W2 in the issue's udf shape (the suite's ``w2_udf``): a TimestampAssigner class, a key_by
+    lambda and an AggregateFunction (SUM and COUNT as PyFlink's documentation writes one)."""
+    from flinkcore.benchmarks.jobs import _sum_count
+    from flinkcore.common.time import Time
+    from flinkcore.common.watermark_strategy import TimestampAssigner
+    from flinkcore.datastream.window import TumblingEventTimeWindows
+
+    class EventTime(_EventTime, TimestampAssigner):
+        pass
+
+    env = _env(parallelism)
+    sink = _sink(0)
+    (
+        _source(env, events, rows=False)
+        .assign_timestamps_and_watermarks(_watermarks(EventTime()))
+        .key_by(lambda e: e[0])
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS)))
+        .aggregate(_sum_count())
+        .add_sink(sink)
+    )
+    env.execute("W2 udf aggregate")
+    return sink.results, sink.checksum
+
+
 def w2_columnar(events: Events, parallelism: int) -> tuple[int, float]:
     from flinkcore.common.time import Time
     from flinkcore.datastream.window import TumblingEventTimeWindows
@@ -310,6 +335,7 @@ def w2_udf_heavy(events: Events, parallelism: int) -> tuple[int, float]:
 
 JOBS = {
     "w2-udf": w2_udf,
+    "w2-udf-aggregate": w2_udf_aggregate,
     "w2-columnar": w2_columnar,
     "w3-udf": w3_udf,
     "w3-columnar": w3_columnar,

@@ -93,7 +93,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=5_000_000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--jobs", default="w2-udf,w2-columnar,w3-udf,w3-columnar")
+    ap.add_argument("--jobs", default="w2-udf-aggregate,w2-udf,w2-columnar,w3-udf,w3-columnar")
     ap.add_argument("--batch-size", type=int, default=None, help="flinkcore.batch-size at p1 and p2")
     ap.add_argument("--two-phase", default="both", choices=("on", "off", "both"))
     args = ap.parse_args()
