@@ -17,7 +17,7 @@ Not split (the plan stays as it was): session windows, custom triggers, evictors
 time and count windows, list-state window functions (apply/process without an incremental
 function), an AggregateFunction without ``merge``, columnar mean/first/last (and the typed
 ``sum``/``min``/``max`` of a field, which keep the other fields' first values), jit
-AggregateFunctions on the columnar path, and windows fed by more than one edge (a union).
+AggregateFunctions on the columnar path.
 
 Snapshot keys stay those of the graph the user built (every node keeps its key as ``uid``), and
 the local nodes hold no state (everything is sent before a barrier), so checkpoints and
@@ -83,10 +83,13 @@ def with_two_phase_aggregation(graph: StreamGraph, node_keys: dict[int, str]) ->
         if node.is_source or node.operator_factory is None or node.num_inputs != 1:
             continue
         ins = graph.in_edges(nid)
-        if len(ins) != 1 or ins[0].partitioner.kind != "hash" or ins[0].side_output_tag is not None:
+        # one keyed exchange, or one per input of a union (each upstream task pre-aggregates)
+        if not ins or any(e.partitioner.kind != "hash" or e.side_output_tag is not None for e in ins):
             continue
         key_selector = ins[0].partitioner.key_selector
         if key_selector is None or node.key_selectors[0] is None:
+            continue
+        if any(e.partitioner.key_selector is not key_selector for e in ins[1:]):
             continue
         plan = two_phase_plan(node.operator_factory, key_selector, f"LocalAggregate({node.name})")
         if plan is not None:
@@ -111,7 +114,7 @@ def with_two_phase_aggregation(graph: StreamGraph, node_keys: dict[int, str]) ->
             max_parallelism=up.max_parallelism,
             operator_factory=plan.local_factory,
             key_selectors=[None],
-            uid=f"{node_keys[window.id]}#local-aggregate",
+            uid=f"{node_keys[window.id]}#local-aggregate-{up.id}",
         )
         next_id += 1
         new.nodes[local.id] = local

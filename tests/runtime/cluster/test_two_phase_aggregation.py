@@ -482,3 +482,53 @@ def test_switch_from_graph_config_job_parameters_and_environment(monkeypatch):
     assert ClusterJob(graph).graph.config.get("two_phase_windows") is None
     graph.config["job_parameters"] = {}
     assert ClusterJob(graph).graph.config.get("two_phase_windows")
+
+
+def test_union_of_two_inputs_pre_aggregates_in_each_upstream_task():
+    """key_by on a union: one keyed exchange per input, each with its own local operator."""
+    a = in_order_events(51, n=2000)
+    b = [(k, v, t + 1) for k, v, t in in_order_events(52, n=2000)]
+    wm = WatermarkStrategy.for_bounded_out_of_orderness(500).with_timestamp_assigner(FieldTs())
+
+    def build(env):
+        left = env.from_source(Strided(a), WatermarkStrategy.no_watermarks(), "a")
+        right = env.from_source(Strided(b), WatermarkStrategy.no_watermarks(), "b")
+        left = left.assign_timestamps_and_watermarks(wm)
+        right = right.assign_timestamps_and_watermarks(wm).map(lambda e: (e[0], e[1] * 10, e[2]))
+        result = (
+            left.union(right)
+            .key_by(lambda e: e[0])
+            .window(TumblingEventTimeWindows.of(Time.milliseconds(300)))
+            .aggregate(SumCount())
+        )
+        return result, None
+
+    assert_same_everywhere(build)
+
+
+def test_union_fed_window_gets_a_local_operator_per_input():
+    a = in_order_events(53, n=50)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    wm = WatermarkStrategy.for_bounded_out_of_orderness(500).with_timestamp_assigner(FieldTs())
+    left = env.from_source(
+        Strided(a), WatermarkStrategy.no_watermarks(), "a"
+    ).assign_timestamps_and_watermarks(wm)
+    right = env.from_source(
+        Strided(a), WatermarkStrategy.no_watermarks(), "b"
+    ).assign_timestamps_and_watermarks(wm)
+    (
+        left.union(right)
+        .key_by(lambda e: e[0])
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(300)))
+        .reduce(lambda x, y: (x[0], x[1] + y[1], max(x[2], y[2])))
+        .add_sink(ListSink())
+    )
+    graph = env.get_stream_graph("union", clear_transformations=True)
+    graph.config[CONFIG_KEY] = True
+    split = ClusterJob(graph).graph
+    locals_ = [n for n in split.nodes.values() if n.name.startswith("LocalAggregate")]
+    assert len(locals_) == 2
+    assert len({n.uid for n in locals_}) == 2
+    window = [n for n in split.nodes.values() if n.name.startswith("Window")][0]
+    assert {e.source_id for e in split.in_edges(window.id)} == {n.id for n in locals_}
