@@ -444,6 +444,9 @@ class StreamExecutionEnvironment:
             config["batch_size"] = self._batch_size
         if self._configuration.get_string("execution.runtime"):
             config["runtime"] = self._configuration.get_string("execution.runtime")
+        two_phase = self._configuration.get_string("execution.window.two-phase-aggregation")
+        if two_phase:
+            config["execution.window.two-phase-aggregation"] = two_phase
         if self._state_backend is not None:
             config["state_backend_factory"] = self._state_backend.create_keyed_state_backend
         graph = generate_stream_graph(

@@ -8,10 +8,10 @@ merges partial accumulators. The exchange then carries one partial per (key, pan
 instead of one record per event.
 
 Configuration ``execution.window.two-phase-aggregation`` (``true`` by default; ``false`` keeps
-the one-phase plan), read from the job graph's config or the global job parameters
-(``env.get_config().set_global_job_parameters({...})``); the environment variable
-``FLINKCORE_TWO_PHASE_AGGREGATION`` overrides both. Jobs in one process keep the one-phase plan:
-there the exchange is a direct call. BATCH execution keeps it too.
+the one-phase plan), set on the environment's Configuration and carried in the job graph's
+config; the environment variable ``FLINKCORE_TWO_PHASE_AGGREGATION`` overrides it. Jobs in one
+process keep the one-phase plan: there the exchange is a direct call. BATCH execution keeps it
+too.
 
 Not split (the plan stays as it was): session windows, custom triggers, evictors, processing
 time and count windows, list-state window functions (apply/process without an incremental
@@ -60,14 +60,8 @@ def enabled(graph: StreamGraph) -> bool:
     env = os.environ.get(ENV_VAR)
     if env:
         return _flag(env, ENV_VAR)
-    config = graph.config
-    for key in (CONFIG_KEY, "two_phase_aggregation"):
-        if key in config and config[key] is not None:
-            return _flag(config[key], key)
-    params = config.get("job_parameters") or {}
-    if CONFIG_KEY in params:
-        return _flag(params[CONFIG_KEY], CONFIG_KEY)
-    return True
+    value = graph.config.get(CONFIG_KEY)
+    return True if value is None else _flag(value, CONFIG_KEY)
 
 
 def with_two_phase_aggregation(graph: StreamGraph, node_keys: dict[int, str]) -> StreamGraph:

@@ -17,7 +17,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from flinkcore.common import Types
+from flinkcore.common import Configuration, Types
 from flinkcore.common.time import Time
 from flinkcore.common.watermark import Watermark
 from flinkcore.common.watermark_strategy import TimestampAssigner, WatermarkGenerator, WatermarkStrategy
@@ -452,23 +452,22 @@ def test_idle_input_sends_its_partials_and_then_passes_records_on():
 # -- the switch ---------------------------------------------------------------------------------
 
 
-def test_switch_from_graph_config_job_parameters_and_environment(monkeypatch):
+def test_switch_from_the_configuration_and_the_environment(monkeypatch):
     from flinkcore.runtime.cluster.two_phase import ENV_VAR, enabled
     from flinkcore.runtime.graph import StreamGraph
 
     monkeypatch.delenv(ENV_VAR, raising=False)
     assert enabled(StreamGraph("j"))
     assert not enabled(StreamGraph("j", config={CONFIG_KEY: "false"}))
-    assert not enabled(StreamGraph("j", config={"job_parameters": {CONFIG_KEY: "false"}}))
-    assert enabled(StreamGraph("j", config={"job_parameters": {CONFIG_KEY: "true"}}))
     with pytest.raises(ValueError, match=CONFIG_KEY):
         enabled(StreamGraph("j", config={CONFIG_KEY: "maybe"}))
     monkeypatch.setenv(ENV_VAR, "0")
     assert not enabled(StreamGraph("j", config={CONFIG_KEY: "true"}))
 
-    env = StreamExecutionEnvironment.get_execution_environment()
-    env.get_config().set_global_job_parameters({CONFIG_KEY: "false"})
     monkeypatch.setenv(ENV_VAR, "")
+    env = StreamExecutionEnvironment.get_execution_environment(
+        Configuration().set_string(CONFIG_KEY, "false")
+    )
     env.set_parallelism(2)
     (
         env.from_collection([(1, 2, 3, True)])
@@ -480,7 +479,7 @@ def test_switch_from_graph_config_job_parameters_and_environment(monkeypatch):
     )
     graph = env.get_stream_graph("switch", clear_transformations=True)
     assert ClusterJob(graph).graph.config.get("two_phase_windows") is None
-    graph.config["job_parameters"] = {}
+    del graph.config[CONFIG_KEY]
     assert ClusterJob(graph).graph.config.get("two_phase_windows")
 
 
