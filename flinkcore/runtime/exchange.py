@@ -20,6 +20,7 @@ import numpy as np
 
 from flinkcore._core import partitioner as _partitioner
 from flinkcore.common.watermark import MIN_WATERMARK
+from flinkcore.runtime.key_selectors import fast_key_selector
 from flinkcore.runtime.operators.base import Input, UserCodeError
 
 __all__ = ["InputGate", "make_writer"]
@@ -184,10 +185,8 @@ class _Hash(_Broadcasting):
 
     def __init__(self, channels: list[Input], key_selector: Any, max_parallelism: int, name: str) -> None:
         super().__init__(channels)
-        from flinkcore.runtime.operators.window import _fast_key_selector
-
         self.key_selector = key_selector
-        self.key_of = _fast_key_selector(key_selector)
+        self.key_of = fast_key_selector(key_selector)
         self.max_parallelism = max_parallelism
         self.name = name
         #: the column an Arrow batch is keyed by (``key_by("field")``), else None

@@ -41,6 +41,7 @@ from typing import Any
 
 from flinkcore._core.serde import dumps, loads
 from flinkcore.common.watermark import MAX_WATERMARK
+from flinkcore.runtime.key_selectors import fast_key_selector, subscript_constant
 from flinkcore.runtime.operators.base import AbstractStreamOperator, SideOutputTag, UserCodeError
 from flinkcore.state.backend import VOID_NAMESPACE
 from flinkcore.state.descriptors import (
@@ -686,38 +687,11 @@ class WindowOperator(AbstractStreamOperator):
 _MISSING = object()
 
 
-def _subscript_constant(fn: Any) -> tuple[bool, Any]:
-    """``(True, c)`` when ``fn`` is exactly ``lambda v: v[c]`` (a constant subscript, nothing else)."""
-    code = getattr(fn, "__code__", None)
-    if code is None or code.co_argcount != 1 or fn.__closure__ or code.co_flags & 0x0C:
-        return False, None
-    import dis
-
-    skip = ("RESUME", "NOP", "CACHE")
-    ops = [(i.opname, i.argval) for i in dis.get_instructions(fn) if i.opname not in skip]
-    if (
-        len(ops) == 4
-        and ops[0] == ("LOAD_FAST", code.co_varnames[0])
-        and ops[1][0] == "LOAD_CONST"
-        and ops[2][0] == "BINARY_SUBSCR"
-        and ops[3][0] == "RETURN_VALUE"
-    ):
-        return True, ops[1][1]
-    return False, None
-
-
-def _fast_key_selector(fn: Any) -> Any:
-    """``operator.itemgetter(c)`` for a key selector ``lambda v: v[c]``: the same subscript,
-    without a Python frame per record; any other selector as it is."""
-    ok, const = _subscript_constant(fn)
-    return operator.itemgetter(const) if ok else fn
-
-
 def _batch_keys(op: AbstractStreamOperator, values: list) -> list:
     """The keys of a batch in one C-level loop; a failing record is named in the error."""
     key_of = op.__dict__.get("_fast_key")
     if key_of is None:
-        key_of = op._fast_key = _fast_key_selector(op.key_selector)
+        key_of = op._fast_key = fast_key_selector(op.key_selector)
     try:
         return list(map(key_of, values))
     except Exception:
@@ -756,8 +730,8 @@ def _check_timestamp(ts: Any, extract: Any) -> None:
 
 def _key_index(key_selector: Any) -> int:
     """``c`` when the key selector is exactly ``lambda v: v[c]`` with an int ``c`` >= 0, else -1
-    (the compiled loops then subscript a tuple record in C, as ``_fast_key_selector`` does)."""
-    ok, const = _subscript_constant(key_selector)
+    (the compiled loops then subscript a tuple record in C, as ``fast_key_selector`` does)."""
+    ok, const = subscript_constant(key_selector)
     return const if ok and type(const) is int and const >= 0 else -1
 
 

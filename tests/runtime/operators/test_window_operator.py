@@ -658,13 +658,13 @@ def test_session_operator_frees_closed_sessions():
 def test_constant_subscript_key_selectors_run_as_itemgetter():
     import operator
 
-    from flinkcore.runtime.operators.window import _fast_key_selector
+    from flinkcore.runtime.key_selectors import fast_key_selector
 
-    assert isinstance(_fast_key_selector(lambda e: e[0]), operator.itemgetter)
-    assert _fast_key_selector(lambda e: e[0])((3, 4)) == 3
-    assert _fast_key_selector(lambda e: e["key"])({"key": 7}) == 7
+    assert isinstance(fast_key_selector(lambda e: e[0]), operator.itemgetter)
+    assert fast_key_selector(lambda e: e[0])((3, 4)) == 3
+    assert fast_key_selector(lambda e: e["key"])({"key": 7}) == 7
     for fn in (lambda e: e[0] + 1, lambda e, i=1: e[i], lambda e: e[OFFSET], len):
-        assert _fast_key_selector(fn) is fn
+        assert fast_key_selector(fn) is fn
 
 
 OFFSET = 1
