@@ -297,6 +297,22 @@ typedef struct {
 #define FC_PREFETCH(p) ((void)(p))
 #endif
 
+#define AHEAD 16 /* records looked ahead: enough to cover a cache miss to memory */
+
+/* the dense layout's parameters (its code is below wt_lookup) */
+#define DN_MAX_K 8                   /* at most this many windows per record (size / slide) */
+#define DN_LIMIT (INT64_C(1) << 22)  /* keys at or above this go to the hash table */
+#define DN_MIN_BYTES (1 << 19)       /* arrays this small (per window) are always fine */
+#define DN_SPARSE 16                 /* arrays may be this many times the keys per window */
+#define DN_DIRTY (INT64_C(1) << 62)  /* in an entry's count word: updated since the last fire */
+#define DN_COUNT (DN_DIRTY - 1)
+
+#define DN_ENT(t, w, key) ((int64_t *)((w)->ent + (size_t)(key) * (t)->dstride))
+
+static size_t windows_per_record(int64_t size, int64_t slide) { return (size_t)((size - 1) / slide + 1); }
+
+static void dn_free_all(fc_wtable *t);
+
 static inline size_t wt_hash(int64_t key, int64_t start) {
     return (size_t)mix64((uint64_t)key * 0x9e3779b97f4a7c15ull ^ (uint64_t)start);
 }
@@ -321,11 +337,14 @@ int fc_wtable_init(fc_wtable *t, int64_t size, int64_t slide, int64_t offset, in
     t->n_aggs = n_aggs;
     if (n_aggs) memcpy(t->aggs, aggs, (size_t)n_aggs * sizeof *aggs);
     t->stride = sizeof(wt_head) + (size_t)n_aggs * sizeof(double);
+    t->dstride = sizeof(int64_t) + (size_t)n_aggs * sizeof(double);
+    t->dense = windows_per_record(size, slide) <= DN_MAX_K;
     t->min_due = INT64_MAX;
     return wt_alloc(t, 1024) ? FC_WIN_NOMEM : FC_WIN_OK;
 }
 
 void fc_wtable_free(fc_wtable *t) {
+    dn_free_all(t);
     free(t->slots);
     free(t->due);
     free(t->due_tmp);
@@ -337,6 +356,8 @@ void fc_wtable_free(fc_wtable *t) {
 }
 
 void fc_wtable_clear(fc_wtable *t) {
+    dn_free_all(t);
+    t->dense = windows_per_record(t->size, t->slide) <= DN_MAX_K;
     memset(t->slots, 0, t->cap * t->stride);
     t->live = 0;
     t->min_due = INT64_MAX;
@@ -410,6 +431,351 @@ static void wt_delete(fc_wtable *t, size_t i) {
     t->live--;
 }
 
+/* ------------------------------------------------------------------------- dense layout
+ * While every key is a small non-negative int, each open window keeps its entries in an array
+ * indexed by the key: an update is one load/store at a computed address (no hash, no probe, no
+ * key compare), W2's 10k keys take 160 KB per window (cache-resident), and a window's keys come
+ * out already in key order at fire time (no sort). */
+
+static void dn_release(fc_wtable *t, fc_dwin *w) {
+    if (!t->dspare) {
+        t->dspare = w->ent; /* zeroed again when reused */
+    } else {
+        free(w->ent);
+    }
+    free(w);
+}
+
+static void dn_free_all(fc_wtable *t) {
+    for (size_t j = 0; j < t->n_dwins; j++) {
+        free(t->dwins[j]->ent);
+        free(t->dwins[j]);
+    }
+    free(t->dwins);
+    free(t->dn_due);
+    free(t->dspare);
+    t->dwins = t->dn_due = NULL;
+    t->dspare = NULL;
+    t->n_dwins = t->dwins_cap = t->dn_due_len = 0;
+    t->dcap = t->dpeak = 0;
+}
+
+/* the dense window starting at `start`, created if absent; NULL when out of memory */
+static fc_dwin *dn_window(fc_wtable *t, int64_t start) {
+    for (size_t j = 0; j < t->n_dwins; j++)
+        if (t->dwins[j]->start == start) return t->dwins[j];
+    if (t->n_dwins == t->dwins_cap) {
+        size_t cap = t->dwins_cap ? t->dwins_cap * 2 : 8;
+        fc_dwin **a = (fc_dwin **)realloc(t->dwins, cap * sizeof *a);
+        if (!a) return NULL;
+        t->dwins = a;
+        fc_dwin **d = (fc_dwin **)realloc(t->dn_due, cap * sizeof *d);
+        if (!d) return NULL;
+        t->dn_due = d;
+        t->dwins_cap = cap;
+    }
+    fc_dwin *w = (fc_dwin *)calloc(1, sizeof *w);
+    if (!w) return NULL;
+    if (t->dspare) {
+        w->ent = t->dspare;
+        t->dspare = NULL;
+        memset(w->ent, 0, t->dcap * t->dstride);
+    } else {
+        w->ent = (uint8_t *)calloc(t->dcap ? t->dcap : 1, t->dstride);
+        if (!w->ent) {
+            free(w);
+            return NULL;
+        }
+    }
+    w->start = start;
+    w->max_ts = fc_window_end(start, t->size) - 1;
+    w->cleanup = fc_cleanup_time(w->max_ts, t->lateness);
+    t->dwins[t->n_dwins++] = w;
+    return w;
+}
+
+/* Move every dense window into the hash table; the hash layout serves from then on. */
+static int dn_to_hash(fc_wtable *t) {
+    size_t live = t->live, cap = t->cap;
+    while ((live + 1) * 2 > cap) cap *= 2;
+    uint8_t *slots = (uint8_t *)calloc(cap, t->stride); /* big enough: no rehash while moving */
+    if (!slots) return -1;
+    free(t->slots);
+    t->slots = slots;
+    t->cap = cap;
+    t->live = 0;
+    for (size_t j = 0; j < t->n_dwins; j++) {
+        fc_dwin *w = t->dwins[j];
+        for (size_t key = 0; key < t->dcap; key++) {
+            int64_t *c = DN_ENT(t, w, key);
+            if (!*c) continue;
+            wt_head *e = wt_lookup(t, (int64_t)key, w->start, wt_hash((int64_t)key, w->start));
+            e->count = *c & DN_COUNT;
+            e->state = (*c & DN_DIRTY) ? ST_DIRTY : ST_FIRED;
+            memcpy(WT_ACC(e), c + 1, (size_t)t->n_aggs * sizeof(double));
+        }
+    }
+    dn_free_all(t);
+    t->dense = 0;
+    return 0;
+}
+
+/* Keys in [kmin, kmax] over n records are about to arrive: make the arrays cover them, or move
+ * to the hash layout when they cannot (negative, too large, or arrays mostly empty).
+ * Returns 1 (stay dense), 0 (moved to hash), -1 (out of memory). */
+static int dn_admit(fc_wtable *t, int64_t kmin, int64_t kmax, size_t n) {
+    if (kmin < 0 || kmax >= DN_LIMIT) return dn_to_hash(t) ? -1 : 0;
+    size_t need = (size_t)kmax + 1;
+    if (need <= t->dcap) return 1;
+    size_t cap = t->dcap + t->dcap / 2;
+    if (cap < need) cap = need;
+    cap = (cap + 63) & ~(size_t)63;
+    if (cap * t->dstride > DN_MIN_BYTES && cap > DN_SPARSE * (t->dpeak + n)) return dn_to_hash(t) ? -1 : 0;
+    for (size_t j = 0; j < t->n_dwins; j++) {
+        fc_dwin *w = t->dwins[j];
+        uint8_t *ent = (uint8_t *)realloc(w->ent, cap * t->dstride);
+        if (!ent) return -1;
+        memset(ent + t->dcap * t->dstride, 0, (cap - t->dcap) * t->dstride);
+        w->ent = ent;
+    }
+    free(t->dspare);
+    t->dspare = NULL;
+    t->dcap = cap;
+    return 1;
+}
+
+static int64_t dn_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, const double *const *cols, size_t n,
+                         int64_t watermark, uint8_t *late) {
+    const int64_t size = t->size, slide = t->slide, offset = t->offset, lateness = t->lateness;
+    const int32_t na = t->n_aggs;
+    const fc_agg *aggs = t->aggs;
+    const size_t ds = t->dstride;
+    fc_dwin *wk[DN_MAX_K];
+    int nk = 0, have = 0;
+    int64_t last = 0, min_due = t->min_due, n_late = 0;
+    /* sums only (sum/mean/count: the usual case): add the value columns with no per-kind switch */
+    int simple = 1, n_sums = 0;
+    int32_t sum_slot[FC_WIN_MAX_AGGS];
+    const double *sum_col[FC_WIN_MAX_AGGS];
+    for (int32_t a = 0; a < na; a++) {
+        if (aggs[a].kind == FC_AGG_SUM || aggs[a].kind == FC_AGG_MEAN) {
+            sum_slot[n_sums] = a;
+            sum_col[n_sums++] = cols[aggs[a].column];
+        } else if (aggs[a].kind != FC_AGG_COUNT) {
+            simple = 0;
+        }
+    }
+    if (simple && size == slide && n_sums <= 1) {
+        /* tumbling windows, sums and counts: runs of records in one window, a tight loop each */
+        const double *col = n_sums ? sum_col[0] : NULL;
+        const int32_t slot = n_sums ? sum_slot[0] : 0;
+        size_t i = 0;
+        while (i < n) {
+            const int64_t start = fc_window_start(ts[i], offset, slide);
+            const int64_t max_ts = fc_window_end(start, size) - 1;
+            fc_dwin *w = NULL;
+            if (fc_cleanup_time(max_ts, lateness) > watermark) {
+                if (!(w = dn_window(t, start))) {
+                    t->min_due = min_due;
+                    return FC_WIN_NOMEM;
+                }
+                if (max_ts < min_due) min_due = max_ts;
+            }
+            /* the run: records whose timestamp is in [start, start + slide) (compared unsigned: the
+             * end may lie past INT64_MAX); for a saturated start, those with record i's timestamp */
+            const uint64_t ulo = start == INT64_MIN ? (uint64_t)ts[i] : (uint64_t)start;
+            const uint64_t ulen = start == INT64_MIN ? 1 : (uint64_t)slide;
+            size_t j = i;
+            if (!w) {
+                while (j < n && (uint64_t)ts[j] - ulo < ulen) j++;
+                if (late) memset(late + i, 1, j - i);
+                n_late += (int64_t)(j - i);
+                i = j;
+                continue;
+            }
+            uint8_t *ent = w->ent;
+            size_t live = 0, ndirty = 0;
+            for (; j < n; j++) {
+                if ((uint64_t)ts[j] - ulo >= ulen) break;
+                int64_t *c = (int64_t *)(ent + (size_t)keys[j] * ds);
+                const int64_t cv = *c;
+                double *acc = (double *)(c + 1);
+                if (cv == 0) {
+                    for (int32_t a = 0; a < na; a++) acc[a] = -0.0; /* -0.0 + x == x, also for x = -0.0 */
+                    live++;
+                }
+                if (col) acc[slot] += col[j];
+                if (!(cv & DN_DIRTY)) ndirty++;
+                *c = (cv + 1) | DN_DIRTY;
+            }
+            w->live += live;
+            t->live += live;
+            w->ndirty += ndirty;
+            if (late) memset(late + i, 0, j - i);
+            i = j;
+        }
+        t->min_due = min_due;
+        return n_late;
+    }
+    const uint8_t *pf = NULL; /* the entries of the current last window, prefetched AHEAD records on */
+    for (size_t i = 0; i < n; i++) {
+        if (pf && i + AHEAD < n) FC_PREFETCH(pf + (size_t)keys[i + AHEAD] * ds);
+        const int64_t tsi = ts[i];
+        if (!(have && tsi >= last && (uint64_t)tsi - (uint64_t)last < (uint64_t)slide)) {
+            /* a new last window: look up (or open) every window a timestamp in it can fall in */
+            last = fc_window_start(tsi, offset, slide);
+            have = last != INT64_MIN; /* saturated starts are never cached */
+            nk = 0;
+            for (int64_t k = 0; k * slide < size; k++) {
+                if (last < INT64_MIN + k * slide) break;
+                const int64_t start = last - k * slide;
+                const int64_t max_ts = fc_window_end(start, size) - 1;
+                wk[k] = NULL;
+                if (fc_cleanup_time(max_ts, lateness) > watermark) {
+                    if (!(wk[k] = dn_window(t, start))) {
+                        t->min_due = min_due;
+                        return FC_WIN_NOMEM;
+                    }
+                    if (max_ts < min_due) min_due = max_ts;
+                }
+                nk = (int)k + 1;
+            }
+            pf = nk && wk[0] ? wk[0]->ent : NULL;
+        }
+        const int64_t span = size - (tsi - last);
+        const size_t key = (size_t)keys[i];
+        int assigned = 0;
+        for (int k = 0; k < nk && (int64_t)k * slide < span; k++) {
+            fc_dwin *w = wk[k];
+            if (!w) continue;
+            assigned = 1;
+            int64_t *c = (int64_t *)(w->ent + key * ds);
+            const int64_t cv = *c;
+            double *acc = (double *)(c + 1);
+            if (simple) {
+                if (cv == 0) {
+                    for (int32_t a = 0; a < na; a++) acc[a] = -0.0; /* -0.0 + x == x, also for x = -0.0 */
+                    w->live++;
+                    t->live++;
+                }
+                for (int j = 0; j < n_sums; j++) acc[sum_slot[j]] += sum_col[j][i];
+            } else if (cv == 0) {
+                acc_init(aggs, na, acc, cols, i);
+                w->live++;
+                t->live++;
+            } else {
+                acc_add(aggs, na, acc, cols, i);
+            }
+            if (!(cv & DN_DIRTY)) w->ndirty++; /* a branch, not a store per record into *w */
+            *c = (cv + 1) | DN_DIRTY;
+        }
+        if (late) late[i] = (uint8_t)!assigned;
+        n_late += !assigned;
+    }
+    t->min_due = min_due;
+    return n_late;
+}
+
+/* due windows by start (= by end, unless two ends saturate at INT64_MAX: then 1 is returned and
+ * the caller moves to the hash layout, whose fire interleaves such windows by key) */
+static int64_t dn_fire_prepare(fc_wtable *t, int64_t watermark, int *tie) {
+    t->dn_due_len = 0;
+    *tie = 0;
+    size_t total = 0;
+    for (size_t j = 0; j < t->n_dwins; j++) {
+        fc_dwin *w = t->dwins[j];
+        if (!w->ndirty || w->max_ts > watermark) continue;
+        size_t p = t->dn_due_len++;
+        while (p > 0 && t->dn_due[p - 1]->start > w->start) {
+            t->dn_due[p] = t->dn_due[p - 1];
+            p--;
+        }
+        t->dn_due[p] = w;
+        total += w->ndirty;
+    }
+    for (size_t d = 1; d < t->dn_due_len; d++)
+        if (t->dn_due[d]->max_ts == t->dn_due[d - 1]->max_ts) *tie = 1;
+    return (int64_t)total;
+}
+
+static void dn_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts, int64_t *out_ends,
+                         void *const *out_aggs) {
+    size_t row = 0;
+    const size_t ds = t->dstride, cap = t->dcap;
+    for (size_t d = 0; d < t->dn_due_len; d++) {
+        fc_dwin *w = t->dn_due[d];
+        const int64_t start = w->start, end = w->max_ts + 1;
+        uint8_t *p = w->ent;
+        for (size_t key = 0; key < cap; key++, p += ds) {
+            int64_t cv = *(int64_t *)p;
+            if (!(cv & DN_DIRTY)) continue;
+            out_keys[row] = (int64_t)key;
+            out_starts[row] = start;
+            out_ends[row] = end;
+            emit_aggs(t->aggs, t->n_aggs, (const double *)(p + 8), cv & DN_COUNT, out_aggs, row);
+            *(int64_t *)p = cv & DN_COUNT;
+            row++;
+        }
+        w->ndirty = 0;
+    }
+    t->dn_due_len = 0;
+    if (t->min_due > watermark) return;
+    size_t peak = 0;
+    int64_t min_due = INT64_MAX;
+    for (size_t j = 0; j < t->n_dwins;) {
+        fc_dwin *w = t->dwins[j];
+        if (w->live > peak) peak = w->live;
+        if (w->cleanup <= watermark) {
+            t->live -= w->live;
+            dn_release(t, w);
+            t->dwins[j] = t->dwins[--t->n_dwins];
+            continue;
+        }
+        int64_t due = w->ndirty ? w->max_ts : w->cleanup;
+        if (due < min_due) min_due = due;
+        j++;
+    }
+    t->min_due = min_due;
+    t->dpeak = peak > t->dpeak - t->dpeak / 8 ? peak : t->dpeak - t->dpeak / 8;
+}
+
+static void dn_snapshot(const fc_wtable *t, uint8_t **out) {
+    for (size_t j = 0; j < t->n_dwins; j++) {
+        const fc_dwin *w = t->dwins[j];
+        for (size_t key = 0; key < t->dcap; key++) {
+            const int64_t *c = DN_ENT(t, w, key);
+            if (!*c) continue;
+            put_i64(out, (int64_t)key);
+            put_i64(out, w->start);
+            put_i64(out, *c & DN_COUNT);
+            put_i64(out, (*c & DN_DIRTY) ? ST_DIRTY : ST_FIRED);
+            for (int32_t a = 0; a < t->n_aggs; a++) put_f64(out, ((const double *)(c + 1))[a]);
+        }
+    }
+}
+
+/* one snapshot record into a dense window (merged into what is there, as wt restore does) */
+static int dn_restore_one(fc_wtable *t, int64_t key, int64_t start, int64_t count, int64_t state, const double *acc) {
+    fc_dwin *w = dn_window(t, start);
+    if (!w) return FC_WIN_NOMEM;
+    int64_t *c = DN_ENT(t, w, key);
+    int64_t cv = *c;
+    int dirty = state == ST_DIRTY;
+    if (!cv) {
+        memcpy(c + 1, acc, (size_t)t->n_aggs * sizeof(double));
+        w->live++;
+        t->live++;
+    } else {
+        acc_merge(t->aggs, t->n_aggs, (double *)(c + 1), acc, 0, 1);
+        dirty |= (cv & DN_DIRTY) != 0;
+    }
+    if (dirty && !(cv & DN_DIRTY)) w->ndirty++;
+    *c = ((cv & DN_COUNT) + count) | (dirty ? DN_DIRTY : 0);
+    int64_t due = dirty ? w->max_ts : w->cleanup;
+    if (due < t->min_due) t->min_due = due;
+    return FC_WIN_OK;
+}
+
 /* Window starts of mostly ordered timestamps: remember the last window [lo, lo + slide) and only
  * divide when a timestamp falls outside it (a 64-bit division costs more than the rest of an
  * update). Saturated starts are never cached. */
@@ -426,10 +792,19 @@ static inline int64_t cached_start(start_cache *c, int64_t ts, int64_t offset, i
     return s;
 }
 
-#define AHEAD 16 /* records looked ahead: enough to cover a cache miss to memory */
 
 int64_t fc_wtable_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
                          size_t n, int64_t watermark, uint8_t *late) {
+    if (t->dense && n) {
+        int64_t kmin = keys[0], kmax = keys[0];
+        for (size_t i = 1; i < n; i++) {
+            kmin = keys[i] < kmin ? keys[i] : kmin;
+            kmax = keys[i] > kmax ? keys[i] : kmax;
+        }
+        int rc = dn_admit(t, kmin, kmax, n);
+        if (rc < 0) return FC_WIN_NOMEM;
+        if (rc) return dn_update(t, keys, ts, cols, n, watermark, late);
+    }
     const int64_t size = t->size, slide = t->slide, offset = t->offset, lateness = t->lateness;
     const int32_t n_aggs = t->n_aggs;
     int64_t n_late = 0;
@@ -495,7 +870,15 @@ int64_t fc_wtable_late_mask(const fc_wtable *t, const int64_t *ts, size_t n, int
 
 int64_t fc_wtable_fire_prepare(fc_wtable *t, int64_t watermark) {
     t->due_len = 0;
+    t->dn_due_len = 0;
     if (!t->live || t->min_due > watermark) return 0;
+    if (t->dense) {
+        int tie;
+        int64_t n = dn_fire_prepare(t, watermark, &tie);
+        if (!tie) return n;
+        t->dn_due_len = 0;
+        if (dn_to_hash(t)) return FC_WIN_NOMEM;
+    }
     for (size_t i = 0; i < t->cap; i++) {
         wt_head *e = WT_ENTRY(t, i);
         if (e->state != ST_DIRTY) continue;
@@ -508,6 +891,10 @@ int64_t fc_wtable_fire_prepare(fc_wtable *t, int64_t watermark) {
 
 void fc_wtable_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
                          int64_t *out_ends, void *const *out_aggs) {
+    if (t->dense) {
+        dn_fire_emit(t, watermark, out_keys, out_starts, out_ends, out_aggs);
+        return;
+    }
     for (size_t r = 0; r < t->due_len; r++) {
         wt_head *e = WT_ENTRY(t, t->due[r].idx);
         out_keys[r] = e->key;
@@ -556,6 +943,10 @@ void fc_wtable_snapshot(const fc_wtable *t, uint8_t *out) {
     int64_t params[4] = {t->size, t->slide, t->offset, t->lateness};
     write_header(&out, "FCWT", params, 4, t->aggs, t->n_aggs);
     put_u64(&out, t->live);
+    if (t->dense) {
+        dn_snapshot(t, &out);
+        return;
+    }
     for (size_t i = 0; i < t->cap; i++) {
         const wt_head *e = WT_ENTRY(t, i);
         if (e->state == ST_EMPTY) continue;
@@ -603,11 +994,29 @@ int fc_wtable_restore(fc_wtable *t, const uint8_t *buf, size_t len, const uint8_
     const uint8_t *p;
     int64_t n = wt_check_snapshot(t, buf, len, &p);
     if (n < 0) return (int)n;
+    if (t->dense) { /* the kept keys decide the layout, as a batch's keys do */
+        int64_t kmin = INT64_MAX, kmax = INT64_MIN;
+        size_t kept = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (keep && !keep[i]) continue;
+            const uint8_t *q = p + (size_t)i * t->stride;
+            int64_t key = get_i64(&q);
+            kmin = key < kmin ? key : kmin;
+            kmax = key > kmax ? key : kmax;
+            kept++;
+        }
+        if (kept && dn_admit(t, kmin, kmax, kept) < 0) return FC_WIN_NOMEM;
+    }
     double acc[FC_WIN_MAX_AGGS];
     for (int64_t i = 0; i < n; i++) {
         int64_t key = get_i64(&p), start = get_i64(&p), count = get_i64(&p), state = get_i64(&p);
         for (int32_t a = 0; a < t->n_aggs; a++) acc[a] = get_f64(&p);
         if (keep && !keep[i]) continue;
+        if (t->dense) {
+            int rc = dn_restore_one(t, key, start, count, state, acc);
+            if (rc) return rc;
+            continue;
+        }
         wt_head *e = wt_lookup(t, key, start, wt_hash(key, start));
         if (!e) return FC_WIN_NOMEM;
         if (e->count == 0) {

@@ -58,10 +58,28 @@ typedef struct {
     size_t idx;
 } fc_due;
 
+/* One window of the dense layout: accumulators in an array indexed by the key itself (keys are
+ * small non-negative ints), entry = int64 count (with the DIRTY bit) then n_aggs doubles. */
+typedef struct {
+    int64_t start, max_ts, cleanup;
+    size_t live;  /* keys present */
+    size_t ndirty; /* keys updated since the window last fired */
+    uint8_t *ent; /* dcap entries of dstride bytes, zero = key absent */
+} fc_dwin;
+
 typedef struct {
     int64_t size, slide, offset, lateness;
     int32_t n_aggs;
     fc_agg aggs[FC_WIN_MAX_AGGS];
+    /* Dense layout (while `dense`): each open window is an fc_dwin over keys [0, dcap). The first
+     * key that is negative, too large or would make the arrays sparse moves every window into the
+     * hash table below, which serves from then on (until clear). Emission order and snapshot bytes
+     * are the same in both layouts. */
+    int dense;
+    size_t dstride, dcap, dpeak; /* dpeak: recent peak of keys per window (decays per fire) */
+    fc_dwin **dwins, **dn_due;
+    size_t n_dwins, dwins_cap, dn_due_len;
+    uint8_t *dspare; /* one freed entry array (dcap entries) kept for the next window */
     size_t stride; /* bytes per table entry */
     uint8_t *slots;
     size_t cap, live;
@@ -92,6 +110,7 @@ void fc_wtable_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int
                          int64_t *out_ends, void *const *out_aggs);
 
 static inline size_t fc_wtable_len(const fc_wtable *t) { return t->live; }
+static inline int fc_wtable_is_dense(const fc_wtable *t) { return t->dense; }
 
 /* late[i] = 1 when every window of ts[i] is past its cleanup time at `watermark` (the record
  * would be dropped, or go to the late side output). Returns how many are late. */

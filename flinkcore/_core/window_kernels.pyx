@@ -57,6 +57,7 @@ cdef extern from "fc_window.h":
     void fc_wtable_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
                              int64_t *out_ends, void *const *out_aggs) nogil
     size_t fc_wtable_len(const fc_wtable *t)
+    int fc_wtable_is_dense(const fc_wtable *t)
     size_t fc_wtable_snapshot_size(const fc_wtable *t)
     void fc_wtable_snapshot(const fc_wtable *t, uint8_t *out)
     int64_t fc_wtable_snapshot_keys(const fc_wtable *t, const uint8_t *buf, size_t len, int64_t *keys)
@@ -298,6 +299,13 @@ cdef class WindowAggTable:
     def __len__(self) -> int:
         """Windows held (open, or fired and kept for allowed lateness)."""
         return fc_wtable_len(&self.t)
+
+    @property
+    def layout(self) -> str:
+        """``"dense"`` while every key seen is a small non-negative int (accumulators in arrays
+        indexed by key, per open window), ``"hash"`` from the first key that is not (or when a record
+        has more than 8 sliding windows). Results, order and snapshot bytes do not depend on it."""
+        return "dense" if fc_wtable_is_dense(&self.t) else "hash"
 
     def snapshot(self) -> bytes:
         """The table's contents as bytes (versioned, little-endian; restored by ``restore``)."""

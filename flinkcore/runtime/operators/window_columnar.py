@@ -433,16 +433,32 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         self.make_output = make_output
         self.late_data_tag = late_data_tag
         self.table_factory = table_factory or ArrowWindowAggTable
+        #: no table given: ``open`` may pick the native one instead (see ``_default_table_factory``)
+        self._default_table = table_factory is None
         self.column_dtypes = column_dtypes or {}
         self.num_late_records_dropped = 0
         #: set by the in-process runtime: emit results as RecordBatches (see ``_emit``)
         self.emit_columnar = False
         self._restored: list[dict] = []
 
+    @staticmethod
+    def _default_table_factory(aggs: list, dtypes: dict) -> Callable[..., Any]:
+        """The native table (C; dense arrays per window for small non-negative int keys) when it is
+        built and every aggregated column is floating point (it computes in float64, so integer sums,
+        minima and maxima stay exact on ArrowWindowAggTable); ArrowWindowAggTable otherwise."""
+        if native_available() and all(
+            func == "count" or str(dtypes.get(col, "")).startswith("float") for _, func, col in aggs
+        ):
+            return NativeWindowTable
+        return ArrowWindowAggTable
+
     def open(self) -> None:
         col_names = {col: f"c{i}" for i, col in enumerate(sorted({c for _, _, c in self.aggs}, key=str))}
         self._col_names = col_names
-        self._table = self.table_factory(
+        factory = self.table_factory
+        if self._default_table:
+            factory = self._default_table_factory(self.aggs, self.column_dtypes)
+        self._table = factory(
             self.size, self.slide, self.offset, [(out, func, col_names[col]) for out, func, col in self.aggs]
         )
         if self._restored:
