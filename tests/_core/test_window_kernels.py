@@ -327,3 +327,135 @@ def test_a_second_thread_is_refused_while_the_table_runs_without_the_gil():
     if not refused:
         pytest.skip("the update finished before the main thread got to run")
     assert len(t.fire(2**63 - 1)["key"]) > 0  # the table is intact after the refusal
+
+
+# -- the native table's two layouts: dense arrays per window while keys are small non-negative ints,
+# the hash table from the first key that is not. Same results, order and snapshots either way.
+
+DENSE_SPECS = [(10, 10, 0), (10, 5, 0), (7, 3, 2), (1, 1, 0)]
+
+
+def _batches(rng, n_batches, key_lo, key_hi, size=200):
+    out = []
+    t0 = 0
+    for _ in range(n_batches):
+        k = rng.integers(key_lo, key_hi, size, dtype=np.int64)
+        t = t0 + rng.integers(-15, 40, size, dtype=np.int64)
+        t0 += 30
+        out.append((k, t, rng.normal(size=size)))
+    return out
+
+
+def _run_both(spec, batches, lateness=2, snapshot_at=None):
+    """Feed native and reference alike; fire after each batch; returns the native table."""
+    size, slide, offset = spec
+    a = native.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=lateness)
+    b = ref.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=lateness)
+    layouts = []
+    for i, (k, t, v) in enumerate(batches):
+        wm = int(t.max()) - 20
+        la = a.update(k, t, [v], watermark=wm - 10, return_late=True)
+        lb = b.update(k, t, [v], watermark=wm - 10, return_late=True)
+        assert la.tolist() == lb.tolist()
+        layouts.append(a.layout)
+        if snapshot_at is not None and i == snapshot_at:
+            restored = native.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=lateness)
+            restored.restore(a.snapshot())
+            assert len(restored) == len(a) and sorted(_records(restored.snapshot())) == sorted(
+                _records(a.snapshot())
+            )
+            a = restored
+        assert_same_fire(a.fire(wm), b.fire(wm))
+        assert len(a) == len(b)
+    assert_same_fire(a.fire(INT64_MAX), b.fire(INT64_MAX))
+    return a, layouts
+
+
+@pytest.mark.parametrize("spec", DENSE_SPECS)
+def test_dense_layout_matches_reference(spec):
+    rng = np.random.default_rng(3)
+    t, layouts = _run_both(spec, _batches(rng, 12, 0, 3000), snapshot_at=5)
+    assert set(layouts) == {"dense"}
+
+
+@pytest.mark.parametrize("spec", DENSE_SPECS)
+@pytest.mark.parametrize(
+    "late_keys",
+    [(-5, 5), (2**40, 2**40 + 3), (2**62, 2**62 + 1), (INT64_MIN, INT64_MIN + 2)],
+    ids=["negative", "huge", "very-huge", "int64-min"],
+)
+def test_switch_to_hash_mid_stream_matches_reference(spec, late_keys):
+    """Dense first, then a batch with a negative / huge key: every open window (some fired and kept
+    for lateness) moves to the hash table, and keys after the switch (small ones too) land there."""
+    rng = np.random.default_rng(5)
+    batches = _batches(rng, 5, 0, 500)
+    k, t, v = _batches(rng, 1, 0, 500)[0]
+    k[::7] = rng.integers(*late_keys, len(k[::7]), dtype=np.int64)
+    batches.append((k, t + 150, v))
+    batches += [(kk, tt + 180, vv) for kk, tt, vv in _batches(rng, 4, 0, 500)]
+    _, layouts = _run_both(spec, batches, snapshot_at=7)
+    # the restore at batch 7 picks its layout from the keys it holds then
+    assert layouts[:5] == ["dense"] * 5 and layouts[5:7] == ["hash"] * 2
+
+
+def test_sparse_keys_go_to_hash_and_dense_ones_stay():
+    t = native.WindowAggTable(10, 10, 0, [("count", None, "n")])
+    t.update(np.array([0, 5_000_000]), np.array([1, 2]), [])  # beyond the dense key bound
+    assert t.layout == "hash"
+    t = native.WindowAggTable(10, 10, 0, [("count", None, "n")])
+    t.update(np.array([3, 1_000_000]), np.array([1, 2]), [])  # in bound, but 2 keys in a million slots
+    assert t.layout == "hash"
+    assert as_rows(t.fire(INT64_MAX)) == [(3, 0, 10, 1), (1_000_000, 0, 10, 1)]
+    t = native.WindowAggTable(10, 10, 0, [("count", None, "n")])
+    t.update(np.arange(20_000, dtype=np.int64), np.zeros(20_000, dtype=np.int64), [])
+    assert t.layout == "dense"
+    wide = native.WindowAggTable(100, 1, 0, [("count", None, "n")])  # 100 windows per record
+    wide.update(np.array([1]), np.array([5]), [])
+    assert wide.layout == "hash"
+
+
+@pytest.mark.parametrize("spec", DENSE_SPECS)
+def test_snapshot_restore_across_layouts(spec):
+    """A dense table's snapshot restores into a hash table and back (the bytes do not depend on the
+    layout), merging into what is there; the kept keys of a restore decide its layout."""
+    size, slide, offset = spec
+    rng = np.random.default_rng(9)
+    k, t, v = _batches(rng, 1, 0, 300)[0]
+    dense = native.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=5)
+    dense.update(k, t, [v])
+    dense.fire(int(t.min()) + 10)
+    hashed = native.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=5)
+    hashed.update(np.array([-1]), np.array([0]), [np.array([1.0])])
+    assert dense.layout == "dense" and hashed.layout == "hash"
+    expect = ref.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=5)
+    expect.update(k, t, [v])
+    expect.fire(int(t.min()) + 10)
+
+    into_hash = native.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=5)
+    into_hash.update(np.array([-1]), np.array([0]), [np.array([1.0])])
+    into_hash.restore(dense.snapshot(), clear=False)  # merged into a hash table
+    assert into_hash.layout == "hash" and len(into_hash) == len(dense) + len(hashed)
+    back = native.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=5)
+    back.restore(into_hash.snapshot(), keep_keys=lambda keys: keys >= 0)  # hash snapshot -> dense
+    assert back.layout == "dense"
+    assert sorted(_records(back.snapshot())) == sorted(_records(dense.snapshot()))
+    assert_same_fire(back.fire(INT64_MAX), expect.fire(INT64_MAX))
+
+    # restoring a snapshot with a negative key into a dense table moves it to hash, merged
+    both = native.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=5)
+    both.restore(dense.snapshot())
+    both.restore(hashed.snapshot(), clear=False)
+    assert both.layout == "hash"
+    assert len(both) == len(dense) + len(hashed)
+    only_small = native.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=5)
+    only_small.restore(hashed.snapshot(), keep_keys=lambda keys: keys >= 0)
+    assert only_small.layout == "dense" and len(only_small) == 0
+
+
+def _records(snapshot: bytes) -> list:
+    """The window records of a WindowAggTable snapshot (past its header) as byte strings."""
+    n = len(ALL_AGGS)
+    rec = 32 + 8 * n  # key, start, count, state, one float64 per aggregate
+    body = snapshot[8 + 4 * 8 + 8 + 8 * n + 8 :]  # magic+version, 4 params, the aggregates, the count
+    assert len(body) % rec == 0
+    return [body[i : i + rec] for i in range(0, len(body), rec)]
