@@ -2,7 +2,10 @@
 """Window aggregation kernels: built-in aggregates per (int64 key, window) over column batches.
 
 ``WindowAggTable`` covers tumbling (``slide == size``) and sliding windows, ``SessionWindowTable``
-session windows; both are C hash tables (``_native/fc_window``) with no allocation per record. The
+session windows; both are C tables (``_native/fc_window``) with no allocation per record.
+``WindowAggTable`` keeps each open window as an array indexed by the key while keys are small
+non-negative ints (``layout == "dense"``) and moves to an open-addressing hash table on the first
+key that is not (``"hash"``); results, their order and snapshots are the same in both. The
 operator feeds whole batches (``update``) and asks for finished windows when the watermark moves
 (``fire``); the semantics are Flink's WindowOperator with the default event-time trigger:
 
