@@ -666,11 +666,12 @@ class _WindowedBase:
     ):
         """The columnar window operator.
 
-        Tumbling/sliding windows run on :class:`ArrowWindowAggTable` (arrays indexed by key for
-        small non-negative int keys, measured faster than the native hash table there; Arrow's
-        hash aggregation otherwise). Sessions run on the native ``SessionWindowTable`` when the
-        native core is built and every aggregated column is floating point (it computes in
-        float64; integer sums, minima and maxima stay exact on the numpy session operator)."""
+        Tumbling/sliding windows let the operator pick its table when it opens (the native table
+        for floating-point columns, :class:`ArrowWindowAggTable` otherwise: see
+        ``ColumnarWindowOperator._default_table_factory``). Sessions run on the native
+        ``SessionWindowTable`` when the native core is built and every aggregated column is
+        floating point (it computes in float64; integer sums, minima and maxima stay exact on the
+        numpy session operator)."""
         from flinkcore.runtime.operators.window_columnar import (
             ColumnarSessionOperator,
             ColumnarWindowOperator,

@@ -52,7 +52,6 @@ from flinkcore.runtime.operators.window import (
     _loop_failure,
 )
 from flinkcore.runtime.operators.window_columnar import (
-    ArrowWindowAggTable,
     ColumnarWindowOperator,
     _to_numpy,
 )
@@ -407,7 +406,7 @@ class LocalColumnarAggregateOperator(ColumnarWindowOperator):
             key_field,
             aggs,
             make_output=None,  # type: ignore[arg-type]
-            table_factory=ArrowWindowAggTable,
+            table_factory=None,  # the window's own choice: the native table for float columns
             column_dtypes=column_dtypes,
             name=name,
         )
@@ -519,7 +518,7 @@ class GlobalColumnarWindowOperator(ColumnarWindowOperator):
             aggs,
             original.make_output,
             late_data_tag=original.late_data_tag,
-            table_factory=original.table_factory,
+            table_factory=None if original._default_table else original.table_factory,
             column_dtypes=partial_dtypes,
             name=original.name,
         )
@@ -684,7 +683,7 @@ def two_phase_plan(operator_factory: Any, key_selector: Any, local_name: str) ->
             "udf",
         )
     if type(probe) is ColumnarWindowOperator:
-        if probe.table_factory is not ArrowWindowAggTable or not isinstance(probe.key_field, str):
+        if not probe._default_table or not isinstance(probe.key_field, str):
             return None
         if _itemgetter_field(key_selector) != probe.key_field:
             return None
