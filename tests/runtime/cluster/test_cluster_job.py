@@ -240,9 +240,11 @@ class _Counting:
 
     def __call__(self, x):
         self.n += 1
-        if self.n % 16 == 0:
-            with open(self.path, "w") as f:
+        if self.n % 16 == 0:  # written aside and renamed: the reader never sees a half-written file
+            tmp = f"{self.path}.{os.getpid()}"
+            with open(tmp, "w") as f:
                 f.write(str(self.n))
+            os.replace(tmp, self.path)
         return x
 
 
