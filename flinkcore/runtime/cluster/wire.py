@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from flinkcore._core.rows import rows_from_columns
 from flinkcore._core.serde import dumps_batch, loads_batch
 
 __all__ = ["Peer", "decode_batch", "encode_batch"]
@@ -111,9 +112,8 @@ def _decode_rows(data: bytes) -> list:
         from flinkcore.common.types import row_class
 
         cls = _row_classes[key] = row_class(key)
-    cols = [np.frombuffer(raw, dtype=dtype).tolist() if dtype else loads_batch(raw) for dtype, raw in columns]
-    new = tuple.__new__
-    return [new(cls, t) for t in zip(*cols, strict=True)]
+    cols = [np.frombuffer(raw, dtype=dtype) if dtype else loads_batch(raw) for dtype, raw in columns]
+    return rows_from_columns(cls, cols)
 
 
 def decode_batch(payload: memoryview) -> tuple[Any, list | None]:
