@@ -383,6 +383,153 @@ class JitAggregate:
         _ADD_KERNELS[key] = (loop, acc_dtypes, acc_values, is_tuple)
         return _ADD_KERNELS[key]
 
+    def session_kernel(self, names: tuple, dtypes: list, operator: str) -> Any:
+        """The compiled session loop for records of these fields (None without numba).
+
+        ``loop(keys, kidx, ts, cols..., gap, wm, head, nxt, start, end, ski, skey, live, free,
+        meta, late, init, accs...)`` takes the records in arrival order, each into its key's
+        sessions exactly as the per-record session operator does: a record opens ``[ts, ts+gap)``,
+        every open session of its key that this window (growing as it merges) intersects merges
+        into the first of them (``merge(first, merge(merge(second, third), ...))``), then ``add``;
+        a record that merges with nothing and whose window already ended is marked ``late``.
+        Sessions of a key are a list by start (``head`` per key index, ``nxt`` per slot); slots
+        come from the ``free`` stack (``meta[0]`` entries) or past ``meta[1]``."""
+        base = self.add_kernel(names, dtypes, operator)
+        if base is None:
+            return None
+        _, acc_dtypes, acc_values, is_tuple = base
+        key = (
+            self._add,
+            self._merge_fn(),
+            names,
+            tuple(str(d) for d in dtypes),
+            repr(self.create_accumulator()),
+        )
+        if key in _SESSION_KERNELS:
+            return _SESSION_KERNELS[key]
+        import numba
+
+        add = numba.njit(cache=False)(self._add)
+        merge = numba.njit(cache=False)(self._merge_fn())
+        acc_types = [_numba_type(d) for d in acc_dtypes]
+        acc_t = numba.types.Tuple(acc_types) if is_tuple else acc_types[0]
+        try:
+            merge.compile((numba.types.none, acc_t, acc_t))
+        except Exception as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise JitCompileError(
+                f"operator '{operator}': numba cannot compile {self.__name__}.merge(a, b) for accumulators "
+                f"like {self.create_accumulator()!r}: {why}"
+            ) from e
+        width, n_in = len(acc_dtypes), len(names)
+        cols = ", ".join(f"c{i}" for i in range(n_in))
+        accs = ", ".join(f"acc{j}" for j in range(width))
+
+        def read(s: str) -> str:
+            return f"({', '.join(f'acc{j}[{s}]' for j in range(width))},)" if is_tuple else f"acc0[{s}]"
+
+        def cast(r: str) -> str:  # the merged accumulator keeps the accumulator arrays' types
+            if is_tuple:
+                return f"({', '.join(f'd{j}({r}[{j}])' for j in range(width))},)"
+            return f"d0({r})"
+
+        def write(s: str, r: str) -> list[str]:
+            if is_tuple:
+                return [f"acc{j}[{s}] = {r}[{j}]" for j in range(width)]
+            return [f"acc0[{s}] = {r}"]
+
+        body = [
+            f"def loop(keys, kidx, ts, {cols}, gap, wm, head, nxt, start, end, ski, skey, live, free, meta,"
+            f" late, init, {accs}):",
+            "    nfree = meta[0]",
+            "    top = meta[1]",
+            "    for i in range(len(kidx)):",
+            "        k = kidx[i]",
+            "        t = ts[i]",
+            "        lo = t",
+            "        hi = t + gap",
+            "        target = -1",
+            "        second = -1",
+            f"        macc = {read('0')}",
+            "        s = head[k]",
+            "        while s >= 0:",
+            "            nx = nxt[s]",
+            "            if start[s] <= hi and end[s] >= lo:",
+            "                if start[s] < lo:",
+            "                    lo = start[s]",
+            "                if end[s] > hi:",
+            "                    hi = end[s]",
+            "                if target < 0:",
+            "                    target = s",
+            "                else:",
+            "                    if second < 0:",
+            "                        second = s",
+            f"                        macc = {read('s')}",
+            "                    else:",
+            f"                        m = merge(None, macc, {read('s')})",
+            f"                        macc = {cast('m')}",
+            "                    nxt[target] = nx",
+            "                    live[s] = False",
+            "                    free[nfree] = s",
+            "                    nfree += 1",
+            "            s = nx",
+            "        if target < 0:",
+            "            if t + gap - 1 <= wm:",
+            "                late[i] = True",
+            "                continue",
+            "            if nfree > 0:",
+            "                nfree -= 1",
+            "                target = free[nfree]",
+            "            else:",
+            "                target = top",
+            "                top += 1",
+            *[f"            acc{j}[target] = init[{j}]" for j in range(width)],
+            "            start[target] = t",
+            "            end[target] = t + gap",
+            "            ski[target] = k",
+            "            skey[target] = keys[i]",
+            "            live[target] = True",
+            "            p = -1",
+            "            c = head[k]",
+            "            while c >= 0 and start[c] < t:",
+            "                p = c",
+            "                c = nxt[c]",
+            "            nxt[target] = c",
+            "            if p < 0:",
+            "                head[k] = target",
+            "            else:",
+            "                nxt[p] = target",
+            "        else:",
+            "            if second >= 0:",
+            f"                r = merge(None, {read('target')}, macc)",
+            *[f"                {line}" for line in write("target", "r")],
+            "            start[target] = lo",
+            "            end[target] = hi",
+            f"        r = add(None, Rec({', '.join(f'c{i}[i]' for i in range(n_in))}), {read('target')})",
+            *[f"        {line}" for line in write("target", "r")],
+            "    meta[0] = nfree",
+            "    meta[1] = top",
+        ]
+        scope: dict[str, Any] = {"add": add, "merge": merge, "Rec": _record_type(names)}
+        scope.update({f"d{j}": dt.type for j, dt in enumerate(acc_dtypes)})
+        exec("\n".join(body), scope)  # noqa: S102 - generated from counts only, no user text
+        loop = numba.njit(cache=False)(scope["loop"])
+        _SESSION_KERNELS[key] = (loop, acc_dtypes, tuple(acc_values), is_tuple)
+        return _SESSION_KERNELS[key]
+
+    def _merge_fn(self) -> Any:
+        if not self.has_merge():
+            raise NotImplementedError(f"{self.__name__}.merge() is needed to merge session windows")
+        return type(self.agg).merge
+
+    def has_merge(self) -> bool:
+        """True when the AggregateFunction defines its own ``merge`` (session windows need it; the
+        base class's raises, as Flink's does, only when two sessions merge: that runs per record)."""
+        from flinkcore.datastream.functions import AggregateFunction
+
+        merge = getattr(type(self.agg), "merge", None)
+        return callable(merge) and merge is not AggregateFunction.merge
+
     def result_kernel(self, acc_dtypes: list, is_tuple: bool) -> Any:
         """``get_result`` compiled over the accumulator arrays: ``(loop, returns a tuple)``, or None
         when numba cannot compile it to numbers (then it runs once per window in Python: the same
@@ -434,6 +581,8 @@ _RECORD_TYPES: dict[tuple, Any] = {}
 _ADD_KERNELS: dict[tuple, Any] = {}
 #: (get_result function, accumulator dtypes, tuple?) -> compiled get_result loop, or None
 _RESULT_KERNELS: dict[tuple, Any] = {}
+#: (add, merge, field names, dtypes, initial accumulator) -> compiled session loop
+_SESSION_KERNELS: dict[tuple, Any] = {}
 
 
 def np_module() -> Any:

@@ -524,8 +524,9 @@ class _WindowedBase:
         """Incremental aggregate: only the accumulator is kept per window.
 
         (+) An AggregateFunction marked ``@flinkcore.jit`` on a typed stream (tumbling or sliding
-        event-time windows, default trigger, no window function) runs ``add`` compiled over
-        column batches when numba is installed; otherwise it runs per record, the same."""
+        event-time windows, or event-time sessions when it has ``merge``; default trigger, no
+        window function, no allowed lateness) runs ``add`` (and ``merge``) compiled over column
+        batches when numba is installed; otherwise it runs per record, the same."""
         _check_aggregate(aggregate_function)
         keyed = self._keyed
         from flinkcore.jit import JitAggregate, as_jit
@@ -533,7 +534,9 @@ class _WindowedBase:
         jagg = as_jit(aggregate_function)
         if isinstance(jagg, JitAggregate) and window_function is None and jagg.compiled():
             fields = _field_names(self.get_input_type())  # names, or positions of a TUPLE
-            plan = self._columnar_plan(fields) if fields else None
+            # sessions merge accumulators: compiled only when the function has merge()
+            sessions = jagg.has_merge()
+            plan = self._columnar_plan(fields, any_session=sessions) if fields else None
             if plan is not None:
                 return self._build_jit_aggregate(plan[0], jagg, fields, plan[1])
 
@@ -618,12 +621,16 @@ class _WindowedBase:
                 )
         return self.reduce(_field_reducer(field, how), output_type=input_type)
 
-    def _columnar_plan(self, fields: list, funcs: list | None = None) -> tuple[Any, dict] | None:
+    def _columnar_plan(
+        self, fields: list, funcs: list | None = None, any_session: bool = False
+    ) -> tuple[Any, dict] | None:
         """(key field, {column: dtype}) when this window can run on the columnar path, else None.
 
         It can when the stream is typed (a ROW_NAMED / TUPLE of numeric fields, as from_arrow
         gives), the key is a field of integer type, the window is a tumbling or sliding event-time
-        window with the default trigger, no evictor and no allowed lateness.
+        window with the default trigger, no evictor and no allowed lateness; or an event-time
+        session window when ``funcs`` are all session functions (or ``any_session``: a jit
+        AggregateFunction with ``merge``).
         """
         from flinkcore.runtime.operators.window_columnar import field_of_key_selector
 
@@ -634,7 +641,7 @@ class _WindowedBase:
         if type(self._assigner) is EventTimeSessionWindows:
             from flinkcore.runtime.operators.window_columnar import SESSION_FUNCTIONS
 
-            if funcs is None or any(f not in SESSION_FUNCTIONS for f in funcs):
+            if not any_session and (funcs is None or any(f not in SESSION_FUNCTIONS for f in funcs)):
                 return None
         elif type(self._assigner) not in (TumblingEventTimeWindows, SlidingEventTimeWindows):
             return None
@@ -719,14 +726,28 @@ class _WindowedBase:
         return self._input._window_transform(name, factory, output_type)
 
     def _build_jit_aggregate(self, key_field: Any, jagg: Any, fields: list, dtypes: dict):
-        from flinkcore.runtime.operators.window_columnar import ColumnarJitAggregateOperator
+        from flinkcore.runtime.operators.window_columnar import (
+            ColumnarJitAggregateOperator,
+            ColumnarJitSessionOperator,
+        )
 
         assigner = self._assigner
         late_tag = self._late_tag.tag_id if self._late_tag is not None else None
+        calls = [0]
+        if type(assigner) is EventTimeSessionWindows:
+            gap = assigner.session_gap
+
+            def session_factory():
+                calls[0] += 1
+                agg = jagg if calls[0] == 1 else copy.deepcopy(jagg)
+                return ColumnarJitSessionOperator(
+                    gap, key_field, agg, fields, late_data_tag=late_tag, column_dtypes=dtypes
+                )
+
+            return self._input._window_transform("Window(Aggregate)", session_factory, None)
         size = assigner.size
         slide = getattr(assigner, "slide", size)
         offset = assigner.offset
-        calls = [0]
 
         def factory():
             calls[0] += 1

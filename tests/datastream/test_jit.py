@@ -179,6 +179,7 @@ def spy(monkeypatch):
 
     wrap(jit_ops.JitMapOperator, "process_batch")
     wrap(window_columnar.ColumnarJitAggregateOperator, "process_batch")
+    wrap(window_columnar.ColumnarJitSessionOperator, "process_batch")
     wrap(window_columnar.ColumnarWindowOperator, "_columns")
     return seen
 
@@ -417,7 +418,7 @@ import test_jit as t
 from flinkcore.jit import numba_available
 from flinkcore.common.time import Time
 from flinkcore.common.watermark_strategy import WatermarkStrategy
-from flinkcore.datastream.window import TumblingEventTimeWindows
+from flinkcore.datastream.window import EventTimeSessionWindows, TumblingEventTimeWindows
 
 assert not numba_available()
 key, value, ts = t.events(4_000)
@@ -433,6 +434,14 @@ for name, src in (("typed", t.typed), ("untyped", t.untyped)):
         .window(TumblingEventTimeWindows.of(Time.milliseconds(100)))
     )
     out[name + "_agg"] = sorted(list(r) for r in windows.aggregate(t.MeanAndCount()).execute_and_collect())
+    sessions = (
+        src(t.env(), key, value, ts)
+        .assign_timestamps_and_watermarks(wm.with_timestamp_assigner("ts"))
+        .key_by("key")
+        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(7)))
+        .aggregate(t.Trace())
+    )
+    out[name + "_sessions"] = [[s, list(r)] for s, r in t.Stamped.of(sessions).execute_and_collect()]
 out["numba_loaded"] = sys.modules.get("numba") is not None
 print(json.dumps(out))
 """
@@ -467,6 +476,18 @@ def test_without_numba_the_same_functions_run_per_record_with_the_same_results()
     assert (
         sorted(list(r) for r in windows.aggregate(MeanAndCount()).execute_and_collect()) == out["typed_agg"]
     )
+    # sessions (merges included): the same results at the same timestamps
+    assert by_timestamp(out["typed_sessions"]) == by_timestamp(out["untyped_sessions"])
+    assert len(out["typed_sessions"]) > 100
+    sessions = (
+        typed(env(), key, value, ts)
+        .assign_timestamps_and_watermarks(wm.with_timestamp_assigner("ts"))
+        .key_by("key")
+        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(7)))
+        .aggregate(Trace())
+    )
+    compiled = [[s, list(r)] for s, r in Stamped.of(sessions).execute_and_collect()]
+    assert by_timestamp(compiled) == by_timestamp(out["typed_sessions"])
 
 
 def test_numba_is_imported_only_when_a_jit_function_is_compiled():
@@ -557,13 +578,13 @@ def test_a_jit_aggregate_numba_cannot_compile_fails_the_job_naming_the_operator(
         list(out.execute_and_collect())
 
 
-def _jit_agg_graph(key, value, ts, sink):
+def _jit_agg_graph(key, value, ts, sink, assigner=None):
     e = env()
     (
         typed(e, key, value, ts, rows=10_000)
         .assign_timestamps_and_watermarks(bounded("ts"))
         .key_by(half_key)
-        .window(SlidingEventTimeWindows.of(Time.milliseconds(60), Time.milliseconds(20)))
+        .window(assigner or SlidingEventTimeWindows.of(Time.milliseconds(60), Time.milliseconds(20)))
         .aggregate(MeanAndCount())
         .add_sink(sink)
     )
@@ -666,3 +687,287 @@ def test_jit_functions_in_worker_processes_give_the_single_process_results():
             results[(src.__name__, parallelism)] = sorted(out.execute_and_collect())
     first = results[("untyped", 1)]
     assert len(first) > 100 and all(r == first for r in results.values())
+
+
+# -- event-time session windows ----------------------------------------------------------------
+
+
+class Stamped:
+    """(timestamp, result) of every window result, in emission order."""
+
+    @staticmethod
+    def of(stream):
+        from flinkcore.datastream.functions import ProcessFunction
+
+        class Stamp(ProcessFunction):
+            def process_element(self, value, ctx):
+                yield (ctx.timestamp(), value)
+
+        return stream.process(Stamp())
+
+
+def session_events(n, nkeys, seed):
+    """Keys, values and timestamps with 20% of the records out of order by up to 40 ms: many
+    records bridge two or more open sessions of their key, many are late."""
+    rng = np.random.default_rng(seed)
+    key = rng.integers(0, nkeys, n, dtype=np.int64)
+    value = np.round(rng.random(n) * 10, 3)
+    ts = np.arange(n, dtype=np.int64) // 4 - rng.integers(0, 40, n) * (rng.random(n) < 0.2)
+    return key, value, ts
+
+
+def session_merges(key, ts, gap, wm_lag=5):
+    """A small reference model of the per-record session rule: how many records merged two or
+    more open sessions (with each element's timestamp minus ``wm_lag`` as the watermark)."""
+    sessions: dict = {}
+    wm, bridging = -(2**63), 0
+    for k, t in zip(key.tolist(), ts.tolist(), strict=True):
+        own = sessions.setdefault(k, [])
+        lo, hi = t, t + gap
+        group = [s for s in own if s[0] <= hi and s[1] >= lo]
+        if not group and hi - 1 <= wm:
+            continue
+        for s in group:
+            own.remove(s)
+        bridging += len(group) > 1
+        own.append((min([lo] + [s[0] for s in group]), max([hi] + [s[1] for s in group])))
+        wm = max(wm, t - wm_lag)
+        own[:] = [s for s in own if s[1] - 1 > wm]
+    return bridging
+
+
+def by_timestamp(stamped):
+    """The timestamps in emission order, and the results of each timestamp (equal ends: Flink
+    gives no order among timers of one timestamp)."""
+    groups: dict = {}
+    for t, r in stamped:
+        groups.setdefault(t, []).append(r)
+    return [t for t, _ in stamped], {t: sorted(rs) for t, rs in groups.items()}
+
+
+@flinkcore.jit
+class Trace(AggregateFunction):
+    """Sum, count and a trace that depends on the order of adds and on which accumulator is
+    ``merge``'s first argument."""
+
+    def create_accumulator(self):
+        return (0.0, 0, 0.0)
+
+    def add(self, value, accumulator):
+        return (accumulator[0] + value.value, accumulator[1] + 1, accumulator[2] * 0.5 + value.value)
+
+    def get_result(self, accumulator):
+        return (accumulator[0] / accumulator[1], accumulator[1], accumulator[2])
+
+    def merge(self, a, b):
+        return (a[0] + b[0], a[1] + b[1], a[2] + 3.0 * b[2])
+
+
+class PlainTrace(AggregateFunction):
+    create_accumulator = Trace.create_accumulator
+    add = Trace.add
+    get_result = Trace.get_result
+    merge = Trace.merge
+
+
+@pytest.mark.parametrize("seed,gap", [(1, 3), (2, 7), (3, 20)])
+def test_jit_aggregate_on_sessions_equals_per_record(seed, gap, spy):
+    """Sessions of a jit AggregateFunction (order-sensitive add and merge) over columns equal the
+    same job per record (the plain AggregateFunction, and the untyped stream): results, their
+    timestamps in emission order, and the late records."""
+    key, value, ts = session_events(6_000, 40, seed)
+    assert session_merges(key, ts, gap) > 5, "records bridge open sessions"
+    tag = OutputTag("late")
+
+    def run(src, agg):
+        e = env()
+        wm = WatermarkStrategy.for_generator(lambda ctx: PerElementWatermarks()).with_timestamp_assigner("ts")
+        windowed = (
+            src(e, key, value, ts, rows=700) if src is typed else src(e, key, value, ts)
+        ).assign_timestamps_and_watermarks(wm)
+        out = (
+            windowed.key_by("key")
+            .window(EventTimeSessionWindows.with_gap(Time.milliseconds(gap)))
+            .side_output_late_data(tag)
+            .aggregate(agg)
+        )
+        stamped = Stamped.of(out)
+        from flinkcore.datastream.functions import SinkFunction
+
+        class Into(SinkFunction):
+            def __init__(self, into):
+                self.into = into
+
+            def invoke(self, v, context=None):
+                self.into.append(v)
+
+        main, late = [], []
+        stamped.add_sink(Into(main))
+        out.get_side_output(tag).add_sink(Into(late))
+        e.execute("sessions")
+        return main, [tuple(r) for r in late]
+
+    got = run(typed, Trace())
+    plain = run(typed, PlainTrace())
+    per_record = run(untyped, Trace())
+    assert by_timestamp(got[0]) == by_timestamp(plain[0]) == by_timestamp(per_record[0])
+    assert got[1] == plain[1] == per_record[1]
+    assert len(got[1]) > 100, "the test data has late records"
+    assert sum(r[1] for _, r in got[0]) + len(got[1]) == len(key)
+    if numba_available():
+        assert ("ColumnarJitSessionOperator", "RecordBatch") in spy
+
+
+@flinkcore.jit
+class Count(AggregateFunction):
+    """A scalar accumulator."""
+
+    def create_accumulator(self):
+        return 0
+
+    def add(self, value, accumulator):
+        return accumulator + 1
+
+    def get_result(self, accumulator):
+        return accumulator
+
+    def merge(self, a, b):
+        return a + b
+
+
+@flinkcore.jit
+class CountNoMerge(AggregateFunction):
+    def create_accumulator(self):
+        return 0
+
+    def add(self, value, accumulator):
+        return accumulator + 1
+
+    def get_result(self, accumulator):
+        return accumulator
+
+
+def test_jit_sessions_scalar_accumulator_and_no_merge(spy):
+    """A scalar accumulator runs compiled; without ``merge`` the job runs per record (which fails
+    as Flink does only when two sessions have to merge)."""
+    key, value, ts = (
+        np.array([1, 1, 2, 1], dtype=np.int64),
+        np.ones(4),
+        np.array([0, 2, 5, 30], dtype=np.int64),
+    )
+
+    def job(agg):
+        e = env()
+        wm = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner("ts")
+        out = (
+            typed(e, key, value, ts)
+            .assign_timestamps_and_watermarks(wm)
+            .key_by("key")
+            .window(EventTimeSessionWindows.with_gap(Time.milliseconds(5)))
+            .aggregate(agg)
+        )
+        return [tuple(r) for r in Stamped.of(out).execute_and_collect()]
+
+    assert job(Count()) == [(6, 2), (9, 1), (34, 1)]
+    if numba_available():
+        assert ("ColumnarJitSessionOperator", "RecordBatch") in spy
+    spy.clear()
+    assert job(CountNoMerge()) == [(6, 2), (9, 1), (34, 1)]
+    assert not any(name == "ColumnarJitSessionOperator" for name, _ in spy)
+
+
+@needs_numba
+def test_jit_session_table_snapshot_restore_and_freeing():
+    def table():
+        return window_columnar.JitSessionTable(5, flinkcore.jit(MeanAndCount()), ("key", "value", "ts"), "S")
+
+    key, value, ts = session_events(2_000, 9, 4)
+    first = table()
+    late1 = first.update(key[:1200], ts[:1200], [key[:1200], value[:1200], ts[:1200]], 100)
+    assert late1.any() and first.open_sessions() > 9
+    snap = first.snapshot()
+    copy = table()
+    copy.restore([snap], keep=lambda k: k % 2 == 0)
+    assert copy.open_sessions() == sum(1 for s in snap["sessions"] if s[0] % 2 == 0)
+    # restored and fired before any record arrives: the snapshot's sessions, by (end, key)
+    idle = window_columnar.JitSessionTable(
+        5, flinkcore.jit(MeanAndCount()), ("key", "value", "ts"), "S", [key.dtype, value.dtype, ts.dtype]
+    )
+    idle.restore([snap])
+    k0, s0, e0, r0 = idle.fire(2**62)
+    by_end = list(zip(e0.tolist(), k0.tolist(), strict=True))
+    assert by_end == sorted(by_end)
+    fired_sessions = sorted(zip(k0.tolist(), s0.tolist(), e0.tolist(), strict=True))
+    assert fired_sessions == sorted(tuple(x[:3]) for x in snap["sessions"])
+    assert sorted(r[1] for r in r0) == sorted(x[3][1] for x in snap["sessions"])
+    assert idle.open_sessions() == 0
+    rest = [key[1200:], ts[1200:], [key[1200:], value[1200:], ts[1200:]], 150]
+    late = [t.update(*rest) for t in (first, copy)]
+    fired = [t.fire(2**62) for t in (first, copy)]
+    whole = {
+        (k, s, e): a for k, s, e, a in zip(*(c.tolist() for c in fired[0][:3]), fired[0][3], strict=True)
+    }
+    restored = {
+        (k, s, e): a for k, s, e, a in zip(*(c.tolist() for c in fired[1][:3]), fired[1][3], strict=True)
+    }
+    # the restored keys continue exactly; the others start over from the rest of the input
+    assert {ks: a for ks, a in whole.items() if ks[0] % 2 == 0} == {
+        ks: a for ks, a in restored.items() if ks[0] % 2 == 0
+    }
+    odd = {ks: a for ks, a in restored.items() if ks[0] % 2 == 1}
+    assert odd and sum(a[1] for a in odd.values()) < sum(a[1] for ks, a in whole.items() if ks[0] % 2 == 1)
+    assert np.array_equal(late[0] & (key[1200:] % 2 == 0), late[1] & (key[1200:] % 2 == 0))
+    ends = fired[0][2].tolist()
+    assert ends == sorted(ends)
+    for t in (first, copy):  # every session fired: slots and key indices freed
+        assert t.open_sessions() == 0
+        assert len(t._kfree) == t._ktop and int(t._meta[0]) == int(t._meta[1])
+
+
+@needs_numba
+def test_jit_sessions_checkpoint_between_batches_restores_exactly(spy):
+    """A snapshot taken mid-input and restored into a new job continues with the same open
+    sessions: the resumed output equals one uninterrupted run."""
+    from flinkcore.datastream.functions import SinkFunction
+    from flinkcore.runtime.executor import Job
+
+    class Into(SinkFunction):
+        def __init__(self):
+            self.got = []
+
+        def invoke(self, v, context=None):
+            self.got.append(v)
+
+    key, value, ts = events(12_000)
+    ts = np.sort(ts)
+    sessions = EventTimeSessionWindows.with_gap(Time.milliseconds(3))
+    first = Into()
+    job = Job(_jit_agg_graph(key, value, ts, first, sessions))
+    taken = {}
+    rounds = [0]
+
+    def between_batches(now):
+        rounds[0] += 1
+        if rounds[0] == 5:
+            taken["snap"] = job.snapshot()
+            taken["emitted"] = len(first.got)
+        else:
+            job.pts.register_timer(0, between_batches)
+
+    job.pts.register_timer(0, between_batches)
+    job.run()
+    source_state = next(v["source"] for v in taken["snap"].values() if "source" in v)
+    assert source_state[0] != (0, 0), "the snapshot was taken mid-input"
+    open_sessions = [
+        op["operator"]["windows"]["sessions"]
+        for v in taken["snap"].values()
+        for op in v.get("operator", [])
+        if isinstance(op.get("operator"), dict) and "windows" in op["operator"]
+    ]
+    assert open_sessions and open_sessions[0], "open sessions were in the snapshot"
+    second = Into()
+    Job(_jit_agg_graph(key, value, ts, second, sessions), restore=taken["snap"]).run()
+    whole = Into()
+    Job(_jit_agg_graph(key, value, ts, whole, sessions)).run()
+    assert first.got[: taken["emitted"]] + second.got == whole.got
+    assert ("ColumnarJitSessionOperator", "RecordBatch") in spy

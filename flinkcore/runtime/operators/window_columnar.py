@@ -37,8 +37,10 @@ __all__ = [
     "COLUMNAR_FUNCTIONS",
     "ArrowWindowAggTable",
     "ColumnarJitAggregateOperator",
+    "ColumnarJitSessionOperator",
     "ColumnarWindowOperator",
     "JitAggregateTable",
+    "JitSessionTable",
     "field_of_key_selector",
 ]
 
@@ -1196,21 +1198,7 @@ class JitAggregateTable:
         accs = [a[due] for a in self._accs]
         self._live[due] = False
         self._free.extend(due.tolist())
-        result = self.agg.result_kernel(acc_dtypes, is_tuple)
-        if result is not None:  # get_result compiled: its results built in C, as Python returns them
-            loop, out_tuple = result
-            outs = loop(*accs)
-            if out_tuple:
-                return keys, starts, rows_from_columns(tuple, list(outs))
-            return keys, starts, outs[0].tolist()
-        get_result = self.agg.get_result
-        fields = [a.tolist() for a in accs]
-        try:
-            if is_tuple:
-                return keys, starts, [get_result(a) for a in zip(*fields, strict=True)]
-            return keys, starts, [get_result(a) for a in fields[0]]
-        except Exception as e:
-            raise UserCodeError(self.operator, None, e, where="get_result()") from e
+        return keys, starts, _jit_results(self.agg, acc_dtypes, is_tuple, accs, self.operator)
 
     def snapshot(self) -> dict:
         if self._kernel is None:
@@ -1265,9 +1253,7 @@ class ColumnarJitAggregateOperator(ColumnarWindowOperator):
     def open(self) -> None:
         self._col_names = {f: f"c{i}" for i, f in enumerate(self.fields)}
         self._order = [self._col_names[f] for f in self.fields]
-        self._table = JitAggregateTable(
-            self.size, self.slide, self.offset, self.jit_agg, tuple(self.fields), self.name
-        )
+        self._table = self._make_table()
         self.jit_agg.open(None)
         if self._restored:
             kgr = self.state_backend.key_group_range if self.state_backend is not None else None
@@ -1282,6 +1268,11 @@ class ColumnarJitAggregateOperator(ColumnarWindowOperator):
 
             self._table.restore(self._restored, keep)
             self._restored = []
+
+    def _make_table(self) -> Any:
+        return JitAggregateTable(
+            self.size, self.slide, self.offset, self.jit_agg, tuple(self.fields), self.name
+        )
 
     def close(self) -> None:
         self.jit_agg.close()
@@ -1313,3 +1304,303 @@ class ColumnarJitAggregateOperator(ColumnarWindowOperator):
         if len(keys):
             self.output.collect(results, (starts + (self.size - 1)).tolist())
         self.output.emit_watermark(watermark)
+
+
+def _jit_results(agg: Any, acc_dtypes: list, is_tuple: bool, accs: list, operator: str) -> Any:
+    """``get_result`` of each accumulator (given as one array per field): compiled when numba can
+    (results built in C, as Python returns them), else the user's method once per window."""
+    result = agg.result_kernel(acc_dtypes, is_tuple)
+    if result is not None:
+        loop, out_tuple = result
+        outs = loop(*accs)
+        if out_tuple:
+            return rows_from_columns(tuple, list(outs))
+        return outs[0].tolist()
+    get_result = agg.get_result
+    fields = [a.tolist() for a in accs]
+    try:
+        if is_tuple:
+            return [get_result(a) for a in zip(*fields, strict=True)]
+        return [get_result(a) for a in fields[0]]
+    except Exception as e:
+        raise UserCodeError(operator, None, e, where="get_result()") from e
+
+
+_UNLINK: list = []
+
+
+def _unlink_kernel() -> Any:
+    """Compiled: drop fired slots from their keys' session lists (``head``/``nxt``)."""
+    if not _UNLINK:
+        import numba
+
+        @numba.njit(cache=False)
+        def unlink(due, ski, head, nxt, live):
+            for s in due:
+                live[s] = False
+            for s in due:
+                k = ski[s]
+                p = -1
+                c = head[k]
+                head[k] = -1
+                while c >= 0:
+                    nx = nxt[c]
+                    if live[c]:
+                        if p < 0:
+                            head[k] = c
+                        else:
+                            nxt[p] = c
+                        p = c
+                    c = nx
+                if p >= 0:
+                    nxt[p] = -1
+
+        _UNLINK.append(unlink)
+    return _UNLINK[0]
+
+
+class JitSessionTable:
+    """Event-time sessions (static gap) of a ``flinkcore.jit`` AggregateFunction over column batches.
+
+    Every key has a list of open sessions sorted by start (``head`` per key index, ``nxt`` per
+    slot; a key index per key that has open sessions); every session a slot in arrays: start,
+    end, key and one array per accumulator field. The compiled session loop
+    (``JitAggregate.session_kernel``) takes each batch's records in arrival order, merges and
+    adds exactly as the per-record session operator does (``merge`` and ``add`` compiled), and
+    marks the late records. Fired sessions free their slots, and keys without open sessions
+    their key index, so memory follows the open sessions.
+    """
+
+    def __init__(
+        self, gap: int, jit_agg: Any, names: tuple, operator: str, dtypes: list | None = None
+    ) -> None:
+        if gap <= 0:
+            raise ValueError(f"session gap must be > 0, got {gap}")
+        self.gap = gap
+        self.agg = jit_agg
+        self.names = names
+        self.operator = operator
+        #: the columns' dtypes when the stream's type gives them: restored sessions fire even
+        #: when no record arrives after the restore
+        self.dtypes = dtypes
+        self._kernel: Any = None
+        self._kmap = _KeySlots()  # key -> key index
+        self._head = np.full(0, -1, dtype=np.int64)
+        self._kfree: list[int] = []
+        self._ktop = 0
+        self._nxt = np.zeros(0, dtype=np.int64)
+        self._start = np.zeros(0, dtype=np.int64)
+        self._end = np.zeros(0, dtype=np.int64)
+        self._ski = np.zeros(0, dtype=np.int64)
+        self._skey = np.zeros(0, dtype=np.int64)
+        self._live = np.zeros(0, dtype=bool)
+        self._free = np.zeros(0, dtype=np.int64)
+        self._meta = np.zeros(2, dtype=np.int64)  # [free slots on the stack, slots ever used]
+        self._accs: list[np.ndarray] = []
+        self._restored: list = []
+
+    def _ready(self, dtypes: list) -> None:
+        self._kernel = self.agg.session_kernel(self.names, dtypes, self.operator)
+        if self._kernel is None:
+            raise RuntimeError(f"operator '{self.operator}': numba is not installed")
+        _, acc_dtypes, _, _ = self._kernel
+        self._accs = [np.zeros(0, dtype=dt) for dt in acc_dtypes]
+        self._unlink = _unlink_kernel()
+        self._grow_slots(1024)
+        restored, self._restored = self._restored, []
+        for snap in restored:
+            self._load(snap)
+
+    def _grow_slots(self, needed: int) -> None:
+        if needed <= len(self._start):
+            return
+        cap = max(1024, 1 << int(needed - 1).bit_length())
+        old = len(self._start)
+
+        def grow(a: np.ndarray, fill: Any = 0) -> np.ndarray:
+            g = np.full(cap, fill, dtype=a.dtype)
+            g[:old] = a
+            return g
+
+        self._nxt = grow(self._nxt, -1)
+        self._start, self._end = grow(self._start), grow(self._end)
+        self._ski, self._skey = grow(self._ski), grow(self._skey)
+        self._live, self._free = grow(self._live, False), grow(self._free)
+        self._accs = [grow(a) for a in self._accs]
+
+    def _key_indices(self, keys: np.ndarray) -> np.ndarray:
+        kidx = self._kmap.lookup(keys)
+        missing = kidx < 0
+        if missing.any():
+            new_keys, inv = np.unique(keys[missing], return_inverse=True)
+            m = len(new_keys)
+            take = min(m, len(self._kfree))
+            fresh = self._kfree[len(self._kfree) - take :]
+            del self._kfree[len(self._kfree) - take :]
+            fresh = np.array(fresh + list(range(self._ktop, self._ktop + m - take)), dtype=np.int64)
+            self._ktop += m - take
+            if self._ktop > len(self._head):
+                head = np.full(max(1024, 1 << int(self._ktop - 1).bit_length()), -1, dtype=np.int64)
+                head[: len(self._head)] = self._head
+                self._head = head
+            self._head[fresh] = -1
+            self._kmap.assign(new_keys, fresh)
+            kidx[missing] = fresh[inv]
+        return kidx
+
+    def update(self, keys: np.ndarray, ts: np.ndarray, cols: list[np.ndarray], watermark: int) -> np.ndarray:
+        """Adds the records; returns the mask of the late ones (not added)."""
+        late = np.zeros(len(keys), dtype=bool)
+        if not len(keys):
+            return late
+        if self._kernel is None:
+            self._ready([c.dtype for c in cols])
+        self._grow_slots(int(self._meta[1]) + len(keys))
+        kidx = self._key_indices(keys)
+        loop, _, init, _ = self._kernel
+        wm = max(int(watermark), -(1 << 63))
+        loop(
+            keys, kidx, ts, *cols, self.gap, wm, self._head, self._nxt, self._start, self._end,
+            self._ski, self._skey, self._live, self._free, self._meta, late, init, *self._accs,
+        )  # fmt: skip
+        if late.any():  # a late record of a key without sessions leaves its key index unused
+            self._drop_empty_keys(np.unique(keys[late]))
+        return late
+
+    def _drop_empty_keys(self, keys: np.ndarray) -> None:
+        kidx = self._kmap.lookup(keys)
+        empty = (kidx >= 0) & (self._head[np.maximum(kidx, 0)] < 0)
+        if empty.any():
+            self._kmap.remove(keys[empty])
+            self._kfree.extend(kidx[empty].tolist())
+
+    def fire(self, watermark: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+        """(keys, starts, ends, ``get_result`` of each) of the sessions whose end - 1 <= watermark,
+        by (end, key); their slots are freed."""
+        if self._kernel is None:
+            if not (self._restored and self.dtypes):
+                return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), []
+            self._ready(self.dtypes)
+        top = int(self._meta[1])
+        due = np.flatnonzero(self._live[:top] & (self._end[:top] - 1 <= watermark))
+        if not len(due):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), []
+        due = due[np.lexsort((self._skey[due], self._end[due]))]
+        keys, starts, ends = self._skey[due], self._start[due], self._end[due]
+        _, acc_dtypes, _, is_tuple = self._kernel
+        accs = [a[due] for a in self._accs]
+        self._unlink(due, self._ski, self._head, self._nxt, self._live)
+        nfree = int(self._meta[0])
+        self._free[nfree : nfree + len(due)] = due
+        self._meta[0] = nfree + len(due)
+        self._drop_empty_keys(np.unique(keys))
+        return keys, starts, ends, _jit_results(self.agg, acc_dtypes, is_tuple, accs, self.operator)
+
+    def open_sessions(self) -> int:
+        return int(self._live[: int(self._meta[1])].sum()) + sum(len(s["sessions"]) for s in self._restored)
+
+    def snapshot(self) -> dict:
+        if self._kernel is None:
+            return {"sessions": [x for snap in self._restored for x in snap["sessions"]]}
+        _, _, _, is_tuple = self._kernel
+        live = np.flatnonzero(self._live[: int(self._meta[1])])
+        out = []
+        for slot in live.tolist():
+            acc = tuple(a[slot].item() for a in self._accs)
+            out.append(
+                (
+                    int(self._skey[slot]),
+                    int(self._start[slot]),
+                    int(self._end[slot]),
+                    acc if is_tuple else acc[0],
+                )
+            )
+        return {"sessions": out}
+
+    def _load(self, snap: dict) -> None:
+        sessions = sorted(snap["sessions"], key=lambda x: (x[0], x[1]))
+        if not sessions:
+            return
+        self._grow_slots(int(self._meta[1]) + len(sessions))
+        keys = np.array([x[0] for x in sessions], dtype=np.int64)
+        kidx = self._key_indices(keys)
+        for (key, start, end, acc), k in zip(sessions, kidx.tolist(), strict=True):
+            nfree = int(self._meta[0])
+            if nfree:
+                self._meta[0] = nfree - 1
+                s = int(self._free[nfree - 1])
+            else:
+                s = int(self._meta[1])
+                self._meta[1] = s + 1
+            self._start[s], self._end[s], self._ski[s], self._skey[s] = start, end, k, key
+            self._live[s] = True
+            for arr, v in zip(self._accs, acc if isinstance(acc, tuple) else (acc,), strict=True):
+                arr[s] = v
+            # append at the end of the key's list (sessions come sorted by start)
+            c, p = int(self._head[k]), -1
+            while c >= 0:
+                p, c = c, int(self._nxt[c])
+            self._nxt[s] = -1
+            if p < 0:
+                self._head[k] = s
+            else:
+                self._nxt[p] = s
+
+    def restore(self, snapshots: list, keep: Callable[[Any], bool] | None = None) -> None:
+        for snap in snapshots:
+            snap = {"sessions": [x for x in snap["sessions"] if keep is None or keep(x[0])]}
+            if self._kernel is None:
+                self._restored.append(snap)
+            else:
+                self._load(snap)
+
+
+class ColumnarJitSessionOperator(ColumnarJitAggregateOperator):
+    """``window(EventTimeSessionWindows.with_gap(...)).aggregate(jit_agg)`` on a typed stream:
+    the sessions, ``merge`` and ``add`` compiled over column batches (see
+    :class:`JitSessionTable`); outputs are ``get_result(accumulator)`` per session, at its
+    ``max_timestamp()``, ordered by (end, key); late records go to the late side output (or are
+    dropped) as on the per-record session operator."""
+
+    def __init__(
+        self,
+        gap: int,
+        key_field: Any,
+        jit_agg: Any,
+        fields: list,
+        late_data_tag: str | None = None,
+        column_dtypes: dict | None = None,
+        name: str = "Window(Aggregate)",
+    ) -> None:
+        super().__init__(gap, gap, 0, key_field, jit_agg, fields, late_data_tag, column_dtypes, name)
+        self.gap = gap
+
+    def _make_table(self) -> Any:
+        dts = [self.column_dtypes.get(f) for f in self.fields]
+        dtypes = [np.dtype(d) for d in dts] if all(d is not None for d in dts) else None
+        return JitSessionTable(self.gap, self.jit_agg, tuple(self.fields), self.name, dtypes)
+
+    def process_batch(self, values: Any, timestamps: Any) -> None:
+        if timestamps is None:
+            raise ValueError(
+                "Record has no timestamp. Did you forget to call "
+                "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
+            )
+        ts = _to_numpy(timestamps, np.int64)
+        keys, cols = self._columns(values)
+        keys = keys.astype(np.int64, copy=False)
+        late = self._table.update(keys, ts, [cols[c] for c in self._order], self.current_watermark)
+        if late.any():
+            self._emit_late(values, ts, late)
+
+    def process_watermark(self, watermark: int) -> None:
+        if watermark <= self.current_watermark:
+            return
+        self.current_watermark = watermark
+        keys, starts, ends, results = self._table.fire(watermark)
+        if len(keys):
+            self.output.collect(results, (ends - 1).tolist())
+        self.output.emit_watermark(watermark)
+
+    def open_sessions(self) -> int:
+        return self._table.open_sessions()
