@@ -407,6 +407,21 @@ def test_jit_aggregate_table_snapshot_and_restore():
     dropped = [ks for ks in restored if ks[0] % 2 == 1 and ks in early]
     assert dropped and all(restored[ks][1] < whole[ks][1] for ks in dropped)  # not restored: fewer adds
     assert set(restored) <= set(whole) and {ks for ks in whole if ks[0] % 2 == 0} <= set(restored)
+    # restored and fired before any record arrives: the snapshot's windows
+    idle = window_columnar.JitAggregateTable(
+        10,
+        10,
+        0,
+        flinkcore.jit(MeanAndCount()),
+        ("key", "value", "ts"),
+        "W",
+        [key.dtype, value.dtype, ts.dtype],
+    )
+    idle.restore([snap])
+    k0, s0, r0 = idle.fire(2**62)
+    assert sorted(zip(k0.tolist(), s0.tolist(), [r[1] for r in r0], strict=True)) == sorted(
+        (k, s, acc[1]) for k, s, acc in snap["windows"]
+    )
 
 
 _WITHOUT_NUMBA = r"""
@@ -664,9 +679,15 @@ def third(a, b, c):
     return c
 
 
-def test_jit_functions_in_worker_processes_give_the_single_process_results():
+@pytest.mark.parametrize("window", ["tumbling", "session"])
+def test_jit_functions_in_worker_processes_give_the_single_process_results(window):
     """At parallelism 2 the job runs in worker processes: the jit functions travel there
     (cloudpickled, compiled in each worker) and give what parallelism 1 gives."""
+    assigner = (
+        TumblingEventTimeWindows.of(Time.milliseconds(200))
+        if window == "tumbling"
+        else EventTimeSessionWindows.with_gap(Time.milliseconds(4))
+    )
     key, value, ts = events(8_000)
     results = {}
     for src in (typed, untyped):
@@ -681,7 +702,7 @@ def test_jit_functions_in_worker_processes_give_the_single_process_results():
                 # tuple records: a jit function's parameters take their fields by position
                 .assign_timestamps_and_watermarks(wm.with_timestamp_assigner(third))
                 .key_by(0)
-                .window(TumblingEventTimeWindows.of(Time.milliseconds(200)))
+                .window(assigner)
                 .aggregate(CountAndKeySum())
             )
             results[(src.__name__, parallelism)] = sorted(out.execute_and_collect())

@@ -1083,13 +1083,25 @@ class JitAggregateTable:
     in, so the accumulators are the same. ``get_result`` runs once per fired window, as in Flink.
     """
 
-    def __init__(self, size: int, slide: int, offset: int, jit_agg: Any, names: tuple, operator: str) -> None:
+    def __init__(
+        self,
+        size: int,
+        slide: int,
+        offset: int,
+        jit_agg: Any,
+        names: tuple,
+        operator: str,
+        dtypes: list | None = None,
+    ) -> None:
         if size <= 0 or slide <= 0:
             raise ValueError(f"window size and slide must be > 0, got {size}, {slide}")
         self.size, self.slide, self.offset = size, slide, offset
         self.agg = jit_agg
         self.names = names  # the record's fields, in order: what ``add`` sees as ``value``
         self.operator = operator
+        #: the columns' dtypes when the stream's type gives them: restored windows fire even
+        #: when no record arrives after the restore
+        self.dtypes = dtypes
         self._kernel: Any = None
         self._windows: dict[int, _KeySlots] = {}  # window start -> key -> slot
         self._key = np.zeros(0, dtype=np.int64)
@@ -1185,6 +1197,8 @@ class JitAggregateTable:
 
     def fire(self, watermark: int) -> tuple[np.ndarray, np.ndarray, list]:
         """(keys, starts, ``get_result`` of each) of the due windows, by (end, key); freed."""
+        if self._kernel is None and self._restored and self.dtypes:
+            self._ready(self.dtypes)
         due_starts = sorted(s for s in self._windows if s + self.size - 1 <= watermark)
         if not due_starts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), []
@@ -1271,8 +1285,14 @@ class ColumnarJitAggregateOperator(ColumnarWindowOperator):
 
     def _make_table(self) -> Any:
         return JitAggregateTable(
-            self.size, self.slide, self.offset, self.jit_agg, tuple(self.fields), self.name
+            self.size, self.slide, self.offset, self.jit_agg, tuple(self.fields), self.name, self._dtypes()
         )
+
+    def _dtypes(self) -> list | None:
+        """The numpy dtypes of the fields (what ``add`` compiles for), when the stream's type gives
+        every one."""
+        dts = [self.column_dtypes.get(f) for f in self.fields]
+        return [np.dtype(d) for d in dts] if all(d is not None for d in dts) else None
 
     def close(self) -> None:
         self.jit_agg.close()
@@ -1576,9 +1596,7 @@ class ColumnarJitSessionOperator(ColumnarJitAggregateOperator):
         self.gap = gap
 
     def _make_table(self) -> Any:
-        dts = [self.column_dtypes.get(f) for f in self.fields]
-        dtypes = [np.dtype(d) for d in dts] if all(d is not None for d in dts) else None
-        return JitSessionTable(self.gap, self.jit_agg, tuple(self.fields), self.name, dtypes)
+        return JitSessionTable(self.gap, self.jit_agg, tuple(self.fields), self.name, self._dtypes())
 
     def process_batch(self, values: Any, timestamps: Any) -> None:
         if timestamps is None:
