@@ -415,6 +415,14 @@ class JitAggregate:
         acc_t = numba.types.Tuple(acc_types) if is_tuple else acc_types[0]
         try:
             merge.compile((numba.types.none, acc_t, acc_t))
+            rt = merge.overloads[(numba.types.none, acc_t, acc_t)].signature.return_type
+            items = list(rt) if isinstance(rt, numba.types.BaseTuple) else [rt]
+            if (
+                len(items) != len(acc_dtypes)
+                or is_tuple != isinstance(rt, numba.types.BaseTuple)
+                or not all(isinstance(t, (numba.types.Number, numba.types.Boolean)) for t in items)
+            ):
+                raise TypeError(f"it returns {rt}, not an accumulator like create_accumulator()'s")
         except Exception as e:
             why = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise JitCompileError(

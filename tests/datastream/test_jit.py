@@ -992,3 +992,27 @@ def test_jit_sessions_checkpoint_between_batches_restores_exactly(spy):
     Job(_jit_agg_graph(key, value, ts, whole, sessions)).run()
     assert first.got[: taken["emitted"]] + second.got == whole.got
     assert ("ColumnarJitSessionOperator", "RecordBatch") in spy
+
+
+@flinkcore.jit
+class MergesIntoADict(AggregateFunction):
+    def create_accumulator(self):
+        return 0
+
+    def add(self, value, accumulator):
+        return accumulator + 1
+
+    def get_result(self, accumulator):
+        return accumulator
+
+    def merge(self, a, b):
+        return {"a": a, "b": b}
+
+
+@needs_numba
+def test_a_jit_session_merge_numba_cannot_compile_fails_the_job_naming_the_operator():
+    key, value, ts = events(2_000)
+    s = typed(env(), key, value, ts).assign_timestamps_and_watermarks(bounded("ts")).key_by("key")
+    out = s.window(EventTimeSessionWindows.with_gap(Time.milliseconds(5))).aggregate(MergesIntoADict())
+    with pytest.raises(Exception, match=r"operator 'Window\(Aggregate\)': numba cannot compile .*merge"):
+        list(out.execute_and_collect())
