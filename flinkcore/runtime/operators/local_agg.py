@@ -47,13 +47,13 @@ from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeErr
 from flinkcore.runtime.operators.window import (
     AlignedWindowOperator,
     WindowStateSpec,
-    _check_timestamp,
-    _key_index,
-    _loop_failure,
+    check_loop_timestamp,
+    key_index_of,
+    loop_failure,
 )
 from flinkcore.runtime.operators.window_columnar import (
     ColumnarWindowOperator,
-    _to_numpy,
+    to_numpy,
 )
 
 try:
@@ -178,7 +178,7 @@ class LocalWindowAggregateOperator(AbstractStreamOperator):
     def open(self) -> None:
         self._panes: dict[int, Any] = {}
         self._starts: list[int] = []
-        self._key_index = _key_index(self.key_of)
+        self._key_index = key_index_of(self.key_of)
         self._use_compiled = _compiled is not None
         self._cursor = _compiled.Cursor() if _compiled is not None else None
         self._new_panes = _compiled.KeyedPanes if _compiled is not None else dict
@@ -250,12 +250,12 @@ class LocalWindowAggregateOperator(AbstractStreamOperator):
                     self._open_window,
                 )
             except Exception as e:
-                raise _loop_failure(self, values, e, pre) from e
+                raise loop_failure(self, values, e, pre) from e
             if i >= n:
                 return others
             value = values[i] if pre is None else cur.value
             ts = cur.ts
-            _check_timestamp(ts, extract)
+            check_loop_timestamp(ts, extract)
             if type(ts) is not int:
                 others.append(ts)
             try:
@@ -293,7 +293,7 @@ class LocalWindowAggregateOperator(AbstractStreamOperator):
                 ts = extract(value, MIN_LONG if timestamps is None else timestamps[i])
             except Exception as e:
                 raise UserCodeError(names[0], value, e, where="record (timestamp assigner)") from e
-            _check_timestamp(ts, extract)
+            check_loop_timestamp(ts, extract)
             seen.append(ts)
             if pre is not None:
                 try:
@@ -318,7 +318,7 @@ class LocalWindowAggregateOperator(AbstractStreamOperator):
         create, fn, kind = self.create, self.fn, self.kind
         alone = self.pass_through
         for value, ts in zip(values, timestamps, strict=True):
-            _check_timestamp(ts, None)
+            check_loop_timestamp(ts, None)
             try:
                 key = self.key_of(value)
                 if alone or type(ts) is not int or ts - (ts - offset) % pane <= fired_until:
@@ -422,7 +422,7 @@ class LocalColumnarAggregateOperator(ColumnarWindowOperator):
             )
         if len(values) == 0:
             return
-        ts = _to_numpy(timestamps, np.int64)
+        ts = to_numpy(timestamps, np.int64)
         if self.pass_through:
             self._forward(values, ts, None)
             return
@@ -537,7 +537,7 @@ class GlobalColumnarWindowOperator(ColumnarWindowOperator):
     def _raw_column(self, values: Any, field: Any, dtype: Any) -> np.ndarray:
         if isinstance(values, list):
             return np.fromiter(self._getter(values, field), dtype=dtype or "float64", count=len(values))
-        return _to_numpy(values.column(field), dtype)
+        return to_numpy(values.column(field), dtype)
 
     def _records(self, values: Any, timestamps: Any) -> None:
         if timestamps is None:
@@ -547,7 +547,7 @@ class GlobalColumnarWindowOperator(ColumnarWindowOperator):
             )
         if len(values) == 0:
             return
-        ts = _to_numpy(timestamps, np.int64)
+        ts = to_numpy(timestamps, np.int64)
         keys = self._raw_column(values, self.key_field, self._raw_dtypes.get(self.key_field, "int64"))
         keys = keys.astype(np.int64, copy=False)
         cols = {}

@@ -703,7 +703,7 @@ def _batch_keys(op: AbstractStreamOperator, values: list) -> list:
         raise
 
 
-def _loop_failure(op: Any, values: list, cause: Exception, pre: Any) -> UserCodeError:
+def loop_failure(op: Any, values: list, cause: Exception, pre: Any) -> UserCodeError:
     """The error of a compiled loop's user function, naming the operator it belongs to and the
     record that operator received: the fused timestamp assigner (``cursor.stage`` 0), the fused
     map (2), else the window operator (given the map's output when a map is fused)."""
@@ -718,7 +718,8 @@ def _loop_failure(op: Any, values: list, cause: Exception, pre: Any) -> UserCode
     return UserCodeError(op.name, value, cause)
 
 
-def _check_timestamp(ts: Any, extract: Any) -> None:
+def check_loop_timestamp(ts: Any, extract: Any) -> None:
+    """Raise the error for a record a compiled loop stopped at because it has no timestamp."""
     if ts is None:
         if extract is not None:
             raise ValueError("the timestamp assigner returned None: a timestamp must be an int (ms)")
@@ -728,7 +729,7 @@ def _check_timestamp(ts: Any, extract: Any) -> None:
         )
 
 
-def _key_index(key_selector: Any) -> int:
+def key_index_of(key_selector: Any) -> int:
     """``c`` when the key selector is exactly ``lambda v: v[c]`` with an int ``c`` >= 0, else -1
     (the compiled loops then subscript a tuple record in C, as ``fast_key_selector`` does)."""
     ok, const = subscript_constant(key_selector)
@@ -807,7 +808,7 @@ class AlignedWindowOperator(AbstractStreamOperator):
         else:
             self._result = None
         self._kernel_functions = _kernel_functions(spec)
-        self._key_index = _key_index(self.key_selector)
+        self._key_index = key_index_of(self.key_selector)
         self._use_compiled = _compiled is not None and self.slide == self.size
         self._cursor = _compiled.Cursor() if _compiled is not None else None
         # A window's accumulators by key: a dict, or the compiled loops' KeyedPanes (a dict to
@@ -995,7 +996,7 @@ class AlignedWindowOperator(AbstractStreamOperator):
             if i >= n:
                 return others
             value, ts, key = values[i] if pre is None else cur.value, cur.ts, cur.key
-            _check_timestamp(ts, extract)
+            check_loop_timestamp(ts, extract)
             others.append(ts)
             try:
                 self._late_record(value, key, ts, ts - (ts - offset) % size)
@@ -1005,7 +1006,7 @@ class AlignedWindowOperator(AbstractStreamOperator):
                 raise UserCodeError(self.name, value, e) from e
             i += 1
 
-    _failure = _loop_failure
+    _failure = loop_failure
 
     def fused_batch(
         self, values: list, timestamps: list | None, extract: Any, names: tuple, pre: Any = None
@@ -1301,7 +1302,7 @@ class SessionWindowOperator(AbstractStreamOperator):
             self._merge = _concat
             self._result = None
         self._kernel_functions = _kernel_functions(spec)
-        self._key_index = _key_index(self.key_selector)
+        self._key_index = key_index_of(self.key_selector)
         self._use_compiled = _compiled is not None
         self._cursor = _compiled.Cursor() if _compiled is not None else None
         if self.function.open is not None:
@@ -1412,7 +1413,7 @@ class SessionWindowOperator(AbstractStreamOperator):
             if i >= n:
                 return others
             value, ts, key = values[i] if pre is None else cur.value, cur.ts, cur.key
-            _check_timestamp(ts, extract)
+            check_loop_timestamp(ts, extract)
             if type(ts) is not int:
                 others.append(ts)
             try:
@@ -1423,7 +1424,7 @@ class SessionWindowOperator(AbstractStreamOperator):
                 raise UserCodeError(self.name, value, e) from e
             i += 1
 
-    _failure = _loop_failure
+    _failure = loop_failure
 
     def fused_batch(
         self, values: list, timestamps: list | None, extract: Any, names: tuple, pre: Any = None

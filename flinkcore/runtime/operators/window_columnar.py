@@ -386,7 +386,7 @@ def native_available() -> bool:
     return True
 
 
-def _to_numpy(column: Any, dtype: Any = None) -> np.ndarray:
+def to_numpy(column: Any, dtype: Any = None) -> np.ndarray:
     if isinstance(column, np.ndarray):
         return column if dtype is None else column.astype(dtype, copy=False)
     to_numpy = getattr(column, "to_numpy", None)
@@ -494,13 +494,13 @@ class ColumnarWindowOperator(AbstractStreamOperator):
                 )
             if column is not None and not isinstance(values, list):
                 dts = self.column_dtypes
-                return keys, {name: _to_numpy(column(c), dts.get(c)) for c, name in self._col_names.items()}
+                return keys, {name: to_numpy(column(c), dts.get(c)) for c, name in self._col_names.items()}
             return keys, self._list_columns(values)
         if column is not None and not isinstance(values, list):
-            keys = _to_numpy(column(self.key_field))
+            keys = to_numpy(column(self.key_field))
             dtypes = self.column_dtypes
             # the dtype the row path would use, so both paths compute alike
-            cols = {name: _to_numpy(column(col), dtypes.get(col)) for col, name in self._col_names.items()}
+            cols = {name: to_numpy(column(col), dtypes.get(col)) for col, name in self._col_names.items()}
             return keys, cols
         key_dtype = self.column_dtypes.get(self.key_field, "int64")
         keys = np.fromiter(self._getter(values, self.key_field), dtype=key_dtype, count=len(values))
@@ -534,7 +534,7 @@ class ColumnarWindowOperator(AbstractStreamOperator):
                 "Record has no timestamp. Did you forget to call "
                 "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
             )
-        ts = _to_numpy(timestamps, np.int64)
+        ts = to_numpy(timestamps, np.int64)
         keys, cols = self._columns(values)
         if keys.dtype != np.int64:
             keys = keys.astype(np.int64)
@@ -810,7 +810,7 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
                 "Record has no timestamp. Did you forget to call "
                 "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
             )
-        ts = _to_numpy(timestamps, np.int64)
+        ts = to_numpy(timestamps, np.int64)
         n = len(ts)
         if n == 0:
             return
@@ -1303,7 +1303,7 @@ class ColumnarJitAggregateOperator(ColumnarWindowOperator):
                 "Record has no timestamp. Did you forget to call "
                 "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
             )
-        ts = _to_numpy(timestamps, np.int64)
+        ts = to_numpy(timestamps, np.int64)
         keys, cols = self._columns(values)
         keys = keys.astype(np.int64, copy=False)
         wm = self.current_watermark
@@ -1604,7 +1604,7 @@ class ColumnarJitSessionOperator(ColumnarJitAggregateOperator):
                 "Record has no timestamp. Did you forget to call "
                 "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
             )
-        ts = _to_numpy(timestamps, np.int64)
+        ts = to_numpy(timestamps, np.int64)
         keys, cols = self._columns(values)
         keys = keys.astype(np.int64, copy=False)
         late = self._table.update(keys, ts, [cols[c] for c in self._order], self.current_watermark)
