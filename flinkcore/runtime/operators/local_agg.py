@@ -141,7 +141,36 @@ class GlobalWindowOperator(AlignedWindowOperator):
 # --------------------------------------------------------------------------------------------
 
 
-class LocalWindowAggregateOperator(AbstractStreamOperator):
+class _SendsPartialsAhead:
+    """What both local operators do around their partials: send every pane the watermark passes
+    before forwarding it, and everything before an idle status, a barrier and end of input (see
+    the module doc); ``_send_until`` is each operator's own."""
+
+    def _send_until(self, watermark: int) -> None:
+        raise NotImplementedError
+
+    def process_watermark(self, watermark: int) -> None:
+        if watermark <= self.current_watermark:
+            return
+        self._send_until(watermark)
+        self.current_watermark = watermark
+        self.output.emit_watermark(watermark)
+
+    def process_watermark_status(self, idle: bool) -> None:
+        if idle:
+            self._send_until(MAX_WATERMARK)
+            self.pass_through = True
+        self.output.emit_watermark_status(idle)
+
+    def prepare_snapshot_pre_barrier(self, checkpoint_id: int) -> None:
+        self._send_until(MAX_WATERMARK)
+
+    def end_input(self) -> None:
+        self._send_until(MAX_WATERMARK)
+        self.output.end_input()
+
+
+class LocalWindowAggregateOperator(_SendsPartialsAhead, AbstractStreamOperator):
     """Partial accumulators per (key, pane) before the keyed exchange (see the module doc).
 
     ``kind`` 0: ``fn`` is the user's ``add(value, acc)`` and ``create`` its
@@ -354,26 +383,6 @@ class LocalWindowAggregateOperator(AbstractStreamOperator):
             self._out_values, self._out_ts = [], []
             self.output.collect(values, ts)
 
-    def process_watermark(self, watermark: int) -> None:
-        if watermark <= self.current_watermark:
-            return
-        self._send_until(watermark)
-        self.current_watermark = watermark
-        self.output.emit_watermark(watermark)
-
-    def process_watermark_status(self, idle: bool) -> None:
-        if idle:
-            self._send_until(MAX_WATERMARK)
-            self.pass_through = True
-        self.output.emit_watermark_status(idle)
-
-    def prepare_snapshot_pre_barrier(self, checkpoint_id: int) -> None:
-        self._send_until(MAX_WATERMARK)
-
-    def end_input(self) -> None:
-        self._send_until(MAX_WATERMARK)
-        super().end_input()
-
     def snapshot_operator_state(self) -> Any:
         if self._panes:  # never: every pane is sent before the barrier
             raise RuntimeError(f"operator '{self.name}' holds partials at a checkpoint")
@@ -385,7 +394,7 @@ class LocalWindowAggregateOperator(AbstractStreamOperator):
 # --------------------------------------------------------------------------------------------
 
 
-class LocalColumnarAggregateOperator(ColumnarWindowOperator):
+class LocalColumnarAggregateOperator(_SendsPartialsAhead, ColumnarWindowOperator):
     """The columnar local operator: an Arrow window table of panes, fired as partial batches."""
 
     holds_no_state = True
@@ -471,26 +480,6 @@ class LocalColumnarAggregateOperator(ColumnarWindowOperator):
             names.append(out)
         self.partials_sent += len(keys)
         self.output.collect(pa.RecordBatch.from_arrays(arrays, names=names), ends - 1)
-
-    def process_watermark(self, watermark: int) -> None:
-        if watermark <= self.current_watermark:
-            return
-        self._send_until(watermark)
-        self.current_watermark = watermark
-        self.output.emit_watermark(watermark)
-
-    def process_watermark_status(self, idle: bool) -> None:
-        if idle:
-            self._send_until(MAX_WATERMARK)
-            self.pass_through = True
-        self.output.emit_watermark_status(idle)
-
-    def prepare_snapshot_pre_barrier(self, checkpoint_id: int) -> None:
-        self._send_until(MAX_WATERMARK)
-
-    def end_input(self) -> None:
-        self._send_until(MAX_WATERMARK)
-        self.output.end_input()
 
     def snapshot_operator_state(self) -> Any:
         return None
