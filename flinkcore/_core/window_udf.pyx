@@ -52,7 +52,7 @@ cdef class Cursor:
     #: assigner already ran: they are not called twice)
     cdef public object key
     cdef public object ts
-    #: the record the window saw last when a fused map ran (the map's output)
+    #: the record the window saw last (a fused map's output when there is one)
     cdef public object value
     #: 0 while the timestamp assigner runs, 2 while a fused map runs, else 1 (which operator
     #: a failure belongs to)
@@ -78,6 +78,41 @@ cdef inline long long _floor_mod(long long a, long long b):
     if r < 0:
         r += b
     return r
+
+
+cdef inline object _fused_head(
+    Cursor cur,
+    list values,
+    object timestamps,
+    Py_ssize_t i,
+    object extract,
+    object no_timestamp,
+    object pre,
+    object key_of,
+    Py_ssize_t key_index,
+):
+    """Record ``i`` through what the loops fuse before the window: the timestamp assigner (its
+    result, or the incoming timestamp, goes to ``cur.ts``), a map (the record the window sees goes
+    to ``cur.value``), the key selector (returned). ``cur.stage`` names the function running."""
+    cur.position = i
+    cdef object value = <object>_list_get(values, i)
+    if extract is None:
+        cur.ts = <object>_list_get(timestamps, i)
+    else:  # fused with the timestamp assigner: timestamps are the incoming ones, or None
+        cur.stage = 0
+        if timestamps is None:
+            cur.ts = extract(value, no_timestamp)
+        else:
+            cur.ts = extract(value, <object>_list_get(timestamps, i))
+        cur.stage = 1
+    if pre is not None:  # fused with a map between the assigner and the window
+        cur.stage = 2
+        value = pre(value)
+        cur.stage = 1
+    cur.value = value
+    if key_index >= 0 and PyTuple_CheckExact(value) and key_index < PyTuple_GET_SIZE(value):
+        return <object>_tuple_get(value, key_index)  # key_of is exactly ``lambda v: v[key_index]``
+    return key_of(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,29 +458,11 @@ def tumbling_batch(
     if timestamps is not None and _list_size(timestamps) != n:
         raise ValueError("timestamps and values of a batch differ in length")
     for i in range(first, n):
-        cur.position = i
-        value = <object>_list_get(values, i)
-        if extract is None:
-            tso = <object>_list_get(timestamps, i)
-        else:  # fused with the timestamp assigner: timestamps are the incoming ones, or None
-            cur.stage = 0
-            if timestamps is None:
-                tso = extract(value, no_timestamp)
-            else:
-                tso = extract(value, <object>_list_get(timestamps, i))
-            cur.stage = 1
-        if pre is not None:  # fused with a map between the assigner and the window
-            cur.stage = 2
-            value = pre(value)
-            cur.stage = 1
-            cur.value = value
-        if key_index >= 0 and PyTuple_CheckExact(value) and key_index < PyTuple_GET_SIZE(value):
-            key = <object>_tuple_get(value, key_index)  # key_of is exactly ``lambda v: v[key_index]``
-        else:
-            key = key_of(value)
+        key = _fused_head(cur, values, timestamps, i, extract, no_timestamp, pre, key_of, key_index)
+        value = cur.value
+        tso = cur.ts
         if not PyLong_CheckExact(tso):
             cur.key = key
-            cur.ts = tso
             cur.max_ts = max_ts
             return i
         ts = tso
@@ -554,29 +571,11 @@ def session_batch(
     if timestamps is not None and _list_size(timestamps) != n:
         raise ValueError("timestamps and values of a batch differ in length")
     for i in range(first, n):
-        cur.position = i
-        value = <object>_list_get(values, i)
-        if extract is None:
-            tso = <object>_list_get(timestamps, i)
-        else:  # fused with the timestamp assigner: timestamps are the incoming ones, or None
-            cur.stage = 0
-            if timestamps is None:
-                tso = extract(value, no_timestamp)
-            else:
-                tso = extract(value, <object>_list_get(timestamps, i))
-            cur.stage = 1
-        if pre is not None:  # fused with a map between the assigner and the window
-            cur.stage = 2
-            value = pre(value)
-            cur.stage = 1
-            cur.value = value
-        if key_index >= 0 and PyTuple_CheckExact(value) and key_index < PyTuple_GET_SIZE(value):
-            key = <object>_tuple_get(value, key_index)  # key_of is exactly ``lambda v: v[key_index]``
-        else:
-            key = key_of(value)
+        key = _fused_head(cur, values, timestamps, i, extract, no_timestamp, pre, key_of, key_index)
+        value = cur.value
+        tso = cur.ts
         if not PyLong_CheckExact(tso):
             cur.key = key
-            cur.ts = tso
             cur.max_ts = max_ts
             return i
         ts = tso
