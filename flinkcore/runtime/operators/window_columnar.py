@@ -463,18 +463,26 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         self._table = factory(
             self.size, self.slide, self.offset, [(out, func, col_names[col]) for out, func, col in self.aggs]
         )
+        self._restore_table()
+
+    def _owned_keys(self) -> Any:
+        """A predicate for the keys of this instance's key groups (state restored at another
+        parallelism holds others), or None when it owns every key."""
+        kgr = self.state_backend.key_group_range if self.state_backend is not None else None
+        if kgr is None:
+            return None
+        from flinkcore.state.key_groups import key_group_of
+
+        mp = self.context.max_parallelism
+
+        def owned(key: Any) -> bool:
+            return kgr[0] <= key_group_of(key, mp) <= kgr[1]
+
+        return owned
+
+    def _restore_table(self) -> None:
         if self._restored:
-            kgr = self.state_backend.key_group_range if self.state_backend is not None else None
-            keep = None
-            if kgr is not None:
-                from flinkcore.state.key_groups import key_group_of
-
-                mp = self.context.max_parallelism
-
-                def keep(key: Any) -> bool:
-                    return kgr[0] <= key_group_of(key, mp) <= kgr[1]
-
-            self._table.restore(self._restored, keep)
+            self._table.restore(self._restored, self._owned_keys())
             self._restored = []
 
     # -- input ------------------------------------------------------------------------------------
@@ -1056,13 +1064,9 @@ class ColumnarSessionOperator(ColumnarWindowOperator):
         self._restored = [s for s in states if s]
 
     def _restore_snapshot(self, snap: dict) -> None:
-        kgr = self.state_backend.key_group_range if self.state_backend is not None else None
-        if kgr is not None:
-            from flinkcore.state.key_groups import key_group_of
-
-            mp = self.context.max_parallelism
+        owned = self._owned_keys()
         for key, start, end, accs in snap.get("sessions", ()):
-            if kgr is not None and not kgr[0] <= key_group_of(key, mp) <= kgr[1]:
+            if owned is not None and not owned(key):
                 continue
             self._extra.setdefault(key, []).append([start, end, dict(accs)])
         for sessions in self._extra.values():
@@ -1269,19 +1273,7 @@ class ColumnarJitAggregateOperator(ColumnarWindowOperator):
         self._order = [self._col_names[f] for f in self.fields]
         self._table = self._make_table()
         self.jit_agg.open(None)
-        if self._restored:
-            kgr = self.state_backend.key_group_range if self.state_backend is not None else None
-            keep = None
-            if kgr is not None:
-                from flinkcore.state.key_groups import key_group_of
-
-                mp = self.context.max_parallelism
-
-                def keep(key: Any) -> bool:
-                    return kgr[0] <= key_group_of(key, mp) <= kgr[1]
-
-            self._table.restore(self._restored, keep)
-            self._restored = []
+        self._restore_table()
 
     def _make_table(self) -> Any:
         return JitAggregateTable(
