@@ -88,7 +88,9 @@ class CheckpointStats:
 
 
 @dataclass
-class _Request:
+class SavepointRequest:
+    """A savepoint asked for from another thread, served on the task thread."""
+
     kind: str  # "savepoint" | "stop_with_savepoint"
     path: str
     future: Future = field(default_factory=Future)
@@ -107,7 +109,7 @@ def _operators(job: Any) -> list:
     ]
 
 
-def _encode(snapshot: dict) -> dict[str, bytes]:
+def encode_snapshot(snapshot: dict) -> dict[str, bytes]:
     """One state file per operator (node key -> bytes), after deferred parts were copied out."""
     files = {}
     for node_key, entry in snapshot.items():
@@ -134,8 +136,23 @@ def check_mapping(snapshot: dict, job: Any, allow_non_restored_state: bool = Fal
         )
 
 
-class CheckpointCoordinator:
-    """Takes the checkpoints and savepoints of one in-process :class:`~flinkcore.runtime.executor.Job`."""
+def write_files(target: Any, files: dict[str, bytes], job: Any, **metadata: Any) -> CompletedCheckpoint:
+    """Write a job's state files into a pending checkpoint or savepoint directory, ``_metadata``
+    last (what makes it complete); a failed write leaves no half directory behind."""
+    names = {key: _file_name(key) for key in files}
+    try:
+        for key, data in files.items():
+            target.write(names[key], data)
+        return target.complete({"operators": names, "job_name": job.graph.job_name, **metadata})
+    except BaseException:
+        target.abort()
+        raise
+
+
+class CoordinatorBase:
+    """What both runtimes' checkpoint coordinators share: storage, ids, the periodic trigger on
+    the job's processing-time service, failure counting, savepoint requests from other threads,
+    and the newest completed checkpoint kept for restarts."""
 
     def __init__(self, job: Any, settings: CheckpointSettings, first_checkpoint_id: int = 1) -> None:
         self.job = job
@@ -146,23 +163,14 @@ class CheckpointCoordinator:
             else None
         )
         self.next_id = first_checkpoint_id
-        #: the newest completed checkpoint's state files, kept in memory for in-process restarts
+        #: the newest completed checkpoint's state files, kept in memory for restarts
         self._latest_files: dict[str, bytes] | None = None
         self.latest_id = 0
-        #: timings and sizes of the completed checkpoints, oldest first
-        self.history: list[CheckpointStats] = []
         self.failures = 0
-        self._requests: queue.Queue[_Request] = queue.Queue()
-        self._done: queue.Queue[tuple[CheckpointStats, BaseException | None, dict | None]] = queue.Queue()
-        self._in_flight: threading.Thread | None = None
-        self._in_flight_id = 0
-        self._in_flight_since_ms = 0
-        #: checkpoints that timed out: their late completion is ignored
-        self._expired: set[int] = set()
+        self._requests: queue.Queue[SavepointRequest] = queue.Queue()
         self._last_completed_ms = 0
         self._stopped = False
 
-    # -- wiring into the task loop ------------------------------------------------------------
     def start(self) -> None:
         pts = self.job.pts
         now = pts.current_processing_time()
@@ -170,26 +178,85 @@ class CheckpointCoordinator:
         if self.settings.periodic:
             pts.register_timer(now + self.settings.interval_ms, self._on_checkpoint_timer)
 
+    def _busy(self) -> bool:
+        """A checkpoint is in flight (or none can be taken any more): skip this trigger."""
+        raise NotImplementedError
+
+    def _poll(self, timestamp: int) -> None:
+        raise NotImplementedError
+
+    def trigger_checkpoint(self) -> int:
+        raise NotImplementedError
+
+    def _on_checkpoint_timer(self, timestamp: int) -> None:
+        if self._stopped:
+            return
+        now = self.job.pts.current_processing_time()
+        if not self._busy() and now - self._last_completed_ms >= self.settings.min_pause_ms:
+            self.trigger_checkpoint()
+        self.job.pts.register_timer(
+            max(now + 1, timestamp + self.settings.interval_ms), self._on_checkpoint_timer
+        )
+
+    def _count_failure(self, checkpoint_id: int, error: BaseException) -> None:
+        self.failures += 1
+        log.warning("checkpoint %d of job %s failed: %s", checkpoint_id, self.job.job_id, error)
+        if self.failures > self.settings.tolerable_failures:
+            raise RuntimeError(
+                f"checkpoint {checkpoint_id} failed and the tolerable checkpoint failure number "
+                f"({self.settings.tolerable_failures}) is exceeded"
+            ) from error
+
+    def _completed(self, checkpoint_id: int, files: dict[str, bytes]) -> None:
+        self.failures = 0
+        self._latest_files, self.latest_id = files, checkpoint_id
+        self._last_completed_ms = self.job.pts.current_processing_time()
+
+    def latest_snapshot(self) -> dict | None:
+        """The newest completed checkpoint as a job snapshot (decoded now: shares no live state)."""
+        if self._latest_files is None:
+            return None
+        return {key: loads(data) for key, data in self._latest_files.items()}
+
+    def request(self, kind: str, path: str) -> Future:
+        """Queue a savepoint (``kind`` "savepoint" or "stop_with_savepoint") from any thread."""
+        if self._stopped:
+            raise RuntimeError(f"job {self.job.job_id} is no longer running")
+        req = SavepointRequest(kind, path)
+        self._requests.put(req)
+        return req.future
+
+    def _fail_queued_requests(self) -> None:
+        while not self._requests.empty():
+            self._requests.get().future.set_exception(
+                RuntimeError(f"job {self.job.job_id} is no longer running")
+            )
+
+
+class CheckpointCoordinator(CoordinatorBase):
+    """Takes the checkpoints and savepoints of one in-process :class:`~flinkcore.runtime.executor.Job`."""
+
+    def __init__(self, job: Any, settings: CheckpointSettings, first_checkpoint_id: int = 1) -> None:
+        super().__init__(job, settings, first_checkpoint_id)
+        #: timings and sizes of the completed checkpoints, oldest first
+        self.history: list[CheckpointStats] = []
+        self._done: queue.Queue[tuple[CheckpointStats, BaseException | None, dict | None]] = queue.Queue()
+        self._in_flight: threading.Thread | None = None
+        self._in_flight_id = 0
+        self._in_flight_since_ms = 0
+        #: checkpoints that timed out: their late completion is ignored
+        self._expired: set[int] = set()
+
     def stop(self) -> None:
         """The job ended: wait for the checkpoint in flight, fail requests nobody will serve."""
         self._stopped = True
         if self._in_flight is not None:
             self._in_flight.join()
         self._deliver_completions()
-        while not self._requests.empty():
-            self._requests.get().future.set_exception(
-                RuntimeError(f"job {self.job.job_id} is no longer running")
-            )
+        self._fail_queued_requests()
 
-    def _on_checkpoint_timer(self, timestamp: int) -> None:
-        if self._stopped:
-            return
-        now = self.job.pts.current_processing_time()
-        if self._in_flight is None and now - self._last_completed_ms >= self.settings.min_pause_ms:
-            self.trigger_checkpoint()
-        self.job.pts.register_timer(
-            max(now + 1, timestamp + self.settings.interval_ms), self._on_checkpoint_timer
-        )
+    def _busy(self) -> bool:
+        return self._in_flight is not None
 
     def _poll(self, timestamp: int) -> None:
         if self._stopped:
@@ -220,13 +287,9 @@ class CheckpointCoordinator:
             files: dict[str, bytes] | None = None
             began = time.perf_counter()
             try:
-                files = _encode(snapshot)
+                files = encode_snapshot(snapshot)
                 if self.storage is not None:
-                    pending = self.storage.begin(checkpoint_id)
-                    names = {key: _file_name(key) for key in files}
-                    for key, data in files.items():
-                        pending.write(names[key], data)
-                    pending.complete({"operators": names, "job_name": self.job.graph.job_name})
+                    write_files(self.storage.begin(checkpoint_id), files, self.job)
                     self.storage.prune()
             except BaseException as exc:  # reported on the task thread
                 error = exc
@@ -258,15 +321,6 @@ class CheckpointCoordinator:
             self._in_flight_id, TimeoutError(f"not written within {self.settings.timeout_ms} ms")
         )
 
-    def _count_failure(self, checkpoint_id: int, error: BaseException) -> None:
-        self.failures += 1
-        log.warning("checkpoint %d of job %s failed: %s", checkpoint_id, self.job.job_id, error)
-        if self.failures > self.settings.tolerable_failures:
-            raise RuntimeError(
-                f"checkpoint {checkpoint_id} failed and the tolerable checkpoint failure number "
-                f"({self.settings.tolerable_failures}) is exceeded"
-            ) from error
-
     def _deliver_completions(self) -> None:
         while not self._done.empty():
             stats, error, files = self._done.get()
@@ -278,32 +332,16 @@ class CheckpointCoordinator:
             if error is not None:
                 self._count_failure(checkpoint_id, error)
                 continue
-            self.failures = 0
-            self._latest_files, self.latest_id = files, checkpoint_id
+            self._completed(checkpoint_id, files)
             self.history.append(stats)
-            self._last_completed_ms = self.job.pts.current_processing_time()
             self._notify_complete(checkpoint_id)
-
-    def latest_snapshot(self) -> dict | None:
-        """The newest completed checkpoint as a job snapshot (decoded now: shares no live state)."""
-        if self._latest_files is None:
-            return None
-        return {key: loads(data) for key, data in self._latest_files.items()}
 
     def _notify_complete(self, checkpoint_id: int) -> None:
         for op in _operators(self.job):
             op.notify_checkpoint_complete(checkpoint_id)
 
     # -- savepoints ---------------------------------------------------------------------------
-    def request(self, kind: str, path: str) -> Future:
-        """Queue a savepoint (``kind`` "savepoint" or "stop_with_savepoint") from any thread."""
-        if self._stopped:
-            raise RuntimeError(f"job {self.job.job_id} is no longer running")
-        req = _Request(kind, path)
-        self._requests.put(req)
-        return req.future
-
-    def _serve(self, req: _Request) -> None:
+    def _serve(self, req: SavepointRequest) -> None:
         try:
             path = self.take_savepoint(req.path)
         except BaseException as exc:
@@ -320,11 +358,7 @@ class CheckpointCoordinator:
             self._deliver_completions()
         checkpoint_id = self.next_id
         self.next_id += 1
-        files = _encode(self._take(checkpoint_id))
-        pending = begin_savepoint(target_dir, self.job.job_id, checkpoint_id)
-        names = {key: _file_name(key) for key in files}
-        for key, data in files.items():
-            pending.write(names[key], data)
-        completed = pending.complete({"operators": names, "job_name": self.job.graph.job_name})
+        files = encode_snapshot(self._take(checkpoint_id))
+        completed = write_files(begin_savepoint(target_dir, self.job.job_id, checkpoint_id), files, self.job)
         self._notify_complete(checkpoint_id)
         return str(completed.path)

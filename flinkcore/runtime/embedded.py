@@ -66,11 +66,10 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
-from flinkcore._core.serde import dumps
 from flinkcore.common.typeinfo import RowTypeInfo
 from flinkcore.common.types import Row, row_class
 from flinkcore.common.watermark import MAX_WATERMARK
-from flinkcore.runtime.checkpointing import check_mapping, load_snapshot
+from flinkcore.runtime.checkpointing import check_mapping, encode_snapshot, load_snapshot, write_files
 from flinkcore.runtime.executor import Job
 from flinkcore.runtime.graph import StreamGraph
 from flinkcore.runtime.operators.base import Input, SideOutputTag
@@ -78,7 +77,7 @@ from flinkcore.runtime.operators.watermarks import TimestampsAndWatermarksOperat
 from flinkcore.runtime.processing_time import ManualClock
 from flinkcore.runtime.sources import Source, SourceReader
 from flinkcore.state.checkpoint_storage import begin_savepoint
-from flinkcore.state.snapshots import deferred_snapshots, resolve_deferred
+from flinkcore.state.snapshots import deferred_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -689,17 +688,8 @@ class EmbeddedJob:
 
 def _write_savepoint(target: str | os.PathLike, job: Job, checkpoint_id: int, snapshot: dict) -> str:
     """Serialize a job snapshot into a new savepoint directory under ``target``; its path."""
-    files = {key: dumps(resolve_deferred(entry)) for key, entry in snapshot.items()}
-    pending = begin_savepoint(target, job.job_id, checkpoint_id)
-    try:
-        names = {key: _file_name(key) for key in files}
-        for key, data in files.items():
-            pending.write(names[key], data)
-        completed = pending.complete({"operators": names, "job_name": job.graph.job_name, "embedded": True})
-    except BaseException:
-        pending.abort()
-        raise
-    return str(completed.path)
+    target_dir = begin_savepoint(target, job.job_id, checkpoint_id)
+    return str(write_files(target_dir, encode_snapshot(snapshot), job, embedded=True).path)
 
 
 def _notify_complete(operators: list, checkpoint_id: int) -> None:
@@ -707,8 +697,3 @@ def _notify_complete(operators: list, checkpoint_id: int) -> None:
         notify = getattr(op, "notify_checkpoint_complete", None)
         if notify is not None:
             notify(checkpoint_id)
-
-
-def _file_name(node_key: str) -> str:
-    """State file name of an operator in a savepoint (the checkpoint coordinator's naming)."""
-    return "op-" + "".join(c if c.isalnum() or c in "_.-" else "_" for c in node_key)
