@@ -16,7 +16,15 @@ from typing import Any
 from flinkcore.runtime.operators.arrow import record_batch_to_rows
 from flinkcore.runtime.operators.base import Input
 
-__all__ = ["RowsInput", "accepts_columnar", "is_columnar", "rows_of", "timestamps_list"]
+__all__ = [
+    "RowsInput",
+    "accepts_columnar",
+    "columnar_input",
+    "enable_columnar",
+    "is_columnar",
+    "rows_of",
+    "timestamps_list",
+]
 
 
 def is_columnar(values: Any) -> bool:
@@ -40,6 +48,44 @@ def timestamps_list(timestamps: Any) -> list | None:
 
 def accepts_columnar(target: Any) -> bool:
     return bool(getattr(target, "accepts_columnar", False))
+
+
+def enable_columnar(config: Any, sources: list, operators: Any, batch_size: int) -> bool:
+    """Switch a job's columnar path on (config ``columnar``, default on): sources whose reader has
+    ``poll_columnar`` poll Arrow batches of ``batch_size`` rows (each source object gets ``poll``
+    and ``batch_size``), operators that can emit columnar batches (``emit_columnar``) do.
+
+    The one rule of both runtimes (the in-process executor and the task slots of worker
+    processes). Returns whether anything here produces columnar batches."""
+    if not config.get("columnar", True):
+        return False
+    producers = False
+    for s in sources:
+        poll_columnar = getattr(s.reader, "poll_columnar", None)
+        if poll_columnar is not None:
+            s.poll = poll_columnar
+            s.batch_size = batch_size
+            producers = True
+    for op in operators:
+        if hasattr(op, "emit_columnar"):
+            op.emit_columnar = True
+            producers = True
+    return producers
+
+
+def columnar_input(target: Any) -> Any:
+    """``target`` as an input that takes columnar batches (call after the operators opened: an
+    operator may decide in ``open`` whether it accepts them).
+
+    An input that accepts them is returned as it is; a partitioning writer that can route them
+    (``adapt_columnar``) adapts its own channels and returns itself (or a Rows wrapper when it
+    cannot route them); any other input gets the batch as Rows (:class:`RowsInput`)."""
+    if accepts_columnar(target):
+        return target
+    adapt = getattr(target, "adapt_columnar", None)
+    if adapt is not None:
+        return adapt(columnar_input)
+    return RowsInput(target)
 
 
 class RowsInput(Input):

@@ -34,6 +34,11 @@ class _Channel(Input):
     def bind(self) -> None:
         self.process_batch = self.gate.target.process_batch  # type: ignore[method-assign]
 
+    @property
+    def accepts_columnar(self) -> bool:  # type: ignore[override]
+        """As the gate's operator input (after :meth:`InputGate.accept_columnar`: always)."""
+        return bool(getattr(self.gate.target, "accepts_columnar", False))
+
     def process_batch(self, values: list, timestamps: list | None) -> None:  # replaced by bind()
         self.gate.target.process_batch(values, timestamps)
 
@@ -59,6 +64,13 @@ class InputGate:
         self.last = MIN_WATERMARK
         self.all_idle = False
         self.channels = [_Channel(self, i) for i in range(n)]
+
+    def accept_columnar(self) -> None:
+        """Let columnar batches through to the operator input: as they are where it takes them,
+        else as Rows (call after the operator opened, before :meth:`bind`)."""
+        from flinkcore.runtime.columnar import columnar_input
+
+        self.target = columnar_input(self.target)
 
     def bind(self) -> None:
         """Records go straight to the operator input (after the operator opened)."""
@@ -122,6 +134,19 @@ class _Broadcasting(Input):
         for c in self.channels:
             c.end_input()
 
+    def adapt_columnar(self, adapt: Any) -> Input:
+        """For :func:`flinkcore.runtime.columnar.columnar_input`: this writer splits lists of
+        records only, so it gets columnar batches as Rows."""
+        from flinkcore.runtime.columnar import RowsInput
+
+        return RowsInput(self)
+
+    def _adapt_channels(self, adapt: Any) -> Input:
+        """A writer that passes columnar batches on: its channels take them (as they are, or as
+        Rows at the channel)."""
+        self.channels = [adapt(c) for c in self.channels]
+        return self
+
     def _scatter(self, values: list, timestamps: list | None, idx: list[int]) -> None:
         n = self.n
         vb: list[list] = [[] for _ in range(n)]
@@ -139,6 +164,8 @@ class _Broadcasting(Input):
 
 
 class _FanOut(_Broadcasting):
+    adapt_columnar = _Broadcasting._adapt_channels
+
     def process_batch(self, values: list, timestamps: list | None) -> None:
         for c in self.channels:
             c.process_batch(values, timestamps)
@@ -166,6 +193,8 @@ class _Shuffle(_Broadcasting):
 
 
 class _Global(_Broadcasting):
+    adapt_columnar = _Broadcasting._adapt_channels
+
     def process_batch(self, values: list, timestamps: list | None) -> None:
         self.channels[0].process_batch(values, timestamps)
 
@@ -189,12 +218,15 @@ class _Hash(_Broadcasting):
         self.key_of = fast_key_selector(key_selector)
         self.max_parallelism = max_parallelism
         self.name = name
-        #: the column an Arrow batch is keyed by (``key_by("field")``), else None
-        self.field = None
+        #: the column an Arrow batch is keyed by (``key_by("field")`` or ``key_by(index)``), else
+        #: None (any other selector, a lambda too, sees the batch's records as Rows)
+        self.field: str | int | None = None
         if isinstance(key_selector, operator.itemgetter):
             args = key_selector.__reduce__()[1]
-            if len(args) == 1 and isinstance(args[0], str):
+            if len(args) == 1 and isinstance(args[0], (str, int)) and not isinstance(args[0], bool):
                 self.field = args[0]
+
+    adapt_columnar = _Broadcasting._adapt_channels
 
     def _targets(self, values: list) -> Any:
         """The channel of every record (int64 array); a failing key selector names its record."""
@@ -260,11 +292,21 @@ class _Hash(_Broadcasting):
         """An Arrow batch keyed by one of its columns: one ``take`` per channel that gets rows
         (Arrow's own kernels, no per-row Python); False when it is not keyed by a column without
         nulls."""
-        if self.field is None or not hasattr(values, "schema"):
+        field = self.field
+        if field is None or not hasattr(values, "schema"):
+            return False
+        from flinkcore.runtime.operators.arrow import record_kind
+
+        kind = record_kind(values)
+        # the column must be what the selector reads from each record: a named field of Rows,
+        # a position of Rows or tuples (never a field of a scalar batch)
+        if kind == b"scalar" or (kind == b"tuple" and not isinstance(field, int)):
+            return False
+        if isinstance(field, int) and not -values.num_columns <= field < values.num_columns:
             return False
         try:
-            col = values.column(self.field)
-        except (KeyError, TypeError):
+            col = values.column(field)
+        except (KeyError, TypeError, IndexError):
             return False
         if col.null_count:
             return False

@@ -34,7 +34,7 @@ from flinkcore.runtime.sources import END
 from flinkcore.state.heap import HeapKeyedStateBackend
 from flinkcore.state.key_groups import key_group_range_for
 
-__all__ = ["Job", "JobCancelled"]
+__all__ = ["Job", "JobCancelled", "Router", "SourceInstance"]
 
 DEFAULT_BATCH_SIZE = 1024
 DEFAULT_COLUMNAR_BATCH_SIZE = 1 << 16
@@ -61,6 +61,13 @@ def _frozen_heap(enabled: bool) -> Iterator[None]:
         gc.unfreeze()
 
 
+def columnar_batch_size(config: Any) -> int:
+    """Rows per poll of a columnar source: ``columnar_batch_size``, else an explicit
+    ``batch_size``, else DEFAULT_COLUMNAR_BATCH_SIZE (a whole Arrow batch costs what one record
+    does)."""
+    return int(config.get("columnar_batch_size") or config.get("batch_size") or DEFAULT_COLUMNAR_BATCH_SIZE)
+
+
 class JobCancelled(Exception):
     """The job was cancelled before its sources ended."""
 
@@ -69,8 +76,9 @@ def _drop(values: list, timestamps: list | None) -> None:
     pass
 
 
-class _Router(Output):
-    """An instance's output: main targets and side-output targets by tag id."""
+class Router(Output):
+    """An instance's output: main targets and side-output targets by tag id (also the output of
+    a subtask in a task slot, :mod:`flinkcore.runtime.cluster.task`)."""
 
     def __init__(self, main: list[Input], side: dict[str, list[Input]]) -> None:
         self.main = main
@@ -79,16 +87,14 @@ class _Router(Output):
 
     def bind(self, columnar: bool = False) -> None:
         """Call the single downstream input directly (after open: an operator may pick its
-        ``process_batch`` implementation in ``open``). With ``columnar``, inputs that take only
-        lists of records get their columnar batches as Rows (one conversion per batch)."""
+        ``process_batch`` implementation in ``open``). With ``columnar``, every target takes
+        columnar batches (:func:`~flinkcore.runtime.columnar.columnar_input`): as they are where
+        it can, else as Rows (one conversion per batch)."""
         if columnar:
-            from flinkcore.runtime.columnar import RowsInput, accepts_columnar
+            from flinkcore.runtime.columnar import columnar_input
 
-            def wrap(t: Input) -> Input:
-                return t if accepts_columnar(t) else RowsInput(t)
-
-            self.main = [wrap(t) for t in self.main]
-            self.side = {tag: [wrap(t) for t in ts] for tag, ts in self.side.items()}
+            self.main = [columnar_input(t) for t in self.main]
+            self.side = {tag: [columnar_input(t) for t in ts] for tag, ts in self.side.items()}
             self.all = self.main + [t for ts in self.side.values() for t in ts]
         if len(self.main) == 1:
             self.collect = self.main[0].process_batch  # type: ignore[method-assign]
@@ -116,9 +122,11 @@ class _Router(Output):
             t.end_input()
 
 
-class _SourceInstance:
+class SourceInstance:
+    """A source reader and where its batches go (``poll``: the reader's, or its ``poll_columnar``)."""
+
     def __init__(
-        self, node: StreamNode, index: int, reader: Any, output: _Router, ctx: OperatorContext
+        self, node: StreamNode, index: int, reader: Any, output: Router, ctx: OperatorContext
     ) -> None:
         self.node = node
         self.index = index
@@ -151,22 +159,18 @@ class Job:
         self.batch_size = int(self.config.get("batch_size", DEFAULT_BATCH_SIZE))
         #: records per poll of a columnar source (a whole Arrow batch costs what one record does)
         #: (an explicit ``batch_size`` applies to columnar sources too)
-        self.columnar_batch_size = int(
-            self.config.get("columnar_batch_size")
-            or self.config.get("batch_size")
-            or DEFAULT_COLUMNAR_BATCH_SIZE
-        )
+        self.columnar_batch_size = columnar_batch_size(self.config)
         self.buffer_timeout = int(self.config.get("buffer_timeout", 100))
         self.runtime_mode = self.config.get("runtime_mode", "STREAMING")
         self.status = "CREATED"
         self._cancel = threading.Event()
         self.operators: dict[int, list[Any]] = {}
-        self.sources: list[_SourceInstance] = []
+        self.sources: list[SourceInstance] = []
         self.start_ms = 0
         self.end_ms = 0
         self._restore = restore
         self._generated_ids: dict[int, str] | None = None
-        self._routers: list[_Router] = []
+        self._routers: list[Router] = []
         self._gates: list[InputGate] = []
         self._validate()
         self._build()
@@ -272,12 +276,12 @@ class Job:
                         main.append(writer)
                     else:
                         side.setdefault(e.side_output_tag, []).append(writer)
-                router = _Router(main, side)
+                router = Router(main, side)
                 self._routers.append(router)
                 inst = self.operators[node.id][u]
                 ctx = contexts[(node.id, u)]
                 if node.is_source:
-                    self.sources.append(_SourceInstance(node, u, inst, router, ctx))
+                    self.sources.append(SourceInstance(node, u, inst, router, ctx))
                 else:
                     inst.setup(ctx, router)
 
@@ -345,21 +349,11 @@ class Job:
     def _enable_columnar(self) -> bool:
         """Let typed sources emit Arrow batches (config ``columnar``, default on); operators that
         can emit columnar batches are told to. False when nothing in the job produces them."""
-        if not self.config.get("columnar", True):
-            return False
-        producers = False
-        for s in self.sources:
-            poll_columnar = getattr(s.reader, "poll_columnar", None)
-            if poll_columnar is not None:
-                s.poll = poll_columnar
-                s.batch_size = self.columnar_batch_size
-                producers = True
-        for insts in self.operators.values():
-            for op in insts:
-                if hasattr(op, "emit_columnar"):
-                    op.emit_columnar = True
-                    producers = True
-        return producers
+        from flinkcore.runtime.columnar import enable_columnar
+
+        g = self.graph
+        ops = [op for nid, insts in self.operators.items() if not g.nodes[nid].is_source for op in insts]
+        return enable_columnar(self.config, self.sources, ops, self.columnar_batch_size)
 
     def run(self) -> None:
         """Run to completion on this thread (raises the first failure)."""
@@ -380,6 +374,8 @@ class Job:
                 self._fuse()
             columnar = self._enable_columnar()
             for gate in self._gates:
+                if columnar:
+                    gate.accept_columnar()
                 gate.bind()
             for router in self._routers:
                 router.bind(columnar)

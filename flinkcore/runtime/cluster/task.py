@@ -33,11 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from flinkcore.common.watermark import MAX_WATERMARK
 from flinkcore.runtime.cluster import wire
+from flinkcore.runtime.columnar import columnar_input, enable_columnar
 from flinkcore.runtime.exchange import InputGate, connected_targets, make_writer
+from flinkcore.runtime.executor import Router, SourceInstance, columnar_batch_size
 from flinkcore.runtime.graph import StreamGraph, StreamNode
-from flinkcore.runtime.operators.base import Input, OperatorContext, Output
+from flinkcore.runtime.operators.base import Input, OperatorContext
 from flinkcore.runtime.sources import END
 from flinkcore.state.heap import HeapKeyedStateBackend
 from flinkcore.state.key_groups import key_group_range_for
@@ -150,41 +151,11 @@ class Placement:
         return result
 
 
-class _Router(Output):
-    """A subtask's output: main targets and side-output targets by tag id."""
-
-    def __init__(self, main: list[Input], side: dict[str, list[Input]]) -> None:
-        self.main = main
-        self.side = side
-        self.all = main + [t for ts in side.values() for t in ts]
-
-    def bind(self) -> None:
-        if len(self.main) == 1:
-            self.collect = self.main[0].process_batch  # type: ignore[method-assign]
-
-    def collect(self, values: list, timestamps: list | None) -> None:
-        for t in self.main:
-            t.process_batch(values, timestamps)
-
-    def collect_side(self, tag_id: str, values: list, timestamps: list | None) -> None:
-        for t in self.side.get(tag_id, ()):
-            t.process_batch(values, timestamps)
-
-    def emit_watermark(self, watermark: int) -> None:
-        for t in self.all:
-            t.process_watermark(watermark)
-
-    def emit_watermark_status(self, idle: bool) -> None:
-        for t in self.all:
-            t.process_watermark_status(idle)
-
-    def end_input(self) -> None:
-        for t in self.all:
-            t.end_input()
-
-
 class RemoteChannel(Input):
-    """The sending end of one channel to a subtask in another process."""
+    """The sending end of one channel to a subtask in another process. Columnar batches travel
+    as Arrow IPC (the receiving slot gives them to inputs that take only records as Rows)."""
+
+    accepts_columnar = True
 
     def __init__(self, task: SlotTask, peer: wire.Peer, channel: int, node_id: int) -> None:
         self.task = task
@@ -268,19 +239,6 @@ class RemoteChannel(Input):
         self.peer.send(wire.BARRIER, self.channel, wire.encode_i64(checkpoint_id))
 
 
-class _Source:
-    def __init__(self, node: StreamNode, index: int, reader: Any, output: _Router, ctx: OperatorContext):
-        self.node = node
-        self.index = index
-        self.reader = reader
-        self.output = output
-        self.context = ctx
-
-    def finish(self) -> None:
-        self.output.emit_watermark(MAX_WATERMARK)
-        self.output.end_input()
-
-
 class SlotTask:
     """The subtasks of one process of a job, and the exchange with the other processes."""
 
@@ -301,6 +259,8 @@ class SlotTask:
         self.on_control = on_control
         config = graph.config
         self.batch_size = int(config.get("batch_size", DEFAULT_BATCH_SIZE))
+        #: rows per poll of a source that emits columnar batches (the in-process rule)
+        self.columnar_batch_size = columnar_batch_size(config)
         #: records (of Python batches) and rows (of Arrow batches) a remote channel collects into
         #: one frame (see DEFAULT_FRAME_RECORDS/ROWS); the buffer timeout bounds the latency.
         self.frame_records = int(
@@ -314,8 +274,8 @@ class SlotTask:
         self.records_sent = 0
         #: (node id, subtask) -> operator instance or source reader, of this process
         self.instances: dict[tuple[int, int], Any] = {}
-        self.sources: list[_Source] = []
-        self.routers: list[_Router] = []
+        self.sources: list[SourceInstance] = []
+        self.routers: list[Router] = []
         self.gates: list[InputGate] = []
         self.remote_out: list[RemoteChannel] = []
         #: outbound channel -> credits left
@@ -448,12 +408,12 @@ class SlotTask:
                         main.append(writer)
                     else:
                         side.setdefault(e.side_output_tag, []).append(writer)
-                router = _Router(main, side)
+                router = Router(main, side)
                 self.routers.append(router)
                 inst = self.instances[(node.id, u)]
                 ctx = contexts[(node.id, u)]
                 if node.is_source:
-                    self.sources.append(_Source(node, u, inst, router, ctx))
+                    self.sources.append(SourceInstance(node, u, inst, router, ctx))
                 else:
                     inst.setup(ctx, router)
 
@@ -486,14 +446,29 @@ class SlotTask:
                     inst.open()
                     opened.append(inst)
         self._fuse()  # before the direct calls are bound: they take the fused process_batch
+        columnar = self._enable_columnar()
         for gate in self.gates:
+            if columnar:
+                gate.accept_columnar()
             gate.bind()
         for router in self.routers:
-            router.bind()
+            router.bind(columnar)
+        if columnar:  # columnar batches that arrive from other slots (as Arrow IPC)
+            self.inbound = {cid: (columnar_input(t), nid) for cid, (t, nid) in self.inbound.items()}
         for s in self.sources:
             s.reader.open(s.context)
             opened.append(s.reader)
         return opened
+
+    def _enable_columnar(self) -> bool:
+        """The in-process executor's columnar path in this slot (one rule for both:
+        :func:`flinkcore.runtime.columnar.enable_columnar`). On for the whole slot when the job's
+        config allows it and the job has a producer of columnar batches anywhere — here, or in a
+        slot that sends to this one (what arrives over a channel may be an Arrow batch)."""
+        if not self.graph.config.get("columnar", True):
+            return False
+        here = enable_columnar(self.graph.config, self.sources, self.operators(), self.columnar_batch_size)
+        return here or bool(self.inbound)
 
     def _fuse(self) -> None:
         """The in-process executor's fusion (runtime/fusion.py) inside this slot: stateless
@@ -647,7 +622,7 @@ class SlotTask:
             self.deferred.popleft()()
             progressed = True
         for s in [] if self._sources_paused else list(self.sources):
-            r = s.reader.poll(self.batch_size)
+            r = s.poll(s.batch_size or self.batch_size)
             if r is None:
                 continue
             progressed = True

@@ -92,3 +92,53 @@ def test_arrow_batches_split_by_key_group(key_type):
     chans = _route(operator.itemgetter("key"), batch, range(600), 3)
     expected = _expected(keys, lambda k: k, list(range(600)), 3)
     assert [(c.values, c.timestamps) for c in chans] == expected
+
+
+class Kinds(Collect):
+    """Also notes whether each batch arrived as Arrow or as a list of records."""
+
+    def __init__(self):
+        super().__init__()
+        self.kinds = set()
+
+    def process_batch(self, values, timestamps):
+        self.kinds.add("list" if isinstance(values, list) else "arrow")
+        if isinstance(values, list):
+            values = [v[0] for v in values]
+        super().process_batch(values, timestamps)
+
+
+@pytest.mark.parametrize(
+    "selector, columnar",
+    [
+        (operator.itemgetter("key"), True),
+        (operator.itemgetter(0), True),
+        (operator.itemgetter(-2), True),
+        (lambda r: r.key, False),
+        (lambda r: r[0], False),
+    ],
+)
+def test_arrow_batch_keyed_by_a_column_stays_arrow_others_see_rows(selector, columnar):
+    """A field name or position is a column (split by Arrow take over native key groups); any
+    other selector gets the records as Rows. Either way every record goes where the per-record
+    rule sends its key."""
+    keys = list(range(-200, 200)) + [2**40 + i for i in range(100)]
+    batch = pa.RecordBatch.from_arrays([pa.array(keys), pa.array([0.5] * len(keys))], names=["key", "value"])
+    chans = [Kinds() for _ in range(3)]
+    make_writer(Partitioner("hash", key_selector=selector), chans, 0, 128, "w").process_batch(
+        batch, np.arange(len(keys), dtype=np.int64)
+    )
+    assert [(c.values, c.timestamps) for c in chans] == _expected(
+        keys, lambda k: k, list(range(len(keys))), 3
+    )
+    assert {k for c in chans for k in c.kinds} == ({"arrow"} if columnar else {"list"})
+
+
+def test_scalar_batch_is_not_split_by_a_column():
+    """A batch marked as carrying scalars: ``itemgetter(0)`` on a scalar is the user's error, as
+    on the row path, not the batch's first column."""
+    from flinkcore.runtime.operators.arrow import with_record_kind
+
+    batch = with_record_kind(pa.RecordBatch.from_arrays([pa.array([1, 2, 3])], names=["f0"]), b"scalar")
+    with pytest.raises(UserCodeError):
+        _route(operator.itemgetter(0), batch, None, 2)
