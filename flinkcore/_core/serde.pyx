@@ -664,17 +664,30 @@ cdef extern from *:
     """
     /* Streams repeat short strings (keys, categories, names) within a batch and from one batch to the
      * next: a 2-way set-associative cache of the ASCII ones, kept for the life of the process (at most
-     * 4096 strs of <= 16 bytes, ~400 KB with the strs), lets records share one str object instead of
+     * 8192 strs of <= 16 bytes, ~750 KB with the strs), lets records share one str object instead of
      * allocating one per record. Only batch decoding uses it. A slot holds the string's bytes as two
      * overlapping words, so a hit is an exact comparison of the bytes without touching the str; no
      * lookup-and-replace calls Python code, so the table is consistent whenever another thread or a
-     * finalizer could run. */
-    #define FC_STR_CACHE_SETS 2048 /* two 32-byte slots per set: one cache line */
+     * finalizer could run. 4096 sets: a stream of 1,000 keys spread over 2048 sets put three or more
+     * keys in ~9% of their sets, and those evicted each other (9% misses; 2% at 4096 sets). */
+    #define FC_STR_CACHE_SETS 4096 /* two 32-byte slots per set: one cache line */
+    #define FC_STR_CACHE_SET_BITS 12
     #define FC_STR_CACHE_MAX_LEN 16
+    #define FC_STR_SLOT_EMPTY UINT64_MAX /* the n of an empty slot: never a real length */
     #define FC_PYERR (-10)
 
+    #if defined(__GNUC__)
+    #define FC_HOT static inline __attribute__((always_inline))
+    #define FC_COLD static __attribute__((noinline))
+    #define FC_LIKELY(x) __builtin_expect(!!(x), 1)
+    #else
+    #define FC_HOT static inline
+    #define FC_COLD static
+    #define FC_LIKELY(x) (x)
+    #endif
+
     typedef struct { PyObject *obj; uint64_t n, w0, w1; } fc_str_slot;
-    typedef struct { size_t lookups, hits; int on; } fc_str_stats;
+    typedef struct { size_t lookups, misses; int on; } fc_str_stats;
     static fc_str_slot *fc_str_cache = NULL;
 
     static int fc_str_cache_enable(fc_str_stats *st) {
@@ -684,6 +697,7 @@ cdef extern from *:
                 PyErr_NoMemory();
                 return -1;
             }
+            for (size_t i = 0; i < 2 * FC_STR_CACHE_SETS; i++) fc_str_cache[i].n = FC_STR_SLOT_EMPTY;
         }
         st->on = 1;
         return 0;
@@ -712,7 +726,7 @@ cdef extern from *:
 
     /* The cache set of a str of n <= 16 bytes, and its bytes as two overlapping words w0, w1:
      * (n, w0, w1) determine the bytes exactly. */
-    static inline fc_str_slot *fc_str_way(const uint8_t *p, size_t n, uint64_t *w0, uint64_t *w1) {
+    FC_HOT fc_str_slot *fc_str_way(const uint8_t *p, size_t n, uint64_t *w0, uint64_t *w1) {
         *w0 = *w1 = 0;
         if (n >= 8) {
             memcpy(w0, p, 8);
@@ -726,91 +740,270 @@ cdef extern from *:
         } else if (n > 0) {
             *w0 = p[0] | ((uint64_t)p[n >> 1] << 8) | ((uint64_t)p[n - 1] << 16);
         }
-        /* the top bits of a product depend on every bit of its factors */
-        return fc_str_cache + 2 * ((((*w0 ^ n) * 0x9e3779b97f4a7c15ULL) ^ (*w1 * 0xff51afd7ed558ccdULL)) >> 53);
+        /* two multiply-xorshift rounds: keys that differ in a few digits ("user-17", "user-71") spread
+         * over the sets as random ones would (one round left 3-6 keys in some sets) */
+        uint64_t h = ((*w0 ^ n) * 0x9e3779b97f4a7c15ULL) ^ *w1;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        h *= 0xc4ceb9fe1a85ec53ULL;
+        return fc_str_cache + 2 * (h >> (64 - FC_STR_CACHE_SET_BITS));
     }
 
-    /* The str of n UTF-8 bytes at p, from the cache when it holds it: a new reference, or NULL with
-     * an error set (UnicodeDecodeError on invalid UTF-8). */
-    static PyObject *fc_str_get(fc_str_stats *st, const uint8_t *p, size_t n) {
-        uint64_t w0, w1;
-        if (n > FC_STR_CACHE_MAX_LEN || !st->on) return fc_str_new(p, n);
-        fc_str_slot *way = fc_str_way(p, n, &w0, &w1);
-        st->lookups++;
-        for (int i = 0; i < 2; i++) {
-            if (way[i].obj && way[i].w0 == w0 && way[i].w1 == w1 && way[i].n == n) {
-                st->hits++;
-                Py_INCREF(way[i].obj);
-                return way[i].obj;
-            }
-        }
-        if (st->lookups == 512 && st->hits < 64)
+    /* A lookup that missed both ways: a new str, put in the set (the newest in way 0, the one it
+     * displaces in way 1). */
+    FC_COLD PyObject *fc_str_miss(fc_str_stats *st, fc_str_slot *way, const uint8_t *p, size_t n,
+                                  uint64_t w0, uint64_t w1) {
+        st->misses++;
+        if (st->lookups == 512 && st->misses > 512 - 64)
             st->on = 0; /* strings hardly repeat in this batch: stop paying for the cache */
         PyObject *s = fc_str_new(p, n);
-        if (s && PyUnicode_IS_ASCII(s)) { /* the newest in way 0, the one it displaces in way 1 */
-            Py_XDECREF(way[1].obj);
+        if (s && PyUnicode_IS_ASCII(s)) {
+            PyObject *old = way[1].obj;
             way[1] = way[0];
             Py_INCREF(s);
             way[0].obj = s;
             way[0].n = n;
             way[0].w0 = w0;
             way[0].w1 = w1;
+            Py_XDECREF(old); /* last: the table is consistent if freeing it runs anything */
         }
         return s;
     }
 
-    /* The records of a row block, after its header, into the n slots of the list out. FC_OK;
-     * FC_TRUNCATED or FC_BAD_VARINT with *bad_tag set to the column type being read; FC_PYERR with an
-     * error set (out of memory, or UnicodeDecodeError). Records written so far stay in out. */
-    static int fc_dec_rows(fc_reader *r, PyObject *out, Py_ssize_t n, const uint8_t *tags,
-                           Py_ssize_t k, fc_str_stats *st, uint8_t *bad_tag) {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *t = PyTuple_New(k);
-            if (!t) return FC_PYERR;
-            PyList_SET_ITEM(out, i, t); /* the list owns it from here, so an error below frees it */
-            for (Py_ssize_t j = 0; j < k; j++) {
-                PyObject *v;
-                const uint8_t *p;
-                size_t len;
-                int rc;
-                switch (tags[j]) {
-                case FC_TAG_INT: {
-                    uint64_t u;
-                    if ((rc = fc_get_varint(r, &u))) goto bad;
-                    v = PyLong_FromLongLong(fc_unzigzag(u));
-                    break;
-                }
-                case FC_TAG_FLOAT: {
-                    double d;
-                    if ((rc = fc_get_f64(r, &d))) goto bad;
-                    v = PyFloat_FromDouble(d);
-                    break;
-                }
-                case FC_TAG_STR:
-                    if ((rc = fc_get_span(r, &p, &len))) goto bad;
-                    v = fc_str_get(st, p, len);
-                    break;
-                default: /* FC_TAG_BYTES */
-                    if ((rc = fc_get_span(r, &p, &len))) goto bad;
-                    v = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)len);
-                }
-                if (!v) return FC_PYERR;
-                PyTuple_SET_ITEM(t, j, v);
-                continue;
-            bad:
-                *bad_tag = tags[j];
-                return rc;
+    /* The str of n UTF-8 bytes at p, from the cache when it holds it: a new reference, or NULL with
+     * an error set (UnicodeDecodeError on invalid UTF-8). The hit path is inlined into the loops. */
+    FC_HOT PyObject *fc_str_get_inline(fc_str_stats *st, const uint8_t *p, size_t n) {
+        uint64_t w0, w1;
+        if (n > FC_STR_CACHE_MAX_LEN || !st->on) return fc_str_new(p, n);
+        fc_str_slot *way = fc_str_way(p, n, &w0, &w1);
+        st->lookups++;
+        /* empty slots have n == FC_STR_SLOT_EMPTY, so they never match */
+        if (way[0].w0 == w0 && way[0].w1 == w1 && way[0].n == n) {
+            Py_INCREF(way[0].obj);
+            return way[0].obj;
+        }
+        if (way[1].w0 == w0 && way[1].w1 == w1 && way[1].n == n) {
+            Py_INCREF(way[1].obj);
+            return way[1].obj;
+        }
+        return fc_str_miss(st, way, p, n, w0, w1);
+    }
+
+    static PyObject *fc_str_get(fc_str_stats *st, const uint8_t *p, size_t n) {
+        return fc_str_get_inline(st, p, n);
+    }
+
+    /* A varint of up to 3 bytes (ints below 2**20 after zigzag, lengths below 2**21) read with no
+     * bounds check: the caller made sure 10 bytes remain. NULL for a longer one, which the checked
+     * reader then takes. */
+    FC_HOT const uint8_t *fc_varint_short(const uint8_t *p, uint64_t *out) {
+        uint64_t b0 = p[0], b1, b2;
+        if (b0 < 0x80) {
+            *out = b0;
+            return p + 1;
+        }
+        b1 = p[1];
+        if (b1 < 0x80) {
+            *out = (b0 & 0x7f) | (b1 << 7);
+            return p + 2;
+        }
+        b2 = p[2];
+        if (b2 < 0x80) {
+            *out = (b0 & 0x7f) | ((b1 & 0x7f) << 7) | (b2 << 14);
+            return p + 3;
+        }
+        return NULL;
+    }
+
+    /* Values j0..k-1 of one record into the tuple t, every read bounds-checked (the end of the
+     * buffer, and anything the unchecked forms below do not take). */
+    FC_COLD int fc_dec_values(fc_reader *r, PyObject *t, const uint8_t *tags, Py_ssize_t j0,
+                              Py_ssize_t k, fc_str_stats *st, uint8_t *bad_tag) {
+        for (Py_ssize_t j = j0; j < k; j++) {
+            PyObject *v;
+            const uint8_t *p;
+            uint64_t u;
+            size_t len;
+            double d;
+            int rc;
+            switch (tags[j]) {
+            case FC_TAG_INT:
+                if ((rc = fc_get_varint(r, &u))) goto bad;
+                v = PyLong_FromLongLong(fc_unzigzag(u));
+                break;
+            case FC_TAG_FLOAT:
+                if ((rc = fc_get_f64(r, &d))) goto bad;
+                v = PyFloat_FromDouble(d);
+                break;
+            case FC_TAG_STR:
+                if ((rc = fc_get_span(r, &p, &len))) goto bad;
+                v = fc_str_get(st, p, len);
+                break;
+            default: /* FC_TAG_BYTES */
+                if ((rc = fc_get_span(r, &p, &len))) goto bad;
+                v = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)len);
             }
+            if (!v) return FC_PYERR;
+            PyTuple_SET_ITEM(t, j, v);
+            continue;
+        bad:
+            *bad_tag = tags[j];
+            return rc;
+        }
+        return FC_OK;
+    }
+
+    /* One value of column type tag with no bounds check but on a str's payload: the caller made sure
+     * the record's varints and floats fit. 1 with *v set (NULL with an error set when allocation or
+     * UTF-8 decoding failed); 0, with the cursor unmoved, for what only the checked reader takes (a
+     * varint longer than 3 bytes, a str running past the end, a bytes column). */
+    FC_HOT int fc_dec_fast(fc_reader *r, uint8_t tag, fc_str_stats *st, PyObject **v) {
+        const uint8_t *q;
+        uint64_t u;
+        if (tag == FC_TAG_INT) {
+            if (!(q = fc_varint_short(r->p, &u))) return 0;
+            r->p = q;
+            *v = PyLong_FromLongLong(fc_unzigzag(u));
+            return 1;
+        }
+        if (tag == FC_TAG_FLOAT) {
+            uint64_t bits = fc_load_le64(r->p);
+            double d;
+            memcpy(&d, &bits, sizeof d);
+            r->p += 8;
+            *v = PyFloat_FromDouble(d);
+            return 1;
+        }
+        if (tag == FC_TAG_STR) {
+            if (!(q = fc_varint_short(r->p, &u)) || u > (uint64_t)(r->end - q)) return 0;
+            r->p = q + u;
+            *v = fc_str_get_inline(st, q, (size_t)u);
+            return 1;
+        }
+        return 0;
+    }
+
+    /* Column j of type tag into t: the fast form, else the checked reader for the rest of the
+     * record. Leaves the do { } while (0) around the record on an error or after the checked rest. */
+    #define FC_DEC_COL(j, tag)                                                                   \
+        if (!fc_dec_fast(&cur, (tag), st, &v)) {                                                 \
+            rc = fc_dec_values(&cur, t, tags, (j), k, st, bad_tag);                              \
+            break;                                                                               \
+        }                                                                                        \
+        if (!v) {                                                                                \
+            rc = FC_PYERR;                                                                       \
+            break;                                                                               \
+        }                                                                                        \
+        PyTuple_SET_ITEM(t, (j), v);
+
+    /* The record loop. Inlined with nk = k in 1..3 and t0..t2 the column tags as constants (one
+     * straight-line copy per layout: no per-value dispatch), or nk = 0 for any layout. */
+    FC_HOT int fc_dec_rows_spec(fc_reader *r, PyObject *out, Py_ssize_t n, const uint8_t *tags,
+                                Py_ssize_t k, fc_str_stats *st, uint8_t *bad_tag, size_t most, int nk,
+                                uint8_t t0, uint8_t t1, uint8_t t2) {
+        fc_reader cur = *r; /* a local cursor: the calls below cannot touch it, so it stays in registers */
+        int rc = FC_OK;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *t = PyTuple_New(nk ? nk : k);
+            if (!t) {
+                rc = FC_PYERR;
+                break;
+            }
+            PyList_SET_ITEM(out, i, t); /* the list owns it from here, so an error below frees it */
+            if (FC_LIKELY((size_t)(cur.end - cur.p) >= most)) {
+                PyObject *v;
+                do {
+                    if (nk == 0) {
+                        Py_ssize_t j;
+                        for (j = 0; j < k; j++) {
+                            FC_DEC_COL(j, tags[j])
+                        }
+                        break;
+                    }
+                    FC_DEC_COL(0, t0)
+                    if (nk >= 2) {
+                        FC_DEC_COL(1, t1)
+                    }
+                    if (nk >= 3) {
+                        FC_DEC_COL(2, t2)
+                    }
+                } while (0);
+            } else {
+                rc = fc_dec_values(&cur, t, tags, 0, k, st, bad_tag);
+            }
+            if (rc) break;
             /* ints, floats, strs and bytes only: the tuple cannot be part of a cycle, so spare the
              * cyclic GC from scanning it (CPython untracks such tuples too, but only in a collection) */
             PyObject_GC_UnTrack(t);
         }
-        return FC_OK;
+        r->p = cur.p;
+        return rc;
+    }
+
+    /* The records of a row block, after its header, into the n slots of the list out. FC_OK;
+     * FC_TRUNCATED or FC_BAD_VARINT with *bad_tag set to the column type being read; FC_PYERR with an
+     * error set (out of memory, or UnicodeDecodeError). Records written so far stay in out. Layouts
+     * of 1 to 3 int/float/str columns run a loop compiled for them. */
+    static int fc_dec_rows(fc_reader *r, PyObject *out, Py_ssize_t n, const uint8_t *tags,
+                           Py_ssize_t k, fc_str_stats *st, uint8_t *bad_tag) {
+        size_t most = 0; /* the bytes a record can take before its str/bytes payloads */
+        int code = (int)k, specialized = k <= 3;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            most += tags[j] == FC_TAG_FLOAT ? 8 : 10;
+            int c = tags[j] == FC_TAG_INT ? 0 : tags[j] == FC_TAG_FLOAT ? 1 : tags[j] == FC_TAG_STR ? 2 : 3;
+            specialized &= c < 3;
+            code = code * 4 + c;
+        }
+        for (Py_ssize_t j = k; j < 3; j++) code *= 4;
+        if (specialized) {
+            switch (code) {
+        case 64: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 1, FC_TAG_INT, 0, 0);
+        case 80: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 1, FC_TAG_FLOAT, 0, 0);
+        case 96: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 1, FC_TAG_STR, 0, 0);
+        case 128: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 2, FC_TAG_INT, FC_TAG_INT, 0);
+        case 132: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 2, FC_TAG_INT, FC_TAG_FLOAT, 0);
+        case 136: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 2, FC_TAG_INT, FC_TAG_STR, 0);
+        case 144: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 2, FC_TAG_FLOAT, FC_TAG_INT, 0);
+        case 148: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 2, FC_TAG_FLOAT, FC_TAG_FLOAT, 0);
+        case 152: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 2, FC_TAG_FLOAT, FC_TAG_STR, 0);
+        case 160: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 2, FC_TAG_STR, FC_TAG_INT, 0);
+        case 164: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 2, FC_TAG_STR, FC_TAG_FLOAT, 0);
+        case 168: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 2, FC_TAG_STR, FC_TAG_STR, 0);
+        case 192: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_INT, FC_TAG_INT, FC_TAG_INT);
+        case 193: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_INT, FC_TAG_INT, FC_TAG_FLOAT);
+        case 194: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_INT, FC_TAG_INT, FC_TAG_STR);
+        case 196: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_INT, FC_TAG_FLOAT, FC_TAG_INT);
+        case 197: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_INT, FC_TAG_FLOAT, FC_TAG_FLOAT);
+        case 198: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_INT, FC_TAG_FLOAT, FC_TAG_STR);
+        case 200: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_INT, FC_TAG_STR, FC_TAG_INT);
+        case 201: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_INT, FC_TAG_STR, FC_TAG_FLOAT);
+        case 202: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_INT, FC_TAG_STR, FC_TAG_STR);
+        case 208: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_FLOAT, FC_TAG_INT, FC_TAG_INT);
+        case 209: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_FLOAT, FC_TAG_INT, FC_TAG_FLOAT);
+        case 210: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_FLOAT, FC_TAG_INT, FC_TAG_STR);
+        case 212: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_FLOAT, FC_TAG_FLOAT, FC_TAG_INT);
+        case 213: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_FLOAT, FC_TAG_FLOAT, FC_TAG_FLOAT);
+        case 214: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_FLOAT, FC_TAG_FLOAT, FC_TAG_STR);
+        case 216: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_FLOAT, FC_TAG_STR, FC_TAG_INT);
+        case 217: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_FLOAT, FC_TAG_STR, FC_TAG_FLOAT);
+        case 218: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_FLOAT, FC_TAG_STR, FC_TAG_STR);
+        case 224: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_STR, FC_TAG_INT, FC_TAG_INT);
+        case 225: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_STR, FC_TAG_INT, FC_TAG_FLOAT);
+        case 226: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_STR, FC_TAG_INT, FC_TAG_STR);
+        case 228: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_STR, FC_TAG_FLOAT, FC_TAG_INT);
+        case 229: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_STR, FC_TAG_FLOAT, FC_TAG_FLOAT);
+        case 230: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_STR, FC_TAG_FLOAT, FC_TAG_STR);
+        case 232: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_STR, FC_TAG_STR, FC_TAG_INT);
+        case 233: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_STR, FC_TAG_STR, FC_TAG_FLOAT);
+        case 234: return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 3, FC_TAG_STR, FC_TAG_STR, FC_TAG_STR);
+            }
+        }
+        return fc_dec_rows_spec(r, out, n, tags, k, st, bad_tag, most, 0, 0, 0, 0);
     }
     """
     int FC_PYERR
     ctypedef struct fc_str_stats:
-        size_t lookups, hits
+        size_t lookups, misses
         int on
     int fc_str_cache_enable(fc_str_stats *st) except -1
     object fc_str_get(fc_str_stats *st, const uint8_t *p, size_t n)
