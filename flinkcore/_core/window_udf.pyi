@@ -82,3 +82,41 @@ def due_sessions(
 def emit_sessions(
     closed: list[Session], result: Callable[[Any], Any] | None, values: list, timestamps: list
 ) -> None: ...
+def local_deadline(start: int, cover: Session | None) -> int: ...
+def local_session_batch(
+    cur: Cursor,
+    values: list,
+    timestamps: list | None,
+    extract: Callable[[Any, Any], Any] | None,
+    no_timestamp: Any,
+    pre: Callable[[Any], Any] | None,
+    first: int,
+    key_of: Callable[[Any], Any],
+    key_index: int,
+    gap: int,
+    watermark: int,
+    kind: int,
+    create: Callable[[], Any] | None,
+    fn: Callable[[Any, Any], Any],
+    pending: dict,
+    cover: dict,
+    wheel: dict,
+    overdue: list,
+) -> int: ...
+def local_send(
+    sessions: list[Session], forwarded: int, pending: dict, cover: dict, out_values: list, out_ts: list
+) -> int: ...
+def local_send_due(
+    wheel: dict,
+    buckets: list,
+    watermark: int,
+    forwarded: int,
+    gap: int,
+    pending: dict,
+    cover: dict,
+    out_values: list,
+    out_ts: list,
+) -> int: ...
+def merge_partial_sessions(
+    values: list, first: int, gap: int, merge: Callable[[Any, Any], Any], single: dict, multi: dict, wheel: dict
+) -> int: ...

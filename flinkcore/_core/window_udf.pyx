@@ -723,3 +723,285 @@ def emit_sessions(list closed, object result, list values, list timestamps):
     for s in closed:
         PyList_Append(values, s.acc if result is None else result(s.acc))
         PyList_Append(timestamps, s.end - 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Two-phase sessions (flinkcore.runtime.operators.local_sessions)
+# --------------------------------------------------------------------------------------------
+
+
+cdef inline long long _floor_div(long long a, long long b):
+    return a // b if a >= 0 else -((-a + b - 1) // b)
+
+
+cdef inline long long _local_deadline(long long start, PyObject *cover):
+    """The watermark before which a pending local partial starting at ``start`` must be sent:
+    ``start - 1``, or the end - 1 of the extent its key already reported (``cover``, a Session
+    or NULL) when that extent starts at or before ``start`` (the global session holding the
+    reported extent stays open until the watermark reaches its end - 1)."""
+    cdef Session e
+    cdef long long d = start - 1, c
+    if cover != NULL:
+        e = <Session>cover
+        if <long long>e.start <= start:
+            c = <long long>e.end - 1
+            if c > d:
+                d = c
+    return d
+
+
+cdef inline int _schedule_local(
+    dict wheel, list overdue, Session s, long long deadline, long long watermark, long long gap
+) except -1:
+    cdef long long b
+    cdef PyObject *found
+    if deadline <= watermark:
+        PyList_Append(overdue, s)
+        return 0
+    b = _floor_div(deadline, gap)
+    found = PyDict_GetItemWithError(wheel, b)
+    if found == NULL:
+        PyDict_SetItem(wheel, b, [s])
+    else:
+        PyList_Append(<object>found, s)
+    return 0
+
+
+def local_deadline(long long start, object cover):
+    """:func:`_local_deadline` for Python (``cover`` a Session or None)."""
+    return _local_deadline(start, NULL if cover is None else <PyObject *>cover)
+
+
+def local_session_batch(
+    Cursor cur,
+    list values,
+    object timestamps,
+    object extract,
+    object no_timestamp,
+    object pre,
+    Py_ssize_t first,
+    object key_of,
+    Py_ssize_t key_index,
+    long long gap,
+    long long watermark,
+    int kind,
+    object create,
+    object fn,
+    dict pending,
+    dict cover,
+    dict wheel,
+    list overdue,
+):
+    """Add ``values[first:]`` to the local operator's pending partial sessions (one per key,
+    ``pending[key]`` a :class:`Session`); returns where it stopped (``n`` = all).
+
+    Handles a record whose window ``[ts, ts + gap)`` intersects its key's pending partial (the
+    partial grows; when it grows backwards and its send deadline moves earlier, it is entered
+    again under the new deadline), or a key without one and a window not late at ``watermark``
+    (a new partial, entered in ``wheel`` under the bucket ``deadline // gap`` of its deadline,
+    or in ``overdue`` when the deadline is already passed: the caller sends those at the end of
+    the batch). ``cover[key]`` is the extent the key already sent (a Session with acc None).
+    It stops at anything else (a non-int timestamp, a window that misses the pending partial, a
+    late window) and leaves that record's key and timestamp in ``cur``.
+    """
+    cdef Py_ssize_t i, n = _list_size(values)
+    cdef long long ts, end, lo, hi, old_d, new_d
+    cdef object value, key, tso, acc
+    cdef Session s
+    cdef PyObject *found
+    cdef long long max_ts = cur.max_ts
+    if timestamps is not None and _list_size(timestamps) != n:
+        raise ValueError("timestamps and values of a batch differ in length")
+    for i in range(first, n):
+        key = _fused_head(cur, values, timestamps, i, extract, no_timestamp, pre, key_of, key_index)
+        value = cur.value
+        tso = cur.ts
+        if not PyLong_CheckExact(tso):
+            cur.key = key
+            cur.max_ts = max_ts
+            return i
+        ts = tso
+        if ts > max_ts:
+            max_ts = ts
+        end = ts + gap
+        found = PyDict_GetItemWithError(pending, key)
+        if found != NULL:
+            s = <Session>found
+            lo = s.start
+            hi = s.end
+            if not (lo <= end and hi >= ts):
+                cur.key = key
+                cur.ts = tso
+                cur.max_ts = max_ts
+                return i
+            if ts < lo:
+                found = PyDict_GetItemWithError(cover, key)
+                old_d = _local_deadline(lo, found)
+                new_d = _local_deadline(ts, found)
+                s.start = tso
+                if new_d < old_d:
+                    _schedule_local(wheel, overdue, s, new_d, watermark, gap)
+            if end > hi:
+                s.end = end
+            acc = s.acc
+            if kind == 0:
+                s.acc = fn(value, acc)
+            else:
+                s.acc = fn(acc, value)
+            continue
+        if end - 1 <= watermark:
+            cur.key = key
+            cur.ts = tso
+            cur.max_ts = max_ts
+            return i
+        if kind == 0:
+            acc = fn(value, create())
+        else:
+            acc = value
+        s = Session.__new__(Session)
+        s.key = key
+        s.start = tso
+        s.end = end
+        s.acc = acc
+        PyDict_SetItem(pending, key, s)
+        _schedule_local(
+            wheel, overdue, s, _local_deadline(ts, PyDict_GetItemWithError(cover, key)), watermark, gap
+        )
+    cur.position = n
+    cur.max_ts = max_ts
+    return n
+
+
+cdef inline int _send_local(
+    Session s, long long forwarded, dict pending, dict cover, list out_values, list out_ts
+) except -1:
+    """Send pending partial ``s`` as ``(key, start, end, acc)`` at ``end - 1`` and update its
+    key's reported extent: grown by ``s`` when the two intersect and the global session holding
+    the reported extent is certainly still open (its end - 1 above the ``forwarded``
+    watermark), else ``s``'s own extent."""
+    cdef object key = s.key
+    cdef PyObject *found = PyDict_GetItemWithError(cover, key)
+    cdef Session e
+    cdef long long lo = s.start, hi = s.end
+    del pending[key]
+    PyList_Append(out_values, (key, s.start, s.end, s.acc))
+    PyList_Append(out_ts, hi - 1)
+    if found == NULL:
+        e = Session.__new__(Session)
+        e.key = key
+        e.start = s.start
+        e.end = s.end
+        PyDict_SetItem(cover, key, e)
+        return 0
+    e = <Session>found
+    if <long long>e.end - 1 > forwarded and <long long>e.start <= hi and <long long>e.end >= lo:
+        if lo < <long long>e.start:
+            e.start = s.start
+        if hi > <long long>e.end:
+            e.end = s.end
+    else:
+        e.start = s.start
+        e.end = s.end
+    return 0
+
+
+def local_send(list sessions, long long forwarded, dict pending, dict cover, list out_values, list out_ts):
+    """Send each of ``sessions`` that is still pending (see :func:`_send_local`); returns how
+    many were sent."""
+    cdef Session s
+    cdef Py_ssize_t sent = 0
+    for s in sessions:
+        if PyDict_GetItemWithError(pending, s.key) == <PyObject *>s:
+            _send_local(s, forwarded, pending, cover, out_values, out_ts)
+            sent += 1
+    return sent
+
+
+def local_send_due(
+    dict wheel,
+    list buckets,
+    long long watermark,
+    long long forwarded,
+    long long gap,
+    dict pending,
+    dict cover,
+    list out_values,
+    list out_ts,
+):
+    """Send the pending partials of ``wheel``'s ``buckets`` whose deadline ``watermark``
+    reached (entries of partials sent already are skipped; a partial whose deadline is later
+    moves to that deadline's bucket); returns how many were sent."""
+    cdef Session s
+    cdef object entries
+    cdef long long d
+    cdef Py_ssize_t sent = 0
+    for bucket in buckets:
+        entries = wheel.pop(bucket)
+        for s in entries:
+            if PyDict_GetItemWithError(pending, s.key) != <PyObject *>s:
+                continue
+            d = _local_deadline(s.start, PyDict_GetItemWithError(cover, s.key))
+            if d > watermark:
+                _schedule_local(wheel, None, s, d, watermark, gap)
+                continue
+            _send_local(s, forwarded, pending, cover, out_values, out_ts)
+            sent += 1
+    return sent
+
+
+def merge_partial_sessions(
+    list values, Py_ssize_t first, long long gap, object merge, dict single, dict multi, dict wheel
+):
+    """The global session operator's loop over partial sessions ``(key, start, end, acc)``:
+    a partial that intersects its key's one open session (``single[key]``) grows it and merges
+    its accumulator in (``merge(session.acc, acc)``); one of a key without sessions opens one
+    (in ``wheel`` under the bucket ``(end - 1) // gap``). Returns the index of the first item it
+    leaves to the caller (anything but a partial with int bounds, a key with several sessions, a
+    partial that misses the key's session), ``n`` when none."""
+    cdef Py_ssize_t i, n = _list_size(values)
+    cdef object item, key, so, eo, acc
+    cdef long long start, end, lo, hi, b
+    cdef Session s
+    cdef PyObject *found
+    for i in range(first, n):
+        item = <object>_list_get(values, i)
+        if not PyTuple_CheckExact(item) or PyTuple_GET_SIZE(item) != 4:
+            return i
+        so = <object>_tuple_get(item, 1)
+        eo = <object>_tuple_get(item, 2)
+        if not (PyLong_CheckExact(so) and PyLong_CheckExact(eo)):
+            return i
+        key = <object>_tuple_get(item, 0)
+        acc = <object>_tuple_get(item, 3)
+        start = so
+        end = eo
+        found = PyDict_GetItemWithError(single, key)
+        if found != NULL:
+            s = <Session>found
+            if not (PyLong_CheckExact(s.start) and PyLong_CheckExact(s.end)):
+                return i
+            lo = s.start
+            hi = s.end
+            if not (lo <= end and hi >= start):
+                return i
+            if start < lo:
+                s.start = so
+            if end > hi:
+                s.end = eo
+            s.acc = merge(s.acc, acc)
+            continue
+        if PyDict_GetItemWithError(multi, key) != NULL:
+            return i
+        s = Session.__new__(Session)
+        s.key = key
+        s.start = so
+        s.end = eo
+        s.acc = acc
+        PyDict_SetItem(single, key, s)
+        b = _floor_div(end - 1, gap)
+        found = PyDict_GetItemWithError(wheel, b)
+        if found == NULL:
+            PyDict_SetItem(wheel, b, [s])
+        else:
+            PyList_Append(<object>found, s)
+    return n

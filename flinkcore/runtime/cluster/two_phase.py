@@ -13,11 +13,15 @@ config; the environment variable ``FLINKCORE_TWO_PHASE_AGGREGATION`` overrides i
 process keep the one-phase plan: there the exchange is a direct call. BATCH execution keeps it
 too.
 
-Not split (the plan stays as it was): session windows, custom triggers, evictors, processing
-time and count windows, list-state window functions (apply/process without an incremental
-function), an AggregateFunction without ``merge``, columnar mean/first/last (and the typed
-``sum``/``min``/``max`` of a field, which keep the other fields' first values), jit
-AggregateFunctions on the columnar path.
+Event-time session windows with a static gap and no allowed lateness split too
+(:mod:`flinkcore.runtime.operators.local_sessions`): the local operator keeps partial sessions
+and the exchange carries one partial per key and roughly gap + watermark delay of event time.
+
+Not split (the plan stays as it was): sessions with a dynamic gap or allowed lateness, custom
+triggers, evictors, processing time and count windows, list-state window functions
+(apply/process without an incremental function), an AggregateFunction without ``merge``,
+columnar mean/first/last (and the typed ``sum``/``min``/``max`` of a field, which keep the other
+fields' first values), jit AggregateFunctions on the columnar path.
 
 Snapshot keys stay those of the graph the user built (every node keeps its key as ``uid``), and
 the local nodes hold no state (everything is sent before a barrier), so checkpoints and
@@ -71,6 +75,7 @@ def with_two_phase_aggregation(graph: StreamGraph, node_keys: dict[int, str]) ->
     if not enabled(graph) or graph.config.get("runtime_mode", "STREAMING") == "BATCH":
         return graph
     from flinkcore.runtime.operators.local_agg import two_phase_plan
+    from flinkcore.runtime.operators.local_sessions import session_two_phase_plan
 
     plans: dict[int, Any] = {}
     for nid, node in graph.nodes.items():
@@ -85,7 +90,10 @@ def with_two_phase_aggregation(graph: StreamGraph, node_keys: dict[int, str]) ->
             continue
         if any(e.partitioner.key_selector is not key_selector for e in ins[1:]):
             continue
-        plan = two_phase_plan(node.operator_factory, key_selector, f"LocalAggregate({node.name})")
+        local_name = f"LocalAggregate({node.name})"
+        plan = session_two_phase_plan(node.operator_factory, key_selector, local_name)
+        if plan is None:
+            plan = two_phase_plan(node.operator_factory, key_selector, local_name)
         if plan is not None:
             plans[nid] = plan
     if not plans:

@@ -1,0 +1,490 @@
+"""Two-phase (local-global) aggregation of event-time session windows.
+
+The counterpart of :mod:`flinkcore.runtime.operators.local_agg` for
+``EventTimeSessionWindows`` with a static gap, the default trigger, no evictor and no allowed
+lateness (the windows :class:`~flinkcore.runtime.operators.window.SessionWindowOperator`
+runs) whose function is an AggregateFunction with ``merge`` or a reduce. A LOCAL operator in
+the upstream task keeps, per key, one pending *partial session*: an interval ``[start, end)``
+(``end`` = last timestamp + gap) with the user's accumulator (reduce: the reduced value), grown
+by every record whose window ``[ts, ts + gap)`` intersects it (Flink's ``TimeWindow.intersects``:
+touching counts). The partial crosses the keyed exchange as ``(key, start, end, acc)``; the
+GLOBAL operator (the user's session operator) merges partials with its open sessions by the
+same rule, accumulators with the user's ``merge`` (reduce: the reduce function), so windows,
+results and the window function are those of the one-phase plan.
+
+When a partial must go. Unlike a tumbling pane, a session at the global side may still grow
+from records another upstream task holds, and it fires when the global watermark (the minimum
+over channels) reaches its ``end - 1``. A pending partial ``P`` of a key is therefore sent
+before this task forwards a watermark ``W`` with ``W >= deadline(P)``, where
+
+* ``deadline(P) = P.start - 1``: a global session that ``P`` would extend ends at or after
+  ``P.start``; while every forwarded ``W < P.start - 1`` none of those can fire;
+* or, when the key already sent an extent ``E`` (the partials it sent that certainly merged
+  into one still-open global session) with ``E.start <= P.start``:
+  ``deadline(P) = max(P.start - 1, E.end - 1)``. A global session ending in
+  ``[P.start, W + 1]`` would intersect ``E``, so it is the session holding ``E``, whose end is
+  at least ``E.end``: it cannot fire while ``W < E.end - 1``.
+
+So no global session fires while a record that would have merged into it (in the plan without
+pre-aggregation) is held back anywhere, and sessions fire at the same watermark with the same
+contents. With W3's data (each key's events about 100 ms apart, gap 500 ms, watermark 100 ms
+behind) a key sends about one partial per 600 ms of event time instead of six records.
+
+Sending a partial earlier than its deadline is always correct (its records just reach the
+global side sooner, as without pre-aggregation), and so is sending a record on its own; the
+local operator does both where holding back would need more bookkeeping:
+
+* a record whose own window is late at the local watermark and that does not intersect the
+  key's pending partial goes on alone as ``(key, record)`` (its timestamp kept), after the
+  key's pending partial: the global operator judges it as the one-phase operator would
+  (merge, lateness, late side output with the user's record). So does a record with a
+  timestamp that is not an int;
+* a record that misses its key's pending partial (a new session of the key) sends the pending
+  one first;
+* everything pending goes before a checkpoint barrier, an idle status and at end of input, and
+  after an idle status every record goes on alone (the mixin shared with ``local_agg``). The
+  local operator holds no state in snapshots: the global operator's snapshot is the one-phase
+  operator's, so savepoints restore with or without pre-aggregation and at any parallelism.
+
+A partial never arrives late at the global side (it is sent before the watermark reaches its
+deadline, which is at most its ``end - 1`` or inside the still-open session it merges into), so
+the global operator opens a session for it without a lateness check.
+
+Not pre-aggregated (the one-phase plan stays): dynamic gaps, allowed lateness > 0 (the general
+``WindowOperator`` runs them, whose merging-window set and per-window cleanup timers would need
+partial intake too), custom triggers and evictors, processing-time sessions, list-state window
+functions, an AggregateFunction without ``merge``, and builds without the compiled core (the
+local loop is compiled only: in Python it would cost more than the exchange it saves).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+from flinkcore.common.watermark import MAX_WATERMARK
+from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeError
+from flinkcore.runtime.operators.local_agg import TwoPhasePlan, _SendsPartialsAhead
+from flinkcore.runtime.operators.window import (
+    Session,
+    SessionWindowOperator,
+    _kernel_functions,
+    _session_start,
+    check_loop_timestamp,
+    key_index_of,
+    loop_failure,
+)
+
+try:
+    from flinkcore._core import window_udf as _compiled
+except ImportError:  # pragma: no cover - a build without the native core
+    _compiled = None
+
+__all__ = ["GlobalSessionOperator", "LocalSessionOperator", "session_two_phase_plan"]
+
+MIN_LONG = -(2**63)
+
+
+class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
+    """Pending partial sessions per key before the keyed exchange (see the module doc).
+
+    ``kind`` 0: ``fn`` is the user's ``add(value, acc)`` and ``create`` its
+    ``create_accumulator``; kind 1: ``fn`` is the user's ``reduce(a, b)``. The key is the
+    exchange's key selector, computed here (this operator is not keyed).
+    """
+
+    holds_no_state = True
+
+    def __init__(self, gap: int, kind: int, create: Any, fn: Any, key_of: Any, name: str = "LocalSessions"):
+        super().__init__(name)
+        if gap <= 0:
+            raise ValueError(f"session gap must be > 0, got {gap}")
+        if _compiled is None:  # pragma: no cover - the plan never builds one then
+            raise NotImplementedError("local session pre-aggregation needs the compiled core (make install)")
+        self.gap = gap
+        self.kind = kind
+        self.create = create
+        self.fn = fn
+        self.key_of = key_of
+        #: True once the input was idle: from then on every record goes on alone
+        self.pass_through = False
+        self.partials_sent = 0
+        self.singles_sent = 0
+
+    def open(self) -> None:
+        self._pending: dict[Any, Any] = {}  # key -> its pending partial (a Session)
+        self._cover: dict[Any, Any] = {}  # key -> the extent it sent (a Session, acc None)
+        self._wheel: dict[int, list] = {}  # deadline // gap -> [Session, ...]
+        self._overdue: list = []  # partials whose deadline passed already: sent at batch end
+        self._sweep_at = 4096
+        self._out_values: list = []
+        self._out_ts: list = []
+        self._key_index = key_index_of(self.key_of)
+        self._cursor = _compiled.Cursor()
+        self._fused_names = (None, None)
+
+    # -- records ----------------------------------------------------------------------------
+    def process_batch(self, values: list, timestamps: list | None) -> None:
+        if timestamps is None:
+            raise ValueError(
+                "Record has no timestamp. Did you forget to call "
+                "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
+            )
+        if type(values) is not list:
+            values = list(values)
+        if type(timestamps) is not list:
+            timestamps = list(timestamps)
+        self._cursor.reset()
+        if self.pass_through:
+            for value, ts in zip(values, timestamps, strict=True):
+                check_loop_timestamp(ts, None)
+                try:
+                    key = self.key_of(value)
+                except Exception as e:
+                    raise UserCodeError(self.name, value, e) from e
+                self._single(key, value, ts)
+        else:
+            self._run(values, timestamps, None, None)
+        self._end_batch()
+
+    def fused_batch(
+        self, values: list, timestamps: list | None, extract: Any, names: tuple, pre: Any = None
+    ) -> list:
+        """The batch with the timestamp assigner (and a map) fused into the loop, as the window
+        operators' ``fused_batch``: returns ``[max int timestamp, *non-int ones]``."""
+        self._fused_names = names
+        if type(values) is not list:
+            values = list(values)
+        if timestamps is not None and type(timestamps) is not list:
+            timestamps = list(timestamps)
+        cur = self._cursor
+        cur.reset()
+        if self.pass_through:
+            seen = self._pass_through_fused(values, timestamps, extract, names, pre)
+        else:
+            others = self._run(values, timestamps, extract, pre)
+            seen = [cur.max_ts, *others] if values else []
+        self._end_batch()
+        return seen
+
+    @property
+    def fusable(self) -> bool:
+        return True
+
+    _failure = loop_failure
+
+    def _run(self, values: list, timestamps: list | None, extract: Any, pre: Any) -> list:
+        """The compiled loop; the records it stops at go through :meth:`_add_one`. Returns the
+        non-int timestamps seen."""
+        kind, create, fn = self.kind, self.create, self.fn
+        cur = self._cursor
+        loop = _compiled.local_session_batch
+        pending, cover, wheel, overdue = self._pending, self._cover, self._wheel, self._overdue
+        n = len(values)
+        i = 0
+        others: list = []
+        while True:
+            try:
+                i = loop(
+                    cur,
+                    values,
+                    timestamps,
+                    extract,
+                    MIN_LONG,
+                    pre,
+                    i,
+                    self.key_of,
+                    self._key_index,
+                    self.gap,
+                    self.current_watermark,
+                    kind,
+                    create,
+                    fn,
+                    pending,
+                    cover,
+                    wheel,
+                    overdue,
+                )
+            except Exception as e:
+                raise self._failure(values, e, pre) from e
+            if i >= n:
+                return others
+            value, ts, key = values[i] if pre is None else cur.value, cur.ts, cur.key
+            check_loop_timestamp(ts, extract)
+            if type(ts) is not int:
+                others.append(ts)
+            try:
+                self._add_one(value, key, ts)
+            except UserCodeError:
+                raise
+            except Exception as e:
+                raise UserCodeError(self.name, value, e) from e
+            i += 1
+
+    def _pass_through_fused(
+        self, values: list, timestamps: list | None, extract: Any, names: tuple, pre: Any
+    ) -> list:
+        seen = []
+        for i, value in enumerate(values):
+            try:
+                ts = extract(value, MIN_LONG if timestamps is None else timestamps[i])
+            except Exception as e:
+                raise UserCodeError(names[0], value, e, where="record (timestamp assigner)") from e
+            check_loop_timestamp(ts, extract)
+            seen.append(ts)
+            if pre is not None:
+                try:
+                    value = pre(value)
+                except Exception as e:
+                    raise UserCodeError(names[1], value, e) from e
+            try:
+                key = self.key_of(value)
+            except Exception as e:
+                raise UserCodeError(self.name, value, e) from e
+            self._single(key, value, ts)
+        return seen
+
+    def _add_one(self, value: Any, key: Any, ts: Any) -> None:
+        """A record the compiled loop left: a non-int timestamp, a window that misses the key's
+        pending partial, or a late window (see the module doc)."""
+        pending = self._pending
+        p = pending.get(key)
+        if type(ts) is not int:
+            self._single(key, value, ts)
+            return
+        end = ts + self.gap
+        if p is not None:
+            if p.start <= end and p.end >= ts:  # (the compiled loop takes these; kept for clarity)
+                self._grow(p, value, ts, end)
+                return
+            self._send([p])  # the key starts another session: the pending one goes now
+        if end - 1 <= self.current_watermark:
+            self._single(key, value, ts)
+            return
+        acc = self.fn(value, self.create()) if self.kind == 0 else value
+        p = pending[key] = Session(key, ts, end, acc)
+        self._schedule(p, _compiled.local_deadline(ts, self._cover.get(key)))
+
+    def _grow(self, p: Any, value: Any, ts: int, end: int) -> None:
+        if ts < p.start:
+            cover = self._cover.get(p.key)
+            old = _compiled.local_deadline(p.start, cover)
+            new = _compiled.local_deadline(ts, cover)
+            p.start = ts
+            if new < old:
+                self._schedule(p, new)
+        if end > p.end:
+            p.end = end
+        p.acc = self.fn(value, p.acc) if self.kind == 0 else self.fn(p.acc, value)
+
+    def _schedule(self, p: Any, deadline: int) -> None:
+        if deadline <= self.current_watermark:
+            self._overdue.append(p)
+        else:
+            self._wheel.setdefault(deadline // self.gap, []).append(p)
+
+    def _single(self, key: Any, value: Any, ts: Any) -> None:
+        """``value`` goes on alone (after its key's pending partial, which holds records that
+        came before it)."""
+        p = self._pending.get(key)
+        if p is not None:
+            self._send([p])
+        self._out_values.append((key, value))
+        self._out_ts.append(ts)
+        self.singles_sent += 1
+
+    def _send(self, partials: list) -> None:
+        self.partials_sent += _compiled.local_send(
+            partials, self.current_watermark, self._pending, self._cover, self._out_values, self._out_ts
+        )
+
+    def _end_batch(self) -> None:
+        if self._overdue:
+            overdue, self._overdue = self._overdue, []
+            self._send(overdue)
+        self._flush_out()
+
+    # -- watermarks, barriers, end of input (the mixin calls this) ------------------------------
+    def _send_until(self, watermark: int) -> None:
+        """Send every pending partial whose deadline ``watermark`` reaches (before it is
+        forwarded)."""
+        if self._overdue:
+            overdue, self._overdue = self._overdue, []
+            self._send(overdue)
+        if watermark >= MAX_WATERMARK:
+            self._send(list(self._pending.values()))
+            self._wheel.clear()
+        else:
+            limit = watermark // self.gap
+            due = sorted(b for b in self._wheel if b <= limit)
+            if due:
+                self.partials_sent += _compiled.local_send_due(
+                    self._wheel,
+                    due,
+                    watermark,
+                    self.current_watermark,
+                    self.gap,
+                    self._pending,
+                    self._cover,
+                    self._out_values,
+                    self._out_ts,
+                )
+        cover = self._cover
+        if len(cover) > self._sweep_at:  # extents the watermark passed can never cover again
+            for key in [k for k, e in cover.items() if e.end - 1 <= watermark]:
+                del cover[key]
+            self._sweep_at = max(4096, 2 * len(cover))
+        self._flush_out()
+
+    def _flush_out(self) -> None:
+        if self._out_values:
+            values, ts = self._out_values, self._out_ts
+            self._out_values, self._out_ts = [], []
+            self.output.collect(values, ts)
+
+    def pending_partials(self) -> int:
+        """Number of partial sessions held (for tests)."""
+        return len(self._pending)
+
+    def snapshot_operator_state(self) -> Any:
+        if self._pending:  # never: every partial is sent before the barrier
+            raise RuntimeError(f"operator '{self.name}' holds partial sessions at a checkpoint")
+        return None
+
+
+class GlobalSessionOperator(SessionWindowOperator):
+    """The user's session operator fed partial sessions ``(key, start, end, acc)`` and single
+    records ``(key, record)``: partials merge with the key's sessions by the intersect rule,
+    accumulators with the user's merge; a single is a record as in the one-phase plan (lateness,
+    late side output). State, snapshots and firing are the one-phase operator's."""
+
+    def process_batch(self, values: list, timestamps: list | None) -> None:
+        if type(values) is not list:
+            values = list(values)
+        if timestamps is not None and type(timestamps) is not list:
+            timestamps = list(timestamps)
+        merge = self._merge
+        single, multi, wheel = self._single, self._multi, self._wheel
+        n = len(values)
+        i = 0
+        while i < n:
+            if self._use_compiled:
+                try:
+                    i = _compiled.merge_partial_sessions(values, i, self.gap, merge, single, multi, wheel)
+                except Exception as e:
+                    raise UserCodeError(self.name, values[min(i, n - 1)], e) from e
+                if i >= n:
+                    break
+            item = values[i]
+            try:
+                if len(item) == 4:
+                    self._add_partial(*item)
+                else:
+                    ts = None if timestamps is None else timestamps[i]
+                    if ts is None:
+                        raise ValueError("a single record crossed without its timestamp")
+                    self._add_one(item[1], item[0], ts)
+            except (UserCodeError, ValueError):
+                raise
+            except Exception as e:
+                raise UserCodeError(self.name, item, e) from e
+            i += 1
+        self._flush()
+
+    def _add_partial(self, key: Any, start: Any, end: Any, acc: Any) -> None:
+        """Merge partial session ``[start, end)`` with every session of ``key`` it intersects
+        (the Python twin of ``window_udf.merge_partial_sessions``, for keys with several
+        sessions, partials that merge several sessions or open a second one)."""
+        one = self._single.pop(key, None)
+        sessions = [one] if one is not None else self._multi.pop(key, [])
+        lo, hi = start, end
+        group = []
+        for s in sessions:
+            if s.start <= hi and s.end >= lo:
+                group.append(s)
+                lo, hi = min(lo, s.start), max(hi, s.end)
+        merge = self._merge
+        if not group:
+            s = Session(key, start, end, acc)
+            sessions.append(s)
+            sessions.sort(key=_session_start)
+            self._schedule(s)
+        else:
+            target = group[0]
+            if len(group) > 1:
+                merged = group[1].acc
+                for other in group[2:]:
+                    merged = merge(merged, other.acc)
+                target.acc = merge(target.acc, merged)
+                for other in group[1:]:
+                    other.end = None  # dead: its bucket entry is skipped
+                    sessions.remove(other)
+            target.start, target.end = lo, hi
+            target.acc = merge(target.acc, acc)
+        self._put(key, sessions)
+
+    @property
+    def fusable(self) -> bool:
+        return False  # fed by the exchange, never by a chained timestamp assigner
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------
+
+
+class _Bound:
+    """A picklable ``fn(*args)`` (the factories travel to the workers with the graph)."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self.fn = fn
+        self.args = args
+
+    def __call__(self) -> Any:
+        return self.fn(*self.args)
+
+
+def _local(factory: Any, key_selector: Any, name: str) -> LocalSessionOperator:
+    probe = factory()
+    kind, create, fn = _kernel_functions(probe.state_spec)
+    return LocalSessionOperator(probe.gap, kind, create, fn, key_selector, name)
+
+
+def _global(factory: Any) -> GlobalSessionOperator:
+    orig = factory()
+    return GlobalSessionOperator(
+        orig.gap,
+        orig.state_spec,
+        orig.function,
+        orig.window_factory,
+        late_data_tag=orig.late_data_tag,
+        name=orig.name,
+    )
+
+
+_partial_key = operator.itemgetter(0)
+
+
+def session_two_phase_plan(operator_factory: Any, key_selector: Any, local_name: str) -> TwoPhasePlan | None:
+    """The split of a session window node built by ``operator_factory`` (fed by a keyed
+    exchange with ``key_selector``), or None when it keeps the one-phase plan: only
+    :class:`SessionWindowOperator` (static gap, event time, default trigger, no evictor, no
+    allowed lateness) with an AggregateFunction that has ``merge`` or a reduce, and only with
+    the compiled core."""
+    if _compiled is None:
+        return None
+    probe = operator_factory()
+    if type(probe) is not SessionWindowOperator:
+        return None
+    spec = probe.state_spec
+    if spec.kind == "aggregating":
+        if not callable(getattr(spec.aggregate, "merge", None)):
+            return None
+    elif spec.kind != "reducing":
+        return None
+    return TwoPhasePlan(
+        _Bound(_local, operator_factory, key_selector, local_name),
+        _Bound(_global, operator_factory),
+        _partial_key,
+        "session",
+    )
