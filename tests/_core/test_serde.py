@@ -223,6 +223,34 @@ def test_row_block_layouts_decode_each_value_in_every_position(cols):
                 s.loads_batch(data[:cut])
 
 
+def test_row_block_tuples_leave_the_cyclic_gc_intact():
+    """Decoded row tuples are untracked as they are made (inline on CPython 3.11-3.12): the collector's
+    lists stay whole, so cycles made before, between and after decodes are still found and freed."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    def cycle():
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        return weakref.ref(a)
+
+    refs, kept = [], []
+    for i in range(50):
+        refs.append(cycle())
+        out = native.loads_batch(native.dumps_batch([(j, j * 0.5, f"k{j % 9}") for j in range(300 + i)]))
+        assert not any(gc.is_tracked(t) for t in out)
+        kept.append(out)
+        refs.append(cycle())
+        if i % 10 == 0:
+            gc.collect(0)
+    gc.collect()
+    assert all(r() is None for r in refs)
+    assert kept[-1][-1] == (349 - 1, (349 - 1) * 0.5, f"k{(349 - 1) % 9}")
+
+
 def test_row_block_columns_limit():
     recs = [tuple(range(64)), tuple(range(1, 65))]
     data = native.dumps_batch(recs)
