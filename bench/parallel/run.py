@@ -122,7 +122,8 @@ def main() -> None:
         events = events_for(workload, args.n)
         job = jobs.JOBS[name]
         job(events_for(workload, 20_000), 2)  # warm-up
-        jobs.prepare(events, 2)  # the workers' shares of the events in /dev/shm, written once
+        jobs.prepare(events, 1)  # each subtask's share of the events in /dev/shm, written once
+        jobs.prepare(events, 2)
         runs = [(1, "-")] + [(2, v) for v in variants]
         wall: dict[tuple, list[float]] = {r: [] for r in runs}
         cpu: dict[tuple, list[float]] = {r: [] for r in runs}

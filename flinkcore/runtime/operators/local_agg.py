@@ -53,6 +53,7 @@ from flinkcore.runtime.operators.window import (
 )
 from flinkcore.runtime.operators.window_columnar import (
     ColumnarWindowOperator,
+    NativeWindowTable,
     to_numpy,
 )
 
@@ -485,6 +486,37 @@ class LocalColumnarAggregateOperator(_SendsPartialsAhead, ColumnarWindowOperator
         return None
 
 
+class _NativePartialsTable(NativeWindowTable):
+    """The native table merging partials: ``int_outputs`` (the sums of count partials, computed
+    in float64) are emitted as the int64 counts the one-phase window gives."""
+
+    def __init__(
+        self, size: int, slide: int, offset: int, aggs: list[tuple[str, str, str]], int_outputs: list[str]
+    ) -> None:
+        super().__init__(size, slide, offset, aggs)
+        self._int_outputs = int_outputs
+
+    @classmethod
+    def factory(cls, int_outputs: list[str]) -> Any:
+        def make(size: int, slide: int, offset: int, aggs: list) -> _NativePartialsTable:
+            return cls(size, slide, offset, aggs, int_outputs)
+
+        return make
+
+    def fire(self, watermark: int) -> list:
+        fired = super().fire(watermark)
+        for _, _, _, results in fired:
+            for name in self._int_outputs:
+                results[name] = results[name].astype(np.int64)
+        return fired
+
+    def fire_columns(self, watermark: int) -> dict:
+        out = super().fire_columns(watermark)
+        for name in self._int_outputs:
+            out[name] = out[name].astype(np.int64)
+        return out
+
+
 class GlobalColumnarWindowOperator(ColumnarWindowOperator):
     """The user's columnar window over partial batches (built-in merges of the partials); a batch
     of records (late at the local side) is taken as one partial per record."""
@@ -499,6 +531,15 @@ class GlobalColumnarWindowOperator(ColumnarWindowOperator):
                 partial_dtypes[pname] = "int64"
             elif col in dtypes:
                 partial_dtypes[pname] = dtypes[col]
+        table_factory = None if original._default_table else original.table_factory
+        if original._default_table and (
+            original._default_table_factory(original.aggs, dtypes) is NativeWindowTable
+        ):
+            # the window's own choice is the native table: merge the partials there too (partial
+            # counts add up as float64 sums, exact below 2**53, and go out as int64 again), not
+            # on the Arrow table a count's int64 partial column would otherwise pick
+            counts = [out for out, func, _ in original.aggs if func == "count"]
+            table_factory = _NativePartialsTable.factory(counts)
         super().__init__(
             original.size,
             original.slide,
@@ -507,7 +548,7 @@ class GlobalColumnarWindowOperator(ColumnarWindowOperator):
             aggs,
             original.make_output,
             late_data_tag=original.late_data_tag,
-            table_factory=None if original._default_table else original.table_factory,
+            table_factory=table_factory,
             column_dtypes=partial_dtypes,
             name=original.name,
         )

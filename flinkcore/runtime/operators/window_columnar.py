@@ -108,6 +108,9 @@ class _DenseWindow:
             self._grow(top, columns)
         before = self.count
         counts = np.bincount(keys, minlength=top)
+        # every key at most once (a batch of partials: one per key and window): plain indexed
+        # updates are exact and ~10x faster than the unbuffered ufunc.at
+        unique = len(keys) <= top and int(counts.max(initial=0)) <= 1
         fresh = None
         firsts = lasts = None
         for out, func, col in self.aggs:
@@ -117,7 +120,9 @@ class _DenseWindow:
                 if f == "count":
                     arr[:top] += counts
                 elif f == "sum":
-                    if v.dtype.kind == "f":
+                    if unique:
+                        arr[keys] += v
+                    elif v.dtype.kind == "f":
                         arr[:top] += np.bincount(keys, weights=v, minlength=top)
                     else:
                         np.add.at(arr, keys, v)
@@ -127,7 +132,10 @@ class _DenseWindow:
                         fresh = uk[before[uk] == 0]
                         fresh_first = first_idx[before[uk] == 0]
                     arr[fresh] = v[fresh_first]  # seed new keys so min/max need no sentinel
-                    (np.minimum if f == "min" else np.maximum).at(arr, keys, v)
+                    if unique:
+                        arr[keys] = (np.minimum if f == "min" else np.maximum)(arr[keys], v)
+                    else:
+                        (np.minimum if f == "min" else np.maximum).at(arr, keys, v)
                 elif f == "first":
                     if firsts is None:
                         uk, first_idx = np.unique(keys, return_index=True)
