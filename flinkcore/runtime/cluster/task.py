@@ -218,7 +218,7 @@ class RemoteChannel(Input):
         if task.credits[self.channel] <= 0:
             task.await_credit(self.channel, self.node_id)
         task.credits[self.channel] -= 1
-        self.peer.send(wire.BATCH, self.channel, wire.encode_batch(values, timestamps))
+        self.peer.send(wire.BATCH, self.channel, wire.encode_batch_parts(values, timestamps))
         task.records_sent += len(values)
 
     def process_watermark(self, watermark: int) -> None:

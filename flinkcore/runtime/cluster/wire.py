@@ -26,7 +26,7 @@ import numpy as np
 from flinkcore._core.rows import rows_from_columns
 from flinkcore._core.serde import dumps_batch, loads_batch
 
-__all__ = ["Peer", "decode_batch", "encode_batch"]
+__all__ = ["Peer", "decode_batch", "encode_batch", "encode_batch_parts"]
 
 # frame kinds
 BATCH = 1
@@ -54,15 +54,34 @@ _RECV_CHUNK = 1 << 20
 
 def encode_batch(values: Any, timestamps: Any) -> bytes:
     """One batch as bytes: native serde for records, an int64 array for timestamps."""
+    parts = encode_batch_parts(values, timestamps)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def encode_batch_parts(values: Any, timestamps: Any) -> list:
+    """One batch as the buffers :meth:`Peer.send` writes one after another (what
+    :func:`encode_batch` joins): an Arrow record batch is written once, into a buffer of its
+    exact IPC size, and goes out with its timestamps array without further copies."""
     if not isinstance(values, list) and hasattr(values, "schema"):
         import pyarrow as pa
 
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, values.schema) as writer:
+        schema = values.schema
+        mock = pa.MockOutputStream()
+        with pa.ipc.new_stream(mock, schema) as writer:
             writer.write_batch(values)
-        data = sink.getvalue().to_pybytes()
-        ts = b"" if timestamps is None else np.asarray(timestamps, dtype=np.int64).tobytes()
-        return _BATCH_HEAD.pack(_ARROW, len(data)) + data + ts
+        data = pa.allocate_buffer(mock.size())
+        with pa.ipc.new_stream(pa.FixedSizeBufferWriter(data), schema) as writer:
+            writer.write_batch(values)
+        parts = [_BATCH_HEAD.pack(_ARROW, data.size), memoryview(data)]
+        if timestamps is not None:
+            ts = np.array(timestamps, dtype=np.int64)  # a copy: the caller may reuse its array
+            if len(ts):
+                parts.append(memoryview(ts).cast("B"))
+        return parts
+    return [_encode_record_batch(values, timestamps)]
+
+
+def _encode_record_batch(values: list, timestamps: Any) -> bytes:
     data = _encode_rows(values)
     rows = 0
     if data is None:
@@ -180,14 +199,21 @@ class Peer:
     def pending_output(self) -> bool:
         return bool(self._out)
 
-    def send(self, kind: int, channel: int, payload: bytes = b"") -> None:
-        """Queue one frame and write as much as the socket takes now."""
+    def send(self, kind: int, channel: int, payload: Any = b"") -> None:
+        """Queue one frame and write as much as the socket takes now. ``payload`` is bytes, or a
+        list of byte buffers (e.g. from :func:`encode_batch_parts`) sent as one payload."""
         if self.closed:
             return
-        self._out.append(_HEADER.pack(len(payload), kind, channel))
-        if payload:
-            self._out.append(payload)
-        self.bytes_sent += _HEADER.size + len(payload)
+        if type(payload) is list:
+            size = sum(map(len, payload))
+            self._out.append(_HEADER.pack(size, kind, channel))
+            self._out.extend(p for p in payload if len(p))
+        else:
+            size = len(payload)
+            self._out.append(_HEADER.pack(size, kind, channel))
+            if payload:
+                self._out.append(payload)
+        self.bytes_sent += _HEADER.size + size
         self.flush()
 
     def flush(self) -> None:
@@ -237,16 +263,19 @@ class Peer:
         frames = []
         pos, end = 0, len(buf)
         hsize = _HEADER.size
-        if end >= hsize:
-            view = memoryview(bytes(buf))
-            while end - pos >= hsize:
-                length, kind, channel = _HEADER.unpack_from(view, pos)
-                if end - pos - hsize < length:
-                    break
-                frames.append((kind, channel, view[pos + hsize : pos + hsize + length]))
-                pos += hsize + length
-            if pos:
-                del buf[:pos]
+        bounds = []
+        while end - pos >= hsize:  # the complete frames, found from the headers alone
+            length, kind, channel = _HEADER.unpack_from(buf, pos)
+            if end - pos - hsize < length:
+                break
+            bounds.append((kind, channel, pos + hsize, pos + hsize + length))
+            pos += hsize + length
+        if pos:
+            # the frames keep the received buffer (no copy of it); an incomplete frame's bytes
+            # after them start the next one
+            self._in = bytearray(memoryview(buf)[pos:]) if pos < end else bytearray()
+            view = memoryview(buf)
+            frames = [(kind, channel, view[a:b]) for kind, channel, a, b in bounds]
         if eof:
             self.eof = True
         return frames
