@@ -528,17 +528,50 @@ cdef extern from *:
     #endif
     }
 
+    #if defined(__GNUC__)
+    #define FC_HOT static inline __attribute__((always_inline))
+    #define FC_COLD static __attribute__((noinline))
+    #define FC_LIKELY(x) __builtin_expect(!!(x), 1)
+    #else
+    #define FC_HOT static inline
+    #define FC_COLD static
+    #define FC_LIKELY(x) (x)
+    #endif
+
+    /* Grows an fc_buf by at least extra bytes: 0, or -1 when out of memory. */
+    typedef int (*fc_grow_fn)(fc_buf *b, size_t extra);
+
+    /* An fc_buf over the payload of a bytes object, so a batch is written where it is returned (no
+     * copy into a new bytes at the end); grown and finally shrunk with _PyBytes_Resize. */
+    typedef struct { fc_buf b; PyObject *bytes; } fc_bytes_buf;
+
+    static int fc_bytes_grow(fc_buf *b, size_t extra) {
+        fc_bytes_buf *bb = (fc_bytes_buf *)b;
+        if (extra > (size_t)PY_SSIZE_T_MAX / 2 - b->len) return -1;
+        size_t need = b->len + extra, cap = b->cap ? b->cap : 64;
+        while (cap < need) cap *= 2;
+        if (_PyBytes_Resize(&bb->bytes, (Py_ssize_t)cap) < 0) { /* frees the bytes, sets it NULL */
+            PyErr_Clear();
+            b->data = NULL;
+            b->cap = b->len = 0;
+            return -1;
+        }
+        b->data = (uint8_t *)PyBytes_AS_STRING(bb->bytes);
+        b->cap = cap;
+        return 0;
+    }
+
     /* The records of a row block, after its header: 1 when written, 0 when a record does not fit the
      * column tags (buffer back to where it was), -1 when out of memory. Exact types only, so no
      * Python code runs and the borrowed references stay valid. */
-    static int fc_enc_rows(fc_buf *b, PyObject *records, Py_ssize_t n, const uint8_t *tags,
-                           Py_ssize_t k) {
+    static int fc_enc_rows(fc_buf *b, fc_grow_fn grow, PyObject *records, Py_ssize_t n,
+                           const uint8_t *tags, Py_ssize_t k) {
         size_t start = b->len;
         uint8_t *w = b->data + b->len, *end = b->data + b->cap; /* the write cursor, kept local */
     #define FC_ROOM(need)                                                                        \
         if ((size_t)(end - w) < (size_t)(need)) {                                                \
             b->len = (size_t)(w - b->data);                                                      \
-            if (fc_buf_grow(b, (size_t)(need))) return -1;                                       \
+            if (grow(b, (size_t)(need))) return -1;                                       \
             w = b->data + b->len;                                                                \
             end = b->data + b->cap;                                                              \
         }
@@ -597,35 +630,69 @@ cdef extern from *:
         b->len = start;
         return 0;
     }
+
+    /* A whole batch as one row block, written into a bytes object of cap bytes (at least 13 + k)
+     * that grows as needed and is shrunk to fit: the new bytes, None when a record does not fit the
+     * layout tags[0..k), or NULL with MemoryError set. */
+    static PyObject *fc_dumps_rows(PyObject *records, Py_ssize_t n, const uint8_t *tags, Py_ssize_t k,
+                                   size_t cap) {
+        fc_bytes_buf bb;
+        bb.bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cap);
+        if (!bb.bytes) return NULL;
+        uint8_t *w = (uint8_t *)PyBytes_AS_STRING(bb.bytes);
+        bb.b.data = w;
+        bb.b.cap = cap;
+        *w++ = FC_SERDE_BATCH_VERSION;
+        w = fc_write_varint(w, (uint64_t)n);
+        *w++ = FC_BATCH_ROWS;
+        *w++ = (uint8_t)k;
+        memcpy(w, tags, (size_t)k);
+        bb.b.len = (size_t)(w + k - bb.b.data);
+        int rc = fc_enc_rows(&bb.b, fc_bytes_grow, records, n, tags, k);
+        if (rc == 1) {
+            if (_PyBytes_Resize(&bb.bytes, (Py_ssize_t)bb.b.len) < 0) return NULL; /* bytes freed */
+            return bb.bytes;
+        }
+        Py_XDECREF(bb.bytes);
+        if (rc < 0) return PyErr_NoMemory();
+        Py_RETURN_NONE;
+    }
     """
-    int fc_enc_rows(fc_buf *b, object records, Py_ssize_t n, const uint8_t *tags, Py_ssize_t k)
+    ctypedef int (*fc_grow_fn)(fc_buf *b, size_t extra)
+    int fc_enc_rows(fc_buf *b, fc_grow_fn grow, object records, Py_ssize_t n, const uint8_t *tags,
+                    Py_ssize_t k)
+    object fc_dumps_rows(object records, Py_ssize_t n, const uint8_t *tags, Py_ssize_t k, size_t cap)
 
 
-cdef bint _enc_rows(fc_buf *b, object records, Py_ssize_t n) except -1:
-    """Write the batch as one row block when every record is a plain tuple of the same column types
-    (int64, float, str, bytes); False, with the buffer as it was, when it is not. Writes tags once
-    and then bare payloads: no per-value tag, and a decoder with no per-value dispatch."""
+cdef object _dumps_rows(object records, Py_ssize_t n):
+    """The batch as one row block when every record is a plain tuple of the same column types (int64,
+    float, str, bytes), written straight into the bytes returned; None when it is not. Writes the tags
+    once and then bare payloads: no per-value tag, and a decoder with no per-value dispatch."""
     cdef uint8_t tags[FC_ROWS_MAX_ARITY]
-    cdef Py_ssize_t j, k, start = b.len
-    cdef int rc
+    cdef Py_ssize_t j, k
+    cdef size_t per_record = 0
     first = <object>PyList_GET_ITEM(records, 0)
     if type(first) is not tuple:
-        return False
+        return None
     k = PyTuple_GET_SIZE(first)
     if k == 0 or k > FC_ROWS_MAX_ARITY:
-        return False
+        return None
     for j in range(k):
-        tags[j] = _column_tag(<object>PyTuple_GET_ITEM(first, j))
+        v = <object>PyTuple_GET_ITEM(first, j)
+        tags[j] = _column_tag(v)
         if tags[j] == 0:
-            return False
-    if fc_put_u8(b, FC_BATCH_ROWS) or fc_put_u8(b, <uint8_t>k) or fc_put_bytes(b, tags, k):
-        _oom()
-    rc = fc_enc_rows(b, records, n, tags, k)
-    if rc < 0:
-        _oom()
-    if rc == 0:
-        b.len = start
-    return rc == 1
+            return None
+        # room for records like the first (an int as 3 varint bytes), and a quarter more
+        if tags[j] == FC_TAG_INT:
+            per_record += 3
+        elif tags[j] == FC_TAG_FLOAT:
+            per_record += 8
+        else:
+            per_record += 2 + <size_t>len(v)
+    per_record += per_record // 4
+    if per_record > 256:
+        per_record = 256  # long strs in the first record need not be in every record: grow if so
+    return fc_dumps_rows(records, n, tags, k, 16 + k + <size_t>n * per_record)
 
 
 def dumps_batch(records) -> bytes:
@@ -638,20 +705,21 @@ def dumps_batch(records) -> bytes:
     if type(records) is not list:
         records = list(records)
     n = PyList_GET_SIZE(records)
+    if n:
+        out = _dumps_rows(records, n)
+        if out is not None:
+            return out
     if fc_buf_init(&b, 64 + 24 * n):
         _oom()
     try:
         b.data[0] = FC_SERDE_BATCH_VERSION
         b.len = 1
-        if fc_put_varint(&b, n):
+        if fc_put_varint(&b, n) or fc_put_u8(&b, FC_BATCH_VALUES):
             _oom()
-        if n == 0 or not _enc_rows(&b, records, n):
-            if fc_put_u8(&b, FC_BATCH_VALUES):
-                _oom()
-            for i in range(n):
-                if i >= PyList_GET_SIZE(records):
-                    raise RuntimeError("list changed size during serialization")
-                _enc(&b, <object>PyList_GET_ITEM(records, i), 0, False)
+        for i in range(n):
+            if i >= PyList_GET_SIZE(records):
+                raise RuntimeError("list changed size during serialization")
+            _enc(&b, <object>PyList_GET_ITEM(records, i), 0, False)
     except BaseException:
         fc_buf_free(&b)
         raise
@@ -676,15 +744,6 @@ cdef extern from *:
     #define FC_STR_SLOT_EMPTY UINT64_MAX /* the n of an empty slot: never a real length */
     #define FC_PYERR (-10)
 
-    #if defined(__GNUC__)
-    #define FC_HOT static inline __attribute__((always_inline))
-    #define FC_COLD static __attribute__((noinline))
-    #define FC_LIKELY(x) __builtin_expect(!!(x), 1)
-    #else
-    #define FC_HOT static inline
-    #define FC_COLD static
-    #define FC_LIKELY(x) (x)
-    #endif
 
     /* Untrack a tuple PyTuple_New just made (tracked, so linked in the youngest generation). CPython
      * 3.11-3.12 keep the two-word PyGC_Head in front of the object; unlinking it inline is

@@ -59,9 +59,19 @@ def test_serde_does_not_leak():
         for i in range(2_000)
     ]
     bad = serde.dumps_batch(records)[:-3]
+    rows = [(i, i * 0.5, f"user-{i % 50}") for i in range(2_000)]
+    growing = [(0, "")] + [(i, "x" * (i % 300)) for i in range(2_000)]  # the row buffer grows
+    broken = rows[:1_500] + [(1, 2.0, None)] + rows[:10]  # a row block abandoned midway
+    bad_rows = serde.dumps_batch(rows)[:-5]
 
     def run():
         serde.loads_batch(serde.dumps_batch(records))
+        for batch in (rows, growing, broken):
+            serde.loads_batch(serde.dumps_batch(batch))
+        try:
+            serde.loads_batch(bad_rows)
+        except serde.SerdeError:
+            pass
         serde.loads(serde.dumps(records[:50]))
         serde.encode_key(("k", 1, 2.0))
         try:

@@ -251,6 +251,24 @@ def test_row_block_tuples_leave_the_cyclic_gc_intact():
     assert kept[-1][-1] == (349 - 1, (349 - 1) * 0.5, f"k{(349 - 1) % 9}")
 
 
+@pytest.mark.parametrize(
+    "recs",
+    [
+        [(0, "")] + [(i, "x" * (i * 37 % 5000)) for i in range(300)],  # later records far longer
+        [(0, "y" * 10_000)] + [(i, "") for i in range(3_000)],  # the first one far longer
+        [(i, b"\x00" * (i % 70), i / 3) for i in range(2_000)],
+        [(0, 0.0, "a")] * 1_000 + [(2**64, 0.0, "a")],  # abandoned after the buffer grew: value layout
+    ],
+)
+def test_row_blocks_written_in_place_grow_and_fall_back(recs):
+    """A row block is written straight into the bytes returned, sized from the first record: it grows,
+    and a record that does not fit the layout switches the whole batch to the value layout."""
+    data = native.dumps_batch(recs)
+    assert data == ref.dumps_batch(recs)
+    assert _layout(data) == (0 if recs[-1][0] == 2**64 else 1)
+    assert native.loads_batch(data) == recs
+
+
 def test_row_block_columns_limit():
     recs = [tuple(range(64)), tuple(range(1, 65))]
     data = native.dumps_batch(recs)
