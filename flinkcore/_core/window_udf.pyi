@@ -102,6 +102,7 @@ def local_session_batch(
     cover: dict,
     wheel: dict,
     overdue: list,
+    width: int,
 ) -> int: ...
 def local_send(
     sessions: list[Session], forwarded: int, pending: dict, cover: dict, out_values: list, out_ts: list
@@ -111,7 +112,7 @@ def local_send_due(
     buckets: list,
     watermark: int,
     forwarded: int,
-    gap: int,
+    width: int,
     pending: dict,
     cover: dict,
     out_values: list,

@@ -734,31 +734,59 @@ cdef inline long long _floor_div(long long a, long long b):
     return a // b if a >= 0 else -((-a + b - 1) // b)
 
 
-cdef inline long long _local_deadline(long long start, PyObject *cover):
-    """The watermark before which a pending local partial starting at ``start`` must be sent:
-    ``start - 1``, or the end - 1 of the extent its key already reported (``cover``, a Session
-    or NULL) when that extent starts at or before ``start`` (the global session holding the
-    reported extent stays open until the watermark reaches its end - 1)."""
-    cdef Session e
-    cdef long long d = start - 1, c
-    if cover != NULL:
-        e = <Session>cover
-        if <long long>e.start <= start:
-            c = <long long>e.end - 1
-            if c > d:
-                d = c
+@cython.no_gc
+@cython.freelist(64)
+cdef class LocalSession:
+    """One key in the local session operator: its pending partial session ``[start, end)``
+    with accumulator ``acc`` (while ``pending``) and the extent it already sent
+    ``[sent_start, sent_end)`` (``sent_end`` is LLONG_MIN until it sent one). The object stays
+    while the key has either, so a key's next partial reuses it. ``deadline`` is the watermark
+    at which the pending partial must go (see :func:`local_deadline`). Untracked by the cycle
+    collector, as :class:`Session`."""
+
+    cdef public object key
+    cdef public object acc
+    cdef public long long start
+    cdef public long long end
+    cdef public bint pending
+    cdef public long long sent_start
+    cdef public long long sent_end
+    cdef public long long deadline
+
+    def __init__(self, key):
+        self.key = key
+        self.acc = None
+        self.pending = False
+        self.sent_end = LLONG_MIN
+
+    def __repr__(self):
+        return (
+            f"LocalSession({self.key!r}, pending={self.pending}, [{self.start}, {self.end}), "
+            f"sent=[{self.sent_start}, {self.sent_end}), deadline={self.deadline})"
+        )
+
+
+cdef inline long long _deadline(LocalSession s):
+    """``start - 1``, or the end - 1 of the extent the key already sent when that extent starts
+    at or before ``start`` (the global session holding it stays open until the watermark
+    reaches its end - 1; see local_sessions' module doc)."""
+    cdef long long d = s.start - 1
+    if s.sent_end != LLONG_MIN and s.sent_start <= s.start and s.sent_end - 1 > d:
+        d = s.sent_end - 1
     return d
 
 
-cdef inline int _schedule_local(
-    dict wheel, list overdue, Session s, long long deadline, long long watermark, long long gap
+cdef inline int _schedule(
+    LocalSession s, dict wheel, list overdue, long long watermark, long long width
 ) except -1:
+    """Enter ``s`` under its deadline: in ``overdue`` when the watermark is already there (the
+    caller sends those at the end of the batch), else in the bucket ``deadline // width``."""
     cdef long long b
     cdef PyObject *found
-    if deadline <= watermark:
+    if s.deadline <= watermark:
         PyList_Append(overdue, s)
         return 0
-    b = _floor_div(deadline, gap)
+    b = _floor_div(s.deadline, width)
     found = PyDict_GetItemWithError(wheel, b)
     if found == NULL:
         PyDict_SetItem(wheel, b, [s])
@@ -767,9 +795,15 @@ cdef inline int _schedule_local(
     return 0
 
 
-def local_deadline(long long start, object cover):
-    """:func:`_local_deadline` for Python (``cover`` a Session or None)."""
-    return _local_deadline(start, NULL if cover is None else <PyObject *>cover)
+def local_deadline(LocalSession s):
+    """The send deadline of ``s``'s pending partial (for the operator's Python path)."""
+    return _deadline(s)
+
+
+def local_schedule(LocalSession s, dict wheel, list overdue, long long watermark, long long width):
+    """Set ``s.deadline`` and enter ``s`` under it (for the operator's Python path)."""
+    s.deadline = _deadline(s)
+    _schedule(s, wheel, overdue, watermark, width)
 
 
 def local_session_batch(
@@ -787,27 +821,25 @@ def local_session_batch(
     int kind,
     object create,
     object fn,
-    dict pending,
-    dict cover,
+    dict state,
     dict wheel,
     list overdue,
+    long long width,
 ):
-    """Add ``values[first:]`` to the local operator's pending partial sessions (one per key,
-    ``pending[key]`` a :class:`Session`); returns where it stopped (``n`` = all).
+    """Add ``values[first:]`` to the local operator's pending partial sessions (``state[key]``
+    a :class:`LocalSession`); returns where it stopped (``n`` = all).
 
     Handles a record whose window ``[ts, ts + gap)`` intersects its key's pending partial (the
-    partial grows; when it grows backwards and its send deadline moves earlier, it is entered
-    again under the new deadline), or a key without one and a window not late at ``watermark``
-    (a new partial, entered in ``wheel`` under the bucket ``deadline // gap`` of its deadline,
-    or in ``overdue`` when the deadline is already passed: the caller sends those at the end of
-    the batch). ``cover[key]`` is the extent the key already sent (a Session with acc None).
-    It stops at anything else (a non-int timestamp, a window that misses the pending partial, a
-    late window) and leaves that record's key and timestamp in ``cur``.
+    partial grows; when it grows backwards and its deadline moves earlier, it is entered again
+    under the new deadline), or a key without one and a window not late at ``watermark`` (a
+    new partial, entered under its deadline in ``wheel`` or ``overdue``). It stops at anything
+    else (a non-int timestamp, a window that misses the pending partial, a late window) and
+    leaves that record's key and timestamp in ``cur``.
     """
     cdef Py_ssize_t i, n = _list_size(values)
-    cdef long long ts, end, lo, hi, old_d, new_d
-    cdef object value, key, tso, acc
-    cdef Session s
+    cdef long long ts, end, d
+    cdef object value, key, tso
+    cdef LocalSession s
     cdef PyObject *found
     cdef long long max_ts = cur.max_ts
     if timestamps is not None and _list_size(timestamps) != n:
@@ -824,95 +856,81 @@ def local_session_batch(
         if ts > max_ts:
             max_ts = ts
         end = ts + gap
-        found = PyDict_GetItemWithError(pending, key)
+        found = PyDict_GetItemWithError(state, key)
         if found != NULL:
-            s = <Session>found
-            lo = s.start
-            hi = s.end
-            if not (lo <= end and hi >= ts):
-                cur.key = key
-                cur.ts = tso
-                cur.max_ts = max_ts
-                return i
-            if ts < lo:
-                found = PyDict_GetItemWithError(cover, key)
-                old_d = _local_deadline(lo, found)
-                new_d = _local_deadline(ts, found)
-                s.start = tso
-                if new_d < old_d:
-                    _schedule_local(wheel, overdue, s, new_d, watermark, gap)
-            if end > hi:
-                s.end = end
-            acc = s.acc
-            if kind == 0:
-                s.acc = fn(value, acc)
-            else:
-                s.acc = fn(acc, value)
-            continue
+            s = <LocalSession>found
+            if s.pending:
+                if not (s.start <= end and s.end >= ts):
+                    break
+                if ts < s.start:
+                    s.start = ts
+                    d = _deadline(s)
+                    if d < s.deadline:
+                        if d <= watermark or _floor_div(d, width) != _floor_div(s.deadline, width):
+                            s.deadline = d
+                            _schedule(s, wheel, overdue, watermark, width)
+                        else:
+                            s.deadline = d
+                if end > s.end:
+                    s.end = end
+                if kind == 0:
+                    s.acc = fn(value, s.acc)
+                else:
+                    s.acc = fn(s.acc, value)
+                continue
+        elif end - 1 > watermark:
+            s = LocalSession.__new__(LocalSession)
+            s.key = key
+            s.sent_end = LLONG_MIN
+            PyDict_SetItem(state, key, s)
         if end - 1 <= watermark:
-            cur.key = key
-            cur.ts = tso
-            cur.max_ts = max_ts
-            return i
-        if kind == 0:
-            acc = fn(value, create())
-        else:
-            acc = value
-        s = Session.__new__(Session)
-        s.key = key
-        s.start = tso
+            break
+        s.acc = fn(value, create()) if kind == 0 else value
+        s.start = ts
         s.end = end
-        s.acc = acc
-        PyDict_SetItem(pending, key, s)
-        _schedule_local(
-            wheel, overdue, s, _local_deadline(ts, PyDict_GetItemWithError(cover, key)), watermark, gap
-        )
-    cur.position = n
-    cur.max_ts = max_ts
-    return n
-
-
-cdef inline int _send_local(
-    Session s, long long forwarded, dict pending, dict cover, list out_values, list out_ts
-) except -1:
-    """Send pending partial ``s`` as ``(key, start, end, acc)`` at ``end - 1`` and update its
-    key's reported extent: grown by ``s`` when the two intersect and the global session holding
-    the reported extent is certainly still open (its end - 1 above the ``forwarded``
-    watermark), else ``s``'s own extent."""
-    cdef object key = s.key
-    cdef PyObject *found = PyDict_GetItemWithError(cover, key)
-    cdef Session e
-    cdef long long lo = s.start, hi = s.end
-    del pending[key]
-    PyList_Append(out_values, (key, s.start, s.end, s.acc))
-    PyList_Append(out_ts, hi - 1)
-    if found == NULL:
-        e = Session.__new__(Session)
-        e.key = key
-        e.start = s.start
-        e.end = s.end
-        PyDict_SetItem(cover, key, e)
-        return 0
-    e = <Session>found
-    if <long long>e.end - 1 > forwarded and <long long>e.start <= hi and <long long>e.end >= lo:
-        if lo < <long long>e.start:
-            e.start = s.start
-        if hi > <long long>e.end:
-            e.end = s.end
+        s.pending = True
+        s.deadline = _deadline(s)
+        _schedule(s, wheel, overdue, watermark, width)
     else:
-        e.start = s.start
-        e.end = s.end
+        cur.position = n
+        cur.max_ts = max_ts
+        return n
+    cur.key = key
+    cur.ts = tso
+    cur.max_ts = max_ts
+    return i
+
+
+cdef inline int _send(
+    LocalSession s, long long forwarded, list out_values, list out_ts
+) except -1:
+    """Send ``s``'s pending partial as ``(key, start, end, acc)`` at ``end - 1``; the sent
+    extent grows by it when the two intersect and the global session holding the sent extent
+    is certainly still open (its end - 1 above the ``forwarded`` watermark), else it becomes
+    the partial's own extent."""
+    cdef long long lo = s.start, hi = s.end
+    PyList_Append(out_values, (s.key, lo, hi, s.acc))
+    PyList_Append(out_ts, hi - 1)
+    s.acc = None
+    s.pending = False
+    if s.sent_end != LLONG_MIN and s.sent_end - 1 > forwarded and s.sent_start <= hi and s.sent_end >= lo:
+        if lo < s.sent_start:
+            s.sent_start = lo
+        if hi > s.sent_end:
+            s.sent_end = hi
+    else:
+        s.sent_start = lo
+        s.sent_end = hi
     return 0
 
 
-def local_send(list sessions, long long forwarded, dict pending, dict cover, list out_values, list out_ts):
-    """Send each of ``sessions`` that is still pending (see :func:`_send_local`); returns how
-    many were sent."""
-    cdef Session s
+def local_send(list sessions, long long forwarded, list out_values, list out_ts):
+    """Send the pending partial of each of ``sessions`` that has one; returns how many."""
+    cdef LocalSession s
     cdef Py_ssize_t sent = 0
     for s in sessions:
-        if PyDict_GetItemWithError(pending, s.key) == <PyObject *>s:
-            _send_local(s, forwarded, pending, cover, out_values, out_ts)
+        if s.pending:
+            _send(s, forwarded, out_values, out_ts)
             sent += 1
     return sent
 
@@ -922,30 +940,34 @@ def local_send_due(
     list buckets,
     long long watermark,
     long long forwarded,
-    long long gap,
-    dict pending,
-    dict cover,
+    long long width,
     list out_values,
     list out_ts,
 ):
     """Send the pending partials of ``wheel``'s ``buckets`` whose deadline ``watermark``
-    reached (entries of partials sent already are skipped; a partial whose deadline is later
-    moves to that deadline's bucket); returns how many were sent."""
-    cdef Session s
+    reached; an entry of a partial sent already, or entered again under an earlier deadline,
+    is dropped, and one whose deadline is still ahead stays. Returns how many were sent."""
+    cdef LocalSession s
     cdef object entries
-    cdef long long d
+    cdef long long b
     cdef Py_ssize_t sent = 0
+    cdef list keep
     for bucket in buckets:
+        b = bucket
         entries = wheel.pop(bucket)
+        keep = None
         for s in entries:
-            if PyDict_GetItemWithError(pending, s.key) != <PyObject *>s:
+            if not s.pending or _floor_div(s.deadline, width) != b:
                 continue
-            d = _local_deadline(s.start, PyDict_GetItemWithError(cover, s.key))
-            if d > watermark:
-                _schedule_local(wheel, None, s, d, watermark, gap)
+            if s.deadline > watermark:
+                if keep is None:
+                    keep = []
+                PyList_Append(keep, s)
                 continue
-            _send_local(s, forwarded, pending, cover, out_values, out_ts)
+            _send(s, forwarded, out_values, out_ts)
             sent += 1
+        if keep is not None:
+            wheel[bucket] = keep
     return sent
 
 

@@ -112,9 +112,12 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
         self.singles_sent = 0
 
     def open(self) -> None:
-        self._pending: dict[Any, Any] = {}  # key -> its pending partial (a Session)
-        self._cover: dict[Any, Any] = {}  # key -> the extent it sent (a Session, acc None)
-        self._wheel: dict[int, list] = {}  # deadline // gap -> [Session, ...]
+        # key -> its LocalSession: the pending partial and the extent it sent
+        self._state: dict[Any, Any] = {}
+        # deadline // width -> [LocalSession, ...]. The bucket the watermark is in is scanned at
+        # every watermark (its partials not yet due stay), so buckets are narrow: 1/256 of the gap.
+        self._width = max(1, self.gap >> 8)
+        self._wheel: dict[int, list] = {}
         self._overdue: list = []  # partials whose deadline passed already: sent at batch end
         self._sweep_at = 4096
         self._out_values: list = []
@@ -179,7 +182,7 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
         kind, create, fn = self.kind, self.create, self.fn
         cur = self._cursor
         loop = _compiled.local_session_batch
-        pending, cover, wheel, overdue = self._pending, self._cover, self._wheel, self._overdue
+        state, wheel, overdue = self._state, self._wheel, self._overdue
         n = len(values)
         i = 0
         others: list = []
@@ -200,10 +203,10 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
                     kind,
                     create,
                     fn,
-                    pending,
-                    cover,
+                    state,
                     wheel,
                     overdue,
+                    self._width,
                 )
             except Exception as e:
                 raise self._failure(values, e, pre) from e
@@ -247,55 +250,45 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
     def _add_one(self, value: Any, key: Any, ts: Any) -> None:
         """A record the compiled loop left: a non-int timestamp, a window that misses the key's
         pending partial, or a late window (see the module doc)."""
-        pending = self._pending
-        p = pending.get(key)
         if type(ts) is not int:
             self._single(key, value, ts)
             return
         end = ts + self.gap
-        if p is not None:
-            if p.start <= end and p.end >= ts:  # (the compiled loop takes these; kept for clarity)
-                self._grow(p, value, ts, end)
+        s = self._state.get(key)
+        if s is not None and s.pending:
+            if s.start <= end and s.end >= ts:  # (the compiled loop takes these)
+                if ts < s.start:
+                    s.start = ts
+                    self._schedule(s)
+                s.end = max(s.end, end)
+                s.acc = self.fn(value, s.acc) if self.kind == 0 else self.fn(s.acc, value)
                 return
-            self._send([p])  # the key starts another session: the pending one goes now
+            self._send([s])  # the key starts another session: the pending one goes now
         if end - 1 <= self.current_watermark:
             self._single(key, value, ts)
             return
-        acc = self.fn(value, self.create()) if self.kind == 0 else value
-        p = pending[key] = Session(key, ts, end, acc)
-        self._schedule(p, _compiled.local_deadline(ts, self._cover.get(key)))
+        if s is None:
+            s = self._state[key] = _compiled.LocalSession(key)
+        s.acc = self.fn(value, self.create()) if self.kind == 0 else value
+        s.start, s.end, s.pending = ts, end, True
+        self._schedule(s)
 
-    def _grow(self, p: Any, value: Any, ts: int, end: int) -> None:
-        if ts < p.start:
-            cover = self._cover.get(p.key)
-            old = _compiled.local_deadline(p.start, cover)
-            new = _compiled.local_deadline(ts, cover)
-            p.start = ts
-            if new < old:
-                self._schedule(p, new)
-        if end > p.end:
-            p.end = end
-        p.acc = self.fn(value, p.acc) if self.kind == 0 else self.fn(p.acc, value)
-
-    def _schedule(self, p: Any, deadline: int) -> None:
-        if deadline <= self.current_watermark:
-            self._overdue.append(p)
-        else:
-            self._wheel.setdefault(deadline // self.gap, []).append(p)
+    def _schedule(self, s: Any) -> None:
+        _compiled.local_schedule(s, self._wheel, self._overdue, self.current_watermark, self._width)
 
     def _single(self, key: Any, value: Any, ts: Any) -> None:
         """``value`` goes on alone (after its key's pending partial, which holds records that
         came before it)."""
-        p = self._pending.get(key)
-        if p is not None:
-            self._send([p])
+        s = self._state.get(key)
+        if s is not None and s.pending:
+            self._send([s])
         self._out_values.append((key, value))
         self._out_ts.append(ts)
         self.singles_sent += 1
 
-    def _send(self, partials: list) -> None:
+    def _send(self, sessions: list) -> None:
         self.partials_sent += _compiled.local_send(
-            partials, self.current_watermark, self._pending, self._cover, self._out_values, self._out_ts
+            sessions, self.current_watermark, self._out_values, self._out_ts
         )
 
     def _end_batch(self) -> None:
@@ -311,11 +304,12 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
         if self._overdue:
             overdue, self._overdue = self._overdue, []
             self._send(overdue)
+        state = self._state
         if watermark >= MAX_WATERMARK:
-            self._send(list(self._pending.values()))
+            self._send(list(state.values()))
             self._wheel.clear()
         else:
-            limit = watermark // self.gap
+            limit = watermark // self._width
             due = sorted(b for b in self._wheel if b <= limit)
             if due:
                 self.partials_sent += _compiled.local_send_due(
@@ -323,17 +317,14 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
                     due,
                     watermark,
                     self.current_watermark,
-                    self.gap,
-                    self._pending,
-                    self._cover,
+                    self._width,
                     self._out_values,
                     self._out_ts,
                 )
-        cover = self._cover
-        if len(cover) > self._sweep_at:  # extents the watermark passed can never cover again
-            for key in [k for k, e in cover.items() if e.end - 1 <= watermark]:
-                del cover[key]
-            self._sweep_at = max(4096, 2 * len(cover))
+        if len(state) > self._sweep_at:  # keys with nothing pending whose sent extent can never cover again
+            for key in [k for k, s in state.items() if not s.pending and s.sent_end - 1 <= watermark]:
+                del state[key]
+            self._sweep_at = max(4096, 2 * len(state))
         self._flush_out()
 
     def _flush_out(self) -> None:
@@ -344,10 +335,10 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
 
     def pending_partials(self) -> int:
         """Number of partial sessions held (for tests)."""
-        return len(self._pending)
+        return sum(1 for s in self._state.values() if s.pending)
 
     def snapshot_operator_state(self) -> Any:
-        if self._pending:  # never: every partial is sent before the barrier
+        if self.pending_partials():  # never: every partial is sent before the barrier
             raise RuntimeError(f"operator '{self.name}' holds partial sessions at a checkpoint")
         return None
 
