@@ -67,6 +67,8 @@ cdef extern from "Python.h":
     void *PyUnicode_DATA(object o)
     bint PyUnicode_IS_ASCII(object o)
     void PyObject_GC_UnTrack(object o)
+    char *PyBytes_AS_STRING(object o)
+    Py_ssize_t PyBytes_GET_SIZE(object o)
 
 
 cdef extern from "fc_serde.h":
@@ -1351,12 +1353,11 @@ cdef object _dec_row(_Reader rd, int depth):
     return _row_make(names, values, flags >> 4)
 
 
-cdef _Reader _reader(const uint8_t[::1] view, bint allow_pickle, bint batch):
+cdef _Reader _reader(const uint8_t *start, Py_ssize_t n, bint allow_pickle, bint batch):
     cdef _Reader rd = _Reader.__new__(_Reader)
-    cdef Py_ssize_t n = view.shape[0]
     if n == 0:
         raise SerdeError("empty input: not a serialized value")
-    rd.start = &view[0]
+    rd.start = start
     rd.r.p = rd.start
     rd.r.end = rd.start + n
     rd.allow_pickle = allow_pickle
@@ -1429,7 +1430,7 @@ cdef const uint8_t[::1] _view(buf) except *:
 def loads(buf, *, bint allow_pickle=True):
     """Decode one value written by ``dumps`` or ``encode_key``; raises SerdeError on bad input."""
     cdef const uint8_t[::1] view = _view(buf)
-    cdef _Reader rd = _reader(view, allow_pickle, False)
+    cdef _Reader rd = _reader(&view[0] if view.shape[0] else NULL, view.shape[0], allow_pickle, False)
     out = _dec(rd, 0)
     if fc_remaining(&rd.r):
         raise SerdeError(f"corrupt input: {fc_remaining(&rd.r)} trailing bytes after the value at offset "
@@ -1440,8 +1441,13 @@ def loads(buf, *, bint allow_pickle=True):
 def loads_batch(buf, *, bint allow_pickle=True) -> list:
     """Decode a buffer written by ``dumps_batch`` (batch version 2, or 1 from earlier flinkcore);
     raises SerdeError on bad input."""
-    cdef const uint8_t[::1] view = _view(buf)
-    cdef _Reader rd = _reader(view, allow_pickle, True)
+    cdef const uint8_t[::1] view
+    cdef _Reader rd
+    if type(buf) is bytes:  # the usual input: read it in place (immutable, and held by buf)
+        rd = _reader(<const uint8_t *>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf), allow_pickle, True)
+    else:
+        view = _view(buf)
+        rd = _reader(&view[0] if view.shape[0] else NULL, view.shape[0], allow_pickle, True)
     cdef Py_ssize_t i, n = rd.count("a batch", 1)
     cdef uint8_t layout = FC_BATCH_VALUES
     if rd.version == FC_SERDE_BATCH_VERSION:

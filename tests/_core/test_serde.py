@@ -561,3 +561,11 @@ def test_accepts_any_contiguous_buffer():
     assert native.loads(np.frombuffer(data, dtype=np.uint8)) == (1, "a")
     with pytest.raises(TypeError):
         native.loads("not bytes")
+    batch = native.dumps_batch([(1, "a"), (2, "b")])  # bytes are read in place, other buffers through a view
+    for buf in (batch, bytearray(batch), memoryview(batch), memoryview(b"xx" + batch)[2:]):
+        assert native.loads_batch(buf) == [(1, "a"), (2, "b")]
+    for empty in (b"", bytearray(), memoryview(b"")):
+        with pytest.raises(native.SerdeError, match="empty input"):
+            native.loads_batch(empty)
+    with pytest.raises(TypeError):
+        native.loads_batch("not bytes")
