@@ -466,11 +466,25 @@ class LocalColumnarAggregateOperator(_SendsPartialsAhead, ColumnarWindowOperator
         self.output.collect(values, ts if not isinstance(values, list) else ts.tolist())
 
     def _send_until(self, watermark: int) -> None:
+        import pyarrow as pa
+
+        fire_columns = getattr(self._table, "fire_columns", None)
+        if fire_columns is not None:  # the native table: every finished pane as one set of columns
+            out = fire_columns(watermark)
+            keys = out["key"]
+            if not len(keys):
+                return
+            arrays = [pa.array(keys.astype(np.int64, copy=False))]
+            names = [self.key_field]
+            for name, _, _ in self.aggs:
+                arrays.append(pa.array(out[name]))
+                names.append(name)
+            self.partials_sent += len(keys)
+            self.output.collect(pa.RecordBatch.from_arrays(arrays, names=names), out["window_end"] - 1)
+            return
         fired = self._table.fire(watermark)
         if not fired:
             return
-        import pyarrow as pa
-
         lengths = [len(keys) for _, _, keys, _ in fired]
         keys = np.concatenate([keys for _, _, keys, _ in fired]).astype(np.int64, copy=False)
         ends = np.repeat(np.array([f[1] for f in fired], dtype=np.int64), lengths)
