@@ -82,7 +82,19 @@ def due_sessions(
 def emit_sessions(
     closed: list[Session], result: Callable[[Any], Any] | None, values: list, timestamps: list
 ) -> None: ...
-def local_deadline(start: int, cover: Session | None) -> int: ...
+class LocalSession:
+    key: Any
+    acc: Any
+    start: int
+    end: int
+    pending: bool
+    sent_start: int
+    sent_end: int
+    deadline: int
+    def __init__(self, key: Any) -> None: ...
+
+def local_deadline(s: LocalSession) -> int: ...
+def local_schedule(s: LocalSession, wheel: dict, overdue: list, watermark: int, width: int) -> None: ...
 def local_session_batch(
     cur: Cursor,
     values: list,
@@ -98,26 +110,28 @@ def local_session_batch(
     kind: int,
     create: Callable[[], Any] | None,
     fn: Callable[[Any, Any], Any],
-    pending: dict,
-    cover: dict,
+    state: dict,
     wheel: dict,
     overdue: list,
     width: int,
 ) -> int: ...
-def local_send(
-    sessions: list[Session], forwarded: int, pending: dict, cover: dict, out_values: list, out_ts: list
-) -> int: ...
+def local_send(sessions: list[LocalSession], forwarded: int, out_values: list, out_ts: list) -> int: ...
 def local_send_due(
     wheel: dict,
     buckets: list,
     watermark: int,
     forwarded: int,
     width: int,
-    pending: dict,
-    cover: dict,
     out_values: list,
     out_ts: list,
 ) -> int: ...
 def merge_partial_sessions(
-    values: list, first: int, gap: int, merge: Callable[[Any, Any], Any], single: dict, multi: dict, wheel: dict
+    values: list,
+    timestamps: list,
+    first: int,
+    gap: int,
+    merge: Callable[[Any, Any], Any],
+    single: dict,
+    multi: dict,
+    wheel: dict,
 ) -> int: ...

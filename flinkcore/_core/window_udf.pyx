@@ -776,6 +776,17 @@ cdef inline long long _deadline(LocalSession s):
     return d
 
 
+@cython.no_gc
+@cython.freelist(256)
+cdef class _WheelEntry:
+    """One entry of the local operator's deadline wheel: a bucket is a chain of these (not a
+    list: lists are tracked by the cycle collector, and a young-generation collection walked
+    every entry of the young buckets, about 1 ms per collection on W3)."""
+
+    cdef LocalSession s
+    cdef _WheelEntry next
+
+
 cdef inline int _schedule(
     LocalSession s, dict wheel, list overdue, long long watermark, long long width
 ) except -1:
@@ -783,15 +794,17 @@ cdef inline int _schedule(
     caller sends those at the end of the batch), else in the bucket ``deadline // width``."""
     cdef long long b
     cdef PyObject *found
+    cdef _WheelEntry e
     if s.deadline <= watermark:
         PyList_Append(overdue, s)
         return 0
     b = _floor_div(s.deadline, width)
+    e = _WheelEntry.__new__(_WheelEntry)
+    e.s = s
     found = PyDict_GetItemWithError(wheel, b)
-    if found == NULL:
-        PyDict_SetItem(wheel, b, [s])
-    else:
-        PyList_Append(<object>found, s)
+    if found != NULL:
+        e.next = <_WheelEntry>found
+    PyDict_SetItem(wheel, b, e)
     return 0
 
 
@@ -904,12 +917,12 @@ def local_session_batch(
 cdef inline int _send(
     LocalSession s, long long forwarded, list out_values, list out_ts
 ) except -1:
-    """Send ``s``'s pending partial as ``(key, start, end, acc)`` at ``end - 1``; the sent
+    """Send ``s``'s pending partial as ``(key, start, acc)`` at timestamp ``end - 1``; the sent
     extent grows by it when the two intersect and the global session holding the sent extent
     is certainly still open (its end - 1 above the ``forwarded`` watermark), else it becomes
     the partial's own extent."""
     cdef long long lo = s.start, hi = s.end
-    PyList_Append(out_values, (s.key, lo, hi, s.acc))
+    PyList_Append(out_values, (s.key, lo, s.acc))
     PyList_Append(out_ts, hi - 1)
     s.acc = None
     s.pending = False
@@ -948,55 +961,85 @@ def local_send_due(
     reached; an entry of a partial sent already, or entered again under an earlier deadline,
     is dropped, and one whose deadline is still ahead stays. Returns how many were sent."""
     cdef LocalSession s
-    cdef object entries
+    cdef _WheelEntry e, nxt, keep
     cdef long long b
     cdef Py_ssize_t sent = 0
-    cdef list keep
     for bucket in buckets:
         b = bucket
-        entries = wheel.pop(bucket)
+        e = wheel.pop(bucket)
         keep = None
-        for s in entries:
-            if not s.pending or _floor_div(s.deadline, width) != b:
-                continue
-            if s.deadline > watermark:
-                if keep is None:
-                    keep = []
-                PyList_Append(keep, s)
-                continue
-            _send(s, forwarded, out_values, out_ts)
-            sent += 1
+        while e is not None:
+            nxt = e.next
+            s = e.s
+            if s.pending and _floor_div(s.deadline, width) == b:
+                if s.deadline > watermark:
+                    e.next = keep
+                    keep = e
+                else:
+                    _send(s, forwarded, out_values, out_ts)
+                    sent += 1
+            e = nxt
         if keep is not None:
             wheel[bucket] = keep
     return sent
 
 
+cdef inline int _wheel_add(dict wheel, Session s, long long end, long long gap) except -1:
+    cdef long long b = _floor_div(end - 1, gap)
+    cdef PyObject *found = PyDict_GetItemWithError(wheel, b)
+    if found == NULL:
+        PyDict_SetItem(wheel, b, [s])
+    else:
+        PyList_Append(<object>found, s)
+    return 0
+
+
+cdef inline Session _new_session(object key, object so, object eo, object acc):
+    cdef Session s = Session.__new__(Session)
+    s.key = key
+    s.start = so
+    s.end = eo
+    s.acc = acc
+    return s
+
+
 def merge_partial_sessions(
-    list values, Py_ssize_t first, long long gap, object merge, dict single, dict multi, dict wheel
+    list values,
+    list timestamps,
+    Py_ssize_t first,
+    long long gap,
+    object merge,
+    dict single,
+    dict multi,
+    dict wheel,
 ):
-    """The global session operator's loop over partial sessions ``(key, start, end, acc)``:
-    a partial that intersects its key's one open session (``single[key]``) grows it and merges
-    its accumulator in (``merge(session.acc, acc)``); one of a key without sessions opens one
-    (in ``wheel`` under the bucket ``(end - 1) // gap``). Returns the index of the first item it
-    leaves to the caller (anything but a partial with int bounds, a key with several sessions, a
-    partial that misses the key's session), ``n`` when none."""
-    cdef Py_ssize_t i, n = _list_size(values)
-    cdef object item, key, so, eo, acc
-    cdef long long start, end, lo, hi, b
-    cdef Session s
+    """The global session operator's loop over partial sessions ``(key, start, acc)`` with
+    timestamp ``end - 1``: a partial that intersects exactly one of its key's open sessions
+    grows it and merges its accumulator in (``merge(session.acc, acc)``); one that intersects
+    none opens a session (in ``wheel`` under the bucket ``(end - 1) // gap``; a key with two or
+    more sessions keeps them in ``multi[key]``, a list by start). Returns the index of the first
+    item it leaves to the caller (anything but a partial with int bounds, sessions of non-int
+    bounds, a partial that joins several sessions), ``n`` when none."""
+    cdef Py_ssize_t i, j, m, hit, n = _list_size(values)
+    cdef object item, key, so, eo, acc, tso
+    cdef long long start, end, lo, hi
+    cdef Session s, t
     cdef PyObject *found
+    cdef list lst
+    if _list_size(timestamps) != n:
+        raise ValueError("timestamps and values of a batch differ in length")
     for i in range(first, n):
         item = <object>_list_get(values, i)
-        if not PyTuple_CheckExact(item) or PyTuple_GET_SIZE(item) != 4:
+        if not PyTuple_CheckExact(item) or PyTuple_GET_SIZE(item) != 3:
             return i
         so = <object>_tuple_get(item, 1)
-        eo = <object>_tuple_get(item, 2)
-        if not (PyLong_CheckExact(so) and PyLong_CheckExact(eo)):
+        tso = <object>_list_get(timestamps, i)
+        if not (PyLong_CheckExact(so) and PyLong_CheckExact(tso)):
             return i
         key = <object>_tuple_get(item, 0)
-        acc = <object>_tuple_get(item, 3)
+        acc = <object>_tuple_get(item, 2)
         start = so
-        end = eo
+        end = <long long>tso + 1
         found = PyDict_GetItemWithError(single, key)
         if found != NULL:
             s = <Session>found
@@ -1004,26 +1047,53 @@ def merge_partial_sessions(
                 return i
             lo = s.start
             hi = s.end
-            if not (lo <= end and hi >= start):
+            if lo <= end and hi >= start:
+                if start < lo:
+                    s.start = so
+                if end > hi:
+                    s.end = end
+                s.acc = merge(s.acc, acc)
+                continue
+            # a second session of the key
+            eo = end
+            t = _new_session(key, so, eo, acc)
+            del single[key]
+            PyDict_SetItem(multi, key, [s, t] if lo < start else [t, s])
+            _wheel_add(wheel, t, end, gap)
+            continue
+        found = PyDict_GetItemWithError(multi, key)
+        if found == NULL:
+            eo = end
+            t = _new_session(key, so, eo, acc)
+            PyDict_SetItem(single, key, t)
+            _wheel_add(wheel, t, end, gap)
+            continue
+        lst = <list>found
+        m = _list_size(lst)
+        hit = -1
+        j = 0
+        while j < m:
+            s = <Session>_list_get(lst, j)
+            if not (PyLong_CheckExact(s.start) and PyLong_CheckExact(s.end)):
                 return i
-            if start < lo:
+            if <long long>s.start <= end and <long long>s.end >= start:
+                if hit >= 0:
+                    return i  # joins several sessions: the caller's Python path
+                hit = j
+            j += 1
+        if hit >= 0:  # grows the one it meets (still apart from the others)
+            s = <Session>_list_get(lst, hit)
+            if start < <long long>s.start:
                 s.start = so
-            if end > hi:
-                s.end = eo
+            if end > <long long>s.end:
+                s.end = end
             s.acc = merge(s.acc, acc)
             continue
-        if PyDict_GetItemWithError(multi, key) != NULL:
-            return i
-        s = Session.__new__(Session)
-        s.key = key
-        s.start = so
-        s.end = eo
-        s.acc = acc
-        PyDict_SetItem(single, key, s)
-        b = _floor_div(end - 1, gap)
-        found = PyDict_GetItemWithError(wheel, b)
-        if found == NULL:
-            PyDict_SetItem(wheel, b, [s])
-        else:
-            PyList_Append(<object>found, s)
+        eo = end
+        t = _new_session(key, so, eo, acc)
+        j = 0
+        while j < m and <long long>(<Session>_list_get(lst, j)).start < start:
+            j += 1
+        lst.insert(j, t)
+        _wheel_add(wheel, t, end, gap)
     return n

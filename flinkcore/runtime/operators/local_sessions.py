@@ -7,7 +7,8 @@ runs) whose function is an AggregateFunction with ``merge`` or a reduce. A LOCAL
 the upstream task keeps, per key, one pending *partial session*: an interval ``[start, end)``
 (``end`` = last timestamp + gap) with the user's accumulator (reduce: the reduced value), grown
 by every record whose window ``[ts, ts + gap)`` intersects it (Flink's ``TimeWindow.intersects``:
-touching counts). The partial crosses the keyed exchange as ``(key, start, end, acc)``; the
+touching counts). The partial crosses the keyed exchange as ``(key, start, acc)`` with the
+timestamp ``end - 1`` (timestamps travel as an int64 column: cheaper than a third int); the
 GLOBAL operator (the user's session operator) merges partials with its open sessions by the
 same rule, accumulators with the user's ``merge`` (reduce: the reduce function), so windows,
 results and the window function are those of the one-phase plan.
@@ -114,10 +115,11 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
     def open(self) -> None:
         # key -> its LocalSession: the pending partial and the extent it sent
         self._state: dict[Any, Any] = {}
-        # deadline // width -> [LocalSession, ...]. The bucket the watermark is in is scanned at
-        # every watermark (its partials not yet due stay), so buckets are narrow: 1/256 of the gap.
+        # deadline // width -> a chain of wheel entries (window_udf). The bucket the watermark
+        # is in is scanned at every watermark (its partials not yet due stay), so buckets are
+        # narrow: 1/256 of the gap.
         self._width = max(1, self.gap >> 8)
-        self._wheel: dict[int, list] = {}
+        self._wheel: dict[int, Any] = {}
         self._overdue: list = []  # partials whose deadline passed already: sent at batch end
         self._sweep_at = 4096
         self._out_values: list = []
@@ -344,15 +346,18 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
 
 
 class GlobalSessionOperator(SessionWindowOperator):
-    """The user's session operator fed partial sessions ``(key, start, end, acc)`` and single
-    records ``(key, record)``: partials merge with the key's sessions by the intersect rule,
-    accumulators with the user's merge; a single is a record as in the one-phase plan (lateness,
-    late side output). State, snapshots and firing are the one-phase operator's."""
+    """The user's session operator fed partial sessions ``(key, start, acc)`` (timestamp
+    ``end - 1``) and single records ``(key, record)``: partials merge with the key's sessions by
+    the intersect rule, accumulators with the user's merge; a single is a record as in the
+    one-phase plan (lateness, late side output). State, snapshots and firing are the one-phase
+    operator's."""
 
     def process_batch(self, values: list, timestamps: list | None) -> None:
+        if timestamps is None:
+            raise ValueError("partial sessions and records cross the exchange with their timestamps")
         if type(values) is not list:
             values = list(values)
-        if timestamps is not None and type(timestamps) is not list:
+        if type(timestamps) is not list:
             timestamps = list(timestamps)
         merge = self._merge
         single, multi, wheel = self._single, self._multi, self._wheel
@@ -361,21 +366,20 @@ class GlobalSessionOperator(SessionWindowOperator):
         while i < n:
             if self._use_compiled:
                 try:
-                    i = _compiled.merge_partial_sessions(values, i, self.gap, merge, single, multi, wheel)
+                    i = _compiled.merge_partial_sessions(
+                        values, timestamps, i, self.gap, merge, single, multi, wheel
+                    )
                 except Exception as e:
                     raise UserCodeError(self.name, values[min(i, n - 1)], e) from e
                 if i >= n:
                     break
-            item = values[i]
+            item, ts = values[i], timestamps[i]
             try:
-                if len(item) == 4:
-                    self._add_partial(*item)
-                else:
-                    ts = None if timestamps is None else timestamps[i]
-                    if ts is None:
-                        raise ValueError("a single record crossed without its timestamp")
+                if len(item) == 3:  # a partial session: (key, start, acc) at end - 1
+                    self._add_partial(item[0], item[1], ts + 1, item[2])
+                else:  # a record on its own: (key, record)
                     self._add_one(item[1], item[0], ts)
-            except (UserCodeError, ValueError):
+            except UserCodeError:
                 raise
             except Exception as e:
                 raise UserCodeError(self.name, item, e) from e
@@ -384,8 +388,8 @@ class GlobalSessionOperator(SessionWindowOperator):
 
     def _add_partial(self, key: Any, start: Any, end: Any, acc: Any) -> None:
         """Merge partial session ``[start, end)`` with every session of ``key`` it intersects
-        (the Python twin of ``window_udf.merge_partial_sessions``, for keys with several
-        sessions, partials that merge several sessions or open a second one)."""
+        (the Python twin of ``window_udf.merge_partial_sessions``, for partials that join
+        several sessions and bounds that are not ints)."""
         one = self._single.pop(key, None)
         sessions = [one] if one is not None else self._multi.pop(key, [])
         lo, hi = start, end
