@@ -8,6 +8,11 @@ Python loop calling the builtin max() instead of register: what the interpreter 
 are register+pop pairs per CPU second (process time, best of 9 interleaved repeats).
 
 Run: taskset -c 0 .venv/bin/python bench/kernels/bench_timers.py   # prints ops/s and the ratios
+
+The "service" rows run flinkcore.runtime.timers.InternalTimerService end to end (registration through
+the service, an empty on_event_time) with its firing loop, which pops a timestamp at a time as timer
+objects made in C, beside the loop it had before (one pop_until per timer, a Python object per timer);
+"windows" puts every key's timer at one window end.
      taskset -c 0 .venv/bin/python -m pytest bench/kernels/bench_timers.py --benchmark-only
 """
 
@@ -25,6 +30,8 @@ KEYS = [i % 10_000 for i in range(N)]
 ROUNDS, PER_ROUND = 20, 10_000
 STREAM = [[(r * 1000 + (k * 7919) % 1000, k) for k in range(PER_ROUND)] for r in range(ROUNDS)]
 STREAM_ARRAYS = [(np.array([t for t, _ in b], dtype=np.int64), [k for _, k in b]) for b in STREAM]
+# a tumbling window's shape: every key's timer at the window end, fired by one watermark
+WINDOWS = [[(r * 1000 + 999, k) for k in range(PER_ROUND)] for r in range(ROUNDS)]
 
 
 def native_bulk():
@@ -79,6 +86,79 @@ def native_stream_pop_until():
             pass
 
 
+def native_stream_pop_batch():
+    """The runtime's firing loop since it pops a timestamp at a time: one pop_batch per timestamp."""
+    q = TimerQueue()
+    reg, pop = q.register, q.pop_batch
+    for r, batch in enumerate(STREAM):
+        for ts, k in batch:
+            reg(ts, k, None)
+        wm = r * 1000 + 999
+        while pop(wm):
+            pass
+
+
+class _Backend:
+    current_key = None
+
+    def start_batch(self):
+        pass
+
+    def finish_batch(self):
+        pass
+
+
+class _Triggerable:
+    def on_event_time(self, timer):
+        pass
+
+
+def _service():
+    from flinkcore.runtime.timers import InternalTimerService
+
+    return InternalTimerService("bench", _Backend(), _Triggerable(), None)
+
+
+def service(stream):
+    """InternalTimerService end to end: register_event_time_timer per timer (the backend's current key
+    set first), advance_watermark per round, an empty on_event_time."""
+
+    def run():
+        svc = _service()
+        backend, register = svc._backend, svc.register_event_time_timer
+        for r, batch in enumerate(stream):
+            for ts, k in batch:
+                backend.current_key = k
+                register(None, ts)
+            svc.advance_watermark(r * 1000 + 999)
+
+    return run
+
+
+def service_one_at_a_time(stream):
+    """The same with the firing loop the runtime had before (one pop_until per timer, a Python
+    InternalTimer object made per timer), as the baseline."""
+    from flinkcore.runtime.timers import _PyInternalTimer as InternalTimer
+
+    def run():
+        svc = _service()
+        backend, register = svc._backend, svc.register_event_time_timer
+        on_event_time = svc._triggerable.on_event_time
+        pop = svc.event_timers.pop_due
+        for r, batch in enumerate(stream):
+            for ts, k in batch:
+                backend.current_key = k
+                register(None, ts)
+            wm = r * 1000 + 999
+            backend.start_batch()
+            while (t := pop(wm)) is not None:
+                backend.current_key = t[1]
+                on_event_time(InternalTimer(t[0], t[1], t[2]))
+            backend.finish_batch()
+
+    return run
+
+
 def heapq_stream():
     heap: list = []
     live: set = set()
@@ -118,6 +198,11 @@ def main() -> None:
         "streaming: native register": (native_stream, ROUNDS * PER_ROUND),
         "streaming: native register_many": (native_stream_many, ROUNDS * PER_ROUND),
         "streaming: register + pop_until": (native_stream_pop_until, ROUNDS * PER_ROUND),
+        "streaming: register + pop_batch": (native_stream_pop_batch, ROUNDS * PER_ROUND),
+        "service, streaming: pop_batch": (service(STREAM), ROUNDS * PER_ROUND),
+        "service, streaming: pop_until": (service_one_at_a_time(STREAM), ROUNDS * PER_ROUND),
+        "service, windows: pop_batch": (service(WINDOWS), ROUNDS * PER_ROUND),
+        "service, windows: pop_until": (service_one_at_a_time(WINDOWS), ROUNDS * PER_ROUND),
         "streaming: heapq + set": (heapq_stream, ROUNDS * PER_ROUND),
         "streaming: floor (loop + max())": (floor_stream, ROUNDS * PER_ROUND),
     }
@@ -132,6 +217,9 @@ def main() -> None:
     bulk = best["bulk: heapq + set"] / best["bulk: native register"]
     stream = best["streaming: heapq + set"] / best["streaming: native register"]
     print(f"ratio native/heapq: bulk {bulk:.2f}x, streaming {stream:.2f}x")
+    for shape in ("streaming", "windows"):
+        gain = best[f"service, {shape}: pop_until"] / best[f"service, {shape}: pop_batch"]
+        print(f"runtime service, {shape}: pop_batch / pop_until firing loop {gain:.2f}x")
 
 
 if __name__ == "__main__":

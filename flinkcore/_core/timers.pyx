@@ -65,6 +65,31 @@ cdef inline bint _same(object a, object b) except -1:
     return a is b or a == b
 
 
+@cython.final
+@cython.freelist(64)
+@cython.no_gc  # see the docstring
+cdef class FiredTimer:
+    """A timer popped by ``TimerQueue.pop_timers``: what the runtime's timer service hands to
+    ``on_event_time``/``on_processing_time`` (as flinkcore.runtime.timers.InternalTimer). Made in C
+    with no Python-level constructor call; read-only.
+
+    Not tracked by the cyclic GC: a batch of thousands of them (every key's timer at one window end)
+    would otherwise set off collections that walk them all while they are alive, and a cycle through
+    one would need a key or namespace (hashable values) to refer back to the timer."""
+
+    cdef readonly object timestamp
+    cdef readonly object key
+    cdef readonly object namespace
+
+    def __init__(self, timestamp, key, namespace):
+        self.timestamp = timestamp
+        self.key = key
+        self.namespace = namespace
+
+    def __repr__(self) -> str:
+        return f"InternalTimer({self.timestamp}, {self.key!r}, {self.namespace!r})"
+
+
 @cython.final  # no subclasses: cdef methods are direct (inlinable) calls, not vtable lookups
 cdef class TimerQueue:
     """De-duplicated timers of one time domain, popped in timestamp order.
@@ -189,6 +214,44 @@ cdef class TimerQueue:
         try:
             while fc_timer_pop_until(&self.heap, watermark, &ts, &slot):
                 out.append(self._take(ts, slot))
+        finally:
+            PyObject_GC_Track(out)
+        return out
+
+    def pop_batch(self, int64_t watermark) -> list:
+        """Pop every timer at the earliest timestamp when that is <= watermark, in registration order:
+        a list of (ts, key, namespace), empty when no timer is due.
+
+        One timestamp at a time, so a firing loop can still honour timers that its callbacks register
+        or delete for the timestamp being fired or an earlier one (see flinkcore.runtime.timers).
+        """
+        cdef int64_t first
+        cdef uint32_t slot
+        if not fc_timer_peek(&self.heap, &first, &slot) or first > watermark:
+            return []
+        return self.advance(first)
+
+    def pop_timers(self, int64_t watermark) -> list:
+        """``pop_batch`` with each timer as a FiredTimer (timestamp, key, namespace attributes) instead of
+        a tuple: the objects the runtime's timer service passes to its callbacks, made here."""
+        cdef int64_t ts, first
+        cdef uint32_t slot
+        cdef FiredTimer timer
+        cdef list out = []
+        if not fc_timer_peek(&self.heap, &first, &slot) or first > watermark:
+            return out
+        t = PyLong_FromLongLong(first)
+        PyObject_GC_UnTrack(out)  # as in advance: no collection walks the list while it fills
+        try:
+            while fc_timer_pop_until(&self.heap, first, &ts, &slot):
+                timer = FiredTimer.__new__(FiredTimer)
+                timer.timestamp = t
+                # move the key and namespace references from the slot lists into the timer
+                timer.key = <object>_list_get(self.keys, slot)
+                timer.namespace = <object>_list_get(self.namespaces, slot)
+                self.keys[slot] = None
+                self.namespaces[slot] = None
+                out.append(timer)
         finally:
             PyObject_GC_Track(out)
         return out

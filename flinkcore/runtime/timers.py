@@ -21,8 +21,8 @@ from flinkcore.common.watermark import MAX_WATERMARK, MIN_WATERMARK
 __all__ = ["InternalTimer", "InternalTimerService", "TimerHeap", "new_timer_queue"]
 
 
-class InternalTimer:
-    """A fired timer as the triggerable sees it."""
+class _PyInternalTimer:
+    """A fired timer as the triggerable sees it (when the compiled core is missing; see below)."""
 
     __slots__ = ("timestamp", "key", "namespace")
 
@@ -35,30 +35,39 @@ class InternalTimer:
         return f"InternalTimer({self.timestamp}, {self.key!r}, {self.namespace!r})"
 
 
+try:  # made in C by the native queue's pop_timers: no Python constructor call per fired timer
+    from flinkcore._core.timers import FiredTimer as InternalTimer
+except ImportError:  # pragma: no cover - the compiled core always ships it
+    InternalTimer = _PyInternalTimer  # type: ignore[misc,assignment]
+
+
 class TimerHeap:
-    """De-duplicated timers in timestamp order, with lazy deletion."""
+    """De-duplicated timers in timestamp order (ties in registration order), with lazy deletion.
+
+    A timer deleted and registered again counts from its new registration: the live map holds each
+    timer's sequence number, so the heap entry of the deleted registration is stale and skipped."""
 
     def __init__(self) -> None:
         self._heap: list = []
-        self._live: set = set()
+        self._live: dict = {}  # (timestamp, key, namespace) -> sequence number of its registration
         self._seq = itertools.count()
 
     def add(self, timestamp: int, key: Any, namespace: Any) -> bool:
         t = (timestamp, key, namespace)
         if t in self._live:
             return False
-        self._live.add(t)
-        heapq.heappush(self._heap, (timestamp, next(self._seq), key, namespace))
+        seq = self._live[t] = next(self._seq)
+        heapq.heappush(self._heap, (timestamp, seq, key, namespace))
         return True
 
     def remove(self, timestamp: int, key: Any, namespace: Any) -> None:
-        self._live.discard((timestamp, key, namespace))
+        self._live.pop((timestamp, key, namespace), None)
 
     def peek_timestamp(self) -> int | None:
         heap = self._heap
         while heap:
-            ts, _, key, ns = heap[0]
-            if (ts, key, ns) in self._live:
+            ts, seq, key, ns = heap[0]
+            if self._live.get((ts, key, ns)) == seq:
                 return ts
             heapq.heappop(heap)
         return None
@@ -68,31 +77,41 @@ class TimerHeap:
         heap = self._heap
         live = self._live
         while heap and heap[0][0] <= time:
-            ts, _, key, ns = heapq.heappop(heap)
+            ts, seq, key, ns = heapq.heappop(heap)
             t = (ts, key, ns)
-            if t in live:
-                live.discard(t)
+            if live.get(t) == seq:
+                del live[t]
                 return t
         return None
+
+    def pop_batch(self, time: int) -> list:
+        """Remove and return every live timer at the earliest timestamp, when that is <= ``time``, in
+        registration order, as InternalTimer objects (empty when none is due)."""
+        first = self.peek_timestamp()
+        if first is None or first > time:
+            return []
+        out = []
+        while (t := self.pop_due(first)) is not None:
+            out.append(InternalTimer(t[0], t[1], t[2]))
+        return out
 
     def __len__(self) -> int:
         return len(self._live)
 
     def entries(self) -> list[tuple]:
         """Live timers in firing order (for snapshots and tests)."""
-        out, seen = [], set()
-        for ts, _, key, ns in sorted(self._heap, key=lambda e: (e[0], e[1])):
-            t = (ts, key, ns)
-            if t in self._live and t not in seen:
-                seen.add(t)
-                out.append(t)
-        return out
+        live = self._live
+        return [
+            (ts, key, ns)
+            for ts, seq, key, ns in sorted(self._heap, key=lambda e: (e[0], e[1]))
+            if live.get((ts, key, ns)) == seq
+        ]
 
 
 class _NativeTimerQueue:
     """The native ``TimerQueue`` (C heap + hash index) behind TimerHeap's interface."""
 
-    __slots__ = ("_q", "add", "remove", "peek_timestamp", "pop_due", "entries")
+    __slots__ = ("_q", "add", "remove", "peek_timestamp", "pop_due", "pop_batch", "entries")
 
     def __init__(self) -> None:
         from flinkcore._core.timers import TimerQueue
@@ -102,6 +121,7 @@ class _NativeTimerQueue:
         self.remove = q.delete
         self.peek_timestamp = q.peek
         self.pop_due = q.pop_until
+        self.pop_batch = q.pop_timers
         self.entries = q.snapshot
 
     def __len__(self) -> int:
@@ -116,8 +136,54 @@ def new_timer_queue() -> Any:
         return TimerHeap()
 
 
+class _Firing:
+    """What one time domain is firing: the timer being fired and an iterator over the rest of its
+    batch (popped from the queue, not yet fired), which the firing loop shares."""
+
+    __slots__ = ("timer", "rest")
+
+    def __init__(self) -> None:
+        self.timer: InternalTimer | None = None
+        self.rest: Any = None
+
+    def before_register(self, queue: Any, timestamp: int) -> None:
+        """A callback registers a timer at ``timestamp`` in ``queue``: unless it is later than the batch,
+        put the rest of the batch back first. An earlier timer must fire before the rest; one at the
+        batch's timestamp may be a pending timer (registering it again keeps one), or a new one that
+        fires after the rest, as its later registration says."""
+        if timestamp > self.timer.timestamp:
+            return
+        self._put_back(queue)
+
+    def before_delete(self, queue: Any, timestamp: int, key: Any, namespace: Any) -> None:
+        """A callback deletes a timer: when it may be a pending one of the batch (same timestamp, not
+        the timer firing now, which is no longer queued), put the rest of the batch back first, so it
+        does not fire."""
+        timer = self.timer
+        if timestamp != timer.timestamp or (key == timer.key and namespace == timer.namespace):
+            return
+        self._put_back(queue)
+
+    def _put_back(self, queue: Any) -> None:
+        """Register the rest of the batch again, in order. That ends the firing loop's pass over the
+        batch (it shares the iterator); it pops again and sees the queue as Flink's peek-and-poll loop
+        would."""
+        rest, self.rest = self.rest, None
+        add = queue.add
+        for t in rest:
+            add(t.timestamp, t.key, t.namespace)
+
+
 class InternalTimerService:
-    """Event- and processing-time timers of one keyed operator, per key and namespace."""
+    """Event- and processing-time timers of one keyed operator, per key and namespace.
+
+    Due timers are popped a timestamp at a time (every timer at the earliest timestamp in one call,
+    not one call per timer) and fired in order. Callbacks may register and delete timers while a batch
+    fires, with the outcome of Flink's peek-and-poll loop (InternalTimerServiceImpl.advanceWatermark):
+    a timer registered for a time <= the watermark fires in the same advance, in timestamp order; a
+    timer deleted before its turn does not fire; registering a pending timer again keeps one (see
+    _Firing.before_register/before_delete).
+    """
 
     def __init__(self, name: str, backend: Any, triggerable: Any, processing_time_service: Any) -> None:
         self.name = name
@@ -129,20 +195,34 @@ class InternalTimerService:
         self.current_watermark = MIN_WATERMARK
         self._scheduled: int | None = None
         self._registration: Any = None
+        self._event_firing = _Firing()
+        self._processing_firing = _Firing()
 
     # -- registration (for the backend's current key) -------------------------------------------
     def register_event_time_timer(self, namespace: Any, timestamp: int) -> None:
-        self.event_timers.add(timestamp, self._backend.current_key, namespace)
+        key = self._backend.current_key
+        if self._event_firing.rest is not None:
+            self._event_firing.before_register(self.event_timers, timestamp)
+        self.event_timers.add(timestamp, key, namespace)
 
     def delete_event_time_timer(self, namespace: Any, timestamp: int) -> None:
-        self.event_timers.remove(timestamp, self._backend.current_key, namespace)
+        key = self._backend.current_key
+        if self._event_firing.rest is not None:
+            self._event_firing.before_delete(self.event_timers, timestamp, key, namespace)
+        self.event_timers.remove(timestamp, key, namespace)
 
     def register_processing_time_timer(self, namespace: Any, timestamp: int) -> None:
-        if self.processing_timers.add(timestamp, self._backend.current_key, namespace):
+        key = self._backend.current_key
+        if self._processing_firing.rest is not None:
+            self._processing_firing.before_register(self.processing_timers, timestamp)
+        if self.processing_timers.add(timestamp, key, namespace):
             self._schedule()
 
     def delete_processing_time_timer(self, namespace: Any, timestamp: int) -> None:
-        self.processing_timers.remove(timestamp, self._backend.current_key, namespace)
+        key = self._backend.current_key
+        if self._processing_firing.rest is not None:
+            self._processing_firing.before_delete(self.processing_timers, timestamp, key, namespace)
+        self.processing_timers.remove(timestamp, key, namespace)
 
     def current_processing_time(self) -> int:
         return self._pts.current_processing_time()
@@ -151,20 +231,35 @@ class InternalTimerService:
     def advance_watermark(self, watermark: int) -> None:
         """Fire every event-time timer with timestamp <= ``watermark``, in order."""
         self.current_watermark = watermark
-        heap = self.event_timers
-        t = heap.pop_due(watermark)
-        if t is None:
+        self._fire(self.event_timers, watermark, self._triggerable.on_event_time, self._event_firing, True)
+
+    def _fire(self, queue: Any, bound: int, callback: Any, firing: _Firing, as_batch: bool) -> None:
+        """Fire the timers of ``queue`` with timestamp <= ``bound``: every timer of the earliest due
+        timestamp is popped in one call, then fired one by one with its key set as the backend's
+        current key. A callback that registers or deletes a timer the batch could be affected by puts
+        the rest of the batch back (see ``_Firing``), and the loop pops again."""
+        batch = queue.pop_batch(bound)
+        if not batch:
             return
         backend = self._backend
-        on_event_time = self._triggerable.on_event_time
-        backend.start_batch()  # state written by the timers is one batch (one LMDB transaction)
+        if as_batch:
+            backend.start_batch()  # state written by the timers is one batch (one LMDB transaction)
         try:
-            while t is not None:
-                backend.current_key = t[1]
-                on_event_time(InternalTimer(t[0], t[1], t[2]))
-                t = heap.pop_due(watermark)
+            while batch:
+                firing.rest = rest = iter(batch)
+                for timer in rest:
+                    backend.current_key = timer.key
+                    firing.timer = timer
+                    callback(timer)
+                batch = queue.pop_batch(bound)
         finally:
-            backend.finish_batch()
+            rest, firing.rest, firing.timer = firing.rest, None, None
+            if rest is not None:  # a callback raised: the timers not fired stay registered
+                add = queue.add
+                for t in rest:
+                    add(t.timestamp, t.key, t.namespace)
+            if as_batch:
+                backend.finish_batch()
 
     def _schedule(self) -> None:
         head = self.processing_timers.peek_timestamp()
@@ -179,19 +274,8 @@ class InternalTimerService:
         self._scheduled = None
         self._registration = None
         now = max(now, self._pts.current_processing_time())
-        heap = self.processing_timers
-        backend = self._backend
         on_processing_time = self._triggerable.on_processing_time
-        t = heap.pop_due(now)
-        if t is not None:
-            backend.start_batch()
-            try:
-                while t is not None:
-                    backend.current_key = t[1]
-                    on_processing_time(InternalTimer(t[0], t[1], t[2]))
-                    t = heap.pop_due(now)
-            finally:
-                backend.finish_batch()
+        self._fire(self.processing_timers, now, on_processing_time, self._processing_firing, True)
         self._schedule()
 
     def fire_all_for_key_end(self) -> None:
@@ -202,13 +286,8 @@ class InternalTimerService:
         saved = self.current_watermark
         self.advance_watermark(MAX_WATERMARK)
         self.current_watermark = saved
-        heap = self.processing_timers
-        backend = self._backend
-        t = heap.pop_due(MAX_WATERMARK)
-        while t is not None:
-            backend.current_key = t[1]
-            self._triggerable.on_processing_time(InternalTimer(t[0], t[1], t[2]))
-            t = heap.pop_due(MAX_WATERMARK)
+        on_processing_time = self._triggerable.on_processing_time
+        self._fire(self.processing_timers, MAX_WATERMARK, on_processing_time, self._processing_firing, False)
 
     # -- snapshots --------------------------------------------------------------------------
     def snapshot(self) -> dict:

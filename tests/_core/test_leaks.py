@@ -97,6 +97,9 @@ def test_timers_do_not_leak():
         q.register_many(np.arange(1_000, dtype=np.int64) % 97, keys[:1000], "ns")
         q.restore(q.snapshot())
         q.advance(50)
+        while q.pop_timers(70):  # a timestamp at a time, as FiredTimer objects
+            pass
+        q.pop_batch(80)
         try:
             q.register(1, ["unhashable"])
         except TypeError:

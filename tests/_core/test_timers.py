@@ -94,6 +94,8 @@ ops = st.lists(
         st.tuples(st.just("register"), st.integers(-50, 50), st.integers(0, 5), st.sampled_from([None, "w"])),
         st.tuples(st.just("delete"), st.integers(-50, 50), st.integers(0, 5), st.sampled_from([None, "w"])),
         st.tuples(st.just("advance"), st.integers(-60, 60)),
+        st.tuples(st.just("pop_batch"), st.integers(-60, 60)),
+        st.tuples(st.just("pop_timers"), st.integers(-60, 60)),
         st.tuples(st.just("peek")),
         st.tuples(st.just("snapshot")),
     ),
@@ -127,6 +129,18 @@ def test_native_matches_heapq_and_set_model(script):
             for e in due:
                 del order[e]
             assert q.advance(op[1]) == r.advance(op[1]) == due
+        elif op[0] in ("pop_batch", "pop_timers"):  # the due timers of the earliest timestamp only
+            first = min((e[0] for e in registered), default=None)
+            due = [] if first is None or first > op[1] else [e for e in registered if e[0] == first]
+            due.sort(key=lambda e: order[e])
+            registered -= set(due)
+            for e in due:
+                del order[e]
+            if op[0] == "pop_batch":
+                assert q.pop_batch(op[1]) == r.pop_batch(op[1]) == due
+            else:  # the same timers as FiredTimer objects (the reference pops tuples)
+                fired = [(t.timestamp, t.key, t.namespace) for t in q.pop_timers(op[1])]
+                assert fired == r.pop_batch(op[1]) == due
         elif op[0] == "peek":
             expect = min((e[0] for e in registered), default=None)
             assert q.peek() == r.peek() == expect
@@ -212,3 +226,14 @@ def test_sequence_renumbering_keeps_ties_in_registration_order():
             assert q.advance(i % 5) == model.advance(i % 5)
     assert q.snapshot() == model.snapshot()
     assert q.advance(INT64_MAX) == model.advance(INT64_MAX)
+
+
+def test_fired_timers_are_read_only_and_repr_like_internal_timer():
+    q = native.TimerQueue()
+    q.register(3, ("k", 1), "w")
+    (t,) = q.pop_timers(3)
+    assert (t.timestamp, t.key, t.namespace) == (3, ("k", 1), "w")
+    assert repr(t) == "InternalTimer(3, ('k', 1), 'w')"
+    with pytest.raises(AttributeError):
+        t.timestamp = 4
+    assert native.FiredTimer(1, "a", None).key == "a"

@@ -60,6 +60,12 @@ class TimerQueue:
             out.append(entry)
         return out
 
+    def pop_batch(self, watermark: int) -> list:
+        first = self.peek()
+        if first is None or first > self._check(watermark):
+            return []
+        return self.advance(first)
+
     def peek(self):
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
