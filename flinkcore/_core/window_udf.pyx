@@ -734,6 +734,20 @@ cdef inline long long _floor_div(long long a, long long b):
     return a // b if a >= 0 else -((-a + b - 1) // b)
 
 
+cdef class _EmptyAcc:
+    """The accumulator of a global session that has only extents so far."""
+
+    def __repr__(self):
+        return "EMPTY_ACC"
+
+    def __reduce__(self):
+        return (_empty_acc, ())
+
+
+def _empty_acc():
+    return EMPTY_ACC
+
+
 @cython.no_gc
 @cython.freelist(64)
 cdef class LocalSession:
@@ -914,18 +928,16 @@ def local_session_batch(
     return i
 
 
-cdef inline int _send(
-    LocalSession s, long long forwarded, list out_values, list out_ts
-) except -1:
-    """Send ``s``'s pending partial as ``(key, start, acc)`` at timestamp ``end - 1``; the sent
+#: the accumulator of a global session that so far only has extents (see local_sessions)
+EMPTY_ACC = _EmptyAcc()
+
+
+cdef inline int _report(LocalSession s, long long forwarded) except -1:
+    """``s``'s pending partial was just sent (with or without its accumulator): the sent
     extent grows by it when the two intersect and the global session holding the sent extent
     is certainly still open (its end - 1 above the ``forwarded`` watermark), else it becomes
     the partial's own extent."""
     cdef long long lo = s.start, hi = s.end
-    PyList_Append(out_values, (s.key, lo, s.acc))
-    PyList_Append(out_ts, hi - 1)
-    s.acc = None
-    s.pending = False
     if s.sent_end != LLONG_MIN and s.sent_end - 1 > forwarded and s.sent_start <= hi and s.sent_end >= lo:
         if lo < s.sent_start:
             s.sent_start = lo
@@ -937,8 +949,55 @@ cdef inline int _send(
     return 0
 
 
+cdef inline int _send(
+    LocalSession s, long long forwarded, list out_values, list out_ts
+) except -1:
+    """Send ``s``'s pending partial with its accumulator, ``(key, start, acc)`` at timestamp
+    ``end - 1``; the key has nothing pending afterwards."""
+    PyList_Append(out_values, (s.key, s.start, s.acc))
+    PyList_Append(out_ts, s.end - 1)
+    s.acc = None
+    s.pending = False
+    _report(s, forwarded)
+    return 0
+
+
+cdef inline int _send_extent(
+    LocalSession s, long long forwarded, list out_values, list out_ts
+) except -1:
+    """Send only the extent of ``s``'s pending partial, ``(key, start)`` at timestamp
+    ``end - 1``: the global session it meets stays open until the watermark reaches its end - 1,
+    and the accumulator stays here (it goes when the partial stops growing)."""
+    PyList_Append(out_values, (s.key, s.start))
+    PyList_Append(out_ts, s.end - 1)
+    _report(s, forwarded)
+    return 0
+
+
+cdef inline int _due(
+    LocalSession s,
+    long long watermark,
+    long long forwarded,
+    long long width,
+    dict wheel,
+    list out_values,
+    list out_ts,
+) except -1:
+    """``s``'s deadline is reached by ``watermark``: while its partial still ends after the
+    watermark, its extent goes (and it is entered under its new deadline, the extent's end -
+    1); else its accumulator goes. Returns 1 when the accumulator went."""
+    if s.end - 1 > watermark:
+        _send_extent(s, forwarded, out_values, out_ts)
+        s.deadline = _deadline(s)
+        _schedule(s, wheel, None, watermark, width)
+        return 0
+    _send(s, forwarded, out_values, out_ts)
+    return 1
+
+
 def local_send(list sessions, long long forwarded, list out_values, list out_ts):
-    """Send the pending partial of each of ``sessions`` that has one; returns how many."""
+    """Send the pending partial of each of ``sessions`` that has one, with its accumulator;
+    returns how many."""
     cdef LocalSession s
     cdef Py_ssize_t sent = 0
     for s in sessions:
@@ -946,6 +1005,28 @@ def local_send(list sessions, long long forwarded, list out_values, list out_ts)
             _send(s, forwarded, out_values, out_ts)
             sent += 1
     return sent
+
+
+def local_send_overdue(
+    list sessions,
+    long long watermark,
+    long long forwarded,
+    long long width,
+    dict wheel,
+    list out_values,
+    list out_ts,
+):
+    """Each of ``sessions`` with a pending partial whose deadline ``watermark`` reached (see
+    :func:`_due`); returns ``(accumulators sent, extents sent)``."""
+    cdef LocalSession s
+    cdef Py_ssize_t accs = 0, extents = 0
+    for s in sessions:
+        if s.pending and s.deadline <= watermark:
+            if _due(s, watermark, forwarded, width, wheel, out_values, out_ts):
+                accs += 1
+            else:
+                extents += 1
+    return accs, extents
 
 
 def local_send_due(
@@ -957,13 +1038,14 @@ def local_send_due(
     list out_values,
     list out_ts,
 ):
-    """Send the pending partials of ``wheel``'s ``buckets`` whose deadline ``watermark``
-    reached; an entry of a partial sent already, or entered again under an earlier deadline,
-    is dropped, and one whose deadline is still ahead stays. Returns how many were sent."""
+    """The pending partials of ``wheel``'s ``buckets`` whose deadline ``watermark`` reached
+    (see :func:`_due`); an entry of a partial sent already, or entered again under another
+    deadline, is dropped, and one whose deadline is still ahead stays. Returns
+    ``(accumulators sent, extents sent)``."""
     cdef LocalSession s
     cdef _WheelEntry e, nxt, keep
     cdef long long b
-    cdef Py_ssize_t sent = 0
+    cdef Py_ssize_t accs = 0, extents = 0
     for bucket in buckets:
         b = bucket
         e = wheel.pop(bucket)
@@ -975,13 +1057,20 @@ def local_send_due(
                 if s.deadline > watermark:
                     e.next = keep
                     keep = e
+                elif _due(s, watermark, forwarded, width, wheel, out_values, out_ts):
+                    accs += 1
                 else:
-                    _send(s, forwarded, out_values, out_ts)
-                    sent += 1
+                    extents += 1
             e = nxt
         if keep is not None:
-            wheel[bucket] = keep
-    return sent
+            if bucket in wheel:  # (an extent's new deadline fell in this bucket)
+                e = wheel[bucket]
+                while e.next is not None:
+                    e = e.next
+                e.next = keep
+            else:
+                wheel[bucket] = keep
+    return accs, extents
 
 
 cdef inline int _wheel_add(dict wheel, Session s, long long end, long long gap) except -1:
@@ -1003,6 +1092,14 @@ cdef inline Session _new_session(object key, object so, object eo, object acc):
     return s
 
 
+cdef inline object _merge_acc(object merge, object a, object b):
+    if b is EMPTY_ACC:
+        return a
+    if a is EMPTY_ACC:
+        return b
+    return merge(a, b)
+
+
 def merge_partial_sessions(
     list values,
     list timestamps,
@@ -1013,14 +1110,15 @@ def merge_partial_sessions(
     dict multi,
     dict wheel,
 ):
-    """The global session operator's loop over partial sessions ``(key, start, acc)`` with
-    timestamp ``end - 1``: a partial that intersects exactly one of its key's open sessions
-    grows it and merges its accumulator in (``merge(session.acc, acc)``); one that intersects
-    none opens a session (in ``wheel`` under the bucket ``(end - 1) // gap``; a key with two or
-    more sessions keeps them in ``multi[key]``, a list by start). Returns the index of the first
-    item it leaves to the caller (anything but a partial with int bounds, sessions of non-int
-    bounds, a partial that joins several sessions), ``n`` when none."""
-    cdef Py_ssize_t i, j, m, hit, n = _list_size(values)
+    """The global session operator's loop over partial sessions with timestamp ``end - 1``:
+    ``(key, start, acc)``, or ``(key, start)`` for an extent without accumulator
+    (:data:`EMPTY_ACC`). A partial that intersects exactly one of its key's open sessions grows
+    it and merges its accumulator in (``merge(session.acc, acc)``); one that intersects none
+    opens a session (in ``wheel`` under the bucket ``(end - 1) // gap``; a key with two or more
+    sessions keeps them in ``multi[key]``, a list by start). Returns the index of the first
+    item it leaves to the caller (anything else: records on their own, partials with bounds
+    that are not ints, a partial that joins several sessions), ``n`` when none."""
+    cdef Py_ssize_t i, j, m, hit, size, n = _list_size(values)
     cdef object item, key, so, eo, acc, tso
     cdef long long start, end, lo, hi
     cdef Session s, t
@@ -1030,14 +1128,20 @@ def merge_partial_sessions(
         raise ValueError("timestamps and values of a batch differ in length")
     for i in range(first, n):
         item = <object>_list_get(values, i)
-        if not PyTuple_CheckExact(item) or PyTuple_GET_SIZE(item) != 3:
+        if not PyTuple_CheckExact(item):
+            return i
+        size = PyTuple_GET_SIZE(item)
+        if size == 2:
+            acc = EMPTY_ACC
+        elif size == 3:
+            acc = <object>_tuple_get(item, 2)
+        else:
             return i
         so = <object>_tuple_get(item, 1)
         tso = <object>_list_get(timestamps, i)
         if not (PyLong_CheckExact(so) and PyLong_CheckExact(tso)):
             return i
         key = <object>_tuple_get(item, 0)
-        acc = <object>_tuple_get(item, 2)
         start = so
         end = <long long>tso + 1
         found = PyDict_GetItemWithError(single, key)
@@ -1052,7 +1156,7 @@ def merge_partial_sessions(
                     s.start = so
                 if end > hi:
                     s.end = end
-                s.acc = merge(s.acc, acc)
+                s.acc = _merge_acc(merge, s.acc, acc)
                 continue
             # a second session of the key
             eo = end
@@ -1087,7 +1191,7 @@ def merge_partial_sessions(
                 s.start = so
             if end > <long long>s.end:
                 s.end = end
-            s.acc = merge(s.acc, acc)
+            s.acc = _merge_acc(merge, s.acc, acc)
             continue
         eo = end
         t = _new_session(key, so, eo, acc)

@@ -78,8 +78,11 @@ from flinkcore.runtime.operators.window import (
 
 try:
     from flinkcore._core import window_udf as _compiled
+
+    EMPTY_ACC = _compiled.EMPTY_ACC
 except ImportError:  # pragma: no cover - a build without the native core
     _compiled = None
+    EMPTY_ACC = object()
 
 __all__ = ["GlobalSessionOperator", "LocalSessionOperator", "session_two_phase_plan"]
 
@@ -109,7 +112,9 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
         self.key_of = key_of
         #: True once the input was idle: from then on every record goes on alone
         self.pass_through = False
+        #: partials sent with their accumulator, extents sent without, records sent alone
         self.partials_sent = 0
+        self.extents_sent = 0
         self.singles_sent = 0
 
     def open(self) -> None:
@@ -284,7 +289,7 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
         s = self._state.get(key)
         if s is not None and s.pending:
             self._send([s])
-        self._out_values.append((key, value))
+        self._out_values.append((key, value, None, None))
         self._out_ts.append(ts)
         self.singles_sent += 1
 
@@ -293,28 +298,40 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
             sessions, self.current_watermark, self._out_values, self._out_ts
         )
 
-    def _end_batch(self) -> None:
+    def _send_overdue(self, watermark: int) -> None:
         if self._overdue:
             overdue, self._overdue = self._overdue, []
-            self._send(overdue)
+            accs, extents = _compiled.local_send_overdue(
+                overdue,
+                watermark,
+                self.current_watermark,
+                self._width,
+                self._wheel,
+                self._out_values,
+                self._out_ts,
+            )
+            self.partials_sent += accs
+            self.extents_sent += extents
+
+    def _end_batch(self) -> None:
+        self._send_overdue(self.current_watermark)
         self._flush_out()
 
     # -- watermarks, barriers, end of input (the mixin calls this) ------------------------------
     def _send_until(self, watermark: int) -> None:
         """Send every pending partial whose deadline ``watermark`` reaches (before it is
         forwarded)."""
-        if self._overdue:
-            overdue, self._overdue = self._overdue, []
-            self._send(overdue)
         state = self._state
         if watermark >= MAX_WATERMARK:
+            self._overdue = []
             self._send(list(state.values()))
             self._wheel.clear()
         else:
+            self._send_overdue(watermark)
             limit = watermark // self._width
             due = sorted(b for b in self._wheel if b <= limit)
             if due:
-                self.partials_sent += _compiled.local_send_due(
+                accs, extents = _compiled.local_send_due(
                     self._wheel,
                     due,
                     watermark,
@@ -323,6 +340,8 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
                     self._out_values,
                     self._out_ts,
                 )
+                self.partials_sent += accs
+                self.extents_sent += extents
         if len(state) > self._sweep_at:  # keys with nothing pending whose sent extent can never cover again
             for key in [k for k, s in state.items() if not s.pending and s.sent_end - 1 <= watermark]:
                 del state[key]
@@ -359,7 +378,7 @@ class GlobalSessionOperator(SessionWindowOperator):
             values = list(values)
         if type(timestamps) is not list:
             timestamps = list(timestamps)
-        merge = self._merge
+        merge = self._user_merge
         single, multi, wheel = self._single, self._multi, self._wheel
         n = len(values)
         i = 0
@@ -377,7 +396,9 @@ class GlobalSessionOperator(SessionWindowOperator):
             try:
                 if len(item) == 3:  # a partial session: (key, start, acc) at end - 1
                     self._add_partial(item[0], item[1], ts + 1, item[2])
-                else:  # a record on its own: (key, record)
+                elif len(item) == 2:  # an extent: (key, start) at end - 1
+                    self._add_partial(item[0], item[1], ts + 1, EMPTY_ACC)
+                else:  # a record on its own: (key, record, None, None)
                     self._add_one(item[1], item[0], ts)
             except UserCodeError:
                 raise
@@ -417,6 +438,15 @@ class GlobalSessionOperator(SessionWindowOperator):
             target.start, target.end = lo, hi
             target.acc = merge(target.acc, acc)
         self._put(key, sessions)
+
+    def open(self) -> None:
+        super().open()
+        # A session may hold only extents so far (accumulator EMPTY_ACC): a record or a partial
+        # that meets it brings the first contents.
+        first, add, merge = self._first, self._add, self._merge
+        self._user_merge = merge
+        self._add = lambda acc, v: first(v) if acc is EMPTY_ACC else add(acc, v)
+        self._merge = lambda a, b: b if a is EMPTY_ACC else a if b is EMPTY_ACC else merge(a, b)
 
     @property
     def fusable(self) -> bool:

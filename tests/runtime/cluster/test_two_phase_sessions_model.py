@@ -192,9 +192,10 @@ def test_random_interleavings_equal_the_one_phase_operator(kind):
     assert sent > 0
 
 
-def test_partials_carry_many_records_when_sessions_are_long():
-    """W3's shape: each key's records closer than the gap, the watermark behind by a bound:
-    a key sends about one partial per gap + bound of event time, not one per record."""
+def test_long_sessions_send_extents_and_one_accumulator():
+    """W3's shape: each key's records closer than the gap, the watermark behind by a bound. A key
+    sends a cheap extent about once per gap + bound of event time (keeping its global session
+    open) and its accumulator once, when the session stops growing (here: at end of input)."""
     gap, bound = 500, 100
     agg = Collect()
     h = OneInputStreamOperatorTestHarness(
@@ -213,10 +214,13 @@ def test_partials_carry_many_records_when_sessions_are_long():
         h.process_watermark(batch[-1][2] - bound)
     op = h.operator
     assert op.singles_sent == 0
-    # 10 keys, 20 s of event time: about 20_000 / (gap + bound) per key plus the first ones
-    assert 0 < op.partials_sent < 10 * (20_000 // (gap + bound) + 3)
+    assert op.partials_sent == 0
+    # 10 keys, 20 s of event time: about 20_000 / (gap + bound) extents per key plus the first
+    assert 10 * 20 <= op.extents_sent < 10 * (20_000 // (gap + bound) + 3)
+    extents, _ = _drain(h)
+    assert all(len(v) == 2 for v in extents)
     h.end_input()
     values, _ = _drain(h)
     assert all(len(v) == 3 for v in values)
-    assert len(values) == op.partials_sent
+    assert len(values) == op.partials_sent == 10
     assert sorted(i for _, _, acc in values for i in acc) == list(range(n))
