@@ -692,8 +692,8 @@ cdef object _dumps_rows(object records, Py_ssize_t n):
         else:
             per_record += 2 + <size_t>len(v)
     per_record += per_record // 4
-    if per_record > 256:
-        per_record = 256  # long strs in the first record need not be in every record: grow if so
+    if per_record > 64:
+        per_record = 64  # a long str in the first record need not be in every one: grow when they are
     return fc_dumps_rows(records, n, tags, k, 16 + k + <size_t>n * per_record)
 
 
