@@ -1,12 +1,16 @@
 """Shuffle throughput between two processes: records/s and MB/s through the exchange's wire
 format (native serde batches of 1024 ``(int, float, int)`` records) over the transports.
 
-    .venv/bin/python bench/parallel/shuffle.py [--records 2000000]
+    .venv/bin/python bench/parallel/shuffle.py [--records 2000000] [--arrow]
 
 ``socketpair`` is what the runtime uses (one Unix stream socket per pair of processes, frames
 with credits). ``pipe`` is the same frames over an ``os.pipe``. ``raw`` numbers move the
 encoded bytes only (no encode/decode) to show the transport's ceiling. Each measurement is the
 receiver's wall-clock from the first to the last byte; median of 3.
+
+``--arrow``: the columnar path's frames instead, Arrow record batches of the same columns
+(``key`` int64, ``value`` float64, ``ts`` int64) of ``FRAME_ROWS`` rows (the slots' frame size)
+with their int64 timestamps, as Arrow IPC (written as separate buffers, ``encode_batch_parts``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import numpy as np
 from flinkcore.runtime.cluster import wire
 
 BATCH = 1024
+#: rows per Arrow frame (flinkcore.runtime.cluster.task.DEFAULT_FRAME_ROWS)
+FRAME_ROWS = 16384
 
 
 def _batches(n: int) -> list[tuple[list, list]]:
@@ -36,6 +42,34 @@ def _batches(n: int) -> list[tuple[list, list]]:
         )
         for i in range(0, n, BATCH)
     ]
+
+
+def _arrow_batches(n: int) -> list[tuple]:
+    import pyarrow as pa
+
+    rng = np.random.default_rng(42)
+    key = rng.integers(0, 10_000, n, dtype=np.int64)
+    value = rng.random(n)
+    ts = np.arange(n, dtype=np.int64) // 1000
+    out = []
+    for i in range(0, n, FRAME_ROWS):
+        cols = [key[i : i + FRAME_ROWS], value[i : i + FRAME_ROWS], ts[i : i + FRAME_ROWS]]
+        batch = pa.RecordBatch.from_arrays([pa.array(c) for c in cols], names=["key", "value", "ts"])
+        out.append((batch, ts[i : i + FRAME_ROWS]))
+    return out
+
+
+def _send_parts(fd: int, parts: list) -> None:
+    size = sum(len(p) for p in parts)
+    views = [memoryview(wire._HEADER.pack(size, wire.BATCH, 0))] + [memoryview(p).cast("B") for p in parts]
+    while views:
+        n = os.writev(fd, views[:64])
+        while n:
+            if n >= len(views[0]):
+                n -= len(views.pop(0))
+            else:
+                views[0] = views[0][n:]
+                n = 0
 
 
 def _send_all(fd: int, data: bytes) -> None:
@@ -65,6 +99,9 @@ def run(transport: str, batches: list, encoded: list[bytes], decode: bool) -> tu
     if pid == 0:  # the sender
         os.close(r)
         for (values, ts), data in zip(batches, encoded, strict=True):
+            if decode and not isinstance(values, list):  # Arrow: written as separate buffers
+                _send_parts(w, wire.encode_batch_parts(values, ts))
+                continue
             payload = wire.encode_batch(values, ts) if decode else data
             _send_all(w, wire._HEADER.pack(len(payload), wire.BATCH, 0) + payload)
         os.close(w)
@@ -101,8 +138,9 @@ def run(transport: str, batches: list, encoded: list[bytes], decode: bool) -> tu
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=2_000_000)
+    ap.add_argument("--arrow", action="store_true", help="Arrow IPC frames of the columnar path")
     args = ap.parse_args()
-    batches = _batches(args.records)
+    batches = _arrow_batches(args.records) if args.arrow else _batches(args.records)
     encoded = [wire.encode_batch(v, t) for v, t in batches]
     for transport in ("socketpair", "pipe"):
         for decode in (True, False):
@@ -111,10 +149,10 @@ def main() -> None:
                 elapsed, total = run(transport, batches, encoded, decode)
                 times.append(elapsed)
             t = statistics.median(times)
-            label = "serde+transport" if decode else "raw bytes"
+            label = ("arrow ipc+transport" if args.arrow else "serde+transport") if decode else "raw bytes"
             spread = f"[{min(times):.3f}-{max(times):.3f}]"
             print(
-                f"{transport:10s} {label:16s} {args.records / t / 1e6:6.2f} M records/s  "
+                f"{transport:10s} {label:19s} {args.records / t / 1e6:6.2f} M records/s  "
                 f"{total / t / 1e6:7.1f} MB/s ({total / args.records:.1f} B/record, "
                 f"median of 3: {t:.3f}s {spread})",
                 flush=True,
