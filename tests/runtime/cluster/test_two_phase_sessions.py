@@ -26,7 +26,7 @@ from flinkcore.datastream.functions import AggregateFunction, ProcessWindowFunct
 from flinkcore.datastream.output_tag import OutputTag
 from flinkcore.datastream.window import EventTimeSessionWindows
 from flinkcore.runtime.cluster import ClusterJob
-from flinkcore.runtime.cluster.two_phase import CONFIG_KEY
+from flinkcore.runtime.cluster.two_phase import CONFIG_KEY, SESSIONS_CONFIG_KEY
 from flinkcore.runtime.executor import Job
 from flinkcore.runtime.sources import END, Source, SourceReader
 
@@ -124,6 +124,7 @@ def run(build, parallelism, two_phase, in_process=False, batch_size=64):
         late_stream.add_sink(late)
     graph = env.get_stream_graph("two-phase sessions test", clear_transformations=True)
     graph.config[CONFIG_KEY] = two_phase
+    graph.config[SESSIONS_CONFIG_KEY] = True  # sessions split only when asked (see two_phase.py)
     graph.config["batch_size"] = batch_size
     applied = None
     if in_process:
@@ -217,6 +218,7 @@ def _plan(build, **config):
     result, _ = build(env)
     result.add_sink(ListSink())
     graph = env.get_stream_graph("plan", clear_transformations=True)
+    graph.config[SESSIONS_CONFIG_KEY] = True
     graph.config.update(config)
     return ClusterJob(graph).graph
 
@@ -229,9 +231,10 @@ def test_aggregate_function_without_merge_keeps_the_one_phase_plan():
 
 
 def test_switch_off_keeps_the_one_phase_plan(monkeypatch):
-    from flinkcore.runtime.cluster.two_phase import ENV_VAR
+    from flinkcore.runtime.cluster.two_phase import ENV_VAR, SESSIONS_ENV_VAR
 
     monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.delenv(SESSIONS_ENV_VAR, raising=False)
     data = events(8, n=50, late_every=0)
 
     def build(env):
@@ -241,8 +244,26 @@ def test_switch_off_keeps_the_one_phase_plan(monkeypatch):
     assert on.config.get("two_phase_windows")
     assert [n.name for n in on.nodes.values() if n.name.startswith("LocalAggregate")]
     assert _plan(build, **{CONFIG_KEY: "false"}).config.get("two_phase_windows") is None
+    # sessions keep one phase by default (their own switch), and the environment overrides both
+    assert _plan(build, **{SESSIONS_CONFIG_KEY: "false"}).config.get("two_phase_windows") is None
+    monkeypatch.setenv(SESSIONS_ENV_VAR, "0")
+    assert _plan(build).config.get("two_phase_windows") is None
+    monkeypatch.setenv(SESSIONS_ENV_VAR, "1")
+    assert _plan(build, **{SESSIONS_CONFIG_KEY: "false"}).config.get("two_phase_windows")
     monkeypatch.setenv(ENV_VAR, "0")
     assert _plan(build).config.get("two_phase_windows") is None
+
+
+def test_sessions_keep_one_phase_by_default(monkeypatch):
+    from flinkcore.runtime.cluster.two_phase import ENV_VAR, SESSIONS_ENV_VAR
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.delenv(SESSIONS_ENV_VAR, raising=False)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    _windowed(env, events(9, n=50, late_every=0), 50, side=False).aggregate(SumCount()).add_sink(ListSink())
+    graph = env.get_stream_graph("default", clear_transformations=True)
+    assert ClusterJob(graph).graph.config.get("two_phase_windows") is None
 
 
 # -- parallel sources: partials of one key from several upstream tasks --------------------------

@@ -23,7 +23,7 @@ from flinkcore.datastream.functions import AggregateFunction, ProcessWindowFunct
 from flinkcore.datastream.window import EventTimeSessionWindows
 from flinkcore.runtime.checkpointing import load_snapshot
 from flinkcore.runtime.cluster import ClusterJob
-from flinkcore.runtime.cluster.two_phase import ENV_VAR
+from flinkcore.runtime.cluster.two_phase import ENV_VAR, SESSIONS_ENV_VAR
 
 KEYS = 5
 GAP = 40
@@ -121,6 +121,7 @@ def expected_lines(n):
 def processes(monkeypatch):
     monkeypatch.setenv("FLINKCORE_RUNTIME", "processes")
     monkeypatch.setenv(ENV_VAR, "true")  # build() sets it; monkeypatch restores it afterwards
+    monkeypatch.setenv(SESSIONS_ENV_VAR, "true")  # sessions split only when asked
 
 
 def _alive(pid):
