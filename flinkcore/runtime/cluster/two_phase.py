@@ -20,7 +20,7 @@ exchange then carries a small extent per key and gap + watermark delay of event 
 accumulator per session. Off by default: to stay exact, the local operator does the full
 per-record session update (as expensive as the global one) and still sends a key's extent every
 ~6 records on W3's data, so W3 at parallelism 2 took more CPU with it than without (10M events,
-shared machine: 30.2 vs 20.0 CPU-s, parallelism 1 11.0; see the report of the sessions work).
+shared machine: 30.2 vs 20.0 CPU-s, parallelism 1 11.0).
 
 Not split (the plan stays as it was): sessions with a dynamic gap or allowed lateness, custom
 triggers, evictors, processing time and count windows, list-state window functions

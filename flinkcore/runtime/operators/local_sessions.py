@@ -1,4 +1,5 @@
-"""Two-phase (local-global) aggregation of event-time session windows.
+"""Two-phase (local-global) aggregation of event-time session windows (opt-in: see
+:mod:`flinkcore.runtime.cluster.two_phase`).
 
 The counterpart of :mod:`flinkcore.runtime.operators.local_agg` for
 ``EventTimeSessionWindows`` with a static gap, the default trigger, no evictor and no allowed
@@ -7,47 +8,58 @@ runs) whose function is an AggregateFunction with ``merge`` or a reduce. A LOCAL
 the upstream task keeps, per key, one pending *partial session*: an interval ``[start, end)``
 (``end`` = last timestamp + gap) with the user's accumulator (reduce: the reduced value), grown
 by every record whose window ``[ts, ts + gap)`` intersects it (Flink's ``TimeWindow.intersects``:
-touching counts). The partial crosses the keyed exchange as ``(key, start, acc)`` with the
-timestamp ``end - 1`` (timestamps travel as an int64 column: cheaper than a third int); the
-GLOBAL operator (the user's session operator) merges partials with its open sessions by the
-same rule, accumulators with the user's ``merge`` (reduce: the reduce function), so windows,
-results and the window function are those of the one-phase plan.
+touching counts). The GLOBAL operator (the user's session operator) merges what crosses with
+its open sessions by the same rule, accumulators with the user's ``merge`` (reduce: the reduce
+function), so windows, results and the window function are those of the one-phase plan.
 
-When a partial must go. Unlike a tumbling pane, a session at the global side may still grow
+What crosses the keyed exchange (timestamps travel as an int64 column, cheaper than an int in
+the tuple):
+
+* ``(key, start, acc)`` at timestamp ``end - 1``: a partial with its accumulator;
+* ``(key, start)`` at ``end - 1``: an *extent* — the partial's interval without its
+  accumulator, which stays in the local operator. The global session it meets (or opens, with
+  the accumulator :data:`EMPTY_ACC` until contents arrive) covers it and so stays open until
+  the global watermark reaches ``end - 1``;
+* ``(key, record, None, None)`` at the record's timestamp: a record on its own.
+
+When something must go. Unlike a tumbling pane, a session at the global side may still grow
 from records another upstream task holds, and it fires when the global watermark (the minimum
-over channels) reaches its ``end - 1``. A pending partial ``P`` of a key is therefore sent
-before this task forwards a watermark ``W`` with ``W >= deadline(P)``, where
+over channels) reaches its ``end - 1``. Before this task forwards a watermark ``W`` with
+``W >= deadline(P)`` of a pending partial ``P``, it sends ``P``'s extent while ``P`` ends after
+``W`` (``P`` stays pending), else ``P`` with its accumulator, where
 
-* ``deadline(P) = P.start - 1``: a global session that ``P`` would extend ends at or after
+* ``deadline(P) = P.start - 1``: a global session that ``P`` would join ends at or after
   ``P.start``; while every forwarded ``W < P.start - 1`` none of those can fire;
-* or, when the key already sent an extent ``E`` (the partials it sent that certainly merged
-  into one still-open global session) with ``E.start <= P.start``:
+* or, when the key already sent an extent ``E`` (what it sent that certainly met one
+  still-open global session) with ``E.start <= P.start``:
   ``deadline(P) = max(P.start - 1, E.end - 1)``. A global session ending in
   ``[P.start, W + 1]`` would intersect ``E``, so it is the session holding ``E``, whose end is
-  at least ``E.end``: it cannot fire while ``W < E.end - 1``.
+  at least ``E.end``: it cannot fire while ``W < E.end - 1``. An extent sent for ``P`` makes
+  ``E`` cover ``P``, so its accumulator can wait until ``P`` stops growing.
 
 So no global session fires while a record that would have merged into it (in the plan without
 pre-aggregation) is held back anywhere, and sessions fire at the same watermark with the same
 contents. With W3's data (each key's events about 100 ms apart, gap 500 ms, watermark 100 ms
-behind) a key sends about one partial per 600 ms of event time instead of six records.
+behind) a key sends an extent about every 600 ms of event time (six records) and its
+accumulator once per session.
 
 Sending a partial earlier than its deadline is always correct (its records just reach the
 global side sooner, as without pre-aggregation), and so is sending a record on its own; the
 local operator does both where holding back would need more bookkeeping:
 
 * a record whose own window is late at the local watermark and that does not intersect the
-  key's pending partial goes on alone as ``(key, record)`` (its timestamp kept), after the
-  key's pending partial: the global operator judges it as the one-phase operator would
-  (merge, lateness, late side output with the user's record). So does a record with a
-  timestamp that is not an int;
+  key's pending partial goes on alone (its timestamp kept), after the key's pending partial:
+  the global operator judges it as the one-phase operator would (merge, lateness, late side
+  output with the user's record). So does a record with a timestamp that is not an int;
 * a record that misses its key's pending partial (a new session of the key) sends the pending
   one first;
-* everything pending goes before a checkpoint barrier, an idle status and at end of input, and
+* every accumulator goes before a checkpoint barrier, an idle status and at end of input, and
   after an idle status every record goes on alone (the mixin shared with ``local_agg``). The
-  local operator holds no state in snapshots: the global operator's snapshot is the one-phase
-  operator's, so savepoints restore with or without pre-aggregation and at any parallelism.
+  local operator holds no state in snapshots, and the global sessions then all have contents:
+  the global operator's snapshot is the one-phase operator's, so savepoints restore with or
+  without pre-aggregation and at any parallelism.
 
-A partial never arrives late at the global side (it is sent before the watermark reaches its
+Nothing sent arrives late at the global side (it goes before the watermark reaches its
 deadline, which is at most its ``end - 1`` or inside the still-open session it merges into), so
 the global operator opens a session for it without a lateness check.
 
@@ -365,8 +377,9 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
 
 
 class GlobalSessionOperator(SessionWindowOperator):
-    """The user's session operator fed partial sessions ``(key, start, acc)`` (timestamp
-    ``end - 1``) and single records ``(key, record)``: partials merge with the key's sessions by
+    """The user's session operator fed partial sessions ``(key, start, acc)`` and extents
+    ``(key, start)`` (timestamp ``end - 1``) and single records ``(key, record, None, None)``
+    (see the module doc): partials and extents merge with the key's sessions by
     the intersect rule, accumulators with the user's merge; a single is a record as in the
     one-phase plan (lateness, late side output). State, snapshots and firing are the one-phase
     operator's."""
