@@ -30,14 +30,17 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
-# The native core built with -O0 -g and AddressSanitizer/UBSan, the kernel tests run under it, then
-# the optimised core rebuilt. The RSS leak tests are left out: ASan's quarantine holds freed memory.
-REBUILD := setup.py -q build_clib --force build_ext --inplace --force -j 2
+# The native core built with -O0 -g and AddressSanitizer/UBSan and the kernel tests run under it, out
+# of tree (build/asan), so the sanitizer builds never replace the extensions .venv imports. The RSS
+# leak tests are left out: ASan's quarantine holds freed memory.
+ASAN_DIR := build/asan
 test-asan: $(INSTALLED)
-	FLINKCORE_DEBUG=1 $(PY) $(REBUILD)
-	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-	  ASAN_OPTIONS=detect_leaks=0 $(PY) -m pytest -q -x tests/_core --ignore=tests/_core/test_leaks.py; \
-	  status=$$?; $(PY) $(REBUILD) && touch $(BUILT); exit $$status
+	rm -rf $(ASAN_DIR) && mkdir -p $(ASAN_DIR)
+	git ls-files -z setup.py pyproject.toml _native flinkcore tests | xargs -0 cp --parents -t $(ASAN_DIR)
+	cd $(ASAN_DIR) && FLINKCORE_DEBUG=1 $(CURDIR)/$(PY) setup.py -q build_clib build_ext --inplace -j 2
+	cd $(ASAN_DIR) && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0 $(CURDIR)/$(PY) -m pytest -q -x -p no:cacheprovider tests/_core \
+	  --ignore=tests/_core/test_leaks.py
 
 bench: install
 	if ls bench/kernels/*.py >/dev/null 2>&1; then $(PY) -m pytest -q bench/kernels/*.py --benchmark-only; fi
