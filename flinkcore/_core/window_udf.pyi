@@ -82,6 +82,10 @@ def due_sessions(
 def emit_sessions(
     closed: list[Session], result: Callable[[Any], Any] | None, values: list, timestamps: list
 ) -> None: ...
+
+#: the accumulator of a global session that has only extents so far
+EMPTY_ACC: Any
+
 class LocalSession:
     key: Any
     acc: Any
@@ -116,6 +120,15 @@ def local_session_batch(
     width: int,
 ) -> int: ...
 def local_send(sessions: list[LocalSession], forwarded: int, out_values: list, out_ts: list) -> int: ...
+def local_send_overdue(
+    sessions: list[LocalSession],
+    watermark: int,
+    forwarded: int,
+    width: int,
+    wheel: dict,
+    out_values: list,
+    out_ts: list,
+) -> tuple[int, int]: ...
 def local_send_due(
     wheel: dict,
     buckets: list,
@@ -124,7 +137,7 @@ def local_send_due(
     width: int,
     out_values: list,
     out_ts: list,
-) -> int: ...
+) -> tuple[int, int]: ...
 def merge_partial_sessions(
     values: list,
     timestamps: list,
