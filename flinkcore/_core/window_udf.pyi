@@ -148,3 +148,17 @@ def merge_partial_sessions(
     multi: dict,
     wheel: dict,
 ) -> int: ...
+def local_pass_through(
+    cur: Cursor,
+    values: list,
+    timestamps: list | None,
+    extract: Callable[[Any, Any], Any] | None,
+    no_timestamp: Any,
+    pre: Callable[[Any], Any] | None,
+    first: int,
+    key_of: Callable[[Any], Any],
+    key_index: int,
+    out_values: list,
+    out_ts: list,
+) -> int: ...
+def singles_end(values: list, first: int) -> int: ...

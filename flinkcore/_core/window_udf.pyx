@@ -533,6 +533,10 @@ def tumbling_batch(
     return n
 
 
+#: EMPTY_ACC (defined below) for the loops above it
+cdef object _empty = None
+
+
 def session_batch(
     Cursor cur,
     list values,
@@ -598,7 +602,14 @@ def session_batch(
                 if end > hi:
                     s.end = end
                 acc = s.acc
-                if kind == 0:
+                if acc is _empty:  # a global session with only extents so far (local_sessions)
+                    if kind == 0:
+                        s.acc = fn(value, create())
+                    elif kind == 1:
+                        s.acc = value
+                    else:
+                        s.acc = [value]
+                elif kind == 0:
                     s.acc = fn(value, acc)
                 elif kind == 1:
                     s.acc = fn(acc, value)
@@ -930,6 +941,7 @@ def local_session_batch(
 
 #: the accumulator of a global session that so far only has extents (see local_sessions)
 EMPTY_ACC = _EmptyAcc()
+_empty = EMPTY_ACC
 
 
 cdef inline int _report(LocalSession s, long long forwarded) except -1:
@@ -1200,4 +1212,58 @@ def merge_partial_sessions(
             j += 1
         lst.insert(j, t)
         _wheel_add(wheel, t, end, gap)
+    return n
+
+
+def local_pass_through(
+    Cursor cur,
+    list values,
+    object timestamps,
+    object extract,
+    object no_timestamp,
+    object pre,
+    Py_ssize_t first,
+    object key_of,
+    Py_ssize_t key_index,
+    list out_values,
+    list out_ts,
+):
+    """The local session operator after it switched to pass-through: every record of
+    ``values[first:]`` goes on alone, as ``(key, record, None, None)`` with its timestamp, to
+    ``out_values`` / ``out_ts``. Returns where it stopped (``n`` = all): at a timestamp that is
+    not an int (key and timestamp left in ``cur``). ``extract``, ``no_timestamp``, ``pre`` and
+    ``key_index`` as for :func:`tumbling_batch`; ``cur.max_ts`` tracks the largest timestamp."""
+    cdef Py_ssize_t i, n = _list_size(values)
+    cdef object key, tso
+    cdef long long ts
+    cdef long long max_ts = cur.max_ts
+    if timestamps is not None and _list_size(timestamps) != n:
+        raise ValueError("timestamps and values of a batch differ in length")
+    for i in range(first, n):
+        key = _fused_head(cur, values, timestamps, i, extract, no_timestamp, pre, key_of, key_index)
+        tso = cur.ts
+        if not PyLong_CheckExact(tso):
+            cur.key = key
+            cur.max_ts = max_ts
+            return i
+        ts = tso
+        if ts > max_ts:
+            max_ts = ts
+        PyList_Append(out_values, (key, cur.value, None, None))
+        PyList_Append(out_ts, tso)
+    cur.position = n
+    cur.max_ts = max_ts
+    return n
+
+
+def singles_end(list values, Py_ssize_t first):
+    """The end of the run of records sent alone (4-tuples ``(key, record, None, None)``) that
+    starts at ``values[first]``: the first index from ``first`` holding anything else, or
+    ``len(values)``."""
+    cdef Py_ssize_t i, n = _list_size(values)
+    cdef object item
+    for i in range(first, n):
+        item = <object>_list_get(values, i)
+        if not PyTuple_CheckExact(item) or PyTuple_GET_SIZE(item) != 4:
+            return i
     return n

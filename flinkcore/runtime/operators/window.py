@@ -1368,18 +1368,27 @@ class SessionWindowOperator(AbstractStreamOperator):
         self._add_slow(key, value, ts, end)
 
     def _sessions_compiled(
-        self, values: list, timestamps: list | None, extract: Any = None, pre: Any = None
+        self,
+        values: list,
+        timestamps: list | None,
+        extract: Any = None,
+        pre: Any = None,
+        key_of: Any = None,
+        key_index: int = -1,
     ) -> list:
         """The batch through ``window_udf.session_batch`` (the user's key selector and
         AggregateFunction.add / reduce called per record); the records it leaves (merges of
         several sessions, late ones, non-int timestamps) go through :meth:`_add_one`. Returns
-        the non-int timestamps, as ``AlignedWindowOperator._tumbling_compiled``."""
+        the non-int timestamps, as ``AlignedWindowOperator._tumbling_compiled``. ``key_of``
+        (with its ``key_index``) replaces the operator's key selector (two-phase sessions: the
+        records the local operator sent alone)."""
         if type(values) is not list:
             values = list(values)
         if timestamps is not None and type(timestamps) is not list:
             timestamps = list(timestamps)
         kind, create, fn = self._kernel_functions
-        key_of = self.key_selector
+        if key_of is None:
+            key_of, key_index = self.key_selector, self._key_index
         cur = self._cursor
         loop = _compiled.session_batch
         gap = self.gap
@@ -1398,7 +1407,7 @@ class SessionWindowOperator(AbstractStreamOperator):
                     pre,
                     i,
                     key_of,
-                    self._key_index,
+                    key_index,
                     gap,
                     self.current_watermark,
                     kind,
