@@ -27,7 +27,7 @@ from typing import Any
 from flinkcore._core.serde import dumps, loads
 from flinkcore.runtime.cluster import wire
 from flinkcore.runtime.cluster.forkserver import fork_server
-from flinkcore.runtime.cluster.task import Placement, SlotTask, node_keys
+from flinkcore.runtime.cluster.task import PeerLost, Placement, SlotTask, node_keys
 from flinkcore.runtime.cluster.two_phase import with_two_phase_aggregation
 from flinkcore.runtime.graph import StreamGraph
 from flinkcore.runtime.processing_time import ProcessingTimeService, SystemClock
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 #: seconds a cancelled worker gets to close its operators before it is killed
 SHUTDOWN_GRACE = 2.0
+#: how long a failure report waits for a dead worker's exit status (its connection closes first;
+#: the fork server reaps it a moment later, longer on a loaded machine)
+EXIT_STATUS_WAIT = 2.0
 
 
 class WorkerFailure(RuntimeError):
@@ -203,6 +206,10 @@ class ClusterJob:
                     exc = pickle.loads(data)
                 except Exception:
                     exc = None
+            if isinstance(exc, PeerLost) and exc.process in self.processes:
+                # A worker lost its connection to another one: the root cause is that one's death
+                # (reported with its exit status), whichever of the two reports reached us first.
+                self._worker_gone(exc.process)
             if exc is None:
                 exc = WorkerFailure(
                     f"slot {source - 1} (worker process {self.processes[source]}) failed:\n{text}"
@@ -223,7 +230,7 @@ class ClusterJob:
             pid = self.processes[k]
             self._state[k] = "dead"
             if self._failure is None:
-                code = self._wait_exit([pid], 0.5).get(pid)
+                code = self._wait_exit([pid], EXIT_STATUS_WAIT).get(pid)
                 if code is None:
                     how = "it closed its connection"
                 elif isinstance(code, int) and code < 0:

@@ -71,7 +71,15 @@ class TaskCancelled(Exception):
 
 
 class PeerLost(Exception):
-    """Another process of the job closed its connection before the job ended."""
+    """Another process of the job (``process``: 0 the driver, k slot k - 1's worker) closed its
+    connection before the job ended."""
+
+    def __init__(self, process: int) -> None:
+        super().__init__(process)
+        self.process = process
+
+    def __str__(self) -> str:
+        return f"process {self.process} of the job closed its connection"
 
 
 DEFAULT_SLOT_SHARING_GROUP = "default"
@@ -531,7 +539,7 @@ class SlotTask:
 
     def on_peer_closed(self, peer: wire.Peer) -> None:
         """Overridden by the driver; in a worker, a lost peer ends the task."""
-        raise PeerLost(f"process {peer.index} of the job closed its connection")
+        raise PeerLost(peer.index)
 
     def process_pending(self) -> bool:
         """Run received messages through the local subtasks (those not on a waiting call stack)."""

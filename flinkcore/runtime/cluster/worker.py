@@ -109,9 +109,13 @@ class _Worker:
         except TaskCancelled:
             self._close(opened)
             self.report("cancelled")
-        except PeerLost:
+        except PeerLost as lost:
             self._close(opened)
-            return
+            if lost.process == 0:  # the driver is gone: nobody to report to
+                return
+            # The driver attributes the failure to the lost process's death (with its exit status),
+            # not to this worker, which ends because of it.
+            self.report("failed", *failure_message(lost))
         except BaseException as exc:  # noqa: BLE001 - reported to the driver
             self._close(opened)
             self.report("failed", *failure_message(exc))
