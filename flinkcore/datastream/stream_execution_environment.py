@@ -178,6 +178,13 @@ class CloseableIterator:
         self.close()
 
 
+#: Configuration keys of flinkcore's runtime that travel in the job graph's config as they are
+_RUNTIME_SWITCHES = (
+    "execution.window.two-phase-aggregation",
+    "execution.window.two-phase-aggregation.sessions",
+)
+
+
 def _signal_done(channel: queue.Queue, cancelled: threading.Event) -> None:
     """Tell the collecting iterator the job ended (drop results if the reader went away)."""
     while True:
@@ -444,9 +451,14 @@ class StreamExecutionEnvironment:
             config["batch_size"] = self._batch_size
         if self._configuration.get_string("execution.runtime"):
             config["runtime"] = self._configuration.get_string("execution.runtime")
-        two_phase = self._configuration.get_string("execution.window.two-phase-aggregation")
-        if two_phase:
-            config["execution.window.two-phase-aggregation"] = two_phase
+        for key in _RUNTIME_SWITCHES:  # read by the runtime from the graph's config
+            value = self._configuration.get_string(key)
+            if value:
+                config[key] = value
+        # Sinks without downstream run in the driver process by default, so a sink object's
+        # fields are the job's results after execute(); false runs them in the task slots at
+        # their parallelism, as Flink does.
+        config["cluster_sinks_in_driver"] = self._configuration.get_boolean("flinkcore.sinks-in-driver", True)
         if self._state_backend is not None:
             config["state_backend_factory"] = self._state_backend.create_keyed_state_backend
         graph = generate_stream_graph(
