@@ -148,6 +148,12 @@ def merge_partial_sessions(
     multi: dict,
     wheel: dict,
 ) -> int: ...
+class MessageKey:
+    key_of: Callable[[Any], Any]
+    key_index: int
+    def __init__(self, key_of: Callable[[Any], Any], key_index: int = -1) -> None: ...
+    def __call__(self, value: Any) -> Any: ...
+
 def local_pass_through(
     cur: Cursor,
     values: list,
@@ -157,8 +163,8 @@ def local_pass_through(
     pre: Callable[[Any], Any] | None,
     first: int,
     key_of: Callable[[Any], Any],
-    key_index: int,
     out_values: list,
     out_ts: list,
 ) -> int: ...
-def singles_end(values: list, first: int) -> int: ...
+def records_end(values: list, first: int) -> int: ...
+def has_lists(values: list) -> bool: ...

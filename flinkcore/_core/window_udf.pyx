@@ -30,6 +30,7 @@ cdef extern from "Python.h":
     PyObject *_list_get "PyList_GET_ITEM"(object lst, Py_ssize_t i)
     Py_ssize_t _list_size "PyList_GET_SIZE"(object lst)
     bint PyLong_CheckExact(object o)
+    bint PyList_CheckExact(object o)
     bint PyTuple_CheckExact(object o)
     Py_ssize_t PyTuple_GET_SIZE(object o)
     PyObject *_tuple_get "PyTuple_GET_ITEM"(object tup, Py_ssize_t i)
@@ -964,9 +965,9 @@ cdef inline int _report(LocalSession s, long long forwarded) except -1:
 cdef inline int _send(
     LocalSession s, long long forwarded, list out_values, list out_ts
 ) except -1:
-    """Send ``s``'s pending partial with its accumulator, ``(key, start, acc)`` at timestamp
+    """Send ``s``'s pending partial with its accumulator, ``[key, start, acc]`` at timestamp
     ``end - 1``; the key has nothing pending afterwards."""
-    PyList_Append(out_values, (s.key, s.start, s.acc))
+    PyList_Append(out_values, [s.key, s.start, s.acc])
     PyList_Append(out_ts, s.end - 1)
     s.acc = None
     s.pending = False
@@ -977,10 +978,10 @@ cdef inline int _send(
 cdef inline int _send_extent(
     LocalSession s, long long forwarded, list out_values, list out_ts
 ) except -1:
-    """Send only the extent of ``s``'s pending partial, ``(key, start)`` at timestamp
+    """Send only the extent of ``s``'s pending partial, ``[key, start]`` at timestamp
     ``end - 1``: the global session it meets stays open until the watermark reaches its end - 1,
     and the accumulator stays here (it goes when the partial stops growing)."""
-    PyList_Append(out_values, (s.key, s.start))
+    PyList_Append(out_values, [s.key, s.start])
     PyList_Append(out_ts, s.end - 1)
     _report(s, forwarded)
     return 0
@@ -1123,7 +1124,7 @@ def merge_partial_sessions(
     dict wheel,
 ):
     """The global session operator's loop over partial sessions with timestamp ``end - 1``:
-    ``(key, start, acc)``, or ``(key, start)`` for an extent without accumulator
+    ``[key, start, acc]``, or ``[key, start]`` for an extent without accumulator
     (:data:`EMPTY_ACC`). A partial that intersects exactly one of its key's open sessions grows
     it and merges its accumulator in (``merge(session.acc, acc)``); one that intersects none
     opens a session (in ``wheel`` under the bucket ``(end - 1) // gap``; a key with two or more
@@ -1140,20 +1141,20 @@ def merge_partial_sessions(
         raise ValueError("timestamps and values of a batch differ in length")
     for i in range(first, n):
         item = <object>_list_get(values, i)
-        if not PyTuple_CheckExact(item):
+        if not PyList_CheckExact(item):
             return i
-        size = PyTuple_GET_SIZE(item)
+        size = _list_size(item)
         if size == 2:
             acc = EMPTY_ACC
         elif size == 3:
-            acc = <object>_tuple_get(item, 2)
+            acc = <object>_list_get(item, 2)
         else:
             return i
-        so = <object>_tuple_get(item, 1)
+        so = <object>_list_get(item, 1)
         tso = <object>_list_get(timestamps, i)
         if not (PyLong_CheckExact(so) and PyLong_CheckExact(tso)):
             return i
-        key = <object>_tuple_get(item, 0)
+        key = <object>_list_get(item, 0)
         start = so
         end = <long long>tso + 1
         found = PyDict_GetItemWithError(single, key)
@@ -1215,6 +1216,31 @@ def merge_partial_sessions(
     return n
 
 
+cdef class MessageKey:
+    """The key selector of the exchange after a local session operator: the key of a message
+    (a list ``[key, ...]``: partial, extent or wrapped record) is its first item, a record's is
+    the user's key selector's (``key_index`` >= 0: ``lambda v: v[key_index]``, read in C from a
+    tuple). Records cross unchanged, so a message must never look like one: a record that is a
+    list crosses wrapped (see :func:`local_pass_through`)."""
+
+    cdef readonly object key_of
+    cdef readonly Py_ssize_t key_index
+
+    def __init__(self, key_of, Py_ssize_t key_index=-1):
+        self.key_of = key_of
+        self.key_index = key_index
+
+    def __call__(self, value):
+        if PyList_CheckExact(value) and _list_size(value) > 0:
+            return <object>_list_get(value, 0)
+        if self.key_index >= 0 and PyTuple_CheckExact(value) and self.key_index < PyTuple_GET_SIZE(value):
+            return <object>_tuple_get(value, self.key_index)
+        return self.key_of(value)
+
+    def __reduce__(self):
+        return (MessageKey, (self.key_of, self.key_index))
+
+
 def local_pass_through(
     Cursor cur,
     list values,
@@ -1224,46 +1250,70 @@ def local_pass_through(
     object pre,
     Py_ssize_t first,
     object key_of,
-    Py_ssize_t key_index,
     list out_values,
     list out_ts,
 ):
     """The local session operator after it switched to pass-through: every record of
-    ``values[first:]`` goes on alone, as ``(key, record, None, None)`` with its timestamp, to
-    ``out_values`` / ``out_ts``. Returns where it stopped (``n`` = all): at a timestamp that is
-    not an int (key and timestamp left in ``cur``). ``extract``, ``no_timestamp``, ``pre`` and
-    ``key_index`` as for :func:`tumbling_batch`; ``cur.max_ts`` tracks the largest timestamp."""
+    ``values[first:]`` goes on alone and unchanged with its timestamp to ``out_values`` /
+    ``out_ts`` (a record that is a list as ``[key, record, None, None]``: lists are the
+    messages, see :class:`MessageKey`). Returns where it stopped (``n`` = all): at a timestamp
+    that is not an int (left in ``cur.ts``, the record in ``cur.value``). ``extract``,
+    ``no_timestamp`` and ``pre`` as for :func:`tumbling_batch`; ``cur.max_ts`` tracks the
+    largest timestamp."""
     cdef Py_ssize_t i, n = _list_size(values)
-    cdef object key, tso
+    cdef object value, tso
     cdef long long ts
     cdef long long max_ts = cur.max_ts
     if timestamps is not None and _list_size(timestamps) != n:
         raise ValueError("timestamps and values of a batch differ in length")
     for i in range(first, n):
-        key = _fused_head(cur, values, timestamps, i, extract, no_timestamp, pre, key_of, key_index)
-        tso = cur.ts
+        cur.position = i
+        value = <object>_list_get(values, i)
+        if extract is None:
+            tso = <object>_list_get(timestamps, i)
+        else:
+            cur.stage = 0
+            if timestamps is None:
+                tso = extract(value, no_timestamp)
+            else:
+                tso = extract(value, <object>_list_get(timestamps, i))
+            cur.stage = 1
+        if pre is not None:
+            cur.stage = 2
+            value = pre(value)
+            cur.stage = 1
+        cur.value = value
+        cur.ts = tso
         if not PyLong_CheckExact(tso):
-            cur.key = key
             cur.max_ts = max_ts
             return i
         ts = tso
         if ts > max_ts:
             max_ts = ts
-        PyList_Append(out_values, (key, cur.value, None, None))
+        if PyList_CheckExact(value):
+            value = [key_of(value), value, None, None]
+        PyList_Append(out_values, value)
         PyList_Append(out_ts, tso)
     cur.position = n
     cur.max_ts = max_ts
     return n
 
 
-def singles_end(list values, Py_ssize_t first):
-    """The end of the run of records sent alone (4-tuples ``(key, record, None, None)``) that
-    starts at ``values[first]``: the first index from ``first`` holding anything else, or
-    ``len(values)``."""
+def records_end(list values, Py_ssize_t first):
+    """The end of the run of records (anything but a list: lists are messages, see
+    :class:`MessageKey`) that starts at ``values[first]``: the first index from ``first``
+    holding a list, or ``len(values)``."""
     cdef Py_ssize_t i, n = _list_size(values)
-    cdef object item
     for i in range(first, n):
-        item = <object>_list_get(values, i)
-        if not PyTuple_CheckExact(item) or PyTuple_GET_SIZE(item) != 4:
+        if PyList_CheckExact(<object>_list_get(values, i)):
             return i
     return n
+
+
+def has_lists(list values):
+    """Whether any item of ``values`` is a list."""
+    cdef Py_ssize_t i, n = _list_size(values)
+    for i in range(n):
+        if PyList_CheckExact(<object>_list_get(values, i)):
+            return True
+    return False

@@ -13,14 +13,26 @@ its open sessions by the same rule, accumulators with the user's ``merge`` (redu
 function), so windows, results and the window function are those of the one-phase plan.
 
 What crosses the keyed exchange (timestamps travel as an int64 column, cheaper than an int in
-the tuple):
+the message). Messages are lists, records cross unchanged; the exchange keys both with
+``window_udf.MessageKey`` (a list's first item, else the user's key selector):
 
-* ``(key, start, acc)`` at timestamp ``end - 1``: a partial with its accumulator;
-* ``(key, start)`` at ``end - 1``: an *extent* — the partial's interval without its
+* ``[key, start, acc]`` at timestamp ``end - 1``: a partial with its accumulator;
+* ``[key, start]`` at ``end - 1``: an *extent* — the partial's interval without its
   accumulator, which stays in the local operator. The global session it meets (or opens, with
   the accumulator :data:`EMPTY_ACC` until contents arrive) covers it and so stays open until
   the global watermark reaches ``end - 1``;
-* ``(key, record, None, None)`` at the record's timestamp: a record on its own.
+* a record on its own, unchanged, at its timestamp (a record that is itself a list as
+  ``[key, record, None, None]``); the global operator takes runs of them through the one-phase
+  operator's compiled loop.
+
+Adaptive: the local operator counts records in and messages out (partials, extents, records
+alone) in periods of :data:`ADAPT_SAMPLE` records. When a period (after the first) sent more
+than :data:`ADAPT_MAX_RATIO` messages per record, pre-aggregation costs more than the exchange
+it saves (each record pays the full session update twice): the operator sends everything
+pending, as before a barrier, and from then on passes every batch on as it came (no per-record
+work without a fused timestamp assigner or map), so the job runs as in the one-phase plan.
+(W3's 100k keys send a message per ~2 records and switch after ~2 periods; W3 with 1000 keys
+sends one per ~300 and keeps pre-aggregating.)
 
 When something must go. Unlike a tumbling pane, a session at the global side may still grow
 from records another upstream task holds, and it fires when the global watermark (the minimum
@@ -54,7 +66,7 @@ local operator does both where holding back would need more bookkeeping:
 * a record that misses its key's pending partial (a new session of the key) sends the pending
   one first;
 * every accumulator goes before a checkpoint barrier, an idle status and at end of input, and
-  after an idle status every record goes on alone (the mixin shared with ``local_agg``). The
+  after an idle status every record goes on alone (pass-through, as after the switch above). The
   local operator holds no state in snapshots, and the global sessions then all have contents:
   the global operator's snapshot is the one-phase operator's, so savepoints restore with or
   without pre-aggregation and at any parallelism.
@@ -73,7 +85,6 @@ local loop is compiled only: in Python it would cost more than the exchange it s
 from __future__ import annotations
 
 import logging
-import operator
 from typing import Any
 
 from flinkcore.common.watermark import MAX_WATERMARK
@@ -265,30 +276,24 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
             i += 1
 
     def _pass_through(self, values: list, timestamps: list | None, extract: Any, pre: Any) -> list:
-        """Every record on alone, ``(key, record, None, None)``, in one compiled loop (the
-        timestamp assigner and a map fused in as in :meth:`_run`). Returns the non-int
-        timestamps seen."""
+        """Every record on alone and unchanged (see :meth:`_single`). Without a timestamp
+        assigner or map fused in, the batch as it came when it holds no list (the exchange
+        then costs what it costs in the one-phase plan); else one compiled loop. Returns the
+        non-int timestamps seen."""
+        n = len(values)
+        if extract is None and pre is None and not _compiled.has_lists(values):
+            self._flush_out()
+            self.output.collect(values, timestamps)
+            self.singles_sent += n
+            return []  # (the window operator after the exchange judges the timestamps)
         cur = self._cursor
         loop = _compiled.local_pass_through
         out_values, out_ts = self._out_values, self._out_ts
-        n = len(values)
         i = 0
         others: list = []
         while True:
             try:
-                i = loop(
-                    cur,
-                    values,
-                    timestamps,
-                    extract,
-                    MIN_LONG,
-                    pre,
-                    i,
-                    self.key_of,
-                    self._key_index,
-                    out_values,
-                    out_ts,
-                )
+                i = loop(cur, values, timestamps, extract, MIN_LONG, pre, i, self.key_of, out_values, out_ts)
             except Exception as e:
                 raise self._failure(values, e, pre) from e
             if i >= n:
@@ -297,7 +302,11 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
             ts = cur.ts
             check_loop_timestamp(ts, extract)
             others.append(ts)
-            out_values.append((cur.key, values[i] if pre is None else cur.value, None, None))
+            value = cur.value
+            try:
+                out_values.append([self.key_of(value), value, None, None] if type(value) is list else value)
+            except Exception as e:
+                raise UserCodeError(self.name, value, e) from e
             out_ts.append(ts)
             i += 1
 
@@ -336,7 +345,8 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
         s = self._state.get(key)
         if s is not None and s.pending:
             self._send([s])
-        self._out_values.append((key, value, None, None))
+        # unchanged: messages are lists (window_udf.MessageKey), so a list record goes wrapped
+        self._out_values.append([key, value, None, None] if type(value) is list else value)
         self._out_ts.append(ts)
         self.singles_sent += 1
 
@@ -487,22 +497,18 @@ class GlobalSessionOperator(SessionWindowOperator):
                 if i >= n:
                     break
             item, ts = values[i], timestamps[i]
-            if self._record_key is not None and self._use_compiled and len(item) == 4:
-                # records sent alone (all of them once the local operator passes through): the
-                # one-phase operator's compiled loop, with the user's key selector
-                j = _compiled.singles_end(values, i)
-                self._cursor.reset()
-                self._sessions_compiled(
-                    list(map(_record_of, values[i:j])), timestamps[i:j], None, None, *self._record_key
-                )
+            if type(item) is not list:
+                # records sent alone (all of them once the local operator passes through)
+                j = _compiled.records_end(values, i) if self._use_compiled else i + 1
+                self._records(values, timestamps, i, j)
                 i = j
                 continue
             try:
-                if len(item) == 3:  # a partial session: (key, start, acc) at end - 1
+                if len(item) == 3:  # a partial session: [key, start, acc] at end - 1
                     self._add_partial(item[0], item[1], ts + 1, item[2])
-                elif len(item) == 2:  # an extent: (key, start) at end - 1
+                elif len(item) == 2:  # an extent: [key, start] at end - 1
                     self._add_partial(item[0], item[1], ts + 1, EMPTY_ACC)
-                else:  # a record on its own: (key, record, None, None)
+                else:  # a record that is a list, sent alone: [key, record, None, None]
                     self._add_one(item[1], item[0], ts)
             except UserCodeError:
                 raise
@@ -510,6 +516,25 @@ class GlobalSessionOperator(SessionWindowOperator):
                 raise UserCodeError(self.name, item, e) from e
             i += 1
         self._flush()
+
+    def _records(self, values: list, timestamps: list, i: int, j: int) -> None:
+        """``values[i:j]``, records, as the one-phase operator takes them (its compiled loop with
+        the user's key selector)."""
+        key_of, key_index = self._record_key
+        if not self._use_compiled:
+            value, ts = values[i], timestamps[i]
+            check_loop_timestamp(ts, None)
+            try:
+                self._add_one(value, key_of(value), ts)
+            except UserCodeError:
+                raise
+            except Exception as e:
+                raise UserCodeError(self.name, value, e) from e
+            return
+        if i or j < len(values):
+            values, timestamps = values[i:j], timestamps[i:j]
+        self._cursor.reset()
+        self._sessions_compiled(values, timestamps, None, None, key_of, key_index)
 
     def _add_partial(self, key: Any, start: Any, end: Any, acc: Any) -> None:
         """Merge partial session ``[start, end)`` with every session of ``key`` it intersects
@@ -551,8 +576,9 @@ class GlobalSessionOperator(SessionWindowOperator):
     def open(self) -> None:
         super().open()
         ks = self.record_key_of
-        # without it (an operator built by hand) records sent alone take the Python path
-        self._record_key = None if ks is None else (ks, key_index_of(ks))
+        if ks is None:  # built by hand: its key selector reads records too (a MessageKey does)
+            ks = self.key_selector
+        self._record_key = (ks, key_index_of(ks))
         # A session may hold only extents so far (accumulator EMPTY_ACC): a record or a partial
         # that meets it brings the first contents.
         first, add, merge = self._first, self._add, self._merge
@@ -600,10 +626,6 @@ def _global(factory: Any, key_selector: Any = None) -> GlobalSessionOperator:
     )
 
 
-_partial_key = operator.itemgetter(0)
-_record_of = operator.itemgetter(1)
-
-
 def session_two_phase_plan(operator_factory: Any, key_selector: Any, local_name: str) -> TwoPhasePlan | None:
     """The split of a session window node built by ``operator_factory`` (fed by a keyed
     exchange with ``key_selector``), or None when it keeps the one-phase plan: only
@@ -624,6 +646,6 @@ def session_two_phase_plan(operator_factory: Any, key_selector: Any, local_name:
     return TwoPhasePlan(
         _Bound(_local, operator_factory, key_selector, local_name),
         _Bound(_global, operator_factory, key_selector),
-        _partial_key,
+        _compiled.MessageKey(key_selector, key_index_of(key_selector)),
         "session",
     )
