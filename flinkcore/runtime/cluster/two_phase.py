@@ -13,14 +13,15 @@ config; the environment variable ``FLINKCORE_TWO_PHASE_AGGREGATION`` overrides i
 process keep the one-phase plan: there the exchange is a direct call. BATCH execution keeps it
 too.
 
-Event-time session windows with a static gap and no allowed lateness split when
-``execution.window.two-phase-aggregation.sessions`` is ``true`` as well (environment variable
+Event-time session windows with a static gap and no allowed lateness split too unless
+``execution.window.two-phase-aggregation.sessions`` is ``false`` (environment variable
 ``FLINKCORE_TWO_PHASE_SESSIONS``; :mod:`flinkcore.runtime.operators.local_sessions`): the
 exchange then carries a small extent per key and gap + watermark delay of event time and one
-accumulator per session. Off by default: to stay exact, the local operator does the full
-per-record session update (as expensive as the global one) and still sends a key's extent every
-~6 records on W3's data, so W3 at parallelism 2 took more CPU with it than without (10M events,
-shared machine: 30.2 vs 20.0 CPU-s, parallelism 1 11.0).
+accumulator per session. The split is adaptive: to stay exact the local operator does the full
+per-record session update (as expensive as the global one), which pays only when a key has many
+records per gap + watermark delay; the local operator measures its messages per record and,
+where that is too high (W3: one per ~2 records), sends what it holds and passes every later
+record straight on, so the job costs what the one-phase plan costs.
 
 Not split (the plan stays as it was): sessions with a dynamic gap or allowed lateness, custom
 triggers, evictors, processing time and count windows, list-state window functions
@@ -56,8 +57,8 @@ __all__ = [
 CONFIG_KEY = "execution.window.two-phase-aggregation"
 #: the environment variable that overrides it ("0"/"false" or "1"/"true")
 ENV_VAR = "FLINKCORE_TWO_PHASE_AGGREGATION"
-#: whether session windows split too (``false`` by default, see the module doc); only with
-#: CONFIG_KEY on
+#: whether session windows split too (``true`` by default, adaptive: see the module doc); only
+#: with CONFIG_KEY on
 SESSIONS_CONFIG_KEY = "execution.window.two-phase-aggregation.sessions"
 #: the environment variable that overrides it
 SESSIONS_ENV_VAR = "FLINKCORE_TWO_PHASE_SESSIONS"
@@ -87,12 +88,12 @@ def enabled(graph: StreamGraph) -> bool:
 
 
 def sessions_enabled(graph: StreamGraph) -> bool:
-    """Whether session windows split too (default: off; needs :func:`enabled` as well)."""
+    """Whether session windows split too (default: on; needs :func:`enabled` as well)."""
     env = os.environ.get(SESSIONS_ENV_VAR)
     if env:
         return _flag(env, SESSIONS_ENV_VAR)
     value = graph.config.get(SESSIONS_CONFIG_KEY)
-    return False if value is None else _flag(value, SESSIONS_CONFIG_KEY)
+    return True if value is None else _flag(value, SESSIONS_CONFIG_KEY)
 
 
 def with_two_phase_aggregation(graph: StreamGraph, node_keys: dict[int, str]) -> StreamGraph:

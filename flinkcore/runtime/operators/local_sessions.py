@@ -1,4 +1,4 @@
-"""Two-phase (local-global) aggregation of event-time session windows (opt-in: see
+"""Two-phase (local-global) aggregation of event-time session windows, adaptive (see
 :mod:`flinkcore.runtime.cluster.two_phase`).
 
 The counterpart of :mod:`flinkcore.runtime.operators.local_agg` for

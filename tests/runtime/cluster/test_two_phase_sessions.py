@@ -124,7 +124,6 @@ def run(build, parallelism, two_phase, in_process=False, batch_size=64):
         late_stream.add_sink(late)
     graph = env.get_stream_graph("two-phase sessions test", clear_transformations=True)
     graph.config[CONFIG_KEY] = two_phase
-    graph.config[SESSIONS_CONFIG_KEY] = True  # sessions split only when asked (see two_phase.py)
     graph.config["batch_size"] = batch_size
     applied = None
     if in_process:
@@ -218,7 +217,6 @@ def _plan(build, **config):
     result, _ = build(env)
     result.add_sink(ListSink())
     graph = env.get_stream_graph("plan", clear_transformations=True)
-    graph.config[SESSIONS_CONFIG_KEY] = True
     graph.config.update(config)
     return ClusterJob(graph).graph
 
@@ -244,7 +242,7 @@ def test_switch_off_keeps_the_one_phase_plan(monkeypatch):
     assert on.config.get("two_phase_windows")
     assert [n.name for n in on.nodes.values() if n.name.startswith("LocalAggregate")]
     assert _plan(build, **{CONFIG_KEY: "false"}).config.get("two_phase_windows") is None
-    # sessions keep one phase by default (their own switch), and the environment overrides both
+    # sessions have their own switch, and the environment overrides both
     assert _plan(build, **{SESSIONS_CONFIG_KEY: "false"}).config.get("two_phase_windows") is None
     monkeypatch.setenv(SESSIONS_ENV_VAR, "0")
     assert _plan(build).config.get("two_phase_windows") is None
@@ -254,7 +252,7 @@ def test_switch_off_keeps_the_one_phase_plan(monkeypatch):
     assert _plan(build).config.get("two_phase_windows") is None
 
 
-def test_sessions_keep_one_phase_by_default(monkeypatch):
+def test_sessions_split_by_default(monkeypatch):
     from flinkcore.runtime.cluster.two_phase import ENV_VAR, SESSIONS_ENV_VAR
 
     monkeypatch.delenv(ENV_VAR, raising=False)
@@ -263,7 +261,9 @@ def test_sessions_keep_one_phase_by_default(monkeypatch):
     env.set_parallelism(2)
     _windowed(env, events(9, n=50, late_every=0), 50, side=False).aggregate(SumCount()).add_sink(ListSink())
     graph = env.get_stream_graph("default", clear_transformations=True)
-    assert ClusterJob(graph).graph.config.get("two_phase_windows") is None
+    plan = ClusterJob(graph).graph
+    assert plan.config.get("two_phase_windows")
+    assert [n.name for n in plan.nodes.values() if n.name.startswith("LocalAggregate")]
 
 
 # -- parallel sources: partials of one key from several upstream tasks --------------------------
