@@ -21,7 +21,12 @@ accumulator per session. The split is adaptive: to stay exact the local operator
 per-record session update (as expensive as the global one), which pays only when a key has many
 records per gap + watermark delay; the local operator measures its messages per record and,
 where that is too high (W3: one per ~2 records), sends what it holds and passes every later
-record straight on, so the job costs what the one-phase plan costs.
+record straight on, so the job costs what the one-phase plan costs. The rule's two numbers
+can be set (as Trino's adaptive partial aggregation's): ``...sessions.adaptive.min-records``
+(records per measuring period, 200000) and ``...sessions.adaptive.max-messages-per-record``
+(0.1; a larger value keeps pre-aggregating longer, 0 passes through after the first judged
+period that sent anything); the environment variable ``FLINKCORE_TWO_PHASE_SESSIONS_ADAPT``
+(``"<min-records>,<max-messages-per-record>"``) overrides both.
 
 Not split (the plan stays as it was): sessions with a dynamic gap or allowed lateness, custom
 triggers, evictors, processing time and count windows, list-state window functions
@@ -46,8 +51,11 @@ from flinkcore.runtime.graph import Partitioner, StreamEdge, StreamGraph, Stream
 __all__ = [
     "CONFIG_KEY",
     "ENV_VAR",
+    "SESSIONS_ADAPT_ENV_VAR",
     "SESSIONS_CONFIG_KEY",
     "SESSIONS_ENV_VAR",
+    "SESSIONS_MAX_RATIO_KEY",
+    "SESSIONS_MIN_RECORDS_KEY",
     "enabled",
     "sessions_enabled",
     "with_two_phase_aggregation",
@@ -62,6 +70,12 @@ ENV_VAR = "FLINKCORE_TWO_PHASE_AGGREGATION"
 SESSIONS_CONFIG_KEY = "execution.window.two-phase-aggregation.sessions"
 #: the environment variable that overrides it
 SESSIONS_ENV_VAR = "FLINKCORE_TWO_PHASE_SESSIONS"
+#: records the local session operator takes in per period of measuring its reduction
+SESSIONS_MIN_RECORDS_KEY = "execution.window.two-phase-aggregation.sessions.adaptive.min-records"
+#: messages sent per record taken in above which a period switches it to pass-through
+SESSIONS_MAX_RATIO_KEY = "execution.window.two-phase-aggregation.sessions.adaptive.max-messages-per-record"
+#: the environment variable that overrides both: "<min-records>,<max-messages-per-record>"
+SESSIONS_ADAPT_ENV_VAR = "FLINKCORE_TWO_PHASE_SESSIONS_ADAPT"
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
@@ -96,6 +110,24 @@ def sessions_enabled(graph: StreamGraph) -> bool:
     return True if value is None else _flag(value, SESSIONS_CONFIG_KEY)
 
 
+def _session_adapt(graph: StreamGraph) -> tuple[int, float]:
+    """The local session operators' pass-through rule from ``graph``'s config."""
+    from flinkcore.runtime.operators.local_sessions import ADAPT_MAX_RATIO, ADAPT_SAMPLE
+
+    records, ratio = graph.config.get(SESSIONS_MIN_RECORDS_KEY), graph.config.get(SESSIONS_MAX_RATIO_KEY)
+    env = os.environ.get(SESSIONS_ADAPT_ENV_VAR)
+    if env:
+        records, _, ratio = env.partition(",")
+    try:
+        records = ADAPT_SAMPLE if records is None else int(records)
+        ratio = ADAPT_MAX_RATIO if ratio is None else float(ratio)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{SESSIONS_MIN_RECORDS_KEY} / {SESSIONS_MAX_RATIO_KEY}: {e}") from e
+    if records <= 0 or not ratio >= 0:
+        raise ValueError(f"{SESSIONS_MIN_RECORDS_KEY} must be > 0 and {SESSIONS_MAX_RATIO_KEY} >= 0")
+    return records, ratio
+
+
 def with_two_phase_aggregation(graph: StreamGraph, node_keys: dict[int, str]) -> StreamGraph:
     """``graph`` with local pre-aggregation before every eligible keyed window (a new graph; the
     caller's is not changed), or ``graph`` itself when nothing is eligible or it is switched off.
@@ -106,6 +138,7 @@ def with_two_phase_aggregation(graph: StreamGraph, node_keys: dict[int, str]) ->
     from flinkcore.runtime.operators.local_sessions import session_two_phase_plan
 
     sessions = sessions_enabled(graph)
+    adapt = _session_adapt(graph) if sessions else None
     plans: dict[int, Any] = {}
     for nid, node in graph.nodes.items():
         if node.is_source or node.operator_factory is None or node.num_inputs != 1:
@@ -120,7 +153,9 @@ def with_two_phase_aggregation(graph: StreamGraph, node_keys: dict[int, str]) ->
         if any(e.partitioner.key_selector is not key_selector for e in ins[1:]):
             continue
         local_name = f"LocalAggregate({node.name})"
-        plan = session_two_phase_plan(node.operator_factory, key_selector, local_name) if sessions else None
+        plan = (
+            session_two_phase_plan(node.operator_factory, key_selector, local_name, *adapt) if adapt else None
+        )
         if plan is None:
             plan = two_phase_plan(node.operator_factory, key_selector, local_name)
         if plan is not None:

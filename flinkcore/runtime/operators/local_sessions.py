@@ -137,10 +137,28 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
 
     holds_no_state = True
 
-    def __init__(self, gap: int, kind: int, create: Any, fn: Any, key_of: Any, name: str = "LocalSessions"):
+    def __init__(
+        self,
+        gap: int,
+        kind: int,
+        create: Any,
+        fn: Any,
+        key_of: Any,
+        name: str = "LocalSessions",
+        adapt_records: int = ADAPT_SAMPLE,
+        adapt_max_ratio: float = ADAPT_MAX_RATIO,
+    ):
         super().__init__(name)
         if gap <= 0:
             raise ValueError(f"session gap must be > 0, got {gap}")
+        if adapt_records <= 0 or not adapt_max_ratio >= 0:
+            raise ValueError(
+                "adaptive pass-through needs records > 0 and a ratio >= 0, "
+                f"got {adapt_records}, {adapt_max_ratio}"
+            )
+        #: records per measuring period and messages per record above which it passes through
+        self.adapt_records = adapt_records
+        self.adapt_max_ratio = adapt_max_ratio
         if _compiled is None:  # pragma: no cover - the plan never builds one then
             raise NotImplementedError("local session pre-aggregation needs the compiled core (make install)")
         self.gap = gap
@@ -410,12 +428,12 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
         self._flush_out()
 
     def _adapt(self) -> None:
-        """At a watermark: once the current period took in :data:`ADAPT_SAMPLE` records, switch
-        to pass-through for good when it sent more than :data:`ADAPT_MAX_RATIO` messages per
+        """At a watermark: once the current period took in ``adapt_records`` records, switch
+        to pass-through for good when it sent more than ``adapt_max_ratio`` messages per
         record (pre-aggregation then costs more than the exchange it saves), else start the next
         period. The first period is not judged (see :data:`ADAPT_SAMPLE`)."""
         records = self.records_in - self._period_records
-        if records < ADAPT_SAMPLE:
+        if records < self.adapt_records:
             return
         sent = self.partials_sent + self.extents_sent + self.singles_sent
         messages = sent - self._period_messages
@@ -423,7 +441,7 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
         self._period_records, self._period_messages = self.records_in, sent
         if len(self.periods) == 1:
             return  # the warm-up
-        if messages > records * ADAPT_MAX_RATIO:
+        if messages > records * self.adapt_max_ratio:
             self._start_pass_through("reduction")
 
     def _start_pass_through(self, reason: str) -> None:
@@ -607,10 +625,10 @@ class _Bound:
         return self.fn(*self.args)
 
 
-def _local(factory: Any, key_selector: Any, name: str) -> LocalSessionOperator:
+def _local(factory: Any, key_selector: Any, name: str, adapt: tuple) -> LocalSessionOperator:
     probe = factory()
     kind, create, fn = _kernel_functions(probe.state_spec)
-    return LocalSessionOperator(probe.gap, kind, create, fn, key_selector, name)
+    return LocalSessionOperator(probe.gap, kind, create, fn, key_selector, name, *adapt)
 
 
 def _global(factory: Any, key_selector: Any = None) -> GlobalSessionOperator:
@@ -626,12 +644,19 @@ def _global(factory: Any, key_selector: Any = None) -> GlobalSessionOperator:
     )
 
 
-def session_two_phase_plan(operator_factory: Any, key_selector: Any, local_name: str) -> TwoPhasePlan | None:
+def session_two_phase_plan(
+    operator_factory: Any,
+    key_selector: Any,
+    local_name: str,
+    adapt_records: int = ADAPT_SAMPLE,
+    adapt_max_ratio: float = ADAPT_MAX_RATIO,
+) -> TwoPhasePlan | None:
     """The split of a session window node built by ``operator_factory`` (fed by a keyed
     exchange with ``key_selector``), or None when it keeps the one-phase plan: only
     :class:`SessionWindowOperator` (static gap, event time, default trigger, no evictor, no
     allowed lateness) with an AggregateFunction that has ``merge`` or a reduce, and only with
-    the compiled core."""
+    the compiled core. ``adapt_records`` and ``adapt_max_ratio``: the local operator's
+    pass-through rule (see :meth:`LocalSessionOperator._adapt`)."""
     if _compiled is None:
         return None
     probe = operator_factory()
@@ -644,7 +669,7 @@ def session_two_phase_plan(operator_factory: Any, key_selector: Any, local_name:
     elif spec.kind != "reducing":
         return None
     return TwoPhasePlan(
-        _Bound(_local, operator_factory, key_selector, local_name),
+        _Bound(_local, operator_factory, key_selector, local_name, (adapt_records, adapt_max_ratio)),
         _Bound(_global, operator_factory, key_selector),
         _compiled.MessageKey(key_selector, key_index_of(key_selector)),
         "session",

@@ -26,9 +26,16 @@ from flinkcore.datastream.functions import AggregateFunction, ProcessWindowFunct
 from flinkcore.datastream.output_tag import OutputTag
 from flinkcore.datastream.window import EventTimeSessionWindows
 from flinkcore.runtime.cluster import ClusterJob
-from flinkcore.runtime.cluster.two_phase import CONFIG_KEY, SESSIONS_CONFIG_KEY
+from flinkcore.runtime.cluster.two_phase import (
+    CONFIG_KEY,
+    SESSIONS_CONFIG_KEY,
+    SESSIONS_MAX_RATIO_KEY,
+    SESSIONS_MIN_RECORDS_KEY,
+)
 from flinkcore.runtime.executor import Job
+from flinkcore.runtime.operators.local_sessions import LocalSessionOperator
 from flinkcore.runtime.sources import END, Source, SourceReader
+from flinkcore.runtime.testing import OneInputStreamOperatorTestHarness
 
 
 class ListSink(SinkFunction):
@@ -114,7 +121,7 @@ def events(seed, n=2500, keys=9, late_every=37):
     return out
 
 
-def run(build, parallelism, two_phase, in_process=False, batch_size=64):
+def run(build, parallelism, two_phase, in_process=False, batch_size=64, config=None):
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(parallelism)
     main, late = ListSink(), ListSink()
@@ -125,6 +132,7 @@ def run(build, parallelism, two_phase, in_process=False, batch_size=64):
     graph = env.get_stream_graph("two-phase sessions test", clear_transformations=True)
     graph.config[CONFIG_KEY] = two_phase
     graph.config["batch_size"] = batch_size
+    graph.config.update(config or {})
     applied = None
     if in_process:
         Job(graph).run()
@@ -135,11 +143,11 @@ def run(build, parallelism, two_phase, in_process=False, batch_size=64):
     return sorted(main.results, key=repr), sorted(late.results, key=repr), applied
 
 
-def assert_same_everywhere(build, parallelisms=(2,), expect_split=True, batch_size=64):
+def assert_same_everywhere(build, parallelisms=(2,), expect_split=True, batch_size=64, config=None):
     reference = run(build, 1, False, in_process=True, batch_size=batch_size)
     for p in parallelisms:
         off = run(build, p, False, batch_size=batch_size)
-        on = run(build, p, True, batch_size=batch_size)
+        on = run(build, p, True, batch_size=batch_size, config=config)
         assert off[2] is None
         assert bool(on[2]) == expect_split, on[2]
         assert on[:2] == off[:2], f"parallelism {p}: two-phase on differs from off"
@@ -179,6 +187,38 @@ def test_aggregate_function_late_records_and_late_side_output(seed):
     main, late, _ = assert_same_everywhere(build, parallelisms=(2, 3))
     assert late, "the data has late records"
     assert len(main) > 50, "the data has many sessions"
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_pass_through_mid_stream_gives_the_one_phase_results(seed):
+    """The local operator measures 100-record periods and passes through after the first judged
+    period that sent anything (ratio 0): with late records every 37 records (each goes on alone,
+    a message), that is after about 200 of the 2500 records, mid-stream. Sessions then hold
+    partials and extents sent before the switch and records sent after it; results and late
+    side output are those of the one-phase plan and of parallelism 1."""
+    data = events(seed)
+    adapt = {SESSIONS_MIN_RECORDS_KEY: 100, SESSIONS_MAX_RATIO_KEY: 0.0}
+
+    def build(env):
+        result = _windowed(env, data, 70).aggregate(SumCount(), WithWindow())
+        return result, result.get_side_output(LATE)
+
+    main, late, _ = assert_same_everywhere(build, parallelisms=(2, 3), config=adapt)
+    assert late and len(main) > 50
+    # the local operator on the same records in the same order does switch, and early (its
+    # watermarks here: one per batch, the maximum so far - 40, as the punctuation's)
+    agg = SumCount()
+    local = LocalSessionOperator(70, 0, agg.create_accumulator, agg.add, lambda e: e[0], "local", 100, 0.0)
+    h = OneInputStreamOperatorTestHarness(local)
+    h.open()
+    max_ts = 0
+    for i in range(0, len(data), 64):
+        batch = data[i : i + 64]
+        max_ts = max(max_ts, *(r[2] for r in batch))
+        h.process_elements(batch, [r[2] for r in batch])
+        h.process_watermark(max_ts - 40)
+    assert local.pass_through_reason == "reduction"
+    assert local.records_in < len(data) // 2
 
 
 @pytest.mark.parametrize("seed", [4, 5])

@@ -108,7 +108,7 @@ def _epochs(h):
     return epochs, sorted(repr(r) for r in h.get_side_output(LATE))
 
 
-def simulate(seed, kind):
+def simulate(seed, kind, adapt=()):
     rnd = random.Random(seed)
     gap = rnd.choice([3, 10, 40])
     channels = rnd.randint(2, 3)
@@ -135,7 +135,8 @@ def simulate(seed, kind):
         key_selector=key_of,
     )
     locals_ = [
-        OneInputStreamOperatorTestHarness(LocalSessionOperator(gap, *local_fns, key_of)) for _ in streams
+        OneInputStreamOperatorTestHarness(LocalSessionOperator(gap, *local_fns, key_of, "local", *adapt))
+        for _ in streams
     ]
     for h in (one, glob, *locals_):
         h.open()
@@ -224,3 +225,96 @@ def test_long_sessions_send_extents_and_one_accumulator():
     assert all(len(v) == 3 for v in values)
     assert len(values) == op.partials_sent == 10
     assert sorted(i for _, _, acc in values for i in acc) == list(range(n))
+
+
+@pytest.mark.parametrize("kind", ["aggregate", "reduce"])
+def test_switch_to_pass_through_mid_stream_equals_the_one_phase_operator(kind):
+    """Local operators that stop pre-aggregating after a few periods (with a ratio of 0 each
+    switches after the first judged period that sent anything): the records
+    they hold go on with the next watermark, later records go on alone and unchanged, late
+    ones and barriers included, and every result and late record is the one-phase operator's."""
+    switched = stayed = 0
+    for seed in range(300):
+        one, two, locals_ = simulate(seed, kind, adapt=(15, 0.0))
+        assert two == one, f"seed {seed}"
+        for h in locals_:
+            op = h.operator
+            if op.pass_through:
+                assert op.pass_through_reason == "reduction"
+                # the first judged period that sent anything switched it
+                assert len(op.periods) >= 2 and op.periods[-1][1] > 0
+                assert all(m == 0 for _, m in op.periods[1:-1])
+                switched += 1
+            else:
+                stayed += 1
+    assert switched > 100 and stayed > 0
+
+
+def _dense_batches(seconds, keys, per_ms, bound):
+    """W3's dense shape: each key's records much closer than the gap, a watermark per batch."""
+    rnd = random.Random(keys)
+    n = 0
+    for second in range(seconds):
+        batch = []
+        for i in range(1000 * per_ms):
+            ts = second * 1000 + i // per_ms
+            batch.append((rnd.randrange(keys), n, ts))
+            n += 1
+        yield batch, batch[-1][2] - bound
+
+
+def test_dense_sessions_keep_pre_aggregating():
+    """Few keys, each with ~100 records per gap + bound: about one message per 60 records in
+    every period, far below the ratio that switches (the default, 1/10)."""
+    gap, bound = 500, 100
+    agg = Collect()
+    op = LocalSessionOperator(gap, 0, agg.create_accumulator, agg.add, operator.itemgetter(0), "local", 2000)
+    h = OneInputStreamOperatorTestHarness(op)
+    h.open()
+    for batch, wm in _dense_batches(10, keys=10, per_ms=1, bound=bound):
+        h.process_elements(batch, [r[2] for r in batch])
+        h.process_watermark(wm)
+    assert not op.pass_through
+    assert len(op.periods) >= 4
+    assert all(0 < messages * 10 < records for records, messages in op.periods)
+    assert op.records_in == 10_000
+
+
+def test_sparse_sessions_switch_and_forward_batches_as_they_came():
+    """Many keys, each with a record per ~gap: about a message per record. After the warm-up
+    period and one judged period the operator sends what it holds (with the accumulators) and
+    from then on emits every batch as it came (the same list of the same records)."""
+    gap, bound = 50, 10
+    agg = Collect()
+    op = LocalSessionOperator(gap, 0, agg.create_accumulator, agg.add, operator.itemgetter(0), "local", 500)
+    h = OneInputStreamOperatorTestHarness(op)
+    h.open()
+    rnd = random.Random(3)
+    t = n = 0
+    while not op.pass_through:
+        assert n < 5000, "did not switch"
+        batch = []
+        for _ in range(50):
+            t += 1
+            batch.append((rnd.randrange(60), n, t))
+            n += 1
+        h.process_elements(batch, [r[2] for r in batch])
+        h.process_watermark(t - bound)
+    assert op.pass_through_reason == "reduction"
+    assert len(op.periods) == 2 and op.periods[1][1] * 10 > op.periods[1][0]
+    assert op.pending_partials() == 0
+    values, _ = _drain(h)
+    # every record taken in left, in partials (with their accumulators) or alone
+    ids = [i for v in values if type(v) is list and len(v) == 3 for i in v[2]]
+    ids += [v[1] for v in values if type(v) is tuple]
+    assert sorted(ids) == list(range(n))
+    batch = [(k, n + k, t + k) for k in range(40)]
+    sent = []
+    op.output.collect = lambda vs, ts: sent.append((vs, ts))
+    ts = [r[2] for r in batch]
+    op.process_batch(batch, ts)
+    assert len(sent) == 1 and sent[0][0] is batch and sent[0][1] is ts
+    # a record that is a list goes wrapped (lists are the messages)
+    sent.clear()
+    op.process_batch([[7, "x"], (8, "y")], [t, t])
+    assert sent[0][0] == [[7, [7, "x"], None, None], (8, "y")]

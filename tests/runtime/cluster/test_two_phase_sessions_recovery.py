@@ -23,7 +23,7 @@ from flinkcore.datastream.functions import AggregateFunction, ProcessWindowFunct
 from flinkcore.datastream.window import EventTimeSessionWindows
 from flinkcore.runtime.checkpointing import load_snapshot
 from flinkcore.runtime.cluster import ClusterJob
-from flinkcore.runtime.cluster.two_phase import ENV_VAR, SESSIONS_ENV_VAR
+from flinkcore.runtime.cluster.two_phase import ENV_VAR, SESSIONS_ADAPT_ENV_VAR, SESSIONS_ENV_VAR
 
 KEYS = 5
 GAP = 40
@@ -122,6 +122,7 @@ def processes(monkeypatch):
     monkeypatch.setenv("FLINKCORE_RUNTIME", "processes")
     monkeypatch.setenv(ENV_VAR, "true")  # build() sets it; monkeypatch restores it afterwards
     monkeypatch.delenv(SESSIONS_ENV_VAR, raising=False)  # sessions split by default
+    monkeypatch.delenv(SESSIONS_ADAPT_ENV_VAR, raising=False)
 
 
 def _alive(pid):
@@ -164,6 +165,33 @@ def test_sigkill_of_a_worker_with_two_phase_sessions_gives_exact_output(tmp_path
         assert time.monotonic() < deadline, "no checkpoint completed"
         time.sleep(0.01)
     os.kill(first.pids[victim], signal.SIGKILL)
+    client.get_job_execution_result().result(timeout=60)
+    assert client._job.restarts == 1
+    assert committed_lines(out) == expected_lines(n)
+    assert [p for p in first.pids if _alive(p)] == []
+
+
+def test_sigkill_after_the_switch_to_pass_through_gives_exact_output(tmp_path, processes, monkeypatch):
+    """The local operator passes through after its second 200-record period (ratio 0: any
+    message switches); watermarks every 20 ms (~100 records) make that ~400 records (~80 ms)
+    in. The worker dies after the fourth completed checkpoint (>= 200 ms, ~1000 records in):
+    the job restarts from a checkpoint taken after the switch (the restarted local operator
+    starts pre-aggregating again and switches again), and the output is exact."""
+    monkeypatch.setenv(SESSIONS_ADAPT_ENV_VAR, "200,0")
+    out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
+    n = 4_000
+    env = StreamExecutionEnvironment.get_execution_environment()
+    build(env, out, chk, n, rate=5_000, parallelism=2, two_phase=True)
+    env.get_config().set_auto_watermark_interval(20)
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+    client = env.execute_async("kill a worker after the switch")
+    first = _running_cluster_job(client)
+    assert _session_split(first)
+    deadline = time.monotonic() + 20
+    while client._job.coordinator is None or client._job.coordinator.latest_id < 4:
+        assert time.monotonic() < deadline, "no checkpoint completed"
+        time.sleep(0.01)
+    os.kill(first.pids[0], signal.SIGKILL)
     client.get_job_execution_result().result(timeout=60)
     assert client._job.restarts == 1
     assert committed_lines(out) == expected_lines(n)
