@@ -571,6 +571,85 @@ class GlobalColumnarWindowOperator(ColumnarWindowOperator):
         self._raw_dtypes = dtypes
         self._partial_names = list(partial_names)
 
+    # -- snapshots: the one-phase window's format -------------------------------------------------
+    # A savepoint of either plan restores into the other, at any parallelism: the global table
+    # holds the one-phase table's windows with other aggregate kinds (a count is the sum of count
+    # partials), so its snapshot is converted, entry by entry, to the one-phase window's (and a
+    # restored one back). Native tables: the same entries (key, start, record count, fired state,
+    # one float64 accumulator per aggregate); the record count is the summed count partial when
+    # the window has a count, else the number of partials merged (then nothing reads it: it only
+    # feeds count and mean). Arrow tables: the count's partial column is renamed.
+
+    def _one_phase_table(self) -> Any:
+        factory = ColumnarWindowOperator._default_table_factory(self._raw_aggs, self._raw_dtypes)
+        return self._new_table(self._raw_aggs, self._raw_dtypes, factory)
+
+    def _snapshot_formats(self) -> tuple[Any, Any, list[int]]:
+        """(global format, one-phase format, indexes of the count aggregates): headers of the
+        native tables' snapshots, or None for Arrow tables."""
+        formats = getattr(self, "_formats", None)
+        if formats is None:
+            counts = [i for i, (_, func, _) in enumerate(self._raw_aggs) if func == "count"]
+            mine, theirs = self._new_table(), self._one_phase_table()
+            if isinstance(mine, NativeWindowTable) != isinstance(theirs, NativeWindowTable):
+                raise RuntimeError(
+                    f"operator '{self.name}': the two-phase window's table ({type(mine).__name__}) and the "
+                    f"one-phase window's ({type(theirs).__name__}) differ; their snapshots cannot convert"
+                )
+            if isinstance(mine, NativeWindowTable):
+                # an empty table's snapshot is its header and a zero window count
+                formats = (mine.snapshot()[:-8], theirs.snapshot()[:-8], counts)
+            else:
+                formats = (None, None, counts)
+            self._formats = formats
+        return formats
+
+    def _convert(self, windows: Any, to_one_phase: bool) -> Any:
+        mine, theirs, counts = self._snapshot_formats()
+        if mine is None:  # Arrow tables: {start: {column: values}}
+            names = [
+                (f"{out}__sum", f"{out}__count")
+                for i, (out, _, _) in enumerate(self._raw_aggs)
+                if i in counts
+            ]
+            if not to_one_phase:
+                names = [(b, a) for a, b in names]
+            renames = dict(names)
+            return {start: {renames.get(c, c): v for c, v in cols.items()} for start, cols in windows.items()}
+        src, dst = (mine, theirs) if to_one_phase else (theirs, mine)
+        data = bytes(windows)
+        if not data.startswith(src):
+            if data.startswith(dst):  # already in the target format (a snapshot of an earlier version)
+                return data
+            raise ValueError(
+                f"operator '{self.name}': the snapshot is of a window with another size/slide/offset or "
+                "other aggregates than this job's"
+            )
+        n = int.from_bytes(data[len(src) : len(src) + 8], "little")
+        if n == 0:
+            return dst + data[len(src) :]
+        width = 4 + len(self._raw_aggs)
+        entries = np.frombuffer(data, dtype="<i8", offset=len(src) + 8).reshape(n, width).copy()
+        accs = entries[:, 4:].view("<f8")
+        if to_one_phase:
+            if counts:
+                entries[:, 2] = np.rint(accs[:, counts[0]]).astype(np.int64)
+            for c in counts:
+                accs[:, c] = 0.0
+        else:
+            for c in counts:
+                accs[:, c] = entries[:, 2].astype(np.float64)
+        return dst + data[len(src) : len(src) + 8] + entries.tobytes()
+
+    def snapshot_operator_state(self) -> Any:
+        state = super().snapshot_operator_state()
+        state["windows"] = self._convert(state["windows"], to_one_phase=True)
+        return state
+
+    def _restore_table(self) -> None:
+        self._restored = [self._convert(w, to_one_phase=False) for w in self._restored]
+        super()._restore_table()
+
     def process_batch(self, values: Any, timestamps: Any) -> None:
         schema = getattr(values, "schema", None)
         if schema is not None and self._partial_names[0] in schema.names:

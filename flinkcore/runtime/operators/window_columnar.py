@@ -477,15 +477,28 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         return ArrowWindowAggTable
 
     def open(self) -> None:
-        col_names = {col: f"c{i}" for i, col in enumerate(sorted({c for _, _, c in self.aggs}, key=str))}
-        self._col_names = col_names
-        factory = self.table_factory
-        if self._default_table:
-            factory = self._default_table_factory(self.aggs, self.column_dtypes)
-        self._table = factory(
-            self.size, self.slide, self.offset, [(out, func, col_names[col]) for out, func, col in self.aggs]
-        )
+        self._col_names = self._column_names(self.aggs)
+        self._table = self._new_table()
         self._restore_table()
+
+    @staticmethod
+    def _column_names(aggs: list) -> dict:
+        """Input column -> the table's column name (``c0``, ``c1``, ... in sorted order)."""
+        return {col: f"c{i}" for i, col in enumerate(sorted({c for _, _, c in aggs}, key=str))}
+
+    def _new_table(self, aggs: list | None = None, dtypes: dict | None = None, factory: Any = None) -> Any:
+        """An empty table as ``open`` makes it (for ``aggs``/``dtypes`` other than this
+        operator's when given: the two-phase global operator builds the one-phase table's)."""
+        aggs = self.aggs if aggs is None else aggs
+        dtypes = self.column_dtypes if dtypes is None else dtypes
+        col_names = self._column_names(aggs)
+        if factory is None:
+            factory = self.table_factory
+            if self._default_table:
+                factory = self._default_table_factory(aggs, dtypes)
+        return factory(
+            self.size, self.slide, self.offset, [(out, func, col_names[col]) for out, func, col in aggs]
+        )
 
     def _owned_keys(self) -> Any:
         """A predicate for the keys of this instance's key groups (state restored at another
