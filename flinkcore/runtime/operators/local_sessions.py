@@ -26,13 +26,14 @@ the message). Messages are lists, records cross unchanged; the exchange keys bot
   operator's compiled loop.
 
 Adaptive: the local operator counts records in and messages out (partials, extents, records
-alone) in periods of :data:`ADAPT_SAMPLE` records. When a period (after the first) sent more
-than :data:`ADAPT_MAX_RATIO` messages per record, pre-aggregation costs more than the exchange
-it saves (each record pays the full session update twice): the operator sends everything
-pending, as before a barrier, and from then on passes every batch on as it came (no per-record
-work without a fused timestamp assigner or map), so the job runs as in the one-phase plan.
-(W3's 100k keys send a message per ~2 records and switch after ~2 periods; W3 with 1000 keys
-sends one per ~300 and keeps pre-aggregating.)
+alone) in periods of :data:`ADAPT_SAMPLE` records. When a period sent more than
+:data:`ADAPT_MAX_RATIO` messages per record (the first period: :data:`ADAPT_WARMUP_FACTOR`
+times that), pre-aggregation costs more than the exchange it saves (each record pays the full
+session update twice): the operator sends everything pending, as before a barrier, and from
+then on passes every batch on as it came (no per-record work without a fused timestamp
+assigner or map), so the job runs as in the one-phase plan.
+(W3's 100k keys send a message per ~2-3 records and switch after the first period; W3 with
+1000 keys sends one per ~300 and keeps pre-aggregating.)
 
 When something must go. Unlike a tumbling pane, a session at the global side may still grow
 from records another upstream task holds, and it fires when the global watermark (the minimum
@@ -114,10 +115,13 @@ MIN_LONG = -(2**63)
 _log = logging.getLogger(__name__)
 
 #: Records the local operator takes in per period of its reduction measurement (periods end at
-#: a watermark). The first period is a warm-up and not judged: every key's first extent falls
-#: in it (W3 variant with 30k keys: 1 message per 7 records in the first period, per 18-20 in
-#: the next ones).
+#: a watermark).
 ADAPT_SAMPLE = 200_000
+#: The first period is a warm-up: every key's first extent falls in it, so it overstates the
+#: messages (W3 variant with 30k keys: 1 per 7 records in the first period, 1 per 18-20 in the
+#: next ones; 100k keys: 1 per 3.0, then 1 per 2.2). It switches only above this many times
+#: :data:`ADAPT_MAX_RATIO` (W3 then switches after one period instead of two).
+ADAPT_WARMUP_FACTOR = 2.5
 #: Messages sent (partials, extents, records alone) per record taken in above which a period
 #: switches the operator to pass-through for good. Measured on W3 with 4M events at p2 (CPU of
 #: driver + workers, two-phase sessions vs one phase): 100k keys send 1 message per 2.2
@@ -431,7 +435,7 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
         """At a watermark: once the current period took in ``adapt_records`` records, switch
         to pass-through for good when it sent more than ``adapt_max_ratio`` messages per
         record (pre-aggregation then costs more than the exchange it saves), else start the next
-        period. The first period is not judged (see :data:`ADAPT_SAMPLE`)."""
+        period. The first one has a higher bar (see :data:`ADAPT_WARMUP_FACTOR`)."""
         records = self.records_in - self._period_records
         if records < self.adapt_records:
             return
@@ -439,9 +443,8 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
         messages = sent - self._period_messages
         self.periods.append((records, messages))
         self._period_records, self._period_messages = self.records_in, sent
-        if len(self.periods) == 1:
-            return  # the warm-up
-        if messages > records * self.adapt_max_ratio:
+        limit = self.adapt_max_ratio * (ADAPT_WARMUP_FACTOR if len(self.periods) == 1 else 1)
+        if messages > records * limit:
             self._start_pass_through("reduction")
 
     def _start_pass_through(self, reason: str) -> None:
@@ -486,12 +489,13 @@ class LocalSessionOperator(_SendsPartialsAhead, AbstractStreamOperator):
 
 
 class GlobalSessionOperator(SessionWindowOperator):
-    """The user's session operator fed partial sessions ``(key, start, acc)`` and extents
-    ``(key, start)`` (timestamp ``end - 1``) and single records ``(key, record, None, None)``
-    (see the module doc): partials and extents merge with the key's sessions by
-    the intersect rule, accumulators with the user's merge; a single is a record as in the
-    one-phase plan (lateness, late side output). State, snapshots and firing are the one-phase
-    operator's."""
+    """The user's session operator fed partial sessions ``[key, start, acc]`` and extents
+    ``[key, start]`` (timestamp ``end - 1``) and records sent alone, unchanged (a list record
+    as ``[key, record, None, None]``; see the module doc): partials and extents merge with the
+    key's sessions by the intersect rule, accumulators with the user's merge; records go as in
+    the one-phase plan (lateness, late side output), keyed by ``record_key_of`` (the user's key
+    selector; default: this operator's, which a ``MessageKey`` is). State, snapshots and firing
+    are the one-phase operator's."""
 
     def process_batch(self, values: list, timestamps: list | None) -> None:
         if timestamps is None:

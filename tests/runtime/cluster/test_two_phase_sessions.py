@@ -191,9 +191,9 @@ def test_aggregate_function_late_records_and_late_side_output(seed):
 
 @pytest.mark.parametrize("seed", [1, 4])
 def test_pass_through_mid_stream_gives_the_one_phase_results(seed):
-    """The local operator measures 100-record periods and passes through after the first judged
-    period that sent anything (ratio 0): with late records every 37 records (each goes on alone,
-    a message), that is after about 200 of the 2500 records, mid-stream. Sessions then hold
+    """The local operator measures 100-record periods and passes through after the first period
+    that sent anything (ratio 0): with late records every 37 records (each goes on alone, a
+    message), that is after about 100-200 of the 2500 records, mid-stream. Sessions then hold
     partials and extents sent before the switch and records sent after it; results and late
     side output are those of the one-phase plan and of parallelism 1."""
     data = events(seed)

@@ -172,8 +172,8 @@ def test_sigkill_of_a_worker_with_two_phase_sessions_gives_exact_output(tmp_path
 
 
 def test_sigkill_after_the_switch_to_pass_through_gives_exact_output(tmp_path, processes, monkeypatch):
-    """The local operator passes through after its second 200-record period (ratio 0: any
-    message switches); watermarks every 20 ms (~100 records) make that ~400 records (~80 ms)
+    """The local operator passes through after its first 200-record period (ratio 0: any
+    message switches); watermarks every 20 ms (~100 records) make that ~200 records (~40 ms)
     in. The worker dies after the fourth completed checkpoint (>= 200 ms, ~1000 records in):
     the job restarts from a checkpoint taken after the switch (the restarted local operator
     starts pre-aggregating again and switches again), and the output is exact."""
