@@ -565,10 +565,12 @@ static int64_t dn_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, c
             simple = 0;
         }
     }
-    if (simple && size == slide && n_sums <= 1) {
-        /* tumbling windows, sums and counts: runs of records in one window, a tight loop each */
-        const double *col = n_sums ? sum_col[0] : NULL;
-        const int32_t slot = n_sums ? sum_slot[0] : 0;
+    if (simple && size == slide) {
+        /* tumbling windows, sums and counts: runs of records in one window, a tight loop each
+         * (one sum: the loop below adds it inline; several, e.g. the merged partials of a
+         * two-phase window, a sum and a count partial: an inner loop over them) */
+        const double *col = n_sums == 1 ? sum_col[0] : NULL;
+        const int32_t slot = n_sums == 1 ? sum_slot[0] : 0;
         size_t i = 0;
         while (i < n) {
             const int64_t start = fc_window_start(ts[i], offset, slide);
@@ -604,7 +606,11 @@ static int64_t dn_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, c
                     for (int32_t a = 0; a < na; a++) acc[a] = -0.0; /* -0.0 + x == x, also for x = -0.0 */
                     live++;
                 }
-                if (col) acc[slot] += col[j];
+                if (col) {
+                    acc[slot] += col[j];
+                } else {
+                    for (int m = 0; m < n_sums; m++) acc[sum_slot[m]] += sum_col[m][j];
+                }
                 if (!(cv & DN_DIRTY)) ndirty++;
                 *c = (cv + 1) | DN_DIRTY;
             }

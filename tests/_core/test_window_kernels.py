@@ -459,3 +459,13 @@ def _records(snapshot: bytes) -> list:
     body = snapshot[8 + 4 * 8 + 8 + 8 * n + 8 :]  # magic+version, 4 params, the aggregates, the count
     assert len(body) % rec == 0
     return [body[i : i + rec] for i in range(0, len(body), rec)]
+
+
+@given(window_ops, st.sampled_from([(10, 10, 0), (1, 1, 0), (7, 7, 3)]), st.integers(0, 15))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_tumbling_several_sums_fast_path_matches_reference(script, spec, lateness):
+    """Tumbling windows whose aggregates are all sums, means and counts, several of them (the
+    global table of two-phase windows: sum and count partials), take the run-per-window loop."""
+    size, slide, offset = spec
+    aggs = [("sum", 0, "s"), ("mean", 0, "m"), ("count", 0, "c"), ("sum", 0, "s2")]
+    _drive(lambda m: m.WindowAggTable(size, slide, offset, aggs, allowed_lateness=lateness), script)
