@@ -310,13 +310,16 @@ class _Hash(_Broadcasting):
             return False
         if col.null_count:
             return False
+        n = self.n
+        target = None
         if str(col.type) in _INT64_EXACT:
             keys = col.to_numpy().astype(np.int64, copy=False)
+            target = self._dense_targets(keys)
         else:
             keys = col.to_pylist()
-        n = self.n
-        groups = _partitioner.key_groups(keys, self.max_parallelism).astype(np.int64)
-        target = groups * n // self.max_parallelism
+        if target is None:
+            groups = _partitioner.key_groups(keys, self.max_parallelism).astype(np.int64)
+            target = groups * n // self.max_parallelism
         ts = None if timestamps is None else np.asarray(timestamps, dtype=np.int64)
         counts = np.bincount(target, minlength=n)
         if counts.max(initial=0) == len(target):  # one channel (or none) gets everything
@@ -325,10 +328,48 @@ class _Hash(_Broadcasting):
             return True
         import pyarrow as pa
 
+        if target.dtype == np.uint16:
+            # channels in one stable radix sort (16-bit ints) and one take; each channel's rows
+            # are then a zero-copy slice, in arrival order (200k-row batch over 2 channels:
+            # ~15 ns/row vs ~22 with a filter per channel)
+            order = np.argsort(target, kind="stable")
+            taken = values.take(pa.array(order))
+            ts_taken = None if ts is None else ts[order]
+            a = 0
+            for c, m in enumerate(counts.tolist()):
+                if m:
+                    self.channels[c].process_batch(
+                        taken.slice(a, m), None if ts_taken is None else ts_taken[a : a + m]
+                    )
+                    a += m
+            return True
         for c in np.flatnonzero(counts).tolist():
             mask = target == c  # Arrow's filter on a bitmap: ~40% less than take of the indexes
             self.channels[c].process_batch(values.filter(pa.array(mask)), None if ts is None else ts[mask])
         return True
+
+    #: keys below this (and >= 0) take their channel from a table indexed by the key
+    _DENSE_KEYS = 1 << 22
+
+    def _dense_targets(self, keys: np.ndarray) -> np.ndarray | None:
+        """The channel of each key from a table indexed by the key (the same rule, computed once
+        per key: murmur and the range division cost more than the gather), for small non-negative
+        int keys; None otherwise."""
+        if not len(keys) or self.n >= 1 << 16:
+            return None
+        lo, hi = int(keys.min()), int(keys.max())
+        if lo < 0 or hi >= self._DENSE_KEYS:
+            return None
+        table = getattr(self, "_key_channels", None)
+        have = 0 if table is None else len(table)
+        if hi >= have:
+            size = max(hi + 1, 2 * have, 1024)
+            fresh = np.arange(have, size, dtype=np.int64)
+            groups = _partitioner.key_groups(fresh, self.max_parallelism).astype(np.int64)
+            more = (groups * self.n // self.max_parallelism).astype(np.uint16)
+            table = more if table is None else np.concatenate([table, more])
+            self._key_channels = table
+        return table[keys]
 
 
 class _Custom(_Broadcasting):
