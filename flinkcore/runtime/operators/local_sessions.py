@@ -14,7 +14,8 @@ function), so windows, results and the window function are those of the one-phas
 
 What crosses the keyed exchange (timestamps travel as an int64 column, cheaper than an int in
 the message). Messages are lists, records cross unchanged; the exchange keys both with
-``window_udf.MessageKey`` (a list's first item, else the user's key selector):
+``window_udf.MessageKey`` (a list's first item, else the user's key selector; for the key
+selector ``lambda v: v[0]`` simply ``itemgetter(0)``):
 
 * ``[key, start, acc]`` at timestamp ``end - 1``: a partial with its accumulator;
 * ``[key, start]`` at ``end - 1``: an *extent* — the partial's interval without its
@@ -86,6 +87,7 @@ local loop is compiled only: in Python it would cost more than the exchange it s
 from __future__ import annotations
 
 import logging
+import operator
 from typing import Any
 
 from flinkcore.common.watermark import MAX_WATERMARK
@@ -672,9 +674,13 @@ def session_two_phase_plan(
             return None
     elif spec.kind != "reducing":
         return None
+    key_index = key_index_of(key_selector)
+    # ``lambda v: v[0]`` reads a message's key too: the exchange then keys as in the one-phase
+    # plan (itemgetter in C, ~20 ns a record less than MessageKey)
+    exchange_key = operator.itemgetter(0) if key_index == 0 else _compiled.MessageKey(key_selector, key_index)
     return TwoPhasePlan(
         _Bound(_local, operator_factory, key_selector, local_name, (adapt_records, adapt_max_ratio)),
         _Bound(_global, operator_factory, key_selector),
-        _compiled.MessageKey(key_selector, key_index_of(key_selector)),
+        exchange_key,
         "session",
     )

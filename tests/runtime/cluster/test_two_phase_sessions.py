@@ -159,15 +159,16 @@ def assert_same_everywhere(build, parallelisms=(2,), expect_split=True, batch_si
 LATE = OutputTag("late", Types.PICKLED_BYTE_ARRAY())
 
 
-def _windowed(env, data, gap, bound=40, lateness=0, side=True):
+def _windowed(env, data, gap, bound=40, lateness=0, side=True, key=None, as_lists=False):
     s = (
         env.from_collection(data)
         .set_parallelism(1)
         .assign_timestamps_and_watermarks(punctuated(bound))
         .set_parallelism(1)
-        .key_by(lambda e: e[0])
-        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(gap)))
     )
+    if as_lists:  # (a map the local operator fuses; its records are lists, as messages are)
+        s = s.map(list).set_parallelism(1)
+    s = s.key_by(key or (lambda e: e[0])).window(EventTimeSessionWindows.with_gap(Time.milliseconds(gap)))
     if lateness:
         s = s.allowed_lateness(lateness)
     if side:
@@ -187,6 +188,10 @@ def test_aggregate_function_late_records_and_late_side_output(seed):
     main, late, _ = assert_same_everywhere(build, parallelisms=(2, 3))
     assert late, "the data has late records"
     assert len(main) > 50, "the data has many sessions"
+
+
+def _scrambled_key(e):
+    return e[0] * 7 % 9 - 4  # another key for every e[0] in 0..8; not a subscript
 
 
 @pytest.mark.parametrize("seed", [1, 4])
@@ -219,6 +224,25 @@ def test_pass_through_mid_stream_gives_the_one_phase_results(seed):
         h.process_watermark(max_ts - 40)
     assert local.pass_through_reason == "reduction"
     assert local.records_in < len(data) // 2
+
+
+@pytest.mark.parametrize("as_lists", [False, True])
+def test_pass_through_with_another_key_selector_and_list_records(as_lists):
+    """The exchange keys messages by their first item and records by the user's key selector
+    (window_udf.MessageKey) when that is not ``lambda v: v[0]``; records that are lists cross
+    wrapped (lists are the messages), before and after the switch."""
+    data = events(2, n=1500)
+    adapt = {SESSIONS_MIN_RECORDS_KEY: 100, SESSIONS_MAX_RATIO_KEY: 0.0}
+
+    def build(env):
+        result = _windowed(env, data, 70, key=_scrambled_key, as_lists=as_lists).aggregate(
+            SumCount(), WithWindow()
+        )
+        return result, result.get_side_output(LATE)
+
+    main, late, _ = assert_same_everywhere(build, config=adapt)
+    assert late and len(main) > 30
+    assert {r[0] for r in main} == {_scrambled_key((k,)) for k in range(9)}
 
 
 @pytest.mark.parametrize("seed", [4, 5])
