@@ -1043,9 +1043,14 @@ int fc_wtable_restore(fc_wtable *t, const uint8_t *buf, size_t len, const uint8_
 /* ----------------------------------------------------------------------------- session table */
 
 typedef struct {
-    int64_t key, start, end, count, state, next;
+    int64_t key, start, end, count;
+    int32_t state;
+    uint32_t gen; /* bumped whenever the record gets a new due-queue entry (or a new session) */
+    int64_t next;
     uint64_t first_seq, last_seq;
 } ss_head;
+
+static void sq_clear(fc_stable *t);
 
 #define SS_REC(t, i) ((ss_head *)((t)->pool + (size_t)(i) * (t)->stride))
 #define SS_ACC(r) ((double *)((ss_head *)(r) + 1))
@@ -1061,7 +1066,12 @@ int fc_stable_init(fc_stable *t, int64_t gap, int64_t lateness, const fc_agg *ag
     if (n_aggs) memcpy(t->aggs, aggs, (size_t)n_aggs * sizeof *aggs);
     t->stride = sizeof(ss_head) + (size_t)n_aggs * sizeof(double);
     t->free_head = -1;
-    t->min_due = INT64_MAX;
+    /* buckets ~1/128 of the time a session stays due or kept: the ring reaches 4x that ahead */
+    int64_t span = gap > INT64_MAX - lateness ? INT64_MAX : gap + lateness;
+    t->q_width = span / 128 + 1;
+    t->q_far_min = INT64_MAX;
+    t->q_ring = (fc_sbucket *)calloc(FC_SQ_RING, sizeof(fc_sbucket));
+    if (!t->q_ring) return FC_WIN_NOMEM;
     t->idx_cap = 1024;
     t->idx_keys = (int64_t *)malloc(t->idx_cap * sizeof(int64_t));
     t->idx_heads = (int64_t *)malloc(t->idx_cap * sizeof(int64_t));
@@ -1071,6 +1081,12 @@ int fc_stable_init(fc_stable *t, int64_t gap, int64_t lateness, const fc_agg *ag
 }
 
 void fc_stable_free(fc_stable *t) {
+    if (t->q_ring)
+        for (size_t i = 0; i < FC_SQ_RING; i++) free(t->q_ring[i].e);
+    free(t->q_ring);
+    free(t->q_far.e);
+    t->q_ring = NULL;
+    memset(&t->q_far, 0, sizeof t->q_far);
     free(t->pool);
     free(t->idx_keys);
     free(t->idx_heads);
@@ -1090,7 +1106,7 @@ void fc_stable_clear(fc_stable *t) {
     t->live = 0;
     for (size_t i = 0; i < t->idx_cap; i++) t->idx_heads[i] = IDX_EMPTY;
     t->idx_used = t->idx_live = 0;
-    t->min_due = INT64_MAX;
+    sq_clear(t);
 }
 
 static int ss_idx_rehash(fc_stable *t, size_t cap) {
@@ -1164,6 +1180,7 @@ static int64_t ss_alloc(fc_stable *t) {
         t->pool = pool;
         t->pool_cap = cap;
     }
+    SS_REC(t, t->pool_used)->gen = 0;
     return (int64_t)t->pool_used++;
 }
 
@@ -1174,9 +1191,53 @@ static void ss_release(fc_stable *t, int64_t r) {
     t->free_head = r;
 }
 
-static inline void ss_note_due(fc_stable *t, const ss_head *h) {
-    int64_t due = h->state == ST_DIRTY ? h->end - 1 : fc_cleanup_time(h->end - 1, t->lateness);
-    if (due < t->min_due) t->min_due = due;
+static inline int64_t ss_due(const fc_stable *t, const ss_head *h) {
+    return h->state == ST_DIRTY ? h->end - 1 : fc_cleanup_time(h->end - 1, t->lateness);
+}
+
+static int sq_append(fc_sbucket *b, fc_sdue e) {
+    if (b->len == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        fc_sdue *p = (fc_sdue *)realloc(b->e, cap * sizeof *p);
+        if (!p) return -1;
+        b->e = p;
+        b->cap = cap;
+    }
+    b->e[b->len++] = e;
+    return 0;
+}
+
+static inline int64_t sq_bucket(const fc_stable *t, int64_t due) {
+    int64_t q = due / t->q_width;
+    return (due % t->q_width != 0 && due < 0) ? q - 1 : q;
+}
+
+static inline size_t sq_slot(int64_t b) { return (size_t)(((b % FC_SQ_RING) + FC_SQ_RING) % FC_SQ_RING); }
+
+/* File entry e: in the ring when its bucket is within reach (an overdue one in the current
+ * bucket), else with the far entries. */
+static int sq_push(fc_stable *t, fc_sdue e) {
+    if (t->q_started) {
+        int64_t b = sq_bucket(t, e.due);
+        if (b < t->q_cur) b = t->q_cur;
+        if ((uint64_t)b - (uint64_t)t->q_cur < FC_SQ_RING) return sq_append(&t->q_ring[sq_slot(b)], e);
+    }
+    if (e.due < t->q_far_min) t->q_far_min = e.due;
+    return sq_append(&t->q_far, e);
+}
+
+/* Give record r a due-queue entry at its current due (its earlier entries become stale). */
+static int ss_schedule(fc_stable *t, int64_t r) {
+    ss_head *h = SS_REC(t, r);
+    fc_sdue e = {ss_due(t, h), r, ++h->gen};
+    return sq_push(t, e);
+}
+
+static void sq_clear(fc_stable *t) {
+    for (size_t i = 0; i < FC_SQ_RING; i++) t->q_ring[i].len = 0;
+    t->q_far.len = 0;
+    t->q_far_min = INT64_MAX;
+    t->q_started = 0;
 }
 
 /* fold record src (not in any list) into dst */
@@ -1205,6 +1266,7 @@ static int ss_merge_in(fc_stable *t, const ss_head *rec, int late_if_alone) {
     }
     if (cur != LIST_END && SS_REC(t, cur)->start <= rec->end) {
         ss_head *dst = SS_REC(t, cur);
+        int32_t was = dst->state;
         ss_fold(t, dst, rec);
         int64_t nxt = dst->next;
         while (nxt != LIST_END && SS_REC(t, nxt)->start <= dst->end) {
@@ -1216,7 +1278,9 @@ static int ss_merge_in(fc_stable *t, const ss_head *rec, int late_if_alone) {
             nxt = after;
         }
         dst->next = nxt;
-        ss_note_due(t, dst);
+        /* growing only delays a session's due; a fired one that takes new records is due
+         * sooner (its end - 1 instead of its cleanup time): it needs an earlier entry */
+        if (was != ST_DIRTY && dst->state == ST_DIRTY && ss_schedule(t, cur)) return -1;
         return 0;
     }
     if (late_if_alone) {
@@ -1229,15 +1293,16 @@ static int ss_merge_in(fc_stable *t, const ss_head *rec, int late_if_alone) {
     int64_t r = ss_alloc(t); /* may move the pool: no ss_head pointers held across this */
     if (r < 0) return -1;
     ss_head *h = SS_REC(t, r);
+    uint32_t gen = h->gen;
     memcpy(h, rec, t->stride);
+    h->gen = gen; /* the slot's entries from an earlier session stay stale */
     h->next = cur;
     if (prev == LIST_END)
         t->idx_heads[slot] = r;
     else
         SS_REC(t, prev)->next = r;
     t->live++;
-    ss_note_due(t, h);
-    return 0;
+    return ss_schedule(t, r) ? -1 : 0;
 }
 
 int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
@@ -1276,13 +1341,98 @@ int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, c
     return n_late;
 }
 
+/* Take session r out of its key's list and free it. */
+static void ss_remove(fc_stable *t, int64_t r) {
+    int64_t key = SS_REC(t, r)->key;
+    size_t mask = t->idx_cap - 1, i = (size_t)mix64((uint64_t)key) & mask;
+    for (;; i = (i + 1) & mask) { /* the key is there: its slot comes before any empty one */
+        int64_t head = t->idx_heads[i];
+        if ((head >= 0 || head == LIST_END) && t->idx_keys[i] == key) break;
+    }
+    int64_t prev = LIST_END, cur = t->idx_heads[i];
+    while (cur != r) {
+        prev = cur;
+        cur = SS_REC(t, cur)->next;
+    }
+    int64_t next = SS_REC(t, r)->next;
+    if (prev == LIST_END)
+        t->idx_heads[i] = next;
+    else
+        SS_REC(t, prev)->next = next;
+    if (t->idx_heads[i] == LIST_END) {
+        t->idx_heads[i] = IDX_TOMB;
+        t->idx_live--;
+    }
+    ss_release(t, r);
+    t->live--;
+}
+
+/* Pops the due queue up to the watermark: sessions to fire are listed (by end, key) for
+ * fc_stable_fire_emit; fired sessions past their cleanup time are freed; sessions that grew
+ * since their entry was made get a later one. Work is proportional to what is due, not to the
+ * sessions held. */
+/* One popped entry at watermark w: a session due is listed to fire, a fired one past its cleanup
+ * time is freed, one that grew since the entry was made gets a later entry, a stale entry is
+ * dropped. */
+static int sq_take(fc_stable *t, fc_sdue e, int64_t watermark) {
+    ss_head *h = SS_REC(t, e.idx);
+    if (h->state == ST_EMPTY || h->gen != e.gen) return 0; /* merged away or re-entered */
+    if (ss_due(t, h) > watermark) return ss_schedule(t, e.idx);
+    if (h->state == ST_DIRTY) return due_push(&t->due, &t->due_len, &t->due_cap, h->end, h->key, (size_t)e.idx);
+    ss_remove(t, e.idx);
+    return 0;
+}
+
+/* Take the due entries of one ring bucket, keeping the rest (and entries filed meanwhile). */
+static int sq_drain(fc_stable *t, fc_sbucket *b, int64_t watermark) {
+    size_t n = b->len, keep = 0;
+    for (size_t i = 0; i < n; i++) {
+        fc_sdue e = b->e[i]; /* b->e may move: entries can be filed into b itself */
+        if (e.due > watermark) {
+            b->e[keep++] = e;
+        } else if (sq_take(t, e, watermark)) {
+            return -1;
+        }
+    }
+    size_t added = b->len - n;
+    memmove(b->e + keep, b->e + n, added * sizeof *b->e);
+    b->len = keep + added;
+    return 0;
+}
+
+/* Lists the sessions to fire at the watermark (by end, key) for fc_stable_fire_emit and frees
+ * fired sessions past their cleanup time. The work is the buckets the watermark passed, not the
+ * sessions held. */
 int64_t fc_stable_fire_prepare(fc_stable *t, int64_t watermark) {
     t->due_len = 0;
-    if (!t->live || t->min_due > watermark) return 0;
-    for (size_t r = 0; r < t->pool_used; r++) {
-        ss_head *h = SS_REC(t, r);
-        if (h->state != ST_DIRTY || h->end - 1 > watermark) continue;
-        if (due_push(&t->due, &t->due_len, &t->due_cap, h->end, h->key, r)) return FC_WIN_NOMEM;
+    int64_t bw = sq_bucket(t, watermark);
+    if (!t->q_started) {
+        t->q_started = 1;
+        t->q_cur = bw;
+    } else if (bw > t->q_cur) {
+        uint64_t span = (uint64_t)bw - (uint64_t)t->q_cur;
+        int64_t from = t->q_cur;
+        t->q_cur = bw; /* before draining: entries filed meanwhile go to their bucket from bw on */
+        size_t n = span >= FC_SQ_RING ? FC_SQ_RING : (size_t)span + 1;
+        for (size_t k = 0; k < n; k++)
+            if (sq_drain(t, &t->q_ring[sq_slot(from + (int64_t)k)], watermark)) return FC_WIN_NOMEM;
+    } else if (sq_drain(t, &t->q_ring[sq_slot(t->q_cur)], watermark)) {
+        return FC_WIN_NOMEM;
+    }
+    int64_t far_bucket = sq_bucket(t, t->q_far_min);
+    if (t->q_far.len && (far_bucket < t->q_cur || (uint64_t)far_bucket - (uint64_t)t->q_cur < FC_SQ_RING)) {
+        fc_sbucket far = t->q_far; /* refile them all: within reach now, or far again */
+        memset(&t->q_far, 0, sizeof t->q_far);
+        t->q_far_min = INT64_MAX;
+        int rc = 0;
+        for (size_t i = 0; i < far.len && !rc; i++) {
+            if (far.e[i].due <= watermark)
+                rc = sq_take(t, far.e[i], watermark);
+            else
+                rc = sq_push(t, far.e[i]);
+        }
+        free(far.e);
+        if (rc) return FC_WIN_NOMEM;
     }
     if (sort_due_fast(&t->due, &t->due_cap, &t->due_tmp, &t->due_tmp_cap, t->due_len)) return FC_WIN_NOMEM;
     return (int64_t)t->due_len;
@@ -1291,54 +1441,32 @@ int64_t fc_stable_fire_prepare(fc_stable *t, int64_t watermark) {
 void fc_stable_fire_emit(fc_stable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
                          int64_t *out_ends, void *const *out_aggs) {
     for (size_t r = 0; r < t->due_len; r++) {
-        ss_head *h = SS_REC(t, t->due[r].idx);
+        int64_t idx = (int64_t)t->due[r].idx;
+        ss_head *h = SS_REC(t, idx);
         out_keys[r] = h->key;
         out_starts[r] = h->start;
         out_ends[r] = h->end;
         emit_aggs(t->aggs, t->n_aggs, SS_ACC(h), h->count, out_aggs, r);
         h->state = ST_FIRED;
+        /* kept for allowed lateness (a late record may still merge into it), else freed now; an
+         * entry that cannot be made leaves it to the next full clear */
+        if (fc_cleanup_time(h->end - 1, t->lateness) <= watermark)
+            ss_remove(t, idx);
+        else
+            ss_schedule(t, idx);
     }
     t->due_len = 0;
-    if (t->min_due > watermark) return;
-    /* free sessions past their cleanup time, key by key */
-    int64_t min_due = INT64_MAX;
-    for (size_t i = 0; i < t->idx_cap; i++) {
-        if (t->idx_heads[i] < 0 && t->idx_heads[i] != LIST_END) continue;
-        int64_t prev = LIST_END, cur = t->idx_heads[i];
-        while (cur != LIST_END) {
-            ss_head *h = SS_REC(t, cur);
-            int64_t next = h->next;
-            int64_t cleanup = fc_cleanup_time(h->end - 1, t->lateness);
-            if (cleanup <= watermark) {
-                if (prev == LIST_END)
-                    t->idx_heads[i] = next;
-                else
-                    SS_REC(t, prev)->next = next;
-                ss_release(t, cur);
-                t->live--;
-            } else {
-                int64_t due = h->state == ST_DIRTY ? h->end - 1 : cleanup;
-                if (due < min_due) min_due = due;
-                prev = cur;
-            }
-            cur = next;
-        }
-        if (t->idx_heads[i] == LIST_END) {
-            t->idx_heads[i] = IDX_TOMB;
-            t->idx_live--;
-        }
-    }
-    t->min_due = min_due;
     if (t->idx_cap > 1024 && t->idx_live * 16 < t->idx_cap) {
         size_t cap = 1024;
         while (t->idx_live * 10 > cap * 4) cap *= 2;
         ss_idx_rehash(t, cap);
     }
-    if (!t->live) { /* everything closed: give the pool back */
+    if (!t->live) { /* everything closed: give the pool back (every queue entry is stale) */
         free(t->pool);
         t->pool = NULL;
         t->pool_cap = t->pool_used = 0;
         t->free_head = -1;
+        sq_clear(t);
     }
 }
 

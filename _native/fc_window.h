@@ -129,6 +129,19 @@ void fc_wtable_clear(fc_wtable *t);
 
 /* ---------------------------------------------------------------------------- sessions */
 
+/* a session's entry in the due queue: valid while the record's gen is still gen */
+typedef struct {
+    int64_t due, idx;
+    uint32_t gen;
+} fc_sdue;
+
+typedef struct {
+    fc_sdue *e;
+    size_t len, cap;
+} fc_sbucket;
+
+#define FC_SQ_RING 512
+
 typedef struct {
     int64_t gap, lateness;
     int32_t n_aggs;
@@ -141,7 +154,15 @@ typedef struct {
     /* key index: open addressing of (key, head session) */
     int64_t *idx_keys, *idx_heads; /* head = -1 empty, -2 tombstone */
     size_t idx_cap, idx_used, idx_live;
-    int64_t min_due;
+    /* When each session is next due (fire: end - 1; cleanup: end - 1 + lateness): one valid
+     * entry per session, at or before its current due (a session that grows keeps its entry and
+     * gets a new one when that comes up too early). A calendar queue: a ring of FC_SQ_RING
+     * buckets of q_width ms from bucket q_cur (the last watermark's) on; later dues wait in
+     * q_far, entries made before the first watermark too. */
+    fc_sbucket *q_ring;
+    fc_sbucket q_far;
+    int64_t q_width, q_cur, q_far_min;
+    int q_started;
     uint64_t seq; /* arrival counter, orders first/last across merges */
     fc_due *due, *due_tmp;
     size_t due_len, due_cap, due_tmp_cap;
