@@ -178,11 +178,9 @@ class CloseableIterator:
         self.close()
 
 
-#: Configuration keys of flinkcore's runtime that travel in the job graph's config as they are
-_RUNTIME_SWITCHES = (
-    "execution.window.two-phase-aggregation",
-    "execution.window.two-phase-aggregation.sessions",
-)
+#: Configuration keys under this prefix (two-phase aggregation's switches and numbers) travel in
+#: the job graph's config as they are, for the runtime
+_RUNTIME_PREFIX = "execution.window.two-phase-aggregation"
 
 
 def _signal_done(channel: queue.Queue, cancelled: threading.Event) -> None:
@@ -451,10 +449,9 @@ class StreamExecutionEnvironment:
             config["batch_size"] = self._batch_size
         if self._configuration.get_string("execution.runtime"):
             config["runtime"] = self._configuration.get_string("execution.runtime")
-        for key in _RUNTIME_SWITCHES:  # read by the runtime from the graph's config
-            value = self._configuration.get_string(key)
-            if value:
-                config[key] = value
+        for key in self._configuration.key_set():
+            if key.startswith(_RUNTIME_PREFIX):
+                config[key] = self._configuration.get_string(key)
         # Sinks without downstream run in the driver process by default, so a sink object's
         # fields are the job's results after execute(); false runs them in the task slots at
         # their parallelism, as Flink does.
