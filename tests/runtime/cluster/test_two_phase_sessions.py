@@ -130,7 +130,7 @@ def run(build, parallelism, two_phase, in_process=False, batch_size=64, config=N
     if late_stream is not None:
         late_stream.add_sink(late)
     graph = env.get_stream_graph("two-phase sessions test", clear_transformations=True)
-    graph.config[CONFIG_KEY] = two_phase
+    graph.config[CONFIG_KEY] = graph.config[SESSIONS_CONFIG_KEY] = two_phase
     graph.config["batch_size"] = batch_size
     graph.config.update(config or {})
     applied = None
@@ -293,7 +293,7 @@ def test_aggregate_function_without_merge_keeps_the_one_phase_plan():
 
 
 def test_switch_off_keeps_the_one_phase_plan(monkeypatch):
-    from flinkcore.runtime.cluster.two_phase import ENV_VAR, SESSIONS_ENV_VAR
+    from flinkcore.runtime.cluster.two_phase import ENV_VAR, SESSIONS_CONFIG_KEY, SESSIONS_ENV_VAR
 
     monkeypatch.delenv(ENV_VAR, raising=False)
     monkeypatch.delenv(SESSIONS_ENV_VAR, raising=False)
@@ -302,10 +302,11 @@ def test_switch_off_keeps_the_one_phase_plan(monkeypatch):
     def build(env):
         return _windowed(env, data, 50, side=False).aggregate(SumCount()), None
 
-    on = _plan(build)
+    on = _plan(build, **{SESSIONS_CONFIG_KEY: "true"})
     assert on.config.get("two_phase_windows")
     assert [n.name for n in on.nodes.values() if n.name.startswith("LocalAggregate")]
-    assert _plan(build, **{CONFIG_KEY: "false"}).config.get("two_phase_windows") is None
+    off = {CONFIG_KEY: "false", SESSIONS_CONFIG_KEY: "true"}
+    assert _plan(build, **off).config.get("two_phase_windows") is None
     # sessions have their own switch, and the environment overrides both
     assert _plan(build, **{SESSIONS_CONFIG_KEY: "false"}).config.get("two_phase_windows") is None
     monkeypatch.setenv(SESSIONS_ENV_VAR, "0")
@@ -316,8 +317,8 @@ def test_switch_off_keeps_the_one_phase_plan(monkeypatch):
     assert _plan(build).config.get("two_phase_windows") is None
 
 
-def test_sessions_split_by_default(monkeypatch):
-    from flinkcore.runtime.cluster.two_phase import ENV_VAR, SESSIONS_ENV_VAR
+def test_sessions_stay_one_phase_by_default(monkeypatch):
+    from flinkcore.runtime.cluster.two_phase import ENV_VAR, SESSIONS_CONFIG_KEY, SESSIONS_ENV_VAR
 
     monkeypatch.delenv(ENV_VAR, raising=False)
     monkeypatch.delenv(SESSIONS_ENV_VAR, raising=False)
@@ -325,6 +326,9 @@ def test_sessions_split_by_default(monkeypatch):
     env.set_parallelism(2)
     _windowed(env, events(9, n=50, late_every=0), 50, side=False).aggregate(SumCount()).add_sink(ListSink())
     graph = env.get_stream_graph("default", clear_transformations=True)
+    plan = ClusterJob(graph).graph
+    assert not [n.name for n in plan.nodes.values() if n.name.startswith("LocalAggregate")]
+    graph.config[SESSIONS_CONFIG_KEY] = "true"
     plan = ClusterJob(graph).graph
     assert plan.config.get("two_phase_windows")
     assert [n.name for n in plan.nodes.values() if n.name.startswith("LocalAggregate")]

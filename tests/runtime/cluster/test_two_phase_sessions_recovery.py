@@ -121,7 +121,7 @@ def expected_lines(n):
 def processes(monkeypatch):
     monkeypatch.setenv("FLINKCORE_RUNTIME", "processes")
     monkeypatch.setenv(ENV_VAR, "true")  # build() sets it; monkeypatch restores it afterwards
-    monkeypatch.delenv(SESSIONS_ENV_VAR, raising=False)  # sessions split by default
+    monkeypatch.setenv(SESSIONS_ENV_VAR, "true")
     monkeypatch.delenv(SESSIONS_ADAPT_ENV_VAR, raising=False)
 
 
