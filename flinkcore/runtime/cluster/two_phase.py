@@ -15,21 +15,21 @@ too.
 
 Event-time session windows with a static gap and no allowed lateness split too when
 ``execution.window.two-phase-aggregation.sessions`` is ``true`` (environment variable
-``FLINKCORE_TWO_PHASE_SESSIONS``; :mod:`flinkcore.runtime.operators.local_sessions`). Off by
-default: on W3 (sparse sessions) p2 measured 1.25x p1 with it and 1.76x without (5M events,
-quiet machine), the pass-through after the switch still costing ~15-25% more than the
-one-phase plan for a reason not found yet; dense sessions (1,000 keys) ran 2x faster with it. The
+``FLINKCORE_TWO_PHASE_SESSIONS``; :mod:`flinkcore.runtime.operators.local_sessions`): the
 exchange then carries a small extent per key and gap + watermark delay of event time and one
-accumulator per session. The split is adaptive: to stay exact the local operator does the full
-per-record session update (as expensive as the global one), which pays only when a key has many
-records per gap + watermark delay; the local operator measures its messages per record and,
-where that is too high (W3: one per ~2 records), sends what it holds and passes every later
-record straight on. The rule's two numbers
-can be set (as Trino's adaptive partial aggregation's): ``...sessions.adaptive.min-records``
-(records per measuring period, 200000) and ``...sessions.adaptive.max-messages-per-record``
-(0.1; a larger value keeps pre-aggregating longer, 0 passes through after the first judged
-period that sent anything); the environment variable ``FLINKCORE_TWO_PHASE_SESSIONS_ADAPT``
-(``"<min-records>,<max-messages-per-record>"``) overrides both.
+accumulator per session. To stay exact the local operator does the full per-record session
+update (as expensive as the global one), which pays only when a key has many records per gap +
+watermark delay, so the split is adaptive: the local operator measures its messages per record
+and, where that is too high (W3: one per ~2 records), sends what it holds and passes every later
+record straight on. The rule's two numbers can be set (as Trino's adaptive partial
+aggregation's): ``...sessions.adaptive.min-records`` (records per measuring period, 200000) and
+``...sessions.adaptive.max-messages-per-record`` (0.1; a larger value keeps pre-aggregating
+longer, 0 passes through after the first judged period that sent anything); the environment
+variable ``FLINKCORE_TWO_PHASE_SESSIONS_ADAPT`` (``"<min-records>,<max-messages-per-record>"``)
+overrides both. Off by default: dense sessions (1,000 keys) ran 2x faster with it, but on W3
+(sparse sessions; 5M events, quiet machine) p2 ran 1.25x p1 with it and 1.76x without, the
+pass-through after the switch still costing ~15-25% more than the one-phase plan for a reason
+not found yet.
 
 Not split (the plan stays as it was): sessions with a dynamic gap or allowed lateness, custom
 triggers, evictors, processing time and count windows, list-state window functions
