@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from recovery_support import alive
 
 from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.datastream.connectors import NumberSequenceSource
@@ -38,17 +39,9 @@ def _graph(build, parallelism=2, batch_size=None):
     return graph, sink
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def assert_no_workers(job: ClusterJob) -> None:
     assert job.pids, "the job started no worker"
-    assert [p for p in job.pids if _alive(p)] == []
+    assert [p for p in job.pids if alive(p)] == []
 
 
 def _keyed_sum(env):
@@ -215,9 +208,9 @@ def test_killing_the_driver_leaves_no_worker_behind():
         proc.kill()
         proc.wait()
         deadline = time.monotonic() + 5
-        while any(_alive(p) and not _zombie(p) for p in pids) and time.monotonic() < deadline:
+        while any(alive(p) and not _zombie(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert [p for p in pids if _alive(p) and not _zombie(p)] == []
+        assert [p for p in pids if alive(p) and not _zombie(p)] == []
     finally:
         proc.kill()
         proc.wait()

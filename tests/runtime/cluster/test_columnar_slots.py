@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pyarrow as pa
 import pytest
+from recovery_support import alive, committed_lines
 
 from flinkcore.common import Duration, Encoder, Types, WatermarkStrategy
 from flinkcore.common.restart_strategy import RestartStrategies
@@ -246,24 +247,6 @@ class PacedArrowSource(Source):
         return _PacedReader(self.table.take(pa.array(idx)), self.rate)
 
 
-def _committed(out_dir):
-    lines = []
-    for root, _, files in os.walk(out_dir):
-        for name in files:
-            if not name.startswith("."):
-                with open(os.path.join(root, name)) as f:
-                    lines.extend(f.read().splitlines())
-    return sorted(lines)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def test_sigkill_of_a_worker_in_a_columnar_job_gives_exact_output(tmp_path, monkeypatch):
     """A columnar W2-like job at parallelism 2 (Arrow source, two-phase columnar window, Arrow
     results to the driver's file sink), checkpointed; a worker is SIGKILLed after a checkpoint
@@ -321,5 +304,5 @@ def test_sigkill_of_a_worker_in_a_columnar_job_gives_exact_output(tmp_path, monk
         total, c = sums.get((k, w), (0.0, 0))
         sums[(k, w)] = (total + v, c + 1)
     expected = sorted(f"{k},{w},{t},{c}" for (k, w), (t, c) in sums.items())
-    assert _committed(out) == expected
-    assert [p for p in first.pids if _alive(p)] == []
+    assert committed_lines(out) == expected
+    assert [p for p in first.pids if alive(p)] == []

@@ -7,12 +7,12 @@ while the only window of the job is still open; the committed output is exact.""
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from recovery_support import committed_lines, running_cluster_job
 
 from flinkcore.common import Configuration, Duration, Encoder, Types, WatermarkStrategy
 from flinkcore.common.restart_strategy import RestartStrategies
@@ -21,7 +21,6 @@ from flinkcore.datastream import HashMapStateBackend, StreamExecutionEnvironment
 from flinkcore.datastream.connectors.file_system import BucketAssigner, FileSink
 from flinkcore.datastream.window import TumblingEventTimeWindows
 from flinkcore.runtime.checkpointing import load_snapshot
-from flinkcore.runtime.cluster import ClusterJob
 from flinkcore.runtime.cluster.two_phase import ENV_VAR
 from flinkcore.runtime.sources import END, Source, SourceReader
 
@@ -95,16 +94,6 @@ class PacedArrowSource(Source):
         return _PacedReader(self.table, self.rate)
 
 
-def committed_lines(out_dir: str) -> list[str]:
-    lines = []
-    for root, _, files in os.walk(out_dir):
-        for name in files:
-            if not name.startswith("."):
-                with open(os.path.join(root, name)) as f:
-                    lines.extend(f.read().splitlines())
-    return sorted(lines)
-
-
 def expected_lines(table: pa.Table, window: int) -> list[str]:
     d = table.to_pydict()
     acc: dict = {}
@@ -150,16 +139,6 @@ def build(env, table, out_dir, chk_dir, rate, parallelism, window):
     return env
 
 
-def _running_cluster_job(client, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        attempt = client._job.job
-        if isinstance(attempt, ClusterJob) and len(attempt.pids) == attempt.placement.num_workers:
-            return attempt
-        time.sleep(0.01)
-    raise AssertionError("the job did not start its workers")
-
-
 def _mode(monkeypatch, runtime: str, two_phase: bool) -> None:
     monkeypatch.setenv("FLINKCORE_RUNTIME", runtime)
     monkeypatch.setenv(ENV_VAR, "true" if two_phase else "false")
@@ -174,7 +153,7 @@ def _first_run(tmp_path, monkeypatch, table, window, two_phase, runtime="process
     )
     client = env.execute_async("first run")
     if runtime == "processes":
-        first = _running_cluster_job(client)
+        first = running_cluster_job(client)
         assert bool(first.graph.config.get("two_phase_windows")) == two_phase
     time.sleep(0.5)
     savepoint = client.stop_with_savepoint(str(tmp_path / "sp")).result(timeout=20)

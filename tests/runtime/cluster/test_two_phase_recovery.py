@@ -10,6 +10,7 @@ import signal
 import time
 
 import pytest
+from recovery_support import alive, committed_lines, running_cluster_job
 
 from flinkcore.common import Configuration, Encoder, Types, WatermarkStrategy
 from flinkcore.common.restart_strategy import RestartStrategies
@@ -21,21 +22,10 @@ from flinkcore.datastream.connectors.file_system import BucketAssigner, FileSink
 from flinkcore.datastream.functions import AggregateFunction, ProcessWindowFunction
 from flinkcore.datastream.window import TumblingEventTimeWindows
 from flinkcore.runtime.checkpointing import load_snapshot
-from flinkcore.runtime.cluster import ClusterJob
 from flinkcore.runtime.cluster.two_phase import ENV_VAR
 
 KEYS = 5
 WINDOW = 40
-
-
-def committed_lines(out_dir):
-    lines = []
-    for root, _, files in os.walk(out_dir):
-        for name in files:
-            if not name.startswith("."):
-                with open(os.path.join(root, name)) as f:
-                    lines.extend(f.read().splitlines())
-    return sorted(lines)
 
 
 class IndexTs(TimestampAssigner):
@@ -108,24 +98,6 @@ def processes(monkeypatch):
     monkeypatch.setenv(ENV_VAR, "true")  # build() sets it; monkeypatch restores it afterwards
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _running_cluster_job(client, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        attempt = client._job.job
-        if isinstance(attempt, ClusterJob) and len(attempt.pids) == attempt.placement.num_workers:
-            return attempt
-        time.sleep(0.01)
-    raise AssertionError("the job did not start its workers")
-
-
 @pytest.mark.parametrize("victim", [0, -1])
 def test_sigkill_of_a_worker_with_two_phase_aggregation_gives_exact_output(tmp_path, processes, victim):
     out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
@@ -134,7 +106,7 @@ def test_sigkill_of_a_worker_with_two_phase_aggregation_gives_exact_output(tmp_p
     build(env, out, chk, n, rate=5_000, parallelism=2, two_phase=True)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
     client = env.execute_async("kill a worker")
-    first = _running_cluster_job(client)
+    first = running_cluster_job(client)
     assert first.graph.config.get("two_phase_windows"), "the window was not split"
     deadline = time.monotonic() + 20
     while client._job.coordinator is None or client._job.coordinator.latest_id == 0:
@@ -144,7 +116,7 @@ def test_sigkill_of_a_worker_with_two_phase_aggregation_gives_exact_output(tmp_p
     client.get_job_execution_result().result(timeout=60)
     assert client._job.restarts == 1
     assert committed_lines(out) == expected_lines(n)
-    assert [p for p in first.pids if _alive(p)] == []
+    assert [p for p in first.pids if alive(p)] == []
 
 
 @pytest.mark.parametrize("new_parallelism", [1, 3])
@@ -156,7 +128,7 @@ def test_savepoint_with_two_phase_restores_without_it_at_another_parallelism(
     env = StreamExecutionEnvironment.get_execution_environment()
     build(env, out, chk, n, rate=4_000, parallelism=2, two_phase=True)
     client = env.execute_async("at parallelism 2")
-    first = _running_cluster_job(client)
+    first = running_cluster_job(client)
     assert first.graph.config.get("two_phase_windows")
     time.sleep(0.3)
     savepoint = client.stop_with_savepoint(str(tmp_path / "sp")).result(timeout=20)

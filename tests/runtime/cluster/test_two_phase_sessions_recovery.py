@@ -11,6 +11,7 @@ import signal
 import time
 
 import pytest
+from recovery_support import alive, committed_lines, running_cluster_job
 
 from flinkcore.common import Configuration, Encoder, Types, WatermarkStrategy
 from flinkcore.common.restart_strategy import RestartStrategies
@@ -22,7 +23,6 @@ from flinkcore.datastream.connectors.file_system import BucketAssigner, FileSink
 from flinkcore.datastream.functions import AggregateFunction, ProcessWindowFunction
 from flinkcore.datastream.window import EventTimeSessionWindows
 from flinkcore.runtime.checkpointing import load_snapshot
-from flinkcore.runtime.cluster import ClusterJob
 from flinkcore.runtime.cluster.two_phase import ENV_VAR, SESSIONS_ADAPT_ENV_VAR, SESSIONS_ENV_VAR
 
 KEYS = 5
@@ -33,16 +33,6 @@ def event(i):
     """(key, value, ts): every 150 records time jumps ahead by 100 ms (more than the gap), so
     every key's sessions close over and over; within a run a key's records are 5 ms apart."""
     return (i % KEYS, i, i + (i // 150) * 100)
-
-
-def committed_lines(out_dir):
-    lines = []
-    for root, _, files in os.walk(out_dir):
-        for name in files:
-            if not name.startswith("."):
-                with open(os.path.join(root, name)) as f:
-                    lines.extend(f.read().splitlines())
-    return sorted(lines)
 
 
 class EventTs(TimestampAssigner):
@@ -125,24 +115,6 @@ def processes(monkeypatch):
     monkeypatch.delenv(SESSIONS_ADAPT_ENV_VAR, raising=False)
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _running_cluster_job(client, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        attempt = client._job.job
-        if isinstance(attempt, ClusterJob) and len(attempt.pids) == attempt.placement.num_workers:
-            return attempt
-        time.sleep(0.01)
-    raise AssertionError("the job did not start its workers")
-
-
 def _session_split(job):
     names = [n.name for n in job.graph.nodes.values()]
     return bool(job.graph.config.get("two_phase_windows")) and any(
@@ -158,7 +130,7 @@ def test_sigkill_of_a_worker_with_two_phase_sessions_gives_exact_output(tmp_path
     build(env, out, chk, n, rate=5_000, parallelism=2, two_phase=True)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
     client = env.execute_async("kill a worker")
-    first = _running_cluster_job(client)
+    first = running_cluster_job(client)
     assert _session_split(first), "the session window was not split"
     deadline = time.monotonic() + 20
     while client._job.coordinator is None or client._job.coordinator.latest_id == 0:
@@ -168,7 +140,7 @@ def test_sigkill_of_a_worker_with_two_phase_sessions_gives_exact_output(tmp_path
     client.get_job_execution_result().result(timeout=60)
     assert client._job.restarts == 1
     assert committed_lines(out) == expected_lines(n)
-    assert [p for p in first.pids if _alive(p)] == []
+    assert [p for p in first.pids if alive(p)] == []
 
 
 def test_sigkill_after_the_switch_to_pass_through_gives_exact_output(tmp_path, processes, monkeypatch):
@@ -185,7 +157,7 @@ def test_sigkill_after_the_switch_to_pass_through_gives_exact_output(tmp_path, p
     env.get_config().set_auto_watermark_interval(20)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
     client = env.execute_async("kill a worker after the switch")
-    first = _running_cluster_job(client)
+    first = running_cluster_job(client)
     assert _session_split(first)
     deadline = time.monotonic() + 20
     while client._job.coordinator is None or client._job.coordinator.latest_id < 4:
@@ -195,7 +167,7 @@ def test_sigkill_after_the_switch_to_pass_through_gives_exact_output(tmp_path, p
     client.get_job_execution_result().result(timeout=60)
     assert client._job.restarts == 1
     assert committed_lines(out) == expected_lines(n)
-    assert [p for p in first.pids if _alive(p)] == []
+    assert [p for p in first.pids if alive(p)] == []
 
 
 @pytest.mark.parametrize("new_parallelism", [1, 3])
@@ -207,7 +179,7 @@ def test_savepoint_with_two_phase_sessions_restores_at_another_parallelism(
     env = StreamExecutionEnvironment.get_execution_environment()
     build(env, out, chk, n, rate=4_000, parallelism=2, two_phase=True)
     client = env.execute_async("at parallelism 2")
-    first = _running_cluster_job(client)
+    first = running_cluster_job(client)
     assert _session_split(first)
     time.sleep(0.3)
     savepoint = client.stop_with_savepoint(str(tmp_path / "sp")).result(timeout=20)
@@ -231,7 +203,7 @@ def test_savepoint_without_two_phase_restores_into_two_phase_sessions(tmp_path, 
     env = StreamExecutionEnvironment.get_execution_environment()
     build(env, out, chk, n, rate=4_000, parallelism=2, two_phase=False)
     client = env.execute_async("one phase at parallelism 2")
-    _running_cluster_job(client)
+    running_cluster_job(client)
     time.sleep(0.3)
     savepoint = client.stop_with_savepoint(str(tmp_path / "sp")).result(timeout=20)
     client.get_job_execution_result().result(timeout=20)

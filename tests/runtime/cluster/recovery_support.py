@@ -1,0 +1,41 @@
+"""What the worker-process tests share: the committed output of a FileSink, whether a process
+lives, and the attempt of a running job once all its workers started. (Imported by name: pytest
+puts this directory on sys.path for the test files in it.)"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from flinkcore.runtime.cluster import ClusterJob
+
+
+def committed_lines(out_dir: str) -> list[str]:
+    """Lines of the visible (committed) part files; hidden in-progress/pending files excluded."""
+    lines = []
+    for root, _, files in os.walk(out_dir):
+        for name in files:
+            if not name.startswith("."):
+                with open(os.path.join(root, name)) as f:
+                    lines.extend(f.read().splitlines())
+    return sorted(lines)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def running_cluster_job(client: Any, timeout: float = 20) -> ClusterJob:
+    """The current attempt of ``client``'s job once every one of its workers started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        attempt = client._job.job
+        if isinstance(attempt, ClusterJob) and len(attempt.pids) == attempt.placement.num_workers:
+            return attempt
+        time.sleep(0.01)
+    raise AssertionError("the job did not start its workers")
