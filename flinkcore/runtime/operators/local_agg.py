@@ -131,6 +131,18 @@ class GlobalWindowOperator(AlignedWindowOperator):
     """The user's aligned window over partials: the same operator, fed ``(key, acc)`` tuples;
     a late single's side output is the user's record it carries."""
 
+    def open(self) -> None:
+        super().open()
+        # The compiled loop folds a partial's accumulator in itself (the user's merge / reduce
+        # called directly, the same calls in the same order as MergePartials.add /
+        # ReducePartials.add, which the Python paths keep using): one Python frame less per
+        # partial.
+        agg = self.state_spec.aggregate
+        if type(agg) is MergePartials and _compiled is not None:
+            self._kernel_functions = (_compiled.KIND_MERGE_PARTIAL, agg.create_accumulator, agg._merge)
+        elif type(agg) is ReducePartials and _compiled is not None:
+            self._kernel_functions = (_compiled.KIND_REDUCE_PARTIAL, None, agg.reduce)
+
     def _late(self, value: Any, ts: int) -> None:
         if type(value) is tuple and len(value) == 3:
             value = value[2]

@@ -730,8 +730,13 @@ def check_loop_timestamp(ts: Any, extract: Any) -> None:
 
 
 def key_index_of(key_selector: Any) -> int:
-    """``c`` when the key selector is exactly ``lambda v: v[c]`` with an int ``c`` >= 0, else -1
-    (the compiled loops then subscript a tuple record in C, as ``fast_key_selector`` does)."""
+    """``c`` when the key selector is exactly ``lambda v: v[c]`` or ``operator.itemgetter(c)``
+    with an int ``c`` >= 0, else -1 (the compiled loops then subscript a tuple record in C, as
+    ``fast_key_selector`` does)."""
+    if type(key_selector) is operator.itemgetter:
+        args = key_selector.__reduce__()[1]
+        const = args[0] if len(args) == 1 else None
+        return const if type(const) is int and const >= 0 else -1
     ok, const = subscript_constant(key_selector)
     return const if ok and type(const) is int and const >= 0 else -1
 
