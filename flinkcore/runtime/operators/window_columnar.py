@@ -24,6 +24,7 @@ The key may be a ``flinkcore.jit`` function (a key column computed over the batc
 from __future__ import annotations
 
 import operator
+import os
 from collections.abc import Callable
 from itertools import repeat
 from typing import Any
@@ -327,6 +328,12 @@ class ArrowWindowAggTable:
 #: rows a window operator collects from small columnar batches before its table's update (see
 #: NativeWindowTable.coalesce_rows)
 COALESCE_ROWS = 1 << 16
+#: rows a session window operator holds back at most, waiting for the other channels' records of
+#: the same event time (see ColumnarWindowOperator._feed_pending); past it everything goes in.
+#: ``FLINKCORE_SESSION_REORDER_MAX_ROWS=0`` turns the holding back off (arrival order).
+MAX_HELD_ROWS = int(os.environ.get("FLINKCORE_SESSION_REORDER_MAX_ROWS", 1 << 21))
+#: batches of at least this many rows (on average) go into the table one by one, not concatenated
+SEPARATE_ROWS = 1 << 14
 
 
 class NativeWindowTable:
@@ -349,6 +356,12 @@ class NativeWindowTable:
         #: batches, 357 in 16,384, 738 in 4,096), so small batches (a keyed exchange splits the
         #: source's over the channels) are coalesced; the tumbling/sliding table costs per row
         self.coalesce_rows = COALESCE_ROWS if gap is not None else 0
+        #: sessions whose aggregates do not depend on arrival order (no first/last): batches may
+        #: go into the table in event-time order rather than arrival order, within this many ms
+        #: of the earliest one held (see ColumnarWindowOperator._feed_pending)
+        self.reorder_horizon = None
+        if gap is not None and not any(func in ("first", "last") for _, func, _ in aggs):
+            self.reorder_horizon = max(gap // 2, 1)
 
         self.columns = sorted({col for _, _, col in aggs})
         index = {col: i for i, col in enumerate(self.columns)}
@@ -461,9 +474,12 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         #: set by the in-process runtime: emit results as RecordBatches (see ``_emit``)
         self.emit_columnar = False
         self._restored: list[dict] = []
-        #: small columnar batches collected for one table update (tables with ``coalesce_rows``)
-        self._pending: list[tuple[Any, np.ndarray]] = []
+        #: columnar batches collected for one table update (tables with ``coalesce_rows``), each
+        #: with its timestamps and their minimum
+        self._pending: list[tuple[Any, np.ndarray, int]] = []
         self._pending_rows = 0
+        #: rows of the batches the last ``_feed_pending`` held back
+        self._held_rows = 0
 
     @staticmethod
     def _default_table_factory(aggs: list, dtypes: dict) -> Callable[..., Any]:
@@ -578,33 +594,75 @@ class ColumnarWindowOperator(AbstractStreamOperator):
                 "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
             )
         limit = getattr(self._table, "coalesce_rows", 0)
-        if limit and type(values) is not list and len(values) < limit:
-            # small columnar batches wait for more (until a watermark, a snapshot or the end of
-            # input: each record still meets the watermark it would have met at once)
+        reorder = getattr(self._table, "reorder_horizon", None) is not None
+        if limit and type(values) is not list and (reorder or len(values) < limit):
+            # columnar batches wait for more (until a watermark, a snapshot or the end of input:
+            # each record still meets the watermark it would have met at once)
             pending = self._pending
             if pending and pending[0][0].schema != values.schema:
                 self._flush_pending()
                 pending = self._pending
-            pending.append((values, to_numpy(timestamps, np.int64)))
+            ts = to_numpy(timestamps, np.int64)
+            if not len(ts):
+                return
+            pending.append((values, ts, int(ts.min())))
             self._pending_rows += len(values)
-            if self._pending_rows >= limit:
-                self._flush_pending()
+            if self._pending_rows >= limit + self._held_rows:
+                self._feed_pending()
             return
         if self._pending:
             self._flush_pending()
         self._process(values, timestamps)
 
+    def _feed_pending(self, watermark: int | None = None) -> None:
+        """Update the table with the pending batches, in arrival order, except those that start
+        more than the table's ``reorder_horizon`` after the earliest pending one: they wait for
+        the records of their event time from the other input channels. A slot whose channels
+        drift apart in event time (one source seconds ahead of another) would otherwise feed a
+        key's records from two times at once: its sessions split into fragments that the later
+        channel's records merge again, and a key holds several sessions (W3 at parallelism 2:
+        about 2x the session table's work per record).
+
+        Exact: only batches whose every record is after ``watermark + 1`` (the operator's
+        watermark, or the one about to fire) wait. Such a record is never late and can meet no
+        session that is fired, firing, or that a late record could meet (those end by
+        ``watermark + 1``), so the sessions, what fires at each watermark and the late records
+        are those of the arrival order; the aggregates are order-free (no first/last), up to
+        float rounding of sums (as between parallelisms). Held rows are bounded
+        (``MAX_HELD_ROWS``); snapshots and the end of input take everything."""
+        pending = self._pending
+        horizon = getattr(self._table, "reorder_horizon", None)
+        if not pending or horizon is None or self._pending_rows > MAX_HELD_ROWS:
+            self._flush_pending()
+            return
+        wm = self.current_watermark if watermark is None else watermark
+        cut = max(min(lo for _, _, lo in pending) + horizon, wm + 1)
+        ready = [p for p in pending if p[2] <= cut]
+        if len(ready) == len(pending):
+            self._flush_pending()
+            return
+        held = [p for p in pending if p[2] > cut]
+        self._pending = held
+        self._held_rows = self._pending_rows = sum(len(p[0]) for p in held)
+        self._process_batches(ready)
+
     def _flush_pending(self) -> None:
         pending = self._pending
         if not pending:
             return
-        self._pending, self._pending_rows = [], 0
-        if len(pending) == 1:
-            self._process(*pending[0])
+        self._pending, self._pending_rows, self._held_rows = [], 0, 0
+        self._process_batches(pending)
+
+    def _process_batches(self, batches: list) -> None:
+        """Update the table with ``batches`` in order: one by one where they are large enough for
+        the per-call cost not to matter (no copy), else concatenated."""
+        if len(batches) == 1 or sum(len(b[0]) for b in batches) >= len(batches) * SEPARATE_ROWS:
+            for values, ts, _ in batches:
+                self._process(values, ts)
             return
         import pyarrow as pa
 
-        self._process(pa.concat_batches([v for v, _ in pending]), np.concatenate([t for _, t in pending]))
+        self._process(pa.concat_batches([b[0] for b in batches]), np.concatenate([b[1] for b in batches]))
 
     def prepare_snapshot_pre_barrier(self, checkpoint_id: int) -> None:
         self._flush_pending()
@@ -658,7 +716,8 @@ class ColumnarWindowOperator(AbstractStreamOperator):
     def process_watermark(self, watermark: int) -> None:
         if watermark <= self.current_watermark:
             return
-        self._flush_pending()
+        # what may fire at the new watermark goes in first, judged at the one it arrived at
+        self._feed_pending(watermark)
         self.current_watermark = watermark
         fire_columns = getattr(self._table, "fire_columns", None)
         if fire_columns is not None:
