@@ -6,8 +6,7 @@ from typing import Any
 KIND_AGGREGATING: int
 KIND_REDUCING: int
 KIND_LIST: int
-KIND_MERGE_PARTIAL: int
-KIND_REDUCE_PARTIAL: int
+KIND_FOLD_PARTIAL: int
 
 class Cursor:
     position: int

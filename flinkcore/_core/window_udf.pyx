@@ -44,11 +44,10 @@ KIND_AGGREGATING = 0
 KIND_REDUCING = 1
 KIND_LIST = 2
 #: The global window of two-phase aggregation (runtime/operators/local_agg.py): each value is a
-#: partial ``(key, partial[, record])`` and what is folded in is ``partial``: the accumulator is
-#: ``merge(acc, partial)`` from ``create()`` (an AggregateFunction's partial accumulators), or the
-#: reduced value ``reduce(acc, partial)`` from the first partial (a ReduceFunction's).
-KIND_MERGE_PARTIAL = 3
-KIND_REDUCE_PARTIAL = 4
+#: partial ``(key, partial[, record])``; a window's first partial is its accumulator (reduced
+#: value) as it is, each later one is folded in with ``fn(acc, partial)`` (the user's merge of
+#: accumulators, or reduce).
+KIND_FOLD_PARTIAL = 3
 
 
 cdef inline object _partial_of(object value):
@@ -451,9 +450,9 @@ def tumbling_batch(
     already fired (``start <= fired_until``): late, or a late firing, for the caller to handle
 (with the record's key in ``cur.key``).
     ``fn`` is ``add(value, acc)`` (aggregating, ``create()`` makes a new accumulator) or
-    ``reduce(acc, value)`` (reducing); for lists it is unused. Kinds 3 and 4 take partials of
-    two-phase aggregation: ``fn`` is ``merge(acc, partial)`` / ``reduce(acc, partial)`` of each
-    value's ``value[1]`` (see KIND_MERGE_PARTIAL); ``cur.value`` stays the partial. ``key_index`` >= 0 says the key
+    ``reduce(acc, value)`` (reducing); for lists it is unused. Kind 3 takes partials of
+    two-phase aggregation: the first ``value[1]`` of a key and window is stored, later ones are
+    folded in with ``fn(acc, value[1])`` (see KIND_FOLD_PARTIAL); ``cur.value`` stays the partial. ``key_index`` >= 0 says the key
     selector is exactly ``lambda v: v[key_index]``: on a tuple that is one C subscript (the same
     result, and a tuple subscript runs no user code); -1 calls ``key_of``.
 
@@ -505,7 +504,7 @@ def tumbling_batch(
                 kp = None
             lo = start
             hi = start + size
-        if kind >= 3:  # a partial: fold in its accumulator / reduced value (see KIND_MERGE_PARTIAL)
+        if kind == 3:  # a partial: fold in its accumulator / reduced value (see KIND_FOLD_PARTIAL)
             value = _partial_of(value)
         if kp is not None:
             if kp.int_key(key, &k):
@@ -516,15 +515,9 @@ def tumbling_batch(
                     else:
                         acc = <object>kp.entries[e].value
                         kp.put_at(e, fn(value, acc))
-                elif kind == 1 or kind == 4:
+                elif kind == 1 or kind == 3:
                     if e < 0:
                         kp.insert(k, key, value)
-                    else:
-                        acc = <object>kp.entries[e].value
-                        kp.put_at(e, fn(acc, value))
-                elif kind == 3:
-                    if e < 0:
-                        kp.insert(k, key, fn(create(), value))
                     else:
                         acc = <object>kp.entries[e].value
                         kp.put_at(e, fn(acc, value))
@@ -542,18 +535,12 @@ def tumbling_batch(
             else:
                 acc = <object>found
             PyDict_SetItem(panes, key, fn(value, acc))
-        elif kind == 1 or kind == 4:
+        elif kind == 1 or kind == 3:
             if found == NULL:
                 PyDict_SetItem(panes, key, value)
             else:
                 acc = <object>found
                 PyDict_SetItem(panes, key, fn(acc, value))
-        elif kind == 3:
-            if found == NULL:
-                acc = create()
-            else:
-                acc = <object>found
-            PyDict_SetItem(panes, key, fn(acc, value))
         elif found == NULL:
             PyDict_SetItem(panes, key, [value])
         else:

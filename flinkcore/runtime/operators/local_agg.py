@@ -23,8 +23,9 @@ Why the results equal the plan without pre-aggregation:
   input was idle it forwards every record as its own partial (a channel coming back from idle is
   not counted by the downstream watermark until it catches up, so holding records back could
   make them late where arrival order would not have);
-* the global window keeps the user's accumulator (AggregateFunction: ``add`` of a partial is the
-  user's ``merge``), the reduced value (reduce: partials are reduced) or the built-in aggregates
+* the global window keeps the user's accumulator (AggregateFunction: a window's first partial
+  is its accumulator, later ones are merged in with the user's ``merge``), the reduced value
+  (reduce: partials are reduced) or the built-in aggregates
   (sum of partial sums, sum of partial counts, min of minima, max of maxima); results, windows,
   keys, timestamps and the user's ``get_result`` / window function are the same.
 
@@ -89,18 +90,24 @@ _EMPTY = object()
 
 
 class MergePartials:
-    """The global window's AggregateFunction for a user AggregateFunction: ``add`` merges a
-    partial ``(key, accumulator[, record])`` into the window's accumulator with the user's
-    ``merge``; the accumulator and ``get_result`` are the user's."""
+    """The global window's AggregateFunction for a user AggregateFunction: a window's first
+    partial ``(key, accumulator[, record])`` gives its accumulator as it is, ``add`` merges each
+    later one in with the user's ``merge`` (as Flink merges the accumulators of merging
+    windows: the first one is kept, not merged into a new accumulator); ``get_result`` is the
+    user's. So a key with one partial per window ends with exactly the accumulator the local
+    operator built, record by record, as the one-phase window would have."""
 
     def __init__(self, agg: Any) -> None:
         self.agg = agg
-        self.create_accumulator = agg.create_accumulator
         self.get_result = agg.get_result
         self._merge = agg.merge
 
+    def create_accumulator(self) -> Any:
+        return _EMPTY
+
     def add(self, partial: tuple, acc: Any) -> Any:
-        return self._merge(acc, partial[1])
+        value = partial[1]
+        return value if acc is _EMPTY else self._merge(acc, value)
 
     def merge(self, a: Any, b: Any) -> Any:
         return self._merge(a, b)
@@ -133,15 +140,14 @@ class GlobalWindowOperator(AlignedWindowOperator):
 
     def open(self) -> None:
         super().open()
-        # The compiled loop folds a partial's accumulator in itself (the user's merge / reduce
-        # called directly, the same calls in the same order as MergePartials.add /
-        # ReducePartials.add, which the Python paths keep using): one Python frame less per
-        # partial.
+        # The compiled loop folds partials in itself (the user's merge / reduce called directly:
+        # the same calls in the same order as MergePartials.add / ReducePartials.add, which the
+        # Python paths keep using), one Python frame less per partial.
         agg = self.state_spec.aggregate
         if type(agg) is MergePartials and _compiled is not None:
-            self._kernel_functions = (_compiled.KIND_MERGE_PARTIAL, agg.create_accumulator, agg._merge)
+            self._kernel_functions = (_compiled.KIND_FOLD_PARTIAL, None, agg._merge)
         elif type(agg) is ReducePartials and _compiled is not None:
-            self._kernel_functions = (_compiled.KIND_REDUCE_PARTIAL, None, agg.reduce)
+            self._kernel_functions = (_compiled.KIND_FOLD_PARTIAL, None, agg.reduce)
 
     def _late(self, value: Any, ts: int) -> None:
         if type(value) is tuple and len(value) == 3:

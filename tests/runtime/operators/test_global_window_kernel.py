@@ -1,8 +1,9 @@
 """The global window of two-phase aggregation folds partials in its compiled loop
-(``window_udf.KIND_MERGE_PARTIAL`` / ``KIND_REDUCE_PARTIAL``): the results, late firings and late
-side output equal those of the same operator on its Python loop (``MergePartials.add`` /
-``ReducePartials.add`` per partial), for int, str and mixed keys, with allowed lateness, and a
-failing merge names the operator and the partial."""
+(``window_udf.KIND_FOLD_PARTIAL``): the results, late firings and late side output equal those
+of the same operator on its Python loop (``MergePartials.add`` / ``ReducePartials.add`` per
+partial), for int, str and mixed keys, with allowed lateness; a window's first partial is its
+accumulator as it is (the user's merge is not called with a new accumulator); a failing merge
+names the operator and the partial."""
 
 from __future__ import annotations
 
@@ -57,11 +58,10 @@ def as_partials(script, kind: str, rng: random.Random):
 
 
 def test_the_global_window_uses_the_partial_kinds():
-    kinds = (("merge", window_udf.KIND_MERGE_PARTIAL), ("reduce", window_udf.KIND_REDUCE_PARTIAL))
-    for kind, expected in kinds:
+    for kind in ("merge", "reduce"):
         op = global_window(kind, 0, passthrough=True)
         run(op, [("w", 0)], key_selector=_partial_key)
-        assert op._kernel_functions[0] == expected
+        assert op._kernel_functions[0] == window_udf.KIND_FOLD_PARTIAL
     assert key_index_of(_partial_key) == 0
     assert key_index_of(operator.itemgetter(0, 1)) == -1
     assert key_index_of(operator.itemgetter("a")) == -1
@@ -103,8 +103,38 @@ def test_a_failing_merge_names_the_operator_and_the_partial():
         TimeWindow,
         name="GlobalWindow",
     )
-    script = [("b", [(1, (1.0, 1)), (2, (7.0, 1))], [1, 2])]
+    script = [("b", [(2, (7.0, 1)), (1, (1.0, 1)), (2, (7.0, 1))], [1, 2, 3])]
     with pytest.raises(UserCodeError) as info:
         run(op, script, key_selector=_partial_key)
     assert "GlobalWindow" in str(info.value)
     assert "(2, (7.0, 1))" in str(info.value)
+
+
+def test_the_first_partial_is_the_accumulator_as_it_is():
+    class Counting(SumCount):
+        merges = 0
+
+        def create_accumulator(self):
+            raise AssertionError("the global window makes no new accumulator")
+
+        def merge(self, a, b):
+            Counting.merges += 1
+            return super().merge(a, b)
+
+    for twin in (False, True):
+        Counting.merges = 0
+        first = (1.5, 2)
+        op = GlobalWindowOperator(
+            10,
+            10,
+            0,
+            WindowStateSpec("aggregating", aggregate=MergePartials(Counting())),
+            window_function(True),
+            TimeWindow,
+        )
+        script = [("b", [(1, first), (2, (2.0, 1)), (2, (3.0, 1))], [1, 2, 3]), ("w", 9)]
+        out, _ = run(op, script, twin=twin, key_selector=_partial_key)
+        results = [item[0] for item in out if item[0] != "wm"]
+        assert results == [first, (5.0, 2)]
+        assert results[0] is first
+        assert Counting.merges == 1
