@@ -1073,10 +1073,9 @@ int fc_stable_init(fc_stable *t, int64_t gap, int64_t lateness, const fc_agg *ag
     t->q_ring = (fc_sbucket *)calloc(FC_SQ_RING, sizeof(fc_sbucket));
     if (!t->q_ring) return FC_WIN_NOMEM;
     t->idx_cap = 1024;
-    t->idx_keys = (int64_t *)malloc(t->idx_cap * sizeof(int64_t));
-    t->idx_heads = (int64_t *)malloc(t->idx_cap * sizeof(int64_t));
-    if (!t->idx_keys || !t->idx_heads) return FC_WIN_NOMEM;
-    for (size_t i = 0; i < t->idx_cap; i++) t->idx_heads[i] = IDX_EMPTY;
+    t->idx = (fc_sslot *)malloc(t->idx_cap * sizeof(fc_sslot));
+    if (!t->idx) return FC_WIN_NOMEM;
+    for (size_t i = 0; i < t->idx_cap; i++) t->idx[i].head = IDX_EMPTY;
     return FC_WIN_OK;
 }
 
@@ -1088,14 +1087,13 @@ void fc_stable_free(fc_stable *t) {
     t->q_ring = NULL;
     memset(&t->q_far, 0, sizeof t->q_far);
     free(t->pool);
-    free(t->idx_keys);
-    free(t->idx_heads);
+    free(t->idx);
     free(t->due);
     free(t->due_tmp);
     t->due_tmp = NULL;
     t->due_tmp_cap = 0;
     t->pool = NULL;
-    t->idx_keys = t->idx_heads = NULL;
+    t->idx = NULL;
     t->due = NULL;
     t->pool_cap = t->pool_used = t->live = t->idx_cap = t->idx_used = t->idx_live = 0;
 }
@@ -1104,32 +1102,24 @@ void fc_stable_clear(fc_stable *t) {
     t->pool_used = 0;
     t->free_head = -1;
     t->live = 0;
-    for (size_t i = 0; i < t->idx_cap; i++) t->idx_heads[i] = IDX_EMPTY;
+    for (size_t i = 0; i < t->idx_cap; i++) t->idx[i].head = IDX_EMPTY;
     t->idx_used = t->idx_live = 0;
     sq_clear(t);
 }
 
 static int ss_idx_rehash(fc_stable *t, size_t cap) {
-    int64_t *keys = (int64_t *)malloc(cap * sizeof(int64_t));
-    int64_t *heads = (int64_t *)malloc(cap * sizeof(int64_t));
-    if (!keys || !heads) {
-        free(keys);
-        free(heads);
-        return -1;
-    }
-    for (size_t i = 0; i < cap; i++) heads[i] = IDX_EMPTY;
+    fc_sslot *idx = (fc_sslot *)malloc(cap * sizeof(fc_sslot));
+    if (!idx) return -1;
+    for (size_t i = 0; i < cap; i++) idx[i].head = IDX_EMPTY;
     size_t mask = cap - 1;
     for (size_t i = 0; i < t->idx_cap; i++) {
-        if (t->idx_heads[i] < 0) continue;
-        size_t j = (size_t)mix64((uint64_t)t->idx_keys[i]) & mask;
-        while (heads[j] != IDX_EMPTY) j = (j + 1) & mask;
-        keys[j] = t->idx_keys[i];
-        heads[j] = t->idx_heads[i];
+        if (t->idx[i].head < 0) continue;
+        size_t j = (size_t)mix64((uint64_t)t->idx[i].key) & mask;
+        while (idx[j].head != IDX_EMPTY) j = (j + 1) & mask;
+        idx[j] = t->idx[i];
     }
-    free(t->idx_keys);
-    free(t->idx_heads);
-    t->idx_keys = keys;
-    t->idx_heads = heads;
+    free(t->idx);
+    t->idx = idx;
     t->idx_cap = cap;
     t->idx_used = t->idx_live;
     return 0;
@@ -1146,11 +1136,11 @@ static int64_t ss_idx_slot(fc_stable *t, int64_t key) {
     size_t i = (size_t)mix64((uint64_t)key) & mask;
     int64_t tomb = -1;
     for (;;) {
-        int64_t h = t->idx_heads[i];
+        int64_t h = t->idx[i].head;
         if (h == IDX_EMPTY) break;
         if (h == IDX_TOMB) {
             if (tomb < 0) tomb = (int64_t)i;
-        } else if (t->idx_keys[i] == key) {
+        } else if (t->idx[i].key == key) {
             return (int64_t)i;
         }
         i = (i + 1) & mask;
@@ -1160,8 +1150,8 @@ static int64_t ss_idx_slot(fc_stable *t, int64_t key) {
         t->idx_used++;
     }
     t->idx_live++;
-    t->idx_keys[tomb] = key;
-    t->idx_heads[tomb] = -3; /* live key, no session yet: list end marker is -3 */
+    t->idx[tomb].key = key;
+    t->idx[tomb].head = -3; /* live key, no session yet: list end marker is -3 */
     return tomb;
 }
 
@@ -1259,7 +1249,7 @@ static void ss_fold(fc_stable *t, ss_head *dst, const ss_head *src) {
 static int ss_merge_in(fc_stable *t, const ss_head *rec, int late_if_alone) {
     int64_t slot = ss_idx_slot(t, rec->key);
     if (slot < 0) return -1;
-    int64_t prev = LIST_END, cur = t->idx_heads[slot];
+    int64_t prev = LIST_END, cur = t->idx[slot].head;
     while (cur != LIST_END && SS_REC(t, cur)->end < rec->start) {
         prev = cur;
         cur = SS_REC(t, cur)->next;
@@ -1284,8 +1274,8 @@ static int ss_merge_in(fc_stable *t, const ss_head *rec, int late_if_alone) {
         return 0;
     }
     if (late_if_alone) {
-        if (t->idx_heads[slot] == LIST_END) { /* do not keep an empty key around */
-            t->idx_heads[slot] = IDX_TOMB;
+        if (t->idx[slot].head == LIST_END) { /* do not keep an empty key around */
+            t->idx[slot].head = IDX_TOMB;
             t->idx_live--;
         }
         return 1;
@@ -1298,7 +1288,7 @@ static int ss_merge_in(fc_stable *t, const ss_head *rec, int late_if_alone) {
     h->gen = gen; /* the slot's entries from an earlier session stay stale */
     h->next = cur;
     if (prev == LIST_END)
-        t->idx_heads[slot] = r;
+        t->idx[slot].head = r;
     else
         SS_REC(t, prev)->next = r;
     t->live++;
@@ -1315,14 +1305,17 @@ int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, c
     int64_t n_late = 0;
     for (size_t i = 0; i < n; i++) {
         /* two-stage prefetch: the key's index slot well ahead, then (once that is in cache) the
-         * head session it points to; both tables outgrow the cache with many keys */
+         * head session it points to (both its cache lines); both tables outgrow the cache with
+         * many keys */
         if (i + 2 * AHEAD < n)
-            FC_PREFETCH(&t->idx_heads[(size_t)mix64((uint64_t)keys[i + 2 * AHEAD]) & (t->idx_cap - 1)]);
+            FC_PREFETCH(&t->idx[(size_t)mix64((uint64_t)keys[i + 2 * AHEAD]) & (t->idx_cap - 1)]);
         if (i + AHEAD < n && t->pool) {
             size_t mask = t->idx_cap - 1, j = (size_t)mix64((uint64_t)keys[i + AHEAD]) & mask;
-            FC_PREFETCH(&t->idx_keys[j]);
-            int64_t head = t->idx_heads[j];
-            if (head >= 0 && t->idx_keys[j] == keys[i + AHEAD]) FC_PREFETCH(SS_REC(t, head));
+            int64_t head = t->idx[j].head;
+            if (head >= 0 && t->idx[j].key == keys[i + AHEAD]) {
+                FC_PREFETCH(SS_REC(t, head));
+                FC_PREFETCH((const uint8_t *)SS_REC(t, head) + t->stride - 1); /* its accumulators */
+            }
         }
         rec->key = keys[i];
         rec->start = ts[i];
@@ -1346,21 +1339,21 @@ static void ss_remove(fc_stable *t, int64_t r) {
     int64_t key = SS_REC(t, r)->key;
     size_t mask = t->idx_cap - 1, i = (size_t)mix64((uint64_t)key) & mask;
     for (;; i = (i + 1) & mask) { /* the key is there: its slot comes before any empty one */
-        int64_t head = t->idx_heads[i];
-        if ((head >= 0 || head == LIST_END) && t->idx_keys[i] == key) break;
+        int64_t head = t->idx[i].head;
+        if ((head >= 0 || head == LIST_END) && t->idx[i].key == key) break;
     }
-    int64_t prev = LIST_END, cur = t->idx_heads[i];
+    int64_t prev = LIST_END, cur = t->idx[i].head;
     while (cur != r) {
         prev = cur;
         cur = SS_REC(t, cur)->next;
     }
     int64_t next = SS_REC(t, r)->next;
     if (prev == LIST_END)
-        t->idx_heads[i] = next;
+        t->idx[i].head = next;
     else
         SS_REC(t, prev)->next = next;
-    if (t->idx_heads[i] == LIST_END) {
-        t->idx_heads[i] = IDX_TOMB;
+    if (t->idx[i].head == LIST_END) {
+        t->idx[i].head = IDX_TOMB;
         t->idx_live--;
     }
     ss_release(t, r);
@@ -1482,8 +1475,8 @@ void fc_stable_snapshot(const fc_stable *t, uint8_t *out) {
     put_u64(&out, t->seq);
     put_u64(&out, t->live);
     for (size_t i = 0; i < t->idx_cap; i++) {
-        if (t->idx_heads[i] < 0) continue;
-        for (int64_t cur = t->idx_heads[i]; cur != LIST_END; cur = SS_REC(t, cur)->next) {
+        if (t->idx[i].head < 0) continue;
+        for (int64_t cur = t->idx[i].head; cur != LIST_END; cur = SS_REC(t, cur)->next) {
             const ss_head *h = SS_REC(t, cur);
             put_i64(&out, h->key);
             put_i64(&out, h->start);

@@ -143,6 +143,10 @@ typedef struct {
 #define FC_SQ_RING 512
 
 typedef struct {
+    int64_t key, head;
+} fc_sslot;
+
+typedef struct {
     int64_t gap, lateness;
     int32_t n_aggs;
     fc_agg aggs[FC_WIN_MAX_AGGS];
@@ -151,8 +155,9 @@ typedef struct {
     size_t pool_cap, pool_used;
     int64_t free_head; /* free list through the records' next field, -1 = none */
     size_t live;       /* sessions */
-    /* key index: open addressing of (key, head session) */
-    int64_t *idx_keys, *idx_heads; /* head = -1 empty, -2 tombstone */
+    /* key index: open addressing of (key, head session), both in one slot (one cache line
+     * per probe: the index outgrows the caches with many keys) */
+    fc_sslot *idx; /* head = -1 empty, -2 tombstone */
     size_t idx_cap, idx_used, idx_live;
     /* When each session is next due (fire: end - 1; cleanup: end - 1 + lateness): one valid
      * entry per session, at or before its current due (a session that grows keeps its entry and
