@@ -67,6 +67,7 @@ cdef extern from "Python.h":
     void *PyUnicode_DATA(object o)
     bint PyUnicode_IS_ASCII(object o)
     void PyObject_GC_UnTrack(object o)
+    bint PyObject_GC_IsTracked(object o)
     char *PyBytes_AS_STRING(object o)
     Py_ssize_t PyBytes_GET_SIZE(object o)
 
@@ -1219,13 +1220,15 @@ cdef object _dec(_Reader rd, int depth):
         for i in range(n):
             v = _dec_item(rd, depth + 1)
             vt = type(v)
-            if not (vt is int or vt is float or vt is str or v is None or vt is bool or vt is bytes):
+            if not (vt is int or vt is float or vt is str or v is None or vt is bool or vt is bytes
+                    or (vt is tuple and not PyObject_GC_IsTracked(v))):
                 atomic = False
             Py_INCREF(v)
             PyTuple_SET_ITEM(t, i, v)
         if atomic:
-            # a tuple of atomic values cannot be part of a cycle: spare the GC from scanning it
-            # (CPython untracks such tuples itself, but only when a collection visits them)
+            # a tuple of atomic values (and untracked tuples, e.g. (key, (sum, count))) cannot be
+            # part of a cycle: spare the GC from scanning it (CPython untracks such tuples
+            # itself, by the same rule, but only when a collection visits them)
             PyObject_GC_UnTrack(t)
         return t
     if tag == FC_TAG_LIST:
