@@ -207,17 +207,64 @@ def _sink(field: Any) -> Any:
     return Sink(field)
 
 
+class SlotCountingSink(CountingSink):
+    """:class:`CountingSink` for a sink that runs where Flink runs it: in the task slots, at the
+    job's parallelism (``flinkcore.sinks-in-driver: false``), not in the driver. Each instance
+    counts its own results and writes them to a file of ``directory`` when it closes (a sink
+    writing to an external system); :func:`slot_sink_totals` adds them up afterwards. At
+    parallelism 1 (in this process) the same sink writes one file."""
+
+    def __init__(self, field: int | str, directory: str) -> None:
+        super().__init__(field)
+        self.directory = directory
+
+    def open(self, runtime_context: Any = None) -> None:
+        self.results = 0
+        self.checksum = 0.0
+
+    def close(self) -> None:
+        path = os.path.join(self.directory, f"{os.getpid()}-{id(self)}.txt")
+        with open(path, "w") as f:
+            f.write(f"{self.results} {self.checksum!r}")
+
+
+def _slot_sink(field: Any) -> Any:
+    from flinkcore.datastream.functions import SinkFunction
+
+    class Sink(SlotCountingSink, SinkFunction):
+        pass
+
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    return Sink(field, tempfile.mkdtemp(prefix="flinkcore-bench-sink-", dir=base))
+
+
+def slot_sink_totals(sink: SlotCountingSink) -> tuple[int, float]:
+    """(results, checksum) over every instance of ``sink`` (then its directory is removed)."""
+    results, checksum = 0, 0.0
+    try:
+        for name in sorted(os.listdir(sink.directory)):
+            with open(os.path.join(sink.directory, name)) as f:
+                r, c = f.read().split()
+            results += int(r)
+            checksum += float(c)
+    finally:
+        shutil.rmtree(sink.directory, True)
+    return results, checksum
+
+
 #: ``flinkcore.batch-size`` of every job (None: the default); the same at every parallelism
 BATCH_SIZE: int | None = None
 
 
-def _env(parallelism: int) -> Any:
+def _env(parallelism: int, sinks_in_slots: bool = False) -> Any:
     from flinkcore.common.configuration import Configuration
     from flinkcore.datastream import StreamExecutionEnvironment
 
     conf = Configuration()
     if BATCH_SIZE:
         conf.set_string("flinkcore.batch-size", str(BATCH_SIZE))
+    if sinks_in_slots:  # Flink's placement: the sink's subtasks run in the slots
+        conf.set_string("flinkcore.sinks-in-driver", "false")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(parallelism)
     return env
@@ -376,6 +423,45 @@ def w3_columnar_batch_sink(events: Events, parallelism: int) -> tuple[int, float
     return sink.results, sink.checksum
 
 
+def w2_columnar_slot_sink(events: Events, parallelism: int) -> tuple[int, float]:
+    """W2 columnar with its per-record sink in the task slots (as Flink places a sink of the job's
+    parallelism), not in the driver: see :class:`SlotCountingSink`."""
+    from flinkcore.common.time import Time
+    from flinkcore.datastream.window import TumblingEventTimeWindows
+
+    env = _env(parallelism, sinks_in_slots=True)
+    sink = _slot_sink("total")
+    (
+        _source(env, events, rows="arrow")
+        .assign_timestamps_and_watermarks(_watermarks("ts"))
+        .key_by("key")
+        .window(TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS)))
+        .agg(total=("value", "sum"), n=("value", "count"))
+        .add_sink(sink)
+    )
+    env.execute("W2 columnar, sink in the slots")
+    return slot_sink_totals(sink)
+
+
+def w3_columnar_slot_sink(events: Events, parallelism: int) -> tuple[int, float]:
+    """W3 columnar with its per-record sink in the task slots (see :class:`SlotCountingSink`)."""
+    from flinkcore.common.time import Time
+    from flinkcore.datastream.window import EventTimeSessionWindows
+
+    env = _env(parallelism, sinks_in_slots=True)
+    sink = _slot_sink("n")
+    (
+        _source(env, events, rows="arrow")
+        .assign_timestamps_and_watermarks(_watermarks("ts"))
+        .key_by("key")
+        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(SESSION_GAP_MS)))
+        .agg(n=("value", "count"))
+        .add_sink(sink)
+    )
+    env.execute("W3 columnar, sink in the slots")
+    return slot_sink_totals(sink)
+
+
 def w3_columnar(events: Events, parallelism: int) -> tuple[int, float]:
     from flinkcore.common.time import Time
     from flinkcore.datastream.window import EventTimeSessionWindows
@@ -435,5 +521,7 @@ JOBS = {
     "w3-columnar": w3_columnar,
     "w2-columnar-batch-sink": w2_columnar_batch_sink,
     "w3-columnar-batch-sink": w3_columnar_batch_sink,
+    "w2-columnar-slot-sink": w2_columnar_slot_sink,
+    "w3-columnar-slot-sink": w3_columnar_slot_sink,
     "w2-udf-heavy": w2_udf_heavy,
 }
