@@ -43,3 +43,64 @@ def test_keyed_panes_items_of_int_keys():
     assert [gc.is_tracked(p) for p in items] == [False, True, True]
     assert not gc.is_tracked(acc)
     assert gc.is_tracked(items[1][1])
+
+
+def test_items_leave_the_collector_as_they_found_it():
+    panes = KeyedPanes()
+    panes[1] = (1.0, 2)
+    assert gc.isenabled()
+    panes.items()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        panes.items()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_window_accumulators_of_atomic_values_are_untracked_as_they_are_made():
+    from flinkcore.datastream.window import TimeWindow
+    from flinkcore.runtime.operators.window import (
+        AlignedWindowOperator,
+        InternalWindowFunction,
+        WindowStateSpec,
+    )
+    from flinkcore.runtime.testing import KeyedOneInputStreamOperatorTestHarness
+
+    class SumCountList:
+        def create_accumulator(self):
+            return 0.0, 0, []
+
+        def add(self, value, acc):
+            return acc[0] + value[1], acc[1] + 1, acc[2]
+
+        def get_result(self, acc):
+            return acc
+
+        def merge(self, a, b):
+            return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+
+    class SumCount(SumCountList):
+        def create_accumulator(self):
+            return 0.0, 0
+
+        def add(self, value, acc):
+            return acc[0] + value[1], acc[1] + 1
+
+    for agg, tracked in ((SumCount(), False), (SumCountList(), True)):
+        op = AlignedWindowOperator(
+            10,
+            10,
+            0,
+            WindowStateSpec("aggregating", aggregate=agg),
+            InternalWindowFunction(lambda key, window, ctx, value: (value,), passthrough=True),
+            TimeWindow,
+        )
+        h = KeyedOneInputStreamOperatorTestHarness(op, key_selector=lambda v: v[0])
+        h.open()
+        assert op._use_compiled
+        h.process_elements([(1, 1.0), (2, 2.0), (1, 3.0)], [1, 2, 3])
+        accs = list(op._panes[0].values())
+        assert [a[:2] for a in accs] == [(4.0, 2), (2.0, 1)]
+        assert [gc.is_tracked(a) for a in accs] == [tracked, tracked]
