@@ -386,8 +386,9 @@ cdef class KeyedPanes:
             return list(self.fallback.values())
         return [<object>self.entries[i].value for i in range(self.n)]
 
-    def items(self):
-        """``[(key, value), ...]`` in insertion order. The pairs, and values that are tuples of
+    def items(self, Py_ssize_t start=0, stop=None):
+        """``[(key, value), ...]`` in insertion order (``[start:stop]`` of it: a part of a large
+        table at a time, while its entries are in the cache). The pairs, and values that are tuples of
         atomic values (the usual accumulator), are untracked by the cycle collector as CPython
         itself untracks such tuples in their first collection: a firing's 10,000s of pairs (the
         partials of two-phase aggregation) do not make each young collection walk them. The
@@ -399,17 +400,24 @@ cdef class KeyedPanes:
         cdef tuple pair
         cdef object value
         cdef int gc_was_on
+        cdef Py_ssize_t end
         if self.fallback is not None:
-            return list(self.fallback.items())
-        out = [None] * self.n
+            pairs = list(self.fallback.items())
+            return pairs if start == 0 and stop is None else pairs[start:stop]
+        end = self.n if stop is None else min(<Py_ssize_t>stop, self.n)
+        if start < 0 or end < 0:
+            raise ValueError("start and stop must be >= 0")
+        if start >= end:
+            return []
+        out = [None] * (end - start)
         gc_was_on = PyGC_Disable()
         try:
-            for i in range(self.n):
+            for i in range(start, end):
                 value = <object>self.entries[i].value
                 fc_maybe_untrack(value)
                 pair = (<object>self.entries[i].keyobj, value)
                 fc_maybe_untrack(pair)
-                out[i] = pair
+                out[i - start] = pair
         finally:
             if gc_was_on:
                 PyGC_Enable()

@@ -104,3 +104,16 @@ def test_window_accumulators_of_atomic_values_are_untracked_as_they_are_made():
         accs = list(op._panes[0].values())
         assert [a[:2] for a in accs] == [(4.0, 2), (2.0, 1)]
         assert [gc.is_tracked(a) for a in accs] == [tracked, tracked]
+
+
+def test_keyed_panes_items_in_parts():
+    panes = KeyedPanes()
+    for k in range(10):
+        panes[k] = (float(k), k)
+    whole = panes.items()
+    assert [p for a in range(0, 10, 3) for p in panes.items(a, a + 3)] == whole
+    assert panes.items(8) == whole[8:]
+    assert panes.items(4, 100) == whole[4:]
+    assert panes.items(5, 5) == []
+    panes["x"] = (0.0, 0)  # the dict fallback
+    assert panes.items(9, 11) == [(9, (9.0, 9)), ("x", (0.0, 0))]
