@@ -23,10 +23,12 @@ from flinkcore.common.watermark import MIN_WATERMARK
 from flinkcore.runtime.key_selectors import fast_key_selector
 from flinkcore.runtime.operators.base import Input, UserCodeError
 
-__all__ = ["InputGate", "make_writer"]
+__all__ = ["GateChannel", "InputGate", "make_writer"]
 
 
-class _Channel(Input):
+class GateChannel(Input):
+    """One channel into an :class:`InputGate` (``index`` is its place there)."""
+
     def __init__(self, gate: InputGate, index: int) -> None:
         self.gate = gate
         self.index = index
@@ -63,7 +65,10 @@ class InputGate:
         self.ended = [False] * n
         self.last = MIN_WATERMARK
         self.all_idle = False
-        self.channels = [_Channel(self, i) for i in range(n)]
+        self.channels = [GateChannel(self, i) for i in range(n)]
+        #: records that channels marked by :meth:`count_local` delivered since the multi-process
+        #: exchange last read (and reset) it: it paces the gate's remote channels by them
+        self.local_records = 0
 
     def accept_columnar(self) -> None:
         """Let columnar batches through to the operator input: as they are where it takes them,
@@ -76,6 +81,16 @@ class InputGate:
         """Records go straight to the operator input (after the operator opened)."""
         for c in self.channels:
             c.bind()
+
+    def count_local(self, i: int) -> None:
+        """Add the records of channel ``i`` to :attr:`local_records` (after :meth:`bind`)."""
+        process = self.channels[i].process_batch
+
+        def process_batch(values: Any, timestamps: Any) -> None:
+            self.local_records += len(values)
+            process(values, timestamps)
+
+        self.channels[i].process_batch = process_batch  # type: ignore[method-assign]
 
     def _advance(self) -> None:
         active = [

@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from flinkcore.common.watermark import MIN_WATERMARK
 from flinkcore.runtime.cluster import wire
 from flinkcore.runtime.columnar import columnar_input, enable_columnar
-from flinkcore.runtime.exchange import InputGate, connected_targets, make_writer
+from flinkcore.runtime.exchange import GateChannel, InputGate, connected_targets, make_writer
 from flinkcore.runtime.executor import Router, SourceInstance, columnar_batch_size
 from flinkcore.runtime.graph import StreamGraph, StreamNode
 from flinkcore.runtime.operators.base import Input, OperatorContext
@@ -55,6 +56,9 @@ DEFAULT_FRAME_RECORDS = 512
 DEFAULT_FRAME_ROWS = 16384
 #: batches a receiver accepts per channel before the sender waits (Flink's buffers per channel)
 DEFAULT_CREDITS = 8
+#: records a remote channel ahead of its gate may deliver per round at least (see
+#: SlotTask.process_pending), so local channels that deliver nothing never stop it
+MIN_PACE_RECORDS = 64
 
 
 def node_keys(graph: StreamGraph) -> dict[int, str]:
@@ -310,6 +314,13 @@ class SlotTask:
         self.deferred: deque[Any] = deque()
         self._blocked: list[int] = []
         self._unsafe: frozenset[int] = frozenset()
+        #: pacing (see process_pending): inbound channel -> (its gate, its index there), for
+        #: channels that share an input; -> records it may still deliver this round
+        self._gate_of: dict[int, tuple[InputGate, int]] = {}
+        self._deficit: dict[int, int] = {}
+        self._local_gate_channels: list[GateChannel] = []
+        #: gates with local and remote channels, and their remote channels
+        self._paced_gates: list[tuple[InputGate, list[int]]] = []
         self._build()
 
     # -- building ---------------------------------------------------------------------------
@@ -387,6 +398,11 @@ class SlotTask:
                             cid = pl.channel_id[(n, u, j)]
                             self.inbound[cid] = (target, node.id)
                             self.open_inbound.add(cid)
+                            if isinstance(target, GateChannel):
+                                self._gate_of[cid] = (target.gate, target.index)
+                                self._deficit[cid] = 0
+                        elif isinstance(target, GateChannel):
+                            self._local_gate_channels.append(target)
         # upstream ends: local channels are direct calls, others remote channels
         for node in order:
             out_edges = [(n, e) for n, e in enumerate(g.edges) if e.source_id == node.id]
@@ -459,6 +475,7 @@ class SlotTask:
             if columnar:
                 gate.accept_columnar()
             gate.bind()
+        self._pace_gates()
         for router in self.routers:
             router.bind(columnar)
         if columnar:  # columnar batches that arrive from other slots (as Arrow IPC)
@@ -467,6 +484,19 @@ class SlotTask:
             s.reader.open(s.context)
             opened.append(s.reader)
         return opened
+
+    def _pace_gates(self) -> None:
+        """Count the records of local channels into gates that also have remote channels (the
+        measure of a remote channel's turn, see :meth:`process_pending`)."""
+        remote: dict[int, list[int]] = {}
+        for cid, (gate, _) in self._gate_of.items():
+            remote.setdefault(id(gate), []).append(cid)
+        paced = {}
+        for ch in self._local_gate_channels:
+            if id(ch.gate) in remote:
+                ch.gate.count_local(ch.index)
+                paced[id(ch.gate)] = (ch.gate, remote[id(ch.gate)])
+        self._paced_gates = list(paced.values())
 
     def _enable_columnar(self) -> bool:
         """The in-process executor's columnar path in this slot (one rule for both:
@@ -541,19 +571,52 @@ class SlotTask:
         """Overridden by the driver; in a worker, a lost peer ends the task."""
         raise PeerLost(peer.index)
 
-    def process_pending(self) -> bool:
-        """Run received messages through the local subtasks (those not on a waiting call stack)."""
+    def process_pending(self, pace: bool = False) -> bool:
+        """Run received messages through the local subtasks (those not on a waiting call stack).
+
+        ``pace`` (a round of :meth:`step` while local sources run): a remote channel whose
+        watermark is ahead of its gate's takes turns with the gate's local channels, as a Flink
+        task reads its input channels round-robin: per round it delivers about as many records
+        as the local channels did (deficit round-robin). Without it, a slot that fell behind
+        takes every batch a faster slot sent (up to ``credits``) per batch of its own source,
+        which makes it slower still: one source then runs seconds of event time ahead of the
+        other, and windows hold records far past the watermark (W3 at p2: sources 1-5 s apart,
+        most keys holding several sessions). Paced, the faster sender soon waits for credit, as a
+        Flink source waits for buffers. Channels at their gate's watermark, channels without a
+        gate, and every event (watermark, barrier, end of input) go through at once."""
         pending = self._pending
         if not pending:
             return False
+        deficit = self._deficit
+        if pace:
+            for gate, channels in self._paced_gates:
+                quantum = max(gate.local_records, MIN_PACE_RECORDS)
+                gate.local_records = 0
+                for c in channels:
+                    d = deficit[c] + quantum
+                    deficit[c] = d if d < quantum else quantum
         kept = []
+        waiting: set[int] = set()  # channels whose turn of this round is over
         progressed = False
+        gate_of = self._gate_of
         while pending:
             item = pending.popleft()
-            target, node_id = self.inbound[item[0]]
-            if node_id in self._unsafe or item[0] in self._held:
+            channel = item[0]
+            target, node_id = self.inbound[channel]
+            if node_id in self._unsafe or channel in self._held or channel in waiting:
                 kept.append(item)
                 continue
+            if pace and item[1] == wire.BATCH and channel in gate_of:
+                gate, i = gate_of[channel]
+                if gate.watermarks[i] > gate.last > MIN_WATERMARK:  # ahead of the gate
+                    if deficit[channel] <= 0:
+                        waiting.add(channel)
+                        kept.append(item)
+                        continue
+                    deficit[channel] -= self._dispatch(item, target)
+                    progressed = True
+                    continue
+                deficit[channel] = 0
             self._dispatch(item, target)
             progressed = True
         if kept:
@@ -561,13 +624,15 @@ class SlotTask:
         self.send_credits()
         return progressed
 
-    def _dispatch(self, item: tuple[int, int, memoryview], target: Input) -> None:
+    def _dispatch(self, item: tuple[int, int, memoryview], target: Input) -> int:
+        """Run one message; returns the number of records it carried."""
         channel, kind, payload = item
         if kind == wire.BATCH:
             values, timestamps = wire.decode_batch(payload)
             self._credit_due[channel] = self._credit_due.get(channel, 0) + 1
             target.process_batch(values, timestamps)
-        elif kind == wire.WATERMARK:
+            return len(values)
+        if kind == wire.WATERMARK:
             target.process_watermark(wire.decode_i64(payload))
         elif kind == wire.STATUS:
             target.process_watermark_status(payload[0] == 1)
@@ -578,6 +643,7 @@ class SlotTask:
             self._on_barrier(channel, wire.decode_i64(payload), remote=True)
         else:
             raise RuntimeError(f"unexpected frame kind {kind} on channel {channel}")
+        return 0
 
     def send_credits(self) -> None:
         if not self._credit_due:
@@ -640,7 +706,7 @@ class SlotTask:
             elif r[0] is not None and len(r[0]):
                 s.output.collect(r[0], r[1])
         ready = self.poll_io(0, extra)
-        if self.process_pending():
+        if self.process_pending(pace=bool(self.sources) and not self._sources_paused):
             progressed = True
         pts = self.pts
         deadline = pts.next_deadline()
