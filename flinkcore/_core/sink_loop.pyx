@@ -3,21 +3,34 @@
 
 The user's ``invoke`` is called once per record, through vectorcall; the loop around it is C.
 The context's timestamp is set only when it changes: the results of one window firing share
-one timestamp object, so a firing of 10k results sets it once.
+one timestamp, so a firing of 10k results sets it once.
+
+``invoke_columns`` takes a columnar batch's columns as they are: it builds each record (the Row,
+tuple or scalar ``record_batch_to_rows`` would give), calls ``invoke`` and drops the record before
+building the next, so a batch never becomes a list of records (the rows' memory is reused while
+it is in the cache, and nothing of the batch is left to free after the loop).
 """
 
-from cpython.object cimport PyObject
-
+include "_columns.pxi"
 
 cdef extern from "Python.h":
     PyObject *_list_get "PyList_GET_ITEM"(object lst, Py_ssize_t i)
     Py_ssize_t _list_size "PyList_GET_SIZE"(object lst)
+    PyObject *PyObject_Vectorcall(PyObject *callable, PyObject **args, size_t nargsf, PyObject *kwnames)
+    int PyObject_SetAttr(PyObject *o, PyObject *name, PyObject *v)
+    void Py_DECREF(PyObject *o)
+    size_t PY_VECTORCALL_ARGUMENTS_OFFSET
+
+cdef object _CURRENT_KEY = "current_key"
+cdef object _TS = "_ts"
 
 
 cdef class Position:
-    """The index of the record being invoked (read when ``invoke`` raised)."""
+    """The index of the record being invoked (read when ``invoke`` raised); ``invoke_columns``
+    also leaves the failing record in ``record`` (index -1: nothing was invoked yet)."""
 
     cdef public Py_ssize_t index
+    cdef public object record
 
 
 def invoke_all(Position pos, object invoke, object ctx, list values, list timestamps):
@@ -33,3 +46,91 @@ def invoke_all(Position pos, object invoke, object ctx, list values, list timest
             ctx._ts = ts
             last = ts
         invoke(<object>_list_get(values, i), ctx)
+
+
+cdef int _failed(Position pos, object record) except -1:
+    """An exception is set (by the user's function): keep the record for the error, re-raise."""
+    pos.record = record
+    return -1
+
+
+def invoke_columns(
+    Position pos,
+    object invoke,
+    object ctx,
+    object cls,
+    list columns,
+    object timestamps,
+    object key_selector=None,
+    object backend=None,
+):
+    """For each row ``i``: ``ctx._ts = timestamps[i]`` (None for all when ``timestamps`` is None;
+    set when it changes), ``backend.current_key = key_selector(record)`` when keyed, then
+    ``invoke(record, ctx)``. ``record`` is ``cls(row)`` (``cls`` a tuple subclass) or, with ``cls``
+    None, the one column's value. ``timestamps``: None, an int64 numpy array or a list."""
+    pos.index = -1
+    pos.record = None
+    cdef _Columns cols = _Columns(columns)
+    cdef Py_ssize_t i, n = cols.n
+    cdef bint scalar = cls is None
+    if scalar and cols.width != 1:
+        raise ValueError(f"scalar records come from one column, not {cols.width}")
+    if not scalar and not issubclass(cls, tuple):
+        raise TypeError(f"records are tuple subclasses, not {cls!r}")
+    cdef PyTypeObject *tp = NULL if scalar else <PyTypeObject *>cls
+    cdef bint keyed = key_selector is not None
+    if keyed and backend is None:
+        raise ValueError("a keyed sink loop needs the state backend")
+    # timestamps: from an int64 array (an int object made when the value changes), or objects
+    cdef int ts_kind = 0  # 0: None, 1: int64 array, 2: list
+    cdef const int64_t *ts_data = NULL
+    cdef cnp.ndarray ts_arr
+    if timestamps is not None:
+        if isinstance(timestamps, np.ndarray) and timestamps.ndim == 1 and timestamps.dtype == np.int64:
+            ts_arr = np.ascontiguousarray(timestamps)
+            ts_data = <const int64_t *>cnp.PyArray_DATA(ts_arr)
+            ts_kind = 1
+        else:
+            if type(timestamps) is not list:
+                timestamps = timestamps.tolist()
+            ts_kind = 2
+        if len(timestamps) != n:
+            raise ValueError("timestamps and values of a batch differ in length")
+    else:
+        ctx._ts = None
+    cdef object ts, last = pos  # no timestamp is this object: the first record sets it
+    cdef int64_t ts_prev = 0
+    cdef object record, key
+    cdef PyObject *res
+    cdef PyObject *args[3]
+    args[0] = NULL
+    args[2] = <PyObject *>ctx
+    for i in range(n):
+        pos.index = i
+        if ts_kind == 1:
+            if i == 0 or ts_data[i] != ts_prev:
+                ts_prev = ts_data[i]
+                ctx._ts = PyLong_FromLongLong(ts_prev)
+        elif ts_kind == 2:
+            ts = <object>_list_get(timestamps, i)
+            if ts is not last:
+                ctx._ts = ts
+                last = ts
+        if scalar:
+            record = cols.value(0, i)
+        else:
+            record = cols.row(tp, i)
+        args[1] = <PyObject *>record
+        if keyed:
+            res = PyObject_Vectorcall(<PyObject *>key_selector, &args[1], 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+            if res == NULL:
+                _failed(pos, record)
+            if PyObject_SetAttr(<PyObject *>backend, <PyObject *>_CURRENT_KEY, res) < 0:
+                Py_DECREF(res)
+                _failed(pos, record)
+            Py_DECREF(res)
+        res = PyObject_Vectorcall(<PyObject *>invoke, &args[1], 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+        if res == NULL:
+            _failed(pos, record)
+        Py_DECREF(res)
+        record = None  # freed before the next is made: its memory is reused while in the cache

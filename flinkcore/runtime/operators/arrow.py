@@ -14,6 +14,7 @@ __all__ = [
     "column_values",
     "record_kind",
     "record_batch_to_rows",
+    "record_columns",
     "row_class_of",
     "rows_from_columns",
     "rows_to_record_batch",
@@ -72,18 +73,29 @@ def with_record_kind(batch: Any, kind: bytes) -> Any:
     return batch.replace_schema_metadata({RECORD_KIND: kind})
 
 
-def record_batch_to_rows(batch: Any) -> list:
-    """The records of a RecordBatch (or Table), built in C: Rows named by its columns, or the
-    tuples / scalars a batch marked with RECORD_KIND carries."""
+def record_columns(batch: Any) -> tuple[type | None, list]:
+    """What the records of a RecordBatch (or Table) are made of: ``(cls, columns)``, ``columns``
+    as ``rows_from_columns`` reads them and ``cls`` the Row class named by the columns, ``tuple``
+    for a batch of tuple records, or None for scalar records (the one column's values), see
+    RECORD_KIND. Per-record loops (the sink's) build each record from these as they go."""
     global _NUMPY_TYPE_IDS
     if not _NUMPY_TYPE_IDS:
         _NUMPY_TYPE_IDS = _numpy_type_ids()
     kind = record_kind(batch)
     if kind == b"scalar":
-        values = column_values(batch.column(0))
-        return values if type(values) is list else values.tolist()
+        return None, [column_values(batch.column(0))]
     cls = tuple if kind == b"tuple" else row_class_of(tuple(batch.schema.names))
-    return rows_from_columns(cls, [column_values(c) for c in batch.columns])
+    return cls, [column_values(c) for c in batch.columns]
+
+
+def record_batch_to_rows(batch: Any) -> list:
+    """The records of a RecordBatch (or Table), built in C: Rows named by its columns, or the
+    tuples / scalars a batch marked with RECORD_KIND carries."""
+    cls, columns = record_columns(batch)
+    if cls is None:
+        values = columns[0]
+        return values if type(values) is list else values.tolist()
+    return rows_from_columns(cls, columns)
 
 
 def rows_to_record_batch(values: list) -> Any:

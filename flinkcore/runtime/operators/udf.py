@@ -18,6 +18,7 @@ from typing import Any
 from flinkcore.common.watermark import MAX_WATERMARK as MAX_TIMESTAMP
 from flinkcore.common.watermark import MIN_WATERMARK as MIN_TIMESTAMP
 from flinkcore.runtime.context import RuntimeContext
+from flinkcore.runtime.operators.arrow import record_columns
 from flinkcore.runtime.operators.base import AbstractStreamOperator, SideOutputTag, UserCodeError
 from flinkcore.state.backend import VOID_NAMESPACE
 
@@ -539,9 +540,44 @@ class SinkOperator(UdfOperator):
         super().open()
         if self.key_selector is not None:
             self.process_batch = self._process_keyed  # type: ignore[method-assign]
+        # columnar batches come in as they are: one compiled loop builds each record from the
+        # columns, invokes and drops it (no list of Rows per batch). Only this class's loops take
+        # them; a subclass may replace process_batch with one that takes lists.
+        self.accepts_columnar = _sink_loop is not None and type(self) is SinkOperator
+
+    def _process_columnar(self, batch: Any, timestamps: Any, keyed: bool = False) -> None:
+        """A columnar batch, record by record: each record the Row (tuple, scalar) the batch's Rows
+        would hold, with its timestamp, its key current when keyed, in a compiled loop."""
+        cls, columns = record_columns(batch)
+        pos = self._position
+        if not keyed:
+            try:
+                _sink_loop.invoke_columns(pos, self.invoke, self.sink_context, cls, columns, timestamps)
+            except Exception as e:
+                if pos.index < 0:
+                    raise
+                record, pos.record = pos.record, None
+                raise self._fail(record, e) from e
+            return
+        backend = self.state_backend
+        try:
+            backend.start_batch()
+            _sink_loop.invoke_columns(
+                pos, self.invoke, self.sink_context, cls, columns, timestamps, self.key_selector, backend
+            )
+        except Exception as e:
+            if pos.index < 0:
+                raise
+            record, pos.record = pos.record, None
+            raise self._fail(record, e) from e
+        finally:
+            backend.finish_batch()
 
     def _process_keyed(self, values: list, timestamps: list | None) -> None:
         """A sink after key_by: the record's key is current while ``invoke`` runs (keyed state)."""
+        if type(values) is not list:
+            self._process_columnar(values, timestamps, keyed=True)
+            return
         ctx = self.sink_context
         invoke = self.invoke
         backend = self.state_backend
@@ -560,6 +596,9 @@ class SinkOperator(UdfOperator):
             backend.finish_batch()
 
     def process_batch(self, values: list, timestamps: list | None) -> None:
+        if type(values) is not list:
+            self._process_columnar(values, timestamps)
+            return
         invoke = self.invoke
         ctx = self.sink_context
         if timestamps is None:
