@@ -19,7 +19,11 @@ Flow control is credit-based, as Flink's network stack: a receiver grants every 
 receiving, and keeps running the subtasks that are not on the waiting call stack (none that is
 upstream of the waiting writer), which consume their input and return credits — so a slow
 operator slows its sources instead of growing memory, and two slots sending to each other never
-deadlock.
+deadlock. A slot runs its own sources and what other slots sent it in one loop, so it takes
+turns between them as a Flink task reads its input channels in turn: a remote channel ahead of
+its gate's watermark delivers per round about as many records as the slot's own channels into
+that gate did (see :meth:`SlotTask.process_pending`), and its sender waits for credit instead of
+running ahead in event time.
 """
 
 from __future__ import annotations
