@@ -7,8 +7,10 @@ one timestamp, so a firing of 10k results sets it once.
 
 ``invoke_columns`` takes a columnar batch's columns as they are: it builds each record (the Row,
 tuple or scalar ``record_batch_to_rows`` would give), calls ``invoke`` and drops the record before
-building the next, so a batch never becomes a list of records (the rows' memory is reused while
-it is in the cache, and nothing of the batch is left to free after the loop).
+building the next, so a batch never becomes a list of records: nothing of the batch is left to
+free after the loop. A Row nobody kept (its reference count back to the loop's own, no instance
+dict) is refilled with the next row's values instead of being freed and allocated again, as
+``zip()`` reuses its result tuple: not observable, the user's function held no reference to it.
 """
 
 include "_columns.pxi"
@@ -20,6 +22,12 @@ cdef extern from "Python.h":
     int PyObject_SetAttr(PyObject *o, PyObject *name, PyObject *v)
     void Py_DECREF(PyObject *o)
     size_t PY_VECTORCALL_ARGUMENTS_OFFSET
+    Py_ssize_t Py_REFCNT(object o)
+    PyObject **_PyObject_GetDictPtr(PyObject *o)
+    PyObject *PyTuple_GET_ITEM(object t, Py_ssize_t i)
+    int PyObject_GC_IsTracked(object o)
+    void PyObject_GC_Track(void *o)
+    void Py_XDECREF(PyObject *o)
 
 cdef object _CURRENT_KEY = "current_key"
 cdef object _TS = "_ts"
@@ -46,6 +54,37 @@ def invoke_all(Position pos, object invoke, object ctx, list values, list timest
             ctx._ts = ts
             last = ts
         invoke(<object>_list_get(values, i), ctx)
+
+
+cdef inline bint _unshared(object row):
+    """Only the loop holds ``row`` (the user's function kept no reference) and it has no instance
+    dict (tuple subclasses take no weak references): refilling it is not observable."""
+    cdef PyObject **dictptr
+    if Py_REFCNT(row) != 1:
+        return False
+    dictptr = _PyObject_GetDictPtr(<PyObject *>row)
+    return dictptr == NULL or dictptr[0] == NULL
+
+
+cdef inline void _refill(_Columns cols, object row, Py_ssize_t i):
+    """Row ``i`` into an unshared row of the same width: as ``cols.row`` would build it."""
+    cdef Py_ssize_t j
+    cdef object v
+    cdef PyObject *old
+    cdef bint atomic = True
+    for j in range(cols.width):
+        v = cols.value(j, i)
+        if atomic and cols.kinds[j] == K_LIST and not _atomic(v):
+            atomic = False
+        old = PyTuple_GET_ITEM(row, j)
+        Py_INCREF(v)
+        PyTuple_SET_ITEM(row, j, v)
+        Py_XDECREF(old)
+    if atomic:
+        if PyObject_GC_IsTracked(row):
+            PyObject_GC_UnTrack(<PyObject *>row)
+    elif not PyObject_GC_IsTracked(row):
+        PyObject_GC_Track(<PyObject *>row)
 
 
 cdef int _failed(Position pos, object record) except -1:
@@ -100,7 +139,7 @@ def invoke_columns(
         ctx._ts = None
     cdef object ts, last = pos  # no timestamp is this object: the first record sets it
     cdef int64_t ts_prev = 0
-    cdef object record, key
+    cdef object record = None
     cdef PyObject *res
     cdef PyObject *args[3]
     args[0] = NULL
@@ -118,6 +157,9 @@ def invoke_columns(
                 last = ts
         if scalar:
             record = cols.value(0, i)
+        elif record is not None and _unshared(record):
+            # the last record is garbage: it becomes this one (as zip() reuses its result tuple)
+            _refill(cols, record, i)
         else:
             record = cols.row(tp, i)
         args[1] = <PyObject *>record
@@ -133,4 +175,3 @@ def invoke_columns(
         if res == NULL:
             _failed(pos, record)
         Py_DECREF(res)
-        record = None  # freed before the next is made: its memory is reused while in the cache

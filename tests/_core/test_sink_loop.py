@@ -105,3 +105,41 @@ def test_rss_stays_flat():
     gc.collect()
     grown = int(STATM.read_text().split()[1]) * page - before
     assert grown < 3 << 20, f"RSS grew by {grown / 1e6:.1f} MB"
+
+
+def test_rows_nobody_kept_are_refilled_exactly():
+    """The loop reuses a row the user's function dropped: each call still sees the row
+    rows_from_columns builds (values, types, cycle-collector tracking)."""
+    from flinkcore._core.rows import rows_from_columns
+
+    cls = row_class(("k", "x", "o"))
+    holder = [1]
+    cols = [np.array([1, 1, 2, 3, 3], dtype=np.int64), np.arange(5) * 0.5, ["s", holder, "t", None, [2]]]
+    seen = []
+
+    def invoke(v, ctx):  # keeps what it saw, not the row itself
+        seen.append((type(v), tuple(v), gc.is_tracked(v), ctx._ts))
+
+    sink_loop.invoke_columns(sink_loop.Position(), invoke, Ctx(), cls, cols, np.array([4, 4, 5, 5, 6]))
+    expected = rows_from_columns(cls, cols)
+    assert seen == [
+        (cls, tuple(r), gc.is_tracked(r), t) for r, t in zip(expected, [4, 4, 5, 5, 6], strict=True)
+    ]
+    assert [s[2] for s in seen] == [False, True, False, False, True]
+    expected.clear()
+    seen.clear()
+    assert sys.getrefcount(holder) == 3  # cols, the local name, the argument: the loop let go of it
+
+
+def test_a_row_given_an_attribute_is_not_refilled():
+    from flinkcore.common.types import RowKind
+
+    cls = row_class(("k",))
+    kinds = []
+
+    def invoke(v, ctx):
+        kinds.append(v._row_kind)
+        v._row_kind = RowKind.DELETE  # an instance dict: the row is no longer a plain tuple
+
+    sink_loop.invoke_columns(sink_loop.Position(), invoke, Ctx(), cls, [np.arange(3)], None)
+    assert kinds == [RowKind.INSERT] * 3
