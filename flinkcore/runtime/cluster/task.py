@@ -60,9 +60,6 @@ DEFAULT_FRAME_RECORDS = 512
 DEFAULT_FRAME_ROWS = 16384
 #: batches a receiver accepts per channel before the sender waits (Flink's buffers per channel)
 DEFAULT_CREDITS = 8
-#: records a remote channel ahead of its gate may deliver per round at least (see
-#: SlotTask.process_pending), so local channels that deliver nothing never stop it
-MIN_PACE_RECORDS = 64
 
 
 def node_keys(graph: StreamGraph) -> dict[int, str]:
@@ -581,7 +578,8 @@ class SlotTask:
         ``pace`` (a round of :meth:`step` while local sources run): a remote channel whose
         watermark is ahead of its gate's takes turns with the gate's local channels, as a Flink
         task reads its input channels round-robin: per round it delivers about as many records
-        as the local channels did (deficit round-robin). Without it, a slot that fell behind
+        as the local channels did (deficit round-robin), or one batch in a round where they
+        delivered nothing (a local pre-aggregation sends in bursts). Without it, a slot that fell behind
         takes every batch a faster slot sent (up to ``credits``) per batch of its own source,
         which makes it slower still: one source then runs seconds of event time ahead of the
         other, and windows hold records far past the watermark (W3 at p2: sources 1-5 s apart,
@@ -594,11 +592,14 @@ class SlotTask:
         deficit = self._deficit
         if pace:
             for gate, channels in self._paced_gates:
-                quantum = max(gate.local_records, MIN_PACE_RECORDS)
+                quantum = gate.local_records
                 gate.local_records = 0
                 for c in channels:
-                    d = deficit[c] + quantum
-                    deficit[c] = d if d < quantum else quantum
+                    if quantum:
+                        d = deficit[c] + quantum
+                        deficit[c] = d if d < quantum else quantum
+                    elif deficit[c] <= 0:  # nothing local to take turns with: one batch
+                        deficit[c] = 1
         kept = []
         waiting: set[int] = set()  # channels whose turn of this round is over
         progressed = False
