@@ -15,6 +15,7 @@ The server reaps its children and reports how each one ended.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import pickle
 import select
@@ -29,7 +30,13 @@ from typing import Any
 __all__ = ["ForkServer", "fork_server"]
 
 _LEN = struct.Struct("<I")
-_MAIN = "from flinkcore.runtime.cluster.forkserver import main; main()"
+#: the server imports flinkcore from where the driver did: with the driver's sys.path (``python
+#: -c`` alone would put the current directory first, and a directory holding another flinkcore,
+#: a checkout of another version, would give the workers other code than the driver)
+_MAIN = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
+    "from flinkcore.runtime.cluster.forkserver import main; main()"
+)
 _MAX_FDS = 64
 
 
@@ -189,7 +196,7 @@ class ForkServer:
     def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _MAIN, str(theirs.fileno())],
+            [sys.executable, "-c", _MAIN, str(theirs.fileno()), json.dumps(sys.path)],
             pass_fds=[theirs.fileno()],
             close_fds=True,
         )

@@ -305,3 +305,32 @@ def test_the_buffer_timeout_bounds_latency_of_a_trickle():
     assert sorted(arrivals)[len(arrivals) // 2] < 0.25
     assert max(arrivals) < 1.0
     assert_no_workers(job)
+
+
+def test_workers_run_the_drivers_flinkcore_whatever_the_current_directory(tmp_path):
+    """A driver started from a directory that holds another ``flinkcore`` (a checkout of another
+    version) imported its own; the fork server and the workers import that one too."""
+    shadow = tmp_path / "cwd" / "flinkcore"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('the flinkcore of the current directory')\n")
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from flinkcore.datastream import StreamExecutionEnvironment
+            from flinkcore.datastream.connectors.number_seq import NumberSequenceSource
+
+            env = StreamExecutionEnvironment.get_execution_environment()
+            env.set_parallelism(2)
+            ds = env.from_source(NumberSequenceSource(0, 99), None, "n").key_by(lambda v: v % 3)
+            with ds.map(lambda v: v * 2).execute_and_collect() as results:
+                print(sum(results))
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=shadow.parent, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(2 * sum(range(100)))]
