@@ -85,7 +85,7 @@ cdef class _Columns:
                 self.kinds[j] = K_LIST
                 self.data[j] = NULL
                 length = PyList_GET_SIZE(c)
-            elif isinstance(c, np.ndarray) and c.ndim == 1 and c.dtype.kind in "ifb":
+            elif isinstance(c, np.ndarray) and c.ndim == 1 and c.dtype.kind in "iufb":
                 if c.dtype == np.int64:
                     self.kinds[j] = K_INT64
                 elif c.dtype == np.float64:

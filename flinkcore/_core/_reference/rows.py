@@ -12,7 +12,7 @@ def rows_from_columns(cls: type, columns: list) -> list:
         raise TypeError(f"rows_from_columns builds tuple subclasses, not {cls!r}")
     lists = []
     for j, col in enumerate(columns):
-        if isinstance(col, np.ndarray) and col.ndim == 1 and col.dtype.kind in "ifb":
+        if isinstance(col, np.ndarray) and col.ndim == 1 and col.dtype.kind in "iufb":
             col = col.tolist()
         elif type(col) is not list:
             raise TypeError(f"column {j} is a {type(col).__name__}, not a list or a 1-d numeric array")

@@ -212,3 +212,46 @@ def test_in_process_job_feeds_the_sink_columnar_batches(monkeypatch):
     )
     assert "SinkOperator" not in wrapped
     assert sum(columnar_calls) == 5000
+
+
+NUMERIC = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64"]
+
+
+@pytest.mark.parametrize("type_name", [*NUMERIC, "bool_"])
+def test_column_values_are_what_to_pylist_gives(type_name):
+    from flinkcore.runtime.operators.arrow import column_values, record_batch_to_rows
+
+    t = getattr(pa, type_name)()
+    values = [True, False, True, True, False] if type_name == "bool_" else [0, 1, 7, 100, 3]
+    arr = pa.array(values, type=t)
+    with_null = pa.array([*values[:2], None, *values[3:]], type=t)
+    batch = pa.RecordBatch.from_arrays([arr, with_null], names=["a", "b"])
+    for b in (batch, batch.slice(1, 3), batch.slice(5, 0), pa.Table.from_batches([batch, batch])):
+        for col in b.columns:
+            got = column_values(col)
+            got = got.tolist() if isinstance(got, np.ndarray) else got
+            assert got == col.to_pylist()
+            assert [type(v) for v in got] == [type(v) for v in col.to_pylist()]
+        assert [tuple(r) for r in record_batch_to_rows(b)] == [tuple(r.values()) for r in b.to_pylist()]
+
+
+def test_reading_columns_does_not_import_pandas(tmp_path):
+    """Array.to_numpy imports pandas on its first call (0.2-0.4 s); the columns are read without."""
+    import subprocess
+    import sys
+
+    batch = pa.RecordBatch.from_pydict({"k": pa.array([1, 2], pa.int64()), "v": pa.array([0.5, 1.5])})
+    path = tmp_path / "batch.arrow"
+    with pa.OSFile(str(path), "wb") as f, pa.ipc.new_stream(f, batch.schema) as w:
+        w.write_batch(batch)
+    code = (  # the batch as a slot receives one (Arrow IPC): building arrays may import pandas
+        "import sys, pyarrow as pa\n"
+        "from flinkcore.runtime.operators.arrow import record_columns\n"
+        f"b = pa.ipc.open_stream(pa.memory_map({str(path)!r})).read_next_batch()\n"
+        "assert 'pandas' not in sys.modules\n"
+        "cls, cols = record_columns(b)\n"
+        "assert [c.tolist() for c in cols] == [[1, 2], [0.5, 1.5]], cols\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
