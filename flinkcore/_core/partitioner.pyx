@@ -236,3 +236,29 @@ def key_groups(keys, long max_parallelism) -> np.ndarray:
         with nogil:
             fc_key_groups_hashes(&hashes[0], n, mp, &o[0])
     return out
+
+
+def split_by_key(list values, timestamps, list keys, long max_parallelism, int parallelism):
+    """A batch's records split over ``parallelism`` channels by the key group of their keys
+    (``keys[i]`` is the key of ``values[i]``; contiguous key-group ranges, as ``operator_index``),
+    in one pass: a list with, per channel, ``(records, timestamps)`` in arrival order (timestamps
+    None when ``timestamps`` is None), or None for a channel that gets no record."""
+    cdef int32_t mp = _check_max_parallelism(max_parallelism)
+    if parallelism < 1:
+        raise ValueError(f"parallelism must be >= 1, got {parallelism}")
+    cdef Py_ssize_t i, n = len(values)
+    if len(keys) != n or (timestamps is not None and len(timestamps) != n):
+        raise ValueError("values, keys and timestamps must have the same length")
+    cdef list ts = None if timestamps is None else list(timestamps) if type(timestamps) is not list else timestamps
+    cdef list vs = [[] for _ in range(parallelism)]
+    cdef list tss = [[] for _ in range(parallelism)] if ts is not None else None
+    cdef int32_t c
+    for i in range(n):
+        c = fc_operator_index(fc_key_group(_hash_key(keys[i], 0), mp), mp, parallelism)
+        (<list>vs[c]).append(values[i])
+        if ts is not None:
+            (<list>tss[c]).append(ts[i])
+    return [
+        ((<list>vs[c]), None if ts is None else tss[c]) if len(<list>vs[c]) else None
+        for c in range(parallelism)
+    ]

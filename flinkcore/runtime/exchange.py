@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import operator
 import random
-from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -222,10 +221,10 @@ class _Hash(_Broadcasting):
     """By key group: ``murmur(stable_hash(key)) % max_parallelism``, contiguous ranges.
 
     Whole batches at once: the keys in one C-level ``map`` (a ``lambda v: v[c]`` selector runs as
-    ``itemgetter``), their key groups in one native call, the records split with ``compress``
-    over per-channel masks; an Arrow record batch keyed by a column is split with Arrow's
-    ``take``. Each record goes where the per-record rule
-    (:func:`flinkcore.state.key_groups.operator_index_of`) sends it."""
+    ``itemgetter``), then one native pass that hashes each key and appends the record to its
+    channel's list; an Arrow record batch keyed by a column is split with Arrow's ``take``. Each
+    record goes where the per-record rule (:func:`flinkcore.state.key_groups.operator_index_of`)
+    sends it."""
 
     def __init__(self, channels: list[Input], key_selector: Any, max_parallelism: int, name: str) -> None:
         super().__init__(channels)
@@ -243,30 +242,19 @@ class _Hash(_Broadcasting):
 
     adapt_columnar = _Broadcasting._adapt_channels
 
-    def _targets(self, values: list) -> Any:
-        """The channel of every record (int64 array); a failing key selector names its record."""
+    def _keys(self, values: list) -> list:
+        """The key of every record; a failing key selector names its record."""
         try:
-            keys = list(map(self.key_of, values))
+            return list(map(self.key_of, values))
         except Exception:
-            keys = None
-        if keys is None:
-            ks = self.key_selector
-            for v in values:
-                try:
-                    ks(v)
-                except Exception as e:
-                    raise UserCodeError(self.name, v, e, where="record (key selector)") from e
-            keys = [ks(v) for v in values]
-        try:
-            groups = _partitioner.key_groups(keys, self.max_parallelism)
-        except Exception as e:  # an unhashable key: name the record
-            for v, k in zip(values, keys, strict=True):
-                try:
-                    _partitioner.key_group(k, self.max_parallelism)
-                except Exception:
-                    raise UserCodeError(self.name, v, e, where="record (key selector)") from e
-            raise
-        return groups.astype(np.int64) * self.n // self.max_parallelism
+            pass
+        ks = self.key_selector
+        for v in values:
+            try:
+                ks(v)
+            except Exception as e:
+                raise UserCodeError(self.name, v, e, where="record (key selector)") from e
+        return [ks(v) for v in values]
 
     def process_batch(self, values: Any, timestamps: Any) -> None:
         if type(values) is not list:
@@ -277,31 +265,19 @@ class _Hash(_Broadcasting):
             values, timestamps = rows_of(values), timestamps_list(timestamps)
         if not values:
             return
-        target = self._targets(values)
-        lo, hi = int(target.min()), int(target.max())
-        if lo == hi:  # the whole batch goes to one channel
-            self.channels[lo].process_batch(values, timestamps)
-            return
-        n = self.n
-        if n <= 8:
-            for c in range(lo, hi + 1):
-                mask = (target == c).tolist()
-                vs = list(compress(values, mask))
-                if vs:
-                    ts = None if timestamps is None else list(compress(timestamps, mask))
-                    self.channels[c].process_batch(vs, ts)
-            return
-        order = np.argsort(target, kind="stable")
-        bounds = np.searchsorted(target[order], np.arange(n + 1)).tolist()
-        order_list = order.tolist()
-        get_v = values.__getitem__
-        get_t = None if timestamps is None else timestamps.__getitem__
-        for c in range(n):
-            a, b = bounds[c], bounds[c + 1]
-            if a < b:
-                idx = order_list[a:b]
-                ts = None if get_t is None else list(map(get_t, idx))
-                self.channels[c].process_batch(list(map(get_v, idx)), ts)
+        keys = self._keys(values)
+        try:
+            parts = _partitioner.split_by_key(values, timestamps, keys, self.max_parallelism, self.n)
+        except Exception as e:  # an unhashable key: name the record
+            for v, k in zip(values, keys, strict=True):
+                try:
+                    _partitioner.key_group(k, self.max_parallelism)
+                except Exception:
+                    raise UserCodeError(self.name, v, e, where="record (key selector)") from e
+            raise
+        for channel, part in zip(self.channels, parts, strict=True):
+            if part is not None:
+                channel.process_batch(*part)
 
     def _columnar(self, values: Any, timestamps: Any) -> bool:
         """An Arrow batch keyed by one of its columns: one ``take`` per channel that gets rows

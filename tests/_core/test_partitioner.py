@@ -52,6 +52,35 @@ def test_hash_key_native_equals_reference(key):
     assert -(2**31) <= native.hash_key(key) < 2**31
 
 
+@given(st.lists(keys, max_size=60), st.integers(1, 32768), st.integers(1, 9), st.booleans())
+def test_split_by_key_sends_each_record_where_its_key_group_belongs(ks, max_parallelism, n, stamped):
+    """One pass over a batch: each record (with its timestamp) in its channel's list, in arrival
+    order, as the per-record rule (key group, contiguous ranges) says; None for empty channels."""
+    n = min(n, max_parallelism)
+    values = [("record", i) for i in range(len(ks))]
+    timestamps = list(range(100, 100 + len(ks))) if stamped else None
+    parts = native.split_by_key(values, timestamps, ks, max_parallelism, n)
+    expected = [[] for _ in range(n)]
+    for i, k in enumerate(ks):
+        expected[ref.key_group(k, max_parallelism) * n // max_parallelism].append(i)
+    assert len(parts) == n
+    for part, idx in zip(parts, expected, strict=True):
+        if not idx:
+            assert part is None
+            continue
+        assert part[0] == [values[i] for i in idx]
+        assert part[1] == (None if timestamps is None else [timestamps[i] for i in idx])
+
+
+def test_split_by_key_refuses_unhashable_keys_and_ragged_input():
+    with pytest.raises(TypeError):
+        native.split_by_key([1], None, [{"a": 1}], 128, 2)
+    with pytest.raises(ValueError):
+        native.split_by_key([1, 2], None, [1], 128, 2)
+    with pytest.raises(ValueError):
+        native.split_by_key([1], [5, 6], [1], 128, 2)
+
+
 @given(st.lists(keys, max_size=50), st.integers(1, 32768))
 def test_key_groups_of_lists_match_scalar_key_group(ks, max_parallelism):
     expected = [ref.key_group(k, max_parallelism) for k in ks]
