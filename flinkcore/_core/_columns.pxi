@@ -8,7 +8,7 @@ cimport cython
 cimport numpy as cnp
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_SET_ITEM
 from libc.stdint cimport int64_t, uint8_t
 
@@ -66,7 +66,8 @@ cdef class _Columns:
     cdef int64_t prev_int[MAX_COLUMNS]
     cdef Py_ssize_t prev_row[MAX_COLUMNS]
     cdef list columns  # the columns read (lists, and contiguous arrays kept alive)
-    cdef list prev_obj
+    cdef PyObject *lists[MAX_COLUMNS]  # borrowed from ``columns``: the list columns
+    cdef PyObject *prev_obj[MAX_COLUMNS]  # owned: the int last read from each int64 column
 
     def __cinit__(self, list columns):
         cdef Py_ssize_t width = len(columns)
@@ -77,13 +78,13 @@ cdef class _Columns:
         cdef object c
         self.width = width
         self.columns = list(columns)
-        self.prev_obj = [None] * width
         for j in range(width):
             c = self.columns[j]
             self.prev_row[j] = -2
             if type(c) is list:
                 self.kinds[j] = K_LIST
                 self.data[j] = NULL
+                self.lists[j] = <PyObject *>c
                 length = PyList_GET_SIZE(c)
             elif isinstance(c, np.ndarray) and c.ndim == 1 and c.dtype.kind in "iufb":
                 if c.dtype == np.int64:
@@ -100,6 +101,8 @@ cdef class _Columns:
                     arr = np.ascontiguousarray(c)
                     c = arr
                     self.data[j] = <const char *>cnp.PyArray_DATA(arr)
+                else:
+                    self.lists[j] = <PyObject *>c  # kept alive by self.columns
                 self.columns[j] = c
                 length = len(c)
             else:
@@ -110,6 +113,12 @@ cdef class _Columns:
                 raise ValueError(f"columns differ in length: {n} and {length}")
         self.n = n
 
+    def __dealloc__(self):
+        cdef Py_ssize_t j
+        for j in range(self.width):
+            Py_XDECREF(self.prev_obj[j])
+            self.prev_obj[j] = NULL
+
     cdef inline object value(self, Py_ssize_t j, Py_ssize_t i):
         """The value of column ``j`` in row ``i`` (a new reference)."""
         cdef int kind = self.kinds[j]
@@ -118,18 +127,20 @@ cdef class _Columns:
         if kind == K_INT64:
             x = (<const int64_t *>self.data[j])[i]
             if self.prev_row[j] == i - 1 and x == self.prev_int[j]:
-                v = <object>PyList_GET_ITEM(self.prev_obj, j)
+                v = <object>self.prev_obj[j]
             else:
                 v = PyLong_FromLongLong(x)
                 self.prev_int[j] = x
-                self.prev_obj[j] = v
+                Py_XDECREF(self.prev_obj[j])
+                Py_INCREF(v)
+                self.prev_obj[j] = <PyObject *>v
             self.prev_row[j] = i
             return v
         if kind == K_FLOAT64:
             return PyFloat_FromDouble((<const double *>self.data[j])[i])
         if kind == K_BOOL:
             return PyBool_FromLong((<const uint8_t *>self.data[j])[i])
-        return <object>PyList_GET_ITEM(self.columns[j], i)
+        return <object>PyList_GET_ITEM(<object>self.lists[j], i)
 
     cdef inline object row(self, PyTypeObject *tp, Py_ssize_t i):
         """Row ``i`` as an instance of ``tp`` (a tuple subclass), off the cycle collector when all

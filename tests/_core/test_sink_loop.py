@@ -143,3 +143,17 @@ def test_a_row_given_an_attribute_is_not_refilled():
 
     sink_loop.invoke_columns(sink_loop.Position(), invoke, Ctx(), cls, [np.arange(3)], None)
     assert kinds == [RowKind.INSERT] * 3
+
+
+def test_shared_ints_are_released_with_the_batch():
+    """Neighbouring rows share the int of an int64 column; the reader lets go of it at the end."""
+    from flinkcore._core.rows import rows_from_columns
+
+    cls = row_class(("a", "b"))
+    cols = [np.arange(50, dtype=np.int64), np.full(50, 10**12, dtype=np.int64)]
+    kept = []
+    sink_loop.invoke_columns(sink_loop.Position(), lambda v, c: kept.append(v), Ctx(), cls, cols, None)
+    built = rows_from_columns(cls, cols)
+    counts = [sys.getrefcount(rows[0].b) for rows in (kept, built)]  # before pytest's asserts hold any
+    assert counts == [len(kept) + 1, len(built) + 1]  # the rows and the argument only
+    assert all(r.b is kept[0].b for r in kept) and all(r.b is built[0].b for r in built)
