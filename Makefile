@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 BUILT     := $(VENV)/.built
-NATIVE_SRC := $(wildcard _native/*.c _native/*.h flinkcore/_core/*.pyx flinkcore/_core/*.pxd)
+NATIVE_SRC := $(wildcard _native/*.c _native/*.h flinkcore/_core/*.pyx flinkcore/_core/*.pxd flinkcore/_core/*.pxi)
 
 .PHONY: install demo test test-asan bench bench-peers wheel lint clean
 
