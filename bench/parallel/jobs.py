@@ -342,24 +342,6 @@ def w2_udf_aggregate(events: Events, parallelism: int) -> tuple[int, float]:
     return sink.results, sink.checksum
 
 
-def w2_columnar(events: Events, parallelism: int) -> tuple[int, float]:
-    from flinkcore.common.time import Time
-    from flinkcore.datastream.window import TumblingEventTimeWindows
-
-    env = _env(parallelism)
-    sink = _sink("total")
-    (
-        _source(env, events, rows="arrow")
-        .assign_timestamps_and_watermarks(_watermarks("ts"))
-        .key_by("key")
-        .window(TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS)))
-        .agg(total=("value", "sum"), n=("value", "count"))
-        .add_sink(sink)
-    )
-    env.execute("W2 columnar")
-    return sink.results, sink.checksum
-
-
 def w3_udf(events: Events, parallelism: int) -> tuple[int, float]:
     from flinkcore.common.time import Time
     from flinkcore.common.watermark_strategy import TimestampAssigner
@@ -383,42 +365,64 @@ def w3_udf(events: Events, parallelism: int) -> tuple[int, float]:
     return sink.results, sink.checksum
 
 
-def w2_columnar_batch_sink(events: Events, parallelism: int) -> tuple[int, float]:
-    """W2 columnar with :class:`BatchTotals` as its sink (results reduced per batch in the slot)."""
+def _w2_columnar_results(env: Any, events: Events) -> Any:
+    """W2 columnar up to its window results (each variant below adds its own sink)."""
     from flinkcore.common.time import Time
     from flinkcore.datastream.window import TumblingEventTimeWindows
 
-    env = _env(parallelism)
-    sink = _batch_sink()
-    (
+    return (
         _source(env, events, rows="arrow")
         .assign_timestamps_and_watermarks(_watermarks("ts"))
         .key_by("key")
         .window(TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS)))
         .agg(total=("value", "sum"), n=("value", "count"))
-        .map_batches(BatchTotals("total"))
-        .add_sink(sink)
     )
+
+
+def _w3_columnar_results(env: Any, events: Events) -> Any:
+    """W3 columnar up to its session results."""
+    from flinkcore.common.time import Time
+    from flinkcore.datastream.window import EventTimeSessionWindows
+
+    return (
+        _source(env, events, rows="arrow")
+        .assign_timestamps_and_watermarks(_watermarks("ts"))
+        .key_by("key")
+        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(SESSION_GAP_MS)))
+        .agg(n=("value", "count"))
+    )
+
+
+def w2_columnar(events: Events, parallelism: int) -> tuple[int, float]:
+    env = _env(parallelism)
+    sink = _sink("total")
+    _w2_columnar_results(env, events).add_sink(sink)
+    env.execute("W2 columnar")
+    return sink.results, sink.checksum
+
+
+def w3_columnar(events: Events, parallelism: int) -> tuple[int, float]:
+    env = _env(parallelism)
+    sink = _sink("n")
+    _w3_columnar_results(env, events).add_sink(sink)
+    env.execute("W3 columnar")
+    return sink.results, sink.checksum
+
+
+def w2_columnar_batch_sink(events: Events, parallelism: int) -> tuple[int, float]:
+    """W2 columnar with :class:`BatchTotals` as its sink (results reduced per batch in the slot)."""
+    env = _env(parallelism)
+    sink = _batch_sink()
+    _w2_columnar_results(env, events).map_batches(BatchTotals("total")).add_sink(sink)
     env.execute("W2 columnar, batch sink")
     return sink.results, sink.checksum
 
 
 def w3_columnar_batch_sink(events: Events, parallelism: int) -> tuple[int, float]:
     """W3 columnar with :class:`BatchTotals` as its sink."""
-    from flinkcore.common.time import Time
-    from flinkcore.datastream.window import EventTimeSessionWindows
-
     env = _env(parallelism)
     sink = _batch_sink()
-    (
-        _source(env, events, rows="arrow")
-        .assign_timestamps_and_watermarks(_watermarks("ts"))
-        .key_by("key")
-        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(SESSION_GAP_MS)))
-        .agg(n=("value", "count"))
-        .map_batches(BatchTotals("n"))
-        .add_sink(sink)
-    )
+    _w3_columnar_results(env, events).map_batches(BatchTotals("n")).add_sink(sink)
     env.execute("W3 columnar, batch sink")
     return sink.results, sink.checksum
 
@@ -426,58 +430,20 @@ def w3_columnar_batch_sink(events: Events, parallelism: int) -> tuple[int, float
 def w2_columnar_slot_sink(events: Events, parallelism: int) -> tuple[int, float]:
     """W2 columnar with its per-record sink in the task slots (as Flink places a sink of the job's
     parallelism), not in the driver: see :class:`SlotCountingSink`."""
-    from flinkcore.common.time import Time
-    from flinkcore.datastream.window import TumblingEventTimeWindows
-
     env = _env(parallelism, sinks_in_slots=True)
     sink = _slot_sink("total")
-    (
-        _source(env, events, rows="arrow")
-        .assign_timestamps_and_watermarks(_watermarks("ts"))
-        .key_by("key")
-        .window(TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS)))
-        .agg(total=("value", "sum"), n=("value", "count"))
-        .add_sink(sink)
-    )
+    _w2_columnar_results(env, events).add_sink(sink)
     env.execute("W2 columnar, sink in the slots")
     return slot_sink_totals(sink)
 
 
 def w3_columnar_slot_sink(events: Events, parallelism: int) -> tuple[int, float]:
     """W3 columnar with its per-record sink in the task slots (see :class:`SlotCountingSink`)."""
-    from flinkcore.common.time import Time
-    from flinkcore.datastream.window import EventTimeSessionWindows
-
     env = _env(parallelism, sinks_in_slots=True)
     sink = _slot_sink("n")
-    (
-        _source(env, events, rows="arrow")
-        .assign_timestamps_and_watermarks(_watermarks("ts"))
-        .key_by("key")
-        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(SESSION_GAP_MS)))
-        .agg(n=("value", "count"))
-        .add_sink(sink)
-    )
+    _w3_columnar_results(env, events).add_sink(sink)
     env.execute("W3 columnar, sink in the slots")
     return slot_sink_totals(sink)
-
-
-def w3_columnar(events: Events, parallelism: int) -> tuple[int, float]:
-    from flinkcore.common.time import Time
-    from flinkcore.datastream.window import EventTimeSessionWindows
-
-    env = _env(parallelism)
-    sink = _sink("n")
-    (
-        _source(env, events, rows="arrow")
-        .assign_timestamps_and_watermarks(_watermarks("ts"))
-        .key_by("key")
-        .window(EventTimeSessionWindows.with_gap(Time.milliseconds(SESSION_GAP_MS)))
-        .agg(n=("value", "count"))
-        .add_sink(sink)
-    )
-    env.execute("W3 columnar")
-    return sink.results, sink.checksum
 
 
 def _busy(x: float) -> float:
