@@ -579,13 +579,14 @@ class SlotTask:
         watermark is ahead of its gate's takes turns with the gate's local channels, as a Flink
         task reads its input channels round-robin: per round it delivers about as many records
         as the local channels did (deficit round-robin), or one batch in a round where they
-        delivered nothing (a local pre-aggregation sends in bursts). Without it, a slot that fell behind
-        takes every batch a faster slot sent (up to ``credits``) per batch of its own source,
-        which makes it slower still: one source then runs seconds of event time ahead of the
-        other, and windows hold records far past the watermark (W3 at p2: sources 1-5 s apart,
-        most keys holding several sessions). Paced, the faster sender soon waits for credit, as a
-        Flink source waits for buffers. Channels at their gate's watermark, channels without a
-        gate, and every event (watermark, barrier, end of input) go through at once."""
+        delivered nothing (a local pre-aggregation sends in bursts). Without it, a slot that
+        fell behind takes every batch a faster slot sent (up to ``credits``) per batch of its
+        own source, which makes it slower still: one source then runs seconds of event time
+        ahead of the other, and windows hold records far past the watermark (W3 at p2: sources
+        1-5 s apart, most keys holding several sessions). Paced, the faster sender soon waits
+        for credit, as a Flink source waits for buffers. Channels at their gate's watermark,
+        channels without a gate, and every event (watermark, barrier, end of input) go through
+        at once."""
         pending = self._pending
         if not pending:
             return False
