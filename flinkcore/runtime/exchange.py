@@ -323,8 +323,11 @@ class _Hash(_Broadcasting):
             # channels in one stable radix sort (16-bit ints) and one take; each channel's rows
             # are then a zero-copy slice, in arrival order (200k-row batch over 2 channels:
             # ~15 ns/row vs ~22 with a filter per channel)
+            import pyarrow.compute as pc
+
             order = np.argsort(target, kind="stable")
-            taken = values.take(pa.array(order))
+            # the indices are a permutation of the rows: Arrow need not check their bounds
+            taken = pc.take(values, pa.array(order), boundscheck=False)
             ts_taken = None if ts is None else ts[order]
             a = 0
             for c, m in enumerate(counts.tolist()):
