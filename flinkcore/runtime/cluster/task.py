@@ -315,12 +315,11 @@ class SlotTask:
         self.deferred: deque[Any] = deque()
         self._blocked: list[int] = []
         self._unsafe: frozenset[int] = frozenset()
-        #: pacing (see process_pending): inbound channel -> (its gate, its index there), for
-        #: channels that share an input; -> records it may still deliver this round
+        #: pacing (see process_pending): inbound channel -> (its gate, its index there), for the
+        #: remote channels of gates that also have local channels; -> records it may still
+        #: deliver this round; those gates with their remote channels
         self._gate_of: dict[int, tuple[InputGate, int]] = {}
         self._deficit: dict[int, int] = {}
-        self._local_gate_channels: list[GateChannel] = []
-        #: gates with local and remote channels, and their remote channels
         self._paced_gates: list[tuple[InputGate, list[int]]] = []
         self._build()
 
@@ -401,9 +400,6 @@ class SlotTask:
                             self.open_inbound.add(cid)
                             if isinstance(target, GateChannel):
                                 self._gate_of[cid] = (target.gate, target.index)
-                                self._deficit[cid] = 0
-                        elif isinstance(target, GateChannel):
-                            self._local_gate_channels.append(target)
         # upstream ends: local channels are direct calls, others remote channels
         for node in order:
             out_edges = [(n, e) for n, e in enumerate(g.edges) if e.source_id == node.id]
@@ -487,17 +483,23 @@ class SlotTask:
         return opened
 
     def _pace_gates(self) -> None:
-        """Count the records of local channels into gates that also have remote channels (the
-        measure of a remote channel's turn, see :meth:`process_pending`)."""
-        remote: dict[int, list[int]] = {}
+        """Keep pacing for the remote channels of gates that also have local channels, and count
+        the records of those local channels (the measure of a remote channel's turn, see
+        :meth:`process_pending`); a gate fed only from other slots has no local turn to take."""
+        remote: dict[int, tuple[InputGate, list[int]]] = {}
         for cid, (gate, _) in self._gate_of.items():
-            remote.setdefault(id(gate), []).append(cid)
-        paced = {}
-        for ch in self._local_gate_channels:
-            if id(ch.gate) in remote:
-                ch.gate.count_local(ch.index)
-                paced[id(ch.gate)] = (ch.gate, remote[id(ch.gate)])
-        self._paced_gates = list(paced.values())
+            remote.setdefault(id(gate), (gate, []))[1].append(cid)
+        for gate, channels in remote.values():
+            remote_at = {self._gate_of[c][1] for c in channels}
+            local = [i for i in range(len(gate.channels)) if i not in remote_at]
+            if not local:
+                for c in channels:
+                    del self._gate_of[c]
+                continue
+            for i in local:
+                gate.count_local(i)
+            self._paced_gates.append((gate, channels))
+            self._deficit.update(dict.fromkeys(channels, 0))
 
     def _enable_columnar(self) -> bool:
         """The in-process executor's columnar path in this slot (one rule for both:

@@ -145,3 +145,34 @@ def test_a_round_without_local_records_still_takes_one_batch_from_a_channel_ahea
         task._gate_of[channel][0].local_records = 0
         task.process_pending(pace=True)
         assert len(task._pending) == frames_left
+
+
+def test_a_gate_without_local_channels_is_not_paced():
+    """Pacing takes turns with a gate's local channels; a gate whose channels all come from other
+    slots has none, so its batches go through at once even while this slot's own (other) source
+    runs: worker 3 runs subtask 2 of a p3 operator fed by a p2 source, and a p3 source of its own."""
+    conf = Configuration()
+    conf.set_string("flinkcore.batch-size", str(BATCH))
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(3)
+    strategy = WatermarkStrategy.for_generator(lambda ctx: EveryBatch()).with_timestamp_assigner(ValueTs())
+    numbers = env.from_source(NumberSequenceSource(0, 999_999), strategy, "numbers", Types.LONG())
+    numbers.set_parallelism(2)
+    numbers.key_by(lambda v: v % 7).process(Forward(), Types.LONG()).add_sink(ListSink())
+    other = env.from_source(NumberSequenceSource(0, 999_999), strategy, "other", Types.LONG())
+    other.map(lambda v: v).add_sink(ListSink())
+    graph = env.get_stream_graph("pacing", clear_transformations=True)
+    pairs = {p: socket.socketpair() for p in (0, 1, 2)}
+    peers = {p: wire.Peer(p, a) for p, (a, _) in pairs.items()}
+    try:
+        task = SlotTask(graph, Placement(graph), 3, peers, ProcessingTimeService())
+        task.open()
+        ahead, behind = sorted(task.inbound)  # from the p2 source's subtasks 0 and 1
+        task._pending.append((behind, wire.WATERMARK, memoryview(wire.encode_i64(10))))
+        _arrive(task, ahead, 500_000, 500_001)
+        _round(task)  # the slot's own source polled; the gate has no local channel to pace by
+        assert not task._pending
+    finally:
+        for a, b in pairs.values():
+            a.close()
+            b.close()
