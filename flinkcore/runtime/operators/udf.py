@@ -550,20 +550,13 @@ class SinkOperator(UdfOperator):
         would hold, with its timestamp, its key current when keyed, in a compiled loop."""
         cls, columns = record_columns(batch)
         pos = self._position
-        if not keyed:
-            try:
-                _sink_loop.invoke_columns(pos, self.invoke, self.sink_context, cls, columns, timestamps)
-            except Exception as e:
-                if pos.index < 0:
-                    raise
-                record, pos.record = pos.record, None
-                raise self._fail(record, e) from e
-            return
-        backend = self.state_backend
+        backend = self.state_backend if keyed else None
         try:
-            backend.start_batch()
+            if backend is not None:
+                backend.start_batch()
+            key_selector = self.key_selector if keyed else None
             _sink_loop.invoke_columns(
-                pos, self.invoke, self.sink_context, cls, columns, timestamps, self.key_selector, backend
+                pos, self.invoke, self.sink_context, cls, columns, timestamps, key_selector, backend
             )
         except Exception as e:
             if pos.index < 0:
@@ -571,7 +564,8 @@ class SinkOperator(UdfOperator):
             record, pos.record = pos.record, None
             raise self._fail(record, e) from e
         finally:
-            backend.finish_batch()
+            if backend is not None:
+                backend.finish_batch()
 
     def _process_keyed(self, values: list, timestamps: list | None) -> None:
         """A sink after key_by: the record's key is current while ``invoke`` runs (keyed state)."""
