@@ -88,9 +88,19 @@ PRELOAD = (
     "flinkcore.state.lmdb_backend",
 )
 
+#: every module of these packages is imported by the server too (the datastream API: a job's
+#: pickled graph refers to its classes, such as the windowed stream's)
+_PRELOAD_PACKAGES = (
+    "flinkcore.runtime",
+    "flinkcore.state",
+    "flinkcore._core",
+    "flinkcore.common",
+    "flinkcore.datastream",
+)
+
 
 def _preload() -> None:
-    """Import what jobs use: the listed modules, pyarrow, and every runtime/state/_core module."""
+    """Import what jobs use: the listed modules, pyarrow, and every module of _PRELOAD_PACKAGES."""
     import importlib
     import pkgutil
 
@@ -98,19 +108,32 @@ def _preload() -> None:
 
     names = list(PRELOAD) + ["pyarrow", "pyarrow.ipc", "pandas"]  # pyarrow imports pandas lazily
     for info in pkgutil.walk_packages(flinkcore.__path__, "flinkcore."):
-        if info.name.startswith(
-            ("flinkcore.runtime", "flinkcore.state", "flinkcore._core", "flinkcore.common")
-        ):  # noqa: E501
+        if info.name.startswith(_PRELOAD_PACKAGES):
             names.append(info.name)
     for name in names:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - optional: the worker imports what it needs anyway
             pass
+    _warm_pyarrow()
     # What is imported now lives as long as every worker: out of the collector's sight, a
     # worker's collections neither walk these objects nor touch (and so copy) their pages.
     gc.collect()
     gc.freeze()
+
+
+def _warm_pyarrow() -> None:
+    """Run pyarrow's one-time set-up of its pandas integration here, once: the first conversion of
+    a numpy array (``pa.array``, a columnar source's batch) in a process imports
+    ``pyarrow.pandas_compat`` and compiles the regular expression of pandas' version, ~11 ms of
+    CPU that every worker of a columnar job paid on its first batch."""
+    try:
+        import numpy as np
+        import pyarrow as pa
+
+        pa.array(np.zeros(1, dtype=np.int64))
+    except Exception:  # noqa: BLE001 - optional, as the imports above
+        pass
 
 
 def _serve(sock: socket.socket) -> None:
