@@ -16,3 +16,12 @@ def operator_index(key_group: int, max_parallelism: int, parallelism: int) -> in
 def split_by_key(
     values: list, timestamps: Sequence[int | None] | None, keys: list, max_parallelism: int, parallelism: int
 ) -> list[tuple[list, list | None] | None]: ...
+def table_channels(
+    keys: np.ndarray, table: np.ndarray, parallelism: int, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray] | None: ...
+def split_columns(
+    channels: np.ndarray,
+    counts: Sequence[int] | np.ndarray,
+    columns: list[np.ndarray],
+    out: list[np.ndarray] | None = None,
+) -> list[np.ndarray]: ...

@@ -24,9 +24,10 @@ tuple/list/Row     Java ``List.hashCode``: ``h = 31 * h + hash(e)`` from 1 (any 
 
 import numpy as np
 
+cimport cython
 cimport numpy as cnp
 from libc.math cimport floor, isfinite
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cnp.import_array()
 
@@ -262,3 +263,167 @@ def split_by_key(list values, timestamps, list keys, long max_parallelism, int p
         ((<list>vs[c]), None if ts is None else tss[c]) if len(<list>vs[c]) else None
         for c in range(parallelism)
     ]
+
+
+# --- the keyed split of columnar batches (fixed-width columns, a counting sort per batch) -----------
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def table_channels(keys, table, Py_ssize_t parallelism, out=None):
+    """The channel of every key from ``table`` (``table[key]``, uint16, as the hash writer keeps it
+    for small non-negative int keys) and how many keys each channel gets, in one pass.
+
+    Returns ``(channels, counts)`` (uint16 and int64 arrays), or None when a key is negative or
+    not below ``len(table)`` (the caller grows the table or takes another path). ``out``: a uint16
+    array of ``len(keys)`` to write the channels into (a buffer the caller reuses)."""
+    cdef const int64_t[::1] k = np.ascontiguousarray(keys, dtype=np.int64)
+    cdef const uint16_t[::1] t = np.ascontiguousarray(table, dtype=np.uint16)
+    if parallelism < 1 or parallelism > 65536:
+        raise ValueError(f"parallelism must be in [1, 65536], got {parallelism}")
+    cdef Py_ssize_t i, n = k.shape[0], size = t.shape[0], bad = -1
+    if out is None:
+        out = np.empty(n, dtype=np.uint16)
+    elif not isinstance(out, np.ndarray) or out.dtype != np.uint16 or out.shape != (n,):
+        raise ValueError(f"out must be a uint16 array of {n} items")
+    # four histograms, one per row mod 4: a run of rows of one channel does not wait on the
+    # store of its own counter
+    hist = np.zeros((4, parallelism), dtype=np.int64)
+    cdef uint16_t[::1] o = out
+    cdef int64_t[:, ::1] h = hist
+    cdef uint64_t key
+    cdef uint16_t c
+    with nogil:
+        for i in range(n):
+            key = <uint64_t>k[i]
+            if key >= <uint64_t>size:
+                bad = i
+                break
+            c = t[key]
+            if c >= parallelism:
+                bad = -2
+                break
+            o[i] = c
+            h[i & 3, c] += 1
+    if bad == -2:
+        raise ValueError(f"the channel table names a channel beyond {parallelism}")
+    if bad >= 0:
+        return None
+    return out, hist.sum(axis=0)
+
+
+#: the place of every row (split_columns), kept for the next batch: a fresh array of a large batch
+#: costs page faults once glibc returned it to the kernel
+_dest_scratch = None
+
+
+cdef int _scatter(const char *src, char *dst, const int64_t *dest, Py_ssize_t n, Py_ssize_t width) noexcept nogil:
+    cdef Py_ssize_t i
+    if width == 8:
+        for i in range(n):
+            (<uint64_t *>dst)[dest[i]] = (<const uint64_t *>src)[i]
+    elif width == 4:
+        for i in range(n):
+            (<uint32_t *>dst)[dest[i]] = (<const uint32_t *>src)[i]
+    elif width == 2:
+        for i in range(n):
+            (<uint16_t *>dst)[dest[i]] = (<const uint16_t *>src)[i]
+    elif width == 1:
+        for i in range(n):
+            dst[dest[i]] = src[i]
+    else:
+        return -1
+    return 0
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def split_columns(channels, counts, list columns, list out=None):
+    """Rows grouped by channel, for every column: a counting sort on ``channels`` (uint16, the
+    channel of each row; ``counts[c]`` rows go to channel ``c``). Each column (a 1-d numpy array
+    of 1-, 2-, 4- or 8-byte items, any dtype) comes back as a new array of its dtype holding
+    channel 0's rows, then channel 1's, ..., each channel's rows in arrival order. One pass
+    computes each row's place, then one pass per column moves its items there.
+
+    ``np.arange(len(channels))`` as a column gives the permutation (the row taken for each
+    place), for columns this cannot move. ``out``: writable arrays to fill instead (one per column,
+    of its length and item size; e.g. over buffers of Arrow's memory pool, which keeps freed pages
+    for the next batch where glibc returns large blocks to the kernel and faults them in again)."""
+    cdef const uint16_t[::1] ch = np.ascontiguousarray(channels, dtype=np.uint16)
+    cdef const int64_t[::1] cnt = np.ascontiguousarray(counts, dtype=np.int64)
+    cdef Py_ssize_t n = ch.shape[0], nch = cnt.shape[0], i, total = 0
+    cdef uint16_t c
+    for i in range(nch):
+        if cnt[i] < 0:
+            raise ValueError("counts must not be negative")
+        total += cnt[i]
+    if total != n:
+        raise ValueError(f"counts add up to {total}, not to the {n} rows")
+    for col in columns:
+        if not isinstance(col, np.ndarray) or (<cnp.ndarray>col).ndim != 1 or len(col) != n:
+            raise ValueError(f"every column must be a 1-d numpy array of {n} items")
+        if (<cnp.ndarray>col).itemsize not in (1, 2, 4, 8) or col.dtype.hasobject:
+            raise ValueError(f"cannot move items of dtype {col.dtype} (1, 2, 4 or 8 bytes, no objects)")
+    if out is not None:
+        if len(out) != len(columns):
+            raise ValueError(f"out has {len(out)} arrays for {len(columns)} columns")
+        for col, o in zip(columns, out):
+            if (not isinstance(o, np.ndarray) or (<cnp.ndarray>o).ndim != 1 or len(o) != n
+                    or not (<cnp.ndarray>o).flags.c_contiguous or not (<cnp.ndarray>o).flags.writeable
+                    or (<cnp.ndarray>o).itemsize != (<cnp.ndarray>col).itemsize):
+                raise ValueError("every out array must be a writable contiguous 1-d array of its column's "
+                                 "length and item size")
+    # place of every row: the next free place of its channel
+    pos_arr = np.empty(max(nch, 1) * 2, dtype=np.int64)
+    cdef int64_t[::1] pos = pos_arr
+    cdef Py_ssize_t a = 0
+    for i in range(nch):
+        pos[i] = a
+        a += cnt[i]
+        pos[nch + i] = a  # end of channel i
+    global _dest_scratch
+    dest_arr = _dest_scratch  # taken while in use (a thread calling meanwhile makes its own)
+    _dest_scratch = None
+    if dest_arr is None or len(dest_arr) < n:
+        dest_arr = np.empty(max(n, 1 << 16), dtype=np.int64)
+    cdef int64_t[::1] dest = dest_arr
+    cdef int64_t p0 = 0, p1 = 0
+    cdef bint ok = True
+    with nogil:
+        if nch == 2:  # both places in registers, no counter in memory to wait on
+            p1 = pos[1]
+            for i in range(n):
+                c = ch[i]
+                if c > 1:
+                    ok = False
+                    break
+                if c:
+                    dest[i] = p1
+                else:
+                    dest[i] = p0
+                p1 += c
+                p0 += 1 - c
+            ok = ok and p0 == pos[nch] and p1 == pos[nch + 1]
+        else:
+            for i in range(n):
+                c = ch[i]
+                if c >= nch or pos[c] >= pos[nch + c]:
+                    ok = False
+                    break
+                dest[i] = pos[c]
+                pos[c] += 1
+    if not ok:
+        raise ValueError("channels and counts disagree (a channel beyond counts, or more rows than counted)")
+    result = []
+    cdef cnp.ndarray src, dst
+    cdef const int64_t *d = &dest[0] if n else NULL
+    for j, col in enumerate(columns):
+        src = np.ascontiguousarray(col)
+        dst = np.empty_like(src) if out is None else out[j]
+        if n:
+            with nogil:
+                _scatter(<const char *>cnp.PyArray_DATA(src), <char *>cnp.PyArray_DATA(dst), d, n,
+                         cnp.PyArray_ITEMSIZE(src))
+        result.append(dst)
+    if len(dest_arr) <= 1 << 21:
+        _dest_scratch = dest_arr
+    return result

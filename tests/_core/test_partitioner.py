@@ -213,3 +213,95 @@ def test_rejects_bad_max_parallelism(p):
         p.key_groups_int64(np.zeros(3, dtype=np.int64), 0)
     with pytest.raises(ValueError, match="max_parallelism"):
         p.key_group("a", 40000)
+
+
+def _grouped(channels, n_channels, column):
+    """The reference of split_columns: each channel's items in arrival order, channel by channel."""
+    return np.concatenate([column[channels == c] for c in range(n_channels)] + [column[:0]])
+
+
+@given(st.integers(0, 3000), st.integers(1, 9), st.integers(0, 2**32 - 1))
+def test_split_columns_groups_rows_by_channel_in_arrival_order(rows, n_channels, seed):
+    rng = np.random.default_rng(seed)
+    channels = rng.integers(0, n_channels, rows).astype(np.uint16)
+    if rows and seed % 3 == 0:  # some batches go to one channel only
+        channels[:] = seed % n_channels
+    counts = np.bincount(channels, minlength=n_channels)
+    columns = [
+        rng.integers(-(2**63), 2**63 - 1, rows, dtype=np.int64),
+        rng.integers(-(2**31), 2**31 - 1, rows, dtype=np.int32),
+        rng.integers(0, 2**16, rows).astype(np.uint16),
+        rng.integers(-128, 128, rows).astype(np.int8),
+        rng.random(rows),
+        rng.random(rows).astype(np.float32),
+        rng.random(rows) < 0.5,
+        np.arange(rows, dtype=np.int64),
+    ]
+    moved = native.split_columns(channels, counts, columns)
+    for got, col in zip(moved, columns, strict=True):
+        assert got.dtype == col.dtype
+        assert got.tobytes() == _grouped(channels, n_channels, col).tobytes()
+    # the permutation column: the rows of each channel, in order
+    assert moved[-1].tolist() == [i for c in range(n_channels) for i in np.flatnonzero(channels == c)]
+
+
+def test_split_columns_keeps_nan_payloads_and_fills_given_arrays():
+    channels = np.array([1, 0, 1, 0, 2], dtype=np.uint16)
+    bits = np.array([0x7FF8000000000001, 1, 2, 0xFFF0000000000ABC, 3], dtype=np.uint64)
+    values = bits.view(np.float64)
+    out = [np.zeros(5, dtype=np.float64)]
+    moved = native.split_columns(channels, [2, 2, 1], [values], out)
+    assert moved[0] is out[0]
+    assert out[0].view(np.uint64).tolist() == [1, 0xFFF0000000000ABC, 0x7FF8000000000001, 2, 3]
+
+
+def test_split_columns_refuses_what_would_write_out_of_place():
+    ch = np.array([0, 1, 1], dtype=np.uint16)
+    col = np.arange(3)
+    with pytest.raises(ValueError, match="add up"):
+        native.split_columns(ch, [1, 1], [col])
+    with pytest.raises(ValueError, match="disagree"):
+        native.split_columns(ch, [2, 1], [col])  # channel 1 gets more rows than counted
+    with pytest.raises(ValueError, match="disagree"):
+        native.split_columns(np.array([0, 3, 1], dtype=np.uint16), [1, 1, 1], [col])
+    with pytest.raises(ValueError, match="disagree"):
+        native.split_columns(np.array([0, 2, 1], dtype=np.uint16), [1, 2], [col])
+    with pytest.raises(ValueError, match="negative"):
+        native.split_columns(ch, [4, -1], [col])
+    with pytest.raises(ValueError, match="1-d"):
+        native.split_columns(ch, [1, 2], [np.arange(4)])
+    with pytest.raises(ValueError, match="dtype"):
+        native.split_columns(ch, [1, 2], [np.array(["a", "b", "c"], dtype=object)])
+    with pytest.raises(ValueError, match="dtype"):
+        native.split_columns(ch, [1, 2], [np.zeros(3, dtype=np.complex128)])
+    with pytest.raises(ValueError, match="out"):
+        native.split_columns(ch, [1, 2], [col], [np.zeros(3, dtype=np.int32)])
+    with pytest.raises(ValueError, match="out"):
+        native.split_columns(ch, [1, 2], [col], [np.zeros(6, dtype=np.int64)[::2]])  # not contiguous
+    with pytest.raises(ValueError, match="out"):
+        native.split_columns(ch, [1, 2], [col], [np.zeros(2, dtype=np.int64)])
+    assert native.split_columns(np.zeros(0, dtype=np.uint16), [0, 0], [np.zeros(0)])[0].tolist() == []
+
+
+@given(st.lists(st.integers(0, 5000), max_size=300), st.integers(1, 9))
+def test_table_channels_reads_the_table_and_counts(keys, n_channels):
+    table = (np.arange(4096) * 7 % n_channels).astype(np.uint16)
+    arr = np.array(keys, dtype=np.int64)
+    got = native.table_channels(arr, table, n_channels)
+    if any(k >= len(table) for k in keys):
+        assert got is None
+        return
+    channels, counts = got
+    assert channels.dtype == np.uint16 and channels.tolist() == [int(table[k]) for k in keys]
+    assert counts.tolist() == np.bincount(table[arr], minlength=n_channels).tolist()
+    out = np.empty(len(keys), dtype=np.uint16)
+    assert native.table_channels(arr, table, n_channels, out)[0] is out
+
+
+def test_table_channels_refuses_negative_keys_and_bad_tables():
+    table = np.array([0, 1, 0], dtype=np.uint16)
+    assert native.table_channels(np.array([0, -1]), table, 2) is None
+    with pytest.raises(ValueError, match="channel"):
+        native.table_channels(np.array([1]), table, 1)
+    with pytest.raises(ValueError, match="out"):
+        native.table_channels(np.array([1]), table, 2, np.empty(2, dtype=np.uint16))

@@ -142,3 +142,88 @@ def test_scalar_batch_is_not_split_by_a_column():
     batch = with_record_kind(pa.RecordBatch.from_arrays([pa.array([1, 2, 3])], names=["f0"]), b"scalar")
     with pytest.raises(UserCodeError):
         _route(operator.itemgetter(0), batch, None, 2)
+
+
+class Batches(Collect):
+    """Keeps every batch it gets, as it came."""
+
+    def __init__(self):
+        super().__init__()
+        self.got = []
+
+    def process_batch(self, values, timestamps):
+        self.got.append((values, None if timestamps is None else np.asarray(timestamps)))
+
+
+def _mixed_batch(rng, rows, key_kind):
+    keys = {
+        "dense": rng.integers(0, 3000, rows),
+        "wide": rng.integers(-(2**62), 2**62, rows),
+        "int32": rng.integers(-(2**31), 2**31 - 1, rows).astype(np.int32),
+        "string": np.array([f"k{v}" for v in rng.integers(0, 500, rows)], dtype=object),
+    }[key_kind]
+    nulls = rng.random(rows) < 0.2
+    columns = {
+        "i64": pa.array(rng.integers(-(2**63), 2**63 - 1, rows, dtype=np.int64)),
+        "key": pa.array(keys),
+        "f64": pa.array(rng.random(rows)),
+        "i32": pa.array(rng.integers(-(2**31), 2**31 - 1, rows).astype(np.int32)),
+        "u8": pa.array(rng.integers(0, 256, rows).astype(np.uint8)),
+        "f32": pa.array(rng.random(rows).astype(np.float32)),
+        "flag": pa.array(rng.random(rows) < 0.5),
+        "when": pa.array(rng.integers(0, 2**40, rows), type=pa.timestamp("ms")),
+        "name": pa.array([f"n{i}" for i in range(rows)]),
+        "maybe": pa.array(rng.random(rows), mask=nulls),
+    }
+    schema = pa.schema([pa.field(k, v.type) for k, v in columns.items()], metadata={b"kind": b"test"})
+    return pa.RecordBatch.from_arrays(list(columns.values()), schema=schema)
+
+
+@pytest.mark.parametrize("key_kind", ["dense", "wide", "int32", "string"])
+@pytest.mark.parametrize("n", [2, 3, 5, 9])
+def test_arrow_split_keeps_every_column_row_order_and_timestamps(key_kind, n):
+    """Each row (all its columns, of their types, and its timestamp) reaches the channel the
+    per-record rule names, in arrival order: fixed-width columns, booleans, strings, a column
+    with nulls, timestamps; whole batches and slices of one (a column offset)."""
+    rng = np.random.default_rng(n)
+    writer_chans = [Batches() for _ in range(n)]
+    writer = make_writer(
+        Partitioner("hash", key_selector=operator.itemgetter("key")), writer_chans, 0, 128, "w"
+    )
+    sent = []
+    for rows in (1000, 0, 1, 517):
+        batch = _mixed_batch(rng, rows, key_kind)
+        ts = rng.integers(0, 2**50, rows)
+        for part, part_ts in ((batch, ts), (batch.slice(3, max(rows - 10, 0)), ts[3 : max(rows - 7, 3)])):
+            sent.append((part, part_ts))
+            writer.process_batch(part, part_ts)
+    all_rows = [r for b, _ in sent for r in b.to_pylist()]
+    all_ts = [int(t) for _, ts in sent for t in ts]
+    expected = _expected(all_rows, lambda r: r["key"], all_ts, n)
+    for chan, (rows, ts) in zip(writer_chans, expected, strict=True):
+        assert [r for b, _ in chan.got for r in b.to_pylist()] == rows
+        assert [int(t) for _, t in chan.got for t in t] == ts
+        for b, t in chan.got:
+            assert b.schema.equals(sent[0][0].schema, check_metadata=True)
+            assert len(t) == b.num_rows and t.dtype == np.int64
+            b.validate(full=True)
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_arrow_split_without_timestamps_and_one_channel_batches(n):
+    keys = np.arange(200)
+    owner = np.array([operator_index_of(int(k), 128, n) for k in keys])
+    mine = keys[owner == 1]  # every key of channel 1
+    batch = pa.RecordBatch.from_arrays([pa.array(mine), pa.array(mine * 0.5)], names=["key", "v"])
+    chans = [Batches() for _ in range(n)]
+    writer = make_writer(Partitioner("hash", key_selector=operator.itemgetter(0)), chans, 0, 128, "w")
+    writer.process_batch(batch, None)
+    assert [len(c.got) for c in chans] == [1 if i == 1 else 0 for i in range(n)]
+    assert chans[1].got[0][0] is batch and chans[1].got[0][1] is None  # passed on as it is
+    mixed = pa.RecordBatch.from_arrays([pa.array(keys), pa.array(keys * 0.5)], names=["key", "v"])
+    writer.process_batch(mixed, None)
+    for c in range(n):
+        got = chans[c].got[-1]
+        assert got[1] is None
+        assert got[0].column(0).to_pylist() == keys[owner == c].tolist()
+        assert got[0].column(1).to_pylist() == (keys[owner == c] * 0.5).tolist()
