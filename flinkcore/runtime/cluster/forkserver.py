@@ -136,10 +136,144 @@ def _warm_pyarrow() -> None:
         pass
 
 
+#: "0" keeps the fork server from importing the modules a job's pickle names (see JobModules)
+PRELOAD_JOB_MODULES_ENV = "FLINKCORE_PRELOAD_JOB_MODULES"
+
+_STRING_OPS = frozenset(
+    ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING")
+)
+
+
+def pickled_modules(data: bytes) -> set[str]:
+    """Names of the modules a pickle refers to, without unpickling it: those of its GLOBAL and
+    STACK_GLOBAL opcodes (classes and functions pickled by reference) and the arguments of
+    cloudpickle's ``subimport`` (modules the globals of a function pickled by value refer to)."""
+    import pickletools
+
+    names: set[str] = set()
+    memo: dict[int, Any] = {}
+    # the values of the two latest pushes: a str, _SUBIMPORT for that global, None for the rest
+    before = last = None
+    subimport = False  # cloudpickle's subimport was pushed: its argument is a module name
+    for op, arg, _ in pickletools.genops(data):
+        name = op.name
+        if name == "MEMOIZE":
+            memo[len(memo)] = last
+            continue
+        if name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = last
+            continue
+        value = None
+        if name in _STRING_OPS:
+            value = arg
+            if subimport:
+                names.add(arg)
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            value = memo.get(arg)
+            if subimport and isinstance(value, str):
+                names.add(value)
+        elif name == "GLOBAL":
+            module, _, qualname = arg.partition(" ")
+            names.add(module)
+            value = _global(module, qualname)
+        elif name == "STACK_GLOBAL" and isinstance(before, str) and isinstance(last, str):
+            names.add(before)  # pushed: the module, then the qualified name
+            value = _global(before, last)
+        subimport = value is _SUBIMPORT
+        before, last = last, value
+    return names
+
+
+_SUBIMPORT = object()
+
+
+def _global(module: str, qualname: str) -> Any:
+    return _SUBIMPORT if module.startswith("cloudpickle") and qualname == "subimport" else None
+
+
+class JobModules:
+    """Imports, in the fork server, the modules a job's pickled graph refers to by name (where its
+    functions, sources and sinks come from: e.g. a module of the user's), before it forks the
+    job's workers: every worker then starts with them imported, as with flinkcore, instead of each
+    one importing them again (compiling them from source where no bytecode is written).
+
+    Modules stay imported for later jobs; one whose file (or that of any module it imported)
+    changed since is imported afresh, so a worker runs the code on disk, as one that imports it
+    itself does. A module that fails to import here is left to the worker (which reports the
+    error as before). Importing runs the module's top-level code in the server once instead of in
+    every worker: a module that starts threads or opens connections at import does that in the
+    server, and its workers inherit the result; the server imports no more job modules once an
+    import left it with more threads. ``FLINKCORE_PRELOAD_JOB_MODULES=0`` turns this off."""
+
+    def __init__(self) -> None:
+        self.enabled = os.environ.get(PRELOAD_JOB_MODULES_ENV, "1").strip().lower() not in (
+            "0",
+            "false",
+            "no",
+            "off",
+        )
+        #: module name -> (its file, mtime_ns, size) when imported, for what was imported for jobs
+        self.files: dict[str, tuple[str, int, int] | None] = {}
+
+    def prepare(self, data: bytes, sys_path: list[str]) -> None:
+        """Import what ``data`` (a pickle) refers to and this process has not imported yet."""
+        if not self.enabled:
+            return
+        self._drop_changed()
+        missing = sorted(m for m in pickled_modules(data) if m not in sys.modules and not m.startswith("__"))
+        if not missing:
+            return
+        import importlib
+
+        threads = _thread_count()
+        before = set(sys.modules)
+        saved = sys.path[:]
+        sys.path[:] = sys_path
+        importlib.invalidate_caches()
+        try:
+            for name in missing:
+                try:
+                    importlib.import_module(name)
+                except BaseException:  # noqa: BLE001 - the worker imports it itself and reports
+                    pass
+        finally:
+            sys.path[:] = saved
+        for name in set(sys.modules) - before:
+            self.files[name] = _file_stamp(sys.modules[name])
+        if _thread_count() > threads:
+            self.enabled = False
+
+    def _drop_changed(self) -> None:
+        """Forget every module imported for jobs when one of their files changed."""
+        if any(_file_stamp(sys.modules.get(n)) != stamp for n, stamp in self.files.items()):
+            for name in self.files:
+                sys.modules.pop(name, None)
+            self.files.clear()
+
+
+def _file_stamp(module: Any) -> tuple[str, int, int] | None:
+    path = getattr(module, "__file__", None)
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path, -1, -1)
+    return (path, st.st_mtime_ns, st.st_size)
+
+
+def _thread_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
 def _serve(sock: socket.socket) -> None:
     from flinkcore.runtime.cluster import worker
 
     _preload()
+    job_modules = JobModules()
 
     statuses: dict[int, int] = {}
     children: set[int] = set()
@@ -173,7 +307,9 @@ def _serve(sock: socket.socket) -> None:
             return  # the driver is gone: exiting kills our workers (PDEATHSIG)
         kind = request[0]
         if kind == "fork":
-            _, args = request
+            _, args, (job_pickle, sys_path) = request
+            if job_pickle is not None:
+                job_modules.prepare(job_pickle, sys_path)
             pid = os.fork()
             if pid == 0:
                 sock.close()
@@ -231,10 +367,19 @@ class ForkServer:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def fork(self, sockets: list[socket.socket], *args: Any) -> int:
-        """Start a worker running ``run_worker_from_fds(fds, *args)``; returns its pid."""
+    def fork(
+        self,
+        sockets: list[socket.socket],
+        *args: Any,
+        job_pickle: bytes | None = None,
+        sys_path: list[str] | None = None,
+    ) -> int:
+        """Start a worker running ``run_worker_from_fds(fds, *args)``; returns its pid. The server
+        first imports the modules ``job_pickle`` refers to (with ``sys_path``; see
+        :class:`JobModules`); pass the same object as in ``args``: it travels once."""
         with self.lock:
-            _send_msg(self.sock, ("fork", args), [s.fileno() for s in sockets])
+            request = ("fork", args, (job_pickle, list(sys_path or sys.path)))
+            _send_msg(self.sock, request, [s.fileno() for s in sockets])
             reply, _ = _recv_msg(self.sock)
         return reply[1]
 

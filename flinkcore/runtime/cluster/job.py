@@ -164,14 +164,18 @@ class ClusterJob:
         try:
             for k in range(1, n + 1):
                 peer_indexes = sorted(ends[k])
+                graph = self._worker_graph(k)
+                sys_path = list(sys.path)
                 pid = server.fork(
                     [ends[k][i] for i in peer_indexes],
                     k,
-                    self._worker_graph(k),
+                    graph,
                     peer_indexes,
-                    list(sys.path),
+                    sys_path,
                     self.sinks_in_driver,
                     restore_bytes,
+                    job_pickle=graph,
+                    sys_path=sys_path,
                 )
                 self.processes[k] = pid
                 self._pids.append(pid)

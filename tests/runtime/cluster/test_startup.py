@@ -1,0 +1,205 @@
+"""Worker start-up: the fork server imports the modules a job's pickle names before it forks the
+job's workers (so they start with them imported), imports a changed module afresh, and leaves a
+module that fails to import to the worker, which reports the error as before."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import textwrap
+import uuid
+
+import cloudpickle
+import pytest
+from recovery_support import alive
+
+from flinkcore.datastream import StreamExecutionEnvironment
+from flinkcore.datastream.connectors import NumberSequenceSource
+from flinkcore.datastream.functions import SinkFunction
+from flinkcore.runtime.cluster import ClusterJob
+from flinkcore.runtime.cluster.forkserver import (
+    PRELOAD_JOB_MODULES_ENV,
+    JobModules,
+    fork_server,
+    pickled_modules,
+)
+
+
+class ListSink(SinkFunction):
+    def __init__(self):
+        self.results = []
+
+    def invoke(self, value, context):
+        self.results.append(value)
+
+
+MODULE = """
+import os
+IMPORTED_IN = os.getpid()
+VERSION = {version}
+
+def tag(x):
+    return (x, IMPORTED_IN, os.getpid(), VERSION)
+"""
+
+
+def _write_module(directory, name: str, text: str, mtime_ns: int | None = None) -> None:
+    path = os.path.join(directory, f"{name}.py")
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(text))
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+@pytest.fixture
+def module_dir(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names: list[str] = []
+    yield tmp_path, names
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def _run(fn, parallelism=2, n=100):
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(parallelism)
+    sink = ListSink()
+    env.from_source(NumberSequenceSource(0, n - 1), None, "n").map(fn).add_sink(sink)
+    job = ClusterJob(env.get_stream_graph("startup", clear_transformations=True))
+    job.run()
+    assert job.status == "FINISHED"
+    assert job.pids and [p for p in job.pids if alive(p)] == []
+    return job, sink.results
+
+
+def test_job_modules_are_imported_by_the_fork_server_and_again_when_changed(module_dir):
+    directory, names = module_dir
+    name = f"fc_startup_{uuid.uuid4().hex}"
+    names.append(name)
+    _write_module(directory, name, MODULE.format(version=1), mtime_ns=1_000_000_000_000_000_000)
+    module = __import__(name)
+    server = fork_server().process.pid
+
+    job, results = _run(module.tag)
+    assert sorted(r[0] for r in results) == list(range(100))
+    assert {r[3] for r in results} == {1}
+    assert {r[2] for r in results} == set(job.pids)  # the map ran in the workers
+    assert {r[1] for r in results} == {server}  # imported once, by the server, before the forks
+
+    # the file changes (the driver keeps its old copy): the workers run the code on disk
+    _write_module(directory, name, MODULE.format(version=22), mtime_ns=1_000_000_001_000_000_000)
+    job, results = _run(module.tag)
+    assert {r[3] for r in results} == {22}
+    assert {r[1] for r in results} == {server}
+    assert {r[2] for r in results} == set(job.pids)
+
+
+FAILING = """
+import os
+if os.getpid() != {driver}:
+    raise RuntimeError("this module imports only in process {driver}")
+
+def ident(x):
+    return x
+"""
+
+
+def test_a_module_that_fails_to_import_in_the_server_fails_in_the_worker(module_dir):
+    directory, names = module_dir
+    name = f"fc_startup_failing_{uuid.uuid4().hex}"
+    names.append(name)
+    _write_module(directory, name, FAILING.format(driver=os.getpid()))
+    module = __import__(name)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    env.from_source(NumberSequenceSource(0, 9), None, "n").map(module.ident).add_sink(ListSink())
+    job = ClusterJob(env.get_stream_graph("failing", clear_transformations=True))
+    with pytest.raises(Exception, match="this module imports only in process"):
+        job.run()
+    assert job.status == "FAILED"
+    assert [p for p in job.pids if alive(p)] == []
+    # the server survived the failed import and serves the next job
+    _, results = _run(lambda x: x + 1, n=10)
+    assert sorted(results) == list(range(1, 11))
+
+
+def test_pickled_modules_names_globals_and_subimports(module_dir):
+    directory, names = module_dir
+    name = f"fc_startup_scan_{uuid.uuid4().hex}"
+    names.append(name)
+    _write_module(directory, name, MODULE.format(version=1))
+    module = __import__(name)
+    import json
+    import shlex
+
+    def uses_modules(x):  # pickled by value: its globals json and shlex travel as subimports
+        return json.dumps(shlex.quote(x))
+
+    def again(x):  # the second function's subimports are memo references
+        return json.loads(shlex.split(x)[0])
+
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        data = pickle.dumps([module.tag, os.path.join], protocol=protocol)
+        assert {name, os.path.join.__module__} <= pickled_modules(data), protocol
+    data = cloudpickle.dumps([uses_modules, again, module.tag], protocol=pickle.HIGHEST_PROTOCOL)
+    assert {"json", "shlex", name} <= pickled_modules(data)
+
+
+THREADED = """
+import threading
+STOP = threading.Event()
+threading.Thread(target=STOP.wait, daemon=True).start()
+
+def ident(x):
+    return x
+"""
+
+
+def test_job_modules_stop_importing_after_an_import_started_a_thread(module_dir, monkeypatch):
+    directory, names = module_dir
+    first, threaded, later = (f"fc_startup_{kind}_{uuid.uuid4().hex}" for kind in ("a", "thread", "b"))
+    names.extend([first, threaded, later])
+    _write_module(directory, first, MODULE.format(version=1))
+    _write_module(directory, threaded, THREADED)
+    _write_module(directory, later, MODULE.format(version=2))
+    path = [str(directory), *sys.path]
+    monkeypatch.setenv(PRELOAD_JOB_MODULES_ENV, "1")
+    modules = JobModules()
+    modules.prepare(_global(first, "tag"), path)
+    assert first in sys.modules and modules.enabled
+    try:
+        modules.prepare(_global(threaded, "ident"), path)
+        assert threaded in sys.modules
+        assert not modules.enabled  # this process has more threads now: no more imports here
+        modules.prepare(_global(later, "tag"), path)
+        assert later not in sys.modules
+    finally:
+        sys.modules[threaded].STOP.set()
+
+    monkeypatch.setenv(PRELOAD_JOB_MODULES_ENV, "0")
+    off = JobModules()
+    off.prepare(_global(later, "tag"), path)
+    assert later not in sys.modules
+
+
+def _global(module: str, name: str) -> bytes:
+    """A pickle of a reference to ``module.name`` (a GLOBAL opcode), made without importing it."""
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n."
+
+
+def test_job_modules_import_afresh_when_a_file_changed(module_dir, monkeypatch):
+    directory, names = module_dir
+    name = f"fc_startup_fresh_{uuid.uuid4().hex}"
+    names.append(name)
+    _write_module(directory, name, MODULE.format(version=1), mtime_ns=1_000_000_000_000_000_000)
+    path = [str(directory), *sys.path]
+    monkeypatch.setenv(PRELOAD_JOB_MODULES_ENV, "1")
+    modules = JobModules()
+    modules.prepare(_global(name, "tag"), path)
+    assert sys.modules[name].VERSION == 1
+    modules.prepare(_global(name, "tag"), path)  # unchanged: the same module
+    first = sys.modules[name]
+    _write_module(directory, name, MODULE.format(version=3), mtime_ns=1_000_000_002_000_000_000)
+    modules.prepare(_global(name, "tag"), path)
+    assert sys.modules[name] is not first and sys.modules[name].VERSION == 3
