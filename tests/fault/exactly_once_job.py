@@ -25,6 +25,9 @@ from flinkcore.datastream.functions import KeyedProcessFunction, MapFunction
 from flinkcore.datastream.state import ValueStateDescriptor
 from flinkcore.state.checkpoint_storage import CorruptCheckpointError, load_checkpoint
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from held_source import HeldGenerator  # noqa: E402
+
 KEYS = 7
 
 
@@ -52,14 +55,21 @@ class FailOnce(MapFunction):
         return value
 
 
-def build(env, out_dir, chk_dir, n, rate, backend="heap", fail_at=None, interval_ms=50, parallelism=1):
+def build(
+    env, out_dir, chk_dir, n, rate, backend="heap", fail_at=None, interval_ms=50, parallelism=1, gate=None
+):
+    """The job on ``env``; with ``gate`` (a path), its source waits halfway until that file exists
+    (:class:`held_source.HeldGenerator`)."""
     env.set_parallelism(parallelism)
     env.enable_checkpointing(interval_ms)
     env.get_checkpoint_config().set_checkpoint_storage_dir(chk_dir)
     env.set_state_backend(EmbeddedLmdbStateBackend() if backend == "lmdb" else HashMapStateBackend())
     if fail_at is not None:
         env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
-    source = DataGeneratorSource(lambda i: (i % KEYS, i), count=n, records_per_second=rate)
+    if gate is None:
+        source = DataGeneratorSource(lambda i: (i % KEYS, i), count=n, records_per_second=rate)
+    else:
+        source = HeldGenerator(lambda i: (i % KEYS, i), n, rate, gate)
     events = (
         env.from_source(source, WatermarkStrategy.no_watermarks(), "generator")
         .uid("generator")

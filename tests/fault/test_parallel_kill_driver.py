@@ -22,9 +22,10 @@ SCRIPT = textwrap.dedent(
     from flinkcore.runtime.cluster.forkserver import fork_server
 
     out, chk, n, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    gate = sys.argv[5] if len(sys.argv) > 5 else None
     print("FORKSERVER", fork_server().process.pid, flush=True)
     env = StreamExecutionEnvironment.get_execution_environment()
-    job.build(env, out, chk, n, rate, "heap", parallelism=2).execute("parallel exactly-once")
+    job.build(env, out, chk, n, rate, "heap", parallelism=2, gate=gate).execute("parallel exactly-once")
     """
 )
 
@@ -44,7 +45,10 @@ def test_killing_the_driver_of_a_parallel_job_resumes_exactly_once(tmp_path, com
     env.pop("FLINKCORE_SAVEPOINT_PATH", None)
     script = SCRIPT.format(here=HERE)
     proc = subprocess.Popen(
-        [sys.executable, "-c", script, out, chk, str(n), "4000"], env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", script, out, chk, str(n), "4000", str(tmp_path / "gate")],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:  # a failed assertion must not leave the driver (and its workers) running
         server = int(proc.stdout.readline().split()[1])

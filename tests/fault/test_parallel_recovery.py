@@ -17,6 +17,7 @@ from flinkcore.runtime.cluster import ClusterJob, create_coordinator, create_job
 
 sys.path.insert(0, os.path.dirname(__file__))
 import exactly_once_job as job  # noqa: E402
+from held_source import open_gate  # noqa: E402
 
 
 @pytest.fixture
@@ -57,7 +58,8 @@ def test_sigkill_of_a_worker_restarts_from_the_last_checkpoint_with_exact_output
     out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
     n = 4_000
     env = StreamExecutionEnvironment.get_execution_environment()
-    job.build(env, out, chk, n, rate=5_000, backend=backend, parallelism=2)
+    gate = str(tmp_path / "gate")
+    job.build(env, out, chk, n, rate=5_000, backend=backend, parallelism=2, gate=gate)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
     client = env.execute_async("kill a worker")
     first = _running_cluster_job(client)
@@ -67,6 +69,7 @@ def test_sigkill_of_a_worker_restarts_from_the_last_checkpoint_with_exact_output
         time.sleep(0.01)
     victim = first.pids[-1]
     os.kill(victim, signal.SIGKILL)
+    open_gate(gate)
     client.get_job_execution_result().result(timeout=60)
     assert client._job.restarts == 1
     assert committed(out) == job.expected_lines(n)
@@ -80,7 +83,7 @@ def test_savepoint_at_parallelism_2_in_processes_restores_at_1_and_3(
     out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
     n = 4_000
     env = StreamExecutionEnvironment.get_execution_environment()
-    job.build(env, out, chk, n, rate=4_000, backend="heap", parallelism=2)
+    job.build(env, out, chk, n, rate=4_000, backend="heap", parallelism=2, gate=str(tmp_path / "gate"))
     client = env.execute_async("at parallelism 2")
     _running_cluster_job(client)
     time.sleep(0.4)
@@ -103,7 +106,8 @@ def test_at_least_once_barriers_lose_nothing_after_a_worker_dies(tmp_path, commi
     out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
     n = 3_000
     env = StreamExecutionEnvironment.get_execution_environment()
-    job.build(env, out, chk, n, rate=5_000, backend="heap", parallelism=2)
+    gate = str(tmp_path / "gate")
+    job.build(env, out, chk, n, rate=5_000, backend="heap", parallelism=2, gate=gate)
     env.get_checkpoint_config().set_checkpointing_mode(CheckpointingMode.AT_LEAST_ONCE)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
     client = env.execute_async("at least once")
@@ -113,6 +117,7 @@ def test_at_least_once_barriers_lose_nothing_after_a_worker_dies(tmp_path, commi
         assert time.monotonic() < deadline, "no checkpoint completed"
         time.sleep(0.01)
     os.kill(first.pids[0], signal.SIGKILL)
+    open_gate(gate)
     client.get_job_execution_result().result(timeout=60)
     assert client._job.restarts == 1
     seen = {int(line.split(",")[1]) for line in committed(out) if not line.startswith("w")}

@@ -5,10 +5,15 @@ puts this directory on sys.path for the test files in it.)"""
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
 from flinkcore.runtime.cluster import ClusterJob
+
+# the fault tests' held generator (tests/fault/held_source.py), for the jobs built here
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "fault"))
+from held_source import HeldGenerator, open_gate  # noqa: E402,F401
 
 
 def committed_lines(out_dir: str) -> list[str]:

@@ -10,7 +10,7 @@ import signal
 import time
 
 import pytest
-from recovery_support import alive, committed_lines, running_cluster_job
+from recovery_support import HeldGenerator, alive, committed_lines, open_gate, running_cluster_job
 
 from flinkcore.common import Configuration, Encoder, Types, WatermarkStrategy
 from flinkcore.common.restart_strategy import RestartStrategies
@@ -53,12 +53,16 @@ class Line(ProcessWindowFunction):
         yield f"{key},{context.window().start},{total},{n}"
 
 
-def build(env, out_dir, chk_dir, n, rate, parallelism, two_phase):
+def build(env, out_dir, chk_dir, n, rate, parallelism, two_phase, gate=None):
+    """With ``gate`` (a path) the source waits halfway until that file exists (HeldGenerator)."""
     env.set_parallelism(parallelism)
     env.enable_checkpointing(50)
     env.get_checkpoint_config().set_checkpoint_storage_dir(chk_dir)
     env.set_state_backend(HashMapStateBackend())
-    source = DataGeneratorSource(lambda i: (i % KEYS, i), count=n, records_per_second=rate)
+    if gate is None:
+        source = DataGeneratorSource(lambda i: (i % KEYS, i), count=n, records_per_second=rate)
+    else:
+        source = HeldGenerator(lambda i: (i % KEYS, i), n, rate, gate)
     strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(IndexTs())
     sink = (
         FileSink.for_row_format(out_dir, Encoder.simple_string_encoder())
@@ -103,7 +107,8 @@ def test_sigkill_of_a_worker_with_two_phase_aggregation_gives_exact_output(tmp_p
     out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
     n = 3_000
     env = StreamExecutionEnvironment.get_execution_environment()
-    build(env, out, chk, n, rate=5_000, parallelism=2, two_phase=True)
+    gate = str(tmp_path / "gate")
+    build(env, out, chk, n, rate=5_000, parallelism=2, two_phase=True, gate=gate)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
     client = env.execute_async("kill a worker")
     first = running_cluster_job(client)
@@ -113,6 +118,7 @@ def test_sigkill_of_a_worker_with_two_phase_aggregation_gives_exact_output(tmp_p
         assert time.monotonic() < deadline, "no checkpoint completed"
         time.sleep(0.01)
     os.kill(first.pids[victim], signal.SIGKILL)
+    open_gate(gate)
     client.get_job_execution_result().result(timeout=60)
     assert client._job.restarts == 1
     assert committed_lines(out) == expected_lines(n)
@@ -126,7 +132,7 @@ def test_savepoint_with_two_phase_restores_without_it_at_another_parallelism(
     out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
     n = 3_000
     env = StreamExecutionEnvironment.get_execution_environment()
-    build(env, out, chk, n, rate=4_000, parallelism=2, two_phase=True)
+    build(env, out, chk, n, rate=4_000, parallelism=2, two_phase=True, gate=str(tmp_path / "gate"))
     client = env.execute_async("at parallelism 2")
     first = running_cluster_job(client)
     assert first.graph.config.get("two_phase_windows")

@@ -11,7 +11,7 @@ import signal
 import time
 
 import pytest
-from recovery_support import alive, committed_lines, running_cluster_job
+from recovery_support import HeldGenerator, alive, committed_lines, open_gate, running_cluster_job
 
 from flinkcore.common import Configuration, Encoder, Types, WatermarkStrategy
 from flinkcore.common.restart_strategy import RestartStrategies
@@ -61,12 +61,16 @@ class Line(ProcessWindowFunction):
         yield f"{key},{w.start},{w.end},{total},{n}"
 
 
-def build(env, out_dir, chk_dir, n, rate, parallelism, two_phase):
+def build(env, out_dir, chk_dir, n, rate, parallelism, two_phase, gate=None):
+    """With ``gate`` (a path) the source waits halfway until that file exists (HeldGenerator)."""
     env.set_parallelism(parallelism)
     env.enable_checkpointing(50)
     env.get_checkpoint_config().set_checkpoint_storage_dir(chk_dir)
     env.set_state_backend(HashMapStateBackend())
-    source = DataGeneratorSource(event, count=n, records_per_second=rate)
+    if gate is None:
+        source = DataGeneratorSource(event, count=n, records_per_second=rate)
+    else:
+        source = HeldGenerator(event, n, rate, gate)
     strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(EventTs())
     sink = (
         FileSink.for_row_format(out_dir, Encoder.simple_string_encoder())
@@ -127,7 +131,8 @@ def test_sigkill_of_a_worker_with_two_phase_sessions_gives_exact_output(tmp_path
     out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
     n = 3_000
     env = StreamExecutionEnvironment.get_execution_environment()
-    build(env, out, chk, n, rate=5_000, parallelism=2, two_phase=True)
+    gate = str(tmp_path / "gate")
+    build(env, out, chk, n, rate=5_000, parallelism=2, two_phase=True, gate=gate)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
     client = env.execute_async("kill a worker")
     first = running_cluster_job(client)
@@ -137,6 +142,7 @@ def test_sigkill_of_a_worker_with_two_phase_sessions_gives_exact_output(tmp_path
         assert time.monotonic() < deadline, "no checkpoint completed"
         time.sleep(0.01)
     os.kill(first.pids[victim], signal.SIGKILL)
+    open_gate(gate)
     client.get_job_execution_result().result(timeout=60)
     assert client._job.restarts == 1
     assert committed_lines(out) == expected_lines(n)
@@ -153,7 +159,8 @@ def test_sigkill_after_the_switch_to_pass_through_gives_exact_output(tmp_path, p
     out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
     n = 4_000
     env = StreamExecutionEnvironment.get_execution_environment()
-    build(env, out, chk, n, rate=5_000, parallelism=2, two_phase=True)
+    gate = str(tmp_path / "gate")
+    build(env, out, chk, n, rate=5_000, parallelism=2, two_phase=True, gate=gate)
     env.get_config().set_auto_watermark_interval(20)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
     client = env.execute_async("kill a worker after the switch")
@@ -164,6 +171,7 @@ def test_sigkill_after_the_switch_to_pass_through_gives_exact_output(tmp_path, p
         assert time.monotonic() < deadline, "no checkpoint completed"
         time.sleep(0.01)
     os.kill(first.pids[0], signal.SIGKILL)
+    open_gate(gate)
     client.get_job_execution_result().result(timeout=60)
     assert client._job.restarts == 1
     assert committed_lines(out) == expected_lines(n)
@@ -177,7 +185,7 @@ def test_savepoint_with_two_phase_sessions_restores_at_another_parallelism(
     out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
     n = 3_000
     env = StreamExecutionEnvironment.get_execution_environment()
-    build(env, out, chk, n, rate=4_000, parallelism=2, two_phase=True)
+    build(env, out, chk, n, rate=4_000, parallelism=2, two_phase=True, gate=str(tmp_path / "gate"))
     client = env.execute_async("at parallelism 2")
     first = running_cluster_job(client)
     assert _session_split(first)
@@ -201,7 +209,7 @@ def test_savepoint_without_two_phase_restores_into_two_phase_sessions(tmp_path, 
     out, chk = str(tmp_path / "out"), str(tmp_path / "chk")
     n = 3_000
     env = StreamExecutionEnvironment.get_execution_environment()
-    build(env, out, chk, n, rate=4_000, parallelism=2, two_phase=False)
+    build(env, out, chk, n, rate=4_000, parallelism=2, two_phase=False, gate=str(tmp_path / "gate"))
     client = env.execute_async("one phase at parallelism 2")
     running_cluster_job(client)
     time.sleep(0.3)
