@@ -4,19 +4,23 @@ format (native serde batches of 1024 ``(int, float, int)`` records) over the tra
     .venv/bin/python bench/parallel/shuffle.py [--records 2000000] [--arrow]
 
 ``socketpair`` is what the runtime uses (one Unix stream socket per pair of processes, frames
-with credits). ``pipe`` is the same frames over an ``os.pipe``. ``raw`` numbers move the
-encoded bytes only (no encode/decode) to show the transport's ceiling. Each measurement is the
-receiver's wall-clock from the first to the last byte; median of 3.
+with credits): the sender's and the receiver's :class:`~flinkcore.runtime.cluster.wire.Peer`
+(non-blocking sends of the encoded parts, receives into the peer's buffers) and the decode of
+every batch. ``pipe`` is the same frames over an ``os.pipe`` with plain reads and writes.
+``raw`` numbers move the encoded bytes only (no encode/decode) to show the transport's ceiling.
+Each measurement is the receiver's wall-clock from the first to the last byte and the CPU time of
+both processes (sender: all of it; receiver: from the first byte); median of 3.
 
 ``--arrow``: the columnar path's frames instead, Arrow record batches of the same columns
 (``key`` int64, ``value`` float64, ``ts`` int64) of ``FRAME_ROWS`` rows (the slots' frame size)
-with their int64 timestamps, as Arrow IPC (written as separate buffers, ``encode_batch_parts``).
+with their int64 timestamps, as ``encode_batch_parts`` writes them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import select
 import socket
 import statistics
 import time
@@ -79,7 +83,43 @@ def _send_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def run(transport: str, batches: list, encoded: list[bytes], decode: bool) -> tuple[float, int]:
+def _run_peers(batches: list) -> tuple[float, float, float]:
+    """The runtime's frames between two Peers over a socketpair: (receiver wall, sender CPU,
+    receiver CPU) in seconds."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # the sender
+        b.close()
+        peer = wire.Peer(1, a)
+        for values, ts in batches:
+            peer.send(wire.BATCH, 0, wire.encode_batch_parts(values, ts))
+            while peer.pending_output:
+                select.select([], [peer], [])
+                peer.flush()
+        peer.close()
+        os._exit(0)
+    a.close()
+    peer = wire.Peer(0, b)
+    records = 0
+    t0 = c0 = None
+    while not peer.eof:
+        select.select([peer], [], [])
+        if t0 is None:
+            t0, c0 = time.perf_counter(), time.process_time()
+        for _, _, payload in peer.receive():
+            values, _ = wire.decode_batch(payload)
+            records += len(values)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    peer.close()
+    _, _, usage = os.wait4(pid, 0)
+    assert records == sum(len(v) for v, _ in batches)
+    return elapsed, usage.ru_utime + usage.ru_stime, cpu
+
+
+def run(transport: str, batches: list, encoded: list[bytes], decode: bool) -> tuple[float, float, float]:
+    """(receiver wall, sender CPU, receiver CPU) in seconds."""
+    if transport == "socketpair" and decode:
+        return _run_peers(batches)
     if transport == "pipe":
         r, w = os.pipe()
         try:
@@ -94,7 +134,6 @@ def run(transport: str, batches: list, encoded: list[bytes], decode: bool) -> tu
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, wire.SOCKET_BUFFER)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wire.SOCKET_BUFFER)
         r, w = b.detach(), a.detach()
-    total = sum(len(e) + 9 for e in encoded)
     pid = os.fork()
     if pid == 0:  # the sender
         os.close(r)
@@ -109,11 +148,11 @@ def run(transport: str, batches: list, encoded: list[bytes], decode: bool) -> tu
     os.close(w)
     buf = bytearray()
     records = 0
-    t0 = None
+    t0 = c0 = None
     while True:
         chunk = os.read(r, 1 << 20)
         if t0 is None:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
         if not chunk:
             break
         buf += chunk
@@ -127,12 +166,10 @@ def run(transport: str, batches: list, encoded: list[bytes], decode: bool) -> tu
                 records += len(values)
             pos += 9 + length
         del buf[:pos]
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     os.close(r)
-    os.waitpid(pid, 0)
-    if not decode:
-        records = sum(len(v) for v, _ in batches)
-    return elapsed, total
+    _, _, usage = os.wait4(pid, 0)
+    return elapsed, usage.ru_utime + usage.ru_stime, cpu
 
 
 def main() -> None:
@@ -142,19 +179,21 @@ def main() -> None:
     args = ap.parse_args()
     batches = _arrow_batches(args.records) if args.arrow else _batches(args.records)
     encoded = [wire.encode_batch(v, t) for v, t in batches]
+    total = sum(len(e) + 9 for e in encoded)
+    n = args.records
     for transport in ("socketpair", "pipe"):
         for decode in (True, False):
-            times = []
-            for _ in range(3):
-                elapsed, total = run(transport, batches, encoded, decode)
-                times.append(elapsed)
+            runs = [run(transport, batches, encoded, decode) for _ in range(3)]
+            times = [r[0] for r in runs]
             t = statistics.median(times)
-            label = ("arrow ipc+transport" if args.arrow else "serde+transport") if decode else "raw bytes"
+            send_cpu = statistics.median(r[1] for r in runs)
+            recv_cpu = statistics.median(r[2] for r in runs)
+            label = ("arrow+transport" if args.arrow else "serde+transport") if decode else "raw bytes"
             spread = f"[{min(times):.3f}-{max(times):.3f}]"
             print(
-                f"{transport:10s} {label:19s} {args.records / t / 1e6:6.2f} M records/s  "
-                f"{total / t / 1e6:7.1f} MB/s ({total / args.records:.1f} B/record, "
-                f"median of 3: {t:.3f}s {spread})",
+                f"{transport:10s} {label:16s} {n / t / 1e6:6.2f} M records/s  "
+                f"{total / t / 1e6:7.1f} MB/s ({total / n:.1f} B/record, median of 3: {t:.3f}s {spread}; "
+                f"CPU ns/record: sender {send_cpu / n * 1e9:.1f}, receiver {recv_cpu / n * 1e9:.1f})",
                 flush=True,
             )
 

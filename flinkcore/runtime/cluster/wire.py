@@ -9,7 +9,9 @@ never blocks in ``send`` (two processes writing to each other can never deadlock
 bounded by credits, see :mod:`flinkcore.runtime.cluster.task`).
 
 A batch is encoded with the native serde (``dumps_batch``); timestamps as one int64 array when
-every record has one. Arrow record batches travel as Arrow IPC streams.
+every record has one. An Arrow record batch of fixed-width columns without nulls travels as its
+column buffers as they are (sent straight from Arrow's memory, received into one buffer that the
+decoded columns then share); any other Arrow batch as an Arrow IPC stream.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ _HEADER = struct.Struct("<IBI")  # payload length, kind, channel id
 _I64 = struct.Struct("<q")
 _BATCH_HEAD = struct.Struct("<BI")  # timestamp mode, length of the values part
 
-_TS_NONE, _TS_INT64, _TS_LIST, _ARROW = 0, 1, 2, 3
+_TS_NONE, _TS_INT64, _TS_LIST, _ARROW, _COLUMNS = 0, 1, 2, 3, 4
+#: head of a _COLUMNS batch: rows, timestamps (0/1), length of the serialized schema
+_COLUMNS_HEAD = struct.Struct("<qBI")
 #: values part of a batch of named Rows of one schema: column-wise (numpy for int/float columns)
 _ROWS = 0x10
 _COLUMN_DTYPES = {int: "<i8", float: "<f8"}
@@ -49,7 +53,9 @@ _row_classes: dict[tuple, type] = {}
 
 #: socket buffer size asked of the kernel (it may grant less)
 SOCKET_BUFFER = 4 << 20
-_RECV_CHUNK = 1 << 20
+#: bytes a Peer reads at once into its staging buffer; a frame larger than this is read straight
+#: into a buffer of its own (one copy, by the kernel) instead of through the staging buffer
+_STAGE = 64 << 10
 
 
 def encode_batch(values: Any, timestamps: Any) -> bytes:
@@ -60,9 +66,14 @@ def encode_batch(values: Any, timestamps: Any) -> bytes:
 
 def encode_batch_parts(values: Any, timestamps: Any) -> list:
     """One batch as the buffers :meth:`Peer.send` writes one after another (what
-    :func:`encode_batch` joins): an Arrow record batch is written once, into a buffer of its
-    exact IPC size, and goes out with its timestamps array without further copies."""
+    :func:`encode_batch` joins). An Arrow record batch of fixed-width columns without nulls goes out
+    as its column buffers themselves (Arrow data does not change once made), others are written
+    once, into a buffer of their exact IPC size; the timestamps are copied (the caller may reuse
+    its array)."""
     if not isinstance(values, list) and hasattr(values, "schema"):
+        parts = _encode_columns(values, timestamps)
+        if parts is not None:
+            return parts
         import pyarrow as pa
 
         schema = values.schema
@@ -74,11 +85,121 @@ def encode_batch_parts(values: Any, timestamps: Any) -> list:
             writer.write_batch(values)
         parts = [_BATCH_HEAD.pack(_ARROW, data.size), memoryview(data)]
         if timestamps is not None:
-            ts = np.array(timestamps, dtype=np.int64)  # a copy: the caller may reuse its array
+            ts = _copy_timestamps(timestamps)
             if len(ts):
                 parts.append(memoryview(ts).cast("B"))
         return parts
     return [_encode_record_batch(values, timestamps)]
+
+
+def _copy_timestamps(timestamps: Any) -> np.ndarray:
+    """The timestamps as a new int64 array, in a buffer of Arrow's pool (which keeps freed pages:
+    a fresh numpy array of a large batch is faulted in page by page)."""
+    import pyarrow as pa
+
+    ts = np.asarray(timestamps, dtype=np.int64)
+    out = np.frombuffer(pa.allocate_buffer(ts.nbytes), dtype=np.int64)
+    out[:] = ts
+    return out
+
+
+#: schema -> (serialized schema, item width of each column or None when one is not fixed-width)
+_schemas: dict[Any, tuple[bytes, list[int] | None]] = {}
+#: serialized schema -> (schema, item width of each column), on the receiving side
+_read_schemas: dict[bytes, tuple[Any, list[int]]] = {}
+_FIXED_WIDTH = {8, 16, 32, 64}
+
+
+def _column_widths(schema: Any) -> list[int] | None:
+    import pyarrow as pa
+
+    widths = []
+    for f in schema:
+        t = f.type
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_temporal(t)):
+            return None
+        if t.bit_width not in _FIXED_WIDTH:
+            return None
+        widths.append(t.bit_width // 8)
+    return widths
+
+
+def _pad8(n: int) -> int:
+    return -n & 7
+
+
+_ZEROS = bytes(8)
+
+
+def _encode_columns(values: Any, timestamps: Any) -> list | None:
+    """A batch of fixed-width columns without nulls as [head, schema, padding, column buffers
+    (each padded to 8 bytes), timestamps]: every column starts 8-byte aligned in the payload, so
+    the receiver's columns are aligned views of the frame. None for other batches."""
+    schema = values.schema
+    known = _schemas.get(schema)
+    if known is None:
+        if len(_schemas) > 64:
+            _schemas.clear()
+        known = _schemas[schema] = (schema.serialize().to_pybytes(), _column_widths(schema))
+    schema_bytes, widths = known
+    if widths is None:
+        return None
+    rows = values.num_rows
+    columns = values.columns
+    if any(c.null_count for c in columns):
+        return None
+    head = _BATCH_HEAD.size + _COLUMNS_HEAD.size + len(schema_bytes)
+    stamped = timestamps is not None and rows > 0
+    parts: list = [
+        _BATCH_HEAD.pack(_COLUMNS, 0) + _COLUMNS_HEAD.pack(rows, stamped, len(schema_bytes)) + schema_bytes
+    ]
+    if head & 7:
+        parts.append(_ZEROS[: _pad8(head)])
+    for c, w in zip(columns, widths, strict=True):
+        size = rows * w
+        if size:
+            parts.append(memoryview(c.buffers()[1].slice(c.offset * w, size)))
+            if size & 7:
+                parts.append(_ZEROS[: _pad8(size)])
+    if stamped:
+        ts = _copy_timestamps(timestamps)
+        if len(ts) != rows:
+            raise ValueError(f"{len(ts)} timestamps for {rows} rows")
+        parts.append(memoryview(ts).cast("B"))
+    return parts
+
+
+def _decode_columns(payload: memoryview) -> tuple[Any, Any]:
+    import pyarrow as pa
+
+    at = _BATCH_HEAD.size
+    rows, stamped, schema_size = _COLUMNS_HEAD.unpack_from(payload, at)
+    at += _COLUMNS_HEAD.size
+    raw = bytes(payload[at : at + schema_size])
+    at += schema_size
+    known = _read_schemas.get(raw)
+    if known is None:
+        if len(_read_schemas) > 64:
+            _read_schemas.clear()
+        schema = pa.ipc.read_schema(pa.py_buffer(raw))
+        widths = _column_widths(schema)
+        if widths is None:
+            raise ValueError("a columns frame of a schema with columns that are not fixed-width")
+        known = _read_schemas[raw] = (schema, widths)
+    schema, widths = known
+    at += _pad8(at)
+    buf = pa.py_buffer(payload)
+    arrays = []
+    for f, w in zip(schema, widths, strict=True):
+        size = rows * w
+        arrays.append(pa.Array.from_buffers(f.type, rows, [None, buf.slice(at, size)]))
+        at += size + _pad8(size)
+    values = pa.RecordBatch.from_arrays(arrays, schema=schema)
+    ts = None
+    if stamped:
+        ts = np.frombuffer(payload, dtype=np.int64, count=rows, offset=at)
+        ts.flags.writeable = False  # a view of the frame, as the batch's columns
+    return values, ts
 
 
 def _encode_record_batch(values: list, timestamps: Any) -> bytes:
@@ -140,6 +261,8 @@ def decode_batch(payload: memoryview) -> tuple[Any, list | None]:
     start = _BATCH_HEAD.size
     data = payload[start : start + n]
     rest = payload[start + n :]
+    if mode == _COLUMNS:
+        return _decode_columns(payload)
     if mode == _ARROW:
         import pyarrow as pa
 
@@ -173,6 +296,16 @@ def decode_control(payload: memoryview) -> Any:
     return pickle.loads(payload)
 
 
+def _frame_buffer(size: int) -> tuple[Any, memoryview]:
+    """A writable buffer of ``size`` bytes for one frame, from Arrow's pool (64-byte aligned, so
+    the columns of a _COLUMNS batch decoded from it are aligned; the pool keeps freed pages, where a
+    fresh bytearray of this size is faulted in page by page)."""
+    import pyarrow as pa
+
+    data = pa.allocate_buffer(size)
+    return data, memoryview(data).cast("B")
+
+
 class Peer:
     """One end of the socket to another process, with an outgoing queue."""
 
@@ -186,7 +319,12 @@ class Peer:
             except OSError:
                 pass
         self._out: deque[bytes | memoryview] = deque()
-        self._in = bytearray()
+        #: reads of small frames land here (bytes [0, _fill) are the start of the next frame)
+        self._stage = bytearray(_STAGE)
+        self._stage_view = memoryview(self._stage)
+        self._fill = 0
+        #: a large frame being read into its own buffer: (kind, channel, buffer, view, bytes read)
+        self._big: tuple | None = None
         self.closed = False
         #: the other process closed its end (exited or died); set by receive()
         self.eof = False
@@ -243,39 +381,73 @@ class Peer:
                     n = 0
 
     def receive(self) -> list[tuple[int, int, memoryview]]:
-        """Every complete frame readable now; sets :attr:`eof` when the other end closed."""
-        buf = self._in
+        """Every complete frame readable now; sets :attr:`eof` when the other end closed.
+
+        Reads go into a staging buffer that is reused (the frames found there are copied out:
+        they are at most its size); a frame larger than it gets a buffer of its own, of its
+        exact size, which the rest of it is read straight into. The frames a call returns never
+        share memory with later reads (a decoded batch may keep its frame's buffer)."""
+        frames: list = []
+        sock = self.sock
         eof = False
+        stage = self._stage
+        hsize = _HEADER.size
         while True:
+            big = self._big
+            if big is not None:  # the rest of one large frame, straight into its own buffer
+                kind, channel, data, view, got = big
+                try:
+                    n = sock.recv_into(view[got:])
+                except BlockingIOError:
+                    break
+                except ConnectionResetError:
+                    eof = True
+                    break
+                if not n:
+                    eof = True
+                    break
+                got += n
+                if got < len(view):
+                    self._big = (kind, channel, data, view, got)
+                    continue
+                self._big = None
+                frames.append((kind, channel, view))
+                continue
+            fill = self._fill
             try:
-                chunk = self.sock.recv(_RECV_CHUNK)
+                n = sock.recv_into(self._stage_view[fill:])
             except BlockingIOError:
                 break
             except ConnectionResetError:
                 eof = True
                 break
-            if not chunk:
+            if not n:
                 eof = True
                 break
-            buf += chunk
-            if len(chunk) < _RECV_CHUNK:
+            end = fill + n
+            pos = 0
+            while end - pos >= hsize:  # the complete frames, found from the headers alone
+                length, kind, channel = _HEADER.unpack_from(stage, pos)
+                if end - pos - hsize < length:
+                    break
+                a = pos + hsize
+                frames.append((kind, channel, memoryview(stage[a : a + length])))
+                pos = a + length
+            rest = end - pos
+            if rest >= hsize:
+                length, kind, channel = _HEADER.unpack_from(stage, pos)
+                if hsize + length > len(stage):  # a large frame: the rest of it into its own buffer
+                    data, view = _frame_buffer(length)
+                    got = rest - hsize
+                    view[:got] = self._stage_view[pos + hsize : end]
+                    self._big = (kind, channel, data, view, got)
+                    self._fill = 0
+                    continue
+            if rest and pos:
+                stage[:rest] = stage[pos:end]
+            self._fill = rest
+            if n < len(stage) - fill:  # the socket had no more for now
                 break
-        frames = []
-        pos, end = 0, len(buf)
-        hsize = _HEADER.size
-        bounds = []
-        while end - pos >= hsize:  # the complete frames, found from the headers alone
-            length, kind, channel = _HEADER.unpack_from(buf, pos)
-            if end - pos - hsize < length:
-                break
-            bounds.append((kind, channel, pos + hsize, pos + hsize + length))
-            pos += hsize + length
-        if pos:
-            # the frames keep the received buffer (no copy of it); an incomplete frame's bytes
-            # after them start the next one
-            self._in = bytearray(memoryview(buf)[pos:]) if pos < end else bytearray()
-            view = memoryview(buf)
-            frames = [(kind, channel, view[a:b]) for kind, channel, a, b in bounds]
         if eof:
             self.eof = True
         return frames
