@@ -25,6 +25,8 @@ import struct
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["ForkServer", "fork_server"]
@@ -326,7 +328,12 @@ def _serve(sock: socket.socket) -> None:
             children.add(pid)
             for fd in fds:
                 os.close(fd)
-            _send_msg(sock, ("forked", pid))
+            # A pidfd for the driver, opened here where the pid cannot have been reaped (and so
+            # reused) yet: it becomes readable when the worker exits.
+            pidfd = _pidfd_open(pid)
+            _send_msg(sock, ("forked", pid), None if pidfd is None else [pidfd])
+            if pidfd is not None:
+                os.close(pidfd)
         elif kind == "status":
             pids = request[1]
             # None: still running; "reaped": ended and reported before
@@ -336,6 +343,13 @@ def _serve(sock: socket.socket) -> None:
             for p in pids:
                 if p not in children:
                     statuses.pop(p, None)
+
+
+def _pidfd_open(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: the driver polls for exit statuses
+        return None
 
 
 def main() -> None:
@@ -362,6 +376,8 @@ class ForkServer:
         theirs.close()
         self.sock = ours
         self.lock = threading.Lock()
+        #: worker pid -> a pidfd of it (Linux), until its exit status was reported
+        self._pidfds: dict[int, int] = {}
 
     @property
     def alive(self) -> bool:
@@ -377,11 +393,37 @@ class ForkServer:
         """Start a worker running ``run_worker_from_fds(fds, *args)``; returns its pid. The server
         first imports the modules ``job_pickle`` refers to (with ``sys_path``; see
         :class:`JobModules`); pass the same object as in ``args``: it travels once."""
+        return self.fork_many([(sockets, args, job_pickle, sys_path)])[0]
+
+    def fork_many(
+        self,
+        requests: Iterable[tuple[list[socket.socket], tuple, bytes | None, Any]],
+        started: list[int] | None = None,
+    ) -> list[int]:
+        """:meth:`fork` for each ``(sockets, args, job_pickle, sys_path)`` of ``requests``, all
+        sent before the first reply is read: the server forks one worker after another while the
+        caller makes the next request (``requests`` may be a generator that pickles each graph
+        when its turn comes). Returns the pids in order, also appended to ``started``, as they
+        start: when ``requests`` raises, ``started`` holds the workers forked before."""
+        pids = [] if started is None else started
         with self.lock:
-            request = ("fork", args, (job_pickle, list(sys_path or sys.path)))
-            _send_msg(self.sock, request, [s.fileno() for s in sockets])
-            reply, _ = _recv_msg(self.sock)
-        return reply[1]
+            sent = 0
+            try:
+                for sockets, args, job_pickle, sys_path in requests:
+                    request = ("fork", args, (job_pickle, list(sys_path or sys.path)))
+                    _send_msg(self.sock, request, [s.fileno() for s in sockets])
+                    sent += 1
+            finally:
+                for _ in range(sent):
+                    pids.append(self._forked())
+        return pids
+
+    def _forked(self) -> int:
+        reply, fds = _recv_msg(self.sock)
+        pid = reply[1]
+        if fds:
+            self._pidfds[pid] = fds[0]
+        return pid
 
     def exit_codes(self, pids: list[int]) -> dict[int, int | str | None]:
         """How each worker ended (``-9``: SIGKILL; ``"reaped"`` when reported before); None while
@@ -389,10 +431,47 @@ class ForkServer:
         with self.lock:
             _send_msg(self.sock, ("status", list(pids)))
             reply, _ = _recv_msg(self.sock)
-        return reply[1]
+        codes = reply[1]
+        for pid, code in codes.items():
+            if code is not None:
+                fd = self._pidfds.pop(pid, None)
+                if fd is not None:
+                    os.close(fd)
+        return codes
+
+    def wait_exit(self, pids: list[int], timeout: float) -> dict[int, int | str]:
+        """Exit codes of ``pids`` once all ended and were reaped, or those known at the timeout.
+
+        Waits on the workers' pidfds (readable once a worker exited: the server reaps it before
+        it answers the next request), so the end of the last one is seen at once, without
+        asking the server every few milliseconds; polls where there are no pidfds."""
+        deadline = time.monotonic() + timeout
+        codes: dict[int, int | str] = {}
+        waiting = list(pids)
+        while waiting:
+            with self.lock:
+                fds = [self._pidfds[p] for p in waiting if p in self._pidfds]
+            if len(fds) == len(waiting):  # every one has a pidfd: wait until all are readable
+                while fds:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    ready, _, _ = select.select(fds, [], [], left)
+                    fds = [fd for fd in fds if fd not in ready]
+            for pid, code in self.exit_codes(waiting).items():
+                if code is not None:
+                    codes[pid] = code
+            waiting = [p for p in waiting if p not in codes]
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(0.002)
+        return codes
 
     def close(self) -> None:
         self.sock.close()
+        for fd in self._pidfds.values():
+            os.close(fd)
+        self._pidfds.clear()
         try:
             self.process.wait(5)
         except subprocess.TimeoutExpired:

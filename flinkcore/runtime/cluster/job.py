@@ -161,26 +161,27 @@ class ClusterJob:
             for b in range(a + 1, n + 1):
                 sa, sb = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
                 ends[a][b], ends[b][a] = sa, sb
-        try:
+        sys_path = list(sys.path)
+
+        def requests():  # each graph is pickled while the server forks the worker before
             for k in range(1, n + 1):
                 peer_indexes = sorted(ends[k])
                 graph = self._worker_graph(k)
-                sys_path = list(sys.path)
-                pid = server.fork(
-                    [ends[k][i] for i in peer_indexes],
-                    k,
-                    graph,
-                    peer_indexes,
-                    sys_path,
-                    self.sinks_in_driver,
-                    restore_bytes,
-                    job_pickle=graph,
-                    sys_path=sys_path,
-                )
+                args = (k, graph, peer_indexes, sys_path, self.sinks_in_driver, restore_bytes)
+                yield [ends[k][i] for i in peer_indexes], args, graph, sys_path
+
+        pids: list[int] = []
+        try:
+            server.fork_many(requests(), pids)
+        except BaseException:
+            for s in ends[0].values():  # the workers started see the driver gone, and exit
+                s.close()
+            raise
+        finally:
+            for k, pid in enumerate(pids, 1):
                 self.processes[k] = pid
                 self._pids.append(pid)
                 self._state[k] = "running"
-        finally:
             for k in range(1, n + 1):
                 for s in ends[k].values():
                     s.close()
@@ -193,6 +194,11 @@ class ClusterJob:
             self._state[source] = "finished"
             self.records_sent += int(message[1])
             self.worker_cpu_seconds += float(message[2])
+            if all(s == "finished" for s in self._state.values()):
+                # Every record a worker sent reached its receiver: a worker finishes only once
+                # all its inputs ended, and its frames to the driver came before this report. So
+                # the workers may exit now, while the driver's subtasks take what it received.
+                self.send_control(("shutdown",))
         elif kind == "cancelled":
             self._state[source] = "cancelled"
         elif kind == "ack":
@@ -306,16 +312,4 @@ class ClusterJob:
 
     def _wait_exit(self, pids: list[int], timeout: float) -> dict[int, int | str]:
         """Exit codes of ``pids`` once all ended (reaped by the fork server), or at the timeout."""
-        server = fork_server()
-        deadline = time.monotonic() + timeout
-        codes: dict[int, int | str] = {}
-        waiting = list(pids)
-        while waiting:
-            for pid, code in server.exit_codes(waiting).items():
-                if code is not None:
-                    codes[pid] = code
-            waiting = [p for p in waiting if p not in codes]
-            if not waiting or time.monotonic() >= deadline:
-                break
-            time.sleep(0.002)
-        return codes
+        return fork_server().wait_exit(pids, timeout)

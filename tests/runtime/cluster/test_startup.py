@@ -8,6 +8,7 @@ import os
 import pickle
 import sys
 import textwrap
+import time
 import uuid
 
 import cloudpickle
@@ -24,6 +25,7 @@ from flinkcore.runtime.cluster.forkserver import (
     fork_server,
     pickled_modules,
 )
+from flinkcore.runtime.sources import Source
 
 
 class ListSink(SinkFunction):
@@ -203,3 +205,57 @@ def test_job_modules_import_afresh_when_a_file_changed(module_dir, monkeypatch):
     _write_module(directory, name, MODULE.format(version=3), mtime_ns=1_000_000_002_000_000_000)
     modules.prepare(_global(name, "tag"), path)
     assert sys.modules[name] is not first and sys.modules[name].VERSION == 3
+
+
+class _SlowSink(SinkFunction):
+    """Takes a while per record and notes, per record, which of ``job``'s workers still live."""
+
+    def __init__(self):
+        self.job = None
+        self.alive_at = []
+
+    def invoke(self, value, context):
+        time.sleep(0.005)
+        self.alive_at.append([p for p in self.job.pids if alive(p)])
+
+
+def test_workers_exit_once_all_finished_while_the_driver_still_takes_their_records():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    sink = _SlowSink()
+    env.from_source(NumberSequenceSource(0, 199), None, "n").map(lambda x: x * 2).add_sink(sink)
+    job = sink.job = ClusterJob(env.get_stream_graph("slow sink", clear_transformations=True))
+    job.run()
+    assert job.status == "FINISHED"
+    assert len(sink.alive_at) == 200
+    assert sink.alive_at[-1] == [], "the workers waited for the driver's sink to finish"
+    assert [p for p in job.pids if alive(p)] == []
+
+
+class _PicklesOnce(Source):
+    """A source that goes to the first worker's graph but fails to pickle for the second."""
+
+    def __init__(self):
+        self.inner = NumberSequenceSource(0, 99)
+        self.pickled = 0
+
+    def __getstate__(self):
+        self.pickled += 1
+        if self.pickled > 1:
+            raise TypeError("this source pickles once")
+        return {"inner": self.inner, "pickled": self.pickled}
+
+    def create_reader(self, subtask_index, parallelism):
+        return self.inner.create_reader(subtask_index, parallelism)
+
+
+def test_a_graph_that_fails_to_pickle_for_a_later_worker_leaves_no_worker_behind():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    env.from_source(_PicklesOnce(), None, "n").map(lambda x: x).add_sink(ListSink())
+    job = ClusterJob(env.get_stream_graph("pickles once", clear_transformations=True))
+    with pytest.raises(ValueError, match="this source pickles once"):
+        job.run()
+    assert job.status == "FAILED"
+    assert len(job.pids) == 1  # the first worker started before the second graph failed
+    assert [p for p in job.pids if alive(p)] == []
