@@ -205,7 +205,9 @@ class JobModules:
     error as before). Importing runs the module's top-level code in the server once instead of in
     every worker: a module that starts threads or opens connections at import does that in the
     server, and its workers inherit the result; the server imports no more job modules once an
-    import left it with more threads. ``FLINKCORE_PRELOAD_JOB_MODULES=0`` turns this off."""
+    import left it with more threads, or took longer than :data:`IMPORT_TIMEOUT` (it is
+    interrupted: the server serves every job of the driver). A module that failed here is not
+    tried here again. ``FLINKCORE_PRELOAD_JOB_MODULES=0`` turns this off."""
 
     def __init__(self) -> None:
         self.enabled = os.environ.get(PRELOAD_JOB_MODULES_ENV, "1").strip().lower() not in (
@@ -216,13 +218,19 @@ class JobModules:
         )
         #: module name -> (its file, mtime_ns, size) when imported, for what was imported for jobs
         self.files: dict[str, tuple[str, int, int] | None] = {}
+        #: modules that failed to import here (left to the workers)
+        self.failed: set[str] = set()
 
     def prepare(self, data: bytes, sys_path: list[str]) -> None:
         """Import what ``data`` (a pickle) refers to and this process has not imported yet."""
         if not self.enabled:
             return
         self._drop_changed()
-        missing = sorted(m for m in pickled_modules(data) if m not in sys.modules and not m.startswith("__"))
+        missing = sorted(
+            m
+            for m in pickled_modules(data)
+            if m not in sys.modules and m not in self.failed and not m.startswith("__")
+        )
         if not missing:
             return
         import importlib
@@ -232,13 +240,24 @@ class JobModules:
         saved = sys.path[:]
         sys.path[:] = sys_path
         importlib.invalidate_caches()
+        timed = threading.current_thread() is threading.main_thread()  # signals reach only it
+        if timed:
+            alarm = signal.signal(signal.SIGALRM, _import_timed_out)
+            signal.setitimer(signal.ITIMER_REAL, IMPORT_TIMEOUT)
         try:
             for name in missing:
                 try:
                     importlib.import_module(name)
+                except _ImportTimeout:
+                    self.failed.add(name)
+                    self.enabled = False
+                    break
                 except BaseException:  # noqa: BLE001 - the worker imports it itself and reports
-                    pass
+                    self.failed.add(name)
         finally:
+            if timed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, alarm)
             sys.path[:] = saved
         for name in set(sys.modules) - before:
             self.files[name] = _file_stamp(sys.modules[name])
@@ -251,6 +270,19 @@ class JobModules:
             for name in self.files:
                 sys.modules.pop(name, None)
             self.files.clear()
+            self.failed.clear()
+
+
+#: seconds the fork server spends importing a job's modules at most (then the workers do it)
+IMPORT_TIMEOUT = 10.0
+
+
+class _ImportTimeout(BaseException):
+    pass
+
+
+def _import_timed_out(signum: int, frame: Any) -> None:
+    raise _ImportTimeout()
 
 
 def _file_stamp(module: Any) -> tuple[str, int, int] | None:

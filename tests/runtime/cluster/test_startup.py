@@ -259,3 +259,42 @@ def test_a_graph_that_fails_to_pickle_for_a_later_worker_leaves_no_worker_behind
     assert job.status == "FAILED"
     assert len(job.pids) == 1  # the first worker started before the second graph failed
     assert [p for p in job.pids if alive(p)] == []
+
+
+HANGING = """
+import time
+time.sleep(60)
+"""
+
+COUNTED_FAILURE = """
+with open({path!r}, "a") as f:
+    f.write("attempt\\n")
+raise ImportError("this module never imports")
+"""
+
+
+def test_job_modules_give_up_on_an_import_that_hangs_and_do_not_retry_failures(module_dir, monkeypatch):
+    import flinkcore.runtime.cluster.forkserver as forkserver
+
+    directory, names = module_dir
+    hanging, failing, fine = (f"fc_startup_{kind}_{uuid.uuid4().hex}" for kind in ("hang", "fail", "fine"))
+    names.extend([hanging, failing, fine])
+    attempts = os.path.join(directory, "attempts.txt")
+    _write_module(directory, hanging, HANGING)
+    _write_module(directory, failing, COUNTED_FAILURE.format(path=attempts))
+    _write_module(directory, fine, MODULE.format(version=1))
+    path = [str(directory), *sys.path]
+    monkeypatch.setenv(PRELOAD_JOB_MODULES_ENV, "1")
+    monkeypatch.setattr(forkserver, "IMPORT_TIMEOUT", 0.3)
+    modules = JobModules()
+    for _ in range(2):
+        modules.prepare(_global(failing, "tag"), path)
+    with open(attempts) as f:
+        assert f.read().splitlines() == ["attempt"]  # failed once: left to the workers after that
+    assert failing not in sys.modules and modules.enabled
+
+    modules.prepare(_global(hanging, "tag"), path)
+    assert hanging not in sys.modules  # interrupted (it imports after 60 s)
+    assert not modules.enabled
+    modules.prepare(_global(fine, "tag"), path)
+    assert fine not in sys.modules
