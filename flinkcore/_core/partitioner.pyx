@@ -26,6 +26,7 @@ import numpy as np
 
 cimport cython
 cimport numpy as cnp
+from libc.stdlib cimport free, malloc
 from libc.math cimport floor, isfinite
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
@@ -311,28 +312,102 @@ def table_channels(keys, table, Py_ssize_t parallelism, out=None):
     return out, hist.sum(axis=0)
 
 
-#: the place of every row (split_columns), kept for the next batch: a fresh array of a large batch
-#: costs page faults once glibc returned it to the kernel
-_dest_scratch = None
+ctypedef fused item_t:
+    uint8_t
+    uint16_t
+    uint32_t
+    uint64_t
 
 
-cdef int _scatter(const char *src, char *dst, const int64_t *dest, Py_ssize_t n, Py_ssize_t width) noexcept nogil:
+cdef Py_ssize_t _move(const uint16_t *ch, Py_ssize_t n, Py_ssize_t nch, const int64_t *bounds,
+                      const void **srcs, void **dsts, int k, item_t *kind) noexcept nogil:
+    """Moves row i of up to 4 columns of one item size (``item_t``) to the next free place of
+    its channel ``ch[i]``, for every row in one pass (the places computed on the way: no array of
+    places is written and read back). ``bounds[c]``/``bounds[nch + c]``: the first place and
+    the end of channel c. Returns -1, or the first row whose channel is beyond ``nch`` or has
+    more rows than its places (nothing is written out of place). ``kind`` only picks the item
+    type."""
+    cdef const item_t *s0 = <const item_t *>srcs[0]
+    cdef const item_t *s1 = <const item_t *>srcs[1]
+    cdef const item_t *s2 = <const item_t *>srcs[2]
+    cdef const item_t *s3 = <const item_t *>srcs[3]
+    cdef item_t *d0 = <item_t *>dsts[0]
+    cdef item_t *d1 = <item_t *>dsts[1]
+    cdef item_t *d2 = <item_t *>dsts[2]
+    cdef item_t *d3 = <item_t *>dsts[3]
     cdef Py_ssize_t i
-    if width == 8:
+    cdef int64_t d, p0, p1
+    cdef uint16_t c
+    cdef int64_t pos[256]
+    cdef int64_t m
+    cdef uint16_t seen = 0, one
+    if nch == 2:  # both places in registers, picked without a branch (the channels are random)
+        p0, p1 = bounds[0], bounds[1]
         for i in range(n):
-            (<uint64_t *>dst)[dest[i]] = (<const uint64_t *>src)[i]
-    elif width == 4:
-        for i in range(n):
-            (<uint32_t *>dst)[dest[i]] = (<const uint32_t *>src)[i]
-    elif width == 2:
-        for i in range(n):
-            (<uint16_t *>dst)[dest[i]] = (<const uint16_t *>src)[i]
-    elif width == 1:
-        for i in range(n):
-            dst[dest[i]] = src[i]
-    else:
+            c = ch[i]
+            seen |= c
+            one = c & 1
+            m = -<int64_t>one
+            d = p0 ^ ((p0 ^ p1) & m)
+            if d >= n:  # channel 1 has more rows than counted: stop before writing past the end
+                return i
+            p1 += one
+            p0 += 1 - one
+            d0[d] = s0[i]
+            if k > 1:
+                d1[d] = s1[i]
+            if k > 2:
+                d2[d] = s2[i]
+            if k > 3:
+                d3[d] = s3[i]
+        if seen > 1 or p0 != bounds[2]:  # a channel beyond 1, or channel 0 has other than counted
+            return 0
         return -1
-    return 0
+    if nch > 256:
+        return _move_many(ch, n, nch, bounds, srcs, dsts, k, kind)
+    for i in range(nch):
+        pos[i] = bounds[i]
+    for i in range(n):
+        c = ch[i]
+        if c >= nch:
+            return i
+        d = pos[c]
+        if d >= bounds[nch + c]:
+            return i
+        pos[c] = d + 1
+        d0[d] = s0[i]
+        if k > 1:
+            d1[d] = s1[i]
+        if k > 2:
+            d2[d] = s2[i]
+        if k > 3:
+            d3[d] = s3[i]
+    return -1
+
+
+cdef Py_ssize_t _move_many(const uint16_t *ch, Py_ssize_t n, Py_ssize_t nch, const int64_t *bounds,
+                           const void **srcs, void **dsts, int k, item_t *kind) noexcept nogil:
+    """:func:`_move` for more than 256 channels: places in a heap array (``kind`` only picks the
+    item type)."""
+    cdef int64_t *pos = <int64_t *>malloc(nch * sizeof(int64_t))
+    if pos == NULL:
+        return -2
+    cdef Py_ssize_t i, j, bad = -1
+    cdef int64_t d
+    cdef uint16_t c
+    for i in range(nch):
+        pos[i] = bounds[i]
+    for i in range(n):
+        c = ch[i]
+        if c >= nch or pos[c] >= bounds[nch + c]:
+            bad = i
+            break
+        d = pos[c]
+        pos[c] = d + 1
+        for j in range(k):
+            (<item_t *>dsts[j])[d] = (<const item_t *>srcs[j])[i]
+    free(pos)
+    return bad
 
 
 @cython.boundscheck(False)
@@ -341,8 +416,8 @@ def split_columns(channels, counts, list columns, list out=None):
     """Rows grouped by channel, for every column: a counting sort on ``channels`` (uint16, the
     channel of each row; ``counts[c]`` rows go to channel ``c``). Each column (a 1-d numpy array
     of 1-, 2-, 4- or 8-byte items, any dtype) comes back as a new array of its dtype holding
-    channel 0's rows, then channel 1's, ..., each channel's rows in arrival order. One pass
-    computes each row's place, then one pass per column moves its items there.
+    channel 0's rows, then channel 1's, ..., each channel's rows in arrival order. One pass over
+    the rows moves up to 4 columns of one item size (each row's place computed on the way).
 
     ``np.arange(len(channels))`` as a column gives the permutation (the row taken for each
     place), for columns this cannot move. ``out``: writable arrays to fill instead (one per column,
@@ -351,7 +426,6 @@ def split_columns(channels, counts, list columns, list out=None):
     cdef const uint16_t[::1] ch = np.ascontiguousarray(channels, dtype=np.uint16)
     cdef const int64_t[::1] cnt = np.ascontiguousarray(counts, dtype=np.int64)
     cdef Py_ssize_t n = ch.shape[0], nch = cnt.shape[0], i, total = 0
-    cdef uint16_t c
     for i in range(nch):
         if cnt[i] < 0:
             raise ValueError("counts must not be negative")
@@ -372,58 +446,46 @@ def split_columns(channels, counts, list columns, list out=None):
                     or (<cnp.ndarray>o).itemsize != (<cnp.ndarray>col).itemsize):
                 raise ValueError("every out array must be a writable contiguous 1-d array of its column's "
                                  "length and item size")
-    # place of every row: the next free place of its channel
-    pos_arr = np.empty(max(nch, 1) * 2, dtype=np.int64)
-    cdef int64_t[::1] pos = pos_arr
+    bounds_arr = np.empty(max(nch, 1) * 2, dtype=np.int64)
+    cdef int64_t[::1] bounds = bounds_arr
     cdef Py_ssize_t a = 0
     for i in range(nch):
-        pos[i] = a
+        bounds[i] = a
         a += cnt[i]
-        pos[nch + i] = a  # end of channel i
-    global _dest_scratch
-    dest_arr = _dest_scratch  # taken while in use (a thread calling meanwhile makes its own)
-    _dest_scratch = None
-    if dest_arr is None or len(dest_arr) < n:
-        dest_arr = np.empty(max(n, 1 << 16), dtype=np.int64)
-    cdef int64_t[::1] dest = dest_arr
-    cdef int64_t p0 = 0, p1 = 0
-    cdef bint ok = True
-    with nogil:
-        if nch == 2:  # both places in registers, no counter in memory to wait on
-            p1 = pos[1]
-            for i in range(n):
-                c = ch[i]
-                if c > 1:
-                    ok = False
-                    break
-                if c:
-                    dest[i] = p1
-                else:
-                    dest[i] = p0
-                p1 += c
-                p0 += 1 - c
-            ok = ok and p0 == pos[nch] and p1 == pos[nch + 1]
-        else:
-            for i in range(n):
-                c = ch[i]
-                if c >= nch or pos[c] >= pos[nch + c]:
-                    ok = False
-                    break
-                dest[i] = pos[c]
-                pos[c] += 1
-    if not ok:
-        raise ValueError("channels and counts disagree (a channel beyond counts, or more rows than counted)")
-    result = []
-    cdef cnp.ndarray src, dst
-    cdef const int64_t *d = &dest[0] if n else NULL
-    for j, col in enumerate(columns):
-        src = np.ascontiguousarray(col)
-        dst = np.empty_like(src) if out is None else out[j]
-        if n:
+        bounds[nch + i] = a
+    srcs = [np.ascontiguousarray(col) for col in columns]
+    result = [np.empty_like(src) for src in srcs] if out is None else list(out)
+    # columns by item size, up to 4 per pass over the rows
+    groups = {}
+    for j, src in enumerate(srcs):
+        groups.setdefault((<cnp.ndarray>src).itemsize, []).append(j)
+    cdef const void *sp[4]
+    cdef void *dp[4]
+    cdef int k, width
+    cdef Py_ssize_t bad = -1
+    cdef const uint16_t *chp = &ch[0] if n else NULL
+    cdef const int64_t *bp = &bounds[0]
+    if not n:
+        return result
+    for width, idx in groups.items():
+        for g in range(0, len(idx), 4):
+            part = idx[g : g + 4]
+            k = len(part)
+            for j in range(4):
+                sp[j] = cnp.PyArray_DATA(srcs[part[j if j < k else 0]])
+                dp[j] = cnp.PyArray_DATA(result[part[j if j < k else 0]])
             with nogil:
-                _scatter(<const char *>cnp.PyArray_DATA(src), <char *>cnp.PyArray_DATA(dst), d, n,
-                         cnp.PyArray_ITEMSIZE(src))
-        result.append(dst)
-    if len(dest_arr) <= 1 << 21:
-        _dest_scratch = dest_arr
+                if width == 8:
+                    bad = _move(chp, n, nch, bp, sp, dp, k, <uint64_t *>NULL)
+                elif width == 4:
+                    bad = _move(chp, n, nch, bp, sp, dp, k, <uint32_t *>NULL)
+                elif width == 2:
+                    bad = _move(chp, n, nch, bp, sp, dp, k, <uint16_t *>NULL)
+                else:
+                    bad = _move(chp, n, nch, bp, sp, dp, k, <uint8_t *>NULL)
+            if bad == -2:
+                raise MemoryError()
+            if bad >= 0:
+                raise ValueError(f"channels and counts disagree at row {bad} (a channel beyond counts, or "
+                                 "more rows than counted)")
     return result

@@ -339,7 +339,7 @@ class _Hash(_Broadcasting):
             return None
         table = getattr(self, "_key_channels", None)
         if table is not None:
-            split = _partitioner.table_channels(keys, table, self.n)
+            split = _partitioner.table_channels(keys, table, self.n, self._channels_out(len(keys)))
             if split is not None:
                 return split
         lo, hi = int(keys.min()), int(keys.max())
@@ -353,7 +353,15 @@ class _Hash(_Broadcasting):
             more = (groups * self.n // self.max_parallelism).astype(np.uint16)
             table = more if table is None else np.concatenate([table, more])
             self._key_channels = table
-        return _partitioner.table_channels(keys, table, self.n)
+        return _partitioner.table_channels(keys, table, self.n, self._channels_out(len(keys)))
+
+    def _channels_out(self, n: int) -> np.ndarray:
+        """The array each batch's row channels are written into, reused (it never leaves
+        :meth:`_columnar`; a fresh one of a large batch costs page faults)."""
+        buf = getattr(self, "_channels_buf", None)
+        if buf is None or len(buf) < n:
+            buf = self._channels_buf = np.empty(max(n, 1 << 16), dtype=np.uint16)
+        return buf[:n]
 
 
 def _movable(t: Any) -> int:
@@ -393,8 +401,12 @@ def _group_rows(values: Any, ts: np.ndarray | None, target: np.ndarray, counts: 
         else:
             others.append(i)
     arrays = [a for _, a in moving]
+    ts_at = -1  # the moved array that holds the timestamps
     if ts is not None:
-        arrays.append(ts)
+        ts_at = _same_memory(ts, arrays)
+        if ts_at < 0:  # timestamps of their own (not read zero-copy from a column): move them too
+            ts_at = len(arrays)
+            arrays.append(ts)
     if others:
         arrays.append(np.arange(rows, dtype=np.int64))
     # the new columns in buffers of Arrow's pool: it keeps freed pages for the next batch, where a
@@ -413,7 +425,19 @@ def _group_rows(values: Any, ts: np.ndarray | None, target: np.ndarray, counts: 
             # the indices are a permutation of the rows: Arrow need not check their bounds
             out[i] = pc.take(columns[i], order, boundscheck=False)
     taken = pa.RecordBatch.from_arrays(out, schema=schema)
-    return taken, (None if ts is None else moved[len(moving)])
+    return taken, (None if ts is None else moved[ts_at].view(np.int64))
+
+
+def _same_memory(ts: np.ndarray, arrays: list[np.ndarray]) -> int:
+    """The index of the array of ``arrays`` that is the very memory of ``ts`` (timestamps read
+    zero-copy from an int64 column of the batch), else -1: moving that column moves them."""
+    if ts.dtype != np.int64 or not ts.flags.c_contiguous:
+        return -1
+    address = ts.ctypes.data
+    for i, a in enumerate(arrays):
+        if a.itemsize == 8 and a.ctypes.data == address and len(a) == len(ts):
+            return i
+    return -1
 
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}

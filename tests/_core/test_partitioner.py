@@ -305,3 +305,20 @@ def test_table_channels_refuses_negative_keys_and_bad_tables():
         native.table_channels(np.array([1]), table, 1)
     with pytest.raises(ValueError, match="out"):
         native.table_channels(np.array([1]), table, 2, np.empty(2, dtype=np.uint16))
+
+
+@pytest.mark.parametrize("n_channels", [1, 2, 7, 300])
+def test_split_columns_with_many_columns_of_one_size_and_many_channels(n_channels):
+    rng = np.random.default_rng(n_channels)
+    rows = 5000
+    channels = rng.integers(0, n_channels, rows).astype(np.uint16)
+    counts = np.bincount(channels, minlength=n_channels)
+    columns = [rng.integers(-(2**63), 2**63 - 1, rows, dtype=np.int64) for _ in range(9)]
+    columns += [rng.integers(0, 2**32, rows).astype(np.uint32) for _ in range(5)]
+    moved = native.split_columns(channels, counts, columns)
+    for got, col in zip(moved, columns, strict=True):
+        assert got.dtype == col.dtype and got.tolist() == _grouped(channels, n_channels, col).tolist()
+    if n_channels > 1:
+        channels[-1] = n_channels  # beyond the counts
+        with pytest.raises(ValueError, match="disagree"):
+            native.split_columns(channels, counts, columns)

@@ -44,8 +44,10 @@ _I64 = struct.Struct("<q")
 _BATCH_HEAD = struct.Struct("<BI")  # timestamp mode, length of the values part
 
 _TS_NONE, _TS_INT64, _TS_LIST, _ARROW, _COLUMNS = 0, 1, 2, 3, 4
-#: head of a _COLUMNS batch: rows, timestamps (0/1), length of the serialized schema
-_COLUMNS_HEAD = struct.Struct("<qBI")
+#: head of a _COLUMNS batch: rows, timestamps (_TS_NONE, _TS_INT64: an array after the columns,
+#: _TS_COLUMN: the column numbered next), length of the serialized schema, the timestamps' column
+_COLUMNS_HEAD = struct.Struct("<qBIi")
+_TS_COLUMN = 5
 #: values part of a batch of named Rows of one schema: column-wise (numpy for int/float columns)
 _ROWS = 0x10
 _COLUMN_DTYPES = {int: "<i8", float: "<f8"}
@@ -134,7 +136,9 @@ _ZEROS = bytes(8)
 def _encode_columns(values: Any, timestamps: Any) -> list | None:
     """A batch of fixed-width columns without nulls as [head, schema, padding, column buffers
     (each padded to 8 bytes), timestamps]: every column starts 8-byte aligned in the payload, so
-    the receiver's columns are aligned views of the frame. None for other batches."""
+    the receiver's columns are aligned views of the frame. Timestamps that are the memory of an
+    8-byte column (read zero-copy from it) are sent as that column's index, not again. None for
+    other batches."""
     schema = values.schema
     known = _schemas.get(schema)
     if known is None:
@@ -149,19 +153,34 @@ def _encode_columns(values: Any, timestamps: Any) -> list | None:
     if any(c.null_count for c in columns):
         return None
     head = _BATCH_HEAD.size + _COLUMNS_HEAD.size + len(schema_bytes)
-    stamped = timestamps is not None and rows > 0
+    buffers = []
+    for c, w in zip(columns, widths, strict=True):
+        buffers.append(c.buffers()[1].slice(c.offset * w, rows * w))
+    ts_mode, ts_column = _TS_NONE, 0
+    if timestamps is not None and rows:
+        ts_mode = _TS_INT64
+        if type(timestamps) is np.ndarray and timestamps.dtype == np.int64 and timestamps.flags.c_contiguous:
+            if len(timestamps) != rows:
+                raise ValueError(f"{len(timestamps)} timestamps for {rows} rows")
+            address = timestamps.ctypes.data
+            for i, (b, w) in enumerate(zip(buffers, widths, strict=True)):
+                if w == 8 and b.address == address:
+                    ts_mode, ts_column = _TS_COLUMN, i
+                    break
     parts: list = [
-        _BATCH_HEAD.pack(_COLUMNS, 0) + _COLUMNS_HEAD.pack(rows, stamped, len(schema_bytes)) + schema_bytes
+        _BATCH_HEAD.pack(_COLUMNS, 0)
+        + _COLUMNS_HEAD.pack(rows, ts_mode, len(schema_bytes), ts_column)
+        + schema_bytes
     ]
     if head & 7:
         parts.append(_ZEROS[: _pad8(head)])
-    for c, w in zip(columns, widths, strict=True):
-        size = rows * w
+    for b in buffers:
+        size = b.size
         if size:
-            parts.append(memoryview(c.buffers()[1].slice(c.offset * w, size)))
+            parts.append(memoryview(b))
             if size & 7:
                 parts.append(_ZEROS[: _pad8(size)])
-    if stamped:
+    if ts_mode == _TS_INT64:
         ts = _copy_timestamps(timestamps)
         if len(ts) != rows:
             raise ValueError(f"{len(ts)} timestamps for {rows} rows")
@@ -173,7 +192,7 @@ def _decode_columns(payload: memoryview) -> tuple[Any, Any]:
     import pyarrow as pa
 
     at = _BATCH_HEAD.size
-    rows, stamped, schema_size = _COLUMNS_HEAD.unpack_from(payload, at)
+    rows, ts_mode, schema_size, ts_column = _COLUMNS_HEAD.unpack_from(payload, at)
     at += _COLUMNS_HEAD.size
     raw = bytes(payload[at : at + schema_size])
     at += schema_size
@@ -190,14 +209,18 @@ def _decode_columns(payload: memoryview) -> tuple[Any, Any]:
     at += _pad8(at)
     buf = pa.py_buffer(payload)
     arrays = []
+    starts = []
     for f, w in zip(schema, widths, strict=True):
         size = rows * w
+        starts.append(at)
         arrays.append(pa.Array.from_buffers(f.type, rows, [None, buf.slice(at, size)]))
         at += size + _pad8(size)
     values = pa.RecordBatch.from_arrays(arrays, schema=schema)
     ts = None
-    if stamped:
-        ts = np.frombuffer(payload, dtype=np.int64, count=rows, offset=at)
+    if ts_mode != _TS_NONE:
+        ts = np.frombuffer(
+            payload, dtype=np.int64, count=rows, offset=at if ts_mode == _TS_INT64 else starts[ts_column]
+        )
         ts.flags.writeable = False  # a view of the frame, as the batch's columns
     return values, ts
 

@@ -227,3 +227,31 @@ def test_arrow_split_without_timestamps_and_one_channel_batches(n):
         assert got[1] is None
         assert got[0].column(0).to_pylist() == keys[owner == c].tolist()
         assert got[0].column(1).to_pylist() == (keys[owner == c] * 0.5).tolist()
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_arrow_split_of_timestamps_read_from_a_column(n):
+    """Timestamps that are a column's memory (read zero-copy, as the timestamp assigner reads
+    ``ts``) come out as that column's rows, also for a slice of the batch; a copy of the column
+    changed afterwards is no such column."""
+    rng = np.random.default_rng(n)
+    rows = 3000
+    batch = pa.RecordBatch.from_arrays(
+        [
+            pa.array(rng.integers(0, 500, rows)),
+            pa.array(rng.random(rows)),
+            pa.array(rng.integers(0, 2**40, rows)),
+        ],
+        names=["key", "value", "ts"],
+    ).slice(11, 2000)
+    keys = batch.column("key").to_pylist()
+    for ts in (batch.column("ts").to_numpy(), batch.column("ts").to_numpy().copy() + 1):
+        chans = [Batches() for _ in range(n)]
+        make_writer(
+            Partitioner("hash", key_selector=operator.itemgetter("key")), chans, 0, 128, "w"
+        ).process_batch(batch, ts)
+        expected = _expected(list(range(2000)), keys.__getitem__, ts.tolist(), n)
+        for chan, (idx, stamps) in zip(chans, expected, strict=True):
+            ((got, got_ts),) = chan.got
+            assert got.column("ts").to_pylist() == [batch.column("ts")[i].as_py() for i in idx]
+            assert got_ts.tolist() == stamps

@@ -199,3 +199,26 @@ def test_a_peer_that_closes_inside_a_large_frame_is_seen_as_gone():
             break
     assert receiver.eof and frames == []
     receiver.close()
+
+
+def test_timestamps_that_are_a_column_travel_once():
+    """Timestamps read zero-copy from an int64 column go as that column's index (the frame is no
+    larger than without them) and arrive as its values; timestamps of their own still travel."""
+    import numpy as np
+
+    from flinkcore.runtime.cluster import wire
+
+    base = pa.RecordBatch.from_arrays(
+        [pa.array(np.arange(100) % 7), pa.array(np.arange(100) * 0.5), pa.array(np.arange(100) * 1000)],
+        names=["key", "value", "ts"],
+    )
+    for batch in (base, base.slice(9, 50)):
+        col_ts = batch.column("ts").to_numpy()
+        size = len(wire.encode_batch(batch, col_ts))
+        assert size == len(wire.encode_batch(batch, None))
+        got, ts = _trip(batch, col_ts)
+        assert got.equals(batch) and ts.tolist() == col_ts.tolist()
+        own = col_ts + 1
+        assert len(wire.encode_batch(batch, own)) == size + 8 * batch.num_rows
+        got, ts = _trip(batch, own)
+        assert got.equals(batch) and ts.tolist() == own.tolist()
