@@ -484,12 +484,17 @@ class ForkServer:
             with self.lock:
                 fds = [self._pidfds[p] for p in waiting if p in self._pidfds]
             if len(fds) == len(waiting):  # every one has a pidfd: wait until all are readable
-                while fds:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
+                poller = select.poll()  # (not select: a driver may hold fds beyond FD_SETSIZE)
+                for fd in fds:
+                    poller.register(fd, select.POLLIN)
+                left = len(fds)
+                while left:
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0:
                         break
-                    ready, _, _ = select.select(fds, [], [], left)
-                    fds = [fd for fd in fds if fd not in ready]
+                    for fd, _ in poller.poll(timeout * 1000):
+                        poller.unregister(fd)
+                        left -= 1
             for pid, code in self.exit_codes(waiting).items():
                 if code is not None:
                     codes[pid] = code
