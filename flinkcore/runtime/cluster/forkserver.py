@@ -15,6 +15,7 @@ The server reaps its children and reports how each one ended.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import pickle
@@ -220,16 +221,23 @@ class JobModules:
         self.files: dict[str, tuple[str, int, int] | None] = {}
         #: modules that failed to import here (left to the workers)
         self.failed: set[str] = set()
+        #: a digest of the last pickle scanned and the modules it names (a job's workers often get
+        #: equal graphs; the pickle itself is not kept: it may carry a large collection)
+        self._last: tuple[bytes, set[str]] = (b"", set())
 
     def prepare(self, data: bytes, sys_path: list[str]) -> None:
         """Import what ``data`` (a pickle) refers to and this process has not imported yet."""
         if not self.enabled:
             return
         self._drop_changed()
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        if digest == self._last[0]:
+            names = self._last[1]
+        else:
+            names = pickled_modules(data)
+            self._last = (digest, names)
         missing = sorted(
-            m
-            for m in pickled_modules(data)
-            if m not in sys.modules and m not in self.failed and not m.startswith("__")
+            m for m in names if m not in sys.modules and m not in self.failed and not m.startswith("__")
         )
         if not missing:
             return
