@@ -105,8 +105,8 @@ def _copy_timestamps(timestamps: Any) -> np.ndarray:
     return out
 
 
-#: schema -> (serialized schema, item width of each column or None when one is not fixed-width)
-_schemas: dict[Any, tuple[bytes, list[int] | None]] = {}
+#: schema -> (the schema, serialized, item width of each column or None when one is not fixed-width)
+_schemas: dict[Any, tuple[Any, bytes, list[int] | None]] = {}
 #: serialized schema -> (schema, item width of each column), on the receiving side
 _read_schemas: dict[bytes, tuple[Any, list[int]]] = {}
 _FIXED_WIDTH = {8, 16, 32, 64}
@@ -141,11 +141,12 @@ def _encode_columns(values: Any, timestamps: Any) -> list | None:
     other batches."""
     schema = values.schema
     known = _schemas.get(schema)
-    if known is None:
+    # equal schemas may differ in metadata (the record kind): the serialized one must be this one
+    if known is None or not known[0].equals(schema, check_metadata=True):
         if len(_schemas) > 64:
             _schemas.clear()
-        known = _schemas[schema] = (schema.serialize().to_pybytes(), _column_widths(schema))
-    schema_bytes, widths = known
+        known = _schemas[schema] = (schema, schema.serialize().to_pybytes(), _column_widths(schema))
+    _, schema_bytes, widths = known
     if widths is None:
         return None
     rows = values.num_rows

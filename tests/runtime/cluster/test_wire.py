@@ -222,3 +222,24 @@ def test_timestamps_that_are_a_column_travel_once():
         assert len(wire.encode_batch(batch, own)) == size + 8 * batch.num_rows
         got, ts = _trip(batch, own)
         assert got.equals(batch) and ts.tolist() == own.tolist()
+
+
+def test_schemas_that_differ_only_in_metadata_keep_their_own():
+    """pyarrow's schema equality ignores metadata (the record kind lives there): each batch
+    arrives with its own schema's metadata, also where the sender's cache of serialized schemas
+    holds an equal schema of other metadata under it (a pyarrow whose schema hash ignores
+    metadata)."""
+    from flinkcore.runtime.cluster import wire
+
+    row, tup = (pa.schema([("f0", pa.int64())], metadata={b"kind": k}) for k in (b"row", b"tuple"))
+    assert row == tup
+    batch = pa.RecordBatch.from_arrays([pa.array([1, 2])], schema=tup)
+    wire._schemas[tup] = (row, row.serialize().to_pybytes(), [8])
+    try:
+        got, _ = _trip(batch, None)
+    finally:
+        wire._schemas.clear()
+    assert got.schema.metadata == {b"kind": b"tuple"}
+    for schema in (row, tup, row):
+        got, _ = _trip(pa.RecordBatch.from_arrays([pa.array([3])], schema=schema), None)
+        assert got.schema.metadata == schema.metadata
