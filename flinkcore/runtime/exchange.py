@@ -222,9 +222,9 @@ class _Hash(_Broadcasting):
 
     Whole batches at once: the keys in one C-level ``map`` (a ``lambda v: v[c]`` selector runs as
     ``itemgetter``), then one native pass that hashes each key and appends the record to its
-    channel's list; an Arrow record batch keyed by a column is split with Arrow's ``take``. Each
-    record goes where the per-record rule (:func:`flinkcore.state.key_groups.operator_index_of`)
-    sends it."""
+    channel's list; an Arrow record batch keyed by a column is split by a native counting sort of
+    its rows by channel (:func:`_group_rows`). Each record goes where the per-record rule
+    (:func:`flinkcore.state.key_groups.operator_index_of`) sends it."""
 
     def __init__(self, channels: list[Input], key_selector: Any, max_parallelism: int, name: str) -> None:
         super().__init__(channels)
@@ -381,8 +381,9 @@ _widths: dict[Any, list[int]] = {}
 def _group_rows(values: Any, ts: np.ndarray | None, target: np.ndarray, counts: np.ndarray) -> tuple:
     """The rows of an Arrow batch (and their timestamps) grouped by channel, in arrival order
     within each channel (``target[i]`` is row i's channel, ``counts[c]`` the rows of channel c):
-    fixed-width columns without nulls by the native counting sort (one pass per column, written
-    where Arrow reads it: no copy into Arrow), other columns by Arrow's take of the permutation."""
+    fixed-width columns without nulls by the native counting sort (one pass over the rows per up
+    to 4 columns of one item size, written where Arrow reads it: no copy into Arrow), other
+    columns by Arrow's take of the permutation."""
     import pyarrow as pa
 
     schema = values.schema
@@ -425,7 +426,12 @@ def _group_rows(values: Any, ts: np.ndarray | None, target: np.ndarray, counts: 
             # the indices are a permutation of the rows: Arrow need not check their bounds
             out[i] = pc.take(columns[i], order, boundscheck=False)
     taken = pa.RecordBatch.from_arrays(out, schema=schema)
-    return taken, (None if ts is None else moved[ts_at].view(np.int64))
+    if ts is None:
+        return taken, None
+    ts_taken = moved[ts_at].view(np.int64)
+    if ts_at < len(moving):  # the column's memory, as the timestamps came: read-only
+        ts_taken.flags.writeable = False
+    return taken, ts_taken
 
 
 def _same_memory(ts: np.ndarray, arrays: list[np.ndarray]) -> int:

@@ -255,3 +255,5 @@ def test_arrow_split_of_timestamps_read_from_a_column(n):
             ((got, got_ts),) = chan.got
             assert got.column("ts").to_pylist() == [batch.column("ts")[i].as_py() for i in idx]
             assert got_ts.tolist() == stamps
+            # the column's own memory comes out read-only, as it went in
+            assert got_ts.flags.writeable == ts.flags.writeable
