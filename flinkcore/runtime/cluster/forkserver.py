@@ -200,15 +200,17 @@ class JobModules:
     job's workers: every worker then starts with them imported, as with flinkcore, instead of each
     one importing them again (compiling them from source where no bytecode is written).
 
-    Modules stay imported for later jobs; one whose file (or that of any module it imported)
-    changed since is imported afresh, so a worker runs the code on disk, as one that imports it
-    itself does. A module that fails to import here is left to the worker (which reports the
-    error as before). Importing runs the module's top-level code in the server once instead of in
-    every worker: a module that starts threads or opens connections at import does that in the
-    server, and its workers inherit the result; the server imports no more job modules once an
-    import left it with more threads, or took longer than :data:`IMPORT_TIMEOUT` (it is
-    interrupted: the server serves every job of the driver). A module that failed here is not
-    tried here again. ``FLINKCORE_PRELOAD_JOB_MODULES=0`` turns this off."""
+    Modules stay imported for later jobs; once the file of one of the user's (a Python source
+    outside the standard library, site-packages and flinkcore) changed, the user's modules are
+    imported afresh, so a worker runs the user's code on disk, as one that imports it itself
+    does (libraries stay as imported, as in the driver). A module that fails to import here is
+    left to the worker (which reports the error as before); it is not tried here again.
+    Importing runs the module's top-level code in the server once instead of in every worker: a
+    module that starts threads or opens connections at import does that in the server, and its
+    workers inherit the result; the server imports no more job modules once an import left it
+    with more threads, or took longer than :data:`IMPORT_TIMEOUT` (it is interrupted: the
+    server serves every job of the driver). ``FLINKCORE_PRELOAD_JOB_MODULES=0`` turns this
+    off."""
 
     def __init__(self) -> None:
         self.enabled = os.environ.get(PRELOAD_JOB_MODULES_ENV, "1").strip().lower() not in (
@@ -268,12 +270,17 @@ class JobModules:
                 signal.signal(signal.SIGALRM, alarm)
             sys.path[:] = saved
         for name in set(sys.modules) - before:
-            self.files[name] = _file_stamp(sys.modules[name])
+            stamp = _file_stamp(sys.modules[name])
+            if stamp is not None and _is_user_source(stamp[0]):
+                self.files[name] = stamp
         if _thread_count() > threads:
             self.enabled = False
 
     def _drop_changed(self) -> None:
-        """Forget every module imported for jobs when one of their files changed."""
+        """Forget every module of the user's imported for jobs when the file of one changed (they
+        may refer to each other). Those are the Python sources outside the installation's
+        libraries: a library (a dependency the user's module imported) stays, as the driver's own
+        copy does; an extension module cannot be imported twice in a process."""
         if any(_file_stamp(sys.modules.get(n)) != stamp for n, stamp in self.files.items()):
             for name in self.files:
                 sys.modules.pop(name, None)
@@ -291,6 +298,34 @@ class _ImportTimeout(BaseException):
 
 def _import_timed_out(signum: int, frame: Any) -> None:
     raise _ImportTimeout()
+
+
+def _is_user_source(path: str) -> bool:
+    """Whether ``path`` is a Python source outside the standard library, site-packages and
+    flinkcore (the modules :class:`JobModules` imports afresh when they change)."""
+    if not path.endswith(".py"):
+        return False
+    path = os.path.realpath(path)
+    return not any(path.startswith(root) for root in _library_roots())
+
+
+_LIBRARY_ROOTS: tuple[str, ...] | None = None
+
+
+def _library_roots() -> tuple[str, ...]:
+    global _LIBRARY_ROOTS
+    if _LIBRARY_ROOTS is None:
+        import site
+        import sysconfig
+
+        import flinkcore
+
+        paths = sysconfig.get_paths()
+        roots = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+        roots.update(site.getsitepackages())
+        roots.update(flinkcore.__path__)
+        _LIBRARY_ROOTS = tuple(os.path.join(os.path.realpath(r), "") for r in roots if r)
+    return _LIBRARY_ROOTS
 
 
 def _file_stamp(module: Any) -> tuple[str, int, int] | None:

@@ -17,7 +17,7 @@ from recovery_support import alive
 
 from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.datastream.connectors import NumberSequenceSource
-from flinkcore.datastream.functions import SinkFunction
+from flinkcore.datastream.functions import MapFunction, SinkFunction
 from flinkcore.runtime.cluster import ClusterJob
 from flinkcore.runtime.cluster.forkserver import (
     PRELOAD_JOB_MODULES_ENV,
@@ -207,28 +207,60 @@ def test_job_modules_import_afresh_when_a_file_changed(module_dir, monkeypatch):
     assert sys.modules[name] is not first and sys.modules[name].VERSION == 3
 
 
-class _SlowSink(SinkFunction):
-    """Takes a while per record and notes, per record, which of ``job``'s workers still live."""
+class _Doubling(MapFunction):
+    """Doubles; at close (in the worker, just before it reports finished) leaves a file."""
 
-    def __init__(self):
+    def __init__(self, directory):
+        self.directory = directory
+
+    def map(self, value):
+        return value * 2
+
+    def close(self):
+        with open(os.path.join(self.directory, f"closed-{os.getpid()}"), "w"):
+            pass
+
+
+class _SlowSink(SinkFunction):
+    """Opens once both workers closed their maps (so their end reaches the driver before any
+    record is taken), takes a while per record, and at the last one waits a while for ``job``'s
+    workers to end and notes which still live."""
+
+    def __init__(self, directory, records):
+        self.directory = directory
+        self.records = records
         self.job = None
-        self.alive_at = []
+        self.seen = 0
+        self.alive_at_last = None
+
+    def open(self, runtime_context):
+        deadline = time.monotonic() + 30
+        while len(os.listdir(self.directory)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the finished reports follow the close at once
 
     def invoke(self, value, context):
-        time.sleep(0.005)
-        self.alive_at.append([p for p in self.job.pids if alive(p)])
+        time.sleep(0.002)
+        self.seen += 1
+        if self.seen == self.records:
+            deadline = time.monotonic() + 10
+            while any(alive(p) for p in self.job.pids) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.alive_at_last = [p for p in self.job.pids if alive(p)]
 
 
-def test_workers_exit_once_all_finished_while_the_driver_still_takes_their_records():
+def test_workers_exit_once_all_finished_while_the_driver_still_takes_their_records(tmp_path):
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(2)
-    sink = _SlowSink()
-    env.from_source(NumberSequenceSource(0, 199), None, "n").map(lambda x: x * 2).add_sink(sink)
-    job = sink.job = ClusterJob(env.get_stream_graph("slow sink", clear_transformations=True))
+    sink = _SlowSink(str(tmp_path), 200)
+    env.from_source(NumberSequenceSource(0, 199), None, "n").map(_Doubling(str(tmp_path))).add_sink(sink)
+    graph = env.get_stream_graph("slow sink", clear_transformations=True)
+    graph.config["cluster_credits"] = 64  # every frame goes out without waiting for the driver
+    job = sink.job = ClusterJob(graph)
     job.run()
     assert job.status == "FINISHED"
-    assert len(sink.alive_at) == 200
-    assert sink.alive_at[-1] == [], "the workers waited for the driver's sink to finish"
+    assert sink.seen == 200
+    assert sink.alive_at_last == [], "the workers waited for the driver's sink to finish"
     assert [p for p in job.pids if alive(p)] == []
 
 
@@ -298,3 +330,21 @@ def test_job_modules_give_up_on_an_import_that_hangs_and_do_not_retry_failures(m
     assert not modules.enabled
     modules.prepare(_global(fine, "tag"), path)
     assert fine not in sys.modules
+
+
+def test_job_modules_import_the_users_modules_afresh_but_keep_libraries(module_dir, monkeypatch):
+    directory, names = module_dir
+    library = next(m for m in ("colorsys", "wave", "chunk", "imghdr", "sndhdr") if m not in sys.modules)
+    user = f"fc_startup_user_{uuid.uuid4().hex}"
+    names.extend([user, library])
+    text = f"import {library}\nVERSION = {{version}}\n"
+    _write_module(directory, user, text.format(version=1), mtime_ns=1_000_000_000_000_000_000)
+    path = [str(directory), *sys.path]
+    monkeypatch.setenv(PRELOAD_JOB_MODULES_ENV, "1")
+    modules = JobModules()
+    modules.prepare(_global(user, "VERSION"), path)
+    first_user, first_library = sys.modules[user], sys.modules[library]
+    _write_module(directory, user, text.format(version=2), mtime_ns=1_000_000_003_000_000_000)
+    modules.prepare(_global(user, "VERSION"), path)
+    assert sys.modules[user] is not first_user and sys.modules[user].VERSION == 2
+    assert sys.modules[library] is first_library  # a library is not imported twice
