@@ -147,18 +147,35 @@ _STRING_OPS = frozenset(
 )
 
 
-def pickled_modules(data: bytes) -> set[str]:
+#: bytes of a job pickle the fork server scans for module names at most (the scan takes ~130 us
+#: per KB: a graph is a few KB, but a collection source carries its data, and its modules then
+#: are in the first part, before the data, or left to the workers)
+SCAN_LIMIT = 64 << 10
+
+
+def pickled_modules(data: bytes, limit: int | None = None) -> set[str]:
     """Names of the modules a pickle refers to, without unpickling it: those of its GLOBAL and
     STACK_GLOBAL opcodes (classes and functions pickled by reference) and the arguments of
-    cloudpickle's ``subimport`` (modules the globals of a function pickled by value refer to)."""
+    cloudpickle's ``subimport`` (modules the globals of a function pickled by value refer to).
+    With ``limit``, only in its first ``limit`` bytes."""
     import pickletools
+
+    if limit is not None and len(data) > limit:
+        data = data[:limit]
 
     names: set[str] = set()
     memo: dict[int, Any] = {}
     # the values of the two latest pushes: a str, _SUBIMPORT for that global, None for the rest
     before = last = None
     subimport = False  # cloudpickle's subimport was pushed: its argument is a module name
-    for op, arg, _ in pickletools.genops(data):
+    ops = pickletools.genops(data)
+    while True:
+        try:
+            op, arg, _ = next(ops)
+        except StopIteration:
+            break
+        except Exception:  # noqa: BLE001 - cut short at the limit (or not a pickle): the names so far
+            break
         name = op.name
         if name == "MEMOIZE":
             memo[len(memo)] = last
@@ -232,11 +249,12 @@ class JobModules:
         if not self.enabled:
             return
         self._drop_changed()
-        digest = hashlib.blake2b(data, digest_size=16).digest()
+        head = data[:SCAN_LIMIT]
+        digest = hashlib.blake2b(head, digest_size=16).digest()
         if digest == self._last[0]:
             names = self._last[1]
         else:
-            names = pickled_modules(data)
+            names = pickled_modules(head)
             self._last = (digest, names)
         missing = sorted(
             m for m in names if m not in sys.modules and m not in self.failed and not m.startswith("__")

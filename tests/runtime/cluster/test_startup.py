@@ -348,3 +348,15 @@ def test_job_modules_import_the_users_modules_afresh_but_keep_libraries(module_d
     modules.prepare(_global(user, "VERSION"), path)
     assert sys.modules[user] is not first_user and sys.modules[user].VERSION == 2
     assert sys.modules[library] is first_library  # a library is not imported twice
+
+
+def test_pickled_modules_scans_only_the_first_part_of_a_large_pickle():
+    import colorsys
+    import json
+
+    data = pickle.dumps(
+        [json.dumps, list(range(20_000)), colorsys.rgb_to_hsv], protocol=pickle.HIGHEST_PROTOCOL
+    )
+    assert {"json", "colorsys"} <= pickled_modules(data)
+    head = pickled_modules(data, limit=1000)
+    assert "json" in head and "colorsys" not in head
