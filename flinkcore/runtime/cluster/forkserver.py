@@ -404,7 +404,10 @@ def _serve(sock: socket.socket) -> None:
         if kind == "fork":
             _, args, (job_pickle, sys_path) = request
             if job_pickle is not None:
-                job_modules.prepare(job_pickle, sys_path)
+                try:
+                    job_modules.prepare(job_pickle, sys_path)
+                except BaseException:  # noqa: BLE001 - an optimisation: the fork must happen
+                    job_modules.enabled = False
             pid = os.fork()
             if pid == 0:
                 sock.close()
