@@ -95,6 +95,8 @@ class ClusterJob:
         #: CPU time the workers used (user + system), reported when they finish
         self.worker_cpu_seconds = 0.0
         self._node_keys = node_keys(graph)
+        #: worker graphs pickled, by what of each node they hold (see _worker_graph)
+        self._graph_bytes: dict[tuple, bytes] = {}
         #: the checkpoint coordinator of this attempt (it sets itself here)
         self.coordinator: Any = None
         self.task: SlotTask | None = None
@@ -132,18 +134,26 @@ class ClusterJob:
         import cloudpickle
 
         pl = self.placement
-        graph = copy.copy(self.graph)
-        nodes = {}
+        # what of each node worker k gets: 0 nothing (runs elsewhere), 1 a stand-in source, 2 all
+        shape = []
         for nid, node in self.graph.nodes.items():
             here = any(pl.process_of(nid, i) == k for i in range(node.parallelism))
-            if nid in pl.in_driver or (not here and not node.is_source):
+            shape.append(0 if nid in pl.in_driver or (not here and not node.is_source) else 2 if here else 1)
+        key = tuple(shape)
+        if key in self._graph_bytes:  # workers of one shape get one graph: pickled once
+            return self._graph_bytes[key]
+        graph = copy.copy(self.graph)
+        nodes = {}
+        for (nid, node), what in zip(self.graph.nodes.items(), shape, strict=True):
+            if what == 0:
                 node = dataclasses.replace(node, operator_factory=None)
-            elif not here:
+            elif what == 1:
                 node = dataclasses.replace(node, source=_Elsewhere(node.name))
             nodes[nid] = node
         graph.nodes = nodes
         try:
-            return cloudpickle.dumps(graph, protocol=pickle.HIGHEST_PROTOCOL)
+            data = self._graph_bytes[key] = cloudpickle.dumps(graph, protocol=pickle.HIGHEST_PROTOCOL)
+            return data
         except Exception as exc:
             raise ValueError(
                 f"the job's functions cannot be sent to worker processes ({type(exc).__name__}: {exc}). At "
@@ -178,6 +188,7 @@ class ClusterJob:
                 s.close()
             raise
         finally:
+            self._graph_bytes.clear()
             for k, pid in enumerate(pids, 1):
                 self.processes[k] = pid
                 self._pids.append(pid)

@@ -25,7 +25,6 @@ from flinkcore.runtime.cluster.forkserver import (
     fork_server,
     pickled_modules,
 )
-from flinkcore.runtime.sources import Source
 
 
 class ListSink(SinkFunction):
@@ -264,32 +263,44 @@ def test_workers_exit_once_all_finished_while_the_driver_still_takes_their_recor
     assert [p for p in job.pids if alive(p)] == []
 
 
-class _PicklesOnce(Source):
-    """A source that goes to the first worker's graph but fails to pickle for the second."""
+class _MapsOnce(MapFunction):
+    """A map that pickles once: it travels to the first worker but fails for the second."""
 
     def __init__(self):
-        self.inner = NumberSequenceSource(0, 99)
         self.pickled = 0
 
     def __getstate__(self):
         self.pickled += 1
         if self.pickled > 1:
-            raise TypeError("this source pickles once")
-        return {"inner": self.inner, "pickled": self.pickled}
+            raise TypeError("this map pickles once")
+        return {"pickled": self.pickled}
 
-    def create_reader(self, subtask_index, parallelism):
-        return self.inner.create_reader(subtask_index, parallelism)
+    def map(self, value):
+        return value
 
 
 def test_a_graph_that_fails_to_pickle_for_a_later_worker_leaves_no_worker_behind():
+    # the source at parallelism 1 runs in the first slot only: the two workers get different
+    # graphs (the second one a stand-in for the source), each pickled on its own
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(2)
-    env.from_source(_PicklesOnce(), None, "n").map(lambda x: x).add_sink(ListSink())
+    source = env.from_source(NumberSequenceSource(0, 99), None, "n").set_parallelism(1)
+    source.map(_MapsOnce()).add_sink(ListSink())
     job = ClusterJob(env.get_stream_graph("pickles once", clear_transformations=True))
-    with pytest.raises(ValueError, match="this source pickles once"):
+    with pytest.raises(ValueError, match="this map pickles once"):
         job.run()
     assert job.status == "FAILED"
     assert len(job.pids) == 1  # the first worker started before the second graph failed
+    assert [p for p in job.pids if alive(p)] == []
+
+
+def test_workers_of_one_shape_get_one_pickled_graph():
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(3)
+    env.from_source(NumberSequenceSource(0, 99), None, "n").map(_MapsOnce()).add_sink(ListSink())
+    job = ClusterJob(env.get_stream_graph("one shape", clear_transformations=True))
+    job.run()  # the map pickles once for all three workers
+    assert job.status == "FINISHED"
     assert [p for p in job.pids if alive(p)] == []
 
 
