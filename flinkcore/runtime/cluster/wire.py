@@ -330,6 +330,17 @@ def _frame_buffer(size: int) -> tuple[Any, memoryview]:
     return data, memoryview(data).cast("B")
 
 
+def _read_into(sock: socket.socket, view: memoryview) -> int | None:
+    """Bytes read from ``sock`` into ``view``: None when none are readable now, 0 when the other
+    end closed (or reset) the connection."""
+    try:
+        return sock.recv_into(view)
+    except BlockingIOError:
+        return None
+    except ConnectionResetError:
+        return 0
+
+
 class Peer:
     """One end of the socket to another process, with an outgoing queue."""
 
@@ -420,12 +431,8 @@ class Peer:
             big = self._big
             if big is not None:  # the rest of one large frame, straight into its own buffer
                 kind, channel, data, view, got = big
-                try:
-                    n = sock.recv_into(view[got:])
-                except BlockingIOError:
-                    break
-                except ConnectionResetError:
-                    eof = True
+                n = _read_into(sock, view[got:])
+                if n is None:
                     break
                 if not n:
                     eof = True
@@ -438,12 +445,8 @@ class Peer:
                 frames.append((kind, channel, view))
                 continue
             fill = self._fill
-            try:
-                n = sock.recv_into(self._stage_view[fill:])
-            except BlockingIOError:
-                break
-            except ConnectionResetError:
-                eof = True
+            n = _read_into(sock, self._stage_view[fill:])
+            if n is None:
                 break
             if not n:
                 eof = True
