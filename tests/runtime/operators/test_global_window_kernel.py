@@ -26,8 +26,8 @@ def _reduce(a, b):
     return (a[0], a[1] + b[1], a[2])
 
 
-def global_window(kind: str, lateness: int, passthrough: bool) -> GlobalWindowOperator:
-    derived = MergePartials(SumCount()) if kind == "merge" else ReducePartials(_reduce)
+def _operator(derived, passthrough: bool = True, **kwargs) -> GlobalWindowOperator:
+    """A global tumbling window of 10 over partials of ``derived`` (MergePartials/ReducePartials)."""
     return GlobalWindowOperator(
         10,
         10,
@@ -35,9 +35,13 @@ def global_window(kind: str, lateness: int, passthrough: bool) -> GlobalWindowOp
         WindowStateSpec("aggregating", aggregate=derived),
         window_function(passthrough),
         TimeWindow,
-        allowed_lateness=lateness,
-        late_data_tag=LATE,
+        **kwargs,
     )
+
+
+def global_window(kind: str, lateness: int, passthrough: bool) -> GlobalWindowOperator:
+    derived = MergePartials(SumCount()) if kind == "merge" else ReducePartials(_reduce)
+    return _operator(derived, passthrough, allowed_lateness=lateness, late_data_tag=LATE)
 
 
 def as_partials(script, kind: str, rng: random.Random):
@@ -94,15 +98,7 @@ def test_a_failing_merge_names_the_operator_and_the_partial():
                 raise ValueError("no sevens")
             return super().merge(a, b)
 
-    op = GlobalWindowOperator(
-        10,
-        10,
-        0,
-        WindowStateSpec("aggregating", aggregate=MergePartials(Failing())),
-        window_function(True),
-        TimeWindow,
-        name="GlobalWindow",
-    )
+    op = _operator(MergePartials(Failing()), name="GlobalWindow")
     script = [("b", [(2, (7.0, 1)), (1, (1.0, 1)), (2, (7.0, 1))], [1, 2, 3])]
     with pytest.raises(UserCodeError) as info:
         run(op, script, key_selector=_partial_key)
@@ -124,14 +120,7 @@ def test_the_first_partial_is_the_accumulator_as_it_is():
     for twin in (False, True):
         Counting.merges = 0
         first = (1.5, 2)
-        op = GlobalWindowOperator(
-            10,
-            10,
-            0,
-            WindowStateSpec("aggregating", aggregate=MergePartials(Counting())),
-            window_function(True),
-            TimeWindow,
-        )
+        op = _operator(MergePartials(Counting()))
         script = [("b", [(1, first), (2, (2.0, 1)), (2, (3.0, 1))], [1, 2, 3]), ("w", 9)]
         out, _ = run(op, script, twin=twin, key_selector=_partial_key)
         results = [item[0] for item in out if item[0] != "wm"]
