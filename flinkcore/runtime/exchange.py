@@ -20,6 +20,7 @@ import numpy as np
 from flinkcore._core import partitioner as _partitioner
 from flinkcore.common.watermark import MIN_WATERMARK
 from flinkcore.runtime.key_selectors import fast_key_selector
+from flinkcore.runtime.operators.arrow import fixed_width, record_kind
 from flinkcore.runtime.operators.base import Input, UserCodeError
 
 __all__ = ["GateChannel", "InputGate", "make_writer"]
@@ -285,8 +286,6 @@ class _Hash(_Broadcasting):
         field = self.field
         if field is None or not hasattr(values, "schema"):
             return False
-        from flinkcore.runtime.operators.arrow import record_kind
-
         kind = record_kind(values)
         # the column must be what the selector reads from each record: a named field of Rows,
         # a position of Rows or tuples (never a field of a scalar batch)
@@ -364,17 +363,6 @@ class _Hash(_Broadcasting):
         return buf[:n]
 
 
-def _movable(t: Any) -> int:
-    """The item width of an Arrow type whose values :func:`_group_rows` moves natively, else 0."""
-    import pyarrow as pa
-
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_temporal(t):
-        width = t.bit_width
-        if width in (8, 16, 32, 64):
-            return width // 8
-    return 0
-
-
 _widths: dict[Any, list[int]] = {}
 
 
@@ -391,7 +379,7 @@ def _group_rows(values: Any, ts: np.ndarray | None, target: np.ndarray, counts: 
     if widths is None:
         if len(_widths) > 64:
             _widths.clear()
-        widths = _widths[schema] = [_movable(f.type) for f in schema]
+        widths = _widths[schema] = [fixed_width(f.type) for f in schema]
     columns = values.columns
     rows = values.num_rows
     moving = []  # (index, numpy view of its values)

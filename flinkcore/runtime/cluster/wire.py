@@ -27,6 +27,7 @@ import numpy as np
 
 from flinkcore._core.rows import rows_from_columns
 from flinkcore._core.serde import dumps_batch, loads_batch
+from flinkcore.runtime.operators.arrow import fixed_width
 
 __all__ = ["Peer", "decode_batch", "encode_batch", "encode_batch_parts"]
 
@@ -109,21 +110,12 @@ def _copy_timestamps(timestamps: Any) -> np.ndarray:
 _schemas: dict[Any, tuple[Any, bytes, list[int] | None]] = {}
 #: serialized schema -> (schema, item width of each column), on the receiving side
 _read_schemas: dict[bytes, tuple[Any, list[int]]] = {}
-_FIXED_WIDTH = {8, 16, 32, 64}
 
 
 def _column_widths(schema: Any) -> list[int] | None:
-    import pyarrow as pa
-
-    widths = []
-    for f in schema:
-        t = f.type
-        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_temporal(t)):
-            return None
-        if t.bit_width not in _FIXED_WIDTH:
-            return None
-        widths.append(t.bit_width // 8)
-    return widths
+    """Bytes per value of each column, or None when one is not fixed-width."""
+    widths = [fixed_width(f.type) for f in schema]
+    return widths if all(widths) else None
 
 
 def _pad8(n: int) -> int:

@@ -14,6 +14,7 @@ __all__ = [
     "RECORD_KIND",
     "ArrowBatchMapOperator",
     "column_values",
+    "fixed_width",
     "record_kind",
     "record_batch_to_rows",
     "record_columns",
@@ -70,6 +71,19 @@ def _numpy_type_ids() -> frozenset:
     for t, name in zip(types[1:], widths, strict=True):
         _NUMPY_DTYPES[t.id] = np.dtype(name)
     return frozenset(t.id for t in types)
+
+
+def fixed_width(arrow_type: Any) -> int:
+    """Bytes per value of an Arrow integer, floating-point or temporal type of 1, 2, 4 or 8 bytes
+    (its values are one data buffer of items of that size), else 0."""
+    import pyarrow as pa
+
+    t = arrow_type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_temporal(t):
+        width = t.bit_width
+        if width in (8, 16, 32, 64):
+            return width // 8
+    return 0
 
 
 _NUMPY_TYPE_IDS: frozenset = frozenset()
