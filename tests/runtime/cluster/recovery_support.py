@@ -1,6 +1,6 @@
-"""What the worker-process tests share: the committed output of a FileSink, whether a process
-lives, and the attempt of a running job once all its workers started. (Imported by name: pytest
-puts this directory on sys.path for the test files in it.)"""
+"""What the worker-process tests share: a sink that lists what it gets, the committed output of a
+FileSink, whether a process lives, and the attempt of a running job once all its workers started.
+(Imported by name: pytest puts this directory on sys.path for the test files in it.)"""
 
 from __future__ import annotations
 
@@ -9,11 +9,20 @@ import sys
 import time
 from typing import Any
 
+from flinkcore.datastream.functions import SinkFunction
 from flinkcore.runtime.cluster import ClusterJob
 
 # the fault tests' held generator (tests/fault/held_source.py), for the jobs built here
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "fault"))
 from held_source import HeldGenerator, open_gate  # noqa: E402,F401
+
+
+class ListSink(SinkFunction):
+    def __init__(self):
+        self.results = []
+
+    def invoke(self, value, context):
+        self.results.append(value)
 
 
 def committed_lines(out_dir: str) -> list[str]:

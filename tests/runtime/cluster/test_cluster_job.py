@@ -11,21 +11,13 @@ import threading
 import time
 
 import pytest
-from recovery_support import alive
+from recovery_support import ListSink, alive
 
 from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.datastream.connectors import NumberSequenceSource
 from flinkcore.datastream.functions import SinkFunction
 from flinkcore.runtime.cluster import ClusterJob, WorkerFailure
 from flinkcore.runtime.executor import Job
-
-
-class ListSink(SinkFunction):
-    def __init__(self):
-        self.results = []
-
-    def invoke(self, value, context):
-        self.results.append(value)
 
 
 def _graph(build, parallelism=2, batch_size=None):

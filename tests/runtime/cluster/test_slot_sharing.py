@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import os
 
+from recovery_support import ListSink
+
 from flinkcore.datastream import StreamExecutionEnvironment
-from flinkcore.datastream.functions import SinkFunction
 from flinkcore.runtime.cluster import ClusterJob, use_processes
 from flinkcore.runtime.cluster.task import Placement, slot_sharing_groups
-
-
-class ListSink(SinkFunction):
-    def __init__(self):
-        self.results = []
-
-    def invoke(self, value, context):
-        self.results.append(value)
 
 
 def _job(parallelism, other_group_parallelism):

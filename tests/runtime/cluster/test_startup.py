@@ -13,7 +13,7 @@ import uuid
 
 import cloudpickle
 import pytest
-from recovery_support import alive
+from recovery_support import ListSink, alive
 
 from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.datastream.connectors import NumberSequenceSource
@@ -25,15 +25,6 @@ from flinkcore.runtime.cluster.forkserver import (
     fork_server,
     pickled_modules,
 )
-
-
-class ListSink(SinkFunction):
-    def __init__(self):
-        self.results = []
-
-    def invoke(self, value, context):
-        self.results.append(value)
-
 
 MODULE = """
 import os

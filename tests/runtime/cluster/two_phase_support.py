@@ -6,21 +6,15 @@ directory on sys.path for the test files in it.)"""
 
 from __future__ import annotations
 
+from recovery_support import ListSink
+
 from flinkcore.common.watermark import Watermark
 from flinkcore.common.watermark_strategy import TimestampAssigner, WatermarkGenerator, WatermarkStrategy
 from flinkcore.datastream import StreamExecutionEnvironment
-from flinkcore.datastream.functions import AggregateFunction, SinkFunction
+from flinkcore.datastream.functions import AggregateFunction
 from flinkcore.runtime.cluster import ClusterJob
 from flinkcore.runtime.cluster.two_phase import CONFIG_KEY, SESSIONS_CONFIG_KEY
 from flinkcore.runtime.executor import Job
-
-
-class ListSink(SinkFunction):
-    def __init__(self):
-        self.results = []
-
-    def invoke(self, value, context):
-        self.results.append(value)
 
 
 class FieldTs(TimestampAssigner):
