@@ -32,7 +32,9 @@ def _graph(build, parallelism=2, batch_size=None):
 
 
 def assert_no_workers(job: ClusterJob) -> None:
+    """No worker of ``job`` is left (after success they exit while run() returns: joined here)."""
     assert job.pids, "the job started no worker"
+    assert job.join_workers(10.0), "the workers' exits were not joined in 10 s"
     assert [p for p in job.pids if alive(p)] == []
 
 

@@ -61,7 +61,7 @@ def _run(fn, parallelism=2, n=100):
     job = ClusterJob(env.get_stream_graph("startup", clear_transformations=True))
     job.run()
     assert job.status == "FINISHED"
-    assert job.pids and [p for p in job.pids if alive(p)] == []
+    assert job.pids and job.join_workers(10.0) and [p for p in job.pids if alive(p)] == []
     return job, sink.results
 
 
@@ -251,7 +251,7 @@ def test_workers_exit_once_all_finished_while_the_driver_still_takes_their_recor
     assert job.status == "FINISHED"
     assert sink.seen == 200
     assert sink.alive_at_last == [], "the workers waited for the driver's sink to finish"
-    assert [p for p in job.pids if alive(p)] == []
+    assert job.join_workers(10.0) and [p for p in job.pids if alive(p)] == []
 
 
 class _MapsOnce(MapFunction):
@@ -292,7 +292,7 @@ def test_workers_of_one_shape_get_one_pickled_graph():
     job = ClusterJob(env.get_stream_graph("one shape", clear_transformations=True))
     job.run()  # the map pickles once for all three workers
     assert job.status == "FINISHED"
-    assert [p for p in job.pids if alive(p)] == []
+    assert job.join_workers(10.0) and [p for p in job.pids if alive(p)] == []
 
 
 HANGING = """
