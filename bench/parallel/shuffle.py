@@ -1,15 +1,21 @@
 """Shuffle throughput between two processes: records/s and MB/s through the exchange's wire
 format (native serde batches of 1024 ``(int, float, int)`` records) over the transports.
 
-    .venv/bin/python bench/parallel/shuffle.py [--records 2000000] [--arrow]
+    .venv/bin/python bench/parallel/shuffle.py [--records 2000000] [--arrow] [--repeat 5]
 
 ``socketpair`` is what the runtime uses (one Unix stream socket per pair of processes, frames
 with credits): the sender's and the receiver's :class:`~flinkcore.runtime.cluster.wire.Peer`
 (non-blocking sends of the encoded parts, receives into the peer's buffers) and the decode of
 every batch. ``pipe`` is the same frames over an ``os.pipe`` with plain reads and writes.
-``raw`` numbers move the encoded bytes only (no encode/decode) to show the transport's ceiling.
+``shm`` is a shared-memory ring (:mod:`flinkcore._core.ring`, ``--ring`` bytes, passed to the
+sender over a socketpair as a worker would get it): the sender copies the encoded parts into the
+ring in one call per frame, the receiver decodes each frame in place (no copy) and releases it.
+``raw`` numbers move the encoded bytes only (no encode/decode) to show the transport's ceiling
+(the shm receiver does not touch the bytes: it gets each frame in place and releases it).
 Each measurement is the receiver's wall-clock from the first to the last byte and the CPU time of
-both processes (sender: all of it; receiver: from the first byte); median of 3.
+both processes (sender: all of it; receiver: from the first byte), with the receiver's page
+faults and voluntary context switches (its sleeps) over the same span; the transports take turns
+within each of ``--repeat`` rounds, and each figure is the median over the rounds.
 
 ``--arrow``: the columnar path's frames instead, Arrow record batches of the same columns
 (``key`` int64, ``value`` float64, ``ts`` int64) of ``FRAME_ROWS`` rows (the slots' frame size)
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import select
 import socket
 import statistics
@@ -27,6 +34,7 @@ import time
 
 import numpy as np
 
+from flinkcore._core.ring import DEFAULT_CAPACITY, Ring
 from flinkcore.runtime.cluster import wire
 
 BATCH = 1024
@@ -83,9 +91,61 @@ def _send_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _run_peers(batches: list) -> tuple[float, float, float]:
+def _usage() -> tuple[float, int, int]:
+    """This process's CPU seconds, minor page faults and voluntary context switches so far."""
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime, u.ru_minflt, u.ru_nvcsw
+
+
+def _result(t0: float, u0: tuple, pid: int) -> tuple[float, float, float, int, int]:
+    """(receiver wall, sender CPU, receiver CPU, receiver faults, receiver context switches)
+    once the receiver saw the last byte; reaps the sender."""
+    elapsed = time.perf_counter() - t0
+    u1 = _usage()
+    _, _, usage = os.wait4(pid, 0)
+    return elapsed, usage.ru_utime + usage.ru_stime, u1[0] - u0[0], u1[1] - u0[1], u1[2] - u0[2]
+
+
+def _run_shm(batches: list, encoded: list[bytes], decode: bool, capacity: int) -> tuple:
+    """Frames through a shared-memory ring; the sender gets the ring over a socketpair, whose
+    hang-up would tell either side that the other died."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # the sender
+        b.close()
+        ring = Ring.receive(a)
+        writer = ring.writer(peer=a)
+        ring.close()
+        for (values, ts), data in zip(batches, encoded, strict=True):
+            writer.write(wire.encode_batch_parts(values, ts) if decode else data, wire.BATCH)
+        writer.close()
+        os._exit(0)
+    a.close()
+    ring = Ring.create(capacity)
+    reader = ring.reader(peer=b)
+    ring.send(b)
+    ring.close()
+    records = 0
+    t0 = u0 = None
+    while True:
+        frame = reader.read()
+        if t0 is None:
+            t0, u0 = time.perf_counter(), _usage()
+        if frame is None:
+            break
+        if decode:  # the batch is a view of the frame: its space comes free when the batch goes
+            values, _ = wire.decode_batch(memoryview(frame))
+            records += len(values)
+        frame.release()
+    result = _result(t0, u0, pid)
+    b.close()
+    assert not decode or records == sum(len(v) for v, _ in batches)
+    return result
+
+
+def _run_peers(batches: list) -> tuple:
     """The runtime's frames between two Peers over a socketpair: (receiver wall, sender CPU,
-    receiver CPU) in seconds."""
+    receiver CPU, receiver faults, receiver context switches)."""
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:  # the sender
@@ -101,25 +161,26 @@ def _run_peers(batches: list) -> tuple[float, float, float]:
     a.close()
     peer = wire.Peer(0, b)
     records = 0
-    t0 = c0 = None
+    t0 = u0 = None
     while not peer.eof:
         select.select([peer], [], [])
         if t0 is None:
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, u0 = time.perf_counter(), _usage()
         for _, _, payload in peer.receive():
             values, _ = wire.decode_batch(payload)
             records += len(values)
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    result = _result(t0, u0, pid)
     peer.close()
-    _, _, usage = os.wait4(pid, 0)
     assert records == sum(len(v) for v, _ in batches)
-    return elapsed, usage.ru_utime + usage.ru_stime, cpu
+    return result
 
 
-def run(transport: str, batches: list, encoded: list[bytes], decode: bool) -> tuple[float, float, float]:
-    """(receiver wall, sender CPU, receiver CPU) in seconds."""
+def run(transport: str, batches: list, encoded: list[bytes], decode: bool, ring: int) -> tuple:
+    """(receiver wall, sender CPU, receiver CPU) in seconds, receiver faults, context switches."""
     if transport == "socketpair" and decode:
         return _run_peers(batches)
+    if transport == "shm":
+        return _run_shm(batches, encoded, decode, ring)
     if transport == "pipe":
         r, w = os.pipe()
         try:
@@ -148,11 +209,11 @@ def run(transport: str, batches: list, encoded: list[bytes], decode: bool) -> tu
     os.close(w)
     buf = bytearray()
     records = 0
-    t0 = c0 = None
+    t0 = u0 = None
     while True:
         chunk = os.read(r, 1 << 20)
         if t0 is None:
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, u0 = time.perf_counter(), _usage()
         if not chunk:
             break
         buf += chunk
@@ -166,36 +227,44 @@ def run(transport: str, batches: list, encoded: list[bytes], decode: bool) -> tu
                 records += len(values)
             pos += 9 + length
         del buf[:pos]
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    result = _result(t0, u0, pid)
     os.close(r)
-    _, _, usage = os.wait4(pid, 0)
-    return elapsed, usage.ru_utime + usage.ru_stime, cpu
+    return result
+
+
+TRANSPORTS = ("socketpair", "pipe", "shm")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=2_000_000)
     ap.add_argument("--arrow", action="store_true", help="Arrow IPC frames of the columnar path")
+    ap.add_argument("--repeat", type=int, default=5, help="rounds (each runs every transport once)")
+    ap.add_argument("--ring", type=int, default=DEFAULT_CAPACITY, help="bytes of the shm ring")
+    ap.add_argument("--transports", default=",".join(TRANSPORTS))
     args = ap.parse_args()
     batches = _arrow_batches(args.records) if args.arrow else _batches(args.records)
     encoded = [wire.encode_batch(v, t) for v, t in batches]
     total = sum(len(e) + 9 for e in encoded)
     n = args.records
-    for transport in ("socketpair", "pipe"):
-        for decode in (True, False):
-            runs = [run(transport, batches, encoded, decode) for _ in range(3)]
-            times = [r[0] for r in runs]
-            t = statistics.median(times)
-            send_cpu = statistics.median(r[1] for r in runs)
-            recv_cpu = statistics.median(r[2] for r in runs)
-            label = ("arrow+transport" if args.arrow else "serde+transport") if decode else "raw bytes"
-            spread = f"[{min(times):.3f}-{max(times):.3f}]"
-            print(
-                f"{transport:10s} {label:16s} {n / t / 1e6:6.2f} M records/s  "
-                f"{total / t / 1e6:7.1f} MB/s ({total / n:.1f} B/record, median of 3: {t:.3f}s {spread}; "
-                f"CPU ns/record: sender {send_cpu / n * 1e9:.1f}, receiver {recv_cpu / n * 1e9:.1f})",
-                flush=True,
-            )
+    cases = [(t, d) for d in (True, False) for t in args.transports.split(",")]
+    runs: dict[tuple, list] = {case: [] for case in cases}
+    for _ in range(args.repeat):  # the transports take turns: a slower moment hits them all
+        for case in cases:
+            runs[case].append(run(case[0], batches, encoded, case[1], args.ring))
+    for (transport, decode), rs in runs.items():
+        times = [r[0] for r in rs]
+        t = statistics.median(times)
+        send_cpu, recv_cpu, faults, switches = (statistics.median(r[i] for r in rs) for i in (1, 2, 3, 4))
+        label = ("arrow+transport" if args.arrow else "serde+transport") if decode else "raw bytes"
+        spread = f"[{min(times):.3f}-{max(times):.3f}]"
+        print(
+            f"{transport:10s} {label:16s} {n / t / 1e6:6.2f} M records/s  "
+            f"{total / t / 1e6:7.1f} MB/s ({total / n:.1f} B/record, median of {len(rs)}: {t:.3f}s {spread}; "
+            f"CPU ns/record: sender {send_cpu / n * 1e9:.1f}, receiver {recv_cpu / n * 1e9:.1f}; "
+            f"receiver: {faults:.0f} page faults, {switches:.0f} sleeps)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
