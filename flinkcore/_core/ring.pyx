@@ -12,7 +12,9 @@ wake-ups); this module holds its file descriptors and hands out its frames:
 - :class:`RingReader` gives each frame in place (:class:`Frame`, a read-only buffer: no copy);
   its space is reusable once the frame is released (:meth:`Frame.release`, or dropped) and no
   buffer made from it is alive: an Arrow batch decoded from a frame keeps the frame's space until
-  the batch is gone. Frames may be released in any order.
+  the batch is gone. Frames may be released in any order, but space comes free only up to the
+  oldest frame still held: a reader that keeps one frame while it waits for more holds the ring's
+  space written after it, and with it, once the ring is full, its writer.
 
 Both ends block without busy loops (the reader when the ring is empty, the writer when it is
 full) and sleep on an eventfd that is readable in ``select``/``poll`` (:meth:`~RingReader.fileno`,
@@ -37,7 +39,8 @@ from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from posix.unistd cimport close
+from posix.types cimport pid_t
+from posix.unistd cimport close, getpid
 
 
 cdef extern from "fc_ring.h" nogil:
@@ -202,12 +205,14 @@ cdef class _End:
     cdef int peer
     cdef bint closed
     cdef str role
+    cdef pid_t owner  # the process that opened the end (a forked copy must not move its tail)
 
     def __init__(self, Ring ring not None, peer=None):
         if ring._fds[0] < 0:
             raise ValueError("the ring's fds are closed")
         _check_open(fc_ring_open(&self.end, ring._fds, self.role == "writer"))
         self.peer = _peer_fd(peer)
+        self.owner = getpid()
 
     @property
     def capacity(self) -> int:
@@ -504,7 +509,8 @@ cdef class Frame:
         self.release()
 
     def __dealloc__(self):
-        if self.reader is not None and not self.freed:
+        # not in a process forked with the frame: its reader's tail is the parent's
+        if self.reader is not None and not self.freed and getpid() == self.reader.owner:
             try:
                 self._free()
             except RuntimeError:

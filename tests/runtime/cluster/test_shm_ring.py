@@ -433,3 +433,21 @@ def test_ring_fds_are_checked():
     os.ftruncate(fd, 4096 + 8192)
     with pytest.raises(ValueError, match="not a ring"):
         Ring((fd, os.eventfd(0), os.eventfd(0))).reader()
+
+
+def test_a_frame_dropped_in_a_forked_copy_stays_held_by_its_reader():
+    """A process forked while a frame was held has a copy of the frame object; dropping that copy
+    must not release the frame under the process that read it."""
+    ring = Ring.create(4096)
+    w, r = ring.writer(), ring.reader()
+    w.write(b"x" * 100, timeout=5)
+    frames = [r.read(timeout=5)]
+    pid = os.fork()
+    if pid == 0:
+        try:
+            frames.clear()
+        finally:
+            os._exit(0)
+    assert _join(pid) == 0
+    frames[0].release()  # RuntimeError if the child had released it
+    assert r.held == 0
