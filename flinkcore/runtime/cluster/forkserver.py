@@ -14,6 +14,7 @@ The server reaps its children and reports how each one ended.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import hashlib
 import json
@@ -398,8 +399,9 @@ def _serve(sock: socket.socket) -> None:
             continue
         try:
             request, fds = _recv_msg(sock)
-        except (EOFError, ConnectionError):
-            return  # the driver is gone: exiting kills our workers (PDEATHSIG)
+        except (EOFError, ConnectionError):  # the driver is gone (or closed us at its exit)
+            _end_children(children)
+            return
         kind = request[0]
         if kind == "fork":
             _, args, (job_pickle, sys_path) = request
@@ -439,6 +441,22 @@ def _serve(sock: socket.socket) -> None:
             for p in pids:
                 if p not in children:
                     statuses.pop(p, None)
+
+
+def _end_children(children: set[int]) -> None:
+    """Kill the workers still running (none outlives its driver) and reap every child, so that
+    none is left behind for init to reap (a driver exits right after a finished job, whose
+    workers are still exiting)."""
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in children:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
 
 
 def _pidfd_open(pid: int) -> int | None:
@@ -590,4 +608,5 @@ def fork_server() -> ForkServer:
     with _server_lock:
         if _server is None or not _server.alive:
             _server = ForkServer()
+            atexit.register(_server.close)
         return _server

@@ -210,6 +210,52 @@ def test_killing_the_driver_leaves_no_worker_behind():
         proc.wait()
 
 
+FINISHING_DRIVER = textwrap.dedent(
+    """
+    import sys
+    sys.path[:0] = {path!r}
+    from flinkcore.datastream import StreamExecutionEnvironment
+    from flinkcore.datastream.connectors import NumberSequenceSource
+    from flinkcore.datastream.functions import SinkFunction
+    from flinkcore.runtime.cluster import ClusterJob
+    from flinkcore.runtime.cluster.forkserver import fork_server
+
+    class Discard(SinkFunction):
+        def invoke(self, value, context=None):
+            pass
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    (
+        env.from_source(NumberSequenceSource(0, 99_999), None, "n")
+        .key_by(lambda x: x % 7)
+        .reduce(lambda a, b: a + b)
+        .add_sink(Discard())
+    )
+    job = ClusterJob(env.get_stream_graph("exits at once", clear_transformations=True))
+    job.run()
+    assert job.status == "FINISHED"
+    print("PIDS", fork_server().process.pid, *job.pids, flush=True)
+    """
+)
+
+
+def test_a_driver_that_exits_right_after_a_finished_job_leaves_no_process_behind():
+    # the workers may still be exiting when the driver's interpreter ends: the fork server reaps
+    # them before it exits, and the driver reaps the fork server, so once the driver has ended not
+    # even a zombie is left for init to reap (which it may do late, or never: as pid 1 of a container)
+    out = subprocess.run(
+        [sys.executable, "-c", FINISHING_DRIVER.format(path=sys.path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    pids = [int(p) for p in out.stdout.split("PIDS")[1].split()]
+    assert len(pids) == 3
+    assert [p for p in pids if alive(p)] == [], "left behind (zombies count)"
+
+
 def _zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
