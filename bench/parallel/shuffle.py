@@ -17,6 +17,10 @@ both processes (sender: all of it; receiver: from the first byte), with the rece
 faults and voluntary context switches (its sleeps) over the same span; the transports take turns
 within each of ``--repeat`` rounds, and each figure is the median over the rounds.
 
+``--touch``: the receiver also reads every column of each decoded Arrow batch (a sum), as the
+operator after the exchange would: the shm receiver's decode makes views without reading them,
+where the other receivers' data was just written by the kernel's copy.
+
 ``--arrow``: the columnar path's frames instead, Arrow record batches of the same columns
 (``key`` int64, ``value`` float64, ``ts`` int64) of ``FRAME_ROWS`` rows (the slots' frame size)
 with their int64 timestamps, as ``encode_batch_parts`` writes them.
@@ -91,6 +95,19 @@ def _send_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+#: --touch: the receiver reads every column of each decoded Arrow batch (as an operator would)
+TOUCH = False
+
+
+def _decode(payload) -> int:
+    """Rows of one decoded batch (read through once with --touch)."""
+    values, _ = wire.decode_batch(payload)
+    if TOUCH and not isinstance(values, list):
+        for column in values.columns:
+            column.to_numpy().sum()
+    return len(values)
+
+
 def _usage() -> tuple[float, int, int]:
     """This process's CPU seconds, minor page faults and voluntary context switches so far."""
     u = resource.getrusage(resource.RUSAGE_SELF)
@@ -134,8 +151,7 @@ def _run_shm(batches: list, encoded: list[bytes], decode: bool, capacity: int) -
         if frame is None:
             break
         if decode:  # the batch is a view of the frame: its space comes free when the batch goes
-            values, _ = wire.decode_batch(memoryview(frame))
-            records += len(values)
+            records += _decode(memoryview(frame))
         frame.release()
     result = _result(t0, u0, pid)
     b.close()
@@ -167,8 +183,7 @@ def _run_peers(batches: list) -> tuple:
         if t0 is None:
             t0, u0 = time.perf_counter(), _usage()
         for _, _, payload in peer.receive():
-            values, _ = wire.decode_batch(payload)
-            records += len(values)
+            records += _decode(payload)
     result = _result(t0, u0, pid)
     peer.close()
     assert records == sum(len(v) for v, _ in batches)
@@ -223,8 +238,7 @@ def run(transport: str, batches: list, encoded: list[bytes], decode: bool, ring:
             if len(buf) - pos - 9 < length:
                 break
             if decode:
-                values, _ = wire.decode_batch(memoryview(bytes(buf[pos + 9 : pos + 9 + length])))
-                records += len(values)
+                records += _decode(memoryview(bytes(buf[pos + 9 : pos + 9 + length])))
             pos += 9 + length
         del buf[:pos]
     result = _result(t0, u0, pid)
@@ -242,7 +256,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="rounds (each runs every transport once)")
     ap.add_argument("--ring", type=int, default=DEFAULT_CAPACITY, help="bytes of the shm ring")
     ap.add_argument("--transports", default=",".join(TRANSPORTS))
+    ap.add_argument("--touch", action="store_true", help="the receiver reads each decoded Arrow batch")
     args = ap.parse_args()
+    global TOUCH
+    TOUCH = args.touch
     batches = _arrow_batches(args.records) if args.arrow else _batches(args.records)
     encoded = [wire.encode_batch(v, t) for v, t in batches]
     total = sum(len(e) + 9 for e in encoded)
