@@ -1,6 +1,6 @@
 """Type stub of the compiled flinkcore._core.partitioner (see partitioner.pyx for the hash rules)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -15,6 +15,15 @@ def key_groups_int64(keys: Sequence[int] | np.ndarray, max_parallelism: int) -> 
 def operator_index(key_group: int, max_parallelism: int, parallelism: int) -> int: ...
 def split_by_key(
     values: list, timestamps: Sequence[int | None] | None, keys: list, max_parallelism: int, parallelism: int
+) -> list[tuple[list, list | None] | None]: ...
+def split_records(
+    values: list,
+    timestamps: Sequence[int | None] | None,
+    key_of: Callable[[object], object],
+    tuple_index: int,
+    list_index: int,
+    max_parallelism: int,
+    parallelism: int,
 ) -> list[tuple[list, list | None] | None]: ...
 def table_channels(
     keys: np.ndarray, table: np.ndarray, parallelism: int, out: np.ndarray | None = None

@@ -29,6 +29,8 @@ cimport numpy as cnp
 from libc.stdlib cimport free, malloc
 from libc.math cimport floor, isfinite
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from cpython.list cimport PyList_New
+from cpython.object cimport PyObject
 
 cnp.import_array()
 
@@ -262,6 +264,220 @@ def split_by_key(list values, timestamps, list keys, long max_parallelism, int p
             (<list>tss[c]).append(ts[i])
     return [
         ((<list>vs[c]), None if ts is None else tss[c]) if len(<list>vs[c]) else None
+        for c in range(parallelism)
+    ]
+
+
+cdef extern from *:
+    """
+    #if PY_VERSION_HEX < 0x030B0000
+    #include "longintrepr.h"
+    #endif
+
+    /* The value of an int that fits one digit (|v| < 2**30), without a call; 0 when it does not. */
+    static inline int fc_part_small_long(PyObject *v, long long *out) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (!PyUnstable_Long_IsCompact((PyLongObject *)v)) return 0;
+        *out = (long long)PyUnstable_Long_CompactValue((PyLongObject *)v);
+        return 1;
+    #else
+        Py_ssize_t size = Py_SIZE(v);
+        if (size < -1 || size > 1) return 0;
+        *out = size * (long long)((PyLongObject *)v)->ob_digit[0];
+        return 1;
+    #endif
+    }
+
+    /* The key of a record read without Python code: item tuple_index of an exact tuple, item
+     * list_index of an exact list (what ``itemgetter(i)`` or the two-phase MessageKey returns for
+     * them); NULL when the key selector must be called. Borrowed. */
+    static inline PyObject *fc_part_record_key(PyObject *v, Py_ssize_t tuple_index, Py_ssize_t list_index) {
+        if (PyTuple_CheckExact(v)) {
+            if (tuple_index >= 0 && tuple_index < PyTuple_GET_SIZE(v)) return PyTuple_GET_ITEM(v, tuple_index);
+            return NULL;
+        }
+        if (PyList_CheckExact(v) && list_index >= 0 && list_index < PyList_GET_SIZE(v))
+            return PyList_GET_ITEM(v, list_index);
+        return NULL;
+    }
+
+    /* The stable hash of an exact int (int64 range) or exact str key without Python code: 1 with
+     * *h set, 0 for any other key (a big int, a float, a tuple ...: the caller's general rule). */
+    static inline int fc_part_simple_hash(PyObject *key, int32_t *h) {
+        long long x;
+        if (PyLong_CheckExact(key)) {
+            if (!fc_part_small_long(key, &x)) {
+                int overflow = 0;
+                x = PyLong_AsLongLongAndOverflow(key, &overflow);
+                if (overflow) return 0;
+            }
+            *h = fc_hash_int64((int64_t)x);
+            return 1;
+        }
+        if (PyUnicode_CheckExact(key)) {
+            Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+            int kind = PyUnicode_KIND(key);
+            if (kind == PyUnicode_1BYTE_KIND)
+                *h = fc_hash_ucs1((const uint8_t *)PyUnicode_DATA(key), (size_t)n);
+            else if (kind == PyUnicode_2BYTE_KIND)
+                *h = fc_hash_ucs2((const uint16_t *)PyUnicode_DATA(key), (size_t)n);
+            else
+                *h = fc_hash_ucs4((const uint32_t *)PyUnicode_DATA(key), (size_t)n);
+            return 1;
+        }
+        return 0;
+    }
+
+    /* The channel of records i, i+1, ... of the list values (n items) while their keys are read
+     * and hashed without Python code (fc_part_record_key, fc_part_simple_hash): ch[i] set and
+     * counts[ch[i]] incremented. Returns the first record it could not take (n: all). */
+    static Py_ssize_t fc_part_channels(PyObject *values, Py_ssize_t i, Py_ssize_t n, Py_ssize_t tuple_index,
+                                       Py_ssize_t list_index, int32_t mp, const uint16_t *group_channel,
+                                       uint16_t *ch, Py_ssize_t *counts) {
+        /* a power-of-two max parallelism (the default 128): the key group by a mask, no division */
+        uint32_t mask = (mp & (mp - 1)) == 0 ? (uint32_t)mp - 1 : 0;
+        for (; i < n; i++) {
+            PyObject *key = fc_part_record_key(PyList_GET_ITEM(values, i), tuple_index, list_index);
+            int32_t h;
+            if (key == NULL || !fc_part_simple_hash(key, &h)) return i;
+            uint32_t m = (uint32_t)fc_murmur_hash_int(h); /* non-negative */
+            uint16_t c = group_channel[mask ? (m & mask) : (m % (uint32_t)mp)];
+            ch[i] = c;
+            counts[c]++;
+        }
+        return n;
+    }
+
+    /* Record i of values (and of ts, unless NULL) into the list of its channel ch[i], at that
+     * channel's next place pos[c], for every i < n: the lists were made with counts[c] slots. */
+    static void fc_part_fill(PyObject *values, PyObject *ts, Py_ssize_t n, const uint16_t *ch,
+                             PyObject **vlists, PyObject **tlists, Py_ssize_t *pos) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint16_t c = ch[i];
+            Py_ssize_t at = pos[c]++;
+            PyObject *v = PyList_GET_ITEM(values, i);
+            Py_INCREF(v);
+            PyList_SET_ITEM(vlists[c], at, v);
+            if (ts != NULL) {
+                PyObject *t = PyList_GET_ITEM(ts, i);
+                Py_INCREF(t);
+                PyList_SET_ITEM(tlists[c], at, t);
+            }
+        }
+    }
+    """
+    Py_ssize_t fc_part_channels(list values, Py_ssize_t i, Py_ssize_t n, Py_ssize_t tuple_index,
+                                Py_ssize_t list_index, int32_t mp, const uint16_t *group_channel,
+                                uint16_t *ch, Py_ssize_t *counts)
+    PyObject *fc_part_record_key(object v, Py_ssize_t tuple_index, Py_ssize_t list_index)
+    void fc_part_fill(list values, PyObject *ts, Py_ssize_t n, const uint16_t *ch, PyObject **vlists,
+                      PyObject **tlists, Py_ssize_t *pos)
+
+
+DEF STACK_RECORDS = 2048
+DEF STACK_CHANNELS = 64
+
+#: the channel of each key group (``operator_index``) for the last (max_parallelism,
+#: parallelism) that split_records saw: a lookup instead of a division per record
+cdef tuple _group_channels_of = None
+cdef object _group_channels = None
+
+
+cdef const uint16_t[::1] _channel_of_group(int32_t mp, int parallelism):
+    global _group_channels_of, _group_channels
+    if _group_channels_of != (mp, parallelism):
+        table = np.empty(mp, dtype=np.uint16)
+        for g in range(mp):
+            table[g] = fc_operator_index(g, mp, parallelism)
+        _group_channels, _group_channels_of = table, (mp, parallelism)
+    return _group_channels
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def split_records(list values, timestamps, key_of, Py_ssize_t tuple_index, Py_ssize_t list_index,
+                  long max_parallelism, int parallelism):
+    """:func:`split_by_key` with the keys read here: the key of a record is item ``tuple_index``
+    of an exact tuple (when it has that many items; -1: never), item ``list_index`` of an exact
+    list (likewise), else ``key_of(record)`` — so ``key_of`` must return exactly those items for
+    them (``itemgetter(i)``: both indexes ``i``). Int (int64) and str keys read that way are
+    hashed in C with no Python call and no list of keys; the records go into lists of their
+    exact size. Same result as ``split_by_key(values, timestamps, [key_of(v) for v in values],
+    ...)``; an exception of ``key_of`` or of hashing a key propagates as it is."""
+    cdef int32_t mp = _check_max_parallelism(max_parallelism)
+    if not 1 <= parallelism <= 65535:
+        raise ValueError(f"parallelism must be in [1, 65535], got {parallelism}")
+    cdef Py_ssize_t i, c, n = len(values)
+    if timestamps is not None and len(timestamps) != n:
+        raise ValueError("values and timestamps must have the same length")
+    cdef list ts = None if timestamps is None else list(timestamps) if type(timestamps) is not list else timestamps
+    cdef uint16_t ch_stack[STACK_RECORDS]
+    cdef Py_ssize_t counts_stack[STACK_CHANNELS]
+    cdef Py_ssize_t pos_stack[STACK_CHANNELS]
+    cdef PyObject *vl_stack[STACK_CHANNELS]
+    cdef PyObject *tl_stack[STACK_CHANNELS]
+    cdef uint16_t *ch = ch_stack
+    cdef Py_ssize_t *counts = counts_stack
+    cdef Py_ssize_t *pos = pos_stack
+    cdef PyObject **vl = vl_stack
+    cdef PyObject **tl = tl_stack
+    cdef PyObject *kp
+    cdef int32_t h
+    cdef const uint16_t[::1] group_channel
+    cdef bint big = n > STACK_RECORDS, many = parallelism > STACK_CHANNELS
+    if big:
+        ch = <uint16_t *>malloc(n * sizeof(uint16_t))
+    if many:
+        counts = <Py_ssize_t *>malloc(3 * parallelism * sizeof(Py_ssize_t))
+        vl = <PyObject **>malloc(2 * parallelism * sizeof(PyObject *))
+        if counts != NULL:
+            pos = counts + parallelism
+        if vl != NULL:
+            tl = vl + parallelism
+    vlists = [None] * parallelism
+    tlists = [None] * parallelism if ts is not None else None
+    try:
+        if ch == NULL or counts == NULL or vl == NULL:
+            raise MemoryError()
+        for c in range(parallelism):
+            counts[c] = 0
+        group_channel = _channel_of_group(mp, parallelism)
+        i = 0
+        while True:
+            i = fc_part_channels(values, i, n, tuple_index, list_index, mp, &group_channel[0], ch, counts)
+            if i >= n:
+                break
+            # a key read in Python (the selector called) or of another type (the general hash)
+            v = values[i]
+            kp = fc_part_record_key(v, tuple_index, list_index)
+            key = <object>kp if kp != NULL else key_of(v)
+            h = _hash_key(key, 0)
+            if len(values) != n:
+                raise RuntimeError("the batch changed size while its keys were computed")
+            c = fc_operator_index(fc_key_group(h, mp), mp, parallelism)
+            ch[i] = <uint16_t>c
+            counts[c] += 1
+            i += 1
+        for c in range(parallelism):
+            pos[c] = 0
+            if counts[c]:
+                vlists[c] = PyList_New(counts[c])
+                vl[c] = <PyObject *>vlists[c]
+                if ts is not None:
+                    tlists[c] = PyList_New(counts[c])
+                    tl[c] = <PyObject *>tlists[c]
+        # the last Python code (a key selector, a finalizer run by a collection) ran before this
+        if len(values) != n or (ts is not None and len(ts) != n):
+            raise RuntimeError("the batch or its timestamps changed size while the keys were computed")
+        fc_part_fill(values, <PyObject *>ts if ts is not None else NULL, n, ch, vl, tl, pos)
+    finally:
+        if big:
+            free(ch)
+        if many:
+            free(counts)
+            free(vl)
+    return [
+        None if vlists[c] is None else (vlists[c], None if ts is None else tlists[c])
         for c in range(parallelism)
     ]
 

@@ -23,6 +23,11 @@ from flinkcore.runtime.key_selectors import fast_key_selector
 from flinkcore.runtime.operators.arrow import fixed_width, record_kind
 from flinkcore.runtime.operators.base import Input, UserCodeError
 
+try:
+    from flinkcore._core.window_udf import MessageKey as _MessageKey
+except ImportError:  # pragma: no cover - without the compiled window loops no MessageKey exists
+    _MessageKey = None
+
 __all__ = ["GateChannel", "InputGate", "make_writer"]
 
 
@@ -214,6 +219,20 @@ class _Global(_Broadcasting):
         self.channels[0].process_batch(values, timestamps)
 
 
+def _key_items(key_of: Any) -> tuple[int, int]:
+    """``(tuple_index, list_index)``: the item of an exact tuple and of an exact list that the key
+    selector ``key_of`` returns for them (``itemgetter(i)``: ``i`` of both; the two-phase
+    exchange's ``MessageKey``: a list's first item, a tuple's ``key_index``), -1 where it must be
+    called. :func:`flinkcore._core.partitioner.split_records` reads those items itself."""
+    if type(key_of) is operator.itemgetter:
+        args = key_of.__reduce__()[1]
+        if len(args) == 1 and type(args[0]) is int and args[0] >= 0:
+            return args[0], args[0]
+    elif _MessageKey is not None and type(key_of) is _MessageKey:
+        return max(key_of.key_index, -1), 0
+    return -1, -1
+
+
 #: Arrow integer types whose values are all exact as int64 (uint64 may not be: read as Python ints)
 _INT64_EXACT = frozenset(("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"))
 
@@ -231,6 +250,9 @@ class _Hash(_Broadcasting):
         super().__init__(channels)
         self.key_selector = key_selector
         self.key_of = fast_key_selector(key_selector)
+        #: the item of an exact tuple and of an exact list that ``key_of`` returns (-1: none), read
+        #: in C by the split (see :func:`_key_items`)
+        self._key_items = _key_items(self.key_of)
         self.max_parallelism = max_parallelism
         self.name = name
         #: the column an Arrow batch is keyed by (``key_by("field")`` or ``key_by(index)``), else
@@ -266,9 +288,22 @@ class _Hash(_Broadcasting):
             values, timestamps = rows_of(values), timestamps_list(timestamps)
         if not values:
             return
+        try:
+            parts = _partitioner.split_records(
+                values, timestamps, self.key_of, *self._key_items, self.max_parallelism, self.n
+            )
+        except Exception:  # a failing key selector or an unhashable key: name the record below
+            parts = self._split_naming_failures(values, timestamps)
+        for channel, part in zip(self.channels, parts, strict=True):
+            if part is not None:
+                channel.process_batch(*part)
+
+    def _split_naming_failures(self, values: list, timestamps: Any) -> list:
+        """The split of :meth:`process_batch` in two steps (keys, then their channels), so that
+        a key selector that fails, or a key that cannot be hashed, names its record."""
         keys = self._keys(values)
         try:
-            parts = _partitioner.split_by_key(values, timestamps, keys, self.max_parallelism, self.n)
+            return _partitioner.split_by_key(values, timestamps, keys, self.max_parallelism, self.n)
         except Exception as e:  # an unhashable key: name the record
             for v, k in zip(values, keys, strict=True):
                 try:
@@ -276,9 +311,6 @@ class _Hash(_Broadcasting):
                 except Exception:
                     raise UserCodeError(self.name, v, e, where="record (key selector)") from e
             raise
-        for channel, part in zip(self.channels, parts, strict=True):
-            if part is not None:
-                channel.process_batch(*part)
 
     def _columnar(self, values: Any, timestamps: Any) -> bool:
         """An Arrow batch keyed by one of its columns: split by a native counting sort on each row's

@@ -81,6 +81,106 @@ def test_split_by_key_refuses_unhashable_keys_and_ragged_input():
         native.split_by_key([1], [5, 6], [1], 128, 2)
 
 
+_Pair = namedtuple("_Pair", "k v")
+# records as the keyed exchange sees them: tuples (the key at some position, or too short), lists,
+# tuple subclasses (Rows), scalars; keys of every hashable type (int64 and str are hashed in C)
+records = st.one_of(
+    st.tuples(keys, st.integers()),
+    st.tuples(st.integers(), keys, st.none()),
+    st.tuples(),
+    st.lists(keys, max_size=3),
+    st.tuples(keys, st.integers()).map(lambda t: _Pair(*t)),
+    keys,
+)
+
+
+def _selector(tuple_index, list_index):
+    """What split_records' contract asks of key_of for those indexes (itemgetter's or
+    MessageKey's rule), reading anything else as its first item, or as itself."""
+
+    def key_of(v):
+        if type(v) is tuple and 0 <= tuple_index < len(v):
+            return v[tuple_index]
+        if type(v) is list and 0 <= list_index < len(v):
+            return v[list_index]
+        if isinstance(v, (tuple, list)):
+            return v[0] if len(v) else "empty"
+        return v
+
+    return key_of
+
+
+@given(
+    st.lists(records, max_size=60),
+    st.integers(1, 32768),
+    st.integers(1, 70),
+    st.sampled_from([(0, 0), (1, 1), (-1, 0), (2, -1), (-1, -1)]),
+    st.sampled_from(["none", "ints", "mixed"]),
+)
+def test_split_records_equals_split_by_key_of_the_selected_keys(values, max_parallelism, n, indexes, stamps):
+    """Keys read in C (a tuple's or list's item) or by the selector, hashed in C (int64, str) or
+    by the general rule: every record with its timestamp where split_by_key sends it, in order,
+    in as many channels as asked (also beyond the 64 kept on the stack)."""
+    n = min(n, max_parallelism)
+    key_of = _selector(*indexes)
+    timestamps = {
+        "none": None,
+        "ints": list(range(-5, len(values) - 5)),
+        "mixed": [None if i % 3 == 0 else 2**70 if i % 3 == 1 else 1.5 for i in range(len(values))],
+    }[stamps]
+    expected = native.split_by_key(values, timestamps, [key_of(v) for v in values], max_parallelism, n)
+    got = native.split_records(values, timestamps, key_of, *indexes, max_parallelism, n)
+    assert got == expected
+    for part, want in zip(got, expected, strict=True):
+        if part is not None:  # the very record objects, not copies
+            assert all(a is b for a, b in zip(part[0], want[0], strict=True))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 1000])
+def test_split_records_of_large_batches_and_timestamps_that_are_not_a_list(n):
+    """More records than the channel buffer on the stack holds; timestamps as a tuple or array."""
+    rng = np.random.default_rng(n)
+    ks = rng.integers(-(2**63), 2**63 - 1, 5000, dtype=np.int64).tolist()
+    values = [(k, f"s{k % 100}", i) for i, k in enumerate(ks)]
+    values[7] = (2**80, "big", 7)
+    values[8] = ("user-1", "str", 8)
+    values[9] = (1.0, "float", 9)
+    ts = np.arange(len(values), dtype=np.int64)
+    expected = native.split_by_key(values, ts.tolist(), [v[0] for v in values], 128, n)
+    for timestamps in (ts, tuple(ts.tolist())):
+        got = native.split_records(values, timestamps, lambda v: v[0], 0, 0, 128, n)
+        assert [None if p is None else (p[0], [int(t) for t in p[1]]) for p in got] == expected
+    assert sum(len(p[0]) for p in got if p is not None) == len(values)
+
+
+def test_split_records_raises_what_the_key_selector_or_the_hash_raises():
+    def failing(v):
+        raise KeyError("no key")
+
+    with pytest.raises(KeyError, match="no key"):
+        native.split_records([(1, 2), "x"], None, failing, 0, 0, 128, 2)
+    with pytest.raises(TypeError):
+        native.split_records([({1: 2}, 0)], None, lambda v: v[0], 0, 0, 128, 2)
+    with pytest.raises(ValueError):
+        native.split_records([(1,), (2,)], [5], lambda v: v[0], 0, 0, 128, 2)
+    with pytest.raises(ValueError):
+        native.split_records([(1,)], None, lambda v: v[0], 0, 0, 128, 0)
+    assert native.split_records([], [], lambda v: v[0], 0, 0, 128, 3) == [None, None, None]
+
+
+def test_split_records_survives_a_key_selector_that_changes_the_batch():
+    """Python code (the selector) runs between reads of the list: a batch that shrinks under it is
+    an error, never a read past its end."""
+    values = [(i, 0) for i in range(100)] + ["calls the selector"] + [(i, 0) for i in range(100)]
+
+    def shrinking(v):
+        del values[50:]
+        return v
+
+    with pytest.raises(RuntimeError, match="changed size"):
+        native.split_records(values, None, shrinking, 0, 0, 128, 2)
+
+
 @given(st.lists(keys, max_size=50), st.integers(1, 32768))
 def test_key_groups_of_lists_match_scalar_key_group(ks, max_parallelism):
     expected = [ref.key_group(k, max_parallelism) for k in ks]

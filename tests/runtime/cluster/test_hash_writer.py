@@ -80,6 +80,55 @@ def test_a_failing_key_selector_names_the_record():
     assert "'k': 1" in str(info.value)
 
 
+def _message_key(index):
+    from flinkcore._core.window_udf import MessageKey
+
+    return MessageKey(lambda r: r[index] if isinstance(r, tuple) else r, index)
+
+
+@pytest.mark.parametrize("n", [2, 3, 70])
+@pytest.mark.parametrize(
+    "make_selector",
+    [
+        lambda: operator.itemgetter(0),
+        lambda: operator.itemgetter(1),
+        lambda: _message_key(1),
+        lambda: _message_key(-1),
+    ],
+    ids=["itemgetter0", "itemgetter1", "message_key1", "message_key_none"],
+)
+def test_keys_read_in_the_split_go_where_the_selector_sends_them(make_selector, n):
+    """The split reads the key of a tuple or list itself (the item ``itemgetter(i)`` or the
+    two-phase ``MessageKey`` returns) and calls the selector for any other record: every record
+    goes where the selector's key sends it, in order, whatever its type."""
+    selector = make_selector()
+    Row2 = row_class(("a", "b"))
+    rng = np.random.default_rng(n)
+    values = []
+    for i, k in enumerate(rng.integers(-(2**63), 2**63 - 1, 300, dtype=np.int64).tolist()):
+        values += [
+            (k, i),
+            (i, f"user-{k % 50}"),
+            [k % 1000, i],
+            tuple.__new__(Row2, (i, k)),
+            (2**70 + i, 1.5),
+        ]
+    values += [(0.5, 1), ("é", "ü"), [None, 1], ((1, "x"), (2, "y"))]
+    ts = list(range(len(values)))
+    chans = _route(selector, values, ts, n)
+    assert [(c.values, c.timestamps) for c in chans] == _expected(values, selector, ts, n)
+
+
+def test_a_record_the_selector_cannot_key_is_named():
+    """A tuple too short for ``itemgetter(2)`` goes to the selector, whose error names it."""
+    with pytest.raises(UserCodeError) as info:
+        _route(lambda v: v[2], [(1, 2, 3), (4, 5)], None, 2)
+    assert "(4, 5)" in str(info.value)
+    with pytest.raises(UserCodeError) as info:
+        _route(lambda v: v[0], [(1, 2), ({"unhashable": 1}, 2)], [1, 2], 2)
+    assert "unhashable" in str(info.value)
+
+
 @pytest.mark.parametrize("key_type", ["int", "string", "uint64"])
 def test_arrow_batches_split_by_key_group(key_type):
     keys = {
