@@ -1472,3 +1472,77 @@ def loads_batch(buf, *, bint allow_pickle=True) -> list:
                          f"{rd.offset()}")
     return out
 
+
+
+# ----------------------------------------------------------------------------- int64 arrays of ints
+
+cdef extern from *:
+    """
+    /* The items of the list ints (n of them) as little-endian int64 at out: 1, or 0 when an item is
+     * not an exact int in the int64 range (out partly written). No Python code runs. */
+    static int fc_pack_int64(PyObject *ints, Py_ssize_t n, uint8_t *out) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *v = PyList_GET_ITEM(ints, i);
+            long long x;
+            if (!PyLong_CheckExact(v)) return 0;
+            if (!fc_small_long(v, &x)) {
+                int overflow = 0;
+                x = PyLong_AsLongLongAndOverflow(v, &overflow);
+                if (overflow) return 0;
+            }
+            uint64_t u = (uint64_t)x;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            memcpy(out + 8 * i, &u, 8);
+    #else
+            for (int b = 0; b < 8; b++) out[8 * i + b] = (uint8_t)(u >> (8 * b));
+    #endif
+        }
+        return 1;
+    }
+
+    /* n little-endian int64 at p as the n slots of the new list out: a run of equal values (the
+     * timestamps of a fast stream: many records per millisecond) shares one int object. 0, or -1
+     * with an error set (out of memory; the slots written so far stay in out). */
+    static int fc_unpack_int64(const uint8_t *p, Py_ssize_t n, PyObject *out) {
+        PyObject *last = NULL;
+        uint64_t prev = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint64_t u = fc_load_le64(p + 8 * i);
+            if (last == NULL || u != prev) {
+                last = PyLong_FromLongLong((long long)u);
+                if (last == NULL) return -1;
+                prev = u;
+            } else {
+                Py_INCREF(last);
+            }
+            PyList_SET_ITEM(out, i, last);
+        }
+        return 0;
+    }
+    """
+    int fc_pack_int64(list ints, Py_ssize_t n, uint8_t *out)
+    int fc_unpack_int64(const uint8_t *p, Py_ssize_t n, object out) except -1
+
+
+def pack_int64(ints) -> bytes | None:
+    """The ints of a list as little-endian int64 bytes (8 per item); None when one is not an int
+    (exact type: no bool, no numpy integer) in the int64 range, for the caller's general path."""
+    cdef list items = ints if type(ints) is list else list(ints)
+    cdef Py_ssize_t n = PyList_GET_SIZE(items)
+    out = PyBytes_FromStringAndSize(NULL, 8 * n)
+    if not fc_pack_int64(items, n, <uint8_t *>PyBytes_AS_STRING(out)):
+        return None
+    return out
+
+
+def unpack_int64(buf) -> list:
+    """The little-endian int64 values of a buffer (what ``pack_int64`` wrote) as a list of ints;
+    consecutive equal values share one int object (ints are immutable: only identity tells)."""
+    cdef const uint8_t[::1] view = _view(buf)
+    cdef Py_ssize_t size = view.shape[0]
+    if size % 8:
+        raise ValueError(f"an int64 array of {size} bytes (not a multiple of 8)")
+    out = PyList_New(size // 8)
+    if size:
+        fc_unpack_int64(&view[0], size // 8, out)
+    return out

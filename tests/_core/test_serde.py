@@ -569,3 +569,32 @@ def test_accepts_any_contiguous_buffer():
             native.loads_batch(empty)
     with pytest.raises(TypeError):
         native.loads_batch("not bytes")
+
+
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=300))
+def test_int64_arrays_of_ints_round_trip_as_numpy_writes_them(ints):
+    data = native.pack_int64(ints)
+    assert data == np.array(ints, dtype=np.int64).tobytes()
+    assert native.unpack_int64(data) == ints
+    assert native.unpack_int64(memoryview(b"x" + data)[1:]) == ints
+    assert native.pack_int64(tuple(ints)) == data
+
+
+@pytest.mark.parametrize("bad", [2**63, -(2**63) - 1, True, 1.0, None, np.int64(3), "1"])
+def test_pack_int64_refuses_what_is_not_an_int64_int(bad):
+    """Only exact ints in range: anything else (a bool, a float, a numpy integer, a big int) is
+    left to the caller's general path, so it can travel as it is."""
+    assert native.pack_int64([1, 2, bad, 4]) is None
+    assert native.pack_int64([bad]) is None
+
+
+def test_unpack_int64_shares_one_int_per_run_of_equal_values():
+    ints = [5000] * 4 + [5001] * 3 + [5000] + [-(2**63)] * 2
+    out = native.unpack_int64(native.pack_int64(ints))
+    assert out == ints
+    assert out[0] is out[3] and out[4] is out[6] and out[7] is not out[0] and out[8] is out[9]
+    assert native.unpack_int64(b"") == [] and native.pack_int64([]) == b""
+    with pytest.raises(ValueError, match="multiple of 8"):
+        native.unpack_int64(b"\x00" * 12)
+    with pytest.raises(TypeError):
+        native.unpack_int64("not bytes")

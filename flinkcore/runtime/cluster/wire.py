@@ -9,7 +9,8 @@ never blocks in ``send`` (two processes writing to each other can never deadlock
 bounded by credits, see :mod:`flinkcore.runtime.cluster.task`).
 
 A batch is encoded with the native serde (``dumps_batch``); timestamps as one int64 array when
-every record has one. An Arrow record batch of fixed-width columns without nulls travels as its
+every one is an int in the int64 range (``pack_int64``, read back by ``unpack_int64``), else as
+values (a record without one, a float timestamp: they arrive as they were). An Arrow record batch of fixed-width columns without nulls travels as its
 column buffers as they are (sent straight from Arrow's memory, received into one buffer that the
 decoded columns then share); any other Arrow batch as an Arrow IPC stream.
 """
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from flinkcore._core.rows import rows_from_columns
-from flinkcore._core.serde import dumps_batch, loads_batch
+from flinkcore._core.serde import dumps_batch, loads_batch, pack_int64, unpack_int64
 from flinkcore.runtime.operators.arrow import fixed_width
 
 __all__ = ["Peer", "decode_batch", "encode_batch", "encode_batch_parts"]
@@ -227,13 +228,26 @@ def _encode_record_batch(values: list, timestamps: Any) -> bytes:
         rows = _ROWS
     if timestamps is None:
         return _BATCH_HEAD.pack(_TS_NONE | rows, len(data)) + data
-    try:
-        ts = np.asarray(timestamps, dtype=np.int64).tobytes()
-        mode = _TS_INT64
-    except (TypeError, ValueError, OverflowError):  # some records without a timestamp
+    ts = _int64_timestamps(timestamps)
+    mode = _TS_INT64
+    if ts is None:  # some records without a timestamp, or timestamps that are not ints
         ts = dumps_batch(list(timestamps))
         mode = _TS_LIST
     return _BATCH_HEAD.pack(mode | rows, len(data)) + data + ts
+
+
+def _int64_timestamps(timestamps: Any) -> bytes | None:
+    """The timestamps as int64 bytes when every one is an int in the int64 range (a C loop over a
+    list of ints; numpy integers too, they arrive as ints), else None: they travel as values then,
+    so a timestamp that is not an int (None, a float) arrives as it was."""
+    if type(timestamps) is np.ndarray and timestamps.dtype == np.int64:
+        return timestamps.tobytes()
+    ts = pack_int64(timestamps)
+    if ts is not None:
+        return ts
+    if all(isinstance(t, (int, np.integer)) and type(t) is not bool for t in timestamps):
+        return pack_int64([int(t) for t in timestamps])  # None for an int beyond int64
+    return None
 
 
 def _encode_rows(values: list) -> bytes | None:
@@ -292,7 +306,7 @@ def decode_batch(payload: memoryview) -> tuple[Any, list | None]:
     if mode == _TS_NONE:
         return values, None
     if mode == _TS_INT64:
-        return values, np.frombuffer(rest, dtype=np.int64).tolist()
+        return values, unpack_int64(rest)
     return values, loads_batch(bytes(rest))
 
 

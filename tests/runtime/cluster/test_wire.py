@@ -243,3 +243,32 @@ def test_schemas_that_differ_only_in_metadata_keep_their_own():
     for schema in (row, tup, row):
         got, _ = _trip(pa.RecordBatch.from_arrays([pa.array([3])], schema=schema), None)
         assert got.schema.metadata == schema.metadata
+
+
+def test_record_timestamps_arrive_as_they_were_sent():
+    """Int timestamps travel as one int64 array (from a list of ints, numpy integers or an int64
+    array: they arrive as ints); anything else (None for a record without one, a float, an int
+    beyond int64, a bool) travels as values and arrives with its type."""
+    import numpy as np
+
+    from flinkcore.runtime.cluster import wire
+
+    values = [(i % 3, f"v{i}") for i in range(20)]
+    ints = [1_700_000_000_000 + i // 4 for i in range(20)]
+    for sent in (ints, tuple(ints), np.array(ints, dtype=np.int64), [np.int64(t) for t in ints]):
+        got, ts = _trip(values, sent)
+        assert got == values and ts == ints and all(type(t) is int for t in ts)
+        head = wire.encode_batch(values, sent)
+        assert wire._BATCH_HEAD.unpack_from(head)[0] == wire._TS_INT64
+    for sent in (
+        [None] * 10 + ints[10:],
+        ints[:19] + [1.5],
+        ints[:19] + [2**63],
+        ints[:19] + [-(2**63) - 1],
+        ints[:19] + [True],
+        [np.int64(5)] * 19 + [2.5],
+    ):
+        got, ts = _trip(values, sent)
+        assert got == values and ts == sent and [type(t) for t in ts] == [type(t) for t in sent]
+    assert _trip([], []) == ([], []) and _trip([], None) == ([], None)
+    assert _trip(values, None) == (values, None)
