@@ -19,6 +19,8 @@ import zlib
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flinkcore._core.ring import FRAME_HEADER, Ring
 from flinkcore.runtime.cluster import wire
@@ -451,3 +453,98 @@ def test_a_frame_dropped_in_a_forked_copy_stays_held_by_its_reader():
     assert _join(pid) == 0
     frames[0].release()  # RuntimeError if the child had released it
     assert r.held == 0
+
+
+class _RingModel:
+    """The ring's space accounting in plain Python (the reference for fc_ring): byte counters that
+    only grow, 16-byte headers, frames padded to 16 bytes, a skip marker where a frame would
+    wrap (published on its own once its space is free), the tail moved over released frames and
+    skip markers up to the read position."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.head = self.tail = self.read = 0
+        self.entries: dict[int, list] = {}  # position -> [span, is frame, released, size, tag]
+
+    @staticmethod
+    def span(size: int) -> int:
+        return FRAME_HEADER + -(-size // FRAME_HEADER) * FRAME_HEADER
+
+    def try_write(self, size: int, tag: int) -> bool:
+        need = self.span(size)
+        contig = self.capacity - self.head % self.capacity
+        if contig < need:
+            if self.head + contig - self.tail > self.capacity:
+                return False
+            self.entries[self.head] = [contig, False, False, 0, 0]
+            self.head += contig
+        if self.head + need - self.tail > self.capacity:
+            return False
+        self.entries[self.head] = [need, True, False, size, tag]
+        self.head += need
+        return True
+
+    def try_read(self) -> tuple[int, int, int] | None:
+        while self.read < self.head:
+            pos = self.read
+            span, is_frame, _, size, tag = self.entries[pos]
+            self.read += span
+            if is_frame:
+                return pos, size, tag
+            self._advance()
+        return None
+
+    def release(self, pos: int) -> None:
+        self.entries[pos][2] = True
+        if pos == self.tail:
+            self._advance()
+
+    def _advance(self) -> None:
+        while self.tail != self.read and (not self.entries[self.tail][1] or self.entries[self.tail][2]):
+            self.tail += self.entries.pop(self.tail)[0]
+
+
+_SIZES = st.one_of(
+    st.integers(0, 64),
+    st.integers(0, 4096 - FRAME_HEADER),
+    st.sampled_from([1024 - FRAME_HEADER, 2048 - FRAME_HEADER, 4096 - FRAME_HEADER, 2000, 2032, 2048]),
+)
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), _SIZES),
+        st.tuples(st.just("read"), st.just(0)),
+        st.tuples(st.just("release"), st.integers(0, 7)),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_OPS)
+def test_ring_space_follows_the_reference_model(ops):
+    """Any sequence of writes, reads and releases (in any order) on the smallest ring: a write
+    goes through exactly when the model has room for it, reads return the model's frames, and
+    no frame held is ever overwritten."""
+    ring = Ring.create(4096)
+    w, r = ring.writer(), ring.reader()
+    model = _RingModel(4096)
+    held: list[tuple[object, int, bytes]] = []  # (frame, model position, its bytes)
+    for tag, (op, arg) in enumerate(ops):
+        if op == "write":
+            data = _payload(tag, arg)
+            assert w.try_write(data, tag=tag) == model.try_write(arg, tag)
+        elif op == "read":
+            frame, expected = r.try_read(), model.try_read()
+            if expected is None:
+                assert frame is None
+            else:
+                pos, size, want = expected
+                assert (len(frame), frame.tag) == (size, want)
+                held.append((frame, pos, _payload(want, size)))
+        elif held:
+            frame, pos, _ = held.pop(arg % len(held))
+            frame.release()
+            model.release(pos)
+        for frame, _, data in held:
+            assert bytes(frame) == data
+    assert r.held == len(held)
