@@ -26,7 +26,8 @@ socket (or pipe) whose other end only the peer holds, e.g. the socket the ring w
 When it hangs up, a waiting end raises ``ConnectionResetError`` (a reader first reads every frame
 the writer published). Without ``peer``, only ``timeout`` bounds a wait.
 
-An end is used by one thread at a time. Linux only (``NotImplementedError`` elsewhere).
+An end is used by one thread at a time. Linux only (``NotImplementedError`` elsewhere; the module
+builds everywhere, with no POSIX header, for the wheels of other systems).
 """
 
 import os
@@ -39,8 +40,6 @@ from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from posix.types cimport pid_t
-from posix.unistd cimport close, getpid
 
 
 cdef extern from "fc_ring.h" nogil:
@@ -194,10 +193,7 @@ cdef class Ring:
         self.close()
 
     def __dealloc__(self):
-        cdef int i
-        for i in range(3):
-            if self._fds[i] >= 0:
-                close(self._fds[i])
+        self.close()
 
 
 cdef class _End:
@@ -205,14 +201,14 @@ cdef class _End:
     cdef int peer
     cdef bint closed
     cdef str role
-    cdef pid_t owner  # the process that opened the end (a forked copy must not move its tail)
+    cdef long owner  # the process that opened the end (a forked copy must not move its tail)
 
     def __init__(self, Ring ring not None, peer=None):
         if ring._fds[0] < 0:
             raise ValueError("the ring's fds are closed")
         _check_open(fc_ring_open(&self.end, ring._fds, self.role == "writer"))
         self.peer = _peer_fd(peer)
-        self.owner = getpid()
+        self.owner = os.getpid()
 
     @property
     def capacity(self) -> int:
@@ -510,7 +506,7 @@ cdef class Frame:
 
     def __dealloc__(self):
         # not in a process forked with the frame: its reader's tail is the parent's
-        if self.reader is not None and not self.freed and getpid() == self.reader.owner:
+        if self.reader is not None and not self.freed and os.getpid() == self.reader.owner:
             try:
                 self._free()
             except RuntimeError:
