@@ -17,6 +17,7 @@ from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.datastream.connectors import NumberSequenceSource
 from flinkcore.datastream.functions import SinkFunction
 from flinkcore.runtime.cluster import ClusterJob, WorkerFailure
+from flinkcore.runtime.cluster.job import SHUTDOWN_GRACE
 from flinkcore.runtime.executor import Job
 
 
@@ -208,6 +209,31 @@ def test_killing_the_driver_leaves_no_worker_behind():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_finished_job_returns_without_waiting_for_its_workers_to_exit():
+    # the workers are stopped (SIGSTOP) when the job has finished, before they are told to exit:
+    # run() returns at once all the same, and the background join kills them after the grace period
+    graph, sink = _graph(_keyed_sum, 2)
+    job = ClusterJob(graph)
+    stop_workers = job._stop_workers
+    stopped_at = []
+
+    def stop_then_stop_workers():
+        for pid in job.pids:
+            os.kill(pid, signal.SIGSTOP)
+        stopped_at.append(time.monotonic())
+        stop_workers()
+
+    job._stop_workers = stop_then_stop_workers
+    job.run()
+    returned_after = time.monotonic() - stopped_at[0]
+    assert job.status == "FINISHED"
+    assert len(sink.results) == 20_000
+    assert returned_after < SHUTDOWN_GRACE / 2
+    assert [p for p in job.pids if alive(p)] == job.pids  # stopped: they cannot have exited
+    assert job.join_workers(SHUTDOWN_GRACE + 15)
+    assert [p for p in job.pids if alive(p)] == []
 
 
 FINISHING_DRIVER = textwrap.dedent(
