@@ -10,9 +10,10 @@ bounded by credits, see :mod:`flinkcore.runtime.cluster.task`).
 
 A batch is encoded with the native serde (``dumps_batch``); timestamps as one int64 array when
 every one is an int in the int64 range (``pack_int64``, read back by ``unpack_int64``), else as
-values (a record without one, a float timestamp: they arrive as they were). An Arrow record batch of fixed-width columns without nulls travels as its
-column buffers as they are (sent straight from Arrow's memory, received into one buffer that the
-decoded columns then share); any other Arrow batch as an Arrow IPC stream.
+values (a record without one, a float timestamp: they arrive as they were). An Arrow record
+batch of fixed-width columns without nulls travels as its column buffers as they are (sent
+straight from Arrow's memory, received into one buffer that the decoded columns then share); any
+other Arrow batch as an Arrow IPC stream.
 """
 
 from __future__ import annotations
