@@ -212,23 +212,25 @@ def test_killing_the_driver_leaves_no_worker_behind():
 
 
 def test_a_finished_job_returns_without_waiting_for_its_workers_to_exit():
-    # the workers are stopped (SIGSTOP) when the job has finished, before they are told to exit:
-    # run() returns at once all the same, and the background join kills them after the grace period
+    # each worker is stopped (SIGSTOP) as its report that it finished arrives, before the workers
+    # are told to exit: run() returns at once all the same, and the background join kills them
+    # after the grace period
     graph, sink = _graph(_keyed_sum, 2)
     job = ClusterJob(graph)
-    stop_workers = job._stop_workers
+    on_control = job._on_control
     stopped_at = []
 
-    def stop_then_stop_workers():
-        for pid in job.pids:
-            os.kill(pid, signal.SIGSTOP)
-        stopped_at.append(time.monotonic())
-        stop_workers()
+    def stop_finished_workers(source, message):
+        if message[0] == "finished":
+            os.kill(job.processes[source], signal.SIGSTOP)
+            stopped_at.append(time.monotonic())
+        on_control(source, message)
 
-    job._stop_workers = stop_then_stop_workers
+    job._on_control = stop_finished_workers
     job.run()
-    returned_after = time.monotonic() - stopped_at[0]
+    returned_after = time.monotonic() - max(stopped_at)
     assert job.status == "FINISHED"
+    assert len(stopped_at) == 2
     assert len(sink.results) == 20_000
     assert returned_after < SHUTDOWN_GRACE / 2
     assert [p for p in job.pids if alive(p)] == job.pids  # stopped: they cannot have exited
