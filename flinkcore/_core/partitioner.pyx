@@ -268,26 +268,11 @@ def split_by_key(list values, timestamps, list keys, long max_parallelism, int p
     ]
 
 
+include "_small_long.pxi"
+
+
 cdef extern from *:
     """
-    #if PY_VERSION_HEX < 0x030B0000
-    #include "longintrepr.h"
-    #endif
-
-    /* The value of an int that fits one digit (|v| < 2**30), without a call; 0 when it does not. */
-    static inline int fc_part_small_long(PyObject *v, long long *out) {
-    #if PY_VERSION_HEX >= 0x030C0000
-        if (!PyUnstable_Long_IsCompact((PyLongObject *)v)) return 0;
-        *out = (long long)PyUnstable_Long_CompactValue((PyLongObject *)v);
-        return 1;
-    #else
-        Py_ssize_t size = Py_SIZE(v);
-        if (size < -1 || size > 1) return 0;
-        *out = size * (long long)((PyLongObject *)v)->ob_digit[0];
-        return 1;
-    #endif
-    }
-
     /* The key of a record read without Python code: item tuple_index of an exact tuple, item
      * list_index of an exact list (what ``itemgetter(i)`` or the two-phase MessageKey returns for
      * them); NULL when the key selector must be called. Borrowed. */
@@ -306,7 +291,7 @@ cdef extern from *:
     static inline int fc_part_simple_hash(PyObject *key, int32_t *h) {
         long long x;
         if (PyLong_CheckExact(key)) {
-            if (!fc_part_small_long(key, &x)) {
+            if (!fc_small_long(key, &x)) {
                 int overflow = 0;
                 x = PyLong_AsLongLongAndOverflow(key, &overflow);
                 if (overflow) return 0;

@@ -511,26 +511,11 @@ cdef inline uint8_t _column_tag(object v):
     return 0
 
 
+include "_small_long.pxi"
+
+
 cdef extern from *:
     """
-    #if PY_VERSION_HEX < 0x030B0000
-    #include "longintrepr.h"
-    #endif
-
-    /* The value of an int that fits one digit (|v| < 2**30), without a call; 0 when it does not. */
-    static inline int fc_small_long(PyObject *v, long long *out) {
-    #if PY_VERSION_HEX >= 0x030C0000
-        if (!PyUnstable_Long_IsCompact((PyLongObject *)v)) return 0;
-        *out = (long long)PyUnstable_Long_CompactValue((PyLongObject *)v);
-        return 1;
-    #else
-        Py_ssize_t size = Py_SIZE(v);
-        if (size < -1 || size > 1) return 0;
-        *out = size * (long long)((PyLongObject *)v)->ob_digit[0];
-        return 1;
-    #endif
-    }
-
     #if defined(__GNUC__)
     #define FC_HOT static inline __attribute__((always_inline))
     #define FC_COLD static __attribute__((noinline))
