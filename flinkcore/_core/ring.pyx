@@ -210,6 +210,12 @@ cdef class _End:
         self.peer = _peer_fd(peer)
         self.owner = os.getpid()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()  # the writer's or the reader's
+
     @property
     def capacity(self) -> int:
         return self.end.capacity
@@ -349,12 +355,6 @@ cdef class RingWriter(_End):
             fc_ring_shutdown(&self.end)
             fc_ring_unmap(&self.end)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def __dealloc__(self):
         fc_ring_unmap(&self.end)  # without shutdown: a writer dropped unclosed is as one that died
 
@@ -437,12 +437,6 @@ cdef class RingReader(_End):
         if not self.closed:
             self.closed = True
             fc_ring_shutdown(&self.end)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __dealloc__(self):
         fc_ring_unmap(&self.end)  # every frame is gone (each holds its reader)
