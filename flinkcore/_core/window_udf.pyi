@@ -39,6 +39,14 @@ class Session:
     acc: Any
     def __init__(self, key: Any, start: Any, end: Any, acc: Any) -> None: ...
 
+def head_batch(
+    cur: Cursor,
+    values: list,
+    timestamps: Any,
+    extract: Callable[[Any, Any], Any],
+    no_timestamp: Any,
+    pre: Callable[[Any], Any] | None,
+) -> tuple[list, list, list]: ...
 def tumbling_batch(
     cur: Cursor,
     values: list,

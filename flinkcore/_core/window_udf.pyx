@@ -19,7 +19,7 @@ being processed, so a failing user function is reported with its record.
 cimport cython
 from cpython.object cimport PyObject
 from cpython.dict cimport PyDict_SetItem
-from cpython.list cimport PyList_Append
+from cpython.list cimport PyList_Append, PyList_New
 from libc.limits cimport LLONG_MIN
 from libc.stdint cimport int32_t, uint64_t
 from libc.stdlib cimport free, malloc, qsort, realloc
@@ -61,6 +61,7 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
     void Py_INCREF_raw "Py_INCREF"(PyObject *o)
     void Py_XDECREF_raw "Py_XDECREF"(PyObject *o)
+    void _list_set "PyList_SET_ITEM"(object lst, Py_ssize_t i, PyObject *o)
 
 
 #: What a window keeps per key: AggregateFunction accumulator, reduced value, list of elements.
@@ -150,6 +151,62 @@ cdef inline object _fused_head(
     if key_index >= 0 and PyTuple_CheckExact(value) and key_index < PyTuple_GET_SIZE(value):
         return <object>_tuple_get(value, key_index)  # key_of is exactly ``lambda v: v[key_index]``
     return key_of(value)
+
+
+def head_batch(Cursor cur, list values, object timestamps, object extract, object no_timestamp, object pre):
+    """A batch through the fused head alone, when what follows it is not a compiled window (at
+    parallelism > 1, the keyed exchange's writer): per record the timestamp assigner
+    ``extract(value, timestamp)`` (``no_timestamp`` for a batch without timestamps), then the
+    map ``pre`` unless it is None. The twin of ``[extract(v, t) for v, t in zip(values, old)]``
+    followed by ``list(map(pre, values))``, in one loop without the interpreter's.
+
+    Returns ``(records, timestamps, others)``: the map's outputs (``values`` itself when ``pre``
+    is None), the assigner's timestamps, and those of them that are not ints in int64 range
+    (``cur.max_ts`` is the largest int one; the watermark generator's batch is
+    ``[cur.max_ts, *others]``, as the fused window loops give it). ``cur.position`` and
+    ``cur.stage`` say which record and function a failure belongs to (as in the window loops)."""
+    cdef Py_ssize_t i, n = _list_size(values)
+    cdef object value, tso
+    cdef long long ts
+    cdef long long max_ts = cur.max_ts
+    cdef int overflow
+    if timestamps is not None:
+        if type(timestamps) is not list:
+            timestamps = list(timestamps)
+        if _list_size(timestamps) != n:
+            raise ValueError("timestamps and values of a batch differ in length")
+    cdef list out_ts = PyList_New(n)
+    cdef list out = PyList_New(n) if pre is not None else values
+    cdef list others = []
+    for i in range(n):
+        if i >= _list_size(values) or (timestamps is not None and i >= _list_size(timestamps)):
+            raise RuntimeError("the batch changed size while its records were processed")
+        cur.position = i
+        value = <object>_list_get(values, i)
+        cur.stage = 0
+        if timestamps is None:
+            tso = extract(value, no_timestamp)
+        else:
+            tso = extract(value, <object>_list_get(timestamps, i))
+        Py_INCREF_raw(<PyObject *>tso)
+        _list_set(out_ts, i, <PyObject *>tso)
+        if pre is not None:
+            cur.stage = 2
+            value = pre(value)
+            Py_INCREF_raw(<PyObject *>value)
+            _list_set(out, i, <PyObject *>value)
+        cur.stage = 1
+        if PyLong_CheckExact(tso):
+            overflow = 0
+            ts = PyLong_AsLongLongAndOverflow(tso, &overflow)
+            if overflow == 0:
+                if ts > max_ts:
+                    max_ts = ts
+                continue
+        others.append(tso)
+    cur.position = n
+    cur.max_ts = max_ts
+    return out, out_ts, others
 
 
 # --------------------------------------------------------------------------------------------
