@@ -28,7 +28,6 @@ running ahead in event time.
 
 from __future__ import annotations
 
-import select
 import time
 from collections import deque
 from itertools import chain
@@ -546,28 +545,13 @@ class SlotTask:
 
     def poll_io(self, timeout: float, extra: list | None = None) -> list:
         """Wait up to ``timeout`` s for input (or for ``extra`` objects), read it, write what is
-        queued. Returns the ready ``extra`` objects."""
-        peers = [p for p in self.peers.values() if not p.eof]
-        readable: list = list(peers)
-        if extra:
-            readable += extra
-        writable = [p for p in peers if p.pending_output]
-        if timeout > 0 or writable:
-            r, w, _ = select.select(readable, writable, [], timeout)
-        else:
-            r, w, _ = select.select(readable, [], [], 0)
-        for p in w:
-            p.flush()
-        ready_extra = []
-        for obj in r:
-            if isinstance(obj, wire.Peer):
-                frames = obj.receive()
-                if frames:
-                    self._handle(obj, frames)
-                if obj.eof:
-                    self.on_peer_closed(obj)
-            else:
-                ready_extra.append(obj)
+        queued (sockets and rings: :func:`wire.poll`). Returns the ready ``extra`` objects."""
+        events, ready_extra = wire.poll([p for p in self.peers.values() if not p.eof], timeout, extra)
+        for peer, frames in events:
+            if frames:
+                self._handle(peer, frames)
+            if peer.eof:
+                self.on_peer_closed(peer)
         return ready_extra
 
     def on_peer_closed(self, peer: wire.Peer) -> None:

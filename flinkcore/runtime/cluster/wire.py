@@ -14,12 +14,22 @@ values (a record without one, a float timestamp: they arrive as they were). An A
 batch of fixed-width columns without nulls travels as its column buffers as they are (sent
 straight from Arrow's memory, received into one buffer that the decoded columns then share); any
 other Arrow batch as an Arrow IPC stream.
+
+Between two worker processes the in-band frames (batch, watermark, status, end of input, barrier)
+may travel through a shared-memory ring instead (:meth:`Peer.attach_ring`, set up by
+:mod:`flinkcore.runtime.cluster.rings`), one ring per direction, with credits and control messages
+still on the socket: only the order of one direction's in-band frames matters (credits flow the
+other way). A writer never waits for ring space: a frame that does not fit now waits in the
+Peer's ring queue (and so does everything after it), written when the reader frees space. A frame
+larger than the ring goes on the socket, announced by a marker frame in the ring at its place in
+the order. The socket's hang-up still tells that the other process died.
 """
 
 from __future__ import annotations
 
 import errno
 import pickle
+import select
 import socket
 import struct
 from collections import deque
@@ -31,7 +41,7 @@ from flinkcore._core.rows import rows_from_columns
 from flinkcore._core.serde import dumps_batch, loads_batch, pack_int64, unpack_int64
 from flinkcore.runtime.operators.arrow import fixed_width
 
-__all__ = ["Peer", "decode_batch", "encode_batch", "encode_batch_parts"]
+__all__ = ["Peer", "decode_batch", "encode_batch", "encode_batch_parts", "poll"]
 
 # frame kinds
 BATCH = 1
@@ -41,6 +51,11 @@ END = 4
 CREDIT = 5
 BARRIER = 6
 CONTROL = 7
+#: a ring frame that stands for the next in-band frame on the socket (one too large for the ring)
+ON_SOCKET = 8
+#: the kinds that travel in order with the records of their channel (through a ring if there is one)
+IN_BAND = frozenset((BATCH, WATERMARK, STATUS, END, BARRIER))
+_CHANNEL_MASK = 0xFFFFFFFF
 
 _HEADER = struct.Struct("<IBI")  # payload length, kind, channel id
 _I64 = struct.Struct("<q")
@@ -371,19 +386,87 @@ class Peer:
         #: the other process closed its end (exited or died); set by receive()
         self.eof = False
         self.bytes_sent = 0
+        #: the shared-memory rings to the other process (None: every frame on the socket)
+        self.ring_out: Any = None
+        self.ring_in: Any = None
+        #: in-band frames waiting for ring space, in order: (parts, tag)
+        self._ring_queue: deque[tuple[Any, int]] = deque()
+        self._ring_max = 0
+        #: in-band frames that came on the socket (too large for the ring), waiting for their marker
+        self._from_socket: deque[tuple[int, int, Any]] = deque()
+        #: a marker was read whose frame has not come on the socket yet: the ring waits for it
+        self._await_socket = False
+        #: in-band frames sent through the ring, and those too large for it (sent on the socket)
+        self.ring_frames = 0
+        self.ring_oversize = 0
+
+    def attach_ring(self, writer: Any, reader: Any) -> None:
+        """Send in-band frames through ``writer`` (a :class:`~flinkcore._core.ring.RingWriter`)
+        and take the other process's from ``reader``; either may be None (that direction stays on
+        the socket)."""
+        self.ring_out = writer
+        self.ring_in = reader
+        if writer is not None:
+            self._ring_max = writer.max_frame
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     @property
     def pending_output(self) -> bool:
+        """Bytes queued for the socket (it must be selected for writing)."""
         return bool(self._out)
 
+    @property
+    def pending_ring(self) -> bool:
+        """Frames queued for the ring (they go out once its reader frees space)."""
+        return bool(self._ring_queue)
+
     def send(self, kind: int, channel: int, payload: Any = b"") -> None:
-        """Queue one frame and write as much as the socket takes now. ``payload`` is bytes, or a
-        list of byte buffers (e.g. from :func:`encode_batch_parts`) sent as one payload."""
+        """Queue one frame and write as much as the socket (or the ring) takes now. ``payload`` is
+        bytes, or a list of byte buffers (e.g. from :func:`encode_batch_parts`) sent as one
+        payload."""
         if self.closed:
             return
+        if self.ring_out is not None and kind in IN_BAND:
+            self._send_ring(kind, channel, payload)
+            return
+        self._send_socket(kind, channel, payload)
+
+    def _send_ring(self, kind: int, channel: int, payload: Any) -> None:
+        size = sum(map(len, payload)) if type(payload) is list else len(payload)
+        if size > self._ring_max:  # on the socket, its place in the ring's order held by a marker
+            self.ring_oversize += 1
+            self._send_socket(kind, channel, payload)
+            payload, kind = b"", ON_SOCKET
+        else:
+            self.ring_frames += 1
+            self.bytes_sent += size
+        tag = kind << 32 | channel
+        queue = self._ring_queue
+        if queue or not self._try_ring(payload, tag):
+            queue.append((payload, tag))
+
+    def _try_ring(self, payload: Any, tag: int) -> bool:
+        try:
+            return self.ring_out.try_write(payload, tag)
+        except BrokenPipeError:  # the reader closed the ring (its process exits)
+            self.closed = True
+            self._ring_queue.clear()
+            return True
+
+    def flush_ring(self) -> bool:
+        """Write queued ring frames while the ring has room; True when none is left."""
+        queue = self._ring_queue
+        while queue:
+            payload, tag = queue[0]
+            if not self._try_ring(payload, tag):
+                return False
+            if queue:
+                queue.popleft()
+        return True
+
+    def _send_socket(self, kind: int, channel: int, payload: Any) -> None:
         if type(payload) is list:
             size = sum(map(len, payload))
             self._out.append(_HEADER.pack(size, kind, channel))
@@ -484,11 +567,122 @@ class Peer:
                 break
         if eof:
             self.eof = True
+        if self.ring_in is not None:
+            if frames:  # in-band frames on the socket take their place in the ring's order
+                other = []
+                for f in frames:
+                    (self._from_socket if f[0] in IN_BAND else other).append(f)
+                frames = other
+            self._receive_ring(frames)
         return frames
+
+    def receive_ring(self) -> list[tuple[int, int, Any]]:
+        """The in-band frames the ring holds now (when the socket has nothing to read)."""
+        frames: list = []
+        if self.ring_in is not None:
+            self._receive_ring(frames)
+        return frames
+
+    def _receive_ring(self, frames: list) -> None:
+        """Append the ring's frames (and the socket's in-band frames their markers stand for).
+        Each frame is copied out and released at once: a frame held (a batch waiting for a barrier
+        or its turn, an operator keeping an array) would keep the ring's space after it, and with
+        it the writer, which may be waiting for this process's own progress."""
+        from_socket = self._from_socket
+        if self._await_socket:
+            if not from_socket:
+                return
+            frames.append(from_socket.popleft())
+            self._await_socket = False
+        reader = self.ring_in
+        while True:
+            f = reader.try_read()
+            if f is None:
+                return
+            tag = f.tag
+            kind = tag >> 32
+            if kind == BATCH:  # into a buffer of Arrow's pool, as the socket's frames
+                _, payload = _frame_buffer(f.size)
+                payload[:] = f
+            elif kind == ON_SOCKET:
+                f.release()
+                if not from_socket:
+                    self._await_socket = True
+                    return
+                frames.append(from_socket.popleft())
+                continue
+            else:
+                payload = bytes(f)
+            f.release()
+            frames.append((kind, tag & _CHANNEL_MASK, payload))
 
     def close(self) -> None:
         self.closed = True
+        self._ring_queue.clear()
+        for end in (self.ring_out, self.ring_in):
+            if end is not None:
+                end.close()  # the reader sees the end of the frames, the writer a closed ring
         try:
             self.sock.close()
         except OSError:
             pass
+
+
+def poll(peers: list[Peer], timeout: float, extra: list | None = None) -> tuple[list, list]:
+    """Wait up to ``timeout`` s until a peer has input (on its socket or ring), a queued write can
+    go ahead, or one of ``extra`` (objects with ``fileno``) is readable; then write what is queued
+    and read what is there. Returns ``[(peer, frames)]`` for the peers read (a peer whose
+    :attr:`Peer.eof` is set has hung up) and the ready ``extra`` objects.
+
+    The rings' ends are in the select only when it may sleep: each is armed first (its eventfd
+    is written by the other side only then), and one that is ready already makes it not sleep."""
+    readable: list = list(peers)
+    if extra:
+        readable += extra
+    writable = [p for p in peers if p.pending_output]
+    armed: list = []
+    ringed = False
+    for p in peers:
+        if p.ring_out is not None or p.ring_in is not None:
+            ringed = True
+            if p._ring_queue and p.flush_ring() is False and timeout > 0:
+                if p.ring_out.arm(_queued_size(p._ring_queue[0][0])):
+                    armed.append(p.ring_out)
+                else:
+                    timeout = 0
+            if timeout > 0 and p.ring_in is not None:
+                if p._await_socket or p.ring_in.eof:
+                    pass  # the frame it waits for comes on the socket; or the writer is gone
+                elif p.ring_in.arm():
+                    armed.append(p.ring_in)
+                else:
+                    timeout = 0
+    if timeout > 0 or writable:
+        r, w, _ = select.select(readable + armed, writable, [], timeout)
+    else:
+        r, w, _ = select.select(readable, [], [], 0)
+    for end in armed:
+        end.disarm()
+    for p in w:
+        p.flush()
+    events = []
+    ready_extra = []
+    for obj in r:
+        if isinstance(obj, Peer):
+            events.append((obj, obj.receive()))
+        elif extra and obj in extra:
+            ready_extra.append(obj)
+    if ringed:
+        done = {id(p) for p, _ in events}
+        for p in peers:
+            if p._ring_queue:
+                p.flush_ring()
+            if p.ring_in is not None and id(p) not in done:
+                frames = p.receive_ring()
+                if frames:
+                    events.append((p, frames))
+    return events, ready_extra
+
+
+def _queued_size(payload: Any) -> int:
+    return sum(map(len, payload)) if type(payload) is list else len(payload)

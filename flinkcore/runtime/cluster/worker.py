@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
-import select
 import signal
 import sys
 import time
@@ -20,7 +19,7 @@ import traceback
 from typing import Any
 
 from flinkcore._core.serde import dumps, loads
-from flinkcore.runtime.cluster import wire
+from flinkcore.runtime.cluster import rings, wire
 from flinkcore.runtime.cluster.task import PeerLost, Placement, SlotTask, TaskCancelled
 from flinkcore.runtime.processing_time import ProcessingTimeService, SystemClock
 
@@ -55,6 +54,8 @@ class _Worker:
         self.driver = peers[0]
         self.shutdown = False
         self.task: SlotTask | None = None
+        #: frames from the driver read before the task existed (see _on_driver)
+        self._early: list = []
 
     def on_control(self, source: int, message: Any) -> None:
         kind = message[0]
@@ -92,9 +93,13 @@ class _Worker:
         opened: list[Any] = []
         try:
             graph = cloudpickle.loads(graph_bytes)
+            rings.connect_rings(self.peers, rings.ring_capacity(graph.config), self.driver, self._on_driver)
             placement = Placement(graph, sinks_in_driver)
             pts = ProcessingTimeService(SystemClock())
             task = self.task = SlotTask(graph, placement, self.index, self.peers, pts, self.on_control)
+            if self._early:  # what the driver sent while the rings were exchanged
+                task._handle(self.driver, self._early)
+                self._early = []
             task.on_checkpoint_done = self._checkpoint_done
             restore = loads(restore_bytes) if restore_bytes else None
             opened = task.open(restore, lambda node: task.node_key[node.id])
@@ -121,6 +126,15 @@ class _Worker:
             self.report("failed", *failure_message(exc))
         self._wait_for_shutdown()
 
+    def _on_driver(self, frames: list) -> None:
+        """The driver's frames while the rings are exchanged: kept for the task (a checkpoint's
+        trigger may come already), except that a cancel ends the wait."""
+        self._early.extend(frames)
+        for kind, _, payload in frames:
+            if kind == wire.CONTROL and wire.decode_control(payload)[0] in ("cancel", "shutdown"):
+                self.shutdown = True
+                raise TaskCancelled("cancelled")
+
     def _close(self, opened: list[Any], quietly: bool = True) -> None:
         error = None
         for obj in opened:
@@ -135,13 +149,9 @@ class _Worker:
         """Keep writing what is queued (and reading, so nobody blocks on us) until the driver
         says to exit or goes away."""
         while not self.shutdown and not self.driver.eof:
-            peers = [p for p in self.peers.values() if not p.eof]
-            writable = [p for p in peers if p.pending_output]
-            r, w, _ = select.select(peers, writable, [], 0.5)
-            for p in w:
-                p.flush()
-            for p in r:
-                for kind, _, payload in p.receive():
+            events, _ = wire.poll([p for p in self.peers.values() if not p.eof], 0.5)
+            for p, frames in events:
+                for kind, _, payload in frames:
                     if kind == wire.CONTROL:
                         self.on_control(p.index, wire.decode_control(payload))
 

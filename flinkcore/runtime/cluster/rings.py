@@ -1,0 +1,139 @@
+"""Shared-memory rings between the worker processes of a job (the in-band frames' fast path).
+
+Each worker makes its outgoing ring to every other worker (:class:`flinkcore._core.ring.Ring`,
+a memfd and two eventfds), passes it over the socket to that worker (SCM_RIGHTS) and takes that
+worker's ring to it: everybody sends first, then receives, so nobody waits on somebody who is
+waiting too. The exchange is the first thing on a worker-worker socket; after it the socket
+carries credits, control messages and frames too large for the ring, and its hang-up still tells
+that the other process died (:mod:`flinkcore.runtime.cluster.wire`). The driver's sockets stay as
+they are.
+
+On by default; the job config key ``cluster_ring`` (``False`` switches it off) or the environment
+variable ``FLINKCORE_CLUSTER_RING`` (``0``/``1``; it overrides the config, and reaches the workers
+from the environment the fork server started with) switch it, ``cluster_ring_capacity`` sets each
+ring's size in bytes (a power of two; 4 MiB by default). A worker that does not use a ring says
+so in the exchange, and that direction stays on the socket.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flinkcore.runtime.cluster import wire
+
+__all__ = ["CAPACITY_KEY", "CONFIG_KEY", "ENV_VAR", "connect_rings", "ring_capacity"]
+
+CONFIG_KEY = "cluster_ring"
+CAPACITY_KEY = "cluster_ring_capacity"
+ENV_VAR = "FLINKCORE_CLUSTER_RING"
+
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+_NO_RING = b"N"
+
+
+def _flag(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{where} must be true or false, got {value!r}")
+
+
+def ring_capacity(config: Mapping[str, Any]) -> int | None:
+    """Bytes of each outgoing ring of a worker, or None when rings are off (or not supported here)."""
+    env = os.environ.get(ENV_VAR)
+    on = _flag(env, ENV_VAR) if env else _flag(config.get(CONFIG_KEY, True), CONFIG_KEY)
+    if not on or not hasattr(os, "memfd_create"):
+        return None
+    from flinkcore._core.ring import DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY
+
+    capacity = int(config.get(CAPACITY_KEY) or DEFAULT_CAPACITY)
+    if capacity < MIN_CAPACITY or capacity > MAX_CAPACITY or capacity & (capacity - 1):
+        raise ValueError(
+            f"{CAPACITY_KEY} must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY} bytes, "
+            f"not {capacity}"
+        )
+    return capacity
+
+
+def connect_rings(
+    peers: Mapping[int, wire.Peer],
+    capacity: int | None,
+    driver: wire.Peer,
+    on_driver_frames: Callable[[list], None],
+) -> None:
+    """Give every worker peer of ``peers`` (all but ``driver``) a ring each way, attached to its
+    :class:`~flinkcore.runtime.cluster.wire.Peer` (``capacity`` None: none from this side).
+
+    Must run before anything else is sent to those peers. While it waits for theirs, frames from
+    the driver go to ``on_driver_frames`` (which raises to give up, e.g. on a cancel); a peer or
+    driver that hangs up raises :class:`~flinkcore.runtime.cluster.task.PeerLost`."""
+    from flinkcore.runtime.cluster.task import PeerLost
+
+    workers = [p for p in peers.values() if p is not driver]
+    if not workers:
+        return
+    writers: dict[int, Any] = {}
+    try:
+        for p in workers:  # everyone sends first (one byte: it never waits for buffer space)
+            try:
+                if capacity is None:
+                    p.sock.send(_NO_RING)
+                    continue
+                from flinkcore._core.ring import Ring
+
+                with Ring.create(capacity) as ring:
+                    ring.send(p.sock)
+                    writers[p.index] = ring.writer(peer=p.sock)
+            except (BrokenPipeError, ConnectionResetError):
+                raise PeerLost(p.index) from None
+        waiting = {p.sock: p for p in workers}
+        while waiting:
+            r, _, _ = select.select([*waiting, driver.sock], [], [])
+            for s in r:
+                if s is driver.sock:
+                    frames = driver.receive()
+                    if frames:
+                        on_driver_frames(frames)
+                    if driver.eof:
+                        raise PeerLost(driver.index)
+                    continue
+                p = waiting[s]
+                try:
+                    msg, fds, _, _ = socket.recv_fds(s, 1, 3)
+                except BlockingIOError:
+                    continue
+                except ConnectionResetError:
+                    msg, fds = b"", []
+                del waiting[s]
+                p.attach_ring(writers.pop(p.index, None), _ring_of(p, msg, fds))
+    finally:
+        for w in writers.values():  # not attached: the exchange failed
+            w.close()
+
+
+def _ring_of(p: wire.Peer, msg: bytes, fds: list[int]) -> Any:
+    """The reader of the ring ``p`` sent (``msg`` and ``fds`` as it came), or None when it sends on
+    its socket only."""
+    from flinkcore.runtime.cluster.task import PeerLost
+
+    if msg == _NO_RING and not fds:
+        return None
+    if msg == b"R" and len(fds) == 3:
+        from flinkcore._core.ring import Ring
+
+        with Ring(fds) as ring:
+            return ring.reader(peer=p.sock)
+    for fd in fds:
+        os.close(fd)
+    if not msg:
+        raise PeerLost(p.index)
+    raise RuntimeError(f"process {p.index} began its connection with {msg!r}, not a ring or its absence")
