@@ -12,6 +12,18 @@ each including the ones before it (so differences are what a stage adds per reco
 * ``encode``: plus the encoding of the remote frames;
 * ``full``: plus their decoding (and the decoded records' life).
 
+Two more start from the source's ``(key, value, ts)`` records, as W3's slot gets them, and run
+the timestamp assigner (``extract_timestamp`` returning ``value[2]``, a bounded-out-of-orderness
+generator's ``on_batch``) and the map ``lambda e: (e[0], 1)`` before ``full``'s exchange:
+
+* ``unfused``: as the unfused operators do (a list comprehension of the assigner's calls, the
+  generator given every timestamp, ``list(map(...))``);
+* ``fused``: in one compiled loop (``window_udf.head_batch``, what runtime/fusion.py's head
+  fusion runs), the generator given the batch's largest timestamp.
+
+``fused`` - ``unfused`` is what the head fusion saves per record; parallelism 1 calls the same
+two functions per record from the window's compiled loop.
+
 Run: taskset -c 0 .venv/bin/python bench/kernels/bench_record_exchange.py   (ns/record, CPU)
      taskset -c 0 .venv/bin/python -m pytest bench/kernels/bench_record_exchange.py --benchmark-only
 To compare two trees: PYTHONPATH=<other tree> (run from outside both, e.g. cd /tmp).
@@ -27,6 +39,9 @@ from itertools import chain
 import numpy as np
 import pytest
 
+from flinkcore._core.window_udf import Cursor, head_batch
+from flinkcore.common.watermark import MIN_WATERMARK
+from flinkcore.common.watermark_strategy import BoundedOutOfOrdernessWatermarks
 from flinkcore.runtime.cluster import wire
 from flinkcore.runtime.exchange import make_writer
 from flinkcore.runtime.graph import Partitioner
@@ -35,7 +50,7 @@ from flinkcore.runtime.operators.base import Input
 RECORDS = 1 << 19
 BATCH = 1024
 FRAME = 512  # the remote channel's frame (task.DEFAULT_FRAME_RECORDS)
-STAGES = ("make", "split", "encode", "full")
+STAGES = ("make", "split", "encode", "full", "unfused", "fused")
 
 
 class _Drop(Input):
@@ -79,22 +94,57 @@ class _Remote(_Drop):
         wire.decode_batch(memoryview(b"".join(parts)))
 
 
-def _data() -> list[tuple[list, list]]:
+def _data() -> list[tuple[list, list, list]]:
+    """Per batch: the keys, the timestamps, and the source's (key, value, ts) records."""
     rng = np.random.default_rng(42)
     keys = rng.integers(0, 100_000, RECORDS).tolist()
+    values = rng.random(RECORDS).tolist()
     ts = (np.arange(RECORDS) // 1000).tolist()
-    return [(keys[i : i + BATCH], ts[i : i + BATCH]) for i in range(0, RECORDS, BATCH)]
+    return [
+        (
+            keys[i : i + BATCH],
+            ts[i : i + BATCH],
+            list(zip(keys[i : i + BATCH], values[i : i + BATCH], ts[i : i + BATCH], strict=True)),
+        )
+        for i in range(0, RECORDS, BATCH)
+    ]
+
+
+class _EventTime:
+    def extract_timestamp(self, value, record_timestamp):
+        return value[2]
 
 
 def _run(stage: str, data: list) -> None:
     writer = make_writer(
-        Partitioner("hash", key_selector=operator.itemgetter(0)), [_Drop(), _Remote(stage)], 0, 128, "x"
+        Partitioner("hash", key_selector=operator.itemgetter(0)),
+        [_Drop(), _Remote("full" if stage in ("unfused", "fused") else stage)],
+        0,
+        128,
+        "x",
     )
     if stage == "make":
-        for keys, _ in data:
+        for keys, _, _ in data:
             [(k, 1) for k in keys]
         return
-    for keys, ts in data:
+    if stage in ("unfused", "fused"):
+        extract = _EventTime().extract_timestamp
+        generator = BoundedOutOfOrdernessWatermarks(100)
+        fn = lambda e: (e[0], 1)  # noqa: E731 - W3's map, as a user writes it
+        cur = Cursor()
+        for _, _, records in data:
+            if stage == "unfused":  # TimestampsAndWatermarksOperator, then MapOperator
+                old = [MIN_WATERMARK] * len(records)
+                ts = [extract(v, t) for v, t in zip(records, old, strict=False)]
+                generator.on_batch(ts)
+                writer.process_batch(list(map(fn, records)), ts)
+            else:
+                cur.reset()
+                out, ts, others = head_batch(cur, records, None, extract, MIN_WATERMARK, fn)
+                generator.on_batch([cur.max_ts, *others])
+                writer.process_batch(out, ts)
+        return
+    for keys, ts, _ in data:
         writer.process_batch([(k, 1) for k in keys], ts)
 
 
