@@ -10,6 +10,10 @@ every batch. ``pipe`` is the same frames over an ``os.pipe`` with plain reads an
 ``shm`` is a shared-memory ring (:mod:`flinkcore._core.ring`, ``--ring`` bytes, passed to the
 sender over a socketpair as a worker would get it): the sender copies the encoded parts into the
 ring in one call per frame, the receiver decodes each frame in place (no copy) and releases it.
+``peer-ring`` is what the runtime does between two workers since the rings were integrated: the
+Peers' rings exchanged as workers do, ``Peer.send`` into the ring (a full one queues the frame),
+``wire.poll`` taking each frame out (copied into an Arrow-pool buffer and released at once, so a
+batch never pins ring space) and the decode of that copy.
 ``raw`` numbers move the encoded bytes only (no encode/decode) to show the transport's ceiling
 (the shm receiver does not touch the bytes: it gets each frame in place and releases it).
 Each measurement is the receiver's wall-clock from the first to the last byte and the CPU time of
@@ -190,10 +194,66 @@ def _run_peers(batches: list) -> tuple:
     return result
 
 
+def _run_peer_ring(batches: list, encoded: list[bytes], decode: bool, capacity: int) -> tuple:
+    """The runtime's worker-to-worker path: two Peers with a ring each way (made, passed over
+    their socket and attached as workers do), frames sent with ``Peer.send`` (a full ring queues
+    them) and taken with ``wire.poll`` (copied out of the ring and released)."""
+
+    def connect(sock: socket.socket, index: int) -> wire.Peer:
+        peer = wire.Peer(index, sock)
+        sock.setblocking(True)
+        with Ring.create(capacity) as ring:
+            ring.send(sock)
+            writer = ring.writer(peer=sock)
+        with Ring.receive(sock) as ring:
+            reader = ring.reader(peer=sock)
+        sock.setblocking(False)
+        peer.attach_ring(writer, reader)
+        return peer
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # the sender
+        b.close()
+        peer = connect(a, 1)
+        for (values, ts), data in zip(batches, encoded, strict=True):
+            peer.send(wire.BATCH, 0, wire.encode_batch_parts(values, ts) if decode else data)
+            while peer.pending_ring:  # as the socketpair's sender: sleep until there is room
+                wire.poll([peer], 1.0)
+        peer.send(wire.END, 0)
+        while peer.pending_ring or peer.pending_output:
+            wire.poll([peer], 1.0)
+        while not peer.eof:  # until the receiver is done (a closed ring would drop nothing, but
+            wire.poll([peer], 1.0)  # the receiver's clock stops at the END)
+        peer.close()
+        os._exit(0)
+    a.close()
+    peer = connect(b, 0)
+    records = 0
+    t0 = u0 = None
+    done = False
+    while not done:
+        events, _ = wire.poll([peer], 1.0)
+        for _, frames in events:
+            if t0 is None:
+                t0, u0 = time.perf_counter(), _usage()
+            for kind, _, payload in frames:
+                if kind == wire.END:
+                    done = True
+                elif decode:
+                    records += _decode(payload)
+    peer.close()
+    result = _result(t0, u0, pid)
+    assert not decode or records == sum(len(v) for v, _ in batches)
+    return result
+
+
 def run(transport: str, batches: list, encoded: list[bytes], decode: bool, ring: int) -> tuple:
     """(receiver wall, sender CPU, receiver CPU) in seconds, receiver faults, context switches."""
     if transport == "socketpair" and decode:
         return _run_peers(batches)
+    if transport == "peer-ring":
+        return _run_peer_ring(batches, encoded, decode, ring)
     if transport == "shm":
         return _run_shm(batches, encoded, decode, ring)
     if transport == "pipe":
@@ -246,7 +306,7 @@ def run(transport: str, batches: list, encoded: list[bytes], decode: bool, ring:
     return result
 
 
-TRANSPORTS = ("socketpair", "pipe", "shm")
+TRANSPORTS = ("socketpair", "pipe", "shm", "peer-ring")
 
 
 def main() -> None:
