@@ -389,6 +389,9 @@ class Peer:
         #: the shared-memory rings to the other process (None: every frame on the socket)
         self.ring_out: Any = None
         self.ring_in: Any = None
+        #: the other process's ring (or its absence) is still to be read: the first byte it sends
+        #: (see :func:`flinkcore.runtime.cluster.rings.connect_rings`)
+        self.ring_pending = False
         #: in-band frames waiting for ring space, in order: (parts, tag)
         self._ring_queue: deque[tuple[Any, int]] = deque()
         self._ring_max = 0
@@ -512,6 +515,11 @@ class Peer:
         they are at most its size); a frame larger than it gets a buffer of its own, of its
         exact size, which the rest of it is read straight into. The frames a call returns never
         share memory with later reads (a decoded batch may keep its frame's buffer)."""
+        if self.ring_pending:
+            from flinkcore.runtime.cluster.rings import accept_ring
+
+            if not accept_ring(self) or self.eof:
+                return []
         frames: list = []
         sock = self.sock
         eof = False

@@ -54,8 +54,6 @@ class _Worker:
         self.driver = peers[0]
         self.shutdown = False
         self.task: SlotTask | None = None
-        #: frames from the driver read before the task existed (see _on_driver)
-        self._early: list = []
 
     def on_control(self, source: int, message: Any) -> None:
         kind = message[0]
@@ -93,13 +91,10 @@ class _Worker:
         opened: list[Any] = []
         try:
             graph = cloudpickle.loads(graph_bytes)
-            rings.connect_rings(self.peers, rings.ring_capacity(graph.config), self.driver, self._on_driver)
+            rings.connect_rings(self.peers, rings.ring_capacity(graph.config), self.driver)
             placement = Placement(graph, sinks_in_driver)
             pts = ProcessingTimeService(SystemClock())
             task = self.task = SlotTask(graph, placement, self.index, self.peers, pts, self.on_control)
-            if self._early:  # what the driver sent while the rings were exchanged
-                task._handle(self.driver, self._early)
-                self._early = []
             task.on_checkpoint_done = self._checkpoint_done
             restore = loads(restore_bytes) if restore_bytes else None
             opened = task.open(restore, lambda node: task.node_key[node.id])
@@ -125,15 +120,6 @@ class _Worker:
             self._close(opened)
             self.report("failed", *failure_message(exc))
         self._wait_for_shutdown()
-
-    def _on_driver(self, frames: list) -> None:
-        """The driver's frames while the rings are exchanged: kept for the task (a checkpoint's
-        trigger may come already), except that a cancel ends the wait."""
-        self._early.extend(frames)
-        for kind, _, payload in frames:
-            if kind == wire.CONTROL and wire.decode_control(payload)[0] in ("cancel", "shutdown"):
-                self.shutdown = True
-                raise TaskCancelled("cancelled")
 
     def _close(self, opened: list[Any], quietly: bool = True) -> None:
         error = None
