@@ -132,8 +132,10 @@ int fc_ring_open(fc_ring_end *e, const int fds[3], int writer) {
         return FC_RING_CORRUPT;
     }
     size_t size = (size_t)st.st_size;
-    /* populated: the ring's pages are faulted in once, here, not by the first frames */
-    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fds[0], 0);
+    /* not populated: a ring's pages come as frames first reach them (a small job touches a few,
+     * a long one faults each page once); populating 4 MiB per ring per end cost every job the
+     * pages whether used or not, 12 rings at p4 */
+    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
     if (map == MAP_FAILED)
         return FC_RING_ERRNO;
     fc_ring_shared *shm = map;
