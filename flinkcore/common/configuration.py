@@ -5,9 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Configuration"]
+__all__ = ["Configuration", "parse_flag"]
 
 _TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def parse_flag(value: Any, where: str) -> bool:
+    """A switch given as a bool or as text (``true``/``1``/``yes``/``on`` or their opposites);
+    anything else is an error naming ``where`` (the configuration key or environment variable)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{where} must be true or false, got {value!r}")
 
 
 class Configuration:

@@ -21,6 +21,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+from flinkcore.common.configuration import parse_flag
 from flinkcore.runtime.cluster import wire
 
 __all__ = ["CAPACITY_KEY", "CONFIG_KEY", "ENV_VAR", "accept_ring", "connect_rings", "ring_capacity"]
@@ -29,26 +30,13 @@ CONFIG_KEY = "cluster_ring"
 CAPACITY_KEY = "cluster_ring_capacity"
 ENV_VAR = "FLINKCORE_CLUSTER_RING"
 
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off")
 _NO_RING = b"N"
-
-
-def _flag(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"{where} must be true or false, got {value!r}")
 
 
 def ring_capacity(config: Mapping[str, Any]) -> int | None:
     """Bytes of each outgoing ring of a worker, or None when rings are off (or not supported here)."""
     env = os.environ.get(ENV_VAR)
-    on = _flag(env, ENV_VAR) if env else _flag(config.get(CONFIG_KEY, True), CONFIG_KEY)
+    on = parse_flag(env, ENV_VAR) if env else parse_flag(config.get(CONFIG_KEY, True), CONFIG_KEY)
     if not on or not hasattr(os, "memfd_create"):
         return None
     from flinkcore._core.ring import DEFAULT_CAPACITY, MAX_CAPACITY, MIN_CAPACITY

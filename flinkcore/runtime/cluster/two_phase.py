@@ -49,6 +49,7 @@ import dataclasses
 import os
 from typing import Any
 
+from flinkcore.common.configuration import parse_flag
 from flinkcore.runtime.graph import Partitioner, StreamEdge, StreamGraph, StreamNode
 
 __all__ = [
@@ -80,37 +81,23 @@ SESSIONS_MAX_RATIO_KEY = "execution.window.two-phase-aggregation.sessions.adapti
 #: the environment variable that overrides both: "<min-records>,<max-messages-per-record>"
 SESSIONS_ADAPT_ENV_VAR = "FLINKCORE_TWO_PHASE_SESSIONS_ADAPT"
 
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off")
-
-
-def _flag(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"{where} must be true or false, got {value!r}")
-
 
 def enabled(graph: StreamGraph) -> bool:
     """Whether two-phase aggregation is on for ``graph`` (default: on)."""
     env = os.environ.get(ENV_VAR)
     if env:
-        return _flag(env, ENV_VAR)
+        return parse_flag(env, ENV_VAR)
     value = graph.config.get(CONFIG_KEY)
-    return True if value is None else _flag(value, CONFIG_KEY)
+    return True if value is None else parse_flag(value, CONFIG_KEY)
 
 
 def sessions_enabled(graph: StreamGraph) -> bool:
     """Whether session windows split too (default: off; needs :func:`enabled` as well)."""
     env = os.environ.get(SESSIONS_ENV_VAR)
     if env:
-        return _flag(env, SESSIONS_ENV_VAR)
+        return parse_flag(env, SESSIONS_ENV_VAR)
     value = graph.config.get(SESSIONS_CONFIG_KEY)
-    return False if value is None else _flag(value, SESSIONS_CONFIG_KEY)
+    return False if value is None else parse_flag(value, SESSIONS_CONFIG_KEY)
 
 
 def _session_adapt(graph: StreamGraph) -> tuple[int, float]:
