@@ -155,8 +155,10 @@ def fuse_timestamps_into_window(op: Any) -> Any:
     if type(window) is MapOperator and window.key_selector is None:
         pre, names = window.fn, (op.name, window.name)
         window = _single_target(window)
-    if not getattr(window, "fusable", False) or not _batch_generator(op.generator):
+    if not _batch_generator(op.generator):
         return None
+    if not getattr(window, "fusable", False):
+        return _fuse_head(op)
     original = op.process_batch
     extract = op.assigner.extract_timestamp
     on_batch = op._on_batch
@@ -171,5 +173,50 @@ def fuse_timestamps_into_window(op: Any) -> Any:
         seen = fused_batch(values, timestamps, extract, names, pre)
         if seen:
             on_batch(seen)
+
+    return fused
+
+
+def _fuse_head(op: Any) -> Any:
+    """The fused ``process_batch`` of a TimestampsAndWatermarks operator ``op`` (with a batch
+    generator) whose output is not a compiled window, directly or through one Map operator
+    (at parallelism > 1: the keyed exchange's writer): the assigner and the map run in one
+    compiled loop (``window_udf.head_batch``) instead of a list comprehension and
+    ``list(map(...))``, and the watermark generator gets the batch's largest timestamp instead
+    of every timestamp. The records go on as the map's (else the assigner's) output; the map's
+    ``process_batch`` is bypassed for records only, as in the window fusion."""
+    from flinkcore._core import window_udf
+    from flinkcore.common.watermark import MIN_WATERMARK
+    from flinkcore.runtime.columnar import RowsInput
+
+    target = _single_target(op)
+    if type(target) is RowsInput:  # a task slot's wrapper: lists of records pass through it as they are
+        target = target.target
+    pre, emitter, names = None, op, (op.name, None)
+    if type(target) is MapOperator and target.key_selector is None:
+        pre, emitter, names = target.fn, target, (op.name, target.name)
+    original = op.process_batch
+    extract = op.assigner.extract_timestamp
+    on_batch = op._on_batch
+    head = window_udf.head_batch
+    cur = window_udf.Cursor()
+
+    def fused(values: Any, timestamps: Any) -> None:
+        if type(values) is not list:
+            original(values, timestamps)
+            return
+        cur.reset()
+        try:
+            out, ts, others = head(cur, values, timestamps, extract, MIN_WATERMARK, pre)
+        except Exception as e:
+            value = values[cur.position]
+            if cur.stage == 2:
+                raise UserCodeError(names[1], value, e) from e
+            raise UserCodeError(names[0], value, e, where="record (timestamp assigner)") from e
+        if op.idle:
+            op._set_idle(False)
+        if values:
+            on_batch([cur.max_ts, *others])
+        emitter.output.collect(out, ts)
 
     return fused
