@@ -136,3 +136,29 @@ def test_head_fusion_failure_names_the_assigner_or_the_map(where):
         want = r"operator 'inverse' failed on record 7: ZeroDivisionError"
     with pytest.raises(UserCodeError, match=want):
         env.execute()
+
+
+def test_unfused_assigner_failure_names_its_record():
+    """The unfused assigner's list comprehension does not leak its loop variable: the error
+    once named the record None."""
+
+    def assign(e, _):
+        if e == 7:
+            raise KeyError("no timestamp")
+        return e
+
+    def build(env):
+        return (
+            env.from_collection(list(range(10)))
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(assign)
+            )
+            .name("stamps")
+            .key_by(lambda x: x)
+            .reduce(lambda a, b: a)
+        )
+
+    with pytest.raises(
+        UserCodeError, match=r"operator 'stamps' failed on record \(timestamp assigner\) 7: KeyError"
+    ):
+        _run(build, fuse=False)

@@ -17,6 +17,7 @@ import numpy as np
 from flinkcore.common.watermark import MAX_WATERMARK, MIN_WATERMARK
 from flinkcore.common.watermark_strategy import FieldTimestampAssigner
 from flinkcore.runtime.operators.base import AbstractStreamOperator, UserCodeError
+from flinkcore.runtime.operators.udf import _failed_index
 
 __all__ = ["TimestampsAndWatermarksOperator"]
 
@@ -155,10 +156,11 @@ class TimestampsAndWatermarksOperator(AbstractStreamOperator):
         else:
             extract = assigner.extract_timestamp
             old = timestamps if timestamps is not None else [MIN_WATERMARK] * len(values)
-            v = None
+            it = iter(values)
             try:
-                new_ts = [extract(v, t) for v, t in zip(values, old, strict=False)]
-            except Exception as e:
+                new_ts = [extract(v, t) for v, t in zip(it, old, strict=False)]
+            except Exception as e:  # the record the assigner failed on: the last one taken from it
+                v = values[_failed_index(values, it)]
                 raise UserCodeError(self.name, v, e, where="record (timestamp assigner)") from e
         if self.idle:
             self._set_idle(False)
