@@ -748,9 +748,13 @@ def session_batch(
                     else:
                         s.acc = [value]
                 elif kind == 0:
-                    s.acc = fn(value, acc)
+                    acc = fn(value, acc)
+                    fc_maybe_untrack(acc)
+                    s.acc = acc
                 elif kind == 1:
-                    s.acc = fn(acc, value)
+                    acc = fn(acc, value)
+                    fc_maybe_untrack(acc)
+                    s.acc = acc
                 else:
                     PyList_Append(acc, value)
                 continue
@@ -765,8 +769,10 @@ def session_batch(
             return i
         if kind == 0:
             acc = fn(value, create())
+            fc_maybe_untrack(acc)
         elif kind == 1:
             acc = value
+            fc_maybe_untrack(acc)
         else:
             acc = [value]
         s = Session.__new__(Session)
