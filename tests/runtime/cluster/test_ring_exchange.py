@@ -47,9 +47,15 @@ def _connect(sock: socket.socket, index: int, driver_sock: socket.socket, capaci
     return peer
 
 
-def _pair(child, capacity: int | None = SMALL):
+_SAME = object()
+
+
+def _pair(child, capacity: int | None = SMALL, child_capacity: object = _SAME):
     """Fork a child that runs ``child(peer)`` on its Peer to this process (rings exchanged as a
-    worker does); returns (pid, this process's Peer to the child)."""
+    worker does; the child's ring of ``child_capacity``, by default ``capacity``); returns (pid,
+    this process's Peer to the child)."""
+    if child_capacity is _SAME:
+        child_capacity = capacity
     mine, theirs = socket.socketpair()
     d_mine, d_theirs = socket.socketpair()  # stand-ins for each one's driver connection
     pid = os.fork()
@@ -57,7 +63,7 @@ def _pair(child, capacity: int | None = SMALL):
         code = 1
         try:
             mine.close()
-            child(_connect(theirs, 1, d_theirs, capacity))
+            child(_connect(theirs, 1, d_theirs, child_capacity))
             code = 0
         except BaseException:
             traceback.print_exc()
@@ -227,21 +233,7 @@ def test_rings_off_from_one_side_keeps_that_direction_on_the_socket():
         _Endpoint(peer, frames, frames).run()
         assert peer.ring_frames == 0
 
-    mine, theirs = socket.socketpair()
-    d_mine, d_theirs = socket.socketpair()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            mine.close()
-            child(_connect(theirs, 1, d_theirs, None))
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    theirs.close()
-    peer = _connect(mine, 2, d_mine, SMALL)
+    pid, peer = _pair(child, SMALL, child_capacity=None)
     assert peer.ring_out is not None and peer.ring_in is None
     _Endpoint(peer, frames, frames).run()
     assert _join(pid) == 0
