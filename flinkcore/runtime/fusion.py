@@ -16,7 +16,9 @@ window operator's compiled per-record loop (``flinkcore._core.window_udf``) call
 ``extract_timestamp`` itself, so a batch is walked once and no list of timestamps is built. Only
 watermark generators that take a batch's maximum (bounded out-of-orderness, monotonous, none,
 with or without idleness) are fused: they emit nothing per record, so extracting the timestamps
-before or during the window's loop is the same.
+before or during the window's loop is the same. Where what follows is not such a window (in a task
+slot: the writer of a keyed exchange), the assigner and the optional map still run as one
+compiled loop (``window_udf.head_batch``).
 """
 
 from __future__ import annotations
