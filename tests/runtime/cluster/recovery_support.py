@@ -1,13 +1,18 @@
 """What the worker-process tests share: a sink that lists what it gets, the committed output of a
-FileSink, whether a process lives, and the attempt of a running job once all its workers started.
+FileSink, whether a process lives, a forked child and its exit status, and the attempt of a
+running job once all its workers started.
 (Imported by name: pytest puts this directory on sys.path for the test files in it.)"""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
+import traceback
 from typing import Any
+
+import pytest
 
 from flinkcore.datastream.functions import SinkFunction
 from flinkcore.runtime.cluster import ClusterJob
@@ -42,6 +47,35 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def fork_child(fn: Any) -> int:
+    """Fork a child that runs ``fn()`` and exits 0 when it returned (1, with the traceback printed,
+    when it raised); returns its pid."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            fn()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid
+
+
+def join_child(pid: int, timeout: float = 60.0) -> int:
+    """The exit status of child ``pid``; the test fails (the child killed) if it runs past ``timeout``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.005)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"child {pid} did not finish within {timeout} s")
 
 
 def running_cluster_job(client: Any, timeout: float = 20) -> ClusterJob:

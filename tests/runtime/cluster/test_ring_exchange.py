@@ -13,12 +13,11 @@ import signal
 import socket
 import threading
 import time
-import traceback
 
 import numpy as np
 import pyarrow as pa
 import pytest
-from recovery_support import ListSink, alive
+from recovery_support import ListSink, alive, fork_child, join_child
 
 from flinkcore.common import Duration, WatermarkStrategy
 from flinkcore.common.time import Time
@@ -58,33 +57,16 @@ def _pair(child, capacity: int | None = SMALL, child_capacity: object = _SAME):
         child_capacity = capacity
     mine, theirs = socket.socketpair()
     d_mine, d_theirs = socket.socketpair()  # stand-ins for each one's driver connection
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            mine.close()
-            child(_connect(theirs, 1, d_theirs, child_capacity))
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
+
+    def run_child():
+        mine.close()
+        child(_connect(theirs, 1, d_theirs, child_capacity))
+
+    pid = fork_child(run_child)
     theirs.close()
     d_theirs.close()
     peer = _connect(mine, 2, d_mine, capacity)
     return pid, peer
-
-
-def _join(pid: int, timeout: float = 60.0) -> int:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.005)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail(f"child {pid} did not finish within {timeout} s")
 
 
 def _frames(seed: int, n: int) -> list[tuple[int, int, object]]:
@@ -203,7 +185,7 @@ def test_every_kind_in_order_through_the_ring_with_big_frames_on_the_socket():
     side = _Endpoint(peer, [], frames, slow=True)
     side.run()
     assert side.credits == len(frames)  # the socket's frames came too
-    assert _join(pid) == 0
+    assert join_child(pid) == 0
     peer.close()
 
 
@@ -221,7 +203,7 @@ def test_both_directions_full_with_a_slow_receiver_do_not_deadlock():
     side = _Endpoint(peer, to_child, to_parent, slow=True)
     side.run()
     assert side.queued
-    assert _join(pid) == 0
+    assert join_child(pid) == 0
     peer.close()
 
 
@@ -236,7 +218,7 @@ def test_rings_off_from_one_side_keeps_that_direction_on_the_socket():
     pid, peer = _pair(child, SMALL, child_capacity=None)
     assert peer.ring_out is not None and peer.ring_in is None
     _Endpoint(peer, frames, frames).run()
-    assert _join(pid) == 0
+    assert join_child(pid) == 0
     peer.close()
 
 

@@ -13,7 +13,6 @@ import select
 import signal
 import socket
 import time
-import traceback
 import zlib
 
 import numpy as np
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from recovery_support import fork_child, join_child
 
 from flinkcore._core.ring import FRAME_HEADER, Ring
 from flinkcore.runtime.cluster import wire
@@ -39,31 +39,14 @@ def _payload(i: int, size: int) -> bytes:
 def _fork(fn, *args) -> tuple[int, socket.socket]:
     """A child running fn(sock, *args) on its end of a socketpair; exit status 0 when it returned."""
     mine, theirs = socket.socketpair()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            mine.close()
-            fn(theirs, *args)
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
+
+    def child():
+        mine.close()
+        fn(theirs, *args)
+
+    pid = fork_child(child)
     theirs.close()
     return pid, mine
-
-
-def _join(pid: int, timeout: float = 60.0) -> int:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.005)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail(f"child {pid} did not finish within {timeout} s")
 
 
 def _state_and_cpu(pid: int) -> tuple[str, int]:
@@ -130,7 +113,7 @@ def test_frames_of_every_size_around_the_wrap_point():
     ring.send(sock)
     ring.close()
     got = _read_all(reader)
-    assert _join(pid) == 0
+    assert join_child(pid) == 0
     assert [t for t, _ in got] == [t for t, _ in frames]
     for (tag, size), (_, data) in zip(frames, got, strict=True):
         assert data == _payload(tag, size), (tag, size)
@@ -159,7 +142,7 @@ def test_many_frames_in_order_with_checksums_released_out_of_order():
     ring.send(sock)
     ring.close()
     got = _read_all(reader, hold=8, rng=random.Random(3))
-    assert _join(pid) == 0
+    assert join_child(pid) == 0
     assert len(got) == 100_000
     sizes = np.random.default_rng(7).integers(0, 3000, 100_000)
     sizes[::97] = 0
@@ -289,7 +272,7 @@ def test_full_ring_holds_the_writer_asleep_until_the_reader_releases():
     first.release()
     assert sock.recv(10) == bytes([4])
     assert [f.tag for f in [first, *reader]] == [0, 1, 2, 3, 4]
-    assert _join(pid) == 0
+    assert join_child(pid) == 0
 
 
 def test_reader_waits_in_select_until_the_writer_writes():
@@ -338,7 +321,7 @@ def test_reader_waits_in_select_until_the_writer_writes():
     big.release()
     assert reader.read(timeout=30).tag == 3
     assert reader.read(timeout=30) is None
-    assert _join(pid) == 0
+    assert join_child(pid) == 0
 
 
 def test_reader_sleeps_in_read_until_a_frame_comes():
@@ -362,7 +345,7 @@ def test_reader_sleeps_in_read_until_a_frame_comes():
     frame = reader.read(timeout=30)
     assert bytes(frame) == b"late" and frame.tag == 9
     assert reader.read(timeout=30) is None
-    assert _join(pid) == 0
+    assert join_child(pid) == 0
 
 
 def test_a_killed_writer_ends_the_readers_wait_after_its_frames():
@@ -450,7 +433,7 @@ def test_a_frame_dropped_in_a_forked_copy_stays_held_by_its_reader():
             frames.clear()
         finally:
             os._exit(0)
-    assert _join(pid) == 0
+    assert join_child(pid) == 0
     frames[0].release()  # RuntimeError if the child had released it
     assert r.held == 0
 
