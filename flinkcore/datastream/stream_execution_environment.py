@@ -456,6 +456,10 @@ class StreamExecutionEnvironment:
         # fields are the job's results after execute(); false runs them in the task slots at
         # their parallelism, as Flink does.
         config["cluster_sinks_in_driver"] = self._configuration.get_boolean("flinkcore.sinks-in-driver", True)
+        # seconds a finished job's worker processes wait for the next job (0: they exit at once)
+        idle_timeout = self._configuration.get_string("flinkcore.worker-idle-timeout")
+        if idle_timeout:
+            config["cluster_worker_idle_timeout"] = idle_timeout
         if self._state_backend is not None:
             config["state_backend_factory"] = self._state_backend.create_keyed_state_backend
         graph = generate_stream_graph(

@@ -10,8 +10,16 @@ import os
 from typing import Any
 
 from flinkcore.runtime.cluster.job import ClusterJob, WorkerFailure
+from flinkcore.runtime.cluster.pool import release_workers
 
-__all__ = ["ClusterJob", "WorkerFailure", "create_coordinator", "create_job", "use_processes"]
+__all__ = [
+    "ClusterJob",
+    "WorkerFailure",
+    "create_coordinator",
+    "create_job",
+    "release_workers",
+    "use_processes",
+]
 
 
 #: the runtime when neither the configuration nor FLINKCORE_RUNTIME chooses one: a job with some

@@ -365,11 +365,16 @@ def _thread_count() -> int:
         return threading.active_count()
 
 
+#: the fork server's JobModules (a worker it forked finds there the user's modules it inherited)
+SERVER_JOB_MODULES: JobModules | None = None
+
+
 def _serve(sock: socket.socket) -> None:
+    global SERVER_JOB_MODULES
     from flinkcore.runtime.cluster import worker
 
     _preload()
-    job_modules = JobModules()
+    job_modules = SERVER_JOB_MODULES = JobModules()
 
     statuses: dict[int, int] = {}
     children: set[int] = set()

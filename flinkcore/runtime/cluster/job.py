@@ -6,15 +6,15 @@ socket, starts one worker per slot from a fork server (the graph travels cloudpi
 the driver's own subtasks (the sinks) and watches the workers. The job ends when every process
 finished its subtasks; a worker that fails reports its exception, a worker that dies (even by
 SIGKILL) is noticed from its process sentinel, and either way the others are cancelled. No
-worker outlives :meth:`ClusterJob.run`: cancelled workers that do not exit in time are killed.
+worker of a failed or cancelled job outlives :meth:`ClusterJob.run`: those that do not exit in
+time are killed. The workers of a finished job wait for the next job of this driver
+(:mod:`flinkcore.runtime.cluster.pool`), which then runs in them instead of forking new ones.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
-import os
 import pickle
 import signal
 import socket
@@ -25,8 +25,9 @@ import uuid
 from typing import Any
 
 from flinkcore._core.serde import dumps, loads
-from flinkcore.runtime.cluster import wire
+from flinkcore.runtime.cluster import pool, wire
 from flinkcore.runtime.cluster.forkserver import fork_server
+from flinkcore.runtime.cluster.pool import SHUTDOWN_GRACE
 from flinkcore.runtime.cluster.task import PeerLost, Placement, SlotTask, node_keys
 from flinkcore.runtime.cluster.two_phase import with_two_phase_aggregation
 from flinkcore.runtime.graph import StreamGraph
@@ -35,10 +36,7 @@ from flinkcore.runtime.sources import Source
 
 __all__ = ["ClusterJob", "WorkerFailure"]
 
-log = logging.getLogger(__name__)
 
-#: seconds a cancelled worker gets to close its operators before it is killed
-SHUTDOWN_GRACE = 2.0
 #: how long a failure report waits for a dead worker's exit status (its connection closes first;
 #: the fork server reaps it a moment later, longer on a loaded machine)
 EXIT_STATUS_WAIT = 2.0
@@ -102,8 +100,10 @@ class ClusterJob:
         self.task: SlotTask | None = None
         self.start_ms = 0
         self.end_ms = 0
-        #: joins the workers' exits after success (see _stop_workers)
-        self._reaper: threading.Thread | None = None
+        #: the worker processes (newly forked, or kept from an earlier job)
+        self._workers: pool.WorkerSet | None = None
+        #: seconds the workers wait for the next job after this one finished (0: they exit)
+        self._idle_timeout = pool.idle_timeout(self.config)
 
     # -- control -------------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -165,9 +165,14 @@ class ClusterJob:
             ) from exc
 
     def _start(self) -> None:
-        server = fork_server()
         restore_bytes = dumps(self._restore) if self._restore else None
         n = self.placement.num_workers
+        key = pool.set_key(n, self.config)
+        workers = pool.pool().take(key) if self._idle_timeout > 0 else None
+        if workers is not None:
+            self._run_in(workers, restore_bytes)
+            return
+        server = fork_server()
         ends: dict[int, dict[int, socket.socket]] = {k: {} for k in range(n + 1)}
         for a in range(n + 1):
             for b in range(a + 1, n + 1):
@@ -199,6 +204,23 @@ class ClusterJob:
                 for s in ends[k].values():
                     s.close()
         self.peers = {k: wire.Peer(k, s) for k, s in ends[0].items()}
+        self._workers = pool.WorkerSet(key, pids, self.peers)
+
+    def _run_in(self, workers: pool.WorkerSet, restore_bytes: bytes | None) -> None:
+        """Start the job in the workers of an earlier one (see :mod:`~flinkcore.runtime.cluster.pool`)."""
+        self._workers = workers
+        self.peers = workers.peers
+        sys_path = list(sys.path)
+        try:
+            for k, pid in enumerate(workers.pids, 1):
+                self.processes[k] = pid
+                self._pids.append(pid)
+                self._state[k] = "running"
+                graph = self._worker_graph(k)
+                job = ("job", workers.job, graph, self.sinks_in_driver, restore_bytes, sys_path)
+                workers.peers[k].send(wire.CONTROL, 0, wire.encode_control(job))
+        finally:
+            self._graph_bytes.clear()
 
     # -- events from workers -------------------------------------------------------------------
     def _on_control(self, source: int, message: Any) -> None:
@@ -207,7 +229,7 @@ class ClusterJob:
             self._state[source] = "finished"
             self.records_sent += int(message[1])
             self.worker_cpu_seconds += float(message[2])
-            if all(s == "finished" for s in self._state.values()):
+            if all(s == "finished" for s in self._state.values()) and not self._idle_timeout:
                 # Every record a worker sent reached its receiver: a worker finishes only once
                 # all its inputs ended, and its frames to the driver came before this report. So
                 # the workers may exit now, while the driver's subtasks take what it received.
@@ -300,61 +322,43 @@ class ClusterJob:
                         raise
 
     def _stop_workers(self) -> None:
-        """Tell every worker to exit. After a failure or a cancel, give them a moment, then kill
-        what is left and join all before returning (a restarted attempt must not meet them).
-        After success every worker has reported finished (its output delivered, its operators
-        closed), so only the exits themselves are left: tearing down a worker's address space
-        takes the kernel tens of milliseconds (W2 at 100M events: ~37 ms), and the job's caller
-        need not wait for it. A daemon thread joins and, past the grace period, kills them
-        (:meth:`join_workers` waits for that)."""
-        message = "shutdown" if self.status == "FINISHED" else "cancel"
-        self.send_control((message,))
+        """After success every worker has reported finished (its output delivered, its operators
+        closed): the workers wait for the driver's next job (:meth:`pool.WorkerPool.park`), or,
+        with reuse off, exit while the caller goes on (tearing down a worker's address space
+        takes the kernel tens of milliseconds: W2 at 100M events, ~37 ms; a daemon thread joins
+        them, see :meth:`join_workers`). After a failure or a cancel the workers are told to
+        stop, and those that do not in a moment are killed; all are joined before returning (a
+        restarted attempt must not meet them)."""
+        workers = self._workers
+        if self.status == "FINISHED" and workers is not None:
+            if self._idle_timeout > 0:
+                pool.pool().park(workers, self._idle_timeout)
+            else:
+                workers.release()
+            return
+        self.send_control(("cancel",))
         deadline = time.monotonic() + SHUTDOWN_GRACE
         for peer in self.peers.values():
             while peer.pending_output and not peer.closed and time.monotonic() < deadline:
                 peer.flush()
                 time.sleep(0.001)
-        pids = list(self.processes.values())
-        if self.status == "FINISHED":
-            for peer in self.peers.values():
-                peer.close()  # after the shutdown message: a worker reads it, or the end, and exits
-            self._reaper = threading.Thread(
-                target=self._reap_quietly, args=(pids, deadline), name="flinkcore-reap", daemon=True
-            )
-            self._reaper.start()
-            return
-        self._reap(pids, deadline)
+        pool.reap(list(self.processes.values()), deadline)
         for peer in self.peers.values():
             peer.close()
-
-    def _reap(self, pids: list[int], deadline: float) -> None:
-        """Wait until ``pids`` exited (the fork server reaps them), killing those still running at
-        ``deadline``."""
-        codes = self._wait_exit(pids, max(0.0, deadline - time.monotonic()))
-        left = [pid for pid in pids if codes.get(pid) is None]
-        for pid in left:
-            log.warning("worker process %d did not stop in %.1f s; killing it", pid, SHUTDOWN_GRACE)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if left:
-            self._wait_exit(left, 10.0)
-
-    def _reap_quietly(self, pids: list[int], deadline: float) -> None:
-        try:
-            self._reap(pids, deadline)
-        except Exception:  # the fork server went away (the interpreter exits): so did its workers
-            log.debug("reaping workers %s", pids, exc_info=True)
+        if workers is not None:
+            workers.reaped = True
 
     def join_workers(self, timeout: float | None = None) -> bool:
-        """Wait until this job's worker processes have exited (after success they exit while
-        the caller goes on). True when they have."""
-        reaper = self._reaper
-        if reaper is not None:
-            reaper.join(timeout)
-            return not reaper.is_alive()
-        return True
+        """Let this job's worker processes exit (if they wait for a next job) and wait until they
+        have. True when they have."""
+        workers = self._workers
+        if workers is None or workers.reaped:
+            return True
+        pool.pool().release(workers)
+        if workers.reaper is None:  # running a later job
+            return False
+        workers.reaper.join(timeout)
+        return not workers.reaper.is_alive()
 
     def _wait_exit(self, pids: list[int], timeout: float) -> dict[int, int | str]:
         """Exit codes of ``pids`` once all ended (reaped by the fork server), or at the timeout."""

@@ -53,6 +53,9 @@ BARRIER = 6
 CONTROL = 7
 #: a ring frame that stands for the next in-band frame on the socket (one too large for the ring)
 ON_SOCKET = 8
+#: a worker's first frame of a job to another worker it ran the last job with (reused workers):
+#: what came before it on that socket belongs to the last job (late credits), see Peer.begin_job
+SYNC = 9
 #: the kinds that travel in order with the records of their channel (through a ring if there is one)
 IN_BAND = frozenset((BATCH, WATERMARK, STATUS, END, BARRIER))
 _CHANNEL_MASK = 0xFFFFFFFF
@@ -402,6 +405,8 @@ class Peer:
         #: in-band frames sent through the ring, and those too large for it (sent on the socket)
         self.ring_frames = 0
         self.ring_oversize = 0
+        #: the job whose SYNC frame the socket's frames are dropped until (see begin_job)
+        self._sync: int | None = None
 
     def attach_ring(self, writer: Any, reader: Any) -> None:
         """Send in-band frames through ``writer`` (a :class:`~flinkcore._core.ring.RingWriter`)
@@ -411,6 +416,23 @@ class Peer:
         self.ring_in = reader
         if writer is not None:
             self._ring_max = writer.max_frame
+
+    def begin_job(self, job: int) -> None:
+        """Start job number ``job`` with the other process, both having run the one before over
+        this connection: send it our SYNC frame, and drop what its socket delivers until its own.
+        A worker finishes once every input ended, but the credits for its last frames may still
+        be on the way: they belong to no channel of the new job. Only the socket needs this: the
+        last job left no frame in the rings (every one was read before the job finished), and
+        what the other process writes to its ring for the new job comes after its SYNC."""
+        self._sync = job
+        self._send_socket(SYNC, 0, encode_i64(job))
+
+    def _after_sync(self, frames: list) -> list:
+        for i, (kind, _, payload) in enumerate(frames):
+            if kind == SYNC and decode_i64(payload) == self._sync:
+                self._sync = None
+                return frames[i + 1 :]
+        return []
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -575,6 +597,8 @@ class Peer:
                 break
         if eof:
             self.eof = True
+        if self._sync is not None and frames:
+            frames = self._after_sync(frames)
         if self.ring_in is not None:
             if frames:  # in-band frames on the socket take their place in the ring's order
                 other = []
@@ -636,15 +660,18 @@ class Peer:
             pass
 
 
-def poll(peers: list[Peer], timeout: float, extra: list | None = None) -> tuple[list, list]:
+def poll(
+    peers: list[Peer], timeout: float, extra: list | None = None, write_only: frozenset[Peer] = frozenset()
+) -> tuple[list, list]:
     """Wait up to ``timeout`` s until a peer has input (on its socket or ring), a queued write can
     go ahead, or one of ``extra`` (objects with ``fileno``) is readable; then write what is queued
     and read what is there. Returns ``[(peer, frames)]`` for the peers read (a peer whose
-    :attr:`Peer.eof` is set has hung up) and the ready ``extra`` objects.
+    :attr:`Peer.eof` is set has hung up) and the ready ``extra`` objects. The peers of
+    ``write_only`` (also in ``peers``) are written to, never read.
 
     The rings' ends are in the select only when it may sleep: each is armed first (its eventfd
     is written by the other side only then), and one that is ready already makes it not sleep."""
-    readable: list = list(peers)
+    readable: list = [p for p in peers if p not in write_only] if write_only else list(peers)
     if extra:
         readable += extra
     writable = [p for p in peers if p.pending_output]
@@ -658,7 +685,7 @@ def poll(peers: list[Peer], timeout: float, extra: list | None = None) -> tuple[
                     armed.append(p.ring_out)
                 else:
                     timeout = 0
-            if timeout > 0 and p.ring_in is not None:
+            if timeout > 0 and p.ring_in is not None and p not in write_only:
                 if p._await_socket or p.ring_in.eof:
                     pass  # the frame it waits for comes on the socket; or the writer is gone
                 elif p.ring_in.arm():
@@ -685,7 +712,7 @@ def poll(peers: list[Peer], timeout: float, extra: list | None = None) -> tuple[
         for p in peers:
             if p._ring_queue:
                 p.flush_ring()
-            if p.ring_in is not None and id(p) not in done:
+            if p.ring_in is not None and id(p) not in done and p not in write_only:
                 frames = p.receive_ring()
                 if frames:
                     events.append((p, frames))

@@ -3,13 +3,17 @@
 Workers are forked from a fork server that has flinkcore imported already, so one starts in
 milliseconds. The job graph arrives cloudpickled; the worker builds the subtasks its slot runs
 (:class:`~flinkcore.runtime.cluster.task.SlotTask`), runs them until they finish, tells the
-driver, and exits when the driver says so. A worker never outlives its job: it exits when the
-driver's connection closes, and the kernel kills it if its parent dies (``PR_SET_PDEATHSIG``).
+driver, and then waits: for the driver's next job (a finished job's workers are kept for the
+next one, see :mod:`flinkcore.runtime.cluster.pool`), or to be told to exit. A worker never
+outlives its driver: it exits when the driver's connection closes, and the kernel kills it if its
+parent (the fork server) dies (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
+import importlib
 import os
 import pickle
 import signal
@@ -19,7 +23,7 @@ import traceback
 from typing import Any
 
 from flinkcore._core.serde import dumps, loads
-from flinkcore.runtime.cluster import rings, wire
+from flinkcore.runtime.cluster import forkserver, rings, wire
 from flinkcore.runtime.cluster.task import PeerLost, Placement, SlotTask, TaskCancelled
 from flinkcore.runtime.processing_time import ProcessingTimeService, SystemClock
 
@@ -47,6 +51,46 @@ def failure_message(exc: BaseException) -> tuple[bytes | None, str]:
     return data, text
 
 
+class _UserModules:
+    """The user's modules in this worker, imported afresh before a job when one changed.
+
+    A newly forked worker gets the user's modules as their files are now: the fork server
+    imports them afresh when one changed (:class:`~flinkcore.runtime.cluster.forkserver.JobModules`).
+    A worker that runs another job applies the same rule to what it has (what it inherited from
+    the server, and what it imported itself): when the file of one of the user's modules changed,
+    or the driver's ``sys.path`` did (a name may now mean another file), it drops all of them,
+    and the next graph imports them again."""
+
+    def __init__(self) -> None:
+        server = forkserver.SERVER_JOB_MODULES
+        #: module name -> its file stamp, for the user's modules
+        self.files: dict[str, tuple | None] = dict(server.files) if server is not None else {}
+        #: names of the modules looked at already (the user's or not)
+        self.known = set(sys.modules)
+        self.sys_path = list(sys.path)
+
+    def note_imports(self) -> None:
+        """Stamp the user's modules imported since the last call (run while idle)."""
+        for name in [n for n in sys.modules if n not in self.known]:
+            self.known.add(name)
+            stamp = forkserver._file_stamp(sys.modules.get(name))
+            if stamp is not None and forkserver._is_user_source(stamp[0]):
+                self.files[name] = stamp
+
+    def refresh(self, sys_path: list[str]) -> None:
+        """Before a job: drop the user's modules if one changed, or the path did."""
+        if sys_path != self.sys_path or any(
+            forkserver._file_stamp(sys.modules.get(n)) != stamp for n, stamp in self.files.items()
+        ):
+            for name in self.files:
+                sys.modules.pop(name, None)
+                self.known.discard(name)
+            self.files.clear()
+            importlib.invalidate_caches()
+        self.sys_path = list(sys_path)
+        sys.path[:] = sys_path
+
+
 class _Worker:
     def __init__(self, index: int, peers: dict[int, wire.Peer]) -> None:
         self.index = index
@@ -54,6 +98,11 @@ class _Worker:
         self.driver = peers[0]
         self.shutdown = False
         self.task: SlotTask | None = None
+        #: whether the last job finished (only then may another one run here)
+        self.reusable = False
+        #: frames from the driver that came after the next job's message, for its task
+        self._early: list = []
+        self._modules = _UserModules()
 
     def on_control(self, source: int, message: Any) -> None:
         kind = message[0]
@@ -85,17 +134,39 @@ class _Worker:
     def report(self, *message: Any) -> None:
         self.driver.send(wire.CONTROL, 0, wire.encode_control(message))
 
-    def run(self, graph_bytes: bytes, sinks_in_driver: bool, restore_bytes: bytes | None) -> None:
+    def serve(self, graph_bytes: bytes, sinks_in_driver: bool, restore_bytes: bytes | None) -> None:
+        """Run the first job, then every next one the driver sends, until it lets us exit."""
+        job: tuple | None = (1, graph_bytes, sinks_in_driver, restore_bytes, None)
+        while job is not None:
+            number, graph_bytes, sinks_in_driver, restore_bytes, sys_path = job
+            if sys_path is not None:
+                self._modules.refresh(sys_path)
+            self.run(number, graph_bytes, sinks_in_driver, restore_bytes)
+            job = self._wait()
+
+    def run(self, job: int, graph_bytes: bytes, sinks_in_driver: bool, restore_bytes: bytes | None) -> None:
         import cloudpickle
 
         opened: list[Any] = []
+        cpu = time.process_time() if job > 1 else 0.0  # the first job's CPU includes the start-up
+        self.reusable = False
         try:
+            if job > 1:  # the same workers as the last job: the rings are there
+                for p in self.peers.values():
+                    if p is not self.driver:
+                        p.begin_job(job)
             graph = cloudpickle.loads(graph_bytes)
-            rings.connect_rings(self.peers, rings.ring_capacity(graph.config), self.driver)
+            if job == 1:
+                rings.connect_rings(self.peers, rings.ring_capacity(graph.config), self.driver)
             placement = Placement(graph, sinks_in_driver)
             pts = ProcessingTimeService(SystemClock())
             task = self.task = SlotTask(graph, placement, self.index, self.peers, pts, self.on_control)
             task.on_checkpoint_done = self._checkpoint_done
+            if self._early:  # controls that came with the job's message (a cancel, a trigger)
+                early, self._early = self._early, []
+                task._handle(self.driver, early)
+            if self.shutdown:
+                raise TaskCancelled("cancelled")
             restore = loads(restore_bytes) if restore_bytes else None
             opened = task.open(restore, lambda node: task.node_key[node.id])
             while not task.finished:
@@ -105,7 +176,8 @@ class _Worker:
             task.flush_all()
             self._close(opened, quietly=False)
             opened = []
-            self.report("finished", task.records_sent, time.process_time())
+            self.reusable = True
+            self.report("finished", task.records_sent, time.process_time() - cpu)
         except TaskCancelled:
             self._close(opened)
             self.report("cancelled")
@@ -119,7 +191,8 @@ class _Worker:
         except BaseException as exc:  # noqa: BLE001 - reported to the driver
             self._close(opened)
             self.report("failed", *failure_message(exc))
-        self._wait_for_shutdown()
+        finally:
+            self.task = None
 
     def _close(self, opened: list[Any], quietly: bool = True) -> None:
         error = None
@@ -131,15 +204,38 @@ class _Worker:
         if error is not None and not quietly:
             raise error
 
-    def _wait_for_shutdown(self) -> None:
-        """Keep writing what is queued (and reading, so nobody blocks on us) until the driver
-        says to exit or goes away."""
-        while not self.shutdown and not self.driver.eof:
-            events, _ = wire.poll([p for p in self.peers.values() if not p.eof], 0.5)
-            for p, frames in events:
-                for kind, _, payload in frames:
-                    if kind == wire.CONTROL:
-                        self.on_control(p.index, wire.decode_control(payload))
+    def _wait(self) -> tuple | None:
+        """After a job: write what is still queued for the other workers (they may still read
+        this job's last frames), and wait for the driver's next job — returned as (number, graph,
+        sinks in driver, restore, sys.path) — or for it to say exit or go away (None).
+
+        The other workers' connections are not read here: a worker that started the next job
+        already may be sending its frames, which its next task reads (credits of the last job
+        before them are dropped there, see :meth:`wire.Peer.begin_job`)."""
+        driver = self.driver
+        others = [p for p in self.peers.values() if p is not driver]
+        idle = False
+        while not self.shutdown and not driver.eof:
+            writing = frozenset(p for p in others if not p.closed and (p.pending_output or p.pending_ring))
+            events, _ = wire.poll([driver, *writing], 0 if not idle else 0.5, write_only=writing)
+            for _, frames in events:  # the driver's: controls (and credits of the last job)
+                for i, (kind, _, payload) in enumerate(frames):
+                    if kind != wire.CONTROL:
+                        continue
+                    message = wire.decode_control(payload)
+                    if message[0] == "job" and self.reusable:
+                        self._early = [f for f in frames[i + 1 :] if f[0] == wire.CONTROL]
+                        return message[1:]
+                    self.on_control(0, message)
+            if not idle and not events and not writing:
+                # nothing came at once: free the last job's cycles (what is left, such as modules
+                # it imported, stays out of the next job's collections, as the fork server's
+                # heap does), note what it imported
+                idle = True
+                gc.collect()
+                gc.freeze()
+                self._modules.note_imports()
+        return None
 
 
 def run_worker_from_fds(
@@ -166,7 +262,8 @@ def run_worker(
     sinks_in_driver: bool,
     restore_bytes: bytes | None = None,
 ) -> None:
-    """Run worker ``index`` (1-based; 0 is the driver) until the driver lets it exit."""
+    """Run worker ``index`` (1-based; 0 is the driver) until the driver lets it exit: its first
+    job, and the next ones the driver sends."""
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which cancels us
     sys.path[:] = sys_path
@@ -179,12 +276,12 @@ def run_worker(
             profiler = cProfile.Profile(time.process_time)
             profiler.enable()
             try:
-                _Worker(index, peers).run(graph_bytes, sinks_in_driver, restore_bytes)
+                _Worker(index, peers).serve(graph_bytes, sinks_in_driver, restore_bytes)
             finally:
                 profiler.disable()
                 profiler.dump_stats(os.path.join(profile_dir, f"worker-{index}.prof"))
         else:
-            _Worker(index, peers).run(graph_bytes, sinks_in_driver, restore_bytes)
+            _Worker(index, peers).serve(graph_bytes, sinks_in_driver, restore_bytes)
     finally:
         for p in peers.values():
             p.close()

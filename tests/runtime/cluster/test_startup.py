@@ -18,7 +18,7 @@ from recovery_support import ListSink, alive
 from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.datastream.connectors import NumberSequenceSource
 from flinkcore.datastream.functions import MapFunction, SinkFunction
-from flinkcore.runtime.cluster import ClusterJob
+from flinkcore.runtime.cluster import ClusterJob, pool
 from flinkcore.runtime.cluster.forkserver import (
     PRELOAD_JOB_MODULES_ENV,
     JobModules,
@@ -42,6 +42,12 @@ def _write_module(directory, name: str, text: str, mtime_ns: int | None = None) 
         f.write(textwrap.dedent(text))
     if mtime_ns is not None:
         os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+@pytest.fixture(autouse=True)
+def fresh_workers(monkeypatch):
+    """These tests are about workers the fork server forks: none is kept for a next job."""
+    monkeypatch.setenv(pool.ENV_VAR, "0")
 
 
 @pytest.fixture

@@ -1,0 +1,294 @@
+"""Workers kept for the next job: reuse, the SYNC frame that drops the last job's late credits,
+no reuse after a failure, a cancel, a dead worker or with reuse off, the idle timeout, and user
+modules imported afresh when their file changed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import textwrap
+import threading
+import time
+import uuid
+
+import pytest
+from recovery_support import ListSink, alive, running_cluster_job
+
+from flinkcore.common import Types, WatermarkStrategy
+from flinkcore.datastream import StreamExecutionEnvironment
+from flinkcore.datastream.connectors import NumberSequenceSource
+from flinkcore.datastream.connectors.datagen import DataGeneratorSource
+from flinkcore.datastream.functions import KeyedProcessFunction
+from flinkcore.datastream.state import ValueStateDescriptor
+from flinkcore.runtime.cluster import ClusterJob, pool, release_workers, wire
+
+
+@pytest.fixture(autouse=True)
+def own_pool(monkeypatch):
+    """Each test starts without parked workers, and leaves none."""
+    monkeypatch.delenv(pool.ENV_VAR, raising=False)
+    release_workers()
+    yield
+    release_workers()
+
+
+def _run(build, parallelism=2, config=None):
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(parallelism)
+    sink = ListSink()
+    build(env).add_sink(sink)
+    graph = env.get_stream_graph("pool", clear_transformations=True)
+    graph.config.update(config or {})
+    job = ClusterJob(graph)
+    job.run()
+    return job, sink.results
+
+
+def _keyed_sums(n, keys):
+    def build(env):
+        return (
+            env.from_source(NumberSequenceSource(0, n - 1), None, "n")
+            .map(lambda x: (x % keys, x))
+            .key_by(lambda r: r[0])
+            .reduce(lambda a, b: (a[0], a[1] + b[1]))
+        )
+
+    expected = {}
+    for x in range(n):
+        expected[x % keys] = expected.get(x % keys, 0) + x
+    return build, expected
+
+
+def _finals(results):
+    out = {}
+    for k, v in results:
+        out[k] = max(out.get(k, v), v)
+    return out
+
+
+def _wait_dead(pids, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return [p for p in pids if alive(p)]
+
+
+@pytest.mark.parametrize("parallelism", [2, 3])
+def test_jobs_of_other_shapes_run_in_the_workers_of_the_last_one(parallelism):
+    # keyed exchanges in every direction, small frames (many credits in flight when a job ends),
+    # a job of another graph between: every result exact, every job in the same processes
+    first = None
+    for i, (n, keys) in enumerate([(20_000, 13), (5_000, 101), (30_000, 7), (1, 1), (20_000, 13)]):
+        build, expected = _keyed_sums(n, keys)
+        config = {"batch_size": 16, "cluster_frame_records": 16, "cluster_credits": 2} if i % 2 else {}
+        job, results = _run(build, parallelism, config)
+        assert job.status == "FINISHED"
+        assert _finals(results) == expected, f"job {i}"
+        first = first or job.pids
+        assert job.pids == first, f"job {i} did not run in the first job's workers"
+    assert all(alive(p) for p in first)  # parked
+    assert job.join_workers(10.0)
+    assert _wait_dead(first) == []
+
+
+class _Count(KeyedProcessFunction):
+    def open(self, ctx):
+        self.count = ctx.get_state(ValueStateDescriptor("count", Types.INT()))
+
+    def process_element(self, value, ctx):
+        c = (self.count.value() or 0) + 1
+        self.count.update(c)
+        yield (value[0], c)
+
+
+def _checkpointed_job(chk_dir):
+    """A keyed count with checkpoints every 20 ms, its source paced to last about 0.4 s."""
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    env.enable_checkpointing(20)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(chk_dir)
+    sink = ListSink()
+    source = DataGeneratorSource(lambda i: (i % 5, i), count=2_000, records_per_second=5_000)
+    (
+        env.from_source(source, WatermarkStrategy.no_watermarks(), "gen", Types.PICKLED_BYTE_ARRAY())
+        .key_by(lambda e: e[0])
+        .process(_Count())
+        .add_sink(sink)
+    )
+    client = env.execute_async("checkpointed")
+    job = running_cluster_job(client)
+    client.get_job_execution_result().result(60)
+    return job, sink.results
+
+
+def test_checkpoints_complete_in_kept_workers(tmp_path):
+    job1, results1 = _checkpointed_job(str(tmp_path / "one"))
+    job2, results2 = _checkpointed_job(str(tmp_path / "two"))
+    assert job2.pids == job1.pids
+    for results in (results1, results2):
+        assert _finals(results) == {k: 400 for k in range(5)}
+    for job in (job1, job2):
+        assert job.coordinator.latest_id, "no checkpoint completed"
+
+
+def test_late_credits_of_the_last_job_are_dropped_up_to_the_sync_frame():
+    a_sock, b_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    a, b = wire.Peer(1, a_sock), wire.Peer(2, b_sock)
+    try:
+        b.send(wire.CREDIT, 3, wire.encode_i64(5))  # the last job's, still on the way
+        a.begin_job(7)
+        assert _receive(a) == []  # a late credit alone: dropped
+        b.send(wire.CREDIT, 4, wire.encode_i64(1))
+        b.begin_job(7)
+        b.send(wire.CREDIT, 0, wire.encode_i64(2))
+        b.send(wire.CONTROL, 0, wire.encode_control(("hello",)))
+        frames = _receive(a)
+        assert [(k, c) for k, c, _ in frames] == [(wire.CREDIT, 0), (wire.CONTROL, 0)]
+        b.send(wire.CREDIT, 1, wire.encode_i64(1))  # after the SYNC: kept
+        assert [(k, c) for k, c, _ in _receive(a)] == [(wire.CREDIT, 1)]
+        assert [k for k, _, _ in _receive(b)] == []  # a's SYNC, consumed by b's own begin_job
+    finally:
+        a.close()
+        b.close()
+
+
+def _receive(peer):
+    deadline = time.monotonic() + 5
+    frames = []
+    while time.monotonic() < deadline:
+        events, _ = wire.poll([peer], 0.05)
+        for _, got in events:
+            frames.extend(got)
+        if not events:
+            return frames
+    return frames
+
+
+def _failing(x):
+    if x == 500:
+        raise ValueError("record 500 is bad")
+    return x
+
+
+def test_the_workers_of_a_failed_job_exit_and_the_next_job_forks_new_ones():
+    good, expected = _keyed_sums(1_000, 3)
+    job1, _ = _run(good)
+    with pytest.raises(Exception, match="record 500 is bad"):
+        _run(lambda env: env.from_source(NumberSequenceSource(0, 999), None, "n").map(_failing))
+    assert _wait_dead(job1.pids) == []  # the failed job ran in them; they were stopped
+    job3, results = _run(good)
+    assert _finals(results) == expected
+    assert set(job3.pids).isdisjoint(job1.pids)
+
+
+def _slow(x):
+    time.sleep(0.002)
+    return x
+
+
+def test_the_workers_of_a_cancelled_job_exit():
+    job1, _ = _run(lambda env: env.from_collection([1, 2, 3]).map(lambda x: x))
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    sink = ListSink()
+    env.from_source(NumberSequenceSource(0, 10**9), None, "n").map(_slow).add_sink(sink)
+    job2 = ClusterJob(env.get_stream_graph("cancelled", clear_transformations=True))
+    t = threading.Thread(target=job2.run)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not sink.results and time.monotonic() < deadline:
+        time.sleep(0.01)
+    job2.cancel()
+    t.join(10)
+    assert job2.status == "CANCELED"
+    assert job2.pids == job1.pids
+    assert _wait_dead(job1.pids) == []
+    job3, results = _run(lambda env: env.from_collection([1, 2, 3]).map(lambda x: x))
+    assert sorted(results) == [1, 2, 3] and set(job3.pids).isdisjoint(job1.pids)
+
+
+def test_a_kept_worker_that_died_is_not_used():
+    job1, _ = _run(lambda env: env.from_collection([1, 2, 3]).map(lambda x: x))
+    os.kill(job1.pids[0], signal.SIGKILL)
+    assert _wait_dead(job1.pids[:1]) == []
+    build, expected = _keyed_sums(2_000, 5)
+    job2, results = _run(build)
+    assert _finals(results) == expected
+    assert set(job2.pids).isdisjoint(job1.pids)
+    assert _wait_dead(job1.pids) == []  # the other one was let go
+
+
+def test_kept_workers_exit_after_the_idle_timeout(monkeypatch):
+    monkeypatch.setenv(pool.ENV_VAR, "0.3")
+    job1, _ = _run(lambda env: env.from_collection([1, 2, 3]).map(lambda x: x))
+    assert all(alive(p) for p in job1.pids)
+    assert _wait_dead(job1.pids) == []
+    job2, results = _run(lambda env: env.from_collection([1, 2, 3]).map(lambda x: x))
+    assert sorted(results) == [1, 2, 3] and set(job2.pids).isdisjoint(job1.pids)
+
+
+def test_reuse_off_the_workers_exit_after_each_job():
+    config = {pool.CONFIG_KEY: 0}
+    job1, _ = _run(lambda env: env.from_collection([1, 2, 3]).map(lambda x: x), config=config)
+    assert _wait_dead(job1.pids) == []
+    job2, _ = _run(lambda env: env.from_collection([1, 2, 3]).map(lambda x: x), config=config)
+    assert set(job2.pids).isdisjoint(job1.pids)
+
+
+def test_the_configuration_sets_the_idle_timeout():
+    from flinkcore.common import Configuration
+
+    def run():
+        conf = Configuration().set_string("flinkcore.worker-idle-timeout", "0")
+        env = StreamExecutionEnvironment.get_execution_environment(conf)
+        env.set_parallelism(2)
+        sink = ListSink()
+        env.from_collection([1, 2, 3]).map(lambda x: (x, os.getpid())).add_sink(sink)
+        env.execute("configured")
+        return {pid for _, pid in sink.results}
+
+    first, second = run(), run()
+    assert len(first) == 2 and first.isdisjoint(second)
+    assert _wait_dead(first | second) == []
+
+
+def test_a_bad_idle_timeout_is_refused():
+    with pytest.raises(ValueError, match="cluster_worker_idle_timeout must be a number of seconds"):
+        _run(lambda env: env.from_collection([1]).map(lambda x: x), config={pool.CONFIG_KEY: "soon"})
+
+
+MODULE = """
+import os
+VERSION = {version}
+
+def tag(x):
+    return (x, os.getpid(), VERSION)
+"""
+
+
+def test_a_kept_worker_imports_a_changed_user_module_afresh(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = f"fc_pool_{uuid.uuid4().hex}"
+    path = tmp_path / f"{name}.py"
+    try:
+        path.write_text(textwrap.dedent(MODULE.format(version=1)))
+        os.utime(path, ns=(10**18, 10**18))
+        module = __import__(name)
+
+        def build(env):
+            return env.from_source(NumberSequenceSource(0, 99), None, "n").map(module.tag)
+
+        job1, results = _run(build)
+        assert {r[2] for r in results} == {1} and {r[1] for r in results} == set(job1.pids)
+        path.write_text(textwrap.dedent(MODULE.format(version=2)))  # the driver keeps version 1
+        os.utime(path, ns=(10**18 + 10**9, 10**18 + 10**9))
+        job2, results = _run(build)
+        assert job2.pids == job1.pids
+        assert {r[2] for r in results} == {2}
+        job3, results = _run(build)  # unchanged since: still version 2
+        assert job3.pids == job1.pids and {r[2] for r in results} == {2}
+    finally:
+        import sys
+
+        sys.modules.pop(name, None)
