@@ -210,12 +210,13 @@ class ClusterJob:
         """Start the job in the workers of an earlier one (see :mod:`~flinkcore.runtime.cluster.pool`)."""
         self._workers = workers
         self.peers = workers.peers
+        for k, pid in enumerate(workers.pids, 1):
+            self.processes[k] = pid
+            self._pids.append(pid)
+            self._state[k] = "running"
         sys_path = list(sys.path)
         try:
-            for k, pid in enumerate(workers.pids, 1):
-                self.processes[k] = pid
-                self._pids.append(pid)
-                self._state[k] = "running"
+            for k in self.processes:
                 graph = self._worker_graph(k)
                 job = ("job", workers.job, graph, self.sinks_in_driver, restore_bytes, sys_path)
                 workers.peers[k].send(wire.CONTROL, 0, wire.encode_control(job))
