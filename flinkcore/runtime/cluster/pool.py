@@ -197,6 +197,20 @@ class WorkerPool:
         for w in gone:
             w.release()
 
+    def forget_in_child(self) -> None:
+        """In a child forked from this driver: the parked workers are the parent's. Close the
+        child's copies of their connections (nothing is sent: the parent's stay as they are, and
+        the workers still see the parent's end close when it exits) and keep none."""
+        self._lock = threading.Lock()
+        self._timer = None
+        for workers, _ in self._idle.values():
+            for peer in workers.peers.values():
+                try:
+                    peer.sock.close()
+                except OSError:
+                    pass
+        self._idle = {}
+
     def _schedule(self) -> None:
         """(Re)arm the timer for the earliest expiry (with the lock held)."""
         if self._timer is not None:
@@ -219,6 +233,8 @@ class WorkerPool:
 
 
 _POOL = WorkerPool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_POOL.forget_in_child)
 
 
 def pool() -> WorkerPool:

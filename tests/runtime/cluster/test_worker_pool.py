@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from recovery_support import ListSink, alive, running_cluster_job
+from recovery_support import ListSink, alive, fork_child, join_child, running_cluster_job
 
 from flinkcore.common import Types, WatermarkStrategy
 from flinkcore.datastream import StreamExecutionEnvironment
@@ -292,3 +292,21 @@ def test_a_kept_worker_imports_a_changed_user_module_afresh(tmp_path, monkeypatc
         import sys
 
         sys.modules.pop(name, None)
+
+
+def test_a_child_forked_from_the_driver_does_not_use_the_drivers_kept_workers(tmp_path):
+    build, expected = _keyed_sums(3_000, 7)
+    job1, _ = _run(build)
+    out = tmp_path / "child-pids"
+
+    def child():
+        job, results = _run(build)
+        assert _finals(results) == expected
+        out.write_text(" ".join(map(str, job.pids)))
+
+    assert join_child(fork_child(child)) == 0
+    child_pids = [int(p) for p in out.read_text().split()]
+    assert set(child_pids).isdisjoint(job1.pids)
+    job2, results = _run(build)  # the driver's own workers are still there, untouched
+    assert _finals(results) == expected
+    assert job2.pids == job1.pids
