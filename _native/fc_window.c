@@ -544,15 +544,19 @@ static int dn_admit(fc_wtable *t, int64_t kmin, int64_t kmax, size_t n) {
     return 1;
 }
 
-static int64_t dn_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, const double *const *cols, size_t n,
-                         int64_t watermark, uint8_t *late) {
+/* Rows [from, n) into the dense windows, up to the first row whose key is outside [0, dcap)
+ * (checked here, in the one pass over the rows, rather than in a pass of its own before: the
+ * columns are read from memory once): *stop is that row, or n. *tmax is raised to the largest
+ * timestamp of the rows taken (the watermark generator's maximum, so no pass of its own either). */
+static int64_t dn_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
+                         size_t from, size_t n, int64_t watermark, uint8_t *late, int64_t *tmax, size_t *stop) {
     const int64_t size = t->size, slide = t->slide, offset = t->offset, lateness = t->lateness;
     const int32_t na = t->n_aggs;
     const fc_agg *aggs = t->aggs;
-    const size_t ds = t->dstride;
+    const size_t ds = t->dstride, dcap = t->dcap;
     fc_dwin *wk[DN_MAX_K];
     int nk = 0, have = 0;
-    int64_t last = 0, min_due = t->min_due, n_late = 0;
+    int64_t last = 0, min_due = t->min_due, n_late = 0, hi = *tmax;
     /* sums only (sum/mean/count: the usual case): add the value columns with no per-kind switch */
     int simple = 1, n_sums = 0;
     int32_t sum_slot[FC_WIN_MAX_AGGS];
@@ -571,14 +575,17 @@ static int64_t dn_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, c
          * two-phase window, a sum and a count partial: an inner loop over them) */
         const double *col = n_sums == 1 ? sum_col[0] : NULL;
         const int32_t slot = n_sums == 1 ? sum_slot[0] : 0;
-        size_t i = 0;
+        size_t i = from;
         while (i < n) {
             const int64_t start = fc_window_start(ts[i], offset, slide);
             const int64_t max_ts = fc_window_end(start, size) - 1;
             fc_dwin *w = NULL;
             if (fc_cleanup_time(max_ts, lateness) > watermark) {
+                if ((uint64_t)keys[i] >= dcap) break; /* not in the arrays: the caller admits it */
                 if (!(w = dn_window(t, start))) {
                     t->min_due = min_due;
+                    *tmax = hi;
+                    *stop = i;
                     return FC_WIN_NOMEM;
                 }
                 if (max_ts < min_due) min_due = max_ts;
@@ -590,6 +597,8 @@ static int64_t dn_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, c
             size_t j = i;
             if (!w) {
                 while (j < n && (uint64_t)ts[j] - ulo < ulen) j++;
+                /* the run's largest timestamp: its last record's or a later one's, all in the run */
+                for (size_t r = i; r < j; r++) hi = ts[r] > hi ? ts[r] : hi;
                 if (late) memset(late + i, 1, j - i);
                 n_late += (int64_t)(j - i);
                 i = j;
@@ -598,8 +607,11 @@ static int64_t dn_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, c
             uint8_t *ent = w->ent;
             size_t live = 0, ndirty = 0;
             for (; j < n; j++) {
-                if ((uint64_t)ts[j] - ulo >= ulen) break;
-                int64_t *c = (int64_t *)(ent + (size_t)keys[j] * ds);
+                const int64_t tj = ts[j];
+                const uint64_t kj = (uint64_t)keys[j];
+                if ((uint64_t)tj - ulo >= ulen || kj >= dcap) break;
+                hi = tj > hi ? tj : hi;
+                int64_t *c = (int64_t *)(ent + kj * ds);
                 const int64_t cv = *c;
                 double *acc = (double *)(c + 1);
                 if (cv == 0) {
@@ -619,14 +631,21 @@ static int64_t dn_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, c
             w->ndirty += ndirty;
             if (late) memset(late + i, 0, j - i);
             i = j;
+            if (j < n && (uint64_t)ts[j] - ulo < ulen) break; /* stopped at a key not in the arrays */
         }
         t->min_due = min_due;
+        *tmax = hi;
+        *stop = i;
         return n_late;
     }
     const uint8_t *pf = NULL; /* the entries of the current last window, prefetched AHEAD records on */
-    for (size_t i = 0; i < n; i++) {
+    size_t i = from;
+    for (; i < n; i++) {
         if (pf && i + AHEAD < n) FC_PREFETCH(pf + (size_t)keys[i + AHEAD] * ds);
         const int64_t tsi = ts[i];
+        const size_t key = (size_t)keys[i];
+        if (key >= dcap) break; /* not in the arrays: the caller admits it */
+        hi = tsi > hi ? tsi : hi;
         if (!(have && tsi >= last && (uint64_t)tsi - (uint64_t)last < (uint64_t)slide)) {
             /* a new last window: look up (or open) every window a timestamp in it can fall in */
             last = fc_window_start(tsi, offset, slide);
@@ -640,6 +659,8 @@ static int64_t dn_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, c
                 if (fc_cleanup_time(max_ts, lateness) > watermark) {
                     if (!(wk[k] = dn_window(t, start))) {
                         t->min_due = min_due;
+                        *tmax = hi;
+                        *stop = i;
                         return FC_WIN_NOMEM;
                     }
                     if (max_ts < min_due) min_due = max_ts;
@@ -649,7 +670,6 @@ static int64_t dn_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, c
             pf = nk && wk[0] ? wk[0]->ent : NULL;
         }
         const int64_t span = size - (tsi - last);
-        const size_t key = (size_t)keys[i];
         int assigned = 0;
         for (int k = 0; k < nk && (int64_t)k * slide < span; k++) {
             fc_dwin *w = wk[k];
@@ -679,6 +699,8 @@ static int64_t dn_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, c
         n_late += !assigned;
     }
     t->min_due = min_due;
+    *tmax = hi;
+    *stop = i;
     return n_late;
 }
 
@@ -800,28 +822,39 @@ static inline int64_t cached_start(start_cache *c, int64_t ts, int64_t offset, i
 
 
 int64_t fc_wtable_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
-                         size_t n, int64_t watermark, uint8_t *late) {
-    if (t->dense && n) {
-        int64_t kmin = keys[0], kmax = keys[0];
-        for (size_t i = 1; i < n; i++) {
+                         size_t n, int64_t watermark, uint8_t *late, int64_t *max_ts) {
+    int64_t n_late = 0, hi = INT64_MIN;
+    size_t from = 0;
+    while (t->dense && from < n) {
+        size_t stop;
+        int64_t r = dn_update(t, keys, ts, cols, from, n, watermark, late, &hi, &stop);
+        if (r < 0) return FC_WIN_NOMEM;
+        n_late += r;
+        from = stop;
+        if (from == n) break;
+        /* keys[from] is not in the arrays: grow them for the rest of the batch, or move to hash */
+        int64_t kmin = keys[from], kmax = keys[from];
+        for (size_t i = from + 1; i < n; i++) {
             kmin = keys[i] < kmin ? keys[i] : kmin;
             kmax = keys[i] > kmax ? keys[i] : kmax;
         }
-        int rc = dn_admit(t, kmin, kmax, n);
+        int rc = dn_admit(t, kmin, kmax, n - from);
         if (rc < 0) return FC_WIN_NOMEM;
-        if (rc) return dn_update(t, keys, ts, cols, n, watermark, late);
+    }
+    if (from == n) {
+        if (max_ts) *max_ts = hi;
+        return n_late;
     }
     const int64_t size = t->size, slide = t->slide, offset = t->offset, lateness = t->lateness;
     const int32_t n_aggs = t->n_aggs;
-    int64_t n_late = 0;
     int64_t min_due = t->min_due;
     /* ring of the last window start of records i .. i + AHEAD - 1, computed once, and used both to
      * prefetch their table slots (the table outgrows the cache) and to update them */
     int64_t ring[AHEAD];
     start_cache ahead = {0, 0};
-    size_t pre = n < AHEAD ? n : AHEAD;
-    for (size_t p = 0; p < pre; p++) ring[p] = cached_start(&ahead, ts[p], offset, slide);
-    for (size_t i = 0; i < n; i++) {
+    size_t pre = n - from < AHEAD ? n - from : AHEAD;
+    for (size_t p = from; p < from + pre; p++) ring[p % AHEAD] = cached_start(&ahead, ts[p], offset, slide);
+    for (size_t i = from; i < n; i++) {
         const int64_t last = ring[i % AHEAD];
         if (i + AHEAD < n) {
             size_t p = i + AHEAD;
@@ -830,13 +863,14 @@ int64_t fc_wtable_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, c
             FC_PREFETCH(t->slots + (wt_hash(keys[p], s) & (t->cap - 1)) * t->stride);
         }
         const int64_t tsi = ts[i];
+        hi = tsi > hi ? tsi : hi;
         const int64_t span = size - (tsi - last); /* windows start at last - k*slide for k*slide < span */
         int assigned = 0;
         for (int64_t k = 0; k * slide < span; k++) {
             if (last < INT64_MIN + k * slide) break;
             const int64_t start = last - k * slide;
-            const int64_t max_ts = fc_window_end(start, size) - 1;
-            const int64_t cleanup = fc_cleanup_time(max_ts, lateness);
+            const int64_t max_ts_k = fc_window_end(start, size) - 1;
+            const int64_t cleanup = fc_cleanup_time(max_ts_k, lateness);
             if (cleanup <= watermark) continue; /* late for this window */
             assigned = 1;
             wt_head *e = wt_lookup(t, keys[i], start, wt_hash(keys[i], start));
@@ -853,12 +887,13 @@ int64_t fc_wtable_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, c
             }
             e->count++;
             e->state = ST_DIRTY;
-            if (max_ts < min_due) min_due = max_ts;
+            if (max_ts_k < min_due) min_due = max_ts_k;
         }
         if (late) late[i] = (uint8_t)!assigned;
         n_late += !assigned;
     }
     t->min_due = min_due;
+    if (max_ts) *max_ts = hi;
     return n_late;
 }
 
@@ -1296,13 +1331,13 @@ static int ss_merge_in(fc_stable *t, const ss_head *rec, int late_if_alone) {
 }
 
 int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
-                         size_t n, int64_t watermark, uint8_t *late) {
+                         size_t n, int64_t watermark, uint8_t *late, int64_t *max_ts) {
     union {
         ss_head h;
         uint8_t bytes[sizeof(ss_head) + FC_WIN_MAX_AGGS * sizeof(double)];
     } scratch;
     ss_head *rec = &scratch.h;
-    int64_t n_late = 0;
+    int64_t n_late = 0, hi = INT64_MIN;
     for (size_t i = 0; i < n; i++) {
         /* two-stage prefetch: the key's index slot well ahead, then (once that is in cache) the
          * head session it points to (both its cache lines); both tables outgrow the cache with
@@ -1319,6 +1354,7 @@ int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, c
         }
         rec->key = keys[i];
         rec->start = ts[i];
+        hi = ts[i] > hi ? ts[i] : hi;
         rec->end = fc_window_end(ts[i], t->gap);
         rec->count = 1;
         rec->state = ST_DIRTY;
@@ -1331,6 +1367,7 @@ int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, c
         if (late) late[i] = (uint8_t)rc;
         n_late += rc;
     }
+    if (max_ts) *max_ts = hi;
     return n_late;
 }
 

@@ -96,10 +96,12 @@ void fc_wtable_free(fc_wtable *t);
 
 /* Add n records: keys[i], ts[i] and cols[c][i] for each value column c used by an aggregate.
  * Windows whose cleanup time (max timestamp + lateness) is <= watermark are skipped; late[i]
- * (if late != NULL) is set to 1 when every window of record i was skipped, else 0.
- * Returns the number of such late records, or FC_WIN_NOMEM. */
+ * (if late != NULL) is set to 1 when every window of record i was skipped, else 0 (every
+ * entry is written). *max_ts (if max_ts != NULL) is set to the largest ts[i], late records
+ * included (INT64_MIN when n == 0): what a bounded-out-of-orderness watermark generator takes
+ * from the batch, found in the same pass. Returns the number of late records, or FC_WIN_NOMEM. */
 int64_t fc_wtable_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
-                         size_t n, int64_t watermark, uint8_t *late);
+                         size_t n, int64_t watermark, uint8_t *late, int64_t *max_ts);
 
 /* Stage a fire: the number of windows to emit (updated since their last firing and max timestamp
  * <= watermark), sorted by (window end, key). Then fc_wtable_fire_emit writes them: keys, starts,
@@ -175,8 +177,9 @@ typedef struct {
 
 int fc_stable_init(fc_stable *t, int64_t gap, int64_t lateness, const fc_agg *aggs, int32_t n_aggs);
 void fc_stable_free(fc_stable *t);
+/* As fc_wtable_update (late: after merging, as Flink decides it; *max_ts: the largest ts[i]). */
 int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
-                         size_t n, int64_t watermark, uint8_t *late);
+                         size_t n, int64_t watermark, uint8_t *late, int64_t *max_ts);
 int64_t fc_stable_fire_prepare(fc_stable *t, int64_t watermark);
 void fc_stable_fire_emit(fc_stable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
                          int64_t *out_ends, void *const *out_aggs);

@@ -17,6 +17,8 @@ class WindowAggTable:
     slide: int
     offset: int
     allowed_lateness: int
+    last_max_ts: int
+    last_late: int
     def __init__(
         self,
         size: int,
@@ -47,6 +49,8 @@ class SessionWindowTable:
     aggs: list[tuple[str, int, str]]
     gap: int
     allowed_lateness: int
+    last_max_ts: int
+    last_late: int
     def __init__(self, gap: int, aggs: Sequence[AggSpec] = ..., allowed_lateness: int = ...) -> None: ...
     def update(
         self,

@@ -53,7 +53,7 @@ cdef extern from "fc_window.h":
                        const fc_agg *aggs, int32_t n_aggs)
     void fc_wtable_free(fc_wtable *t)
     int64_t fc_wtable_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
-                             size_t n, int64_t watermark, uint8_t *late) nogil
+                             size_t n, int64_t watermark, uint8_t *late, int64_t *max_ts) nogil
     int64_t fc_wtable_late_mask(const fc_wtable *t, const int64_t *ts, size_t n, int64_t watermark,
                                 uint8_t *late) nogil
     int64_t fc_wtable_fire_prepare(fc_wtable *t, int64_t watermark) nogil
@@ -69,7 +69,7 @@ cdef extern from "fc_window.h":
     int fc_stable_init(fc_stable *t, int64_t gap, int64_t lateness, const fc_agg *aggs, int32_t n_aggs)
     void fc_stable_free(fc_stable *t)
     int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
-                             size_t n, int64_t watermark, uint8_t *late) nogil
+                             size_t n, int64_t watermark, uint8_t *late, int64_t *max_ts) nogil
     int64_t fc_stable_fire_prepare(fc_stable *t, int64_t watermark) nogil
     void fc_stable_fire_emit(fc_stable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
                              int64_t *out_ends, void *const *out_aggs) nogil
@@ -233,6 +233,12 @@ cdef class WindowAggTable:
     cdef bint busy  # the C table runs without the GIL: refuse a second thread meanwhile
     cdef readonly list aggs
     cdef readonly int64_t size, slide, offset, allowed_lateness
+    #: the largest timestamp of the last ``update``'s batch, late records included (INT64_MIN
+    #: for an empty batch): found in the update's own pass, so a bounded-out-of-orderness
+    #: watermark generator fed from it needs no pass of its own over the timestamps
+    cdef readonly int64_t last_max_ts
+    #: how many records of the last ``update``'s batch were late
+    cdef readonly int64_t last_late
 
     def __cinit__(self, int64_t size, int64_t slide, int64_t offset=0, aggs=(), int64_t allowed_lateness=0):
         if size <= 0 or slide <= 0:
@@ -254,28 +260,35 @@ cdef class WindowAggTable:
         """Aggregate a batch: ``keys``/``ts`` int64 arrays, ``values`` a list of float64 columns.
 
         Windows already past cleanup at ``watermark`` are skipped; returns the number of records
-        dropped as late, or with ``return_late`` a bool mask of them.
+        dropped as late, or with ``return_late`` a bool mask of them. Sets ``last_max_ts`` (the
+        batch's largest timestamp) and ``last_late`` (its late records).
         """
         cdef _Batch b = _batch(keys, ts, values, self.aggs)
         cdef const int64_t[::1] k = b.keys_arr
         cdef const int64_t[::1] t = b.ts_arr
         cdef int64_t wm = _wm(watermark)
-        late = np.zeros(b.n, dtype=np.bool_) if return_late else None
+        # every entry of the mask is written by the update
+        late = np.empty(b.n, dtype=np.bool_) if return_late else None
         cdef uint8_t[::1] lv
         cdef uint8_t *lp = NULL
         if return_late and b.n:
             lv = late.view(np.uint8)
             lp = &lv[0]
         cdef int64_t n_late = 0
+        cdef int64_t hi = INT64_MIN
+        self.last_max_ts = INT64_MIN
+        self.last_late = 0
         if b.n:
             _enter(&self.busy)
             try:
                 with nogil:
-                    n_late = fc_wtable_update(&self.t, &k[0], &t[0], b.ptrs, b.n, wm, lp)
+                    n_late = fc_wtable_update(&self.t, &k[0], &t[0], b.ptrs, b.n, wm, lp, &hi)
             finally:
                 self.busy = False
         if n_late < 0:
             _check_rc(<int>n_late)
+        self.last_max_ts = hi
+        self.last_late = n_late
         return late if return_late else n_late
 
     def late_mask(self, ts, int64_t watermark):
@@ -370,6 +383,8 @@ cdef class SessionWindowTable:
     cdef bint busy
     cdef readonly list aggs
     cdef readonly int64_t gap, allowed_lateness
+    #: as WindowAggTable's
+    cdef readonly int64_t last_max_ts, last_late
 
     def __cinit__(self, int64_t gap, aggs=(), int64_t allowed_lateness=0):
         if gap <= 0:
@@ -393,22 +408,28 @@ cdef class SessionWindowTable:
         cdef const int64_t[::1] k = b.keys_arr
         cdef const int64_t[::1] t = b.ts_arr
         cdef int64_t wm = _wm(watermark)
-        late = np.zeros(b.n, dtype=np.bool_) if return_late else None
+        # every entry of the mask is written by the update
+        late = np.empty(b.n, dtype=np.bool_) if return_late else None
         cdef uint8_t[::1] lv
         cdef uint8_t *lp = NULL
         if return_late and b.n:
             lv = late.view(np.uint8)
             lp = &lv[0]
         cdef int64_t n_late = 0
+        cdef int64_t hi = INT64_MIN
+        self.last_max_ts = INT64_MIN
+        self.last_late = 0
         if b.n:
             _enter(&self.busy)
             try:
                 with nogil:
-                    n_late = fc_stable_update(&self.t, &k[0], &t[0], b.ptrs, b.n, wm, lp)
+                    n_late = fc_stable_update(&self.t, &k[0], &t[0], b.ptrs, b.n, wm, lp, &hi)
             finally:
                 self.busy = False
         if n_late < 0:
             _check_rc(<int>n_late)
+        self.last_max_ts = hi
+        self.last_late = n_late
         return late if return_late else n_late
 
     def fire(self, int64_t watermark) -> dict:

@@ -232,6 +232,9 @@ def _drive(make, script):
             la = a.update(k, t, [v], watermark=wm, return_late=True)
             lb = b.update(k, t, [v], watermark=wm, return_late=True)
             assert la.tolist() == lb.tolist()
+            # the update's own pass finds the batch's largest timestamp (late records too)
+            assert a.last_max_ts == (int(t.max()) if len(t) else INT64_MIN)
+            assert a.last_late == int(lb.sum())
         elif op[0] == "fire":
             wm = max(wm, op[1])
             assert_same_fire(a.fire(wm), b.fire(wm))
@@ -469,3 +472,50 @@ def test_tumbling_several_sums_fast_path_matches_reference(script, spec, latenes
     size, slide, offset = spec
     aggs = [("sum", 0, "s"), ("mean", 0, "m"), ("count", 0, "c"), ("sum", 0, "s2")]
     _drive(lambda m: m.WindowAggTable(size, slide, offset, aggs, allowed_lateness=lateness), script)
+
+
+@pytest.mark.parametrize("spec", DENSE_SPECS)
+def test_keys_outside_the_arrays_mid_batch(spec):
+    """The dense layout checks each key in the update's pass: a batch whose later rows have keys
+    past the arrays (they grow from that row on) or a negative key (every window moves to the
+    hash table from that row on), with late rows between, matches the reference; the late mask,
+    the late count and the batch's largest timestamp too."""
+    size, slide, offset = spec
+    rng = np.random.default_rng(11)
+    a = native.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=2)
+    b = ref.WindowAggTable(size, slide, offset, ALL_AGGS, allowed_lateness=2)
+    wm = INT64_MIN
+    for i, hi_key in enumerate([50, 400, 5000, 70_000, -3]):
+        n = 300
+        k = rng.integers(0, 40, n, dtype=np.int64)
+        k[n // 3 :: 5] = rng.integers(min(hi_key, 0), max(hi_key, 1), len(k[n // 3 :: 5]), dtype=np.int64)
+        t = 100 * i + rng.integers(-60, 40, n, dtype=np.int64)  # some rows late at wm
+        v = rng.normal(size=n)
+        for return_late in (True, False):
+            if not return_late:
+                k, t = k[::-1].copy(), t[::-1].copy()  # the next batch: the same rows reversed
+                v = v[::-1].copy()
+            got = a.update(k, t, [v], watermark=wm, return_late=return_late)
+            want = b.update(k, t, [v], watermark=wm, return_late=True)
+            if return_late:
+                assert got.tolist() == want.tolist()
+            else:
+                assert got == int(want.sum())
+            assert a.last_late == int(want.sum()) and a.last_max_ts == int(t.max())
+            assert a.late_mask(t, wm).tolist() == want.tolist()
+        wm = 100 * i
+        assert_same_fire(a.fire(wm), b.fire(wm))
+        assert len(a) == len(b)
+    assert a.layout == "hash"
+    assert_same_fire(a.fire(INT64_MAX), b.fire(INT64_MAX))
+
+
+def test_session_table_reports_batch_max_and_late_count():
+    s = native.SessionWindowTable(5, [("count", None, "n")])
+    assert s.update(np.array([1, 2]), np.array([0, 100]), []) == 0
+    assert s.last_max_ts == 100 and s.last_late == 0
+    s.fire(50)
+    late = s.update(np.array([1, 2, 3]), np.array([-1, 98, 7]), [], watermark=50, return_late=True)
+    assert late.tolist() == [True, False, True] and s.last_late == 2 and s.last_max_ts == 98
+    s.update(np.array([], dtype=np.int64), np.array([], dtype=np.int64), [])
+    assert s.last_max_ts == INT64_MIN and s.last_late == 0

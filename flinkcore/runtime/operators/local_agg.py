@@ -456,22 +456,34 @@ class LocalColumnarAggregateOperator(_SendsPartialsAhead, ColumnarWindowOperator
         self.partials_sent = 0
         self.singles_sent = 0
 
-    def process_batch(self, values: Any, timestamps: Any) -> None:
+    def process_batch(self, values: Any, timestamps: Any) -> int | None:
+        """Add a batch to the panes; records whose pane was sent already go on as they are.
+        Returns the batch's largest timestamp where the native table found it (see
+        :attr:`ColumnarWindowOperator.reports_batch_max_ts`)."""
         if timestamps is None:
             raise ValueError(
                 "Record has no timestamp. Did you forget to call "
                 "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
             )
         if len(values) == 0:
-            return
+            return None
         ts = to_numpy(timestamps, np.int64)
         if self.pass_through:
             self._forward(values, ts, None)
-            return
+            return None
         keys, cols = self._columns(values)
         if keys.dtype != np.int64:
             keys = keys.astype(np.int64)
         wm = self.current_watermark
+        table = self._table
+        if getattr(table, "native_late", False):
+            # The pane table has no allowed lateness: it skips exactly the records whose pane the
+            # watermark passed (its max timestamp <= wm), found in the update's own pass (no
+            # ts.min() per batch); they go on as they came.
+            late = table.update(keys, ts, cols, wm)
+            if late is not None:
+                self._forward(values, ts, late)
+            return getattr(table, "last_max_ts", None)
         if ts.min() <= wm:
             pane, offset = self.size, self.offset
             late = ts - (ts - offset) % pane + (pane - 1) <= wm
@@ -481,8 +493,9 @@ class LocalColumnarAggregateOperator(_SendsPartialsAhead, ColumnarWindowOperator
                 keys, ts = keys[keep], ts[keep]
                 cols = {k: v[keep] for k, v in cols.items()}
                 if not len(keys):
-                    return
-        self._table.update(keys, ts, cols)
+                    return None
+        table.update(keys, ts, cols)
+        return None
 
     def _forward(self, values: Any, ts: np.ndarray, mask: np.ndarray | None) -> None:
         """Records whose pane was sent already go on as they are (the global window treats a
@@ -566,6 +579,9 @@ class _NativePartialsTable(NativeWindowTable):
 class GlobalColumnarWindowOperator(ColumnarWindowOperator):
     """The user's columnar window over partial batches (built-in merges of the partials); a batch
     of records (late at the local side) is taken as one partial per record."""
+
+    #: it is fed by a keyed exchange, never right after the timestamps operator
+    reports_batch_max_ts = False
 
     def __init__(self, original: ColumnarWindowOperator, partial_names: list[str]) -> None:
         dtypes = dict(original.column_dtypes)

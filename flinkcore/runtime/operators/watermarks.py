@@ -21,6 +21,8 @@ from flinkcore.runtime.operators.udf import _failed_index
 
 __all__ = ["TimestampsAndWatermarksOperator"]
 
+_UNRESOLVED = object()
+
 
 def _int_type_ids() -> frozenset:
     import pyarrow as pa
@@ -63,6 +65,9 @@ class TimestampsAndWatermarksOperator(AbstractStreamOperator):
         self.strategy = strategy
         self.emitted = MIN_WATERMARK
         self.idle = False
+        #: the downstream process_batch that reports each batch's largest timestamp, None when
+        #: there is none (see _batch_max_target); found at the first columnar batch
+        self._batch_max_ts: Any = _UNRESOLVED
 
     def open(self) -> None:
         pts = self.context.processing_time_service
@@ -107,6 +112,28 @@ class TimestampsAndWatermarksOperator(AbstractStreamOperator):
             self.idle = idle
             self.output.emit_watermark_status(idle)
 
+    def _batch_max_target(self) -> Any:
+        """The ``process_batch`` of the one operator this operator's columnar batches go to when
+        that operator returns each batch's largest timestamp (a columnar window or local
+        pre-aggregation with a native table: ``reports_batch_max_ts``) and the generator only
+        takes a batch's maximum (the built-in bounded-out-of-orderness / monotonous / no
+        watermarks, with or without idleness); None otherwise.
+
+        The generator then gets that maximum after the window took the batch instead of every
+        timestamp before: the same watermarks, as the generator emits nothing per record and is
+        asked for a watermark only between batches (the periodic emit, a processing-time timer),
+        and the column of timestamps is read once instead of twice."""
+        from flinkcore.runtime.executor import Router
+        from flinkcore.runtime.fusion import _batch_generator
+
+        out = self.output
+        if type(out) is not Router or len(out.main) != 1 or not _batch_generator(self.generator):
+            return None
+        target = out.main[0]
+        if not getattr(type(target), "reports_batch_max_ts", False):
+            return None
+        return target.process_batch
+
     def _column_timestamps(self, values: Any) -> np.ndarray | None:
         """The timestamp column of a columnar batch as int64 (None: not readable as a column)."""
         field = self._ts_field
@@ -140,6 +167,14 @@ class TimestampsAndWatermarksOperator(AbstractStreamOperator):
             if self.idle:
                 self._set_idle(False)
             if self._on_batch is not None:
+                report = self._batch_max_ts
+                if report is _UNRESOLVED:
+                    report = self._batch_max_ts = self._batch_max_target()
+                if report is not None:
+                    # the window right after finds the batch's largest timestamp in its own pass
+                    hi = report(values, ts)
+                    self._on_batch(ts if hi is None else (hi,))
+                    return
                 self._on_batch(ts)
                 self.output.collect(values, ts)
             else:  # a user generator sees every event (as a Row); the batch stays columnar

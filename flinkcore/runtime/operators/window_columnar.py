@@ -45,6 +45,8 @@ __all__ = [
     "field_of_key_selector",
 ]
 
+MIN_LONG = -(2**63)
+
 #: Aggregate functions the columnar path computes.
 COLUMNAR_FUNCTIONS = ("sum", "count", "min", "max", "mean", "first", "last")
 
@@ -341,7 +343,8 @@ class NativeWindowTable:
 
     ``WindowAggTable`` (tumbling/sliding) or ``SessionWindowTable`` (``gap`` given): C hash
     tables over float64 columns; they find late records themselves (after session merging), so
-    the operator asks ``update`` for the late mask (``native_late``).
+    the operator asks ``update`` for the late mask (``native_late``), and they find the batch's
+    largest timestamp in the same pass (``last_max_ts``, for the watermark generator).
     """
 
     native_late = True
@@ -367,6 +370,7 @@ class NativeWindowTable:
         index = {col: i for i, col in enumerate(self.columns)}
         spec = [(func, index[col], out) for out, func, col in aggs]
         self.names = [out for out, _, _ in aggs]
+        self._sessions = gap is not None
         if gap is None:
             self._t = window_kernels.WindowAggTable(size, slide, offset, spec)
         else:
@@ -374,9 +378,24 @@ class NativeWindowTable:
 
     def update(
         self, keys: np.ndarray, ts: np.ndarray, columns: dict, watermark: int | None = None
-    ) -> np.ndarray:
+    ) -> np.ndarray | None:
+        """Add a batch at ``watermark``; the bool mask of its late records, or None when none is
+        late (the usual case: no mask is made then)."""
         values = [columns[c] for c in self.columns]
-        return self._t.update(keys, ts, values, watermark=watermark, return_late=True)
+        t = self._t
+        if self._sessions:  # late is decided after merging: the update marks each record
+            late = t.update(keys, ts, values, watermark=watermark, return_late=True)
+            return late if t.last_late else None
+        if not t.update(keys, ts, values, watermark=watermark):
+            return None
+        # a tumbling/sliding record is late when its last window is past cleanup: a function of
+        # its timestamp and the watermark alone, so the mask is found afresh for the rare batch
+        return t.late_mask(ts, MIN_LONG if watermark is None else watermark)
+
+    @property
+    def last_max_ts(self) -> int:
+        """The largest timestamp of the last ``update``'s batch, found by the update's own pass."""
+        return self._t.last_max_ts
 
     def fire(self, watermark: int) -> list[tuple[int, int, np.ndarray, dict[str, np.ndarray]]]:
         out = self._t.fire(watermark)
@@ -587,7 +606,13 @@ class ColumnarWindowOperator(AbstractStreamOperator):
             return map(tuple.__getitem__, values, repeat(index, len(values)))
         return map(operator.itemgetter(field), values)
 
-    def process_batch(self, values: Any, timestamps: Any) -> None:
+    #: ``process_batch`` returns the batch's largest timestamp where the table found it in its
+    #: update (else None): a timestamps-and-watermarks operator chained right before takes it for
+    #: its generator instead of a pass of its own over the timestamps
+    #: (:meth:`~flinkcore.runtime.operators.watermarks.TimestampsAndWatermarksOperator.process_batch`)
+    reports_batch_max_ts = True
+
+    def process_batch(self, values: Any, timestamps: Any) -> int | None:
         if timestamps is None:
             raise ValueError(
                 "Record has no timestamp. Did you forget to call "
@@ -609,10 +634,10 @@ class ColumnarWindowOperator(AbstractStreamOperator):
             self._pending_rows += len(values)
             if self._pending_rows >= limit + self._held_rows:
                 self._feed_pending()
-            return
+            return None
         if self._pending:
             self._flush_pending()
-        self._process(values, timestamps)
+        return self._process(values, timestamps)
 
     def _feed_pending(self, watermark: int | None = None) -> None:
         """Update the table with the pending batches, in arrival order, except those that start
@@ -672,17 +697,19 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         self._flush_pending()
         super().end_input()
 
-    def _process(self, values: Any, timestamps: Any) -> None:
+    def _process(self, values: Any, timestamps: Any) -> int | None:
+        """Update the table with one batch; its largest timestamp where the table found it."""
         ts = to_numpy(timestamps, np.int64)
         keys, cols = self._columns(values)
         if keys.dtype != np.int64:
             keys = keys.astype(np.int64)
         wm = self.current_watermark
-        if getattr(self._table, "native_late", False):
-            late = self._table.update(keys, ts, cols, wm)
-            if late.any():
+        table = self._table
+        if getattr(table, "native_late", False):
+            late = table.update(keys, ts, cols, wm)
+            if late is not None:
                 self._emit_late(values, ts, late)
-            return
+            return getattr(table, "last_max_ts", None) if len(ts) else None
         # A record is late when its newest window has fired already (no allowed lateness); a
         # record newer than the watermark never is, so most batches skip the check.
         late = None
@@ -695,6 +722,7 @@ class ColumnarWindowOperator(AbstractStreamOperator):
             keys, ts = keys[keep], ts[keep]
             cols = {k: v[keep] for k, v in cols.items()}
         self._table.update(keys, ts, cols, wm)
+        return None
 
     def _emit_late(self, values: Any, ts: np.ndarray, late: np.ndarray) -> None:
         idx = np.nonzero(late)[0]

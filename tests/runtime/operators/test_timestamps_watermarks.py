@@ -105,3 +105,89 @@ def test_batch_mode_generates_no_watermarks_but_forwards_the_final_one():
     assert h.get_watermarks() == []
     h.process_watermark(MAX_WATERMARK)
     assert h.get_watermarks() == [MAX_WATERMARK]
+
+
+class _ReportingWindow:
+    """A stand-in for a columnar window with a native table: records the batches it takes and
+    returns each one's largest timestamp (or None, as a window that held the batch back does)."""
+
+    reports_batch_max_ts = True
+
+    def __init__(self, report: bool = True) -> None:
+        self.report = report
+        self.batches: list = []
+        self.watermarks: list = []
+
+    def process_batch(self, values, timestamps):
+        self.batches.append((values.column("v").to_pylist(), list(timestamps)))
+        return int(max(timestamps)) if self.report else None
+
+    def process_watermark(self, watermark):
+        self.watermarks.append(watermark)
+
+    def process_watermark_status(self, idle):
+        pass
+
+    def end_input(self):
+        pass
+
+
+def _columnar_chain(strategy, target):
+    from flinkcore.runtime.executor import Router
+
+    h = harness(strategy)
+    router = Router([target], {})
+    router.bind()
+    h.operator.output = router
+    return h
+
+
+def _batch(ts):
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_arrays([pa.array(ts), pa.array([t * 10 for t in ts])], names=["ts", "v"])
+
+
+def test_columnar_batch_maximum_comes_from_the_window_that_takes_the_batch():
+    """A columnar batch going to one window that finds its largest timestamp itself: the generator
+    takes that maximum (no pass of its own), the window gets each batch once, and the watermarks
+    are those of the generator fed every timestamp, also when the window held a batch back."""
+    strategy = WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(100)
+    ).with_timestamp_assigner("ts")
+    for report in (True, False):
+        window = _ReportingWindow(report)
+        h = _columnar_chain(strategy, window)
+        h.operator.process_batch(_batch([5, 1000, 7]), None)
+        assert h.operator._batch_max_ts == window.process_batch  # resolved to the window
+        h.set_processing_time(200)
+        h.operator.process_batch(_batch([1500, 900]), None)
+        h.operator.process_batch(_batch([1200]), None)
+        h.set_processing_time(400)
+        assert window.batches == [
+            ([50, 10000, 70], [5, 1000, 7]),
+            ([15000, 9000], [1500, 900]),
+            ([12000], [1200]),
+        ]
+        assert window.watermarks == [899, 1399]
+
+
+def test_columnar_batch_maximum_not_taken_from_a_window_for_a_per_event_generator():
+    """A user generator sees every event (and may emit per event): the window's maximum is not used."""
+    seen = []
+
+    class Recording(WatermarkGenerator):
+        def on_event(self, event, event_timestamp, output):
+            seen.append(event_timestamp)
+
+        def on_periodic_emit(self, output):
+            output.emit_watermark(Watermark(max(seen) - 1))
+
+    window = _ReportingWindow()
+    h = _columnar_chain(
+        WatermarkStrategy.for_generator(lambda ctx: Recording()).with_timestamp_assigner("ts"), window
+    )
+    h.operator.process_batch(_batch([5, 1000, 7]), None)
+    assert seen == [5, 1000, 7] and window.batches == [([50, 10000, 70], [5, 1000, 7])]
+    h.set_processing_time(200)
+    assert window.watermarks == [999]
