@@ -289,8 +289,8 @@ class JobModules:
                 signal.signal(signal.SIGALRM, alarm)
             sys.path[:] = saved
         for name in set(sys.modules) - before:
-            stamp = _file_stamp(sys.modules[name])
-            if stamp is not None and _is_user_source(stamp[0]):
+            stamp = file_stamp(sys.modules[name])
+            if stamp is not None and is_user_source(stamp[0]):
                 self.files[name] = stamp
         if _thread_count() > threads:
             self.enabled = False
@@ -300,7 +300,7 @@ class JobModules:
         may refer to each other). Those are the Python sources outside the installation's
         libraries: a library (a dependency the user's module imported) stays, as the driver's own
         copy does; an extension module cannot be imported twice in a process."""
-        if any(_file_stamp(sys.modules.get(n)) != stamp for n, stamp in self.files.items()):
+        if any(file_stamp(sys.modules.get(n)) != stamp for n, stamp in self.files.items()):
             for name in self.files:
                 sys.modules.pop(name, None)
             self.files.clear()
@@ -319,7 +319,7 @@ def _import_timed_out(signum: int, frame: Any) -> None:
     raise _ImportTimeout()
 
 
-def _is_user_source(path: str) -> bool:
+def is_user_source(path: str) -> bool:
     """Whether ``path`` is a Python source outside the standard library, site-packages and
     flinkcore (the modules :class:`JobModules` imports afresh when they change)."""
     if not path.endswith(".py"):
@@ -347,7 +347,8 @@ def _library_roots() -> tuple[str, ...]:
     return _LIBRARY_ROOTS
 
 
-def _file_stamp(module: Any) -> tuple[str, int, int] | None:
+def file_stamp(module: Any) -> tuple[str, int, int] | None:
+    """(file, mtime_ns, size) of ``module``'s file (-1s once it is gone), None without a file."""
     path = getattr(module, "__file__", None)
     if not path:
         return None

@@ -73,14 +73,14 @@ class _UserModules:
         """Stamp the user's modules imported since the last call (run while idle)."""
         for name in [n for n in sys.modules if n not in self.known]:
             self.known.add(name)
-            stamp = forkserver._file_stamp(sys.modules.get(name))
-            if stamp is not None and forkserver._is_user_source(stamp[0]):
+            stamp = forkserver.file_stamp(sys.modules.get(name))
+            if stamp is not None and forkserver.is_user_source(stamp[0]):
                 self.files[name] = stamp
 
     def refresh(self, sys_path: list[str]) -> None:
         """Before a job: drop the user's modules if one changed, or the path did."""
         if sys_path != self.sys_path or any(
-            forkserver._file_stamp(sys.modules.get(n)) != stamp for n, stamp in self.files.items()
+            forkserver.file_stamp(sys.modules.get(n)) != stamp for n, stamp in self.files.items()
         ):
             for name in self.files:
                 sys.modules.pop(name, None)
