@@ -14,8 +14,45 @@ dict) is refilled with the next row's values instead of being freed and allocate
 """
 
 include "_columns.pxi"
+include "_small_long.pxi"
+
+cdef extern from *:
+    """
+    /* Store ``v`` in a float only the caller's row holds (refcount 1): no other code can see it. */
+    static inline int fc_float_reuse(PyObject *old, double v) {
+        if (Py_REFCNT(old) != 1 || !PyFloat_CheckExact(old)) return 0;
+        ((PyFloatObject *)old)->ob_fval = v;
+        return 1;
+    }
+    /* Store ``v`` in a one-digit int only the caller's row holds (refcount 1) whose sign and digit
+       count ``v`` shares; never a small int (those are shared singletons, and ``v`` must become one
+       when it is small). CPython < 3.12 layout only; elsewhere 0 (the caller makes a new int). */
+    static inline int fc_long_reuse(PyObject *old, long long v) {
+    #if PY_VERSION_HEX < 0x030C0000
+        Py_ssize_t size;
+        if (Py_REFCNT(old) != 1 || !PyLong_CheckExact(old)) return 0;
+        if (v >= -5 && v <= 256) return 0;
+        size = Py_SIZE(old);
+        if (size == 1 && v > 0 && v < ((long long)1 << PyLong_SHIFT)) {
+            ((PyLongObject *)old)->ob_digit[0] = (digit)v;
+            return 1;
+        }
+        if (size == -1 && v < 0 && v > -((long long)1 << PyLong_SHIFT)) {
+            ((PyLongObject *)old)->ob_digit[0] = (digit)(-v);
+            return 1;
+        }
+    #else
+        (void)old; (void)v;
+    #endif
+        return 0;
+    }
+    """
+    int fc_small_long(PyObject *v, long long *out) noexcept
+    bint fc_float_reuse(PyObject *old, double v) noexcept
+    bint fc_long_reuse(PyObject *old, long long v) noexcept
 
 cdef extern from "Python.h":
+    Py_ssize_t PY_SSIZE_T_MIN
     PyObject *_list_get "PyList_GET_ITEM"(object lst, Py_ssize_t i)
     Py_ssize_t _list_size "PyList_GET_SIZE"(object lst)
     PyObject *PyObject_Vectorcall(PyObject *callable, PyObject **args, size_t nargsf, PyObject *kwnames)
@@ -56,27 +93,58 @@ def invoke_all(Position pos, object invoke, object ctx, list values, list timest
         invoke(<object>_list_get(values, i), ctx)
 
 
-cdef inline bint _unshared(object row):
+cdef Py_ssize_t _NO_DICT = PY_SSIZE_T_MIN
+
+
+cdef inline Py_ssize_t _dict_offset(object row):
+    """Where a row's instance dict pointer is, in bytes from the row (the same for every row of
+    one type and width; below the row for a managed dict), or _NO_DICT when its type has none."""
+    cdef PyObject **dictptr = _PyObject_GetDictPtr(<PyObject *>row)
+    if dictptr == NULL:
+        return _NO_DICT
+    return <char *>dictptr - <char *><PyObject *>row
+
+
+cdef inline bint _unshared(object row, Py_ssize_t dict_offset):
     """Only the loop holds ``row`` (the user's function kept no reference) and it has no instance
-    dict (tuple subclasses take no weak references): refilling it is not observable."""
-    cdef PyObject **dictptr
+    dict (tuple subclasses take no weak references): refilling it is not observable.
+    ``dict_offset``: :func:`_dict_offset` of a row of this type and width."""
     if Py_REFCNT(row) != 1:
         return False
-    dictptr = _PyObject_GetDictPtr(<PyObject *>row)
-    return dictptr == NULL or dictptr[0] == NULL
+    return dict_offset == _NO_DICT or (<PyObject **>(<char *><PyObject *>row + dict_offset))[0] == NULL
 
 
 cdef inline void _refill(_Columns cols, object row, Py_ssize_t i):
-    """Row ``i`` into an unshared row of the same width: as ``cols.row`` would build it."""
+    """Row ``i`` into an unshared row of the same width: as ``cols.row`` would build it. A number
+    the row already holds is kept when it equals the new value, or (only the row holds it) takes
+    the new value in place, instead of a new object made and the old one freed."""
     cdef Py_ssize_t j
     cdef object v
     cdef PyObject *old
+    cdef int kind
+    cdef int64_t x
+    cdef long long have
     cdef bint atomic = True
     for j in range(cols.width):
-        v = cols.value(j, i)
-        if atomic and cols.kinds[j] == K_LIST and not _atomic(v):
-            atomic = False
         old = PyTuple_GET_ITEM(row, j)
+        kind = cols.kinds[j]
+        if kind == K_INT64 and PyLong_CheckExact(<object>old):
+            x = (<const int64_t *>cols.data[j])[i]
+            if fc_small_long(old, &have) and have == x:
+                continue  # the same value: the row keeps its int
+            if old == cols.prev_obj[j] and Py_REFCNT(<object>old) == 2:
+                # held by the row and the column's last-int cache only: the row takes it over
+                cols.prev_obj[j] = NULL
+                cols.prev_row[j] = -2
+                Py_DECREF(old)
+            if fc_long_reuse(old, x):
+                continue
+        elif kind == K_FLOAT64:
+            if fc_float_reuse(old, (<const double *>cols.data[j])[i]):
+                continue
+        v = cols.value(j, i)
+        if atomic and kind == K_LIST and not _atomic(v):
+            atomic = False
         Py_INCREF(v)
         PyTuple_SET_ITEM(row, j, v)
         Py_XDECREF(old)
@@ -140,6 +208,7 @@ def invoke_columns(
     cdef object ts, last = pos  # no timestamp is this object: the first record sets it
     cdef int64_t ts_prev = 0
     cdef object record = None
+    cdef Py_ssize_t dict_offset = _NO_DICT  # set from the first row
     cdef PyObject *res
     cdef PyObject *args[3]
     args[0] = NULL
@@ -157,11 +226,13 @@ def invoke_columns(
                 last = ts
         if scalar:
             record = cols.value(0, i)
-        elif record is not None and _unshared(record):
+        elif record is not None and _unshared(record, dict_offset):
             # the last record is garbage: it becomes this one (as zip() reuses its result tuple)
             _refill(cols, record, i)
         else:
             record = cols.row(tp, i)
+            if i == 0:
+                dict_offset = _dict_offset(record)
         args[1] = <PyObject *>record
         if keyed:
             res = PyObject_Vectorcall(<PyObject *>key_selector, &args[1], 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)

@@ -157,3 +157,52 @@ def test_shared_ints_are_released_with_the_batch():
     counts = [sys.getrefcount(rows[0].b) for rows in (kept, built)]  # before pytest's asserts hold any
     assert counts == [len(kept) + 1, len(built) + 1]  # the rows and the argument only
     assert all(r.b is kept[0].b for r in kept) and all(r.b is built[0].b for r in built)
+
+
+# int64 values around every boundary the refill cares about: small ints (-5..256, shared
+# singletons), one CPython digit (|v| < 2**30), the sign, and the int64 range
+EDGE_INTS = [0, 1, 255, 256, 257, -5, -6, 300, 300, -300, 2**30 - 1, 2**30, -(2**30) + 1, -(2**30)]
+EDGE_INTS += [2**62, -(2**63), 2**63 - 1, 7, 7, 7, 1000, 1001, 1001, -1, 12345, 5, 400, 200, -400, -3]
+
+
+def test_refilled_numbers_are_exactly_the_columns_values():
+    """A refilled row keeps an equal int or takes a new value into a number only it holds: each
+    call still sees exactly the ints and floats rows_from_columns builds, small ints are the
+    shared ones, and a value the user's function kept is never changed afterwards."""
+    from flinkcore._core.rows import rows_from_columns
+
+    n = len(EDGE_INTS)
+    cls = row_class(("a", "b", "c"))
+    floats = np.array([0.5, -0.0, float("inf"), 1e300, 2.5, 2.5] * 5)[:n]
+    cols = [np.array(EDGE_INTS, dtype=np.int64), floats, np.array(EDGE_INTS[::-1], dtype=np.int64)]
+    seen = []
+    kept = []
+
+    def invoke(v, ctx):
+        # what the row holds, as text (holding its numbers would keep the loop from reusing them)
+        seen.append(tuple(repr(x) for x in v) + tuple(type(x).__name__ for x in v))
+        small.append(all(x is int(str(x)) for x in (v.a, v.c) if -5 <= x <= 256))
+        if len(seen) % 3 == 0:
+            kept.append((v.a, v.b))  # these objects must never change
+
+    small = []
+    sink_loop.invoke_columns(sink_loop.Position(), invoke, Ctx(), cls, cols, None)
+    expected = rows_from_columns(cls, cols)
+    assert seen == [tuple(repr(x) for x in r) + ("int", "float", "int") for r in expected]
+    assert small == [True] * n  # small ints are the interpreter's own
+    assert [(r[0], r[1]) for r in expected[2::3]] == kept
+
+
+def test_numbers_the_user_keeps_are_not_reused():
+    """A field value the user's function holds on to (a counter of distinct keys, a last total)
+    keeps its value after the loop refills the row."""
+    cls = row_class(("k", "x"))
+    keys = np.arange(1000, 3000, dtype=np.int64)
+    xs = np.arange(2000) * 0.5
+    last = {}
+
+    def invoke(v, ctx):
+        last[v.k % 7] = (v.k, v.x)
+
+    sink_loop.invoke_columns(sink_loop.Position(), invoke, Ctx(), cls, [keys, xs], None)
+    assert last == {int(k) % 7: (int(k), float(x)) for k, x in zip(keys[-7:], xs[-7:], strict=True)}
