@@ -30,6 +30,8 @@ from flinkcore.runtime.processing_time import ProcessingTimeService, SystemClock
 __all__ = ["die_with_parent", "run_worker", "run_worker_from_fds"]
 
 _PR_SET_PDEATHSIG = 1
+#: a directory: each worker writes a cProfile of each job there
+PROFILE_ENV = "FLINKCORE_PROFILE_WORKERS"
 
 
 def die_with_parent() -> None:
@@ -141,8 +143,24 @@ class _Worker:
             number, graph_bytes, sinks_in_driver, restore_bytes, sys_path = job
             if sys_path is not None:
                 self._modules.refresh(sys_path)
-            self.run(number, graph_bytes, sinks_in_driver, restore_bytes)
+            if PROFILE_ENV in os.environ:
+                self._profiled(number, graph_bytes, sinks_in_driver, restore_bytes)
+            else:
+                self.run(number, graph_bytes, sinks_in_driver, restore_bytes)
             job = self._wait()
+
+    def _profiled(self, job: int, *args: Any) -> None:
+        """A developer's tool: one cProfile file per worker and job, in $FLINKCORE_PROFILE_WORKERS."""
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+        try:
+            self.run(job, *args)
+        finally:
+            profiler.disable()
+            name = f"worker-{self.index}.prof" if job == 1 else f"worker-{self.index}-job-{job}.prof"
+            profiler.dump_stats(os.path.join(os.environ[PROFILE_ENV], name))
 
     def run(self, job: int, graph_bytes: bytes, sinks_in_driver: bool, restore_bytes: bytes | None) -> None:
         import cloudpickle
@@ -268,20 +286,8 @@ def run_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which cancels us
     sys.path[:] = sys_path
     peers = {k: wire.Peer(k, s) for k, s in sockets.items()}
-    profile_dir = os.environ.get("FLINKCORE_PROFILE_WORKERS")
     try:
-        if profile_dir:  # a developer's tool: one cProfile file per worker
-            import cProfile
-
-            profiler = cProfile.Profile(time.process_time)
-            profiler.enable()
-            try:
-                _Worker(index, peers).serve(graph_bytes, sinks_in_driver, restore_bytes)
-            finally:
-                profiler.disable()
-                profiler.dump_stats(os.path.join(profile_dir, f"worker-{index}.prof"))
-        else:
-            _Worker(index, peers).serve(graph_bytes, sinks_in_driver, restore_bytes)
+        _Worker(index, peers).serve(graph_bytes, sinks_in_driver, restore_bytes)
     finally:
         for p in peers.values():
             p.close()
