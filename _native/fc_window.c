@@ -438,16 +438,12 @@ static void wt_delete(fc_wtable *t, size_t i) {
  * out already in key order at fire time (no sort). */
 
 static void dn_release(fc_wtable *t, fc_dwin *w) {
-    if (t->n_dspares < t->dwins_hw && t->n_dspares < t->dwins_cap) {
-        t->dspares[t->n_dspares++] = w->ent; /* zeroed again when reused */
+    if (!t->dspare) {
+        t->dspare = w->ent; /* zeroed again when reused */
     } else {
         free(w->ent);
     }
     free(w);
-}
-
-static void dn_free_spares(fc_wtable *t, size_t keep) {
-    while (t->n_dspares > keep) free(t->dspares[--t->n_dspares]);
 }
 
 static void dn_free_all(fc_wtable *t) {
@@ -455,13 +451,12 @@ static void dn_free_all(fc_wtable *t) {
         free(t->dwins[j]->ent);
         free(t->dwins[j]);
     }
-    dn_free_spares(t, 0);
     free(t->dwins);
     free(t->dn_due);
-    free(t->dspares);
+    free(t->dspare);
     t->dwins = t->dn_due = NULL;
-    t->dspares = NULL;
-    t->n_dwins = t->dwins_cap = t->dn_due_len = t->dwins_hw = 0;
+    t->dspare = NULL;
+    t->n_dwins = t->dwins_cap = t->dn_due_len = 0;
     t->dcap = t->dpeak = 0;
 }
 
@@ -477,15 +472,13 @@ static fc_dwin *dn_window(fc_wtable *t, int64_t start) {
         fc_dwin **d = (fc_dwin **)realloc(t->dn_due, cap * sizeof *d);
         if (!d) return NULL;
         t->dn_due = d;
-        uint8_t **sp = (uint8_t **)realloc(t->dspares, cap * sizeof *sp);
-        if (!sp) return NULL;
-        t->dspares = sp;
         t->dwins_cap = cap;
     }
     fc_dwin *w = (fc_dwin *)calloc(1, sizeof *w);
     if (!w) return NULL;
-    if (t->n_dspares) {
-        w->ent = t->dspares[--t->n_dspares];
+    if (t->dspare) {
+        w->ent = t->dspare;
+        t->dspare = NULL;
         memset(w->ent, 0, t->dcap * t->dstride);
     } else {
         w->ent = (uint8_t *)calloc(t->dcap ? t->dcap : 1, t->dstride);
@@ -498,7 +491,6 @@ static fc_dwin *dn_window(fc_wtable *t, int64_t start) {
     w->max_ts = fc_window_end(start, t->size) - 1;
     w->cleanup = fc_cleanup_time(w->max_ts, t->lateness);
     t->dwins[t->n_dwins++] = w;
-    if (t->n_dwins > t->dwins_hw) t->dwins_hw = t->n_dwins;
     return w;
 }
 
@@ -546,7 +538,8 @@ static int dn_admit(fc_wtable *t, int64_t kmin, int64_t kmax, size_t n) {
         memset(ent + t->dcap * t->dstride, 0, (cap - t->dcap) * t->dstride);
         w->ent = ent;
     }
-    dn_free_spares(t, 0); /* of the old size */
+    free(t->dspare);
+    t->dspare = NULL;
     t->dcap = cap;
     return 1;
 }
@@ -772,10 +765,6 @@ static void dn_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int
     }
     t->min_due = min_due;
     t->dpeak = peak > t->dpeak - t->dpeak / 8 ? peak : t->dpeak - t->dpeak / 8;
-    /* the spare arrays follow the recent peak of open windows down (a burst's are given back) */
-    size_t hw = t->dwins_hw - t->dwins_hw / 8;
-    t->dwins_hw = hw > t->n_dwins ? hw : t->n_dwins;
-    dn_free_spares(t, t->dwins_hw - t->n_dwins);
 }
 
 static void dn_snapshot(const fc_wtable *t, uint8_t **out) {

@@ -79,12 +79,7 @@ typedef struct {
     size_t dstride, dcap, dpeak; /* dpeak: recent peak of keys per window (decays per fire) */
     fc_dwin **dwins, **dn_due;
     size_t n_dwins, dwins_cap, dn_due_len;
-    /* freed entry arrays (dcap entries each) kept for the next windows, at most dwins_hw: a new
-     * window reuses one (zeroed again) instead of fresh pages from the allocator, which glibc
-     * hands back to the kernel when they top the heap (page faults and kernel zeroing at every
-     * window of a long job); dwins_hw is the recent peak of open windows (decays per fire) */
-    uint8_t **dspares;
-    size_t n_dspares, dwins_hw;
+    uint8_t *dspare; /* one freed entry array (dcap entries) kept for the next window */
     size_t stride; /* bytes per table entry */
     uint8_t *slots;
     size_t cap, live;
