@@ -525,7 +525,11 @@ class LocalColumnarAggregateOperator(_SendsPartialsAhead, ColumnarWindowOperator
                 arrays.append(pa.array(out[name]))
                 names.append(name)
             self.partials_sent += len(keys)
-            self.output.collect(pa.RecordBatch.from_arrays(arrays, names=names), out["window_end"] - 1)
+            # the partials' timestamps (their panes' max timestamps) in place of the window ends:
+            # the fire's column is this operator's own and not sent (no array of its size anew)
+            ts = out["window_end"]
+            np.subtract(ts, 1, out=ts)
+            self.output.collect(pa.RecordBatch.from_arrays(arrays, names=names), ts)
             return
         fired = self._table.fire(watermark)
         if not fired:
