@@ -777,7 +777,11 @@ static void dn_snapshot(const fc_wtable *t, uint8_t **out) {
             put_i64(out, w->start);
             put_i64(out, *c & DN_COUNT);
             put_i64(out, (*c & DN_DIRTY) ? ST_DIRTY : ST_FIRED);
-            for (int32_t a = 0; a < t->n_aggs; a++) put_f64(out, ((const double *)(c + 1))[a]);
+            /* a count lives in the count word: its accumulator is written as 0.0, as the hash
+             * layout keeps it (the update's fast path leaves -0.0 there), so a snapshot's bytes do
+             * not depend on the layout */
+            for (int32_t a = 0; a < t->n_aggs; a++)
+                put_f64(out, t->aggs[a].kind == FC_AGG_COUNT ? 0.0 : ((const double *)(c + 1))[a]);
         }
     }
 }
@@ -995,7 +999,8 @@ void fc_wtable_snapshot(const fc_wtable *t, uint8_t *out) {
         put_i64(&out, e->start);
         put_i64(&out, e->count);
         put_i64(&out, e->state);
-        for (int32_t a = 0; a < t->n_aggs; a++) put_f64(&out, WT_ACC(e)[a]);
+        for (int32_t a = 0; a < t->n_aggs; a++) /* a count's as the dense layout's: 0.0 */
+            put_f64(&out, t->aggs[a].kind == FC_AGG_COUNT ? 0.0 : WT_ACC(e)[a]);
     }
 }
 

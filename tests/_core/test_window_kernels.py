@@ -519,3 +519,25 @@ def test_session_table_reports_batch_max_and_late_count():
     assert late.tolist() == [True, False, True] and s.last_late == 2 and s.last_max_ts == 98
     s.update(np.array([], dtype=np.int64), np.array([], dtype=np.int64), [])
     assert s.last_max_ts == INT64_MIN and s.last_late == 0
+
+
+@pytest.mark.parametrize(
+    "aggs", [[("sum", 0), ("count", 0)], [("count", 0), ("mean", 0)], [("count", None, "n")]]
+)
+def test_sum_and_count_snapshots_do_not_depend_on_the_layout(aggs):
+    """The dense layout's fast path (sums and counts only) keeps a count's unused accumulator as
+    the hash layout does, so the same windows give the same snapshot records in either layout."""
+    rng = np.random.default_rng(4)
+    k, t, v = _batches(rng, 1, 0, 50)[0]
+    dense = native.WindowAggTable(10, 10, 0, aggs)
+    hashed = native.WindowAggTable(10, 10, 0, aggs)
+    dense.update(k, t, [v])
+    hashed.update(np.array([-1]), np.array([0]), [np.array([1.0])])  # the hash layout from here on
+    hashed.update(k, t, [v])
+    assert dense.layout == "dense" and hashed.layout == "hash"
+    n = len(aggs)
+    rec = 32 + 8 * n
+    body = lambda s: s[8 + 4 * 8 + 8 + 8 * n + 8 :]  # noqa: E731
+    records = lambda s: sorted(body(s)[i : i + rec] for i in range(0, len(body(s)), rec))  # noqa: E731
+    minus_one = [r for r in records(hashed.snapshot()) if int.from_bytes(r[:8], "little", signed=True) == -1]
+    assert records(dense.snapshot()) == sorted(set(records(hashed.snapshot())) - set(minus_one))
