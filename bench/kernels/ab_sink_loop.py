@@ -24,26 +24,13 @@ import time
 
 import numpy as np
 import pyarrow as pa
+from bench_sink_columnar import CountingSink  # this script's directory is on sys.path
 
 from flinkcore.runtime.operators.arrow import record_columns
 
 
 class Ctx:
     __slots__ = ("_ts",)
-
-
-class CountingSink:
-    """As bench/parallel/jobs.py's: counts results and adds up one field."""
-
-    def __init__(self, field: str) -> None:
-        self.field = field
-        self.results = 0
-        self.checksum = 0.0
-
-    def invoke(self, value, context=None) -> None:
-        self.results += 1
-        f = self.field
-        self.checksum += value[f] if isinstance(f, int) else getattr(value, f)
 
 
 def noop(value, context=None) -> None:

@@ -24,13 +24,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jobs  # noqa: E402
+import run  # noqa: E402
 
 from flinkcore.benchmarks.data import events_for  # noqa: E402
-from flinkcore.runtime.cluster import job as cluster_job  # noqa: E402
 from flinkcore.runtime.operators import udf  # noqa: E402
 
 _sink = [0.0, 0]  # CPU seconds in the sink's columnar loop, records it took
-_workers = [0.0]
 
 
 def _instrument() -> None:
@@ -45,19 +44,7 @@ def _instrument() -> None:
             _sink[1] += batch.num_rows
 
     udf.SinkOperator._process_columnar = timed
-    run = cluster_job.ClusterJob.run
-
-    def run_and_count(self):  # type: ignore[no-untyped-def]
-        try:
-            run(self)
-        finally:
-            _workers[0] += self.worker_cpu_seconds
-
-    cluster_job.ClusterJob.run = run_and_count
-
-
-def _same(a: tuple, b: tuple) -> bool:
-    return a[0] == b[0] and abs(a[1] - b[1]) <= 1e-9 * max(1.0, abs(a[1]))
+    run._count_worker_cpu()
 
 
 def main() -> None:
@@ -80,15 +67,15 @@ def main() -> None:
         for _ in range(args.repeats):
             for p in (1, 2):
                 _sink[:] = [0.0, 0]
-                _workers[0] = 0.0
+                run._worker_cpu[0] = 0.0
                 c0, t0 = time.process_time(), time.perf_counter()
                 out = job(events, p)
                 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
                 results.setdefault(p, out)
-                if not _same(results[p], out) or not _same(results[1], out):
+                if not run._same(results[p], out) or not run._same(results[1], out):
                     raise SystemExit(f"{name} p{p}: results differ: {results[1]} vs {out}")
                 per = _sink[0] / _sink[1] * 1e9 if _sink[1] >= 1000 else float("nan")
-                runs[p].append((wall, _sink[0], per, cpu, _workers[0]))
+                runs[p].append((wall, _sink[0], per, cpu, run._worker_cpu[0]))
         print(f"{name} n={args.n:,} results {results[1][0]} (medians of {args.repeats}):", flush=True)
         for p in (1, 2):
             m = [statistics.median(r[k] for r in runs[p]) for k in range(5)]
