@@ -1,10 +1,11 @@
 """Worker processes kept for the driver's next job (as Flink's TaskManagers outlive a job).
 
 When a job FINISHED, its workers do not exit: they park, each with its connections and
-shared-memory rings to the others, its imports and its warm heap, and the next job of this
+shared-memory rings to the others and its imports, and the next job of this
 driver that needs as many workers (with the same ring settings) runs in them. It skips the
-forks, the connections and most of a fresh process's page faults: a small job at p2 starts in
-~6 ms instead of 25-30 ms, and W2 columnar at 100M events ran ~20% faster in wall time.
+forks, the connections and the imports: a 1000-event job at p2 takes ~3-7 ms in kept workers
+against ~26-31 ms in forked ones; W2 columnar (batch sink, 100M events) at p2 took 10% less wall
+and 11% less CPU (bench/README.md, session 8).
 
 A parked set is released (its workers exit) once it has been idle for the idle timeout, when the
 driver exits (the workers see their connection close; the fork server kills what is left), or by
