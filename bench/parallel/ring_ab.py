@@ -20,10 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import jobs  # noqa: E402
 import run  # noqa: E402
-
-from flinkcore.benchmarks.data import events_for  # noqa: E402
 
 _ring = [True]
 
@@ -55,13 +52,7 @@ def main() -> None:
     _switch_rings()
     variants = [(1, None), (2, True), (2, False)]
     for name in args.jobs.split(","):
-        workload = "W3" if name.startswith("w3") else "W2"
-        events = events_for(workload, args.n)
-        job = jobs.JOBS[name]
-        for p in (1, 2):
-            job(events_for(workload, 20_000), p)
-        jobs.prepare(events, 1)
-        jobs.prepare(events, 2)
+        job, events = run.warmed_up(name, args.n)
         wall: dict = {v: [] for v in variants}
         cpu: dict = {v: [] for v in variants}
         results: dict = {}

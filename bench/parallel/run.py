@@ -89,6 +89,20 @@ def _measure(job, events, p: int, two_phase: str = "on") -> tuple[float, float, 
     return wall, time.process_time() - c0 + _worker_cpu[0], out
 
 
+def warmed_up(name: str, n: int) -> tuple:
+    """Job ``name`` of ``jobs.JOBS`` and its workload's ``n`` events, ready for timed runs at p1
+    and p2: both runtimes warmed up on 20,000 events (imports a first run would pay; the p2 run
+    also starts the workers the timed runs reuse), each subtask's share of the events written to
+    /dev/shm once."""
+    workload = "W3" if name.startswith("w3") else "W2"
+    events = events_for(workload, n)
+    job = jobs.JOBS[name]
+    for p in (1, 2):
+        job(events_for(workload, 20_000), p)
+        jobs.prepare(events, p)
+    return job, events
+
+
 def _same(a: tuple, b: tuple) -> bool:
     return a[0] == b[0] and abs(a[1] - b[1]) <= 1e-9 * max(1.0, abs(a[1]))
 
@@ -138,13 +152,7 @@ def main() -> None:
 
     rows = []
     for name in args.jobs.split(","):
-        workload = "W3" if name.startswith("w3") else "W2"
-        events = events_for(workload, args.n)
-        job = jobs.JOBS[name]
-        for p in (1, 2):  # warm-up of both runtimes (imports a first run would pay)
-            job(events_for(workload, 20_000), p)
-        jobs.prepare(events, 1)  # each subtask's share of the events in /dev/shm, written once
-        jobs.prepare(events, 2)
+        job, events = warmed_up(name, args.n)
         runs = [(1, "-")] + [(2, v) for v in variants]
         wall: dict[tuple, list[float]] = {r: [] for r in runs}
         cpu: dict[tuple, list[float]] = {r: [] for r in runs}

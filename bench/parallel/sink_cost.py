@@ -23,10 +23,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import jobs  # noqa: E402
 import run  # noqa: E402
 
-from flinkcore.benchmarks.data import events_for  # noqa: E402
 from flinkcore.runtime.operators import udf  # noqa: E402
 
 _sink = [0.0, 0]  # CPU seconds in the sink's columnar loop, records it took
@@ -56,12 +54,7 @@ def main() -> None:
     os.environ.setdefault("FLINKCORE_TWO_PHASE_AGGREGATION", "true")
     _instrument()
     for name in args.jobs.split(","):
-        workload = "W3" if name.startswith("w3") else "W2"
-        events = events_for(workload, args.n)
-        job = jobs.JOBS[name]
-        for p in (1, 2):
-            job(events_for(workload, 20_000), p)
-            jobs.prepare(events, p)
+        job, events = run.warmed_up(name, args.n)
         runs: dict[int, list[tuple]] = {1: [], 2: []}
         results: dict[int, tuple] = {}
         for _ in range(args.repeats):
