@@ -310,3 +310,26 @@ def test_a_child_forked_from_the_driver_does_not_use_the_drivers_kept_workers(tm
     job2, results = _run(build)  # the driver's own workers are still there, untouched
     assert _finals(results) == expected
     assert job2.pids == job1.pids
+
+
+def test_jobs_running_at_once_never_share_workers():
+    build, expected = _keyed_sums(20_000, 11)
+    job0, _ = _run(build)  # parks one set: only one of the next two jobs can take it
+    outcomes = []
+
+    def one():
+        try:
+            outcomes.append(_run(build))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(outcomes) == 2 and all(isinstance(o, tuple) for o in outcomes), outcomes
+    (a, ra), (b, rb) = outcomes
+    assert _finals(ra) == expected and _finals(rb) == expected
+    assert set(a.pids).isdisjoint(b.pids)
+    assert job0.pids in (a.pids, b.pids)
