@@ -27,7 +27,6 @@ from typing import Any
 from flinkcore._core.serde import dumps, loads
 from flinkcore.runtime.cluster import pool, wire
 from flinkcore.runtime.cluster.forkserver import fork_server
-from flinkcore.runtime.cluster.pool import SHUTDOWN_GRACE
 from flinkcore.runtime.cluster.task import PeerLost, Placement, SlotTask, node_keys
 from flinkcore.runtime.cluster.two_phase import with_two_phase_aggregation
 from flinkcore.runtime.graph import StreamGraph
@@ -337,12 +336,7 @@ class ClusterJob:
             else:
                 workers.release()
             return
-        self.send_control(("cancel",))
-        deadline = time.monotonic() + SHUTDOWN_GRACE
-        for peer in self.peers.values():
-            while peer.pending_output and not peer.closed and time.monotonic() < deadline:
-                peer.flush()
-                time.sleep(0.001)
+        deadline = pool.tell(self.peers.values(), ("cancel",))
         pool.reap(list(self.processes.values()), deadline)
         for peer in self.peers.values():
             peer.close()

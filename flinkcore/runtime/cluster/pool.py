@@ -30,7 +30,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flinkcore.runtime.cluster import rings, wire
@@ -79,7 +79,6 @@ class WorkerSet:
     peers: dict[int, wire.Peer]
     #: the number of the job running (or last run) in it; the first is 1
     job: int = 1
-    parked_at: float | None = None
     #: joins the workers' exits once released
     reaper: threading.Thread | None = None
     #: the workers were stopped and joined (after a failure or a cancel)
@@ -105,19 +104,29 @@ class WorkerSet:
         daemon thread (killing those that do not exit in :data:`SHUTDOWN_GRACE` s)."""
         if self.reaper is not None or self.reaped:
             return
-        data = wire.encode_control(("shutdown",))
+        deadline = tell(self.peers.values(), ("shutdown",))
         for peer in self.peers.values():
-            peer.send(wire.CONTROL, 0, data)
-        deadline = time.monotonic() + SHUTDOWN_GRACE
-        for peer in self.peers.values():
-            while peer.pending_output and not peer.closed and time.monotonic() < deadline:
-                peer.flush()
-                time.sleep(0.001)
             peer.close()
         self.reaper = threading.Thread(
             target=_reap_quietly, args=(self.pids, deadline), name="flinkcore-reap", daemon=True
         )
         self.reaper.start()
+
+
+def tell(peers: Iterable[wire.Peer], message: tuple) -> float:
+    """Send control ``message`` to every peer and write it out, waiting at most
+    :data:`SHUTDOWN_GRACE` s for slow sockets; returns that grace period's deadline (for
+    :func:`reap`)."""
+    data = wire.encode_control(message)
+    peers = list(peers)
+    for peer in peers:
+        peer.send(wire.CONTROL, 0, data)
+    deadline = time.monotonic() + SHUTDOWN_GRACE
+    for peer in peers:
+        while peer.pending_output and not peer.closed and time.monotonic() < deadline:
+            peer.flush()
+            time.sleep(0.001)
+    return deadline
 
 
 def reap(pids: list[int], deadline: float) -> None:
@@ -163,23 +172,17 @@ class WorkerPool:
         if not workers.alive():
             workers.release()
             return None
-        workers.parked_at = None
         workers.job += 1
         return workers
 
     def park(self, workers: WorkerSet, timeout: float) -> None:
         """Keep ``workers`` for the next job, for ``timeout`` seconds."""
-        workers.parked_at = time.monotonic()
         with self._lock:
             old = self._idle.pop(workers.key, None)
-            self._idle[workers.key] = (workers, workers.parked_at + timeout)
+            self._idle[workers.key] = (workers, time.monotonic() + timeout)
             self._schedule()
         if old is not None:
             old[0].release()
-
-    def is_parked(self, workers: WorkerSet) -> bool:
-        with self._lock:
-            return self._parked(workers)
 
     def _parked(self, workers: WorkerSet) -> bool:
         entry = self._idle.get(workers.key)

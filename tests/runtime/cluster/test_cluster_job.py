@@ -17,7 +17,7 @@ from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.datastream.connectors import NumberSequenceSource
 from flinkcore.datastream.functions import SinkFunction
 from flinkcore.runtime.cluster import ClusterJob, WorkerFailure
-from flinkcore.runtime.cluster.job import SHUTDOWN_GRACE
+from flinkcore.runtime.cluster.pool import SHUTDOWN_GRACE
 from flinkcore.runtime.executor import Job
 
 
