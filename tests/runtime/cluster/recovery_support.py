@@ -1,6 +1,6 @@
-"""What the worker-process tests share: a sink that lists what it gets, the committed output of a
-FileSink, whether a process lives, a forked child and its exit status, and the attempt of a
-running job once all its workers started.
+"""What the worker-process tests share: a sink that lists what it gets, a job's graph ending in
+one, the committed output of a FileSink, whether a process lives, a forked child and its exit
+status, and the attempt of a running job once all its workers started.
 (Imported by name: pytest puts this directory on sys.path for the test files in it.)"""
 
 from __future__ import annotations
@@ -28,6 +28,20 @@ class ListSink(SinkFunction):
 
     def invoke(self, value, context):
         self.results.append(value)
+
+
+def graph_with_sink(build: Any, parallelism: int = 2, config: dict | None = None) -> tuple:
+    """(graph, sink): the job ``build(env)`` makes at ``parallelism``, ending in a ListSink, with
+    ``config`` added to the graph's config."""
+    from flinkcore.datastream import StreamExecutionEnvironment
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(parallelism)
+    sink = ListSink()
+    build(env).add_sink(sink)
+    graph = env.get_stream_graph("test", clear_transformations=True)
+    graph.config.update(config or {})
+    return graph, sink
 
 
 def committed_lines(out_dir: str) -> list[str]:

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from recovery_support import ListSink, alive
+from recovery_support import alive, graph_with_sink
 
 from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.datastream.connectors import NumberSequenceSource
@@ -22,14 +22,7 @@ from flinkcore.runtime.executor import Job
 
 
 def _graph(build, parallelism=2, batch_size=None):
-    env = StreamExecutionEnvironment.get_execution_environment()
-    env.set_parallelism(parallelism)
-    sink = ListSink()
-    build(env).add_sink(sink)
-    graph = env.get_stream_graph("test", clear_transformations=True)
-    if batch_size:
-        graph.config["batch_size"] = batch_size
-    return graph, sink
+    return graph_with_sink(build, parallelism, {"batch_size": batch_size} if batch_size else None)
 
 
 def assert_no_workers(job: ClusterJob) -> None:

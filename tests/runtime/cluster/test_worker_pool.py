@@ -13,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from recovery_support import ListSink, alive, fork_child, join_child, running_cluster_job
+from recovery_support import ListSink, alive, fork_child, graph_with_sink, join_child, running_cluster_job
 
 from flinkcore.common import Types, WatermarkStrategy
 from flinkcore.datastream import StreamExecutionEnvironment
@@ -34,12 +34,7 @@ def own_pool(monkeypatch):
 
 
 def _run(build, parallelism=2, config=None):
-    env = StreamExecutionEnvironment.get_execution_environment()
-    env.set_parallelism(parallelism)
-    sink = ListSink()
-    build(env).add_sink(sink)
-    graph = env.get_stream_graph("pool", clear_transformations=True)
-    graph.config.update(config or {})
+    graph, sink = graph_with_sink(build, parallelism, config)
     job = ClusterJob(graph)
     job.run()
     return job, sink.results
