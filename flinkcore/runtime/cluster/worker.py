@@ -102,7 +102,7 @@ class _Worker:
         self.task: SlotTask | None = None
         #: whether the last job finished (only then may another one run here)
         self.reusable = False
-        #: frames from the driver that came after the next job's message, for its task
+        #: control messages from the driver that came with the next job's message, for its task
         self._early: list = []
         self._modules = _UserModules()
 
@@ -180,9 +180,9 @@ class _Worker:
             pts = ProcessingTimeService(SystemClock())
             task = self.task = SlotTask(graph, placement, self.index, self.peers, pts, self.on_control)
             task.on_checkpoint_done = self._checkpoint_done
-            if self._early:  # controls that came with the job's message (a cancel, a trigger)
-                early, self._early = self._early, []
-                task._handle(self.driver, early)
+            early, self._early = self._early, []
+            for message in early:  # controls that came with the job's message (a cancel, a trigger)
+                self.on_control(0, message)
             if self.shutdown:
                 raise TaskCancelled("cancelled")
             restore = loads(restore_bytes) if restore_bytes else None
@@ -242,7 +242,8 @@ class _Worker:
                         continue
                     message = wire.decode_control(payload)
                     if message[0] == "job" and self.reusable:
-                        self._early = [f for f in frames[i + 1 :] if f[0] == wire.CONTROL]
+                        later = frames[i + 1 :]
+                        self._early = [wire.decode_control(f[2]) for f in later if f[0] == wire.CONTROL]
                         return message[1:]
                     self.on_control(0, message)
             if not idle and not events and not writing:
