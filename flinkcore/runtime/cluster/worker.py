@@ -54,42 +54,38 @@ def failure_message(exc: BaseException) -> tuple[bytes | None, str]:
 
 
 class _UserModules:
-    """The user's modules in this worker, imported afresh before a job when one changed.
+    """The user's modules in this worker, dropped before each job it runs after its first.
 
-    A newly forked worker gets the user's modules as their files are now: the fork server
-    imports them afresh when one changed (:class:`~flinkcore.runtime.cluster.forkserver.JobModules`).
-    A worker that runs another job applies the same rule to what it has (what it inherited from
-    the server, and what it imported itself): when the file of one of the user's modules changed,
-    or the driver's ``sys.path`` did (a name may now mean another file), it drops all of them,
-    and the next graph imports them again."""
+    Flink gives each job its own user-code class loader, so a job never sees the static state
+    another job left in the user's classes; a newly forked worker likewise starts from the
+    modules as the fork server imported them (which runs no job). A kept worker drops every
+    module of the user's it has (inherited from the server, or imported itself: Python sources
+    outside the standard library, site-packages and flinkcore) and the next graph imports them
+    again, from their files as they are then (~4 ms for a 500-line module without bytecode)."""
 
     def __init__(self) -> None:
         server = forkserver.SERVER_JOB_MODULES
-        #: module name -> its file stamp, for the user's modules
-        self.files: dict[str, tuple | None] = dict(server.files) if server is not None else {}
+        #: names of the user's modules in sys.modules
+        self.names: set[str] = set(server.files) if server is not None else set()
         #: names of the modules looked at already (the user's or not)
         self.known = set(sys.modules)
-        self.sys_path = list(sys.path)
 
     def note_imports(self) -> None:
-        """Stamp the user's modules imported since the last call (run while idle)."""
+        """Note the user's modules among those imported since the last call."""
         for name in [n for n in sys.modules if n not in self.known]:
             self.known.add(name)
             stamp = forkserver.file_stamp(sys.modules.get(name))
             if stamp is not None and forkserver.is_user_source(stamp[0]):
-                self.files[name] = stamp
+                self.names.add(name)
 
-    def refresh(self, sys_path: list[str]) -> None:
-        """Before a job: drop the user's modules if one changed, or the path did."""
-        if sys_path != self.sys_path or any(
-            forkserver.file_stamp(sys.modules.get(n)) != stamp for n, stamp in self.files.items()
-        ):
-            for name in self.files:
-                sys.modules.pop(name, None)
-                self.known.discard(name)
-            self.files.clear()
-            importlib.invalidate_caches()
-        self.sys_path = list(sys_path)
+    def drop(self, sys_path: list[str]) -> None:
+        """Before a job: forget the user's modules, and take the driver's ``sys.path``."""
+        self.note_imports()
+        for name in self.names:
+            sys.modules.pop(name, None)
+            self.known.discard(name)
+        self.names.clear()
+        importlib.invalidate_caches()
         sys.path[:] = sys_path
 
 
@@ -142,7 +138,7 @@ class _Worker:
         while job is not None:
             number, graph_bytes, sinks_in_driver, restore_bytes, sys_path = job
             if sys_path is not None:
-                self._modules.refresh(sys_path)
+                self._modules.drop(sys_path)
             if PROFILE_ENV in os.environ:
                 self._profiled(number, graph_bytes, sinks_in_driver, restore_bytes)
             else:
@@ -247,12 +243,11 @@ class _Worker:
                         return message[1:]
                     self.on_control(0, message)
             if not idle and not events and not writing:
-                # nothing came at once: free the last job's cycles (what is left, such as modules
-                # it imported, stays out of the next job's collections, as the fork server's
-                # heap does), note what it imported
+                # nothing came at once: free the last job's cycles, note what it imported (off the
+                # next job's start). Not gc.freeze(): the user's modules dropped before the next
+                # job would then never be collected.
                 idle = True
                 gc.collect()
-                gc.freeze()
                 self._modules.note_imports()
         return None
 

@@ -1,6 +1,6 @@
 """Workers kept for the next job: reuse, the SYNC frame that drops the last job's late credits,
 no reuse after a failure, a cancel, a dead worker or with reuse off, the idle timeout, and user
-modules imported afresh when their file changed."""
+modules imported again for every job (their changed files, none of another job's state)."""
 
 from __future__ import annotations
 
@@ -328,3 +328,42 @@ def test_jobs_running_at_once_never_share_workers():
     assert _finals(ra) == expected and _finals(rb) == expected
     assert set(a.pids).isdisjoint(b.pids)
     assert job0.pids in (a.pids, b.pids)
+
+
+STATEFUL = """
+import os
+SEEN = []
+
+def count(x):
+    SEEN.append(x)
+    return (os.getpid(), len(SEEN))
+"""
+
+
+def test_a_kept_worker_starts_each_job_with_the_user_modules_as_imported(tmp_path, monkeypatch):
+    # as Flink gives each job its own user-code class loader: module state a job changed is not
+    # what the next job sees
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = f"fc_pool_state_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(STATEFUL))
+    try:
+        module = __import__(name)
+
+        def build(env):
+            return env.from_source(NumberSequenceSource(0, 199), None, "n").map(module.count)
+
+        job1, first = _run(build)
+        job2, second = _run(build)
+        assert job2.pids == job1.pids
+        per_worker = {}
+        for pid, n in first:
+            per_worker[pid] = max(per_worker.get(pid, 0), n)
+        assert sum(per_worker.values()) == 200
+        again = {}
+        for pid, n in second:
+            again[pid] = max(again.get(pid, 0), n)
+        assert again == per_worker  # counted from an empty SEEN again
+    finally:
+        import sys
+
+        sys.modules.pop(name, None)
