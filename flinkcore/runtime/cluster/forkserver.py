@@ -15,6 +15,7 @@ The server reaps its children and reports how each one ended.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import hashlib
 import json
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 __all__ = ["ForkServer", "fork_server"]
@@ -231,12 +232,7 @@ class JobModules:
     off."""
 
     def __init__(self) -> None:
-        self.enabled = os.environ.get(PRELOAD_JOB_MODULES_ENV, "1").strip().lower() not in (
-            "0",
-            "false",
-            "no",
-            "off",
-        )
+        self.enabled = preloading()
         #: module name -> (its file, mtime_ns, size) when imported, for what was imported for jobs
         self.files: dict[str, tuple[str, int, int] | None] = {}
         #: modules that failed to import here (left to the workers)
@@ -269,24 +265,18 @@ class JobModules:
         saved = sys.path[:]
         sys.path[:] = sys_path
         importlib.invalidate_caches()
-        timed = threading.current_thread() is threading.main_thread()  # signals reach only it
-        if timed:
-            alarm = signal.signal(signal.SIGALRM, _import_timed_out)
-            signal.setitimer(signal.ITIMER_REAL, IMPORT_TIMEOUT)
         try:
-            for name in missing:
-                try:
-                    importlib.import_module(name)
-                except _ImportTimeout:
-                    self.failed.add(name)
-                    self.enabled = False
-                    break
-                except BaseException:  # noqa: BLE001 - the worker imports it itself and reports
-                    self.failed.add(name)
+            with import_deadline():
+                for name in missing:
+                    try:
+                        importlib.import_module(name)
+                    except ImportTimeout:
+                        self.failed.add(name)
+                        self.enabled = False
+                        break
+                    except BaseException:  # noqa: BLE001 - the worker imports it itself and reports
+                        self.failed.add(name)
         finally:
-            if timed:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, alarm)
             sys.path[:] = saved
         for name in set(sys.modules) - before:
             stamp = file_stamp(sys.modules[name])
@@ -311,12 +301,34 @@ class JobModules:
 IMPORT_TIMEOUT = 10.0
 
 
-class _ImportTimeout(BaseException):
-    pass
+class ImportTimeout(BaseException):
+    """Raised in what runs under :func:`import_deadline` once its time is up."""
 
 
 def _import_timed_out(signum: int, frame: Any) -> None:
-    raise _ImportTimeout()
+    raise ImportTimeout()
+
+
+@contextlib.contextmanager
+def import_deadline() -> Iterator[None]:
+    """Interrupt the imports run inside (:class:`ImportTimeout`) after :data:`IMPORT_TIMEOUT`
+    seconds, by SIGALRM: on the main thread only (signals reach only it); elsewhere untimed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    alarm = signal.signal(signal.SIGALRM, _import_timed_out)
+    signal.setitimer(signal.ITIMER_REAL, IMPORT_TIMEOUT)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, alarm)
+
+
+def preloading() -> bool:
+    """Whether a job's modules are imported ahead of its workers' need (``FLINKCORE_PRELOAD_JOB_MODULES``,
+    on by default): by the fork server before it forks them, by a kept worker while it waits."""
+    return os.environ.get(PRELOAD_JOB_MODULES_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def is_user_source(path: str) -> bool:

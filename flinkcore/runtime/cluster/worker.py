@@ -54,14 +54,17 @@ def failure_message(exc: BaseException) -> tuple[bytes | None, str]:
 
 
 class _UserModules:
-    """The user's modules in this worker, dropped before each job it runs after its first.
+    """The user's modules in this worker, imported afresh for each job it runs after its first.
 
     Flink gives each job its own user-code class loader, so a job never sees the static state
     another job left in the user's classes; a newly forked worker likewise starts from the
     modules as the fork server imported them (which runs no job). A kept worker drops every
     module of the user's it has (inherited from the server, or imported itself: Python sources
-    outside the standard library, site-packages and flinkcore) and the next graph imports them
-    again, from their files as they are then (~4 ms for a 500-line module without bytecode)."""
+    outside the standard library, site-packages and flinkcore) once a job finished, and imports
+    them again while it waits (:meth:`import_ahead`, ~4 ms for a 500-line module without
+    bytecode): the next job finds them as no job has used them, without paying for the import at
+    its start. Where the files or ``sys.path`` changed by then, or an import failed, the next job
+    starts without them and its graph imports them itself."""
 
     def __init__(self) -> None:
         server = forkserver.SERVER_JOB_MODULES
@@ -69,6 +72,8 @@ class _UserModules:
         self.names: set[str] = set(server.files) if server is not None else set()
         #: names of the modules looked at already (the user's or not)
         self.known = set(sys.modules)
+        #: what :meth:`import_ahead` imported: (sys.path then, {name: file stamp}), or None
+        self.ahead: tuple[list[str], dict[str, Any]] | None = None
 
     def note_imports(self) -> None:
         """Note the user's modules among those imported since the last call."""
@@ -78,15 +83,49 @@ class _UserModules:
             if stamp is not None and forkserver.is_user_source(stamp[0]):
                 self.names.add(name)
 
-    def drop(self, sys_path: list[str]) -> None:
-        """Before a job: forget the user's modules, and take the driver's ``sys.path``."""
+    def import_ahead(self, graph_bytes: bytes) -> None:
+        """While idle after a job: forget the user's modules, and import afresh those the job's
+        graph (``graph_bytes``, its pickle) refers to, for the next job (at most
+        :data:`forkserver.IMPORT_TIMEOUT` seconds; one that fails is left to the next job)."""
         self.note_imports()
+        named = forkserver.pickled_modules(graph_bytes, forkserver.SCAN_LIMIT)
+        order = [n for n in sys.modules if n in self.names and n in named]
+        self._forget()
+        if not order or not forkserver.preloading():
+            return
+        try:
+            with forkserver.import_deadline():
+                for name in order:
+                    if name not in sys.modules:
+                        try:
+                            importlib.import_module(name)
+                        except Exception:  # noqa: BLE001 - the next job imports it itself (and reports)
+                            pass
+        except forkserver.ImportTimeout:
+            self.note_imports()
+            self._forget()
+            return
+        self.note_imports()
+        self.ahead = (sys.path[:], {n: forkserver.file_stamp(sys.modules.get(n)) for n in self.names})
+
+    def drop(self, sys_path: list[str]) -> None:
+        """Before a job: keep the modules imported ahead if nothing changed since (files,
+        ``sys.path``, imports), else forget the user's modules; take the driver's ``sys.path``."""
+        self.note_imports()
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] == sys_path and ahead[1].keys() == self.names:
+            if all(forkserver.file_stamp(sys.modules.get(n)) == s for n, s in ahead[1].items()):
+                sys.path[:] = sys_path
+                return
+        self._forget()
+        sys.path[:] = sys_path
+
+    def _forget(self) -> None:
         for name in self.names:
             sys.modules.pop(name, None)
             self.known.discard(name)
         self.names.clear()
         importlib.invalidate_caches()
-        sys.path[:] = sys_path
 
 
 class _Worker:
@@ -143,7 +182,7 @@ class _Worker:
                 self._profiled(number, graph_bytes, sinks_in_driver, restore_bytes)
             else:
                 self.run(number, graph_bytes, sinks_in_driver, restore_bytes)
-            job = self._wait()
+            job = self._wait(graph_bytes)
 
     def _profiled(self, job: int, *args: Any) -> None:
         """A developer's tool: one cProfile file per worker and job, in $FLINKCORE_PROFILE_WORKERS."""
@@ -218,10 +257,11 @@ class _Worker:
         if error is not None and not quietly:
             raise error
 
-    def _wait(self) -> tuple | None:
-        """After a job: write what is still queued for the other workers (they may still read
-        this job's last frames), and wait for the driver's next job — returned as (number, graph,
-        sinks in driver, restore, sys.path) — or for it to say exit or go away (None).
+    def _wait(self, graph_bytes: bytes) -> tuple | None:
+        """After the job of ``graph_bytes``: write what is still queued for the other workers
+        (they may still read this job's last frames), and wait for the driver's next job —
+        returned as (number, graph, sinks in driver, restore, sys.path) — or for it to say exit or
+        go away (None).
 
         The other workers' connections are not read here: a worker that started the next job
         already may be sending its frames, which its next task reads (credits of the last job
@@ -243,12 +283,12 @@ class _Worker:
                         return message[1:]
                     self.on_control(0, message)
             if not idle and not events and not writing:
-                # nothing came at once: free the last job's cycles, note what it imported (off the
-                # next job's start). Not gc.freeze(): the user's modules dropped before the next
-                # job would then never be collected.
+                # nothing came at once: free the last job's cycles and import the user's modules
+                # for the next job (off its start). Not gc.freeze(): the modules dropped before
+                # the next job would then never be collected.
                 idle = True
                 gc.collect()
-                self._modules.note_imports()
+                self._modules.import_ahead(graph_bytes)
         return None
 
 

@@ -367,3 +367,37 @@ def test_a_kept_worker_starts_each_job_with_the_user_modules_as_imported(tmp_pat
         import sys
 
         sys.modules.pop(name, None)
+
+
+IMPORT_TIME = """
+import time
+IMPORTED_AT = time.time()
+
+def when(x):
+    return (x, IMPORTED_AT)
+"""
+
+
+def test_a_kept_worker_imports_the_user_modules_for_the_next_job_while_it_waits(tmp_path, monkeypatch):
+    # afresh (no job's state), but before the next job comes: not at its start
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = f"fc_pool_ahead_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(IMPORT_TIME))
+    try:
+        module = __import__(name)
+
+        def build(env):
+            return env.from_source(NumberSequenceSource(0, 99), None, "n").map(module.when)
+
+        job1, first = _run(build)
+        time.sleep(0.5)  # the workers wait for the next job
+        submitted = time.time()
+        job2, second = _run(build)
+        assert job2.pids == job1.pids
+        imported = {t for _, t in second}
+        assert max(imported) < submitted
+        assert imported.isdisjoint(t for _, t in first)
+    finally:
+        import sys
+
+        sys.modules.pop(name, None)
