@@ -32,6 +32,8 @@ __all__ = ["die_with_parent", "run_worker", "run_worker_from_fds"]
 _PR_SET_PDEATHSIG = 1
 #: a directory: each worker writes a cProfile of each job there
 PROFILE_ENV = "FLINKCORE_PROFILE_WORKERS"
+#: seconds a kept worker waits for the next job before it does its idle work (gc, imports)
+IDLE_WORK_AFTER = 0.05
 
 
 def die_with_parent() -> None:
@@ -269,9 +271,11 @@ class _Worker:
         driver = self.driver
         others = [p for p in self.peers.values() if p is not driver]
         idle = False
+        idle_at = time.monotonic() + IDLE_WORK_AFTER
         while not self.shutdown and not driver.eof:
             writing = frozenset(p for p in others if not p.closed and (p.pending_output or p.pending_ring))
-            events, _ = wire.poll([driver, *writing], 0 if not idle else 0.5, write_only=writing)
+            timeout = 0.5 if idle else max(0.0, idle_at - time.monotonic())
+            events, _ = wire.poll([driver, *writing], timeout, write_only=writing)
             for _, frames in events:  # the driver's: controls (and credits of the last job)
                 for i, (kind, _, payload) in enumerate(frames):
                     if kind != wire.CONTROL:
@@ -282,10 +286,11 @@ class _Worker:
                         self._early = [wire.decode_control(f[2]) for f in later if f[0] == wire.CONTROL]
                         return message[1:]
                     self.on_control(0, message)
-            if not idle and not events and not writing:
-                # nothing came at once: free the last job's cycles and import the user's modules
-                # for the next job (off its start). Not gc.freeze(): the modules dropped before
-                # the next job would then never be collected.
+            if not idle and not events and not writing and time.monotonic() >= idle_at:
+                # no next job came at once: free the last job's cycles and import the user's
+                # modules for the next job (off its start; not when jobs come back to back, which
+                # this would delay). Not gc.freeze(): the modules dropped before the next job
+                # would then never be collected.
                 idle = True
                 gc.collect()
                 self._modules.import_ahead(graph_bytes)
