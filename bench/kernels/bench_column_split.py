@@ -1,4 +1,4 @@
-"""The keyed split of Arrow batches (the hash writer's columnar path) and its native kernels.
+"""The keyed split of Arrow batches (the hash writer's columnar path) and its native kernel.
 
 64k-row batches of (key int64, value float64, ts int64), 16 distinct batches per round (25 MB:
 the rows come from memory, not from the cache, as a source's batch does), split over 2 or 4
@@ -73,44 +73,58 @@ def test_hash_writer_split(benchmark, n, ts_column):
     benchmark(_split_all, writer, batches)
 
 
-def test_split_columns_kernel(benchmark):
+def _kernel_data() -> tuple[np.ndarray, list]:
+    """A 2-channel key table and 16 batches of (keys, [key, value, ts]) columns."""
     rng = np.random.default_rng(3)
     table = rng.integers(0, 2, 100_000).astype(np.uint16)
     data = []
     for _ in range(BATCHES):
         keys = rng.integers(0, 100_000, ROWS)
-        channels, counts = partitioner.table_channels(keys, table, 2)
-        data.append((channels, counts, [keys, rng.random(ROWS), rng.integers(0, 2**40, ROWS)]))
+        data.append((keys, [keys, rng.random(ROWS), rng.integers(0, 2**40, ROWS)]))
+    return table, data
 
-    def run():
-        for channels, counts, columns in data:
-            out = [np.frombuffer(pa.allocate_buffer(c.nbytes), dtype=c.dtype) for c in columns]
-            partitioner.split_columns(channels, counts, columns, out)
 
+def _scatter_all(table, data) -> None:
+    """The native one-pass scatter alone: each batch's 3 columns into 2 channels' buffers of
+    Arrow's pool (as the writer allocates them)."""
+    offsets = [0, ROWS * 8, 2 * ROWS * 8]
+    for keys, columns in data:
+        out = [np.frombuffer(pa.allocate_buffer(3 * ROWS * 8), dtype=np.uint8) for _ in range(2)]
+        partitioner.scatter_columns(keys, table, 2, columns, out, offsets)
+
+
+def test_scatter_columns_kernel(benchmark):
+    table, data = _kernel_data()
     benchmark.extra_info["rows"] = ROWS * BATCHES
-    benchmark(run)
+    benchmark(_scatter_all, table, data)
+
+
+def _ns_per_row(fn, *args) -> tuple[float, float]:
+    """Best-of-7 wall and median CPU time per row of 4 calls of ``fn`` (after one to warm up)."""
+    fn(*args)
+    walls, cpus = [], []
+    for _ in range(7):
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(4):
+            fn(*args)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    rows = 4 * ROWS * BATCHES
+    return min(walls) / rows * 1e9, sorted(cpus)[3] / rows * 1e9
 
 
 def main() -> None:
     for n in (2, 4):
         for ts_column in (True, False):
-            batches = _batches(ts_column)
-            writer = _writer(n)
-            _split_all(writer, batches)
-            walls, cpus = [], []
-            for _ in range(7):
-                t0, c0 = time.perf_counter(), time.process_time()
-                for _ in range(4):
-                    _split_all(writer, batches)
-                walls.append(time.perf_counter() - t0)
-                cpus.append(time.process_time() - c0)
-            rows = 4 * ROWS * BATCHES
+            wall, cpu = _ns_per_row(_split_all, _writer(n), _batches(ts_column))
             label = "ts is a column" if ts_column else "own timestamps"
             print(
-                f"{n} channels, {label:14s}: {min(walls) / rows * 1e9:5.2f} ns/row wall (best of 7), "
-                f"{sorted(cpus)[3] / rows * 1e9:5.2f} ns/row CPU (median)",
+                f"{n} channels, {label:14s}: {wall:5.2f} ns/row wall (best of 7), "
+                f"{cpu:5.2f} ns/row CPU (median)",
                 flush=True,
             )
+    wall, cpu = _ns_per_row(_scatter_all, *_kernel_data())
+    print(f"scatter_columns alone, 2 ch: {wall:5.2f} ns/row wall (best of 7), {cpu:5.2f} ns/row CPU (median)")
 
 
 if __name__ == "__main__":

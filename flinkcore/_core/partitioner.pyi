@@ -25,12 +25,11 @@ def split_records(
     max_parallelism: int,
     parallelism: int,
 ) -> list[tuple[list, list | None] | None]: ...
-def table_channels(
-    keys: np.ndarray, table: np.ndarray, parallelism: int, out: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray] | None: ...
-def split_columns(
-    channels: np.ndarray,
-    counts: Sequence[int] | np.ndarray,
+def scatter_columns(
+    keys: np.ndarray,
+    table: np.ndarray,
+    parallelism: int,
     columns: list[np.ndarray],
-    out: list[np.ndarray] | None = None,
-) -> list[np.ndarray]: ...
+    out: list[np.ndarray],
+    offsets: Sequence[int],
+) -> np.ndarray | None: ...

@@ -467,226 +467,206 @@ def split_records(list values, timestamps, key_of, Py_ssize_t tuple_index, Py_ss
     ]
 
 
-# --- the keyed split of columnar batches (fixed-width columns, a counting sort per batch) -----------
+# --- the keyed split of columnar batches: one pass over the rows, the channel looked up on the way -----
+
+cdef extern from *:
+    """
+    /* Rows i, i+1, ... of K columns of items of type T moved to their channels: the channel of row i
+     * is table[keys[i]]; at[c] is the address of channel c's next place (its buffer plus T's size
+     * times its rows so far), column j's place at at[c] + off[j]. Two channels: both addresses in
+     * registers, picked without a branch (the channels are random), a table entry beyond 1 noted in
+     * *seen (the row went to channel entry & 1: within its room, as every channel has room for all
+     * rows). More channels: an entry beyond nch stops the loop with *seen set to it. The loop stops
+     * at the first key that is negative or not below size. Returns the rows done. */
+    #define FC_SCATTER_STORES(T, K)                                                              \\
+        *(T *)(a + o0) = s0[i];                                                                 \\
+        if (K > 1) *(T *)(a + o1) = s1[i];                                                      \\
+        if (K > 2) *(T *)(a + o2) = s2[i];                                                      \\
+        if (K > 3) *(T *)(a + o3) = s3[i];
+
+    #define FC_SCATTER_FN(T, K)                                                                  \\
+    static Py_ssize_t fc_scatter_##T##_##K(const int64_t *keys, Py_ssize_t n, const uint16_t *table, \\
+                                          uint64_t size, Py_ssize_t nch, size_t *at,                \\
+                                          const void **src, const Py_ssize_t *off,          \\
+                                          uint32_t *seen) {                                       \\
+        const T *s0 = (const T *)src[0], *s1 = (const T *)src[1];                                 \\
+        const T *s2 = (const T *)src[2], *s3 = (const T *)src[3];                                 \\
+        uintptr_t o0 = (uintptr_t)off[0], o1 = (uintptr_t)off[1];                                 \\
+        uintptr_t o2 = (uintptr_t)off[2], o3 = (uintptr_t)off[3];                                 \\
+        Py_ssize_t i = 0;                                                                         \\
+        if (nch == 2) {                                                                           \\
+            uintptr_t a0 = at[0], a1 = at[1];                                                     \\
+            uint32_t any = 0;                                                                     \\
+            for (; i < n; i++) {                                                                  \\
+                uint64_t key = (uint64_t)keys[i];                                                 \\
+                if (key >= size) break;                                                           \\
+                uint16_t c = table[key];                                                          \\
+                any |= c;                                                                         \\
+                uintptr_t m = (uintptr_t)0 - (uintptr_t)(c & 1);                                  \\
+                uintptr_t a = a0 ^ ((a0 ^ a1) & m);                                               \\
+                a1 += (uintptr_t)sizeof(T) & m;                                                   \\
+                a0 += (uintptr_t)sizeof(T) & ~m;                                                  \\
+                FC_SCATTER_STORES(T, K)                                                           \\
+            }                                                                                     \\
+            at[0] = a0;                                                                           \\
+            at[1] = a1;                                                                           \\
+            *seen = any;                                                                          \\
+            return i;                                                                             \\
+        }                                                                                         \\
+        for (; i < n; i++) {                                                                      \\
+            uint64_t key = (uint64_t)keys[i];                                                     \\
+            if (key >= size) break;                                                               \\
+            uint16_t c = table[key];                                                              \\
+            if (c >= nch) {                                                                       \\
+                *seen = c;                                                                        \\
+                break;                                                                            \\
+            }                                                                                     \\
+            uintptr_t a = at[c];                                                                  \\
+            at[c] = a + sizeof(T);                                                                \\
+            FC_SCATTER_STORES(T, K)                                                               \\
+        }                                                                                         \\
+        return i;                                                                                 \\
+    }
+
+    #define FC_SCATTER_WIDTH(T)                                                                  \\
+        FC_SCATTER_FN(T, 1) FC_SCATTER_FN(T, 2) FC_SCATTER_FN(T, 3) FC_SCATTER_FN(T, 4)
+
+    FC_SCATTER_WIDTH(uint8_t)
+    FC_SCATTER_WIDTH(uint16_t)
+    FC_SCATTER_WIDTH(uint32_t)
+    FC_SCATTER_WIDTH(uint64_t)
+
+    typedef Py_ssize_t (*fc_scatter_fn)(const int64_t *, Py_ssize_t, const uint16_t *, uint64_t, Py_ssize_t,
+                                        size_t *, const void **, const Py_ssize_t *, uint32_t *);
+
+    /* The loop for items of width bytes (1, 2, 4, 8) and k columns (1 to 4). */
+    static fc_scatter_fn fc_scatter_pick(int width, int k) {
+        static const fc_scatter_fn fns[4][4] = {
+            {fc_scatter_uint8_t_1, fc_scatter_uint8_t_2, fc_scatter_uint8_t_3, fc_scatter_uint8_t_4},
+            {fc_scatter_uint16_t_1, fc_scatter_uint16_t_2, fc_scatter_uint16_t_3, fc_scatter_uint16_t_4},
+            {fc_scatter_uint32_t_1, fc_scatter_uint32_t_2, fc_scatter_uint32_t_3, fc_scatter_uint32_t_4},
+            {fc_scatter_uint64_t_1, fc_scatter_uint64_t_2, fc_scatter_uint64_t_3, fc_scatter_uint64_t_4},
+        };
+        int w = width == 1 ? 0 : width == 2 ? 1 : width == 4 ? 2 : 3;
+        return fns[w][k - 1];
+    }
+    """
+    ctypedef Py_ssize_t (*fc_scatter_fn)(const int64_t *, Py_ssize_t, const uint16_t *, uint64_t, Py_ssize_t,
+                                        size_t *, const void **, const Py_ssize_t *,
+                                        uint32_t *) noexcept nogil
+    fc_scatter_fn fc_scatter_pick(int width, int k) noexcept nogil
+
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def table_channels(keys, table, Py_ssize_t parallelism, out=None):
-    """The channel of every key from ``table`` (``table[key]``, uint16, as the hash writer keeps it
-    for small non-negative int keys) and how many keys each channel gets, in one pass.
+def scatter_columns(keys, table, Py_ssize_t parallelism, list columns, list out, offsets):
+    """A batch's rows moved to their channels in one pass over the rows per up to 4 columns of one
+    item size: the channel of row i is ``table[keys[i]]`` (uint16, as the hash writer keeps it for
+    small non-negative int keys), looked up on the way (no array of channels is written and read
+    back), and row i of column j goes to the next place of its channel's column j: ``out[c]`` (a
+    writable contiguous array, e.g. over a buffer of Arrow's memory pool) from byte ``offsets[j]``
+    on, channel c's rows in arrival order. Every channel has room for all the rows (``len(keys)``
+    items of each column from its offset), so no counting pass is needed; pages beyond the rows
+    written are never touched.
 
-    Returns ``(channels, counts)`` (uint16 and int64 arrays), or None when a key is negative or
-    not below ``len(table)`` (the caller grows the table or takes another path). ``out``: a uint16
-    array of ``len(keys)`` to write the channels into (a buffer the caller reuses)."""
+    ``columns``: at least one 1-d numpy array of ``len(keys)`` items of 1, 2, 4 or 8 bytes (any
+    dtype without objects). ``np.arange(len(keys))`` as a column gives each channel's rows (for
+    columns this cannot move). Returns the rows of each channel (int64 array), or None when a key
+    is negative or not below ``len(table)`` (the caller grows the table or takes another path;
+    what was written is then no result)."""
     cdef const int64_t[::1] k = np.ascontiguousarray(keys, dtype=np.int64)
     cdef const uint16_t[::1] t = np.ascontiguousarray(table, dtype=np.uint16)
     if parallelism < 1 or parallelism > 65536:
         raise ValueError(f"parallelism must be in [1, 65536], got {parallelism}")
-    cdef Py_ssize_t i, n = k.shape[0], size = t.shape[0], bad = -1
-    if out is None:
-        out = np.empty(n, dtype=np.uint16)
-    elif not isinstance(out, np.ndarray) or out.dtype != np.uint16 or out.shape != (n,):
-        raise ValueError(f"out must be a uint16 array of {n} items")
-    # four histograms, one per row mod 4: a run of rows of one channel does not wait on the
-    # store of its own counter
-    hist = np.zeros((4, parallelism), dtype=np.int64)
-    cdef uint16_t[::1] o = out
-    cdef int64_t[:, ::1] h = hist
-    cdef uint64_t key
-    cdef uint16_t c
-    with nogil:
-        for i in range(n):
-            key = <uint64_t>k[i]
-            if key >= <uint64_t>size:
-                bad = i
-                break
-            c = t[key]
-            if c >= parallelism:
-                bad = -2
-                break
-            o[i] = c
-            h[i & 3, c] += 1
-    if bad == -2:
-        raise ValueError(f"the channel table names a channel beyond {parallelism}")
-    if bad >= 0:
-        return None
-    return out, hist.sum(axis=0)
-
-
-ctypedef fused item_t:
-    uint8_t
-    uint16_t
-    uint32_t
-    uint64_t
-
-
-cdef Py_ssize_t _move(const uint16_t *ch, Py_ssize_t n, Py_ssize_t nch, const int64_t *bounds,
-                      const void **srcs, void **dsts, int k, item_t *kind) noexcept nogil:
-    """Moves row i of up to 4 columns of one item size (``item_t``) to the next free place of
-    its channel ``ch[i]``, for every row in one pass (the places computed on the way: no array of
-    places is written and read back). ``bounds[c]``/``bounds[nch + c]``: the first place and
-    the end of channel c. Returns -1, or the first row whose channel is beyond ``nch`` or has
-    more rows than its places (nothing is written out of place). ``kind`` only picks the item
-    type."""
-    cdef const item_t *s0 = <const item_t *>srcs[0]
-    cdef const item_t *s1 = <const item_t *>srcs[1]
-    cdef const item_t *s2 = <const item_t *>srcs[2]
-    cdef const item_t *s3 = <const item_t *>srcs[3]
-    cdef item_t *d0 = <item_t *>dsts[0]
-    cdef item_t *d1 = <item_t *>dsts[1]
-    cdef item_t *d2 = <item_t *>dsts[2]
-    cdef item_t *d3 = <item_t *>dsts[3]
-    cdef Py_ssize_t i
-    cdef int64_t d, p0, p1
-    cdef uint16_t c
-    cdef int64_t pos[256]
-    cdef int64_t m
-    cdef uint16_t seen = 0, one
-    if nch == 2:  # both places in registers, picked without a branch (the channels are random)
-        p0, p1 = bounds[0], bounds[1]
-        for i in range(n):
-            c = ch[i]
-            seen |= c
-            one = c & 1
-            m = -<int64_t>one
-            d = p0 ^ ((p0 ^ p1) & m)
-            if d >= n:  # channel 1 has more rows than counted: stop before writing past the end
-                return i
-            p1 += one
-            p0 += 1 - one
-            d0[d] = s0[i]
-            if k > 1:
-                d1[d] = s1[i]
-            if k > 2:
-                d2[d] = s2[i]
-            if k > 3:
-                d3[d] = s3[i]
-        if seen > 1 or p0 != bounds[2]:  # a channel beyond 1, or channel 0 has other than counted
-            return 0
-        return -1
-    if nch > 256:
-        return _move_many(ch, n, nch, bounds, srcs, dsts, k, kind)
-    for i in range(nch):
-        pos[i] = bounds[i]
-    for i in range(n):
-        c = ch[i]
-        if c >= nch:
-            return i
-        d = pos[c]
-        if d >= bounds[nch + c]:
-            return i
-        pos[c] = d + 1
-        d0[d] = s0[i]
-        if k > 1:
-            d1[d] = s1[i]
-        if k > 2:
-            d2[d] = s2[i]
-        if k > 3:
-            d3[d] = s3[i]
-    return -1
-
-
-cdef Py_ssize_t _move_many(const uint16_t *ch, Py_ssize_t n, Py_ssize_t nch, const int64_t *bounds,
-                           const void **srcs, void **dsts, int k, item_t *kind) noexcept nogil:
-    """:func:`_move` for more than 256 channels: places in a heap array (``kind`` only picks the
-    item type)."""
-    cdef int64_t *pos = <int64_t *>malloc(nch * sizeof(int64_t))
-    if pos == NULL:
-        return -2
-    cdef Py_ssize_t i, j, bad = -1
-    cdef int64_t d
-    cdef uint16_t c
-    for i in range(nch):
-        pos[i] = bounds[i]
-    for i in range(n):
-        c = ch[i]
-        if c >= nch or pos[c] >= bounds[nch + c]:
-            bad = i
-            break
-        d = pos[c]
-        pos[c] = d + 1
-        for j in range(k):
-            (<item_t *>dsts[j])[d] = (<const item_t *>srcs[j])[i]
-    free(pos)
-    return bad
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def split_columns(channels, counts, list columns, list out=None):
-    """Rows grouped by channel, for every column: a counting sort on ``channels`` (uint16, the
-    channel of each row; ``counts[c]`` rows go to channel ``c``). Each column (a 1-d numpy array
-    of 1-, 2-, 4- or 8-byte items, any dtype) comes back as a new array of its dtype holding
-    channel 0's rows, then channel 1's, ..., each channel's rows in arrival order. One pass over
-    the rows moves up to 4 columns of one item size (each row's place computed on the way).
-
-    ``np.arange(len(channels))`` as a column gives the permutation (the row taken for each
-    place), for columns this cannot move. ``out``: writable arrays to fill instead (one per column,
-    of its length and item size; e.g. over buffers of Arrow's memory pool, which keeps freed pages
-    for the next batch where glibc returns large blocks to the kernel and faults them in again)."""
-    cdef const uint16_t[::1] ch = np.ascontiguousarray(channels, dtype=np.uint16)
-    cdef const int64_t[::1] cnt = np.ascontiguousarray(counts, dtype=np.int64)
-    cdef Py_ssize_t n = ch.shape[0], nch = cnt.shape[0], i, total = 0
-    for i in range(nch):
-        if cnt[i] < 0:
-            raise ValueError("counts must not be negative")
-        total += cnt[i]
-    if total != n:
-        raise ValueError(f"counts add up to {total}, not to the {n} rows")
+    cdef Py_ssize_t n = k.shape[0], ncol = len(columns), j, c, g, width, need = 0
+    if len(out) != parallelism:
+        raise ValueError(f"out has {len(out)} arrays for {parallelism} channels")
+    if not ncol or len(offsets) != ncol:
+        raise ValueError(f"{len(offsets)} offsets for {ncol} columns (at least one)")
+    cdef list srcs = []
+    cdef cnp.ndarray arr
     for col in columns:
         if not isinstance(col, np.ndarray) or (<cnp.ndarray>col).ndim != 1 or len(col) != n:
             raise ValueError(f"every column must be a 1-d numpy array of {n} items")
-        if (<cnp.ndarray>col).itemsize not in (1, 2, 4, 8) or col.dtype.hasobject:
-            raise ValueError(f"cannot move items of dtype {col.dtype} (1, 2, 4 or 8 bytes, no objects)")
-    if out is not None:
-        if len(out) != len(columns):
-            raise ValueError(f"out has {len(out)} arrays for {len(columns)} columns")
-        for col, o in zip(columns, out):
-            if (not isinstance(o, np.ndarray) or (<cnp.ndarray>o).ndim != 1 or len(o) != n
-                    or not (<cnp.ndarray>o).flags.c_contiguous or not (<cnp.ndarray>o).flags.writeable
-                    or (<cnp.ndarray>o).itemsize != (<cnp.ndarray>col).itemsize):
-                raise ValueError("every out array must be a writable contiguous 1-d array of its column's "
-                                 "length and item size")
-    bounds_arr = np.empty(max(nch, 1) * 2, dtype=np.int64)
-    cdef int64_t[::1] bounds = bounds_arr
-    cdef Py_ssize_t a = 0
-    for i in range(nch):
-        bounds[i] = a
-        a += cnt[i]
-        bounds[nch + i] = a
-    srcs = [np.ascontiguousarray(col) for col in columns]
-    result = [np.empty_like(src) for src in srcs] if out is None else list(out)
-    # columns by item size, up to 4 per pass over the rows
-    groups = {}
-    for j, src in enumerate(srcs):
-        groups.setdefault((<cnp.ndarray>src).itemsize, []).append(j)
+        arr = <cnp.ndarray>col
+        if arr.itemsize not in (1, 2, 4, 8) or arr.dtype.hasobject:
+            raise ValueError(f"cannot move items of dtype {arr.dtype} (1, 2, 4 or 8 bytes, no objects)")
+        srcs.append(arr if cnp.PyArray_IS_C_CONTIGUOUS(arr) else np.ascontiguousarray(arr))
+    # per column: its item size and offset; per channel: where its array starts, where the next row
+    # goes (one allocation)
+    cdef Py_ssize_t *mem = <Py_ssize_t *>malloc((2 * ncol + 2 * parallelism) * sizeof(Py_ssize_t))
+    if mem == NULL:
+        raise MemoryError()
+    cdef Py_ssize_t *widths = mem
+    cdef Py_ssize_t *offs = mem + ncol
+    cdef size_t *bases = <size_t *>(mem + 2 * ncol)
+    cdef size_t *at = bases + parallelism
     cdef const void *sp[4]
-    cdef void *dp[4]
-    cdef int k, width
-    cdef Py_ssize_t bad = -1
-    cdef const uint16_t *chp = &ch[0] if n else NULL
-    cdef const int64_t *bp = &bounds[0]
-    if not n:
-        return result
-    for width, idx in groups.items():
-        for g in range(0, len(idx), 4):
-            part = idx[g : g + 4]
-            k = len(part)
-            for j in range(4):
-                sp[j] = cnp.PyArray_DATA(srcs[part[j if j < k else 0]])
-                dp[j] = cnp.PyArray_DATA(result[part[j if j < k else 0]])
-            with nogil:
-                if width == 8:
-                    bad = _move(chp, n, nch, bp, sp, dp, k, <uint64_t *>NULL)
-                elif width == 4:
-                    bad = _move(chp, n, nch, bp, sp, dp, k, <uint32_t *>NULL)
-                elif width == 2:
-                    bad = _move(chp, n, nch, bp, sp, dp, k, <uint16_t *>NULL)
-                else:
-                    bad = _move(chp, n, nch, bp, sp, dp, k, <uint8_t *>NULL)
-            if bad == -2:
-                raise MemoryError()
-            if bad >= 0:
-                raise ValueError(f"channels and counts disagree at row {bad} (a channel beyond counts, or "
-                                 "more rows than counted)")
-    return result
+    cdef Py_ssize_t op[4]
+    cdef int kk
+    cdef uint32_t seen = 0
+    cdef Py_ssize_t done
+    cdef uint64_t size = t.shape[0]
+    cdef fc_scatter_fn fn
+    cdef bint first = True
+    cdef int64_t[::1] cnt
+    try:
+        for j in range(ncol):
+            width = widths[j] = (<cnp.ndarray>srcs[j]).itemsize
+            offs[j] = offsets[j]
+            if offs[j] < 0 or offs[j] % width:
+                raise ValueError(f"offset {offs[j]} of a column of {width}-byte items is not a non-negative "
+                                 f"multiple of {width}")
+            need = max(need, offs[j] + n * width)
+        # each column's room (n items from its offset) apart from the others'
+        for j in range(ncol):
+            for g in range(j):
+                if offs[j] < offs[g] + n * widths[g] and offs[g] < offs[j] + n * widths[j]:
+                    raise ValueError("the columns' places overlap: offsets must leave each column room "
+                                     "for all rows")
+        for c in range(parallelism):
+            o = out[c]
+            if (not isinstance(o, np.ndarray) or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>o)
+                    or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>o) or (<cnp.ndarray>o).nbytes < need):
+                raise ValueError(f"every out array must be a writable contiguous array of at least {need} "
+                                 "bytes")
+            bases[c] = <size_t>cnp.PyArray_DATA(<cnp.ndarray>o)
+            for j in range(ncol):
+                if (bases[c] + <size_t>offs[j]) % <size_t>widths[j]:
+                    raise ValueError(f"out array {c} is not aligned to {widths[j]} bytes")
+        counts = np.zeros(parallelism, dtype=np.int64)
+        cnt = counts
+        if not n:
+            return counts
+        if not size:
+            return None
+        # columns by item size, up to 4 per pass over the rows
+        for width in (8, 4, 2, 1):
+            idx = [j for j in range(ncol) if widths[j] == width]
+            for g in range(0, len(idx), 4):
+                part = idx[g : g + 4]
+                kk = len(part)
+                for j in range(4):
+                    if j < kk:
+                        sp[j] = cnp.PyArray_DATA(<cnp.ndarray>srcs[<Py_ssize_t>part[j]])
+                        op[j] = offs[<Py_ssize_t>part[j]]
+                    else:
+                        sp[j], op[j] = NULL, 0
+                for c in range(parallelism):
+                    at[c] = bases[c]
+                fn = fc_scatter_pick(<int>width, kk)
+                with nogil:
+                    done = fn(&k[0], n, &t[0], size, parallelism, at, sp, op, &seen)
+                if seen >= <uint32_t>parallelism:
+                    raise ValueError(f"the channel table names a channel beyond {parallelism}")
+                if done < n:
+                    return None
+                for c in range(parallelism):
+                    if first:
+                        cnt[c] = <int64_t>((at[c] - bases[c]) // <size_t>width)
+                    elif cnt[c] != <int64_t>((at[c] - bases[c]) // <size_t>width):
+                        raise RuntimeError("the keys or the table changed while the columns were moved")
+                first = False
+        return counts
+    finally:
+        free(mem)

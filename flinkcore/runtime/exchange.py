@@ -242,8 +242,8 @@ class _Hash(_Broadcasting):
 
     Whole batches at once: the keys in one C-level ``map`` (a ``lambda v: v[c]`` selector runs as
     ``itemgetter``), then one native pass that hashes each key and appends the record to its
-    channel's list; an Arrow record batch keyed by a column is split by a native counting sort of
-    its rows by channel (:func:`_group_rows`). Each record goes where the per-record rule
+    channel's list; an Arrow record batch keyed by a column is split by a native scatter of its
+    rows to their channels (:func:`_scatter_rows`). Each record goes where the per-record rule
     (:func:`flinkcore.state.key_groups.operator_index_of`) sends it."""
 
     def __init__(self, channels: list[Input], key_selector: Any, max_parallelism: int, name: str) -> None:
@@ -313,8 +313,8 @@ class _Hash(_Broadcasting):
             raise
 
     def _columnar(self, values: Any, timestamps: Any) -> bool:
-        """An Arrow batch keyed by one of its columns: split by a native counting sort on each row's
-        channel (no per-row Python); False when it is not keyed by a column without nulls."""
+        """An Arrow batch keyed by one of its columns: its rows moved to their channels by a native
+        scatter (no per-row Python); False when it is not keyed by a column without nulls."""
         field = self.field
         if field is None or not hasattr(values, "schema"):
             return False
@@ -331,137 +331,177 @@ class _Hash(_Broadcasting):
             return False
         if col.null_count:
             return False
+        if not len(col):
+            return True
         n = self.n
-        split = None
+        ts = None if timestamps is None else np.asarray(timestamps, dtype=np.int64)
+        parts = None
         if str(col.type) in _INT64_EXACT:
             keys = col.to_numpy().astype(np.int64, copy=False)
-            split = self._dense_split(keys)
+            parts = self._dense_split(values, ts, keys)
         else:
             keys = col.to_pylist()
-        if split is None:
+        if parts is None:  # by key group: each row's channel as its "key" into a table of the channels
             groups = _partitioner.key_groups(keys, self.max_parallelism).astype(np.int64)
-            target = (groups * n // self.max_parallelism).astype(np.uint16)
-            counts = np.bincount(target, minlength=n)
-        else:
-            target, counts = split
-        ts = None if timestamps is None else np.asarray(timestamps, dtype=np.int64)
-        if counts.max(initial=0) == len(target):  # one channel (or none) gets everything
-            if len(target):
-                self.channels[int(counts.argmax())].process_batch(values, ts)
-            return True
-        taken, ts_taken = _group_rows(values, ts, target, counts)
-        a = 0
-        for c, m in enumerate(counts.tolist()):
-            if m:
-                self.channels[c].process_batch(
-                    taken.slice(a, m), None if ts_taken is None else ts_taken[a : a + m]
-                )
-                a += m
+            channels = groups * n // self.max_parallelism
+            identity = getattr(self, "_identity", None)
+            if identity is None:
+                identity = self._identity = np.arange(n, dtype=np.uint16)
+            parts = _scatter_rows(values, ts, channels, identity, n)
+        for channel, part in zip(self.channels, parts, strict=True):
+            if part is not None:
+                channel.process_batch(*part)
         return True
 
     #: keys below this (and >= 0) take their channel from a table indexed by the key
     _DENSE_KEYS = 1 << 22
+    #: the channel of each small non-negative int key (``table[key]``), grown as keys come
+    _key_channels: np.ndarray | None = None
+    #: the last batch had a key outside [0, _DENSE_KEYS): the next checks its keys' range first
+    _keys_beyond = False
 
-    def _dense_split(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The channel of each key (uint16) and the rows per channel, from a table indexed by the
-        key (the same rule, computed once per key: murmur and the range division cost more than
-        the lookup), for small non-negative int keys; None otherwise."""
-        if not len(keys) or self.n >= 1 << 16:
+    def _dense_split(self, values: Any, ts: np.ndarray | None, keys: np.ndarray) -> list | None:
+        """:func:`_scatter_rows` with each key's channel from a table indexed by the key (the same
+        rule, computed once per key: murmur and the range division cost more than the lookup),
+        for small non-negative int keys; None otherwise (then nothing was sent)."""
+        if self.n >= 1 << 16:
             return None
-        table = getattr(self, "_key_channels", None)
-        if table is not None:
-            split = _partitioner.table_channels(keys, table, self.n, self._channels_out(len(keys)))
-            if split is not None:
-                return split
+        table = self._key_channels
+        if table is not None and not self._keys_beyond:
+            parts = _scatter_rows(values, ts, keys, table, self.n)
+            if parts is not None:
+                return parts
         lo, hi = int(keys.min()), int(keys.max())
-        if lo < 0 or hi >= self._DENSE_KEYS:
+        self._keys_beyond = lo < 0 or hi >= self._DENSE_KEYS
+        if self._keys_beyond:
             return None
         have = 0 if table is None else len(table)
-        if hi >= have:
+        if table is None or hi >= have:
             size = max(hi + 1, 2 * have, 1024)
             fresh = np.arange(have, size, dtype=np.int64)
             groups = _partitioner.key_groups(fresh, self.max_parallelism).astype(np.int64)
             more = (groups * self.n // self.max_parallelism).astype(np.uint16)
             table = more if table is None else np.concatenate([table, more])
             self._key_channels = table
-        return _partitioner.table_channels(keys, table, self.n, self._channels_out(len(keys)))
-
-    def _channels_out(self, n: int) -> np.ndarray:
-        """The array each batch's row channels are written into, reused (it never leaves
-        :meth:`_columnar`; a fresh one of a large batch costs page faults)."""
-        buf = getattr(self, "_channels_buf", None)
-        if buf is None or len(buf) < n:
-            buf = self._channels_buf = np.empty(max(n, 1 << 16), dtype=np.uint16)
-        return buf[:n]
+        return _scatter_rows(values, ts, keys, table, self.n)
 
 
-_widths: dict[Any, list[int]] = {}
+_widths: dict[Any, tuple[list[int], list[Any]]] = {}
+#: the schema last seen by :func:`_scatter_rows` and its columns' widths and types (a schema's hash
+#: costs more than comparing it with the last)
+_last_widths: tuple[Any, tuple[list[int], list[Any]]] | None = None
 
 
-def _group_rows(values: Any, ts: np.ndarray | None, target: np.ndarray, counts: np.ndarray) -> tuple:
-    """The rows of an Arrow batch (and their timestamps) grouped by channel, in arrival order
-    within each channel (``target[i]`` is row i's channel, ``counts[c]`` the rows of channel c):
-    fixed-width columns without nulls by the native counting sort (one pass over the rows per up
-    to 4 columns of one item size, written where Arrow reads it: no copy into Arrow), other
-    columns by Arrow's take of the permutation."""
+def _schema_widths(schema: Any) -> tuple[list[int], list[Any]]:
+    """Bytes per value of each column of ``schema`` (0: not fixed-width) and each column's type."""
+    global _last_widths
+    last = _last_widths
+    if last is not None and last[0].equals(schema):
+        return last[1]
+    known = _widths.get(schema)
+    if known is None:
+        if len(_widths) > 64:
+            _widths.clear()
+        types = list(schema.types)
+        known = _widths[schema] = ([fixed_width(t) for t in types], types)
+    _last_widths = (schema, known)
+    return known
+
+
+def _scatter_rows(
+    values: Any, ts: np.ndarray | None, keys: np.ndarray, table: np.ndarray, n: int
+) -> list | None:
+    """Each channel's rows of an Arrow batch (and their timestamps), in arrival order: row i goes
+    to channel ``table[keys[i]]``. Per channel, a list entry ``(batch, timestamps)``, or None for
+    a channel that gets no row; None when a key is negative or not below ``len(table)``.
+
+    Fixed-width columns without nulls are moved by the native scatter in one pass over the rows
+    (per up to 4 columns of one item size), each channel's columns written into one buffer of
+    Arrow's pool with room for every row (no counting pass; Arrow reads them where they are
+    written); other columns by Arrow's take of each channel's row numbers. A batch whose rows all
+    go to one channel goes there as it is."""
     import pyarrow as pa
 
     schema = values.schema
-    widths = _widths.get(schema)
-    if widths is None:
-        if len(_widths) > 64:
-            _widths.clear()
-        widths = _widths[schema] = [fixed_width(f.type) for f in schema]
+    widths, types = _schema_widths(schema)
     columns = values.columns
     rows = values.num_rows
-    moving = []  # (index, numpy view of its values)
+    moving = []  # index of each moved column
+    arrays = []  # its values, as a numpy view
+    addresses = []  # where they are
     others = []
     for i, (c, w) in enumerate(zip(columns, widths, strict=True)):
         if w and not c.null_count:
-            moving.append((i, np.frombuffer(c.buffers()[1], dtype=_UINT[w], count=rows, offset=c.offset * w)))
+            data = c.buffers()[1]
+            moving.append(i)
+            arrays.append(np.frombuffer(data, dtype=_UINT[w], count=rows, offset=c.offset * w))
+            addresses.append(data.address + c.offset * w if w == 8 else -1)
         else:
             others.append(i)
-    arrays = [a for _, a in moving]
     ts_at = -1  # the moved array that holds the timestamps
     if ts is not None:
-        ts_at = _same_memory(ts, arrays)
+        if len(ts) != rows:
+            raise ValueError(f"{len(ts)} timestamps for a batch of {rows} rows")
+        ts_at = _same_memory(ts, addresses)
         if ts_at < 0:  # timestamps of their own (not read zero-copy from a column): move them too
             ts_at = len(arrays)
             arrays.append(ts)
     if others:
         arrays.append(np.arange(rows, dtype=np.int64))
-    # the new columns in buffers of Arrow's pool: it keeps freed pages for the next batch, where a
-    # numpy array of a large batch is faulted in afresh (64k rows, 4 columns: ~3 vs ~12 ns/row)
-    buffers = [pa.allocate_buffer(a.nbytes) for a in arrays]
-    views = [np.frombuffer(b, dtype=a.dtype) for a, b in zip(arrays, buffers, strict=True)]
-    moved = _partitioner.split_columns(target, counts, arrays, views)
-    out = list(columns)
-    for (i, _), b in zip(moving, buffers, strict=False):
-        out[i] = pa.Array.from_buffers(columns[i].type, rows, [None, b])
-    if others:
-        import pyarrow.compute as pc
+    # each channel's buffer: every array's room for all rows, 64-byte aligned
+    offsets = []
+    size = 0
+    for a in arrays:
+        offsets.append(size)
+        size += -(-a.nbytes // 64) * 64
+    # buffers of Arrow's pool: it keeps freed pages for the next batch, where a numpy array of a
+    # large batch is faulted in afresh
+    buffers = [pa.allocate_buffer(size) for _ in range(n)]
+    counts = _partitioner.scatter_columns(
+        keys, table, n, arrays, [np.frombuffer(b, dtype=np.uint8) for b in buffers], offsets
+    )
+    if counts is None:
+        return None
+    counts = counts.tolist()
+    parts: list = [None] * n
+    if max(counts) == rows:  # one channel gets everything
+        parts[counts.index(rows)] = (values, ts)
+        return parts
+    ts_own = ts_at >= len(moving)
+    for c, m in enumerate(counts):
+        if not m:
+            continue
+        b = buffers[c]
+        out = list(columns)
+        for j, i in enumerate(moving):
+            out[i] = pa.Array.from_buffers(types[i], m, [None, b.slice(offsets[j], m * widths[i])])
+        if others:
+            import pyarrow.compute as pc
 
-        order = pa.array(moved[-1])
-        for i in others:
-            # the indices are a permutation of the rows: Arrow need not check their bounds
-            out[i] = pc.take(columns[i], order, boundscheck=False)
-    taken = pa.RecordBatch.from_arrays(out, schema=schema)
-    if ts is None:
-        return taken, None
-    ts_taken = moved[ts_at].view(np.int64)
-    if ts_at < len(moving):  # the column's memory, as the timestamps came: read-only
-        ts_taken.flags.writeable = False
-    return taken, ts_taken
+            order = pa.Array.from_buffers(pa.int64(), m, [None, b.slice(offsets[-1], m * 8)])
+            for i in others:
+                # the indices are rows of the batch: Arrow need not check their bounds
+                out[i] = pc.take(columns[i], order, boundscheck=False)
+        ts_c = None
+        if ts is not None:
+            ts_c = np.frombuffer(b, dtype=np.int64, count=m, offset=offsets[ts_at])
+            if not ts_own:  # the column's memory, as the timestamps came: read-only
+                ts_c.flags.writeable = False
+        parts[c] = (pa.RecordBatch.from_arrays(out, schema=schema), ts_c)
+    return parts
 
 
-def _same_memory(ts: np.ndarray, arrays: list[np.ndarray]) -> int:
-    """The index of the array of ``arrays`` that is the very memory of ``ts`` (timestamps read
-    zero-copy from an int64 column of the batch), else -1: moving that column moves them."""
-    if ts.dtype != np.int64 or not ts.flags.c_contiguous:
+def _same_memory(ts: np.ndarray, addresses: list[int]) -> int:
+    """The index of the moved column whose values start at ``ts`` (``addresses``: where each
+    one's values start, -1 for a column of other than 8-byte items): timestamps read zero-copy
+    from an int64 column of the batch, moved as that column; else -1."""
+    if ts.dtype != np.int64 or not ts.flags.c_contiguous or not len(ts):
         return -1
-    address = ts.ctypes.data
-    for i, a in enumerate(arrays):
-        if a.itemsize == 8 and a.ctypes.data == address and len(a) == len(ts):
+    import pyarrow as pa
+
+    address = pa.py_buffer(ts).address
+    for i, a in enumerate(addresses):
+        if a == address:
             return i
     return -1
 

@@ -315,20 +315,40 @@ def test_rejects_bad_max_parallelism(p):
         p.key_group("a", 40000)
 
 
-def _grouped(channels, n_channels, column):
-    """The reference of split_columns: each channel's items in arrival order, channel by channel."""
-    return np.concatenate([column[channels == c] for c in range(n_channels)] + [column[:0]])
+def _layout(columns, rows, gap=0):
+    """Byte offsets of each column's room for ``rows`` items (64-byte aligned, ``gap`` bytes apart)
+    and the size of one channel's array."""
+    offsets, size = [], 0
+    for col in columns:
+        offsets.append(size)
+        size += -(-(rows * col.itemsize + gap) // 64) * 64
+    return offsets, size
+
+
+SENTINEL = 0xA5
+
+
+def _scatter(keys, table, n_channels, columns, gap=0):
+    offsets, size = _layout(columns, len(keys), gap)
+    out = [np.full(size, SENTINEL, dtype=np.uint8) for _ in range(n_channels)]
+    counts = native.scatter_columns(keys, table, n_channels, columns, out, offsets)
+    return counts, out, offsets
+
+
+def _channel_column(out, offsets, counts, c, j, col):
+    return out[c][offsets[j] : offsets[j] + counts[c] * col.itemsize].view(col.dtype)
 
 
 @given(st.integers(0, 3000), st.integers(1, 9), st.integers(0, 2**32 - 1))
-def test_split_columns_groups_rows_by_channel_in_arrival_order(rows, n_channels, seed):
+def test_scatter_columns_moves_each_row_to_its_channel_in_arrival_order(rows, n_channels, seed):
     rng = np.random.default_rng(seed)
-    channels = rng.integers(0, n_channels, rows).astype(np.uint16)
+    table = rng.integers(0, n_channels, 4000).astype(np.uint16)
+    keys = rng.integers(0, 4000, rows)
     if rows and seed % 3 == 0:  # some batches go to one channel only
-        channels[:] = seed % n_channels
-    counts = np.bincount(channels, minlength=n_channels)
+        keys[:] = keys[0]
+    channels = table[keys]
     columns = [
-        rng.integers(-(2**63), 2**63 - 1, rows, dtype=np.int64),
+        keys,
         rng.integers(-(2**31), 2**31 - 1, rows, dtype=np.int32),
         rng.integers(0, 2**16, rows).astype(np.uint16),
         rng.integers(-128, 128, rows).astype(np.int8),
@@ -337,88 +357,105 @@ def test_split_columns_groups_rows_by_channel_in_arrival_order(rows, n_channels,
         rng.random(rows) < 0.5,
         np.arange(rows, dtype=np.int64),
     ]
-    moved = native.split_columns(channels, counts, columns)
-    for got, col in zip(moved, columns, strict=True):
-        assert got.dtype == col.dtype
-        assert got.tobytes() == _grouped(channels, n_channels, col).tobytes()
-    # the permutation column: the rows of each channel, in order
-    assert moved[-1].tolist() == [i for c in range(n_channels) for i in np.flatnonzero(channels == c)]
-
-
-def test_split_columns_keeps_nan_payloads_and_fills_given_arrays():
-    channels = np.array([1, 0, 1, 0, 2], dtype=np.uint16)
-    bits = np.array([0x7FF8000000000001, 1, 2, 0xFFF0000000000ABC, 3], dtype=np.uint64)
-    values = bits.view(np.float64)
-    out = [np.zeros(5, dtype=np.float64)]
-    moved = native.split_columns(channels, [2, 2, 1], [values], out)
-    assert moved[0] is out[0]
-    assert out[0].view(np.uint64).tolist() == [1, 0xFFF0000000000ABC, 0x7FF8000000000001, 2, 3]
-
-
-def test_split_columns_refuses_what_would_write_out_of_place():
-    ch = np.array([0, 1, 1], dtype=np.uint16)
-    col = np.arange(3)
-    with pytest.raises(ValueError, match="add up"):
-        native.split_columns(ch, [1, 1], [col])
-    with pytest.raises(ValueError, match="disagree"):
-        native.split_columns(ch, [2, 1], [col])  # channel 1 gets more rows than counted
-    with pytest.raises(ValueError, match="disagree"):
-        native.split_columns(np.array([0, 3, 1], dtype=np.uint16), [1, 1, 1], [col])
-    with pytest.raises(ValueError, match="disagree"):
-        native.split_columns(np.array([0, 2, 1], dtype=np.uint16), [1, 2], [col])
-    with pytest.raises(ValueError, match="negative"):
-        native.split_columns(ch, [4, -1], [col])
-    with pytest.raises(ValueError, match="1-d"):
-        native.split_columns(ch, [1, 2], [np.arange(4)])
-    with pytest.raises(ValueError, match="dtype"):
-        native.split_columns(ch, [1, 2], [np.array(["a", "b", "c"], dtype=object)])
-    with pytest.raises(ValueError, match="dtype"):
-        native.split_columns(ch, [1, 2], [np.zeros(3, dtype=np.complex128)])
-    with pytest.raises(ValueError, match="out"):
-        native.split_columns(ch, [1, 2], [col], [np.zeros(3, dtype=np.int32)])
-    with pytest.raises(ValueError, match="out"):
-        native.split_columns(ch, [1, 2], [col], [np.zeros(6, dtype=np.int64)[::2]])  # not contiguous
-    with pytest.raises(ValueError, match="out"):
-        native.split_columns(ch, [1, 2], [col], [np.zeros(2, dtype=np.int64)])
-    assert native.split_columns(np.zeros(0, dtype=np.uint16), [0, 0], [np.zeros(0)])[0].tolist() == []
-
-
-@given(st.lists(st.integers(0, 5000), max_size=300), st.integers(1, 9))
-def test_table_channels_reads_the_table_and_counts(keys, n_channels):
-    table = (np.arange(4096) * 7 % n_channels).astype(np.uint16)
-    arr = np.array(keys, dtype=np.int64)
-    got = native.table_channels(arr, table, n_channels)
-    if any(k >= len(table) for k in keys):
-        assert got is None
-        return
-    channels, counts = got
-    assert channels.dtype == np.uint16 and channels.tolist() == [int(table[k]) for k in keys]
-    assert counts.tolist() == np.bincount(table[arr], minlength=n_channels).tolist()
-    out = np.empty(len(keys), dtype=np.uint16)
-    assert native.table_channels(arr, table, n_channels, out)[0] is out
-
-
-def test_table_channels_refuses_negative_keys_and_bad_tables():
-    table = np.array([0, 1, 0], dtype=np.uint16)
-    assert native.table_channels(np.array([0, -1]), table, 2) is None
-    with pytest.raises(ValueError, match="channel"):
-        native.table_channels(np.array([1]), table, 1)
-    with pytest.raises(ValueError, match="out"):
-        native.table_channels(np.array([1]), table, 2, np.empty(2, dtype=np.uint16))
+    counts, out, offsets = _scatter(keys, table, n_channels, columns, gap=seed % 3 * 8)
+    assert counts.dtype == np.int64
+    assert counts.tolist() == np.bincount(channels, minlength=n_channels).tolist()
+    for c in range(n_channels):
+        for j, col in enumerate(columns):
+            got = _channel_column(out, offsets, counts, c, j, col)
+            assert got.tobytes() == col[channels == c].tobytes()
+            # nothing is written beyond the channel's rows
+            room = out[c][offsets[j] + counts[c] * col.itemsize : offsets[j] + rows * col.itemsize]
+            assert (room == SENTINEL).all()
+        # the row numbers column: the channel's rows, in order
+        assert (
+            _channel_column(out, offsets, counts, c, 7, columns[7]).tolist()
+            == np.flatnonzero(channels == c).tolist()
+        )
 
 
 @pytest.mark.parametrize("n_channels", [1, 2, 7, 300])
-def test_split_columns_with_many_columns_of_one_size_and_many_channels(n_channels):
+def test_scatter_columns_with_many_columns_of_one_size_and_many_channels(n_channels):
     rng = np.random.default_rng(n_channels)
     rows = 5000
-    channels = rng.integers(0, n_channels, rows).astype(np.uint16)
-    counts = np.bincount(channels, minlength=n_channels)
+    table = rng.integers(0, n_channels, 10_000).astype(np.uint16)
+    keys = rng.integers(0, 10_000, rows)
+    channels = table[keys]
     columns = [rng.integers(-(2**63), 2**63 - 1, rows, dtype=np.int64) for _ in range(9)]
     columns += [rng.integers(0, 2**32, rows).astype(np.uint32) for _ in range(5)]
-    moved = native.split_columns(channels, counts, columns)
-    for got, col in zip(moved, columns, strict=True):
-        assert got.dtype == col.dtype and got.tolist() == _grouped(channels, n_channels, col).tolist()
-    if n_channels > 1:
-        channels[-1] = n_channels  # beyond the counts
-        with pytest.raises(ValueError, match="disagree"):
-            native.split_columns(channels, counts, columns)
+    columns.append(rng.integers(0, 2**32, 3 * rows).astype(np.uint32)[::3])  # not contiguous
+    counts, out, offsets = _scatter(keys, table, n_channels, columns)
+    for c in range(n_channels):
+        for j, col in enumerate(columns):
+            assert _channel_column(out, offsets, counts, c, j, col).tolist() == col[channels == c].tolist()
+
+
+def test_scatter_columns_keeps_nan_payloads():
+    table = np.array([1, 0, 2], dtype=np.uint16)
+    bits = np.array([0x7FF8000000000001, 1, 2, 0xFFF0000000000ABC, 3], dtype=np.uint64)
+    values = bits.view(np.float64)
+    keys = np.array([0, 1, 0, 1, 2])
+    counts, out, offsets = _scatter(keys, table, 3, [values])
+    assert counts.tolist() == [2, 2, 1]
+    got = [_channel_column(out, offsets, counts, c, 0, values).view(np.uint64).tolist() for c in range(3)]
+    assert got == [[1, 0xFFF0000000000ABC], [0x7FF8000000000001, 2], [3]]
+
+
+@pytest.mark.parametrize("n_channels", [2, 3])
+def test_scatter_columns_gives_none_for_a_key_outside_the_table(n_channels):
+    table = np.array([0, 1, 1, 0], dtype=np.uint16)
+    col = np.arange(5)
+    for keys in ([0, 1, -1, 2, 3], [0, 1, 2, 3, 4], [2**62, 0, 0, 0, 0], [-(2**63), 0, 1, 2, 3]):
+        assert _scatter(np.array(keys), table, n_channels, [col])[0] is None
+    assert _scatter(np.array([0, 1]), np.zeros(0, dtype=np.uint16), n_channels, [col[:2]])[0] is None
+    # no row: nothing to look up
+    assert _scatter(np.zeros(0, dtype=np.int64), table, n_channels, [col[:0]])[0].tolist() == [0] * n_channels
+
+
+@pytest.mark.parametrize("n_channels", [1, 2, 3])
+def test_scatter_columns_refuses_a_table_naming_a_channel_beyond_parallelism(n_channels):
+    table = np.array([0, n_channels, 0], dtype=np.uint16)
+    with pytest.raises(ValueError, match="beyond"):
+        _scatter(np.array([0, 1, 2]), table, n_channels, [np.arange(3)])
+
+
+def test_scatter_columns_refuses_what_would_write_out_of_place():
+    keys = np.array([0, 1, 1])
+    table = np.array([0, 1], dtype=np.uint16)
+    col = np.arange(3)
+    room = [np.zeros(64, dtype=np.uint8) for _ in range(2)]
+
+    def scatter(columns=(col,), out=room, offsets=(0,), n=2):
+        return native.scatter_columns(keys, table, n, list(columns), list(out), list(offsets))
+
+    assert scatter().tolist() == [1, 2]
+    with pytest.raises(ValueError, match="parallelism"):
+        scatter(n=0)
+    with pytest.raises(ValueError, match="out has"):
+        scatter(out=room[:1])
+    with pytest.raises(ValueError, match="offsets"):
+        scatter(offsets=(0, 32))
+    with pytest.raises(ValueError, match="offsets"):
+        scatter(columns=(), offsets=())
+    with pytest.raises(ValueError, match="1-d"):
+        scatter(columns=(np.arange(4),))
+    with pytest.raises(ValueError, match="dtype"):
+        scatter(columns=(np.array(["a", "b", "c"], dtype=object),))
+    with pytest.raises(ValueError, match="dtype"):
+        scatter(columns=(np.zeros(3, dtype=np.complex128),))
+    with pytest.raises(ValueError, match="overlap"):
+        scatter(columns=(col, col), offsets=(0, 16))  # the first column needs 24 bytes
+    with pytest.raises(ValueError, match="multiple"):
+        scatter(offsets=(4,))
+    with pytest.raises(ValueError, match="multiple"):
+        scatter(offsets=(-8,))
+    with pytest.raises(ValueError, match="at least 72 bytes"):
+        scatter(offsets=(48,))
+    read_only = np.zeros(64, dtype=np.uint8)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        scatter(out=(room[0], read_only))
+    with pytest.raises(ValueError, match="writable"):
+        scatter(out=(room[0], np.zeros(128, dtype=np.uint8)[::2]))
+    with pytest.raises(ValueError, match="aligned"):
+        scatter(out=(room[0], np.zeros(72, dtype=np.uint8)[1:65]))

@@ -306,3 +306,54 @@ def test_arrow_split_of_timestamps_read_from_a_column(n):
             assert got_ts.tolist() == stamps
             # the column's own memory comes out read-only, as it went in
             assert got_ts.flags.writeable == ts.flags.writeable
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_arrow_split_of_keys_in_and_beyond_the_key_table_batch_after_batch(n):
+    """One writer, batch after batch: small keys (the table indexed by the key), keys the table
+    grows for, keys beyond it (negative, >= 2**22: by key group), small keys again — every row
+    where the per-record rule sends its key, each channel's rows in arrival order."""
+    rng = np.random.default_rng(n)
+    chans = [Batches() for _ in range(n)]
+    writer = make_writer(Partitioner("hash", key_selector=operator.itemgetter("key")), chans, 0, 128, "w")
+    sent = []
+    for lo, hi in [(0, 500), (0, 50_000), (-5, 100), (0, 2**22 + 3), (0, 2**22), (2**40, 2**41), (0, 900)]:
+        keys = rng.integers(lo, hi, 700)
+        ts = rng.integers(0, 2**40, 700)
+        batch = pa.RecordBatch.from_arrays([pa.array(keys), pa.array(keys * 0.25)], names=["key", "v"])
+        writer.process_batch(batch, ts)
+        sent.append((keys, ts))
+    all_keys = [int(k) for keys, _ in sent for k in keys]
+    all_ts = [int(t) for _, ts in sent for t in ts]
+    expected = _expected(all_keys, lambda k: k, all_ts, n)
+    for chan, (keys, ts) in zip(chans, expected, strict=True):
+        assert [k for b, _ in chan.got for k in b.column("key").to_pylist()] == keys
+        assert [v for b, _ in chan.got for v in b.column("v").to_pylist()] == [k * 0.25 for k in keys]
+        assert [int(t) for _, t in chan.got for t in t] == ts
+
+
+def test_arrow_split_gives_each_channel_columns_of_its_own_rows():
+    """Each channel's batch holds its columns from their first value (offset 0, data buffers of
+    exactly its rows: what the ring encoder sends is the channel's rows, not a slice of a shared
+    batch)."""
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 1000, 4000)
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(keys), pa.array(rng.random(4000).astype(np.float32)), pa.array(keys.astype(np.int16))],
+        names=["key", "f", "s"],
+    )
+    chans = [Batches() for _ in range(3)]
+    make_writer(
+        Partitioner("hash", key_selector=operator.itemgetter("key")), chans, 0, 128, "w"
+    ).process_batch(batch, None)
+    for chan in chans:
+        ((got, _),) = chan.got
+        for column, width in zip(got.columns, (8, 4, 2), strict=True):
+            assert column.offset == 0
+            assert column.buffers()[1].size == got.num_rows * width
+
+
+def test_arrow_split_refuses_timestamps_of_another_length():
+    batch = pa.RecordBatch.from_arrays([pa.array(np.arange(10))], names=["key"])
+    with pytest.raises(ValueError, match="timestamps"):
+        _route(operator.itemgetter("key"), batch, np.arange(9), 2)
