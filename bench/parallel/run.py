@@ -182,7 +182,11 @@ def main() -> None:
                 flush=True,
             )
 
-    batch = args.batch_size or "default (1024)"
+    from flinkcore.runtime.executor import DEFAULT_BATCH_SIZE, DEFAULT_COLUMNAR_BATCH_SIZE
+
+    batch = args.batch_size or (
+        f"default ({DEFAULT_BATCH_SIZE:,} records; columnar sources {DEFAULT_COLUMNAR_BATCH_SIZE:,} rows)"
+    )
     print()
     print(f"n = {args.n:,}, batch size {batch}, {args.repeats} repeats, cores available {cores:.2f}")
     print()
