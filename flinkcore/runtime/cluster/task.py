@@ -195,6 +195,7 @@ class RemoteChannel(Input):
         if not self._chunks:
             self.since = time.monotonic()
             self._kind = kind
+            self.task._buffered[self] = None
         self._chunks.append((values, timestamps))
         self._count += len(values)
         if self._count >= (self.frame_rows if columnar else self.frame_records):
@@ -206,6 +207,7 @@ class RemoteChannel(Input):
         if not chunks:
             return
         self._chunks, self._count = [], 0
+        del self.task._buffered[self]
         if len(chunks) == 1:
             values, timestamps = chunks[0]
         elif self._kind is not list:  # Arrow record batches of one schema: one batch
@@ -320,6 +322,9 @@ class SlotTask:
         self._gate_of: dict[int, tuple[InputGate, int]] = {}
         self._deficit: dict[int, int] = {}
         self._paced_gates: list[tuple[InputGate, list[int]]] = []
+        self._poller = wire.Poller(peers.values())
+        #: the remote channels that hold buffered records (see flush_timed_out)
+        self._buffered: dict[RemoteChannel, None] = {}
         self._build()
 
     # -- building ---------------------------------------------------------------------------
@@ -546,7 +551,7 @@ class SlotTask:
     def poll_io(self, timeout: float, extra: list | None = None) -> list:
         """Wait up to ``timeout`` s for input (or for ``extra`` objects), read it, write what is
         queued (sockets and rings: :func:`wire.poll`). Returns the ready ``extra`` objects."""
-        events, ready_extra = wire.poll([p for p in self.peers.values() if not p.eof], timeout, extra)
+        events, ready_extra = self._poller.poll(timeout, extra)
         for peer, frames in events:
             if frames:
                 self._handle(peer, frames)
@@ -666,13 +671,12 @@ class SlotTask:
         """Send buffers older than the buffer timeout; returns when the next one is due."""
         timeout = self.buffer_timeout / 1000.0
         due = None
-        for rc in self.remote_out:
-            if rc._chunks:
-                if now - rc.since >= timeout:
-                    rc.flush()
-                else:
-                    t = rc.since + timeout
-                    due = t if due is None or t < due else due
+        for rc in list(self._buffered):
+            if now - rc.since >= timeout:
+                rc.flush()
+            else:
+                t = rc.since + timeout
+                due = t if due is None or t < due else due
         return due
 
     def flush_all(self) -> None:
@@ -698,15 +702,16 @@ class SlotTask:
             elif r[0] is not None and len(r[0]):
                 s.output.collect(r[0], r[1])
         ready = self.poll_io(0, extra)
-        if self.process_pending(pace=bool(self.sources) and not self._sources_paused):
+        if self._pending and self.process_pending(pace=bool(self.sources) and not self._sources_paused):
             progressed = True
         pts = self.pts
         deadline = pts.next_deadline()
-        now_ms = pts.current_processing_time()
-        if deadline is not None and now_ms >= deadline:
-            pts.advance(now_ms)
-            progressed = True
-        flush_due = self.flush_timed_out(time.monotonic())
+        if deadline is not None:
+            now_ms = pts.current_processing_time()
+            if now_ms >= deadline:
+                pts.advance(now_ms)
+                progressed = True
+        flush_due = self.flush_timed_out(time.monotonic()) if self._buffered else None
         if progressed or ready:
             return ready
         # nothing to do now: sleep until input, a timer, or a buffer's timeout

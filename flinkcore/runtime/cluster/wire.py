@@ -41,7 +41,7 @@ from flinkcore._core.rows import rows_from_columns
 from flinkcore._core.serde import dumps_batch, loads_batch, pack_int64, unpack_int64
 from flinkcore.runtime.operators.arrow import fixed_width
 
-__all__ = ["Peer", "decode_batch", "encode_batch", "encode_batch_parts", "poll"]
+__all__ = ["Peer", "Poller", "decode_batch", "encode_batch", "encode_batch_parts", "poll"]
 
 # frame kinds
 BATCH = 1
@@ -717,6 +717,77 @@ def poll(
                 if frames:
                     events.append((p, frames))
     return events, ready_extra
+
+
+class Poller:
+    """:func:`poll` over one set of peers, for a loop that polls once per round (a task's step).
+
+    A poll that must not wait, with no ``extra`` object and nothing queued for a socket or a ring
+    (every round while sources run) asks the kernel once about the sockets, registered once in a
+    ``select.poll`` (not a ``select`` over objects whose ``fileno`` is a Python call), and reads
+    the rings in user space; it does what :func:`poll` does then (read the sockets that have
+    input, then the rings of the peers not read). Every other poll is :func:`poll`'s. Peers that
+    hung up (:attr:`Peer.eof`) are left out from then on."""
+
+    def __init__(self, peers: Any) -> None:
+        self._peers = list(peers)
+        self._live: list[Peer] = []
+        self._fds: dict[int, Peer] = {}
+        self._poll = select.poll() if hasattr(select, "poll") else None
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._live = [p for p in self._peers if not p.eof]
+        if self._poll is None:
+            return
+        for fd in self._fds:
+            self._poll.unregister(fd)
+        self._fds = {}
+        for p in self._live:
+            fd = p.sock.fileno()
+            if fd >= 0:
+                self._fds[fd] = p
+                self._poll.register(fd, select.POLLIN)
+
+    @property
+    def peers(self) -> list[Peer]:
+        """The peers that have not hung up."""
+        return self._live
+
+    def poll(self, timeout: float, extra: list | None = None) -> tuple[list, list]:
+        """As :func:`poll` over the peers that have not hung up."""
+        live = self._live
+        if timeout > 0 or extra or self._poll is None or len(self._fds) != len(live):
+            return self._done(poll(live, timeout, extra))
+        for p in live:
+            if p._out or p._ring_queue:
+                return self._done(poll(live, timeout, extra))
+        events: list = []
+        ready = self._poll.poll(0)
+        if ready:
+            fds = self._fds
+            read = [fds[fd] for fd, _ in ready]
+            for p in read:
+                events.append((p, p.receive()))
+            for p in live:
+                if p.ring_in is not None and p not in read:
+                    frames = p.receive_ring()
+                    if frames:
+                        events.append((p, frames))
+            return self._done((events, []))
+        for p in live:
+            if p.ring_in is not None:
+                frames = p.receive_ring()
+                if frames:
+                    events.append((p, frames))
+        return events, []
+
+    def _done(self, result: tuple[list, list]) -> tuple[list, list]:
+        for p, _ in result[0]:
+            if p.eof:
+                self._refresh()
+                break
+        return result
 
 
 def _queued_size(payload: Any) -> int:
