@@ -298,6 +298,8 @@ class SlotTask:
         self.inbound: dict[int, tuple[Input, int]] = {}
         self.open_inbound: set[int] = set()
         self._credit_due: dict[int, int] = {}
+        #: inbound channel -> the peer that sends on it (where its credits go)
+        self._sender: dict[int, wire.Peer] = {}
         self._initial_credits = initial
         self._pending: deque[tuple[int, int, memoryview]] = deque()
         #: (node id, subtask) -> ids of every channel into it; -> where its output channels end
@@ -401,6 +403,7 @@ class SlotTask:
                         if not self.local(g.edges[n].source_id, u):
                             cid = pl.channel_id[(n, u, j)]
                             self.inbound[cid] = (target, node.id)
+                            self._sender[cid] = self.peers[pl.process_of(g.edges[n].source_id, u)]
                             self.open_inbound.add(cid)
                             if isinstance(target, GateChannel):
                                 self._gate_of[cid] = (target.gate, target.index)
@@ -646,11 +649,9 @@ class SlotTask:
         if not self._credit_due:
             return
         due, self._credit_due = self._credit_due, {}
-        channels = self.placement.channels
+        sender = self._sender
         for cid, n in due.items():
-            e, u, _ = channels[cid]
-            peer = self.peers[self.placement.process_of(self.graph.edges[e].source_id, u)]
-            peer.send(wire.CREDIT, cid, wire.encode_i64(n))
+            sender[cid].send(wire.CREDIT, cid, wire.encode_i64(n))
 
     def await_credit(self, channel: int, node_id: int) -> None:
         """Wait until ``channel`` may send; meanwhile run what is safe to run (backpressure)."""
