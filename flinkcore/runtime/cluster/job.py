@@ -25,7 +25,7 @@ import uuid
 from typing import Any
 
 from flinkcore._core.serde import dumps, loads
-from flinkcore.runtime.cluster import pool, wire
+from flinkcore.runtime.cluster import logs, pool, wire
 from flinkcore.runtime.cluster.forkserver import fork_server
 from flinkcore.runtime.cluster.task import PeerLost, Placement, SlotTask, node_keys
 from flinkcore.runtime.cluster.two_phase import with_two_phase_aggregation
@@ -103,6 +103,8 @@ class ClusterJob:
         self._workers: pool.WorkerSet | None = None
         #: seconds the workers wait for the next job after this one finished (0: they exit)
         self._idle_timeout = pool.idle_timeout(self.config)
+        #: the levels of this process's loggers, for the workers (their records come back here)
+        self._log_levels = logs.driver_levels()
 
     # -- control -------------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -152,6 +154,7 @@ class ClusterJob:
                 node = dataclasses.replace(node, source=_Elsewhere(node.name))
             nodes[nid] = node
         graph.nodes = nodes
+        graph.config = {**graph.config, logs.CONFIG_KEY: self._log_levels}
         try:
             data = self._graph_bytes[key] = cloudpickle.dumps(graph, protocol=pickle.HIGHEST_PROTOCOL)
             return data
@@ -234,6 +237,9 @@ class ClusterJob:
                 # all its inputs ended, and its frames to the driver came before this report. So
                 # the workers may exit now, while the driver's subtasks take what it received.
                 self.send_control(("shutdown",))
+        elif kind == "log":
+            for record in message[1]:
+                logs.handle(record)
         elif kind == "cancelled":
             self._state[source] = "cancelled"
         elif kind == "ack":

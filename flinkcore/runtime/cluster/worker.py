@@ -23,7 +23,7 @@ import traceback
 from typing import Any
 
 from flinkcore._core.serde import dumps, loads
-from flinkcore.runtime.cluster import forkserver, rings, wire
+from flinkcore.runtime.cluster import forkserver, logs, rings, wire
 from flinkcore.runtime.cluster.task import PeerLost, Placement, SlotTask, TaskCancelled
 from flinkcore.runtime.processing_time import ProcessingTimeService, SystemClock
 
@@ -142,6 +142,9 @@ class _Worker:
         #: control messages from the driver that came with the next job's message, for its task
         self._early: list = []
         self._modules = _UserModules()
+        #: the root handler: every record goes to the driver (see :mod:`~flinkcore.runtime.cluster.logs`)
+        self._logs = logs.Forwarder()
+        self._logs.install(None)
 
     def on_control(self, source: int, message: Any) -> None:
         kind = message[0]
@@ -171,7 +174,13 @@ class _Worker:
         self.report("ack", checkpoint_id, dumps(parts))
 
     def report(self, *message: Any) -> None:
+        """Tell the driver ``message`` (after the log records kept so far)."""
+        self.send_logs()
         self.driver.send(wire.CONTROL, 0, wire.encode_control(message))
+
+    def send_logs(self) -> None:
+        if self._logs.pending:
+            self.driver.send(wire.CONTROL, 0, wire.encode_control(("log", self._logs.take())))
 
     def serve(self, graph_bytes: bytes, sinks_in_driver: bool, restore_bytes: bytes | None) -> None:
         """Run the first job, then every next one the driver sends, until it lets us exit."""
@@ -211,6 +220,7 @@ class _Worker:
                     if p is not self.driver:
                         p.begin_job(job)
             graph = cloudpickle.loads(graph_bytes)
+            self._logs.install(graph.config.get(logs.CONFIG_KEY))
             if job == 1:
                 rings.connect_rings(self.peers, rings.ring_capacity(graph.config), self.driver)
             placement = Placement(graph, sinks_in_driver)
@@ -224,10 +234,13 @@ class _Worker:
                 raise TaskCancelled("cancelled")
             restore = loads(restore_bytes) if restore_bytes else None
             opened = task.open(restore, lambda node: task.node_key[node.id])
+            forwarded = self._logs
             while not task.finished:
                 if task.cancelled:
                     raise TaskCancelled("cancelled")
                 task.step()
+                if forwarded.pending:
+                    self.send_logs()
             task.flush_all()
             self._close(opened, quietly=False)
             opened = []
@@ -276,6 +289,7 @@ class _Worker:
             writing = frozenset(p for p in others if not p.closed and (p.pending_output or p.pending_ring))
             timeout = 0.5 if idle else max(0.0, idle_at - time.monotonic())
             events, _ = wire.poll([driver, *writing], timeout, write_only=writing)
+            self.send_logs()  # a record of a user's thread while we wait
             for _, frames in events:  # the driver's: controls (and credits of the last job)
                 for i, (kind, _, payload) in enumerate(frames):
                     if kind != wire.CONTROL:
