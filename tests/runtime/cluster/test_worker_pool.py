@@ -4,9 +4,12 @@ modules imported again for every job (their changed files, none of another job's
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import signal
 import socket
+import sys
 import textwrap
 import threading
 import time
@@ -53,6 +56,22 @@ def _keyed_sums(n, keys):
     for x in range(n):
         expected[x % keys] = expected.get(x % keys, 0) + x
     return build, expected
+
+
+@contextlib.contextmanager
+def _user_module(tmp_path, monkeypatch, source, mtime_ns=None):
+    """A module of the user's (``source``, under a new name in a directory on sys.path), imported
+    in the driver; forgotten after."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    name = f"fc_pool_{uuid.uuid4().hex}"
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+    try:
+        yield importlib.import_module(name), path
+    finally:
+        sys.modules.pop(name, None)
 
 
 def _finals(results):
@@ -263,13 +282,7 @@ def tag(x):
 
 
 def test_a_kept_worker_imports_a_changed_user_module_afresh(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(tmp_path))
-    name = f"fc_pool_{uuid.uuid4().hex}"
-    path = tmp_path / f"{name}.py"
-    try:
-        path.write_text(textwrap.dedent(MODULE.format(version=1)))
-        os.utime(path, ns=(10**18, 10**18))
-        module = __import__(name)
+    with _user_module(tmp_path, monkeypatch, MODULE.format(version=1), mtime_ns=10**18) as (module, path):
 
         def build(env):
             return env.from_source(NumberSequenceSource(0, 99), None, "n").map(module.tag)
@@ -283,10 +296,6 @@ def test_a_kept_worker_imports_a_changed_user_module_afresh(tmp_path, monkeypatc
         assert {r[2] for r in results} == {2}
         job3, results = _run(build)  # unchanged since: still version 2
         assert job3.pids == job1.pids and {r[2] for r in results} == {2}
-    finally:
-        import sys
-
-        sys.modules.pop(name, None)
 
 
 def test_a_child_forked_from_the_driver_does_not_use_the_drivers_kept_workers(tmp_path):
@@ -343,11 +352,7 @@ def count(x):
 def test_a_kept_worker_starts_each_job_with_the_user_modules_as_imported(tmp_path, monkeypatch):
     # as Flink gives each job its own user-code class loader: module state a job changed is not
     # what the next job sees
-    monkeypatch.syspath_prepend(str(tmp_path))
-    name = f"fc_pool_state_{uuid.uuid4().hex}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(STATEFUL))
-    try:
-        module = __import__(name)
+    with _user_module(tmp_path, monkeypatch, STATEFUL) as (module, _):
 
         def build(env):
             return env.from_source(NumberSequenceSource(0, 199), None, "n").map(module.count)
@@ -363,10 +368,6 @@ def test_a_kept_worker_starts_each_job_with_the_user_modules_as_imported(tmp_pat
         for pid, n in second:
             again[pid] = max(again.get(pid, 0), n)
         assert again == per_worker  # counted from an empty SEEN again
-    finally:
-        import sys
-
-        sys.modules.pop(name, None)
 
 
 IMPORT_TIME = """
@@ -380,11 +381,7 @@ def when(x):
 
 def test_a_kept_worker_imports_the_user_modules_for_the_next_job_while_it_waits(tmp_path, monkeypatch):
     # afresh (no job's state), but before the next job comes: not at its start
-    monkeypatch.syspath_prepend(str(tmp_path))
-    name = f"fc_pool_ahead_{uuid.uuid4().hex}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(IMPORT_TIME))
-    try:
-        module = __import__(name)
+    with _user_module(tmp_path, monkeypatch, IMPORT_TIME) as (module, _):
 
         def build(env):
             return env.from_source(NumberSequenceSource(0, 99), None, "n").map(module.when)
@@ -397,7 +394,3 @@ def test_a_kept_worker_imports_the_user_modules_for_the_next_job_while_it_waits(
         imported = {t for _, t in second}
         assert max(imported) < submitted
         assert imported.isdisjoint(t for _, t in first)
-    finally:
-        import sys
-
-        sys.modules.pop(name, None)
