@@ -84,19 +84,22 @@ def _kernel_data() -> tuple[np.ndarray, list]:
     return table, data
 
 
-def _scatter_all(table, data) -> None:
+def _scatter_all(table, data, bits=False) -> None:
     """The native one-pass scatter alone: each batch's 3 columns into 2 channels' buffers of
-    Arrow's pool (as the writer allocates them)."""
+    Arrow's pool (as the writer allocates them); ``bits``: the table as one bit per key."""
     offsets = [0, ROWS * 8, 2 * ROWS * 8]
+    if bits:
+        table = np.packbits(table.astype(np.uint8), bitorder="little")
     for keys, columns in data:
         out = [np.frombuffer(pa.allocate_buffer(3 * ROWS * 8), dtype=np.uint8) for _ in range(2)]
-        partitioner.scatter_columns(keys, table, 2, columns, out, offsets)
+        partitioner.scatter_columns(keys, table, 2, columns, out, offsets, bits)
 
 
-def test_scatter_columns_kernel(benchmark):
+@pytest.mark.parametrize("bits", [False, True], ids=["uint16-table", "bit-table"])
+def test_scatter_columns_kernel(benchmark, bits):
     table, data = _kernel_data()
     benchmark.extra_info["rows"] = ROWS * BATCHES
-    benchmark(_scatter_all, table, data)
+    benchmark(_scatter_all, table, data, bits)
 
 
 def _ns_per_row(fn, *args) -> tuple[float, float]:
@@ -123,8 +126,13 @@ def main() -> None:
                 f"{cpu:5.2f} ns/row CPU (median)",
                 flush=True,
             )
-    wall, cpu = _ns_per_row(_scatter_all, *_kernel_data())
-    print(f"scatter_columns alone, 2 ch: {wall:5.2f} ns/row wall (best of 7), {cpu:5.2f} ns/row CPU (median)")
+    for bits in (False, True):
+        wall, cpu = _ns_per_row(_scatter_all, *_kernel_data(), bits)
+        label = "bit table" if bits else "uint16 table"
+        print(
+            f"scatter_columns alone, 2 ch, {label:12s}: {wall:5.2f} ns/row wall (best of 7), "
+            f"{cpu:5.2f} ns/row CPU (median)"
+        )
 
 
 if __name__ == "__main__":

@@ -355,8 +355,12 @@ class _Hash(_Broadcasting):
 
     #: keys below this (and >= 0) take their channel from a table indexed by the key
     _DENSE_KEYS = 1 << 22
-    #: the channel of each small non-negative int key (``table[key]``), grown as keys come
+    #: the channel of each small non-negative int key (``table[key]``), grown as keys come (8 keys
+    #: at a time)
     _key_channels: np.ndarray | None = None
+    #: for 2 channels, the same table as one bit per key (100k keys in 12.5 kB: the cache keeps it
+    #: between batches, where the next operator's state evicts the uint16 table)
+    _key_bits: np.ndarray | None = None
     #: the last batch had a key outside [0, _DENSE_KEYS): the next checks its keys' range first
     _keys_beyond = False
 
@@ -366,24 +370,31 @@ class _Hash(_Broadcasting):
         for small non-negative int keys; None otherwise (then nothing was sent)."""
         if self.n >= 1 << 16:
             return None
-        table = self._key_channels
-        if table is not None and not self._keys_beyond:
-            parts = _scatter_rows(values, ts, keys, table, self.n)
+        if self._key_channels is not None and not self._keys_beyond:
+            parts = self._scatter_by_table(values, ts, keys)
             if parts is not None:
                 return parts
         lo, hi = int(keys.min()), int(keys.max())
         self._keys_beyond = lo < 0 or hi >= self._DENSE_KEYS
         if self._keys_beyond:
             return None
+        table = self._key_channels
         have = 0 if table is None else len(table)
         if table is None or hi >= have:
-            size = max(hi + 1, 2 * have, 1024)
+            size = -(-max(hi + 1, 2 * have, 1024) // 8) * 8
             fresh = np.arange(have, size, dtype=np.int64)
             groups = _partitioner.key_groups(fresh, self.max_parallelism).astype(np.int64)
             more = (groups * self.n // self.max_parallelism).astype(np.uint16)
             table = more if table is None else np.concatenate([table, more])
             self._key_channels = table
-        return _scatter_rows(values, ts, keys, table, self.n)
+            if self.n == 2:
+                self._key_bits = np.packbits(table.astype(np.uint8), bitorder="little")
+        return self._scatter_by_table(values, ts, keys)
+
+    def _scatter_by_table(self, values: Any, ts: np.ndarray | None, keys: np.ndarray) -> list | None:
+        if self.n == 2:
+            return _scatter_rows(values, ts, keys, self._key_bits, 2, bits=True)
+        return _scatter_rows(values, ts, keys, self._key_channels, self.n)
 
 
 _widths: dict[Any, tuple[list[int], list[Any]]] = {}
@@ -409,11 +420,12 @@ def _schema_widths(schema: Any) -> tuple[list[int], list[Any]]:
 
 
 def _scatter_rows(
-    values: Any, ts: np.ndarray | None, keys: np.ndarray, table: np.ndarray, n: int
+    values: Any, ts: np.ndarray | None, keys: np.ndarray, table: np.ndarray, n: int, bits: bool = False
 ) -> list | None:
     """Each channel's rows of an Arrow batch (and their timestamps), in arrival order: row i goes
-    to channel ``table[keys[i]]``. Per channel, a list entry ``(batch, timestamps)``, or None for
-    a channel that gets no row; None when a key is negative or not below ``len(table)``.
+    to channel ``table[keys[i]]`` (with ``bits``: bit ``keys[i]`` of ``table``, see
+    :func:`flinkcore._core.partitioner.scatter_columns`). Per channel, a list entry ``(batch,
+    timestamps)``, or None for a channel that gets no row; None when a key is beyond the table.
 
     Fixed-width columns without nulls are moved by the native scatter in one pass over the rows
     (per up to 4 columns of one item size), each channel's columns written into one buffer of
@@ -458,7 +470,7 @@ def _scatter_rows(
     # large batch is faulted in afresh
     buffers = [pa.allocate_buffer(size) for _ in range(n)]
     counts = _partitioner.scatter_columns(
-        keys, table, n, arrays, [np.frombuffer(b, dtype=np.uint8) for b in buffers], offsets
+        keys, table, n, arrays, [np.frombuffer(b, dtype=np.uint8) for b in buffers], offsets, bits
     )
     if counts is None:
         return None

@@ -390,6 +390,39 @@ def test_scatter_columns_with_many_columns_of_one_size_and_many_channels(n_chann
             assert _channel_column(out, offsets, counts, c, j, col).tolist() == col[channels == c].tolist()
 
 
+@given(st.integers(0, 3000), st.integers(1, 200), st.integers(0, 2**32 - 1))
+def test_scatter_columns_with_a_table_of_bits_as_with_the_channels(rows, size8, seed):
+    """A 2-channel table as one bit per key (``np.packbits``, little bit order) moves every row
+    where the uint16 table does; a key beyond its 8 * len(table) keys gives None."""
+    rng = np.random.default_rng(seed)
+    table = rng.integers(0, 2, 8 * size8).astype(np.uint16)
+    bits = np.packbits(table.astype(np.uint8), bitorder="little")
+    keys = rng.integers(0, len(table), rows)
+    columns = [keys, rng.random(rows), rng.integers(0, 2**16, rows).astype(np.uint16)]
+    offsets, size = _layout(columns, rows)
+    want = _scatter(keys, table, 2, columns)
+    out = [np.full(size, SENTINEL, dtype=np.uint8) for _ in range(2)]
+    counts = native.scatter_columns(keys, bits, 2, columns, out, offsets, bits=True)
+    assert counts.tolist() == want[0].tolist()
+    assert [o.tobytes() for o in out] == [o.tobytes() for o in want[1]]
+    if rows:
+        keys[rng.integers(0, rows)] = rng.choice([len(table), -1, 2**40])
+        assert native.scatter_columns(keys, bits, 2, columns, out, offsets, bits=True) is None
+
+
+def test_scatter_columns_refuses_a_table_of_bits_for_other_than_two_channels():
+    with pytest.raises(ValueError, match="2 channels"):
+        native.scatter_columns(
+            np.array([0]),
+            np.array([1], dtype=np.uint8),
+            3,
+            [np.arange(1)],
+            [np.zeros(8, np.uint8)] * 3,
+            [0],
+            True,
+        )
+
+
 def test_scatter_columns_keeps_nan_payloads():
     table = np.array([1, 0, 2], dtype=np.uint16)
     bits = np.array([0x7FF8000000000001, 1, 2, 0xFFF0000000000ABC, 3], dtype=np.uint64)
