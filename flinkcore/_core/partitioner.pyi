@@ -32,4 +32,5 @@ def scatter_columns(
     columns: list[np.ndarray],
     out: list[np.ndarray],
     offsets: Sequence[int],
+    bits: bool = False,
 ) -> np.ndarray | None: ...
