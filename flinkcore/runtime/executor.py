@@ -390,6 +390,10 @@ class Job:
             raise
         finally:
             self.end_ms = int(time.time() * 1000)
+            # no timer of this job fires any more; and a registered timer's callback (the checkpoint
+            # coordinator's poll) refers back to the job: without the cycle the job's operators,
+            # state and readers are freed with its last reference, not by a later full collection
+            self.pts.clear()
             for r in readers:
                 try:
                     r.close()

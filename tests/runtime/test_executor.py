@@ -241,3 +241,36 @@ def test_no_operators_is_a_clear_error():
     env = StreamExecutionEnvironment.get_execution_environment()
     with pytest.raises(RuntimeError, match="no operators defined"):
         env.execute()
+
+
+def test_a_finished_job_is_freed_with_its_last_reference(monkeypatch):
+    # its operators, state and source readers go once execute() is done with them (on a
+    # background thread), not at the next full collection (the checkpoint coordinator's timer
+    # referred back to the job)
+    import gc
+    import weakref
+
+    from flinkcore.runtime import executor
+
+    jobs = []
+    run = executor.Job.run
+
+    def run_and_note(self):
+        jobs.append(weakref.ref(self))
+        return run(self)
+
+    monkeypatch.setattr(executor.Job, "run", run_and_note)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.from_collection([(i % 3, i) for i in range(100)]).key_by(lambda r: r[0]).reduce(
+        lambda a, b: (a[0], a[1] + b[1])
+    ).print()
+    gc.collect()
+    gc.disable()
+    try:
+        env.execute("freed")
+        deadline = time.monotonic() + 10
+        while jobs[0]() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(jobs) == 1 and jobs[0]() is None
+    finally:
+        gc.enable()
