@@ -14,7 +14,9 @@ last p2 job (kept for the next one, as by default; the warm-up forks them). Work
 measured on its own: a job of 1000 events at p1, at p2 in the last job's workers, and at p2 in
 newly forked ones, alternately (p2 - p1: the fixed cost of a job in worker processes). The
 first line says how many cores this run really had (two busy processes vs one): wall-clock
-speedups mean something only when it says ~2.0.
+speedups mean something only when it says ~2.0. Before each timed run the last one's teardown is
+let finish (:data:`SETTLE`: a p2 job's workers free its memory after they report finished, a p1
+job's is freed on a background thread), so it is on neither run's clock.
 
 p2 runs with two-phase (local-global) window aggregation on (the default), off, or ``both``
 (the default of this script): then p1, p2 on and p2 off are measured alternately and the table
@@ -38,6 +40,7 @@ import jobs  # noqa: E402
 
 from flinkcore.benchmarks.data import events_for  # noqa: E402
 from flinkcore.runtime.cluster.pool import ENV_VAR as IDLE_TIMEOUT_ENV  # noqa: E402
+from flinkcore.runtime.execution import wait_for_retired  # noqa: E402
 
 _worker_cpu = [0.0]
 
@@ -79,8 +82,15 @@ def machine_parallelism() -> float:
     return 2 * one / two
 
 
+#: seconds given to the last run's teardown before the next run starts (a p2 job's workers free
+#: its memory after they report finished; a p1 job's is freed on a background thread)
+SETTLE = 0.15
+
+
 def _measure(job, events, p: int, two_phase: str = "on") -> tuple[float, float, tuple]:
     os.environ["FLINKCORE_TWO_PHASE_AGGREGATION"] = "true" if two_phase == "on" else "false"
+    wait_for_retired()
+    time.sleep(SETTLE)
     _worker_cpu[0] = 0.0
     c0 = time.process_time()
     t0 = time.perf_counter()

@@ -54,9 +54,19 @@ def _retire(attempt: Any) -> None:
     _retired.put(attempt)
 
 
+def wait_for_retired(timeout: float = 10.0) -> bool:
+    """Wait until the attempts retired so far are freed (benchmarks: one run's teardown off the
+    next one's clock). True when they are."""
+    done = threading.Event()
+    _retire(done)
+    return done.wait(timeout)
+
+
 def _drop_retired() -> None:
     while True:
         attempt = _retired.get()
+        if isinstance(attempt, threading.Event):  # wait_for_retired's: everything before it is gone
+            attempt.set()
         del attempt
 
 

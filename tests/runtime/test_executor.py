@@ -251,6 +251,7 @@ def test_a_finished_job_is_freed_with_its_last_reference(monkeypatch):
     import weakref
 
     from flinkcore.runtime import executor
+    from flinkcore.runtime.execution import wait_for_retired
 
     jobs = []
     run = executor.Job.run
@@ -268,9 +269,7 @@ def test_a_finished_job_is_freed_with_its_last_reference(monkeypatch):
     gc.disable()
     try:
         env.execute("freed")
-        deadline = time.monotonic() + 10
-        while jobs[0]() is not None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert wait_for_retired(10)
         assert len(jobs) == 1 and jobs[0]() is None
     finally:
         gc.enable()
