@@ -115,11 +115,14 @@ class _UserModules:
         ``sys.path``, imports), else forget the user's modules; take the driver's ``sys.path``."""
         self.note_imports()
         ahead, self.ahead = self.ahead, None
-        if ahead is not None and ahead[0] == sys_path and ahead[1].keys() == self.names:
-            if all(forkserver.file_stamp(sys.modules.get(n)) == s for n, s in ahead[1].items()):
-                sys.path[:] = sys_path
-                return
-        self._forget()
+        fresh = (
+            ahead is not None
+            and ahead[0] == sys_path
+            and ahead[1].keys() == self.names
+            and all(forkserver.file_stamp(sys.modules.get(n)) == s for n, s in ahead[1].items())
+        )
+        if not fresh:
+            self._forget()
         sys.path[:] = sys_path
 
     def _forget(self) -> None:
