@@ -726,23 +726,83 @@ static int64_t dn_fire_prepare(fc_wtable *t, int64_t watermark, int *tie) {
     return (int64_t)total;
 }
 
+/* what a fire writes per aggregate, decided once per fire rather than per row */
+enum { EM_COPY = 0, EM_COUNT, EM_MEAN, EM_ISUM };
+
+static void emit_plan(const fc_wtable *t, uint64_t int_sums, uint8_t *op) {
+    for (int32_t a = 0; a < t->n_aggs; a++) {
+        const int32_t k = t->aggs[a].kind;
+        op[a] = k == FC_AGG_COUNT ? EM_COUNT
+                : k == FC_AGG_MEAN ? EM_MEAN
+                : (k == FC_AGG_SUM && (int_sums >> a & 1)) ? EM_ISUM
+                : EM_COPY;
+    }
+}
+
+static inline void emit_row(const uint8_t *op, int32_t n, const double *acc, int64_t count, void *const *out,
+                            size_t row) {
+    for (int32_t a = 0; a < n; a++) {
+        switch (op[a]) {
+        case EM_COUNT:
+            ((int64_t *)out[a])[row] = count;
+            break;
+        case EM_MEAN:
+            ((double *)out[a])[row] = acc[a] / (double)count;
+            break;
+        case EM_ISUM: /* as numpy's astype(int64) of the float64 sum: truncated toward zero */
+            ((int64_t *)out[a])[row] = (int64_t)acc[a];
+            break;
+        default:
+            ((double *)out[a])[row] = acc[a];
+        }
+    }
+}
+
+/* The dense fire: every due window's dirty keys in key order. The common specs (a sum and a
+ * count, or two sums of partials) get loops of their own, and outputs the caller does not take
+ * (NULL) are not written. */
 static void dn_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts, int64_t *out_ends,
-                         void *const *out_aggs) {
+                         int64_t *out_max_ts, void *const *out_aggs, uint64_t int_sums) {
     size_t row = 0;
     const size_t ds = t->dstride, cap = t->dcap;
+    const int32_t na = t->n_aggs;
+    uint8_t op[FC_WIN_MAX_AGGS];
+    emit_plan(t, int_sums, op);
+    /* 1: copy + count (sum, count); 2: copy + isum (merged partials of sum, count) */
+    const int spec = na == 2 && op[0] == EM_COPY ? (op[1] == EM_COUNT ? 1 : op[1] == EM_ISUM ? 2 : 0) : 0;
     for (size_t d = 0; d < t->dn_due_len; d++) {
         fc_dwin *w = t->dn_due[d];
-        const int64_t start = w->start, end = w->max_ts + 1;
+        const int64_t start = w->start, end = w->max_ts + 1, max_ts = w->max_ts;
+        const size_t first = row;
         uint8_t *p = w->ent;
-        for (size_t key = 0; key < cap; key++, p += ds) {
-            int64_t cv = *(int64_t *)p;
-            if (!(cv & DN_DIRTY)) continue;
-            out_keys[row] = (int64_t)key;
-            out_starts[row] = start;
-            out_ends[row] = end;
-            emit_aggs(t->aggs, t->n_aggs, (const double *)(p + 8), cv & DN_COUNT, out_aggs, row);
-            *(int64_t *)p = cv & DN_COUNT;
-            row++;
+        if (spec) {
+            double *o0 = (double *)out_aggs[0];
+            int64_t *o1 = (int64_t *)out_aggs[1];
+            for (size_t key = 0; key < cap; key++, p += ds) {
+                const int64_t cv = *(int64_t *)p;
+                if (!(cv & DN_DIRTY)) continue;
+                const double *acc = (const double *)(p + 8);
+                if (out_keys) out_keys[row] = (int64_t)key;
+                o0[row] = acc[0];
+                o1[row] = spec == 1 ? (cv & DN_COUNT) : (int64_t)acc[1];
+                *(int64_t *)p = cv & DN_COUNT;
+                row++;
+            }
+        } else {
+            for (size_t key = 0; key < cap; key++, p += ds) {
+                const int64_t cv = *(int64_t *)p;
+                if (!(cv & DN_DIRTY)) continue;
+                if (out_keys) out_keys[row] = (int64_t)key;
+                emit_row(op, na, (const double *)(p + 8), cv & DN_COUNT, out_aggs, row);
+                *(int64_t *)p = cv & DN_COUNT;
+                row++;
+            }
+        }
+        /* the window's constant columns, one fill each */
+        for (size_t r = first; r < row; r++) {
+            if (out_starts) out_starts[r] = start;
+            if (out_ends) out_ends[r] = end;
+            if (out_max_ts) out_max_ts[r] = max_ts;
         }
         w->ndirty = 0;
     }
@@ -936,16 +996,24 @@ int64_t fc_wtable_fire_prepare(fc_wtable *t, int64_t watermark) {
 
 void fc_wtable_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
                          int64_t *out_ends, void *const *out_aggs) {
+    fc_wtable_fire_emit_ex(t, watermark, out_keys, out_starts, out_ends, NULL, out_aggs, 0);
+}
+
+void fc_wtable_fire_emit_ex(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
+                            int64_t *out_ends, int64_t *out_max_ts, void *const *out_aggs, uint64_t int_sums) {
     if (t->dense) {
-        dn_fire_emit(t, watermark, out_keys, out_starts, out_ends, out_aggs);
+        dn_fire_emit(t, watermark, out_keys, out_starts, out_ends, out_max_ts, out_aggs, int_sums);
         return;
     }
+    uint8_t op[FC_WIN_MAX_AGGS];
+    emit_plan(t, int_sums, op);
     for (size_t r = 0; r < t->due_len; r++) {
         wt_head *e = WT_ENTRY(t, t->due[r].idx);
-        out_keys[r] = e->key;
-        out_starts[r] = e->start;
-        out_ends[r] = t->due[r].end;
-        emit_aggs(t->aggs, t->n_aggs, WT_ACC(e), e->count, out_aggs, r);
+        if (out_keys) out_keys[r] = e->key;
+        if (out_starts) out_starts[r] = e->start;
+        if (out_ends) out_ends[r] = t->due[r].end;
+        if (out_max_ts) out_max_ts[r] = fc_window_end(e->start, t->size) - 1;
+        emit_row(op, t->n_aggs, WT_ACC(e), e->count, out_aggs, r);
         e->state = ST_FIRED;
     }
     t->due_len = 0;

@@ -1,6 +1,6 @@
 """Type stub of the compiled flinkcore._core.window_kernels (semantics in window_kernels.pyx)."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,16 @@ class WindowAggTable:
     @property
     def layout(self) -> str: ...
     def late_mask(self, ts: np.ndarray | Sequence[int], watermark: int) -> np.ndarray: ...
-    def fire(self, watermark: int) -> dict[str, np.ndarray]: ...
+    def fire(
+        self,
+        watermark: int,
+        *,
+        keys: bool = True,
+        starts: bool = True,
+        ends: bool = True,
+        max_ts: bool = False,
+        int_sums: Collection[str] = (),
+    ) -> dict[str, np.ndarray]: ...
     def __len__(self) -> int: ...
     def snapshot(self) -> bytes: ...
     def restore(

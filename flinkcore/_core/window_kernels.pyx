@@ -32,7 +32,7 @@ import numpy as np
 
 cimport numpy as cnp
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t
+from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t, uint64_t
 
 cnp.import_array()
 
@@ -59,6 +59,9 @@ cdef extern from "fc_window.h":
     int64_t fc_wtable_fire_prepare(fc_wtable *t, int64_t watermark) nogil
     void fc_wtable_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
                              int64_t *out_ends, void *const *out_aggs) nogil
+    void fc_wtable_fire_emit_ex(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
+                                int64_t *out_ends, int64_t *out_max_ts, void *const *out_aggs,
+                                uint64_t int_sums) nogil
     size_t fc_wtable_len(const fc_wtable *t)
     int fc_wtable_is_dense(const fc_wtable *t)
     size_t fc_wtable_snapshot_size(const fc_wtable *t)
@@ -301,23 +304,58 @@ cdef class WindowAggTable:
                 fc_wtable_late_mask(&self.t, &t[0], t.shape[0], watermark, &lv[0])
         return late
 
-    def fire(self, int64_t watermark) -> dict:
-        """Windows with ``end - 1 <= watermark`` updated since they last fired, by (end, key), as columns."""
+    def fire(self, int64_t watermark, *, bint keys=True, bint starts=True, bint ends=True, bint max_ts=False,
+             int_sums=()) -> dict:
+        """Windows with ``end - 1 <= watermark`` updated since they last fired, by (end, key), as columns.
+
+        ``key``, ``window_start``, ``window_end`` and one column per aggregate (int64 for count,
+        float64 otherwise); a caller that does not read some of them leaves them out (``keys``,
+        ``starts``, ``ends`` False: not in the dict, not written), ``max_ts`` adds ``max_ts`` (each
+        window's end - 1: the timestamp its result carries), and the sum aggregates named in
+        ``int_sums`` come out as int64 (the float64 sum truncated, as ``astype(np.int64)``: sums of
+        count partials), in the same pass.
+        """
         cdef int64_t n
         cdef void *ptrs[64]
-        cdef cnp.ndarray ka, sa, ea
+        cdef int64_t *kp = NULL
+        cdef int64_t *sp = NULL
+        cdef int64_t *ep = NULL
+        cdef int64_t *mp = NULL
+        cdef uint64_t mask = 0
+        cdef int i
+        cdef cnp.ndarray arr
+        if int_sums:
+            for i, (func, _, name) in enumerate(self.aggs):
+                if name in int_sums:
+                    if func != "sum":
+                        raise ValueError(f"int_sums names {name!r}, a {func} aggregate: only sums can be")
+                    mask |= (<uint64_t>1) << i
         _enter(&self.busy)
         try:
             with nogil:
                 n = fc_wtable_fire_prepare(&self.t, watermark)
             if n < 0:
                 _check_rc(<int>n)
-            out = _empty_result(self.aggs, n)
-            _out_ptrs(out, self.aggs, ptrs)
-            ka, sa, ea = out["key"], out["window_start"], out["window_end"]
+            out = {}
+            if keys:
+                arr = out["key"] = _pool_empty(n, np.int64)
+                kp = <int64_t *>cnp.PyArray_DATA(arr)
+            if starts:
+                arr = out["window_start"] = _pool_empty(n, np.int64)
+                sp = <int64_t *>cnp.PyArray_DATA(arr)
+            if ends:
+                arr = out["window_end"] = _pool_empty(n, np.int64)
+                ep = <int64_t *>cnp.PyArray_DATA(arr)
+            if max_ts:
+                arr = out["max_ts"] = _pool_empty(n, np.int64)
+                mp = <int64_t *>cnp.PyArray_DATA(arr)
+            for i, (func, _, name) in enumerate(self.aggs):
+                arr = out[name] = _pool_empty(
+                    n, np.int64 if func == "count" or (mask >> i) & 1 else np.float64
+                )
+                ptrs[i] = cnp.PyArray_DATA(arr)
             with nogil:
-                fc_wtable_fire_emit(&self.t, watermark, <int64_t *>cnp.PyArray_DATA(ka), <int64_t *>cnp.PyArray_DATA(sa),
-                       <int64_t *>cnp.PyArray_DATA(ea), ptrs)
+                fc_wtable_fire_emit_ex(&self.t, watermark, kp, sp, ep, mp, ptrs, mask)
         finally:
             self.busy = False
         return out

@@ -541,3 +541,59 @@ def test_sum_and_count_snapshots_do_not_depend_on_the_layout(aggs):
     records = lambda s: sorted(body(s)[i : i + rec] for i in range(0, len(body(s)), rec))  # noqa: E731
     minus_one = [r for r in records(hashed.snapshot()) if int.from_bytes(r[:8], "little", signed=True) == -1]
     assert records(dense.snapshot()) == sorted(set(records(hashed.snapshot())) - set(minus_one))
+
+
+@pytest.mark.parametrize("layout", ["dense", "hash"])
+@pytest.mark.parametrize(
+    "aggs",
+    [
+        [("sum", 0, "s"), ("count", None, "n")],  # the dense fire's own loop for sum + count
+        [("sum", 0, "s"), ("sum", 1, "c")],  # ... and for sum + a sum of count partials
+        [("count", None, "n"), ("mean", 0, "m"), ("sum", 1, "c"), ("max", 0, "x")],
+    ],
+    ids=["sum-count", "sum-sum", "mixed"],
+)
+def test_fire_column_options_match_the_full_fire(layout, aggs):
+    """A fire that leaves out key/start/end, adds max_ts or writes sums as int64 gives the full
+    fire's columns otherwise: the same rows in the same order, the int64 sums as astype gives them,
+    and the table's state afterwards (its snapshot, its next fires) is the same."""
+    rng = np.random.default_rng(11)
+    k, t, v = _batches(rng, 1, 0, 300, size=2000)[0]
+    counts = rng.integers(1, 2**40, len(k)).astype(np.float64)
+    counts[::5] = -counts[::5] - 0.75  # truncated toward zero, as astype does
+    tables = []
+    for _ in range(2):
+        tab = native.WindowAggTable(10, 5, 0, aggs, allowed_lateness=20)
+        if layout == "hash":
+            tab.update(np.array([-1]), np.array([0]), [np.array([1.0]), np.array([1.0])])
+        tab.update(k, t, [v, counts])
+        assert tab.layout == layout
+        tables.append(tab)
+    full, part = tables
+    int_sums = tuple(name for func, col, name in full.aggs if func == "sum" and col == 1)
+    for wm in (100, 400, INT64_MAX):
+        a = full.fire(wm)
+        b = part.fire(wm, keys=wm != 100, starts=False, ends=wm == 400, max_ts=True, int_sums=int_sums)
+        assert list(b) == [
+            *(["key"] if wm != 100 else []),
+            *(["window_end"] if wm == 400 else []),
+            "max_ts",
+            *(name for _, _, name in full.aggs),
+        ]
+        np.testing.assert_array_equal(b["max_ts"], a["window_end"] - 1)
+        for name, col in b.items():
+            if name == "max_ts":
+                continue
+            want = a[name].astype(np.int64) if name in int_sums else a[name]
+            assert col.dtype == want.dtype, name
+            np.testing.assert_array_equal(col, want, err_msg=name)
+        assert full.snapshot() == part.snapshot()
+        full.update(k, t + 300, [v, counts], watermark=wm)
+        part.update(k, t + 300, [v, counts], watermark=wm)
+
+
+def test_fire_int_sums_must_name_sums():
+    t = native.WindowAggTable(10, 10, 0, [("count", None, "n"), ("sum", 0, "s")])
+    with pytest.raises(ValueError, match="only sums"):
+        t.fire(INT64_MAX, int_sums=("n",))
+    assert t.fire(INT64_MAX, int_sums=("s", "unknown"))["s"].dtype == np.int64

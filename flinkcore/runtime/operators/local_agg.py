@@ -431,6 +431,8 @@ class LocalColumnarAggregateOperator(_SendsPartialsAhead, ColumnarWindowOperator
     """The columnar local operator: an Arrow window table of panes, fired as partial batches."""
 
     holds_no_state = True
+    #: the partial batches' column names (the key's, then the aggregates'), made at the first fire
+    _partial_columns: list[str] | None = None
 
     def __init__(
         self,
@@ -515,21 +517,18 @@ class LocalColumnarAggregateOperator(_SendsPartialsAhead, ColumnarWindowOperator
 
         fire_columns = getattr(self._table, "fire_columns", None)
         if fire_columns is not None:  # the native table: every finished pane as one set of columns
-            out = fire_columns(watermark)
+            # the partials' keys and values, and as their timestamps their panes' max
+            # timestamps, written by the fire itself (no window start or end columns)
+            out = fire_columns(watermark, starts=False, ends=False, max_ts=True)
             keys = out["key"]
             if not len(keys):
                 return
-            arrays = [pa.array(keys.astype(np.int64, copy=False))]
-            names = [self.key_field]
-            for name, _, _ in self.aggs:
-                arrays.append(pa.array(out[name]))
-                names.append(name)
+            names = self._partial_columns
+            if names is None:
+                names = self._partial_columns = [self.key_field, *(name for name, _, _ in self.aggs)]
+            arrays = [pa.array(keys), *(pa.array(out[name]) for name, _, _ in self.aggs)]
             self.partials_sent += len(keys)
-            # the partials' timestamps (their panes' max timestamps) in place of the window ends:
-            # the fire's column is this operator's own and not sent (no array of its size anew)
-            ts = out["window_end"]
-            np.subtract(ts, 1, out=ts)
-            self.output.collect(pa.RecordBatch.from_arrays(arrays, names=names), ts)
+            self.output.collect(pa.RecordBatch.from_arrays(arrays, names=names), out["max_ts"])
             return
         fired = self._table.fire(watermark)
         if not fired:
@@ -558,6 +557,8 @@ class _NativePartialsTable(NativeWindowTable):
     ) -> None:
         super().__init__(size, slide, offset, aggs)
         self._int_outputs = int_outputs
+        if not self._sessions:  # the C fire writes them as int64 in its pass
+            self.int_sums = tuple(int_outputs)
 
     @classmethod
     def factory(cls, int_outputs: list[str]) -> Any:
@@ -568,15 +569,17 @@ class _NativePartialsTable(NativeWindowTable):
 
     def fire(self, watermark: int) -> list:
         fired = super().fire(watermark)
-        for _, _, _, results in fired:
-            for name in self._int_outputs:
-                results[name] = results[name].astype(np.int64)
+        if not self.int_sums:
+            for _, _, _, results in fired:
+                for name in self._int_outputs:
+                    results[name] = results[name].astype(np.int64)
         return fired
 
-    def fire_columns(self, watermark: int) -> dict:
-        out = super().fire_columns(watermark)
-        for name in self._int_outputs:
-            out[name] = out[name].astype(np.int64)
+    def fire_columns(self, watermark: int, **columns: bool) -> dict:
+        out = super().fire_columns(watermark, **columns)
+        if not self.int_sums:
+            for name in self._int_outputs:
+                out[name] = out[name].astype(np.int64)
         return out
 
 

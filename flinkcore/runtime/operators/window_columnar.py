@@ -371,6 +371,8 @@ class NativeWindowTable:
         spec = [(func, index[col], out) for out, func, col in aggs]
         self.names = [out for out, _, _ in aggs]
         self._sessions = gap is not None
+        #: sum aggregates whose results are int64 (sums of count partials, see local_agg)
+        self.int_sums: tuple[str, ...] = ()
         if gap is None:
             self._t = window_kernels.WindowAggTable(size, slide, offset, spec)
         else:
@@ -398,7 +400,7 @@ class NativeWindowTable:
         return self._t.last_max_ts
 
     def fire(self, watermark: int) -> list[tuple[int, int, np.ndarray, dict[str, np.ndarray]]]:
-        out = self._t.fire(watermark)
+        out = self._t.fire(watermark) if self._sessions else self._t.fire(watermark, int_sums=self.int_sums)
         keys = out["key"]
         if not len(keys):
             return []
@@ -411,9 +413,19 @@ class NativeWindowTable:
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
         ]
 
-    def fire_columns(self, watermark: int) -> dict:
-        """All finished windows as one set of columns (key, window_start, window_end, aggs...)."""
-        return self._t.fire(watermark)
+    def fire_columns(
+        self, watermark: int, *, starts: bool = True, ends: bool = True, max_ts: bool = False
+    ) -> dict:
+        """All finished windows as one set of columns (key, window_start, window_end, aggs...);
+        columns the caller does not read are left out (``starts``/``ends`` False), ``max_ts``
+        adds each window's end - 1 (its results' timestamp). The tumbling/sliding table writes
+        just those, in its fire's pass."""
+        if self._sessions:
+            out = self._t.fire(watermark)
+            if max_ts:
+                out["max_ts"] = out["window_end"] - 1
+            return out
+        return self._t.fire(watermark, starts=starts, ends=ends, max_ts=max_ts, int_sums=self.int_sums)
 
     def pending_starts(self) -> list[int]:
         raise NotImplementedError("the native tables do not list their windows")
@@ -750,8 +762,8 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         fire_columns = getattr(self._table, "fire_columns", None)
         if fire_columns is not None:
             # One set of columns for every finished window, ordered by (end, key).
-            out = fire_columns(watermark)
-            self._emit(out["key"], out["window_start"], out["window_end"], out)
+            out = fire_columns(watermark, max_ts=True)
+            self._emit(out["key"], out["window_start"], out["window_end"], out, out["max_ts"])
         else:
             fired = self._table.fire(watermark)
             if fired:
@@ -764,7 +776,14 @@ class ColumnarWindowOperator(AbstractStreamOperator):
                 )
         self.output.emit_watermark(watermark)
 
-    def _emit(self, keys: np.ndarray, starts: np.ndarray, ends: np.ndarray, results: dict) -> None:
+    def _emit(
+        self,
+        keys: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        results: dict,
+        ts: np.ndarray | None = None,
+    ) -> None:
         """Send finished windows downstream, one output per (key, window) in the given order.
 
         With ``emit_columnar`` (set by the in-process runtime) and named outputs, the results go
@@ -778,7 +797,8 @@ class ColumnarWindowOperator(AbstractStreamOperator):
         row_class = getattr(make, "row_class", None)
         with_window = getattr(make, "with_window", True)
         names = [out for out, _, _ in self.aggs]
-        ts = ends - 1
+        if ts is None:  # the results' timestamps: their windows' max timestamps
+            ts = ends - 1
         if row_class is None:
             cols = [results[name].tolist() for name in names]
             rows = [
