@@ -271,3 +271,35 @@ def test_columnar_sessions_snapshot_restore_and_memory():
         assert hi.operator.open_sessions() == 0
     # key k has records at k, k + 10, ..., k + 90: one session [k, k + 105); key 3 gets one more
     assert sorted(got) == sorted([(k, k, k + 105, 10) for k in range(10) if k != 3] + [(3, 3, 116, 11)])
+
+
+@pytest.mark.parametrize("hashed", [False, True], ids=["dense", "hash"])
+def test_partials_table_fires_count_sums_as_int64_columns(hashed):
+    """The global window's table of partials: a count's partial sums come out int64 (written so
+    by the native fire), equal to the one-phase count, through fire and fire_columns alike; the
+    columns a caller leaves out are not there and max_ts is each window's end - 1."""
+    from flinkcore.runtime.operators.local_agg import _NativePartialsTable
+
+    rng = np.random.default_rng(2)
+    keys = rng.integers(0, 50, 400).astype(np.int64)
+    ts = rng.integers(0, 3_000, 400).astype(np.int64)
+    cols = {"p0": rng.random(400), "p1": rng.integers(1, 2**33, 400)}
+    if hashed:
+        keys[0] = -3  # a key the dense arrays cannot hold: the hash layout
+    aggs = [("total", "sum", "p0"), ("n", "sum", "p1")]
+    tables = [_NativePartialsTable(1000, 1000, 0, aggs, ["n"]) for _ in range(2)]
+    for t in tables:
+        t.update(keys, ts, cols)
+    fired = tables[0].fire(3_000)
+    out = tables[1].fire_columns(3_000, starts=False, ends=False, max_ts=True)
+    assert sorted(out) == ["key", "max_ts", "n", "total"]
+    assert out["n"].dtype == np.int64 and all(r["n"].dtype == np.int64 for *_, r in fired)
+    np.testing.assert_array_equal(out["n"], np.concatenate([r["n"] for *_, r in fired]))
+    np.testing.assert_array_equal(out["key"], np.concatenate([k for _, _, k, _ in fired]))
+    np.testing.assert_array_equal(out["max_ts"], np.concatenate([[e - 1] * len(k) for _, e, k, _ in fired]))
+    want = {}
+    for k, s, n in zip(keys.tolist(), ts.tolist(), cols["p1"].tolist(), strict=True):
+        want[(k, s // 1000)] = want.get((k, s // 1000), 0) + n
+    rows = zip(out["key"].tolist(), out["max_ts"].tolist(), out["n"].tolist(), strict=True)
+    got = {(k, m // 1000): n for k, m, n in rows}
+    assert got == want
