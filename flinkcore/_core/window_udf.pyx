@@ -506,6 +506,19 @@ cdef class KeyedPanes:
         return f"KeyedPanes({self.to_dict()!r})"
 
 
+cdef inline bint _int64(object o, long long *out) except -1:
+    """``o`` is an exact int in the int64 range (its value to ``out``)."""
+    cdef int overflow = 0
+    cdef long long v
+    if not PyLong_CheckExact(o):
+        return False
+    v = PyLong_AsLongLongAndOverflow(o, &overflow)
+    if overflow:
+        return False
+    out[0] = v
+    return True
+
+
 @cython.no_gc
 @cython.freelist(64)
 cdef class Session:
@@ -515,21 +528,68 @@ cdef class Session:
     hundreds of thousands, and would otherwise make every young collection walk them): an
     accumulator that refers back to its own session is freed when the session closes, not by
     the collector. ``end`` is None once the session was merged into another.
+
+    Bounds that are both ints in the int64 range are kept as C integers (``_ints``), any other
+    as the objects given: the compiled loops read and grow a session without touching an int
+    object per record (the session's bound objects are far from anything the loop touched last,
+    so each read waited for memory, and each growth made a new int and freed the old one).
+    ``start`` and ``end`` read as ints equal to those set.
     """
 
     cdef public object key
-    cdef public object start
-    cdef public object end
+    cdef long long _s, _e
+    cdef object _so, _eo
+    cdef bint _ints
     cdef public object acc
 
     def __init__(self, key, start, end, acc):
         self.key = key
-        self.start = start
-        self.end = end
+        _set_bounds(self, start, end)
         self.acc = acc
+
+    @property
+    def start(self):
+        return self._s if self._ints else self._so
+
+    @start.setter
+    def start(self, value):
+        if self._ints:
+            _set_bounds(self, value, self._e)
+        else:
+            _set_bounds(self, value, self._eo)
+
+    @property
+    def end(self):
+        return self._e if self._ints else self._eo
+
+    @end.setter
+    def end(self, value):
+        if self._ints:
+            _set_bounds(self, self._s, value)
+        else:
+            _set_bounds(self, self._so, value)
+
+    def __reduce__(self):
+        return Session, (self.key, self.start, self.end, self.acc)
 
     def __repr__(self):
         return f"Session({self.key!r}, {self.start!r}, {self.end!r}, {self.acc!r})"
+
+
+cdef inline int _set_bounds(Session s, object so, object eo) except -1:
+    """Both bounds as C integers when both are exact int64 ints, else both as the objects."""
+    cdef long long a, b
+    if _int64(so, &a) and _int64(eo, &b):
+        s._s = a
+        s._e = b
+        s._ints = True
+        s._so = None
+        s._eo = None
+    else:
+        s._so = so
+        s._eo = eo
+        s._ints = False
+    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,18 +787,18 @@ def session_batch(
         found = PyDict_GetItemWithError(single, key)
         if found != NULL:
             s = <Session?>found
-            if not (PyLong_CheckExact(s.start) and PyLong_CheckExact(s.end)):
+            if not s._ints:
                 cur.key = key
                 cur.ts = tso
                 cur.max_ts = max_ts
                 return i  # a session of non-int timestamps: the caller's Python path
-            lo = s.start
-            hi = s.end
+            lo = s._s
+            hi = s._e
             if lo <= end and hi >= ts:  # overlaps or touches: the session grows
                 if ts < lo:
-                    s.start = tso
+                    s._s = ts
                 if end > hi:
-                    s.end = end
+                    s._e = end
                 acc = s.acc
                 if acc is _empty:  # a global session with only extents so far (local_sessions)
                     if kind == 0:
@@ -777,8 +837,9 @@ def session_batch(
             acc = [value]
         s = Session.__new__(Session)
         s.key = key
-        s.start = tso
-        s.end = end
+        s._s = ts
+        s._e = end
+        s._ints = True
         s.acc = acc
         PyDict_SetItem(single, key, s)
         bucket = (end - 1) // gap if end - 1 >= 0 else -((-(end - 1) + gap - 1) // gap)
@@ -827,16 +888,16 @@ def due_sessions(dict wheel, list buckets, long long watermark, long long gap, d
     for bucket in buckets:
         entries = wheel.pop(bucket)
         for s in entries:
-            end = s.end
-            if end is None:
-                continue  # merged into another session
-            if not PyLong_CheckExact(end):  # a non-int timestamp: Python arithmetic
-                ordered = False
+            if not s._ints:
+                end = s._eo
+                if end is None:
+                    continue  # merged into another session
+                ordered = False  # a bound that is not an int64: Python arithmetic, the caller sorts
                 if end - 1 > watermark:
                     wheel.setdefault((end - 1) // gap, []).append(s)
                     continue
             else:
-                e = end
+                e = s._e
                 if e - 1 > watermark:  # the session grew: its entry moves to the bucket of its end
                     b = (e - 1) // gap if e - 1 >= 0 else -((-(e - 1) + gap - 1) // gap)
                     found = PyDict_GetItemWithError(wheel, b)
@@ -859,7 +920,7 @@ def due_sessions(dict wheel, list buckets, long long watermark, long long gap, d
         raise MemoryError()
     try:
         for i in range(n):
-            due[i].end = (<Session>_list_get(closed, i)).end
+            due[i].end = (<Session>_list_get(closed, i))._e
             due[i].index = i
         qsort(due, n, sizeof(_Due), _due_order)
         by_end = [None] * n
@@ -877,7 +938,7 @@ def emit_sessions(list closed, object result, list values, list timestamps):
     cdef Session s
     for s in closed:
         PyList_Append(values, s.acc if result is None else result(s.acc))
-        PyList_Append(timestamps, s.end - 1)
+        PyList_Append(timestamps, s._e - 1 if s._ints else s._eo - 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1242,8 +1303,7 @@ cdef inline int _wheel_add(dict wheel, Session s, long long end, long long gap) 
 cdef inline Session _new_session(object key, object so, object eo, object acc):
     cdef Session s = Session.__new__(Session)
     s.key = key
-    s.start = so
-    s.end = eo
+    _set_bounds(s, so, eo)
     s.acc = acc
     return s
 
@@ -1303,15 +1363,15 @@ def merge_partial_sessions(
         found = PyDict_GetItemWithError(single, key)
         if found != NULL:
             s = <Session>found
-            if not (PyLong_CheckExact(s.start) and PyLong_CheckExact(s.end)):
+            if not s._ints:
                 return i
-            lo = s.start
-            hi = s.end
+            lo = s._s
+            hi = s._e
             if lo <= end and hi >= start:
                 if start < lo:
-                    s.start = so
+                    s._s = start
                 if end > hi:
-                    s.end = end
+                    s._e = end
                 s.acc = _merge_acc(merge, s.acc, acc)
                 continue
             # a second session of the key
@@ -1334,25 +1394,25 @@ def merge_partial_sessions(
         j = 0
         while j < m:
             s = <Session>_list_get(lst, j)
-            if not (PyLong_CheckExact(s.start) and PyLong_CheckExact(s.end)):
+            if not s._ints:
                 return i
-            if <long long>s.start <= end and <long long>s.end >= start:
+            if s._s <= end and s._e >= start:
                 if hit >= 0:
                     return i  # joins several sessions: the caller's Python path
                 hit = j
             j += 1
         if hit >= 0:  # grows the one it meets (still apart from the others)
             s = <Session>_list_get(lst, hit)
-            if start < <long long>s.start:
-                s.start = so
-            if end > <long long>s.end:
-                s.end = end
+            if start < s._s:
+                s._s = start
+            if end > s._e:
+                s._e = end
             s.acc = _merge_acc(merge, s.acc, acc)
             continue
         eo = end
         t = _new_session(key, so, eo, acc)
         j = 0
-        while j < m and <long long>(<Session>_list_get(lst, j)).start < start:
+        while j < m and (<Session>_list_get(lst, j))._s < start:
             j += 1
         lst.insert(j, t)
         _wheel_add(wheel, t, end, gap)

@@ -500,3 +500,46 @@ def test_keyed_panes_direct_and_hashed_layouts_are_a_dict(mode):
             else:
                 assert panes.get(k) == ref.get(k)
         assert panes.items() == list(ref.items())
+
+
+def test_session_bounds_read_as_set_in_every_representation():
+    import pickle
+
+    from flinkcore._core.window_udf import Session
+
+    s = Session("k", 3, 9, "acc")
+    assert (s.start, s.end) == (3, 9) and type(s.start) is int and type(s.end) is int
+    s.end = None  # merged away
+    assert s.start == 3 and s.end is None
+    s.end = 12
+    assert (s.start, s.end) == (3, 12)
+    s.start = 2.5
+    assert (s.start, s.end) == (2.5, 12)
+    s.start = True  # a bool is not an int timestamp: kept as it is
+    assert s.start is True
+    big = Session("b", 1 << 63, (1 << 63) + 4, [1])
+    assert (big.start, big.end) == (1 << 63, (1 << 63) + 4)
+    back = pickle.loads(pickle.dumps(big))
+    assert (back.key, back.start, back.end, back.acc) == ("b", 1 << 63, (1 << 63) + 4, [1])
+
+
+def test_compiled_session_loops_leave_bounds_beyond_int64_to_the_caller():
+    """A session whose bounds do not fit int64 (ints of any size are valid Python timestamps) is
+    left to the caller's Python path, as one of float bounds is, instead of failing in the loop."""
+    from flinkcore._core.window_udf import Cursor, Session, due_sessions, session_batch
+
+    s = Session("k", 1 << 63, (1 << 63) + 10, 1)
+    single = {"k": s}
+    cur = Cursor()
+    cur.reset()
+    stopped = session_batch(
+        cur, [("k", 1)], [5], None, None, None, 0, None, 0, 10, -(1 << 62), 1, None, max, single, {}, {}
+    )
+    assert stopped == 0 and cur.key == "k" and cur.ts == 5
+    assert (s.start, s.end, s.acc) == (1 << 63, (1 << 63) + 10, 1)
+    wheel = {0: [s]}  # the largest watermark does not close it: it moves to the bucket of its end
+    closed, others, ordered = due_sessions(wheel, [0], MAX, 10, single)
+    assert closed == [] and others == [] and wheel == {((1 << 63) + 9) // 10: [s]} and single == {"k": s}
+    s.end = 20  # an end the watermark passed: closed (by Python arithmetic, as start is still big)
+    closed, others, ordered = due_sessions(wheel, list(wheel), 100, 10, single)
+    assert closed == [s] and single == {}
