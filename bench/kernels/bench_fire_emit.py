@@ -25,24 +25,13 @@ Reports the best CPU time per fired row of interleaved repeats, and checks the b
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import sys
 import time
 
 import numpy as np
+from bench_w2_table_ab import load  # loads a build of window_kernels under its own tag
 
 KEYS = 10_000
-
-
-def load(path: str, tag: str):
-    name = "flinkcore._core.window_kernels"
-    loader = importlib.machinery.ExtensionFileLoader(name, path)
-    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    module.TAG = tag
-    return module
 
 
 def new_api(m) -> bool:
