@@ -20,7 +20,7 @@ import numpy as np
 from flinkcore._core import partitioner as _partitioner
 from flinkcore.common.watermark import MIN_WATERMARK
 from flinkcore.runtime.key_selectors import fast_key_selector
-from flinkcore.runtime.operators.arrow import fixed_width, record_kind
+from flinkcore.runtime.operators.arrow import SchemaMemo, fixed_width, record_kind
 from flinkcore.runtime.operators.base import Input, UserCodeError
 
 try:
@@ -397,26 +397,8 @@ class _Hash(_Broadcasting):
         return _scatter_rows(values, ts, keys, self._key_channels, self.n)
 
 
-_widths: dict[Any, tuple[list[int], list[Any]]] = {}
-#: the schema last seen by :func:`_scatter_rows` and its columns' widths and types (a schema's hash
-#: costs more than comparing it with the last)
-_last_widths: tuple[Any, tuple[list[int], list[Any]]] | None = None
-
-
-def _schema_widths(schema: Any) -> tuple[list[int], list[Any]]:
-    """Bytes per value of each column of ``schema`` (0: not fixed-width) and each column's type."""
-    global _last_widths
-    last = _last_widths
-    if last is not None and last[0].equals(schema):
-        return last[1]
-    known = _widths.get(schema)
-    if known is None:
-        if len(_widths) > 64:
-            _widths.clear()
-        types = list(schema.types)
-        known = _widths[schema] = ([fixed_width(t) for t in types], types)
-    _last_widths = (schema, known)
-    return known
+#: bytes per value of each column of a schema (0: not fixed-width), and each column's type
+_schema_widths = SchemaMemo(lambda schema: ([fixed_width(t) for t in schema.types], list(schema.types)))
 
 
 def _scatter_rows(

@@ -39,7 +39,7 @@ import numpy as np
 
 from flinkcore._core.rows import rows_from_columns
 from flinkcore._core.serde import dumps_batch, loads_batch, pack_int64, unpack_int64
-from flinkcore.runtime.operators.arrow import fixed_width
+from flinkcore.runtime.operators.arrow import SchemaMemo, fixed_width
 
 __all__ = ["Peer", "Poller", "decode_batch", "encode_batch", "encode_batch_parts", "poll"]
 
@@ -126,10 +126,9 @@ def _copy_timestamps(timestamps: Any) -> np.ndarray:
     return out
 
 
-#: schema -> (the schema, serialized, item width of each column or None when one is not fixed-width)
-_schemas: dict[Any, tuple[Any, bytes, list[int] | None]] = {}
-#: the entry of _schemas last used
-_last_schema: tuple[Any, bytes, list[int] | None] | None = None
+#: a schema serialized, and the item width of each column (None when one is not fixed-width); the
+#: serialized schema must be this very one: equal schemas may differ in metadata (the record kind)
+_schema_info = SchemaMemo(lambda s: (s.serialize().to_pybytes(), _column_widths(s)), check_metadata=True)
 #: serialized schema -> (schema, [(type, item width) of each column]), on the receiving side
 _read_schemas: dict[bytes, tuple[Any, list[tuple[Any, int]]]] = {}
 
@@ -153,21 +152,10 @@ def _encode_columns(values: Any, timestamps: Any) -> list | None:
     the receiver's columns are aligned views of the frame. Timestamps that are the memory of an
     8-byte column (read zero-copy from it) are sent as that column's index, not again. None for
     other batches."""
-    global _last_schema
     import pyarrow as pa
 
     schema = values.schema
-    known = _last_schema
-    # equal schemas may differ in metadata (the record kind): the serialized one must be this one.
-    # The last schema first: a channel sends one schema, and hashing a Schema costs microseconds.
-    if known is None or not known[0].equals(schema, check_metadata=True):
-        known = _schemas.get(schema)
-        if known is None or not known[0].equals(schema, check_metadata=True):
-            if len(_schemas) > 64:
-                _schemas.clear()
-            known = _schemas[schema] = (schema, schema.serialize().to_pybytes(), _column_widths(schema))
-        _last_schema = known
-    _, schema_bytes, widths = known
+    schema_bytes, widths = _schema_info(schema)
     if widths is None:
         return None
     rows = values.num_rows

@@ -73,6 +73,35 @@ def _numpy_type_ids() -> frozenset:
     return frozenset(t.id for t in types)
 
 
+class SchemaMemo:
+    """What ``make(schema)`` gives for an Arrow schema, kept for up to 64 schemas; the schema asked
+    about last is compared first (a stream sends one schema, and hashing a Schema costs
+    microseconds). With ``check_metadata``, schemas that differ only in their metadata (the
+    record kind lives there) get their own entries."""
+
+    def __init__(self, make: Any, check_metadata: bool = False) -> None:
+        self._make = make
+        self._check = check_metadata
+        #: schema -> (the schema, what make gave): equal schemas may differ in metadata
+        self.known: dict[Any, tuple[Any, Any]] = {}
+        self._last: tuple[Any, Any] | None = None
+
+    def __call__(self, schema: Any) -> Any:
+        entry = self._last
+        if entry is None or not entry[0].equals(schema, check_metadata=self._check):
+            entry = self.known.get(schema)
+            if entry is None or not entry[0].equals(schema, check_metadata=self._check):
+                if len(self.known) > 64:
+                    self.known.clear()
+                entry = self.known[schema] = (schema, self._make(schema))
+            self._last = entry
+        return entry[1]
+
+    def clear(self) -> None:
+        self.known.clear()
+        self._last = None
+
+
 def fixed_width(arrow_type: Any) -> int:
     """Bytes per value of an Arrow integer, floating-point or temporal type of 1, 2, 4 or 8 bytes
     (its values are one data buffer of items of that size), else 0."""

@@ -234,11 +234,12 @@ def test_schemas_that_differ_only_in_metadata_keep_their_own():
     row, tup = (pa.schema([("f0", pa.int64())], metadata={b"kind": k}) for k in (b"row", b"tuple"))
     assert row == tup
     batch = pa.RecordBatch.from_arrays([pa.array([1, 2])], schema=tup)
-    wire._schemas[tup] = (row, row.serialize().to_pybytes(), [8])
+    wire._schema_info.clear()
+    wire._schema_info.known[tup] = (row, (row.serialize().to_pybytes(), [8]))
     try:
         got, _ = _trip(batch, None)
     finally:
-        wire._schemas.clear()
+        wire._schema_info.clear()
     assert got.schema.metadata == {b"kind": b"tuple"}
     for schema in (row, tup, row):
         got, _ = _trip(pa.RecordBatch.from_arrays([pa.array([3])], schema=schema), None)
