@@ -760,25 +760,15 @@ class Poller:
         for p in live:
             if p._out or p._ring_queue:
                 return self._done(poll(live, timeout, extra))
-        events: list = []
-        ready = self._poll.poll(0)
-        if ready:
-            fds = self._fds
-            read = [fds[fd] for fd, _ in ready]
-            for p in read:
-                events.append((p, p.receive()))
-            for p in live:
-                if p.ring_in is not None and p not in read:
-                    frames = p.receive_ring()
-                    if frames:
-                        events.append((p, frames))
-            return self._done((events, []))
+        fds = self._fds
+        read = [fds[fd] for fd, _ in self._poll.poll(0)]
+        events: list = [(p, p.receive()) for p in read]  # (a socket read reads its ring too)
         for p in live:
-            if p.ring_in is not None:
+            if p.ring_in is not None and p not in read:
                 frames = p.receive_ring()
                 if frames:
                     events.append((p, frames))
-        return events, []
+        return self._done((events, [])) if read else (events, [])
 
     def _done(self, result: tuple[list, list]) -> tuple[list, list]:
         for p, _ in result[0]:
