@@ -179,6 +179,13 @@ cdef object _pool_empty(Py_ssize_t n, object dtype):
     return np.frombuffer(pa.allocate_buffer(n * 8), dtype=dtype)
 
 
+cdef int64_t *_int64_column(dict out, str name, Py_ssize_t n) except? NULL:
+    """A new int64 column ``out[name]`` of ``n`` values (see :func:`_pool_empty`): where to write them."""
+    cdef cnp.ndarray arr = _pool_empty(n, np.int64)
+    out[name] = arr
+    return <int64_t *>cnp.PyArray_DATA(arr)
+
+
 cdef dict _empty_result(list parsed, Py_ssize_t n):
     out = {
         "key": _pool_empty(n, np.int64),
@@ -338,17 +345,13 @@ cdef class WindowAggTable:
                 _check_rc(<int>n)
             out = {}
             if keys:
-                arr = out["key"] = _pool_empty(n, np.int64)
-                kp = <int64_t *>cnp.PyArray_DATA(arr)
+                kp = _int64_column(out, "key", n)
             if starts:
-                arr = out["window_start"] = _pool_empty(n, np.int64)
-                sp = <int64_t *>cnp.PyArray_DATA(arr)
+                sp = _int64_column(out, "window_start", n)
             if ends:
-                arr = out["window_end"] = _pool_empty(n, np.int64)
-                ep = <int64_t *>cnp.PyArray_DATA(arr)
+                ep = _int64_column(out, "window_end", n)
             if max_ts:
-                arr = out["max_ts"] = _pool_empty(n, np.int64)
-                mp = <int64_t *>cnp.PyArray_DATA(arr)
+                mp = _int64_column(out, "max_ts", n)
             for i, (func, _, name) in enumerate(self.aggs):
                 arr = out[name] = _pool_empty(
                     n, np.int64 if func == "count" or (mask >> i) & 1 else np.float64

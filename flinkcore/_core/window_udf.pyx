@@ -553,10 +553,7 @@ cdef class Session:
 
     @start.setter
     def start(self, value):
-        if self._ints:
-            _set_bounds(self, value, self._e)
-        else:
-            _set_bounds(self, value, self._eo)
+        _set_bounds(self, value, self.end)
 
     @property
     def end(self):
@@ -564,10 +561,7 @@ cdef class Session:
 
     @end.setter
     def end(self, value):
-        if self._ints:
-            _set_bounds(self, self._s, value)
-        else:
-            _set_bounds(self, self._so, value)
+        _set_bounds(self, self.start, value)
 
     def __reduce__(self):
         return Session, (self.key, self.start, self.end, self.acc)
