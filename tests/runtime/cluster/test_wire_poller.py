@@ -14,8 +14,10 @@ ring = pytest.importorskip("flinkcore._core.ring")
 pytestmark = pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="rings need memfd_create")
 
 
-def _pairs():
-    """(ours, theirs) for a driver-like peer (socket only) and a worker-like peer (rings)."""
+@pytest.fixture
+def pairs():
+    """(ours, theirs) for a driver-like peer (socket only) and a worker-like peer (rings); closed
+    after the test."""
     a, b = socket.socketpair()
     c, d = socket.socketpair()
     ours = [wire.Peer(0, a), wire.Peer(2, c)]
@@ -23,73 +25,60 @@ def _pairs():
     with ring.Ring.create(1 << 16) as r1, ring.Ring.create(1 << 16) as r2:
         ours[1].attach_ring(r1.writer(peer=c), r2.reader(peer=c))
         theirs[1].attach_ring(r2.writer(peer=d), r1.reader(peer=d))
-    return ours, theirs
+    yield ours, theirs
+    for p in ours + theirs:
+        p.close()
 
 
 def _kinds(events):
     return {p.index: [(k, ch, bytes(pl)) for k, ch, pl in frames] for p, frames in events}
 
 
-def _close(*groups):
-    for peers in groups:
-        for p in peers:
-            p.close()
+def test_a_poll_that_must_not_wait_reads_sockets_and_rings_in_order(pairs):
+    ours, theirs = pairs
+    poller = wire.Poller(ours)
+    assert poller.poll(0) == ([], [])
+    theirs[0].send(wire.CREDIT, 3, wire.encode_i64(2))
+    theirs[1].send(wire.WATERMARK, 5, wire.encode_i64(7))  # ring
+    theirs[1].send(wire.CREDIT, 6, wire.encode_i64(1))  # socket
+    theirs[1].send(wire.END, 5)  # ring, after the watermark
+    got = _kinds(poller.poll(0)[0])
+    assert got[0] == [(wire.CREDIT, 3, wire.encode_i64(2))]
+    assert got[2] == [
+        (wire.CREDIT, 6, wire.encode_i64(1)),
+        (wire.WATERMARK, 5, wire.encode_i64(7)),
+        (wire.END, 5, b""),
+    ]
+    # only the ring has something: no socket is read
+    theirs[1].send(wire.STATUS, 5, b"\x01")
+    assert _kinds(poller.poll(0)[0]) == {2: [(wire.STATUS, 5, b"\x01")]}
+    assert poller.poll(0) == ([], [])
 
 
-def test_a_poll_that_must_not_wait_reads_sockets_and_rings_in_order():
-    ours, theirs = _pairs()
-    try:
-        poller = wire.Poller(ours)
-        assert poller.poll(0) == ([], [])
-        theirs[0].send(wire.CREDIT, 3, wire.encode_i64(2))
-        theirs[1].send(wire.WATERMARK, 5, wire.encode_i64(7))  # ring
-        theirs[1].send(wire.CREDIT, 6, wire.encode_i64(1))  # socket
-        theirs[1].send(wire.END, 5)  # ring, after the watermark
-        got = _kinds(poller.poll(0)[0])
-        assert got[0] == [(wire.CREDIT, 3, wire.encode_i64(2))]
-        assert got[2] == [
-            (wire.CREDIT, 6, wire.encode_i64(1)),
-            (wire.WATERMARK, 5, wire.encode_i64(7)),
-            (wire.END, 5, b""),
-        ]
-        # only the ring has something: no socket is read
-        theirs[1].send(wire.STATUS, 5, b"\x01")
-        assert _kinds(poller.poll(0)[0]) == {2: [(wire.STATUS, 5, b"\x01")]}
-        assert poller.poll(0) == ([], [])
-    finally:
-        _close(ours, theirs)
+def test_queued_output_is_written_and_waiting_polls_still_wait_for_input(pairs):
+    ours, theirs = pairs
+    poller = wire.Poller(ours)
+    big = b"x" * (8 << 20)  # more than the socket buffers take at once
+    ours[0].send(wire.CONTROL, 0, big)
+    assert ours[0].pending_output
+    received = b""
+    while ours[0].pending_output or len(received) < len(big):
+        poller.poll(0)  # writes what is queued (the fallback to wire.poll)
+        for _, frames in wire.poll([theirs[0]], 0.01)[0]:
+            received += b"".join(bytes(f[2]) for f in frames)
+    assert received == big
+    # a poll with a timeout returns when input comes
+    theirs[1].send(wire.BATCH, 9, wire.encode_batch([1, 2], None))
+    events, _ = poller.poll(5.0)
+    assert [(k, ch) for p, fs in events for k, ch, _ in fs] == [(wire.BATCH, 9)]
 
 
-def test_queued_output_is_written_and_waiting_polls_still_wait_for_input():
-    ours, theirs = _pairs()
-    try:
-        poller = wire.Poller(ours)
-        big = b"x" * (8 << 20)  # more than the socket buffers take at once
-        ours[0].send(wire.CONTROL, 0, big)
-        assert ours[0].pending_output
-        received = b""
-        while ours[0].pending_output or len(received) < len(big):
-            poller.poll(0)  # writes what is queued (the fallback to wire.poll)
-            for _, frames in wire.poll([theirs[0]], 0.01)[0]:
-                received += b"".join(bytes(f[2]) for f in frames)
-        assert received == big
-        # a poll with a timeout returns when input comes
-        theirs[1].send(wire.BATCH, 9, wire.encode_batch([1, 2], None))
-        events, _ = poller.poll(5.0)
-        assert [(k, ch) for p, fs in events for k, ch, _ in fs] == [(wire.BATCH, 9)]
-    finally:
-        _close(ours, theirs)
-
-
-def test_a_peer_that_hung_up_is_reported_once_then_left_out():
-    ours, theirs = _pairs()
-    try:
-        poller = wire.Poller(ours)
-        theirs[0].close()
-        events, _ = poller.poll(0)
-        assert [p.index for p, _ in events] == [0] and ours[0].eof
-        assert poller.peers == [ours[1]]
-        theirs[1].send(wire.WATERMARK, 1, wire.encode_i64(1))
-        assert _kinds(poller.poll(0)[0]) == {2: [(wire.WATERMARK, 1, wire.encode_i64(1))]}
-    finally:
-        _close(ours, theirs)
+def test_a_peer_that_hung_up_is_reported_once_then_left_out(pairs):
+    ours, theirs = pairs
+    poller = wire.Poller(ours)
+    theirs[0].close()
+    events, _ = poller.poll(0)
+    assert [p.index for p, _ in events] == [0] and ours[0].eof
+    assert poller.peers == [ours[1]]
+    theirs[1].send(wire.WATERMARK, 1, wire.encode_i64(1))
+    assert _kinds(poller.poll(0)[0]) == {2: [(wire.WATERMARK, 1, wire.encode_i64(1))]}
