@@ -91,22 +91,6 @@ static inline void acc_merge(const fc_agg *aggs, int32_t n, double *a, const dou
     }
 }
 
-static inline void emit_aggs(const fc_agg *aggs, int32_t n, const double *acc, int64_t count, void *const *out,
-                             size_t row) {
-    for (int32_t a = 0; a < n; a++) {
-        switch (aggs[a].kind) {
-        case FC_AGG_COUNT:
-            ((int64_t *)out[a])[row] = count;
-            break;
-        case FC_AGG_MEAN:
-            ((double *)out[a])[row] = acc[a] / (double)count;
-            break;
-        default:
-            ((double *)out[a])[row] = acc[a];
-        }
-    }
-}
-
 static inline int due_less(const fc_due *a, const fc_due *b) {
     return a->end < b->end || (a->end == b->end && a->key < b->key);
 }
@@ -729,9 +713,9 @@ static int64_t dn_fire_prepare(fc_wtable *t, int64_t watermark, int *tie) {
 /* what a fire writes per aggregate, decided once per fire rather than per row */
 enum { EM_COPY = 0, EM_COUNT, EM_MEAN, EM_ISUM };
 
-static void emit_plan(const fc_wtable *t, uint64_t int_sums, uint8_t *op) {
-    for (int32_t a = 0; a < t->n_aggs; a++) {
-        const int32_t k = t->aggs[a].kind;
+static void emit_plan(const fc_agg *aggs, int32_t n, uint64_t int_sums, uint8_t *op) {
+    for (int32_t a = 0; a < n; a++) {
+        const int32_t k = aggs[a].kind;
         op[a] = k == FC_AGG_COUNT ? EM_COUNT
                 : k == FC_AGG_MEAN ? EM_MEAN
                 : (k == FC_AGG_SUM && (int_sums >> a & 1)) ? EM_ISUM
@@ -767,7 +751,7 @@ static void dn_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int
     const size_t ds = t->dstride, cap = t->dcap;
     const int32_t na = t->n_aggs;
     uint8_t op[FC_WIN_MAX_AGGS];
-    emit_plan(t, int_sums, op);
+    emit_plan(t->aggs, t->n_aggs, int_sums, op);
     /* 1: copy + count (sum, count); 2: copy + isum (merged partials of sum, count) */
     const int spec = na == 2 && op[0] == EM_COPY ? (op[1] == EM_COUNT ? 1 : op[1] == EM_ISUM ? 2 : 0) : 0;
     for (size_t d = 0; d < t->dn_due_len; d++) {
@@ -995,18 +979,13 @@ int64_t fc_wtable_fire_prepare(fc_wtable *t, int64_t watermark) {
 }
 
 void fc_wtable_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
-                         int64_t *out_ends, void *const *out_aggs) {
-    fc_wtable_fire_emit_ex(t, watermark, out_keys, out_starts, out_ends, NULL, out_aggs, 0);
-}
-
-void fc_wtable_fire_emit_ex(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
-                            int64_t *out_ends, int64_t *out_max_ts, void *const *out_aggs, uint64_t int_sums) {
+                         int64_t *out_ends, int64_t *out_max_ts, void *const *out_aggs, uint64_t int_sums) {
     if (t->dense) {
         dn_fire_emit(t, watermark, out_keys, out_starts, out_ends, out_max_ts, out_aggs, int_sums);
         return;
     }
     uint8_t op[FC_WIN_MAX_AGGS];
-    emit_plan(t, int_sums, op);
+    emit_plan(t->aggs, t->n_aggs, int_sums, op);
     for (size_t r = 0; r < t->due_len; r++) {
         wt_head *e = WT_ENTRY(t, t->due[r].idx);
         if (out_keys) out_keys[r] = e->key;
@@ -1543,13 +1522,15 @@ int64_t fc_stable_fire_prepare(fc_stable *t, int64_t watermark) {
 
 void fc_stable_fire_emit(fc_stable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
                          int64_t *out_ends, void *const *out_aggs) {
+    uint8_t op[FC_WIN_MAX_AGGS];
+    emit_plan(t->aggs, t->n_aggs, 0, op);
     for (size_t r = 0; r < t->due_len; r++) {
         int64_t idx = (int64_t)t->due[r].idx;
         ss_head *h = SS_REC(t, idx);
         out_keys[r] = h->key;
         out_starts[r] = h->start;
         out_ends[r] = h->end;
-        emit_aggs(t->aggs, t->n_aggs, SS_ACC(h), h->count, out_aggs, r);
+        emit_row(op, t->n_aggs, SS_ACC(h), h->count, out_aggs, r);
         h->state = ST_FIRED;
         /* kept for allowed lateness (a late record may still merge into it), else freed now; an
          * entry that cannot be made leaves it to the next full clear */

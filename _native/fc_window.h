@@ -105,17 +105,14 @@ int64_t fc_wtable_update(fc_wtable *t, const int64_t *keys, const int64_t *ts, c
 
 /* Stage a fire: the number of windows to emit (updated since their last firing and max timestamp
  * <= watermark), sorted by (window end, key). Then fc_wtable_fire_emit writes them: keys, starts,
- * ends and one output per aggregate (int64 for COUNT, double otherwise), and drops every window
- * whose cleanup time is <= watermark. */
+ * ends, max timestamps (window end - 1) and one output per aggregate (int64 for COUNT, double
+ * otherwise), and drops every window whose cleanup time is <= watermark. Any of out_keys,
+ * out_starts, out_ends and out_max_ts may be NULL and is then not written; bit a of int_sums set
+ * makes SUM aggregate a's output int64 (its float64 sum truncated toward zero, as numpy's astype:
+ * sums of count partials). */
 int64_t fc_wtable_fire_prepare(fc_wtable *t, int64_t watermark);
 void fc_wtable_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
-                         int64_t *out_ends, void *const *out_aggs);
-/* As fc_wtable_fire_emit, for callers that take fewer columns: any of out_keys, out_starts,
- * out_ends and out_max_ts (each row's window end - 1, the window's max timestamp) may be NULL
- * and is then not written; bit a of int_sums set makes SUM aggregate a's output int64 (its
- * float64 sum truncated toward zero, as numpy's astype: sums of count partials). */
-void fc_wtable_fire_emit_ex(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
-                            int64_t *out_ends, int64_t *out_max_ts, void *const *out_aggs, uint64_t int_sums);
+                         int64_t *out_ends, int64_t *out_max_ts, void *const *out_aggs, uint64_t int_sums);
 
 static inline size_t fc_wtable_len(const fc_wtable *t) { return t->live; }
 static inline int fc_wtable_is_dense(const fc_wtable *t) { return t->dense; }

@@ -58,10 +58,8 @@ cdef extern from "fc_window.h":
                                 uint8_t *late) nogil
     int64_t fc_wtable_fire_prepare(fc_wtable *t, int64_t watermark) nogil
     void fc_wtable_fire_emit(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
-                             int64_t *out_ends, void *const *out_aggs) nogil
-    void fc_wtable_fire_emit_ex(fc_wtable *t, int64_t watermark, int64_t *out_keys, int64_t *out_starts,
-                                int64_t *out_ends, int64_t *out_max_ts, void *const *out_aggs,
-                                uint64_t int_sums) nogil
+                             int64_t *out_ends, int64_t *out_max_ts, void *const *out_aggs,
+                             uint64_t int_sums) nogil
     size_t fc_wtable_len(const fc_wtable *t)
     int fc_wtable_is_dense(const fc_wtable *t)
     size_t fc_wtable_snapshot_size(const fc_wtable *t)
@@ -358,7 +356,7 @@ cdef class WindowAggTable:
                 )
                 ptrs[i] = cnp.PyArray_DATA(arr)
             with nogil:
-                fc_wtable_fire_emit_ex(&self.t, watermark, kp, sp, ep, mp, ptrs, mask)
+                fc_wtable_fire_emit(&self.t, watermark, kp, sp, ep, mp, ptrs, mask)
         finally:
             self.busy = False
         return out
