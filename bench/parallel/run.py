@@ -16,7 +16,9 @@ newly forked ones, alternately (p2 - p1: the fixed cost of a job in worker proce
 first line says how many cores this run really had (two busy processes vs one): wall-clock
 speedups mean something only when it says ~2.0. Before each timed run the last one's teardown is
 let finish (:data:`SETTLE`: a p2 job's workers free its memory after they report finished, a p1
-job's is freed on a background thread), so it is on neither run's clock.
+job's is freed on a background thread), so it is on neither run's clock. The start-up jobs wait
+too: their kept workers have imported the user's modules ahead, as between a user's jobs that
+do not come back to back.
 
 p2 runs with two-phase (local-global) window aggregation on (the default), off, or ``both``
 (the default of this script): then p1, p2 on and p2 off are measured alternately and the table
