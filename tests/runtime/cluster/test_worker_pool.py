@@ -394,3 +394,30 @@ def test_a_kept_worker_imports_the_user_modules_for_the_next_job_while_it_waits(
         imported = {t for _, t in second}
         assert max(imported) < submitted
         assert imported.isdisjoint(t for _, t in first)
+
+
+CODE_ID = """
+import os
+import sys
+
+def tag(x):
+    return (x, os.getpid(), id(tag.__code__))
+
+# every import's code stays referenced (so no id is reused)
+sys.__dict__.setdefault("fc_test_user_code", []).append(tag.__code__)
+"""
+
+
+def test_a_kept_worker_runs_an_unchanged_user_module_from_the_code_it_compiled(tmp_path, monkeypatch):
+    # imported afresh for every job, but neither compiled nor read from bytecode again
+    with _user_module(tmp_path, monkeypatch, CODE_ID) as (module, _):
+
+        def build(env):
+            return env.from_source(NumberSequenceSource(0, 99), None, "n").map(module.tag)
+
+        codes = []
+        for _ in range(3):
+            job, results = _run(build)
+            codes.append({pid: code for _, pid, code in results})
+        assert set(codes[0]) == set(job.pids)
+        assert codes[0] == codes[1] == codes[2]
