@@ -63,10 +63,11 @@ class _UserModules:
     modules as the fork server imported them (which runs no job). A kept worker drops every
     module of the user's it has (inherited from the server, or imported itself: Python sources
     outside the standard library, site-packages and flinkcore) once a job finished, and imports
-    them again while it waits (:meth:`import_ahead`, ~4 ms for a 500-line module without
-    bytecode): the next job finds them as no job has used them, without paying for the import at
-    its start. Where the files or ``sys.path`` changed by then, or an import failed, the next job
-    starts without them and its graph imports them itself."""
+    them again while it waits (:meth:`import_ahead`; an unchanged source runs from the code
+    compiled before, see ``forkserver._UserCode``): the next job finds them as no job has used
+    them, without paying for the import at its start. Where the files or ``sys.path`` changed by
+    then, or an import failed, the next job starts without them and its graph imports them
+    itself."""
 
     def __init__(self) -> None:
         server = forkserver.SERVER_JOB_MODULES
