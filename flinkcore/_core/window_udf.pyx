@@ -23,6 +23,7 @@ from cpython.list cimport PyList_Append, PyList_New
 from libc.limits cimport LLONG_MIN
 from libc.stdint cimport int32_t, uint64_t
 from libc.stdlib cimport free, malloc, qsort, realloc
+from libc.string cimport memset
 
 
 cdef extern from *:
@@ -47,6 +48,12 @@ cdef extern from *:
     void fc_maybe_untrack(object t)
     int PyGC_Disable()
     int PyGC_Enable()
+
+
+include "_small_long.pxi"
+
+cdef extern from *:
+    int fc_small_long(PyObject *v, long long *out) noexcept
 
 
 cdef extern from "Python.h":
@@ -587,6 +594,324 @@ cdef inline int _set_bounds(Session s, object so, object eo) except -1:
 
 
 # --------------------------------------------------------------------------------------------
+# Open sessions by key
+# --------------------------------------------------------------------------------------------
+
+
+#: SessionMap's slots never cover keys at or above this (32 MB of pointers at most) ...
+cdef Py_ssize_t _SM_LIMIT = 1 << 22
+#: ... nor more than this many slots per key held, beyond the first _SM_FLOOR (8 kB)
+cdef Py_ssize_t _SM_SPARSE = 16
+cdef Py_ssize_t _SM_FLOOR = 1024
+#: the default of SessionMap.pop (no default given: KeyError)
+cdef object _SM_MISSING = object()
+
+
+@cython.final
+@cython.no_gc
+cdef class SessionMap:
+    """``key -> value`` (a key's open :class:`Session`, or its list of sessions): a dict to
+    Python, an array indexed by the key to the compiled loops.
+
+    A key equal to an int ``k`` with ``0 <= k < capacity`` lives in slot ``k`` of a C array of
+    owned references: finding an exact int key is a range check and one array read — no
+    hashing, no probing, no comparison with a stored key object (a W3 ``udf`` job spent a third
+    of its time in the dict look-up of a fresh int against its stored key, which each missed the
+    cache). Every other key (negative, too large, not equal to an int) lives in the dict
+    ``rest``. The slots grow (geometrically, never past 2**22) when an exact int key at or past
+    the end is added and stay dense enough (at most 16 slots per key held beyond the first
+    1024); the keys of ``rest`` the new range covers move into it. They shrink to the highest
+    key held when that is below a quarter of them, and go with the last key: memory follows the
+    keys held.
+
+    Keys compare as in a dict: ``True``, ``1.0`` and ``numpy.int64(1)`` are the key ``1`` (an
+    object equal to an int has that int's hash) and share its slot. The key object a slot was
+    first set with is kept when it is not an exact int, so iteration gives the key objects a
+    dict would. Iteration: the slots by key, then ``rest`` in insertion order.
+
+    Not tracked by the cycle collector (as :class:`Session`, which it mostly holds).
+    """
+
+    cdef PyObject **slots
+    #: slots allocated, slots set, the highest slot set (-1: none)
+    cdef Py_ssize_t cap, count, top
+    cdef dict rest
+    #: slot -> its key object, for the slots set with a key that is not an exact int
+    cdef dict odd
+
+    def __cinit__(self):
+        self.slots = NULL
+        self.cap = 0
+        self.count = 0
+        self.top = -1
+        self.rest = {}
+        self.odd = {}
+
+    def __dealloc__(self):
+        cdef PyObject **slots = self.slots
+        cdef Py_ssize_t i, cap = self.cap
+        self.slots = NULL
+        self.cap = 0
+        self.count = 0
+        if slots != NULL:
+            for i in range(cap):
+                Py_XDECREF_raw(slots[i])
+            free(slots)
+
+    # -- the C side --------------------------------------------------------------------------
+    cdef inline Py_ssize_t slot(self, object key) except -2:
+        """The slot of ``key``, or -1 when it belongs in ``rest``."""
+        cdef long long v
+        if PyLong_CheckExact(key):
+            if fc_small_long(<PyObject *>key, &v) and 0 <= v < self.cap:
+                return <Py_ssize_t>v
+            return -1
+        if self.cap == 0:
+            return -1
+        return _int_slot(key, 0, self.cap)
+
+    cdef inline PyObject *find(self, object key) except? NULL:
+        """The value of ``key`` (borrowed), or NULL."""
+        cdef Py_ssize_t s = self.slot(key)
+        if s >= 0:
+            return self.slots[s]
+        return PyDict_GetItemWithError(self.rest, key)
+
+    cdef int put(self, object key, object value) except -1:
+        """``self[key] = value``."""
+        cdef Py_ssize_t s = self.slot(key)
+        cdef long long v
+        cdef PyObject *old
+        if s < 0 and PyLong_CheckExact(key) and fc_small_long(<PyObject *>key, &v) and v >= 0:
+            if self._grow(v):
+                s = <Py_ssize_t>v
+        if s < 0:
+            self.rest[key] = value
+            return 0
+        old = self.slots[s]
+        Py_INCREF_raw(<PyObject *>value)
+        self.slots[s] = <PyObject *>value
+        if old == NULL:
+            self.count += 1
+            if s > self.top:
+                self.top = s
+            if not PyLong_CheckExact(key):
+                self.odd[s] = key
+        else:
+            Py_XDECREF_raw(old)  # last: the map is whole if freeing it runs code
+        return 0
+
+    cdef object take(self, object key, object default):
+        """Remove ``key`` and return its value; ``default`` when it is not there."""
+        cdef Py_ssize_t s = self.slot(key)
+        cdef PyObject *old
+        if s < 0:
+            return self.rest.pop(key, default)
+        old = self.slots[s]
+        if old == NULL:
+            return default
+        value = <object>old
+        self.slots[s] = NULL
+        Py_XDECREF_raw(old)  # ``value`` holds it
+        self.count -= 1
+        if self.odd:
+            self.odd.pop(s, None)
+        if s == self.top:
+            s -= 1
+            while s >= 0 and self.slots[s] == NULL:
+                s -= 1
+            self.top = s
+            if s < 0 or (self.cap > _SM_FLOOR and s < self.cap // 4):
+                self._shrink()
+        return value
+
+    cdef bint _grow(self, long long v) except -1:
+        """Make the slots cover exact int key ``v`` (at or past their end) when they stay dense
+        enough, moving the keys of ``rest`` they then cover; False: ``v`` stays in ``rest``."""
+        cdef Py_ssize_t old = self.cap, size, held
+        cdef PyObject **grown
+        if v >= _SM_LIMIT:
+            return False
+        held = self.count + len(self.rest) + 1
+        size = max(<Py_ssize_t>v + 1, old + old // 2, 64)
+        size = min((size + 63) & ~(<Py_ssize_t>63), _SM_LIMIT)
+        if size > _SM_FLOOR and size > _SM_SPARSE * held:
+            size = (<Py_ssize_t>v + 64) & ~(<Py_ssize_t>63)  # only as far as v
+            if size > _SM_FLOOR and size > _SM_SPARSE * held:
+                return False
+        grown = <PyObject **>realloc(self.slots, size * sizeof(PyObject *))
+        if grown == NULL:
+            raise MemoryError()
+        memset(grown + old, 0, (size - old) * sizeof(PyObject *))
+        self.slots = grown
+        self.cap = size
+        if self.rest:
+            self._take_from_rest(old, size)
+        return True
+
+    cdef int _take_from_rest(self, Py_ssize_t lo, Py_ssize_t hi) except -1:
+        """Move the keys of ``rest`` equal to an int in ``[lo, hi)`` into their slots."""
+        cdef Py_ssize_t s
+        cdef long long v
+        moved = []
+        for key in list(self.rest):
+            if PyLong_CheckExact(key):
+                if not (fc_small_long(<PyObject *>key, &v) and lo <= v < hi):
+                    continue
+                s = <Py_ssize_t>v
+            else:
+                s = _int_slot(key, lo, hi)
+                if s < 0:
+                    continue
+            moved.append((key, s))
+        for key, s in moved:
+            if self.slots[s] != NULL:
+                continue  # a second key equal to the same int (an odd __eq__): stays in rest
+            value = self.rest.pop(key)
+            Py_INCREF_raw(<PyObject *>value)
+            self.slots[s] = <PyObject *>value
+            self.count += 1
+            if s > self.top:
+                self.top = s
+            if not PyLong_CheckExact(key):
+                self.odd[s] = key
+        return 0
+
+    cdef int _shrink(self) except -1:
+        """Only the slots up to the highest one set (none when it is -1)."""
+        cdef Py_ssize_t size = (self.top + 64) & ~(<Py_ssize_t>63)
+        cdef PyObject **smaller
+        if size == 0:
+            free(self.slots)
+            self.slots = NULL
+            self.cap = 0
+        elif size < self.cap:
+            smaller = <PyObject **>realloc(self.slots, size * sizeof(PyObject *))
+            if smaller != NULL:
+                self.slots = smaller
+                self.cap = size
+        return 0
+
+    cdef inline object _key_at(self, Py_ssize_t s):
+        if self.odd:
+            key = self.odd.get(s, _SM_MISSING)
+            if key is not _SM_MISSING:
+                return key
+        return s
+
+    # -- the dict side -----------------------------------------------------------------------
+    def get(self, key, default=None):
+        cdef PyObject *found = self.find(key)
+        return default if found == NULL else <object>found
+
+    def __getitem__(self, key):
+        cdef PyObject *found = self.find(key)
+        if found == NULL:
+            raise KeyError(key)
+        return <object>found
+
+    def __setitem__(self, key, value):
+        self.put(key, value)
+
+    def __delitem__(self, key):
+        if self.take(key, _SM_MISSING) is _SM_MISSING:
+            raise KeyError(key)
+
+    def pop(self, key, default=_SM_MISSING):
+        value = self.take(key, default)
+        if value is _SM_MISSING:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key):
+        return self.find(key) != NULL
+
+    def __len__(self):
+        return self.count + len(self.rest)
+
+    def __bool__(self):
+        return self.count > 0 or len(self.rest) > 0
+
+    def keys(self):
+        cdef Py_ssize_t s
+        out = [self._key_at(s) for s in range(self.cap) if self.slots[s] != NULL]
+        out.extend(self.rest)
+        return out
+
+    def values(self):
+        cdef Py_ssize_t s
+        out = [<object>self.slots[s] for s in range(self.cap) if self.slots[s] != NULL]
+        out.extend(self.rest.values())
+        return out
+
+    def items(self):
+        cdef Py_ssize_t s
+        out = [(self._key_at(s), <object>self.slots[s]) for s in range(self.cap) if self.slots[s] != NULL]
+        out.extend(self.rest.items())
+        return out
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def clear(self):
+        while self.count or self.rest:
+            for key in self.keys():
+                self.take(key, None)
+
+    @property
+    def capacity(self):
+        """Slots allocated (keys ``0 <= k < capacity`` are in the array): for memory checks."""
+        return self.cap
+
+    @property
+    def in_slots(self):
+        """Keys held in the array (the others are in a dict)."""
+        return self.count
+
+    def __reduce__(self):
+        return SessionMap, (), None, None, iter(self.items())
+
+    def __repr__(self):
+        return f"SessionMap({dict(self.items())!r})"
+
+
+cdef Py_ssize_t _int_slot(object key, Py_ssize_t lo, Py_ssize_t hi) except -2:
+    """``h`` when ``key`` equals the int ``h = hash(key)`` with ``lo <= h < hi``, else -1 (an
+    object equal to an int has that int's hash)."""
+    cdef Py_hash_t h = hash(key)
+    if h < lo or h >= hi:
+        return -1
+    return <Py_ssize_t>h if key == h else -1
+
+
+cdef inline int _check_map(object m, str name) except -1:
+    if type(m) is not SessionMap and type(m) is not dict:
+        raise TypeError(f"{name} must be a SessionMap or a dict, not {type(m).__name__}")
+    return 0
+
+
+cdef inline PyObject *_map_get(object m, object key) except? NULL:
+    """``m.get(key)`` borrowed (NULL: absent) of a SessionMap or a dict (checked before)."""
+    if type(m) is SessionMap:
+        return (<SessionMap>m).find(key)
+    return PyDict_GetItemWithError(m, key)
+
+
+cdef inline int _map_set(object m, object key, object value) except -1:
+    if type(m) is SessionMap:
+        return (<SessionMap>m).put(key, value)
+    return PyDict_SetItem(m, key, value)
+
+
+cdef inline int _map_del(object m, object key) except -1:
+    if type(m) is SessionMap:
+        (<SessionMap>m).take(key, None)
+    else:
+        del (<dict>m)[key]
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 # The loops
 # --------------------------------------------------------------------------------------------
 
@@ -744,8 +1069,8 @@ def session_batch(
     int kind,
     object create,
     object fn,
-    dict single,
-    dict multi,
+    object single,
+    object multi,
     dict wheel,
 ):
     """Add ``values[first:]`` to event-time sessions; returns where it stopped (``n`` = all).
@@ -757,6 +1082,7 @@ def session_batch(
     (in ``multi``), a window that would not merge with the key's session, a late window, a
     non-int timestamp — and leaves that record's key and timestamp in ``cur`` for the caller.
     ``extract``, ``no_timestamp``, ``pre`` and ``key_index`` as for :func:`tumbling_batch`.
+    ``single`` and ``multi`` are :class:`SessionMap` objects (or dicts).
     """
     cdef Py_ssize_t i, n = _list_size(values)
     cdef long long ts, end, lo, hi, bucket
@@ -766,6 +1092,8 @@ def session_batch(
     cdef long long max_ts = cur.max_ts
     if timestamps is not None and _list_size(timestamps) != n:
         raise ValueError("timestamps and values of a batch differ in length")
+    _check_map(single, "single")
+    _check_map(multi, "multi")
     for i in range(first, n):
         key = _fused_head(cur, values, timestamps, i, extract, no_timestamp, pre, key_of, key_index)
         value = cur.value
@@ -778,7 +1106,7 @@ def session_batch(
         if ts > max_ts:
             max_ts = ts
         end = ts + gap
-        found = PyDict_GetItemWithError(single, key)
+        found = _map_get(single, key)
         if found != NULL:
             s = <Session?>found
             if not s._ints:
@@ -816,7 +1144,7 @@ def session_batch(
             cur.ts = tso
             cur.max_ts = max_ts
             return i
-        if PyDict_GetItemWithError(multi, key) != NULL or end - 1 <= watermark:
+        if _map_get(multi, key) != NULL or end - 1 <= watermark:
             cur.key = key
             cur.ts = tso
             cur.max_ts = max_ts
@@ -835,7 +1163,7 @@ def session_batch(
         s._e = end
         s._ints = True
         s.acc = acc
-        PyDict_SetItem(single, key, s)
+        _map_set(single, key, s)
         bucket = (end - 1) // gap if end - 1 >= 0 else -((-(end - 1) + gap - 1) // gap)
         found = PyDict_GetItemWithError(wheel, bucket)
         if found == NULL:
@@ -860,7 +1188,7 @@ cdef int _due_order(const void *a, const void *b) noexcept nogil:
     return -1 if x.index < y.index else (1 if x.index > y.index else 0)
 
 
-def due_sessions(dict wheel, list buckets, long long watermark, long long gap, dict single):
+def due_sessions(dict wheel, list buckets, long long watermark, long long gap, object single):
     """The sessions of ``wheel``'s ``buckets`` (ascending) that the watermark closes.
 
     Each bucket is taken out of ``wheel``; a merged-away session (``end`` None) is skipped, one
@@ -879,6 +1207,7 @@ def due_sessions(dict wheel, list buckets, long long watermark, long long gap, d
     cdef bint ordered = True
     cdef Py_ssize_t i, n
     cdef _Due *due
+    _check_map(single, "single")
     for bucket in buckets:
         entries = wheel.pop(bucket)
         for s in entries:
@@ -900,9 +1229,9 @@ def due_sessions(dict wheel, list buckets, long long watermark, long long gap, d
                     else:
                         PyList_Append(<object>found, s)
                     continue
-            found = PyDict_GetItemWithError(single, s.key)
+            found = _map_get(single, s.key)
             if found == <PyObject *>s:
-                del single[s.key]
+                _map_del(single, s.key)
             else:
                 PyList_Append(others, s)
             PyList_Append(closed, s)
@@ -1316,8 +1645,8 @@ def merge_partial_sessions(
     Py_ssize_t first,
     long long gap,
     object merge,
-    dict single,
-    dict multi,
+    object single,
+    object multi,
     dict wheel,
 ):
     """The global session operator's loop over partial sessions with timestamp ``end - 1``:
@@ -1336,6 +1665,8 @@ def merge_partial_sessions(
     cdef list lst
     if _list_size(timestamps) != n:
         raise ValueError("timestamps and values of a batch differ in length")
+    _check_map(single, "single")
+    _check_map(multi, "multi")
     for i in range(first, n):
         item = <object>_list_get(values, i)
         if not PyList_CheckExact(item):
@@ -1354,7 +1685,7 @@ def merge_partial_sessions(
         key = <object>_list_get(item, 0)
         start = so
         end = <long long>tso + 1
-        found = PyDict_GetItemWithError(single, key)
+        found = _map_get(single, key)
         if found != NULL:
             s = <Session>found
             if not s._ints:
@@ -1371,15 +1702,15 @@ def merge_partial_sessions(
             # a second session of the key
             eo = end
             t = _new_session(key, so, eo, acc)
-            del single[key]
-            PyDict_SetItem(multi, key, [s, t] if lo < start else [t, s])
+            _map_del(single, key)
+            _map_set(multi, key, [s, t] if lo < start else [t, s])
             _wheel_add(wheel, t, end, gap)
             continue
-        found = PyDict_GetItemWithError(multi, key)
+        found = _map_get(multi, key)
         if found == NULL:
             eo = end
             t = _new_session(key, so, eo, acc)
-            PyDict_SetItem(single, key, t)
+            _map_set(single, key, t)
             _wheel_add(wheel, t, end, gap)
             continue
         lst = <list>found

@@ -1224,6 +1224,8 @@ class _Session:
 
 #: the compiled loops' session objects (untracked by the cycle collector) when built
 Session = _compiled.Session if _compiled is not None else _Session
+#: key -> open session(s): a dict whose small non-negative int keys index a C array when built
+SessionMap = _compiled.SessionMap if _compiled is not None else dict
 _session_start = operator.attrgetter("start")
 _session_end = operator.attrgetter("end")
 
@@ -1271,8 +1273,10 @@ class SessionWindowOperator(AbstractStreamOperator):
         self.event_time = True
         self.allowed_lateness = 0
         self.num_late_records_dropped = 0
-        self._single: dict[Any, Any] = {}  # key -> its one open Session
-        self._multi: dict[Any, list] = {}  # key -> [Session, ...] by start (2 or more)
+        # dict-like (SessionMap: keys 0 <= k < its capacity are slots of an array, found by the
+        # compiled loops without hashing or comparing key objects)
+        self._single: Any = SessionMap()  # key -> its one open Session
+        self._multi: Any = SessionMap()  # key -> [Session, ...] by start (2 or more)
         # Session ends in buckets of one gap: bucket (max_ts // gap) -> [Session, ...].
         # A session has one entry; when the watermark passes its bucket and the session grew
         # meanwhile, the entry moves to the bucket of its current end (a list append, where a
