@@ -91,6 +91,9 @@ class ClusterJob:
         self.records_sent = 0
         #: CPU time the workers used (user + system), reported when they finish
         self.worker_cpu_seconds = 0.0
+        #: whether the workers may wait for the next job once this one finished (not when it left
+        #: threads running in one)
+        self._keep_workers = True
         self._node_keys = node_keys(graph)
         #: worker graphs pickled, by what of each node they hold (see _worker_graph)
         self._graph_bytes: dict[tuple, bytes] = {}
@@ -232,6 +235,8 @@ class ClusterJob:
             self._state[source] = "finished"
             self.records_sent += int(message[1])
             self.worker_cpu_seconds += float(message[2])
+            if not message[3]:  # the job left threads running there (logged by the worker)
+                self._keep_workers = False
             if all(s == "finished" for s in self._state.values()) and not self._idle_timeout:
                 # Every record a worker sent reached its receiver: a worker finishes only once
                 # all its inputs ended, and its frames to the driver came before this report. So
@@ -337,7 +342,7 @@ class ClusterJob:
         restarted attempt must not meet them)."""
         workers = self._workers
         if self.status == "FINISHED" and workers is not None:
-            if self._idle_timeout > 0:
+            if self._idle_timeout > 0 and self._keep_workers:
                 pool.pool().park(workers, self._idle_timeout)
             else:
                 workers.release()

@@ -10,7 +10,9 @@ took 10% less wall and 11% less CPU (bench/README.md, session 8).
 A parked set is released (its workers exit) once it has been idle for the idle timeout, when the
 driver exits (the workers see their connection close; the fork server kills what is left), or by
 :func:`release_workers`. Workers of a job that failed or was cancelled never park: a restarted
-job gets fresh processes. The job config key ``cluster_worker_idle_timeout`` (seconds; set from
+job gets fresh processes; nor do those of a job that left a Python thread running in one (a
+function's ``open`` started it and its ``close`` did not end it: it would run on beside the next
+job; the worker logs a warning naming it). The job config key ``cluster_worker_idle_timeout`` (seconds; set from
 the configuration ``flinkcore.worker-idle-timeout``) or the environment variable
 ``FLINKCORE_WORKER_IDLE_TIMEOUT`` (it wins) sets the timeout; 0 turns reuse off.
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import ctypes
 import gc
 import importlib
+import logging
 import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import Any
@@ -26,6 +28,8 @@ from flinkcore._core.serde import dumps, loads
 from flinkcore.runtime.cluster import forkserver, logs, rings, wire
 from flinkcore.runtime.cluster.task import PeerLost, Placement, SlotTask, TaskCancelled
 from flinkcore.runtime.processing_time import ProcessingTimeService, SystemClock
+
+log = logging.getLogger(__name__)
 
 __all__ = ["die_with_parent", "run_worker", "run_worker_from_fds"]
 
@@ -218,6 +222,7 @@ class _Worker:
         opened: list[Any] = []
         cpu = time.process_time() if job > 1 else 0.0  # the first job's CPU includes the start-up
         self.reusable = False
+        threads = set(threading.enumerate())
         try:
             if job > 1:  # the same workers as the last job: the rings are there
                 for p in self.peers.values():
@@ -248,8 +253,8 @@ class _Worker:
             task.flush_all()
             self._close(opened, quietly=False)
             opened = []
-            self.reusable = True
-            self.report("finished", task.records_sent, time.process_time() - cpu)
+            self.reusable = self._left_no_threads(job, threads)
+            self.report("finished", task.records_sent, time.process_time() - cpu, self.reusable)
         except TaskCancelled:
             self._close(opened)
             self.report("cancelled")
@@ -265,6 +270,21 @@ class _Worker:
             self.report("failed", *failure_message(exc))
         finally:
             self.task = None
+
+    def _left_no_threads(self, job: int, before: set[threading.Thread]) -> bool:
+        """Whether the job stopped every Python thread it started. One left running (a function's
+        ``open`` started it, its ``close`` did not end it) would run on beside the next job, so
+        this worker then runs no other job (a fresh one does)."""
+        left = sorted(t.name for t in threading.enumerate() if t not in before)
+        if left:
+            log.warning(
+                "job %d left %d thread(s) running in worker %d (%s): the worker is not kept for another job",
+                job,
+                len(left),
+                self.index,
+                ", ".join(left),
+            )
+        return not left
 
     def _close(self, opened: list[Any], quietly: bool = True) -> None:
         error = None

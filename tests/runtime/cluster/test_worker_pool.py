@@ -421,3 +421,37 @@ def test_a_kept_worker_runs_an_unchanged_user_module_from_the_code_it_compiled(t
             codes.append({pid: code for _, pid, code in results})
         assert set(codes[0]) == set(job.pids)
         assert codes[0] == codes[1] == codes[2]
+
+
+class _LeavesAThread:
+    """A map function whose open starts a thread that its close does not end."""
+
+    def open(self, runtime_context):
+        import threading
+
+        self.stop = threading.Event()
+        threading.Thread(target=self.stop.wait, name="left-by-the-job", daemon=True).start()
+
+    def close(self):
+        pass
+
+    def map(self, x):
+        return x
+
+
+def test_a_worker_the_job_left_a_thread_in_is_not_kept(caplog):
+    from flinkcore.datastream.functions import MapFunction
+
+    class Leaves(_LeavesAThread, MapFunction):
+        pass
+
+    build, expected = _keyed_sums(2_000, 5)
+    job1, _ = _run(build)
+    with caplog.at_level("WARNING", logger="flinkcore.runtime.cluster.worker"):
+        job2, _ = _run(lambda env: build(env).map(Leaves()))
+    assert job2.pids == job1.pids
+    assert "left 1 thread(s) running" in caplog.text and "left-by-the-job" in caplog.text
+    assert _wait_dead(job2.pids) == []
+    job3, results = _run(build)  # fresh workers
+    assert _finals(results) == expected
+    assert set(job3.pids).isdisjoint(job2.pids)
