@@ -12,9 +12,9 @@ driver exits (the workers see their connection close; the fork server kills what
 :func:`release_workers`. Workers of a job that failed or was cancelled never park: a restarted
 job gets fresh processes; nor do those of a job that left a Python thread running in one (a
 function's ``open`` started it and its ``close`` did not end it: it would run on beside the next
-job; the worker logs a warning naming it). The job config key ``cluster_worker_idle_timeout`` (seconds; set from
-the configuration ``flinkcore.worker-idle-timeout``) or the environment variable
-``FLINKCORE_WORKER_IDLE_TIMEOUT`` (it wins) sets the timeout; 0 turns reuse off.
+job; the worker logs a warning naming it). The job config key ``cluster_worker_idle_timeout``
+(seconds; set from the configuration ``flinkcore.worker-idle-timeout``) or the environment
+variable ``FLINKCORE_WORKER_IDLE_TIMEOUT`` (it wins) sets the timeout; 0 turns reuse off.
 
 What a reused worker does differently (see :mod:`flinkcore.runtime.cluster.worker`): it starts
 each job with a SYNC frame to every other worker (:meth:`~flinkcore.runtime.cluster.wire.Peer.begin_job`:
@@ -163,7 +163,11 @@ class WorkerPool:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle: dict[tuple, tuple[WorkerSet, float]] = {}
-        self._timer: threading.Timer | None = None
+        #: wakes the expiry thread when the earliest expiry changed
+        self._changed = threading.Condition(self._lock)
+        #: releases sets whose idle timeout passed (started at the first park: one thread for the
+        #: driver's life, not one per park, which cost a thread start on every job's way out)
+        self._expiry: threading.Thread | None = None
 
     def take(self, key: tuple) -> WorkerSet | None:
         """A parked set for ``key`` whose workers are all alive (removed from the pool), or None."""
@@ -209,7 +213,8 @@ class WorkerPool:
         child's copies of their connections (nothing is sent: the parent's stay as they are, and
         the workers still see the parent's end close when it exits) and keep none."""
         self._lock = threading.Lock()
-        self._timer = None
+        self._changed = threading.Condition(self._lock)
+        self._expiry = None
         for workers, _ in self._idle.values():
             for peer in workers.peers.values():
                 try:
@@ -219,24 +224,24 @@ class WorkerPool:
         self._idle = {}
 
     def _schedule(self) -> None:
-        """(Re)arm the timer for the earliest expiry (with the lock held)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._idle:
-            due = min(expiry for _, expiry in self._idle.values())
-            self._timer = threading.Timer(max(0.0, due - time.monotonic()), self._expire)
-            self._timer.daemon = True
-            self._timer.start()
+        """Let the expiry thread see the parked sets' expiries (with the lock held)."""
+        if self._expiry is None:
+            self._expiry = threading.Thread(target=self._expire, name="flinkcore-pool-expiry", daemon=True)
+            self._expiry.start()
+        self._changed.notify()
 
     def _expire(self) -> None:
-        now = time.monotonic()
-        with self._lock:
-            gone = [key for key, (_, expiry) in self._idle.items() if expiry <= now]
-            released = [self._idle.pop(key)[0] for key in gone]
-            self._schedule()
-        for w in released:
-            w.release()
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                gone = [key for key, (_, expiry) in self._idle.items() if expiry <= now]
+                released = [self._idle.pop(key)[0] for key in gone]
+                if not released:
+                    due = min((expiry for _, expiry in self._idle.values()), default=None)
+                    self._changed.wait(None if due is None else due - now)
+                    continue
+            for w in released:
+                w.release()
 
 
 _POOL = WorkerPool()
