@@ -233,6 +233,9 @@ def _key_items(key_of: Any) -> tuple[int, int]:
     return -1, -1
 
 
+#: what _Hash._columnar returns for a batch it did not split
+_NOT_SPLIT = object()
+
 #: Arrow integer types whose values are all exact as int64 (uint64 may not be: read as Python ints)
 _INT64_EXACT = frozenset(("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"))
 
@@ -265,6 +268,13 @@ class _Hash(_Broadcasting):
 
     adapt_columnar = _Broadcasting._adapt_channels
 
+    #: ``process_batch`` returns the largest timestamp of an Arrow batch it split by a column (read
+    #: right after the split read the timestamps, from the cache), else None: a
+    #: timestamps-and-watermarks operator right before takes it for its generator instead of a pass
+    #: of its own over the batch's timestamps, as before a columnar window (see
+    #: TimestampsAndWatermarksOperator._batch_max_target)
+    reports_batch_max_ts = True
+
     def _keys(self, values: list) -> list:
         """The key of every record; a failing key selector names its record."""
         try:
@@ -279,15 +289,16 @@ class _Hash(_Broadcasting):
                 raise UserCodeError(self.name, v, e, where="record (key selector)") from e
         return [ks(v) for v in values]
 
-    def process_batch(self, values: Any, timestamps: Any) -> None:
+    def process_batch(self, values: Any, timestamps: Any) -> int | None:
         if type(values) is not list:
-            if self._columnar(values, timestamps):
-                return
+            hi = self._columnar(values, timestamps)
+            if hi is not _NOT_SPLIT:
+                return hi
             from flinkcore.runtime.columnar import rows_of, timestamps_list
 
             values, timestamps = rows_of(values), timestamps_list(timestamps)
         if not values:
-            return
+            return None
         try:
             parts = _partitioner.split_records(
                 values, timestamps, self.key_of, *self._key_items, self.max_parallelism, self.n
@@ -297,6 +308,7 @@ class _Hash(_Broadcasting):
         for channel, part in zip(self.channels, parts, strict=True):
             if part is not None:
                 channel.process_batch(*part)
+        return None
 
     def _split_naming_failures(self, values: list, timestamps: Any) -> list:
         """The split of :meth:`process_batch` in two steps (keys, then their channels), so that
@@ -312,27 +324,28 @@ class _Hash(_Broadcasting):
                     raise UserCodeError(self.name, v, e, where="record (key selector)") from e
             raise
 
-    def _columnar(self, values: Any, timestamps: Any) -> bool:
+    def _columnar(self, values: Any, timestamps: Any) -> Any:
         """An Arrow batch keyed by one of its columns: its rows moved to their channels by a native
-        scatter (no per-row Python); False when it is not keyed by a column without nulls."""
+        scatter (no per-row Python); returns the batch's largest timestamp (None without any),
+        _NOT_SPLIT when it is not keyed by a column without nulls (nothing was sent)."""
         field = self.field
         if field is None or not hasattr(values, "schema"):
-            return False
+            return _NOT_SPLIT
         kind = record_kind(values)
         # the column must be what the selector reads from each record: a named field of Rows,
         # a position of Rows or tuples (never a field of a scalar batch)
         if kind == b"scalar" or (kind == b"tuple" and not isinstance(field, int)):
-            return False
+            return _NOT_SPLIT
         if isinstance(field, int) and not -values.num_columns <= field < values.num_columns:
-            return False
+            return _NOT_SPLIT
         try:
             col = values.column(field)
         except (KeyError, TypeError, IndexError):
-            return False
+            return _NOT_SPLIT
         if col.null_count:
-            return False
+            return _NOT_SPLIT
         if not len(col):
-            return True
+            return None
         n = self.n
         ts = None if timestamps is None else np.asarray(timestamps, dtype=np.int64)
         parts = None
@@ -348,10 +361,12 @@ class _Hash(_Broadcasting):
             if identity is None:
                 identity = self._identity = np.arange(n, dtype=np.uint16)
             parts = _scatter_rows(values, ts, channels, identity, n)
+        # before the channels take their parts: the split just read the timestamps
+        hi = int(ts.max()) if ts is not None and len(ts) else None
         for channel, part in zip(self.channels, parts, strict=True):
             if part is not None:
                 channel.process_batch(*part)
-        return True
+        return hi
 
     #: keys below this (and >= 0) take their channel from a table indexed by the key
     _DENSE_KEYS = 1 << 22
