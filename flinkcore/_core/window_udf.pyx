@@ -44,8 +44,24 @@ cdef extern from *:
             if (fc_may_be_tracked(PyTuple_GET_ITEM(t, i))) return;
         PyObject_GC_UnTrack(t);
     }
+    /* A session's key and accumulator, and a tuple accumulator's first items, asked of memory
+     * before the user's function reads them: each is far from anything touched last (one
+     * session per key, 100k keys), so otherwise each read waits in turn. */
+    static inline void fc_prefetch_two(PyObject *a, PyObject *b) {
+        __builtin_prefetch(a);
+        __builtin_prefetch(b);
+    }
+    static inline void fc_prefetch_items(PyObject *t) {
+        Py_ssize_t i, n;
+        if (!PyTuple_CheckExact(t)) return;
+        n = PyTuple_GET_SIZE(t);
+        if (n > 4) n = 4;
+        for (i = 0; i < n; i++) __builtin_prefetch(PyTuple_GET_ITEM(t, i));
+    }
     """
     void fc_maybe_untrack(object t)
+    void fc_prefetch_two(PyObject *a, PyObject *b)
+    void fc_prefetch_items(PyObject *t)
     int PyGC_Disable()
     int PyGC_Enable()
 
@@ -543,11 +559,13 @@ cdef class Session:
     ``start`` and ``end`` read as ints equal to those set.
     """
 
+    # (what the compiled loops read per record first: one cache line from the object's start
+    # more often than not)
     cdef public object key
-    cdef long long _s, _e
-    cdef object _so, _eo
-    cdef bint _ints
     cdef public object acc
+    cdef long long _s, _e
+    cdef bint _ints
+    cdef object _so, _eo
 
     def __init__(self, key, start, end, acc):
         self.key = key
@@ -1109,6 +1127,7 @@ def session_batch(
         found = _map_get(single, key)
         if found != NULL:
             s = <Session?>found
+            fc_prefetch_two(<PyObject *>s.key, <PyObject *>s.acc)
             if not s._ints:
                 cur.key = key
                 cur.ts = tso
@@ -1122,6 +1141,7 @@ def session_batch(
                 if end > hi:
                     s._e = end
                 acc = s.acc
+                fc_prefetch_items(<PyObject *>acc)
                 if acc is _empty:  # a global session with only extents so far (local_sessions)
                     if kind == 0:
                         s.acc = fn(value, create())
