@@ -3,22 +3,27 @@ and reduce) over the key -> open session map: ``SessionMap`` (int keys as array 
 plain dicts the session operator kept before, alternating in one process.
 
     taskset -c 0 .venv/bin/python bench/kernels/bench_session_keys.py [--n 2000000] [--keys 100000]
-        [--rounds 5] [--owned 1.0]
+        [--rounds 5] [--owned 1.0] [--unfused] [--builds A.so B.so]
 
 W3's data (``flinkcore.benchmarks.data.events_for``: key uniform in [0, keys), ts = i // 1000,
 10% of them up to 50 ms behind), in batches of 1024, watermark ts - 100 every batch, firing the
 closed sessions (``due_sessions``) as the operator does. ``--owned 0.5``: only the keys of half
-the key space (a p2 worker's share: key group < max_parallelism / 2). Prints ns per record, each
-round's best of both layouts and the ratio.
+the key space (a p2 worker's share: key group < max_parallelism / 2). ``--unfused``: records
+``(key, 1)`` as they come from the exchange at p2 (no map fused, the key read in C), else the
+map ``lambda e: (e[0], 1)`` is fused as at p1. ``--builds A B``: the map layout of two builds of
+window_udf (extension files) instead of dict vs map of this one. Prints CPU ns per record, each
+variant's best and the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.machinery
+import importlib.util
 import time
 
-from flinkcore._core import window_udf as w
+from flinkcore._core import window_udf
 from flinkcore.benchmarks.data import events_for
 from flinkcore.state.key_groups import key_group_of
 
@@ -26,14 +31,24 @@ MIN_LONG = -(2**63)
 GAP = 500
 
 
-def run_once(records, stamps, layout):
+def load(path: str):
+    """A build of window_udf from its extension file (its own module object)."""
+    loader = importlib.machinery.ExtensionFileLoader("flinkcore._core.window_udf", path)
+    spec = importlib.util.spec_from_file_location("flinkcore._core.window_udf", path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def run_once(records, stamps, w, layout, unfused):
     single = w.SessionMap() if layout == "map" else {}
     multi = w.SessionMap() if layout == "map" else {}
     wheel: dict = {}
     cur = w.Cursor()
     reduce = lambda a, b: (a[0], a[1] + b[1])  # noqa: E731
     key_of = lambda e: e[0]  # noqa: E731
-    pre = lambda e: (e[0], 1)  # noqa: E731
+    pre = None if unfused else lambda e: (e[0], 1)  # noqa: E731
+    key_index = 0 if unfused else -1
     wm = MIN_LONG
     fired = 0
     t0 = time.thread_time()
@@ -51,7 +66,7 @@ def run_once(records, stamps, layout):
                 pre,
                 i,
                 key_of,
-                -1,
+                key_index,
                 GAP,
                 wm,
                 1,
@@ -79,7 +94,13 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--owned", type=float, default=1.0)
+    ap.add_argument("--unfused", action="store_true")
+    ap.add_argument("--builds", nargs=2, default=None)
     args = ap.parse_args()
+    if args.builds:
+        variants = {"A": (load(args.builds[0]), "map"), "B": (load(args.builds[1]), "map")}
+    else:
+        variants = {"dict": (window_udf, "dict"), "map": (window_udf, "map")}
     ev = events_for("W3", args.n)
     keys, ts = ev.key.tolist(), ev.ts.tolist()
     if args.keys != 100_000:
@@ -90,18 +111,18 @@ def main() -> None:
         kept = [i for i, k in enumerate(keys) if key_group_of(k, 128) < limit]
         records, ts = [records[i] for i in kept], [ts[i] for i in kept]
     gc.disable()
-    best = {"dict": 1e9, "map": 1e9}
+    names = list(variants)
+    best = dict.fromkeys(names, 1e9)
     for r in range(args.rounds):
-        for layout in ("dict", "map") if r % 2 == 0 else ("map", "dict"):
-            cpu, fired = run_once(records, ts, layout)
-            best[layout] = min(best[layout], cpu)
-            print(
-                f"round {r} {layout:4s} {cpu * 1e9 / len(records):6.1f} ns/record  fired {fired}", flush=True
-            )
+        for name in names if r % 2 == 0 else names[::-1]:
+            cpu, fired = run_once(records, ts, *variants[name], args.unfused)
+            best[name] = min(best[name], cpu)
+            print(f"round {r} {name:4s} {cpu * 1e9 / len(records):6.1f} ns/record  fired {fired}", flush=True)
     n = len(records)
+    a, b = names
     print(
-        f"best: dict {best['dict'] * 1e9 / n:.1f} map {best['map'] * 1e9 / n:.1f} ns/record, "
-        f"dict/map {best['dict'] / best['map']:.2f}x ({n} records)"
+        f"best: {a} {best[a] * 1e9 / n:.1f} {b} {best[b] * 1e9 / n:.1f} ns/record, "
+        f"{a}/{b} {best[a] / best[b]:.2f}x ({n} records, {'unfused' if args.unfused else 'map fused'})"
     )
 
 
