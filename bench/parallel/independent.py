@@ -5,13 +5,20 @@ in worker processes (run.py's p2). What two processes that never talk reach on t
 bounds what p2 can reach (bench/README.md, Parallel).
 
     .venv/bin/python bench/parallel/independent.py [--n 100000000] [--repeats 5] [--job JOB]
+        [--split stride|key]
 
 ``--job``: a job of jobs.py (default w2-columnar-batch-sink). Each process is a fresh
 interpreter: before the clock starts it loads its events from .npy files in /dev/shm, writes its
 share as the bench's parallel source does (mapped afresh by the job, as in run.py), runs a
 20k-event warm-up job and waits for a go; the wall time runs from the go to the last process done,
-the CPU time is each process's own for its job. The halves' results are their own (each half
-sees every key), not p1's.
+the CPU time is each process's own for its job.
+
+``--split stride`` (the default): half ``i`` holds events ``i, i+2, ...``, as the p2 job's source
+subtasks read them; each half sees every key, so its results are its own, not p1's, and where a
+key's state depends on how close its events come (W3's sessions) a half does more than half the
+work. ``--split key``: half ``i`` holds the events of the keys subtask ``i`` owns at parallelism 2
+(key groups of the default max parallelism 128), i.e. what a p2 worker's keyed operator gets after
+the exchange: the two halves together give p1's results, with no exchange at all.
 """
 
 from __future__ import annotations
@@ -73,6 +80,16 @@ def _run(directory: str, p: int, name: str, workload: str) -> tuple[float, float
     return max(float(d[0]) for d in done) - t0, sum(float(d[1]) for d in done)
 
 
+def _part(keys: np.ndarray, i: int, p: int, split: str) -> slice | np.ndarray:
+    """Which events half ``i`` of ``p`` holds (see ``--split``)."""
+    if split == "stride" or p == 1:
+        return slice(i, None, p)
+    from flinkcore._core.partitioner import key_groups_int64
+
+    max_parallelism = 128
+    return key_groups_int64(keys, max_parallelism).astype(np.int64) * p // max_parallelism == i
+
+
 def main() -> None:
     sys.path.insert(0, HERE)
     import jobs
@@ -84,6 +101,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000_000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--job", default="w2-columnar-batch-sink", choices=sorted(jobs.JOBS))
+    ap.add_argument("--split", default="stride", choices=("stride", "key"))
     args = ap.parse_args()
     workload = "W3" if args.job.startswith("w3") else "W2"
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -93,8 +111,8 @@ def main() -> None:
         for p in (1, 2):
             for i in range(p):
                 for c in ("key", "value", "ts"):
-                    column = np.ascontiguousarray(getattr(events, c)[i::p])
-                    np.save(os.path.join(directory, f"{c}-{p}-{i}.npy"), column)
+                    column = getattr(events, c)[_part(events.key, i, p, args.split)]
+                    np.save(os.path.join(directory, f"{c}-{p}-{i}.npy"), np.ascontiguousarray(column))
         job = jobs.JOBS[args.job]
         jobs.prepare(events, 2)
         run._count_worker_cpu()
@@ -107,7 +125,8 @@ def main() -> None:
             wp, cp, _ = run._measure(job, events, 2)
             rows.append((w1 / w2, 2 * c1 / c2, w1 / wp, 2 * c1 / cp))
             print(
-                f"{args.job} n={args.n:,} round {r + 1}: one process {w1:.3f} s (CPU {c1:.3f}); "
+                f"{args.job} n={args.n:,} split by {args.split}, round {r + 1}: "
+                f"one process {w1:.3f} s (CPU {c1:.3f}); "
                 f"two independent halves {w2:.3f} s (CPU {c2:.3f}): {w1 / w2:.2f}x wall, CPU ratio "
                 f"{2 * c1 / c2:.2f}; the p2 job {wp:.3f} s (CPU {cp:.3f}): {w1 / wp:.2f}x, {2 * c1 / cp:.2f}",
                 flush=True,
