@@ -175,6 +175,7 @@ def merge_partial_sessions(
     multi: SessionMap | dict,
     wheel: dict,
 ) -> int: ...
+
 class MessageKey:
     key_of: Callable[[Any], Any]
     key_index: int
