@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import pickle
 import signal
 import socket
@@ -43,6 +44,18 @@ EXIT_STATUS_WAIT = 2.0
 
 class WorkerFailure(RuntimeError):
     """A worker process failed or died; the message says which and why."""
+
+
+def _driver_paths() -> tuple[str | None, list[str]]:
+    """The driver's working directory now (None where it was removed) and ``sys.path`` with
+    ``''`` (the working directory) spelled out: a job's workers run in that directory, so its
+    relative paths (files, modules) mean there what they mean in the driver, as at parallelism 1
+    in-process, whatever directory the fork server started in or a kept worker's last job left."""
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:
+        return None, list(sys.path)
+    return cwd, [p or cwd for p in sys.path]
 
 
 class _Elsewhere(Source):
@@ -183,13 +196,13 @@ class ClusterJob:
             for b in range(a + 1, n + 1):
                 sa, sb = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
                 ends[a][b], ends[b][a] = sa, sb
-        sys_path = list(sys.path)
+        cwd, sys_path = _driver_paths()
 
         def requests():  # each graph is pickled while the server forks the worker before
             for k in range(1, n + 1):
                 peer_indexes = sorted(ends[k])
                 graph = self._worker_graph(k)
-                args = (k, graph, peer_indexes, sys_path, self.sinks_in_driver, restore_bytes)
+                args = (k, graph, peer_indexes, sys_path, cwd, self.sinks_in_driver, restore_bytes)
                 yield [ends[k][i] for i in peer_indexes], args, graph, sys_path
 
         pids: list[int] = []
@@ -219,11 +232,11 @@ class ClusterJob:
             self.processes[k] = pid
             self._pids.append(pid)
             self._state[k] = "running"
-        sys_path = list(sys.path)
+        cwd, sys_path = _driver_paths()
         try:
             for k in self.processes:
                 graph = self._worker_graph(k)
-                job = ("job", workers.job, graph, self.sinks_in_driver, restore_bytes, sys_path)
+                job = ("job", workers.job, graph, self.sinks_in_driver, restore_bytes, sys_path, cwd)
                 workers.peers[k].send(wire.CONTROL, 0, wire.encode_control(job))
         finally:
             self._graph_bytes.clear()

@@ -192,9 +192,11 @@ class _Worker:
 
     def serve(self, graph_bytes: bytes, sinks_in_driver: bool, restore_bytes: bytes | None) -> None:
         """Run the first job, then every next one the driver sends, until it lets us exit."""
-        job: tuple | None = (1, graph_bytes, sinks_in_driver, restore_bytes, None)
+        job: tuple | None = (1, graph_bytes, sinks_in_driver, restore_bytes, None, None)
         while job is not None:
-            number, graph_bytes, sinks_in_driver, restore_bytes, sys_path = job
+            number, graph_bytes, sinks_in_driver, restore_bytes, sys_path, cwd = job
+            if cwd is not None:
+                os.chdir(cwd)  # the driver's, also where the last job left another
             if sys_path is not None:
                 self._modules.drop(sys_path)
             if PROFILE_ENV in os.environ:
@@ -299,8 +301,8 @@ class _Worker:
     def _wait(self, graph_bytes: bytes) -> tuple | None:
         """After the job of ``graph_bytes``: write what is still queued for the other workers
         (they may still read this job's last frames), and wait for the driver's next job —
-        returned as (number, graph, sinks in driver, restore, sys.path) — or for it to say exit or
-        go away (None).
+        returned as (number, graph, sinks in driver, restore, sys.path, working directory) — or
+        for it to say exit or go away (None).
 
         The other workers' connections are not read here: a worker that started the next job
         already may be sending its frames, which its next task reads (credits of the last job
@@ -341,6 +343,7 @@ def run_worker_from_fds(
     graph_bytes: bytes,
     peer_indexes: list[int],
     sys_path: list[str],
+    cwd: str | None,
     sinks_in_driver: bool,
     restore_bytes: bytes | None = None,
 ) -> None:
@@ -348,7 +351,7 @@ def run_worker_from_fds(
     import socket
 
     sockets = {k: socket.socket(fileno=fd) for k, fd in zip(peer_indexes, fds, strict=True)}
-    run_worker(index, graph_bytes, sockets, sys_path, sinks_in_driver, restore_bytes)
+    run_worker(index, graph_bytes, sockets, sys_path, cwd, sinks_in_driver, restore_bytes)
 
 
 def run_worker(
@@ -356,13 +359,17 @@ def run_worker(
     graph_bytes: bytes,
     sockets: dict,
     sys_path: list[str],
+    cwd: str | None,
     sinks_in_driver: bool,
     restore_bytes: bytes | None = None,
 ) -> None:
     """Run worker ``index`` (1-based; 0 is the driver) until the driver lets it exit: its first
-    job, and the next ones the driver sends."""
+    job, and the next ones the driver sends. Each job runs in the driver's working directory
+    (``cwd``, as the driver sends it with the job; the fork server's may be another)."""
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which cancels us
+    if cwd is not None:
+        os.chdir(cwd)
     sys.path[:] = sys_path
     peers = {k: wire.Peer(k, s) for k, s in sockets.items()}
     try:

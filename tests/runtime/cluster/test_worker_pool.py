@@ -455,3 +455,54 @@ def test_a_worker_the_job_left_a_thread_in_is_not_kept(caplog):
     job3, results = _run(build)  # fresh workers
     assert _finals(results) == expected
     assert set(job3.pids).isdisjoint(job2.pids)
+
+
+def _cwds(env):
+    return env.from_source(NumberSequenceSource(0, 99), None, "n").map(lambda x: os.getcwd())
+
+
+class _ChangesDirectory:
+    def __init__(self, to):
+        self.to = to
+
+    def open(self, runtime_context):
+        os.chdir(self.to)
+
+    def close(self):
+        pass
+
+    def map(self, value):
+        return os.getcwd()
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_workers_run_each_job_in_the_drivers_working_directory(tmp_path, monkeypatch, kept):
+    """Relative paths mean in the workers what they mean in the driver when it runs the job (as
+    at parallelism 1 in-process), whether the workers are kept from a job started elsewhere or
+    forked anew by a fork server started there."""
+    _run(_cwds)
+    if not kept:
+        release_workers()
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    _, results = _run(_cwds)
+    assert set(results) == {str(first)}
+    monkeypatch.chdir(second)
+    _, results = _run(_cwds)
+    assert set(results) == {str(second)}
+
+
+def test_a_job_that_changed_directory_leaves_the_next_job_in_the_drivers(tmp_path, monkeypatch):
+    from flinkcore.datastream.functions import MapFunction
+
+    class Changes(_ChangesDirectory, MapFunction):
+        pass
+
+    monkeypatch.chdir(tmp_path)
+    job1, results = _run(lambda env: _cwds(env).map(Changes("/")))
+    assert set(results) == {"/"}
+    job2, results = _run(_cwds)
+    assert job2.pids == job1.pids
+    assert set(results) == {str(tmp_path)}
