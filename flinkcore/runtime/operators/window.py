@@ -375,7 +375,49 @@ class MergingWindowSet:
 # --------------------------------------------------------------------------------------------
 
 
-class WindowOperator(AbstractStreamOperator):
+class _WindowOperatorBase(AbstractStreamOperator):
+    """What the window operators share: the keyed-stream check, the window function's life
+    cycle and the contexts it is given, and the results buffered per batch (``_flush``)."""
+
+    def open(self) -> None:
+        if self.state_backend is None:
+            raise RuntimeError("the window operator needs a keyed stream: call key_by() before window()")
+        self._open_state()
+        self.runtime_context = _RuntimeContext(self)
+        self._ctx = _WindowContext(self)
+        self._out_values: list = []
+        self._out_ts: list = []
+        if self.function.open is not None:
+            self.function.open(self.runtime_context)
+
+    def _open_state(self) -> None:
+        """The operator's own part of :meth:`open`, before the window function opens."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self.function.close is not None:
+            self.function.close()
+
+    def processing_time(self) -> int:
+        pts = self.context.processing_time_service
+        if pts is None:
+            import time
+
+            return int(time.time() * 1000)
+        return pts.current_processing_time()
+
+    def _flush(self) -> None:
+        if self._out_values:
+            values, ts = self._out_values, self._out_ts
+            self._out_values, self._out_ts = [], []
+            self.output.collect(values, ts)
+
+    def end_input(self) -> None:
+        self._flush()
+        super().end_input()
+
+
+class WindowOperator(_WindowOperatorBase):
     """Flink's WindowOperator (and EvictingWindowOperator when ``evictor`` is given)."""
 
     def __init__(
@@ -413,10 +455,8 @@ class WindowOperator(AbstractStreamOperator):
         self.num_late_records_dropped = 0
 
     # -- life cycle ------------------------------------------------------------------------------
-    def open(self) -> None:
+    def _open_state(self) -> None:
         backend = self.state_backend
-        if backend is None:
-            raise RuntimeError("the window operator needs a keyed stream: call key_by() before window()")
         if self.evictor is not None:
             self._contents = backend.get_or_create_state(ListStateDescriptor("window-contents"))
         else:
@@ -424,24 +464,6 @@ class WindowOperator(AbstractStreamOperator):
         self._list_contents = self.evictor is not None or self.state_spec.kind == "list"
         self._merging_sets = backend.get_or_create_state(ValueStateDescriptor("merging-window-set"))
         self.timer_service = self.get_internal_timer_service("window-timers", self)
-        self.runtime_context = _RuntimeContext(self)
-        self._ctx = _WindowContext(self)
-        self._out_values: list = []
-        self._out_ts: list = []
-        if self.function.open is not None:
-            self.function.open(self.runtime_context)
-
-    def close(self) -> None:
-        if self.function.close is not None:
-            self.function.close()
-
-    def processing_time(self) -> int:
-        pts = self.context.processing_time_service
-        if pts is None:
-            import time
-
-            return int(time.time() * 1000)
-        return pts.current_processing_time()
 
     # -- records --------------------------------------------------------------------------------
     def process_batch(self, values: list, timestamps: list | None) -> None:
@@ -669,16 +691,6 @@ class WindowOperator(AbstractStreamOperator):
                 out_v.append(item)
                 out_t.append(ts)
 
-    def _flush(self) -> None:
-        if self._out_values:
-            values, ts = self._out_values, self._out_ts
-            self._out_values, self._out_ts = [], []
-            self.output.collect(values, ts)
-
-    def end_input(self) -> None:
-        self._flush()
-        super().end_input()
-
 
 # --------------------------------------------------------------------------------------------
 # Tumbling / sliding event-time windows with the default trigger
@@ -751,7 +763,50 @@ def _kernel_functions(spec: WindowStateSpec) -> tuple[int, Any, Any]:
     return 2, None, None
 
 
-class AlignedWindowOperator(AbstractStreamOperator):
+_NO_TIMESTAMPS = (
+    "Record has no timestamp. Did you forget to call "
+    "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
+)
+
+
+class _CompiledWindowOperator(_WindowOperatorBase):
+    """What the aligned and the session window operators share: records the compiled loop
+    (``_compiled_batch``) takes, also fused after a timestamp assigner, and late records."""
+
+    def _compiled_batch(self, values: list, timestamps: list | None, extract: Any, pre: Any) -> list:
+        raise NotImplementedError
+
+    _failure = loop_failure
+
+    def fused_batch(
+        self, values: list, timestamps: list | None, extract: Any, names: tuple, pre: Any = None
+    ) -> list:
+        """A batch from a fused timestamp assigner ``extract`` (the runtime's fusion of
+        TimestampsAndWatermarks [-> Map] -> window, runtime/fusion.py), with ``pre`` the fused
+        map's function or None; ``names`` are the assigner's and the map's operator names.
+        Returns the batch's timestamps for the watermark generator: ``[max int timestamp,
+        *non-int ones]``."""
+        cur = self._cursor
+        cur.reset()
+        self._fused_names = names
+        others = self._compiled_batch(values, timestamps, extract, pre)
+        self._flush()
+        return [cur.max_ts, *others] if values else []
+
+    @property
+    def fusable(self) -> bool:
+        """True when :meth:`fused_batch` may take this operator's batches (the compiled loop)."""
+        return self._use_compiled
+
+    def _late(self, value: Any, ts: int) -> None:
+        if ts + self.allowed_lateness <= self.current_watermark:
+            if self.late_data_tag is not None:
+                self.output.collect_side(self.late_data_tag, [value], [ts])
+            else:
+                self.num_late_records_dropped += 1
+
+
+class AlignedWindowOperator(_CompiledWindowOperator):
     """Tumbling and sliding event-time windows with EventTimeTrigger and no evictor.
 
     The same observable behaviour as :class:`WindowOperator` with those settings (fire at
@@ -798,13 +853,7 @@ class AlignedWindowOperator(AbstractStreamOperator):
         self._restored_fired: set[int] = set()
 
     # -- life cycle ------------------------------------------------------------------------------
-    def open(self) -> None:
-        if self.state_backend is None:
-            raise RuntimeError("the window operator needs a keyed stream: call key_by() before window()")
-        self.runtime_context = _RuntimeContext(self)
-        self._ctx = _WindowContext(self)
-        self._out_values: list = []
-        self._out_ts: list = []
+    def _open_state(self) -> None:
         spec = self.state_spec
         if spec.kind == "aggregating":
             self._create = spec.aggregate.create_accumulator
@@ -823,28 +872,11 @@ class AlignedWindowOperator(AbstractStreamOperator):
             if type(panes) is not self._new_panes:
                 converted = self._panes[start] = self._new_panes()
                 converted.update(panes)
-        if self.function.open is not None:
-            self.function.open(self.runtime_context)
-
-    def close(self) -> None:
-        if self.function.close is not None:
-            self.function.close()
-
-    def processing_time(self) -> int:
-        pts = self.context.processing_time_service
-        if pts is None:
-            import time
-
-            return int(time.time() * 1000)
-        return pts.current_processing_time()
 
     # -- records --------------------------------------------------------------------------------
     def process_batch(self, values: list, timestamps: list | None) -> None:
         if timestamps is None:
-            raise ValueError(
-                "Record has no timestamp. Did you forget to call "
-                "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
-            )
+            raise ValueError(_NO_TIMESTAMPS)
         if self.slide == self.size:
             self._tumbling(values, timestamps)
         else:
@@ -1011,27 +1043,7 @@ class AlignedWindowOperator(AbstractStreamOperator):
                 raise UserCodeError(self.name, value, e) from e
             i += 1
 
-    _failure = loop_failure
-
-    def fused_batch(
-        self, values: list, timestamps: list | None, extract: Any, names: tuple, pre: Any = None
-    ) -> list:
-        """A batch from a fused timestamp assigner ``extract`` (the runtime's fusion of
-        TimestampsAndWatermarks [-> Map] -> window, runtime/fusion.py), with ``pre`` the fused
-        map's function or None; ``names`` are the assigner's and the map's operator names.
-        Returns the batch's timestamps for the watermark generator: ``[max int timestamp,
-        *non-int ones]``."""
-        cur = self._cursor
-        cur.reset()
-        self._fused_names = names
-        others = self._tumbling_compiled(values, timestamps, extract, pre)
-        self._flush()
-        return [cur.max_ts, *others] if values else []
-
-    @property
-    def fusable(self) -> bool:
-        """True when :meth:`fused_batch` may take this operator's batches (compiled tumbling)."""
-        return self._use_compiled
+    _compiled_batch = _tumbling_compiled
 
     def _late_record(self, value: Any, key: Any, ts: int, start: int) -> None:
         """A record for an already fired window: late firing within lateness, else late."""
@@ -1066,13 +1078,6 @@ class AlignedWindowOperator(AbstractStreamOperator):
             # EventTimeTrigger: the watermark is past the window, fire it again at once.
             self._fire_key(self.window_factory(start, start + self.size), key, panes[key])
         return True
-
-    def _late(self, value: Any, ts: int) -> None:
-        if ts + self.allowed_lateness <= self.current_watermark:
-            if self.late_data_tag is not None:
-                self.output.collect_side(self.late_data_tag, [value], [ts])
-            else:
-                self.num_late_records_dropped += 1
 
     # -- firing ---------------------------------------------------------------------------------
     def _contents(self, stored: Any) -> Any:
@@ -1157,16 +1162,6 @@ class AlignedWindowOperator(AbstractStreamOperator):
         self._flush()
         self.output.emit_watermark(watermark)
 
-    def _flush(self) -> None:
-        if self._out_values:
-            values, ts = self._out_values, self._out_ts
-            self._out_values, self._out_ts = [], []
-            self.output.collect(values, ts)
-
-    def end_input(self) -> None:
-        self._flush()
-        super().end_input()
-
     # -- snapshots ------------------------------------------------------------------------------
     def snapshot_operator_state(self) -> Any:
         """The panes, serialized now in one C pass (later in-place changes to accumulators cannot
@@ -1240,7 +1235,7 @@ def _concat(a: list, b: list) -> list:
     return a
 
 
-class SessionWindowOperator(AbstractStreamOperator):
+class SessionWindowOperator(_CompiledWindowOperator):
     """Event-time sessions with a static gap, EventTimeTrigger, no evictor, no allowed lateness.
 
     The same observable behaviour as :class:`WindowOperator` with ``EventTimeSessionWindows``
@@ -1283,13 +1278,7 @@ class SessionWindowOperator(AbstractStreamOperator):
         # heap would pay log(n) tuple comparisons per move).
         self._wheel: dict[int, list] = {}
 
-    def open(self) -> None:
-        if self.state_backend is None:
-            raise RuntimeError("the window operator needs a keyed stream: call key_by() before window()")
-        self.runtime_context = _RuntimeContext(self)
-        self._ctx = _WindowContext(self)
-        self._out_values: list = []
-        self._out_ts: list = []
+    def _open_state(self) -> None:
         spec = self.state_spec
         kind = spec.kind
         if kind == "aggregating":
@@ -1314,27 +1303,10 @@ class SessionWindowOperator(AbstractStreamOperator):
         self._key_index = key_index_of(self.key_selector)
         self._use_compiled = _compiled is not None
         self._cursor = _compiled.Cursor() if _compiled is not None else None
-        if self.function.open is not None:
-            self.function.open(self.runtime_context)
-
-    def close(self) -> None:
-        if self.function.close is not None:
-            self.function.close()
-
-    def processing_time(self) -> int:
-        pts = self.context.processing_time_service
-        if pts is None:
-            import time
-
-            return int(time.time() * 1000)
-        return pts.current_processing_time()
 
     def process_batch(self, values: list, timestamps: list | None) -> None:
         if timestamps is None:
-            raise ValueError(
-                "Record has no timestamp. Did you forget to call "
-                "'data_stream.assign_timestamps_and_watermarks(...)' before an event-time window?"
-            )
+            raise ValueError(_NO_TIMESTAMPS)
         if self._use_compiled:
             self._cursor.reset()
             self._sessions_compiled(values, timestamps)
@@ -1442,22 +1414,7 @@ class SessionWindowOperator(AbstractStreamOperator):
                 raise UserCodeError(self.name, value, e) from e
             i += 1
 
-    _failure = loop_failure
-
-    def fused_batch(
-        self, values: list, timestamps: list | None, extract: Any, names: tuple, pre: Any = None
-    ) -> list:
-        """As :meth:`AlignedWindowOperator.fused_batch`."""
-        cur = self._cursor
-        cur.reset()
-        self._fused_names = names
-        others = self._sessions_compiled(values, timestamps, extract, pre)
-        self._flush()
-        return [cur.max_ts, *others] if values else []
-
-    @property
-    def fusable(self) -> bool:
-        return self._use_compiled
+    _compiled_batch = _sessions_compiled
 
     def _add_slow(self, key: Any, value: Any, ts: int, end: int) -> None:
         """Merge the new window ``[ts, end)`` with every session of ``key`` it overlaps."""
@@ -1507,13 +1464,6 @@ class SessionWindowOperator(AbstractStreamOperator):
             self._wheel[bucket] = [s]
         else:
             entries.append(s)
-
-    def _late(self, value: Any, ts: int) -> None:
-        if ts <= self.current_watermark:
-            if self.late_data_tag is not None:
-                self.output.collect_side(self.late_data_tag, [value], [ts])
-            else:
-                self.num_late_records_dropped += 1
 
     def _due_sessions(self, due_buckets: list, watermark: int) -> list:
         """The Python twin of ``window_udf.due_sessions`` (the multi-session keys handled too)."""
@@ -1601,16 +1551,6 @@ class SessionWindowOperator(AbstractStreamOperator):
                     self._out_ts.append(ts)
         if fn.clear is not None:
             fn.clear(window, self._ctx)
-
-    def _flush(self) -> None:
-        if self._out_values:
-            values, ts = self._out_values, self._out_ts
-            self._out_values, self._out_ts = [], []
-            self.output.collect(values, ts)
-
-    def end_input(self) -> None:
-        self._flush()
-        super().end_input()
 
     def open_sessions(self) -> int:
         """Number of sessions currently held (for tests and memory checks)."""
