@@ -150,6 +150,9 @@ class _Worker:
         #: control messages from the driver that came with the next job's message, for its task
         self._early: list = []
         self._modules = _UserModules()
+        #: the driver's working directory for the job (None: it had none), where :meth:`run`
+        #: runs it, also when the last job here moved elsewhere
+        self.cwd: str | None = None
         #: the root handler: every record goes to the driver (see :mod:`~flinkcore.runtime.cluster.logs`)
         self._logs = logs.Forwarder()
         self._logs.install(None)
@@ -190,13 +193,13 @@ class _Worker:
         if self._logs.pending:
             self.driver.send(wire.CONTROL, 0, wire.encode_control(("log", self._logs.take())))
 
-    def serve(self, graph_bytes: bytes, sinks_in_driver: bool, restore_bytes: bytes | None) -> None:
+    def serve(
+        self, graph_bytes: bytes, sinks_in_driver: bool, restore_bytes: bytes | None, cwd: str | None
+    ) -> None:
         """Run the first job, then every next one the driver sends, until it lets us exit."""
-        job: tuple | None = (1, graph_bytes, sinks_in_driver, restore_bytes, None, None)
+        job: tuple | None = (1, graph_bytes, sinks_in_driver, restore_bytes, None, cwd)
         while job is not None:
-            number, graph_bytes, sinks_in_driver, restore_bytes, sys_path, cwd = job
-            if cwd is not None:
-                os.chdir(cwd)  # the driver's, also where the last job left another
+            number, graph_bytes, sinks_in_driver, restore_bytes, sys_path, self.cwd = job
             if sys_path is not None:
                 self._modules.drop(sys_path)
             if PROFILE_ENV in os.environ:
@@ -226,6 +229,8 @@ class _Worker:
         self.reusable = False
         threads = set(threading.enumerate())
         try:
+            if self.cwd is not None:
+                os.chdir(self.cwd)
             if job > 1:  # the same workers as the last job: the rings are there
                 for p in self.peers.values():
                     if p is not self.driver:
@@ -368,12 +373,10 @@ def run_worker(
     (``cwd``, as the driver sends it with the job; the fork server's may be another)."""
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which cancels us
-    if cwd is not None:
-        os.chdir(cwd)
     sys.path[:] = sys_path
     peers = {k: wire.Peer(k, s) for k, s in sockets.items()}
     try:
-        _Worker(index, peers).serve(graph_bytes, sinks_in_driver, restore_bytes)
+        _Worker(index, peers).serve(graph_bytes, sinks_in_driver, restore_bytes, cwd)
     finally:
         for p in peers.values():
             p.close()
