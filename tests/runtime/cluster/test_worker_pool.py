@@ -468,9 +468,6 @@ class _ChangesDirectory:
     def open(self, runtime_context):
         os.chdir(self.to)
 
-    def close(self):
-        pass
-
     def map(self, value):
         return os.getcwd()
 
