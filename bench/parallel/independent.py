@@ -110,8 +110,9 @@ def main() -> None:
         events = events_for(workload, args.n)
         for p in (1, 2):
             for i in range(p):
+                part = _part(events.key, i, p, args.split)
                 for c in ("key", "value", "ts"):
-                    column = getattr(events, c)[_part(events.key, i, p, args.split)]
+                    column = getattr(events, c)[part]
                     np.save(os.path.join(directory, f"{c}-{p}-{i}.npy"), np.ascontiguousarray(column))
         job = jobs.JOBS[args.job]
         jobs.prepare(events, 2)
