@@ -503,3 +503,32 @@ def test_a_job_that_changed_directory_leaves_the_next_job_in_the_drivers(tmp_pat
     job2, results = _run(_cwds)
     assert job2.pids == job1.pids
     assert set(results) == {str(tmp_path)}
+
+
+def _pool_option(env):
+    return (
+        env.from_collection([0, 1], type_info=Types.INT())
+        .rebalance()
+        .map(lambda _: os.environ.get("MIMALLOC_PURGE_DELAY", "unset"))
+    )
+
+
+def test_the_allocator_option_of_the_workers_is_not_in_their_environment():
+    """The fork server sets Arrow's pool option in its environment only while its imports start
+    the pool: a worker's os.environ stays the driver's."""
+    assert "MIMALLOC_PURGE_DELAY" not in os.environ
+    release_workers()
+    _, results = _run(_pool_option)
+    assert results == ["unset", "unset"]
+
+
+def test_keeping_freed_memory_leaves_an_option_the_user_set(monkeypatch):
+    from flinkcore.runtime.cluster import forkserver
+
+    with forkserver.keeping_freed_memory():
+        assert os.environ["MIMALLOC_PURGE_DELAY"] == "-1"
+    assert "MIMALLOC_PURGE_DELAY" not in os.environ
+    monkeypatch.setenv("MIMALLOC_PURGE_DELAY", "100")
+    with forkserver.keeping_freed_memory():
+        assert os.environ["MIMALLOC_PURGE_DELAY"] == "100"
+    assert os.environ["MIMALLOC_PURGE_DELAY"] == "100"
