@@ -8,7 +8,8 @@ server, which this process starts, so ``perf record`` follows them without ``-a`
 
 START and END are the times (CLOCK_MONOTONIC, as ``-k mono`` records) printed on the lines
 ``timed runs start`` and ``timed runs end``: between them run only the timed runs, each of which
-prints its wall and CPU time (driver + workers).
+prints its wall and CPU time (driver + workers) and when it ran (``perf report --time`` of one run;
+``perf script -F pid,time`` between those marks shows when each process was busy).
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ def main() -> None:
     print(f"timed runs start {time.clock_gettime(time.CLOCK_MONOTONIC):.6f}", flush=True)
     for _ in range(repeats):
         wall, cpu, out = run._measure(job, events, p)
-        print(f"{name} p{p} n={n:,}: wall {wall:.3f} s CPU {cpu:.3f} s results {out[0]}", flush=True)
+        end = time.clock_gettime(time.CLOCK_MONOTONIC)
+        print(
+            f"{name} p{p} n={n:,}: wall {wall:.3f} s CPU {cpu:.3f} s results {out[0]} "
+            f"(run {end - wall:.6f} to {end:.6f})",
+            flush=True,
+        )
     print(f"timed runs end {time.clock_gettime(time.CLOCK_MONOTONIC):.6f}", flush=True)
 
 
