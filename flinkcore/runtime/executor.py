@@ -30,7 +30,7 @@ from flinkcore.runtime.exchange import InputGate, connected_targets, make_writer
 from flinkcore.runtime.graph import StreamGraph, StreamNode
 from flinkcore.runtime.operators.base import Input, OperatorContext, Output
 from flinkcore.runtime.processing_time import ProcessingTimeService, SystemClock
-from flinkcore.runtime.sources import END
+from flinkcore.runtime.sources import END, reader_states
 from flinkcore.state.heap import HeapKeyedStateBackend
 from flinkcore.state.key_groups import key_group_range_for
 
@@ -315,9 +315,10 @@ class Job:
                 continue
             if node.is_source:
                 states = entry.get("source", [])
-                for i, reader in enumerate(insts):
-                    if i < len(states):
-                        reader.restore_state(states[i])
+                if states:
+                    new = reader_states(node.source, states, len(insts))
+                    for reader, state in zip(insts, new, strict=True):
+                        reader.restore_state(state)
             else:
                 states = entry.get("operator", [])
                 for op in insts:

@@ -29,18 +29,20 @@ class _HeldReader(SourceReader):
     def __init__(self, reader: Any, gate: str) -> None:
         self.reader = reader
         self.gate = gate
-        self.hold_at = reader.first + (reader.end - reader.first) // 2
+        self.before_hold = reader.remaining() // 2  # records to pass before waiting for the gate
 
     def open(self, context: Any) -> None:
         self.reader.open(context)
 
     def poll(self, max_records: int) -> Any:
-        position = self.reader.next
-        if position < self.hold_at:
-            max_records = min(max_records, self.hold_at - position)
+        if self.before_hold > 0:
+            max_records = min(max_records, self.before_hold)
         elif not os.path.exists(self.gate):
             return None
-        return self.reader.poll(max_records)
+        got = self.reader.poll(max_records)
+        if isinstance(got, tuple):
+            self.before_hold -= len(got[0])
+        return got
 
     def snapshot_state(self) -> Any:
         return self.reader.snapshot_state()

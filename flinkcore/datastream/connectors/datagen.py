@@ -2,7 +2,9 @@
 
 ``DataGeneratorSource(lambda i: (i % 10, float(i)), count=1_000_000, records_per_second=None)``:
 index ``i`` runs over ``0..count-1`` (forever when ``count`` is None), split over subtasks in
-contiguous ranges as Flink's DataGeneratorSource does.
+contiguous ranges as Flink's DataGeneratorSource does (unbounded: subtask ``i`` of ``p`` takes
+``i, i + p, ...``). Restored at another parallelism, the new subtasks split what the old ones had
+left (``Source.rescale_states``).
 """
 
 from __future__ import annotations
@@ -12,52 +14,55 @@ from collections.abc import Callable
 from typing import Any
 
 from flinkcore.runtime.operators.base import UserCodeError
-from flinkcore.runtime.sources import END, Source, SourceReader
+from flinkcore.runtime.sources import END, IndexReader, IndexSource, SourceReader
 
 __all__ = ["DataGeneratorSource"]
 
 
-class _GeneratorReader(SourceReader):
-    def __init__(self, fn: Callable[[int], Any], start: int, end: int | None, rate: float | None) -> None:
+class _GeneratorReader(IndexReader):
+    """``fn`` of the indexes of its sequences, at most ``rate`` records per second (counted from
+    when it first polls, or from its restore)."""
+
+    def __init__(self, fn: Callable[[int], Any], sequences: list, rate: float | None) -> None:
+        super().__init__(sequences)
         self.fn = fn
-        self.next = start
-        self.first = start
-        self.end = end
         self.rate = rate
+        self.emitted = 0
         self.t0: float | None = None
 
     def poll(self, max_records: int):
-        if self.end is not None and self.next >= self.end:
+        if not self.sequences:
             return END
         n = max_records
         if self.rate is not None:
             now = time.monotonic()
             if self.t0 is None:
                 self.t0 = now
-            allowed = int((now - self.t0) * self.rate) - (self.next - self.first) + 1
+            allowed = int((now - self.t0) * self.rate) - self.emitted + 1
             if allowed <= 0:
                 return None
             n = min(n, allowed)
-        stop = self.next + n if self.end is None else min(self.next + n, self.end)
-        it = iter(range(self.next, stop))
+        indexes = self.take(n)
+        it = iter(indexes)
         try:
             out = list(map(self.fn, it))
         except Exception as e:
-            failed = stop - it.__length_hint__() - 1
+            failed = indexes[len(indexes) - it.__length_hint__() - 1]
             raise UserCodeError("DataGeneratorSource", failed, e, where="index") from e
-        self.next = stop
+        self.emitted += len(out)
         return out, None
 
-    def snapshot_state(self) -> Any:
-        return self.next
-
     def restore_state(self, state: Any) -> None:
-        # the rate limit counts from the restored position, not from the original start
-        self.next = self.first = int(state)
+        if isinstance(state, int):  # a snapshot from before the sequences: the next index (bounded), or
+            # how many of its indexes i, i + p, ... it had generated (unbounded)
+            first, stop, step = self.sequences[0] if self.sequences else (state, state, 1)
+            state = [[first + int(state) * step if stop is None else int(state), stop, step]]
+        super().restore_state(state)
+        self.emitted = 0  # the rate limit counts from the restored position
         self.t0 = None
 
 
-class DataGeneratorSource(Source):
+class DataGeneratorSource(IndexSource):
     parallel = True
 
     def __init__(
@@ -82,10 +87,8 @@ class DataGeneratorSource(Source):
 
     def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader:
         rate = None if self.rate is None else self.rate / parallelism
-        if self.count is None:
-            # unbounded: subtask i generates indexes i, i + p, ... mapped onto its own counter
-            fn, p, i = self.fn, parallelism, subtask_index
-            return _GeneratorReader(lambda k: fn(k * p + i), 0, None, rate)
+        if self.count is None:  # unbounded: subtask i generates indexes i, i + p, i + 2p, ...
+            return _GeneratorReader(self.fn, [(subtask_index, None, parallelism)], rate)
         lo = self.count * subtask_index // parallelism
         hi = self.count * (subtask_index + 1) // parallelism
-        return _GeneratorReader(self.fn, lo, hi, rate)
+        return _GeneratorReader(self.fn, [(lo, hi, 1)], rate)

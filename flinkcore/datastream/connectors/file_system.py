@@ -64,6 +64,11 @@ def _list_files(paths: list[str]) -> list[str]:
     return out
 
 
+def _owner(path: str, parallelism: int) -> int:
+    """The subtask that reads file ``path``."""
+    return zlib.crc32(path.encode()) % parallelism
+
+
 class _LineReader(SourceReader):
     def __init__(self, source: FileSource, index: int, parallelism: int) -> None:
         self.source = source
@@ -74,11 +79,13 @@ class _LineReader(SourceReader):
         self.current: Any = None
         self.current_path: str | None = None
         self.offset = 0  # lines read of the current file
+        #: pending file -> lines of it read before a restored snapshot
+        self.skip: dict[str, int] = {}
         self.next_scan = 0.0
         self.charset = source.format.charset
 
     def _mine(self, path: str) -> bool:
-        return zlib.crc32(path.encode()) % self.parallelism == self.index
+        return _owner(path, self.parallelism) == self.index
 
     def _scan(self) -> None:
         for f in _list_files(self.source.paths):
@@ -109,6 +116,9 @@ class _LineReader(SourceReader):
             if self.pending:
                 self.current_path = self.pending.pop(0)
                 self.current = open(self.current_path, encoding=self.charset, newline="")
+                self.offset = self.skip.pop(self.current_path, 0)
+                for _ in range(self.offset):  # lines read before the snapshot this reader restored
+                    self.current.readline()
                 continue
             if self.source.interval_ms is None:
                 return END
@@ -126,20 +136,16 @@ class _LineReader(SourceReader):
             "pending": list(self.pending),
             "current": self.current_path,
             "offset": self.offset,
+            "skip": dict(self.skip),
         }
 
     def restore_state(self, state: Any) -> None:
         self.seen = set(state["seen"])
         self.pending = list(state["pending"])
-        if state["current"]:
+        self.skip = dict(state.get("skip", {}))
+        if state["current"]:  # read on from where it was (the next poll opens it and skips)
             self.pending.insert(0, state["current"])
-            self._skip = state["offset"]
-            path = self.pending.pop(0)
-            self.current = open(path, encoding=self.charset, newline="")
-            self.current_path = path
-            for _ in range(state["offset"]):
-                self.current.readline()
-            self.offset = state["offset"]
+            self.skip[state["current"]] = state["offset"]
 
     def close(self) -> None:
         if self.current is not None:
@@ -164,6 +170,31 @@ class FileSource(Source):
 
     def create_reader(self, subtask_index: int, parallelism: int) -> SourceReader:
         return _LineReader(self, subtask_index, parallelism)
+
+    def rescale_states(self, states: list, parallelism: int) -> list:
+        """The files the readers had not finished (with the lines read of each), given to their
+        owners at ``parallelism`` (the same rule by path as new files); every reader knows every
+        file any reader had seen, so none is read again."""
+        seen: set[str] = set()
+        unfinished: list[tuple[str, int]] = []
+        for state in states:
+            if state is None:
+                continue
+            seen.update(state["seen"])
+            skip = state.get("skip", {})
+            if state["current"]:
+                unfinished.append((state["current"], state["offset"]))
+            unfinished += [(path, skip.get(path, 0)) for path in state["pending"]]
+        new = [
+            {"seen": sorted(seen), "pending": [], "current": None, "offset": 0, "skip": {}}
+            for _ in range(parallelism)
+        ]
+        for path, read in unfinished:
+            state = new[_owner(path, parallelism)]
+            state["pending"].append(path)
+            if read:
+                state["skip"][path] = read
+        return new
 
     class FileSourceBuilder:
         def __init__(self, paths: list[str], fmt: StreamFormat) -> None:

@@ -5,32 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from flinkcore.common.typeinfo import Types
-from flinkcore.runtime.sources import END, Source, SourceReader
+from flinkcore.runtime.sources import IndexReader, IndexSource, SourceReader
 
 __all__ = ["NumberSequenceSource"]
 
 
-class _RangeReader(SourceReader):
-    def __init__(self, start: int, end: int) -> None:
-        self.next = start
-        self.end = end  # exclusive
-
-    def poll(self, max_records: int):
-        if self.next >= self.end:
-            return END
-        stop = min(self.next + max_records, self.end)
-        out = list(range(self.next, stop))
-        self.next = stop
-        return out, None
-
-    def snapshot_state(self) -> Any:
-        return self.next
+class _RangeReader(IndexReader):
+    """The longs of its ranges (``IndexReader``: the numbers are the indexes)."""
 
     def restore_state(self, state: Any) -> None:
-        self.next = int(state)
+        if isinstance(state, int):  # a snapshot from before the ranges: the next number of its range
+            first, stop, step = self.sequences[0] if self.sequences else (state, state, 1)
+            state = [[int(state), stop, step]]
+        super().restore_state(state)
 
 
-class NumberSequenceSource(Source):
+class NumberSequenceSource(IndexSource):
     bounded = True
     parallel = True
 
@@ -48,4 +38,4 @@ class NumberSequenceSource(Source):
         n = self.end - self.start + 1
         lo = self.start + n * subtask_index // parallelism
         hi = self.start + n * (subtask_index + 1) // parallelism
-        return _RangeReader(lo, hi)
+        return _RangeReader([(lo, hi, 1)])

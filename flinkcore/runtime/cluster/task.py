@@ -43,7 +43,7 @@ from flinkcore.runtime.exchange import GateChannel, InputGate, connected_targets
 from flinkcore.runtime.executor import Router, SourceInstance, columnar_batch_size
 from flinkcore.runtime.graph import StreamGraph, StreamNode
 from flinkcore.runtime.operators.base import Input, OperatorContext
-from flinkcore.runtime.sources import END
+from flinkcore.runtime.sources import END, reader_states
 from flinkcore.state.heap import HeapKeyedStateBackend
 from flinkcore.state.key_groups import key_group_range_for
 
@@ -461,8 +461,8 @@ class SlotTask:
                     continue
                 if node.is_source:
                     states = entry.get("source", [])
-                    if i < len(states):
-                        inst.restore_state(states[i])
+                    if states:
+                        inst.restore_state(reader_states(node.source, states, node.parallelism)[i])
                 else:
                     inst.restore_state(entry.get("operator", []))
         for node in reversed(self.graph.topological_order()):
