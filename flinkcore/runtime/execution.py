@@ -29,6 +29,7 @@ from flinkcore.runtime.executor import Job
 from flinkcore.runtime.graph import StreamGraph
 from flinkcore.runtime.registry import JobRegistration
 from flinkcore.runtime.restart import NoRestart, RestartPolicy
+from flinkcore.state.checkpoint_storage import IncompatibleSnapshotError
 
 __all__ = ["JobExecution"]
 
@@ -172,7 +173,7 @@ class JobExecution:
                     break
                 except Exception as failure:
                     self._stop_quietly(coordinator)
-                    if self.cancelled:
+                    if self.cancelled or isinstance(failure, IncompatibleSnapshotError):
                         raise
                     delay_ms = self.restart_policy.on_failure(int(time.time() * 1000))
                     if delay_ms is None:

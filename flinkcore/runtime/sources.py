@@ -18,6 +18,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from flinkcore.state.checkpoint_storage import IncompatibleSnapshotError
+
 __all__ = [
     "END",
     "CollectionSource",
@@ -75,7 +77,7 @@ class Source(ABC):
         some records twice and others never (a position means nothing in another subtask's share)."""
         if all(state is None for state in states):
             return [None] * parallelism
-        raise ValueError(
+        raise IncompatibleSnapshotError(
             f"source {type(self).__name__} cannot be restored at parallelism {parallelism} from a snapshot "
             f"of {len(states)} subtasks: it does not say how its readers' positions split "
             "(Source.rescale_states); restore it at its old parallelism"
@@ -89,7 +91,7 @@ def reader_states(source: Source, states: list, parallelism: int) -> list:
         return list(states)
     new = source.rescale_states(list(states), parallelism)
     if len(new) != parallelism:
-        raise ValueError(
+        raise IncompatibleSnapshotError(
             f"source {type(source).__name__}: rescale_states gave {len(new)} reader states for parallelism "
             f"{parallelism}"
         )

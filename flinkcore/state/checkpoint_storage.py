@@ -39,6 +39,13 @@ class CorruptCheckpointError(Exception):
     """A checkpoint or savepoint directory that is incomplete or whose files fail their checksums."""
 
 
+class IncompatibleSnapshotError(ValueError):
+    """A snapshot this job cannot restore (another max parallelism, a source that cannot split its
+    readers' positions over another parallelism, a state format it does not read): restarting
+    cannot help, so the job fails at once, under any restart strategy (Flink fails such a job when
+    it starts)."""
+
+
 def storage_path(uri_or_path: str | os.PathLike) -> Path:
     """A local path from a path or a ``file://`` URI (other schemes are not supported yet)."""
     text = os.fspath(uri_or_path)

@@ -49,6 +49,7 @@ from flinkcore.state.backend import (
     ReducingState,
     ValueState,
 )
+from flinkcore.state.checkpoint_storage import IncompatibleSnapshotError
 from flinkcore.state.descriptors import StateDescriptor, StateTtlConfig
 from flinkcore.state.key_groups import key_group_of
 from flinkcore.state.snapshots import DeferredSnapshot, resolve_deferred, snapshots_may_be_deferred
@@ -701,13 +702,13 @@ class LmdbKeyedStateBackend(KeyedStateBackend):
             snap = resolve_deferred(snap)
             if snap.get("backend") == "lmdb":
                 if snap.get("key_format") != SERDE_VERSION:
-                    raise ValueError(
+                    raise IncompatibleSnapshotError(
                         f"LMDB state was written with record format {snap.get('key_format')}, this "
                         f"flinkcore writes format {SERDE_VERSION}: restore it with the flinkcore "
                         "that took it and take a savepoint with the heap backend to migrate"
                     )
                 if snap["max_parallelism"] != self.max_parallelism:
-                    raise ValueError(
+                    raise IncompatibleSnapshotError(
                         f"snapshot was taken with max parallelism {snap['max_parallelism']}, "
                         f"this job has {self.max_parallelism}; max parallelism cannot change on restore"
                     )

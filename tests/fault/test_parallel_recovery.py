@@ -15,7 +15,10 @@ from flinkcore.common.restart_strategy import RestartStrategies
 from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.datastream.connectors.datagen import DataGeneratorSource
 from flinkcore.datastream.connectors.file_system import BucketAssigner, FileSink
+from flinkcore.datastream.state_backend import EmbeddedLmdbStateBackend
 from flinkcore.runtime.cluster import ClusterJob, create_coordinator, create_job
+from flinkcore.runtime.sources import Source
+from flinkcore.state.checkpoint_storage import IncompatibleSnapshotError
 
 sys.path.insert(0, os.path.dirname(__file__))
 import exactly_once_job as job  # noqa: E402
@@ -126,24 +129,26 @@ def test_at_least_once_barriers_lose_nothing_after_a_worker_dies(tmp_path, commi
     assert seen == set(range(n))
 
 
-def _parallel_source_job(env, out, chk, n, rate, parallelism, gate=None):
+def _parallel_source_job(env, out, chk, n, rate, parallelism, gate=None, source=None, keyed=False):
     """The generator at the job's parallelism (each subtask reads its share of the indexes),
-    every record to a file sink: what a restore must commit is each index exactly once."""
+    every record to a file sink: what a restore must commit is each index exactly once. ``keyed``:
+    a running count per key (keyed state) on the way."""
     env.set_parallelism(parallelism)
     env.enable_checkpointing(50)
     env.get_checkpoint_config().set_checkpoint_storage_dir(chk)
-    if gate is None:
-        source = DataGeneratorSource(lambda i: i, count=n, records_per_second=rate)
-    else:
+    if gate is not None:
         source = HeldGenerator(lambda i: i, n, rate, gate)
+    elif source is None:
+        source = DataGeneratorSource(lambda i: i, count=n, records_per_second=rate)
     sink = (
         FileSink.for_row_format(out, Encoder.simple_string_encoder())
         .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
         .build()
     )
-    env.from_source(source, WatermarkStrategy.no_watermarks(), "generator").uid("generator").map(str).uid(
-        "format"
-    ).sink_to(sink).uid("file-sink")
+    records = env.from_source(source, WatermarkStrategy.no_watermarks(), "generator").uid("generator")
+    if keyed:
+        records = records.key_by(lambda i: i % 7).reduce(lambda a, b: b).uid("latest")
+    records.map(str).uid("format").sink_to(sink).uid("file-sink")
 
 
 @pytest.mark.parametrize("new_parallelism", [1, 3])
@@ -168,3 +173,42 @@ def test_a_parallel_sources_savepoint_restores_at_another_parallelism_exactly_on
     _parallel_source_job(env2, out, chk, n, 1e9, new_parallelism)
     env2.execute(f"source at parallelism {new_parallelism}")
     assert sorted(map(int, committed(out))) == list(range(n))
+
+
+class _Positions(DataGeneratorSource):
+    """A generator whose readers keep positions but whose source does not say how they split."""
+
+    def rescale_states(self, states, parallelism):
+        return Source.rescale_states(self, states, parallelism)
+
+
+@pytest.mark.parametrize("change", ["a source that cannot split its positions", "max parallelism (LMDB)"])
+def test_a_snapshot_the_job_cannot_restore_fails_it_at_once_without_restarts(tmp_path, change, processes):
+    """Restarting cannot make such a snapshot fit: the job fails with the reason on its first
+    attempt, under a restart strategy too (before, it restarted with growing delays for ever)."""
+    out, chk, n = str(tmp_path / "out"), str(tmp_path / "chk"), 4_000
+    keyed = change.startswith("max")
+    env = StreamExecutionEnvironment.get_execution_environment()
+    _parallel_source_job(env, out, chk, n, 4_000, 2, gate=str(tmp_path / "gate"), keyed=keyed)
+    env.set_state_backend(EmbeddedLmdbStateBackend())
+    client = env.execute_async("at parallelism 2")
+    _running_cluster_job(client)
+    savepoint = client.stop_with_savepoint(str(tmp_path / "sp")).result(timeout=20)
+    client.get_job_execution_result().result(timeout=20)
+
+    conf = Configuration()
+    conf.set_string("execution.savepoint.path", savepoint)
+    env2 = StreamExecutionEnvironment.get_execution_environment(conf)
+    if change.startswith("a source"):
+        _parallel_source_job(env2, out, chk, n, 1e9, 3, source=_Positions(lambda i: i, count=n))
+        expected = r"source _Positions cannot be restored at parallelism 3 from a snapshot of 2 subtasks"
+    else:
+        _parallel_source_job(env2, out, chk, n, 1e9, 2, keyed=True)
+        env2.set_max_parallelism(64)
+        expected = r"max parallelism 128, this job has 64"
+    env2.set_state_backend(EmbeddedLmdbStateBackend())
+    env2.set_restart_strategy(RestartStrategies.fixed_delay_restart(5, 100))
+    client2 = env2.execute_async("restored")
+    with pytest.raises(IncompatibleSnapshotError, match=expected):
+        client2.get_job_execution_result().result(timeout=30)
+    assert client2._job.restarts == 0

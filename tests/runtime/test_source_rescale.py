@@ -9,6 +9,7 @@ from flinkcore.datastream.connectors.datagen import DataGeneratorSource
 from flinkcore.datastream.connectors.file_system import FileSource, StreamFormat
 from flinkcore.datastream.connectors.number_seq import NumberSequenceSource
 from flinkcore.runtime.sources import END, Source, SourceReader, reader_states, rescale_index_states
+from flinkcore.state.checkpoint_storage import IncompatibleSnapshotError
 
 
 def _drain(reader, max_records=7):
@@ -162,7 +163,8 @@ class _NoState(SourceReader):
 
 def test_a_source_that_does_not_say_how_its_positions_split_is_refused_not_misread():
     assert reader_states(_Positions(), [7, 7], 2) == [7, 7]
-    with pytest.raises(ValueError, match=r"_Positions cannot be restored at parallelism 3 .* 2 subtasks"):
+    refused = r"_Positions cannot be restored at parallelism 3 .* 2 subtasks"
+    with pytest.raises(IncompatibleSnapshotError, match=refused):
         reader_states(_Positions(), [7, 7], 3)
     assert reader_states(_Stateless(), [None, None], 3) == [None, None, None]
 
