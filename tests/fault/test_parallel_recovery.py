@@ -10,14 +10,16 @@ import time
 import pytest
 
 import flinkcore.runtime.execution as execution
-from flinkcore.common import Configuration, Encoder, WatermarkStrategy
+from flinkcore.common import Configuration, Encoder, Types, WatermarkStrategy
 from flinkcore.common.restart_strategy import RestartStrategies
 from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.datastream.connectors.datagen import DataGeneratorSource
 from flinkcore.datastream.connectors.file_system import BucketAssigner, FileSink
+from flinkcore.datastream.functions import KeyedBroadcastProcessFunction
+from flinkcore.datastream.state import MapStateDescriptor
 from flinkcore.datastream.state_backend import EmbeddedLmdbStateBackend
 from flinkcore.runtime.cluster import ClusterJob, create_coordinator, create_job
-from flinkcore.runtime.sources import Source
+from flinkcore.runtime.sources import IndexReader, Source
 from flinkcore.state.checkpoint_storage import IncompatibleSnapshotError
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -212,3 +214,93 @@ def test_a_snapshot_the_job_cannot_restore_fails_it_at_once_without_restarts(tmp
     with pytest.raises(IncompatibleSnapshotError, match=expected):
         client2.get_job_execution_result().result(timeout=30)
     assert client2._job.restarts == 0
+
+
+class _Scale(KeyedBroadcastProcessFunction):
+    """Each record with the factor the broadcast side set (None before it came)."""
+
+    def __init__(self, descriptor):
+        self.descriptor = descriptor
+
+    def process_element(self, value, ctx):
+        factor = ctx.get_broadcast_state(self.descriptor).get("factor")
+        yield f"{value},{None if factor is None else value * factor}"
+
+    def process_broadcast_element(self, value, ctx):
+        ctx.get_broadcast_state(self.descriptor).put(value[0], value[1])
+
+
+def test_checkpoints_go_on_after_a_bounded_side_input_finished_and_a_killed_worker_recovers(
+    tmp_path, committed, processes
+):
+    """A broadcast side input from a collection finishes at once; checkpoints of the slots still
+    running go on (its barriers follow its end of input), so a SIGKILLed worker restarts from one
+    with its broadcast state, exactly once. Before, every checkpoint after it finished was declined."""
+    out, chk, n, gate = str(tmp_path / "out"), str(tmp_path / "chk"), 4_000, str(tmp_path / "gate")
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    env.enable_checkpointing(50)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(chk)
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+    descriptor = MapStateDescriptor("factors", Types.STRING(), Types.LONG())
+    factors = env.from_collection([("factor", 3)]).uid("factors").broadcast(descriptor)
+    sink = (
+        FileSink.for_row_format(out, Encoder.simple_string_encoder())
+        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+        .build()
+    )
+    events = HeldGenerator(lambda i: i, n, 5_000, gate)
+    (
+        env.from_source(events, WatermarkStrategy.no_watermarks(), "events")
+        .uid("events")
+        .key_by(lambda i: i % 7)
+        .connect(factors)
+        .process(_Scale(descriptor))
+        .uid("scale")
+        .sink_to(sink)
+        .uid("file-sink")
+    )
+    client = env.execute_async("a finished side input")
+    first = _running_cluster_job(client)
+    deadline = time.monotonic() + 20
+    while client._job.coordinator is None or client._job.coordinator.latest_id < 2:
+        assert time.monotonic() < deadline, "no checkpoint completed after the side input finished"
+        time.sleep(0.01)
+    os.kill(first.pids[0], signal.SIGKILL)
+    open_gate(gate)
+    client.get_job_execution_result().result(timeout=60)
+    assert client._job.restarts == 1
+    lines = committed(out)
+    got = dict(line.split(",") for line in lines)
+    assert len(lines) == len(got) == n  # every record once
+    # records of the second half of each subtask's range came after checkpoints completed, so
+    # after the factor: restored with the broadcast state where the worker was killed
+    late = [*range(n // 4, n // 2), *range(3 * n // 4, n)]
+    assert all(got[str(i)] == str(3 * i) for i in late)
+
+
+class _OneSubtaskEmpty(DataGeneratorSource):
+    """Subtask 1 has nothing to read: its slot finishes at once while subtask 0's goes on."""
+
+    def create_reader(self, subtask_index, parallelism):
+        return IndexReader([]) if subtask_index == 1 else super().create_reader(0, 1)
+
+
+def test_once_a_whole_slot_finished_a_savepoint_is_refused_at_once_and_the_job_ends(tmp_path, processes):
+    """A finished slot takes no snapshot any more (Flink before FLIP-147 for finished tasks): the
+    request fails with the reason instead of waiting for the checkpoint timeout."""
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    env.enable_checkpointing(10_000)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "chk"))
+    source = _OneSubtaskEmpty(lambda i: i, count=2_000, records_per_second=2_000)
+    env.from_source(source, WatermarkStrategy.no_watermarks(), "events").map(str).print()
+    client = env.execute_async("one slot finishes")
+    job = _running_cluster_job(client)
+    deadline = time.monotonic() + 20
+    while not job.finished_slots():
+        assert time.monotonic() < deadline, "the empty slot did not finish"
+        time.sleep(0.01)
+    with pytest.raises(RuntimeError, match="the slot finished"):
+        client.trigger_savepoint(str(tmp_path / "sp")).result(timeout=10)
+    client.get_job_execution_result().result(timeout=30)

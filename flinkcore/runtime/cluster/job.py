@@ -241,11 +241,17 @@ class ClusterJob:
         finally:
             self._graph_bytes.clear()
 
+    def finished_slots(self) -> list[int]:
+        """The workers that finished their subtasks (they take part in no checkpoint any more)."""
+        return [k for k, s in self._state.items() if s == "finished"]
+
     # -- events from workers -------------------------------------------------------------------
     def _on_control(self, source: int, message: Any) -> None:
         kind = message[0]
         if kind == "finished":
             self._state[source] = "finished"
+            if self.coordinator is not None:
+                self.coordinator.slot_finished(source)
             self.records_sent += int(message[1])
             self.worker_cpu_seconds += float(message[2])
             if not message[3]:  # the job left threads running there (logged by the worker)
@@ -263,9 +269,6 @@ class ClusterJob:
         elif kind == "ack":
             if self.coordinator is not None:
                 self.coordinator.acknowledge(source, message[1], loads(message[2]))
-        elif kind == "decline":
-            if self.coordinator is not None:
-                self.coordinator.decline(source, message[1], message[2])
         elif kind == "failed":
             self._state[source] = "failed"
             data, text = message[1], message[2]

@@ -742,24 +742,22 @@ class SlotTask:
         }
         return ck
 
-    def trigger_checkpoint(self, checkpoint_id: int, exactly_once: bool = True) -> str | None:
+    def trigger_checkpoint(self, checkpoint_id: int, exactly_once: bool = True) -> None:
         """The driver's trigger: snapshot the local sources' positions and send barriers after
-        what they emitted. Returns why the checkpoint cannot be taken here, or None."""
+        what they emitted. A source that finished already (a bounded side input) is snapshotted at
+        its end, and its barriers follow its end of input on every channel, so the subtasks after
+        it align as on a running channel (Flink's checkpoints after tasks finished, FLIP-147, for a
+        slot that still runs; the coordinator declines once a whole slot finished)."""
         ck = self._begin(checkpoint_id, exactly_once)
         if ck is None:
-            return None
+            return
         ck["exactly_once"] = exactly_once
         ck["triggered"] = True
-        sources = [k for k in self.instances if self.graph.nodes[k[0]].is_source]
-        running = {(s.node.id, s.index) for s in self.sources}
-        if any(k not in running for k in sources):
-            return "a source of this slot already finished"
         if exactly_once:
             self._sources_paused = True  # nothing after the barrier until this slot's snapshot is taken
-        for s in self.sources:
-            self._snapshot_instance((s.node.id, s.index), checkpoint_id)
+        for key in [k for k in self.instances if self.graph.nodes[k[0]].is_source]:
+            self._snapshot_instance(key, checkpoint_id)
         self._check_done()
-        return None
 
     def _on_barrier(self, channel: int, checkpoint_id: int, remote: bool) -> None:
         ck = self._checkpoint

@@ -168,18 +168,12 @@ class _Worker:
             return
         elif kind == "trigger":
             _, checkpoint_id, exactly_once = message
-            task.deferred.append(lambda: self._trigger(checkpoint_id, exactly_once))
+            task.deferred.append(lambda: task.trigger_checkpoint(checkpoint_id, exactly_once))
         elif kind == "abort":
             task.abort_checkpoint(message[1])
         elif kind == "complete":
             checkpoint_id = message[1]
             task.deferred.append(lambda: task.notify_checkpoint_complete(checkpoint_id))
-
-    def _trigger(self, checkpoint_id: int, exactly_once: bool) -> None:
-        reason = self.task.trigger_checkpoint(checkpoint_id, exactly_once)
-        if reason is not None:
-            self.task.abort_checkpoint(checkpoint_id)
-            self.report("decline", checkpoint_id, reason)
 
     def _checkpoint_done(self, checkpoint_id: int, parts: dict) -> None:
         self.report("ack", checkpoint_id, dumps(parts))
