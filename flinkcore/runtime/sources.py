@@ -100,26 +100,21 @@ def reader_states(source: Source, states: list, parallelism: int) -> list:
 
 # -- readers of index sequences -----------------------------------------------------------------
 #: an index sequence: (first index, stop (exclusive; None: unbounded), step)
-Sequence = tuple[int, int | None, int]
+IndexSequence = tuple[int, int | None, int]
 
 
-def _size(seq: Sequence) -> int:
+def _size(seq: IndexSequence) -> int:
     first, stop, step = seq
     return len(range(first, stop, step)) if stop is not None else -1
 
 
 class IndexReader(SourceReader):
-    """Reads the indexes of its sequences in order (each one's to its end before the next), as
-    records :meth:`make` builds from a ``range`` of them. Its state is the sequences it has left
-    (:func:`rescale_index_states` splits them over another parallelism)."""
+    """Reads the indexes of its sequences in order (each one's to its end before the next): the
+    indexes are its records (a subclass makes records of them). Its state is the sequences it has
+    left (:func:`rescale_index_states` splits them over another parallelism)."""
 
-    def __init__(self, sequences: list[Sequence]) -> None:
+    def __init__(self, sequences: list[IndexSequence]) -> None:
         self.sequences = [tuple(s) for s in sequences if _size(tuple(s)) != 0]  # type: ignore[misc]
-
-    @property
-    def next(self) -> int | None:
-        """The next index, None when there is none."""
-        return self.sequences[0][0] if self.sequences else None
 
     def remaining(self) -> int | None:
         """How many indexes are left (None: unbounded)."""
@@ -132,7 +127,7 @@ class IndexReader(SourceReader):
             return None
         first, stop, step = self.sequences[0]
         end = first + max_records * step
-        if stop is not None and (end >= stop if step > 0 else end <= stop):
+        if stop is not None and end >= stop:
             end = stop
         taken = range(first, end, step)
         if stop is not None and end == stop:
@@ -141,14 +136,11 @@ class IndexReader(SourceReader):
             self.sequences[0] = (end, stop, step)
         return taken
 
-    def make(self, indexes: range) -> list:
-        return list(indexes)
-
     def poll(self, max_records: int):
         indexes = self.take(max_records)
         if indexes is None:
             return END
-        return self.make(indexes), None
+        return list(indexes), None
 
     def snapshot_state(self) -> Any:
         return [list(s) for s in self.sequences]
@@ -181,13 +173,13 @@ def rescale_index_states(states: list, parallelism: int) -> list:
     indexes from their smallest start on, in every residue) are split anew: from ``A``, the largest
     start, new subtask ``j`` takes ``A + j, A + j + parallelism, ...``; the indexes below ``A``
     that some reader had still to read are finite sequences, and split as the bounded ones."""
-    finite: list[Sequence] = []
-    unbounded: list[Sequence] = []
+    finite: list[IndexSequence] = []
+    unbounded: list[IndexSequence] = []
     for state in states:
         for seq in state or []:
             seq = tuple(seq)
             (unbounded if seq[1] is None else finite).append(seq)  # type: ignore[arg-type]
-    tails: list[Sequence] = []
+    tails: list[IndexSequence] = []
     if unbounded:
         step = unbounded[0][2]
         residues = {first % step for first, _, _ in unbounded}
@@ -198,7 +190,7 @@ def rescale_index_states(states: list, parallelism: int) -> list:
         tails = [(top + j, None, parallelism) for j in range(parallelism)]
     sizes = [_size(s) for s in finite]
     total = sum(sizes)
-    parts: list[list[Sequence]] = [[] for _ in range(parallelism)]
+    parts: list[list[IndexSequence]] = [[] for _ in range(parallelism)]
     bounds = [total * (j + 1) // parallelism for j in range(parallelism)]  # cumulative end of part j
     done, j = 0, 0
     for seq, size in zip(finite, sizes, strict=True):

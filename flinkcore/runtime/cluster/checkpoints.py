@@ -5,14 +5,15 @@ and sends barrier ``n`` after what they emitted (a source that finished, such as
 input, at its end: its barriers follow its end of input); a subtask snapshots its state once
 barrier ``n`` arrived on every input channel, then passes the barrier on (Flink's asynchronous
 barrier snapshotting). Once a whole slot finished it takes no snapshot any more, and checkpoints
-are declined from then on (Flink before FLIP-147 for finished tasks). Exactly-once aligns: after a channel's barrier, its records wait until the slot
-took its snapshot, and the slot's sources pause. At-least-once does not wait (records after a
-barrier may be in the snapshot and replayed). A slot acknowledges with its subtasks' state; the
-checkpoint is complete when every slot (and the driver's own sinks) acknowledged. It is stored
-exactly as the in-process coordinator stores it (:mod:`flinkcore.runtime.checkpointing`:
-``chk-<n>/`` files, ``_metadata`` last), so either runtime restores the other's checkpoints and
-savepoints, at any parallelism (operators filter their key groups on restore). Then every
-subtask hears ``notify_checkpoint_complete(n)`` (transactional sinks commit).
+are declined from then on (Flink before FLIP-147 for finished tasks). Exactly-once aligns: after
+a channel's barrier, its records wait until the slot took its snapshot, and the slot's sources
+pause. At-least-once does not wait (records after a barrier may be in the snapshot and replayed).
+A slot acknowledges with its subtasks' state; the checkpoint is complete when every slot (and the
+driver's own sinks) acknowledged. It is stored exactly as the in-process coordinator stores it
+(:mod:`flinkcore.runtime.checkpointing`: ``chk-<n>/`` files, ``_metadata`` last), so either
+runtime restores the other's checkpoints and savepoints, at any parallelism (operators filter
+their key groups on restore, sources split their readers' positions). Then every subtask hears
+``notify_checkpoint_complete(n)`` (transactional sinks commit).
 """
 
 from __future__ import annotations
