@@ -270,7 +270,7 @@ class TwoPhaseCommitSinkFunction(Function):
     interval go into one transaction, which is pre-committed at the checkpoint and committed
     only when the checkpoint completes. After a failure, transactions a completed checkpoint
     had pre-committed are committed again (so ``commit`` must be idempotent) and the one that
-    was open is aborted. A bounded job commits everything when its input ends.
+    was open is aborted. A bounded job commits everything when it ends.
 
     Transactions are values the subclass chooses (a path, an id, a dict); they are stored in
     checkpoints, so they must be serializable.

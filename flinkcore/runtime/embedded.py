@@ -639,6 +639,8 @@ class EmbeddedJob:
             for s in self._sources.values():
                 s.output.emit_watermark(MAX_WATERMARK)
                 s.output.end_input()
+            for op in self._opened:
+                op.finish()
             result = self._take()
             self._status = _CLOSED
             self._head = None

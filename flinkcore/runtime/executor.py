@@ -385,6 +385,9 @@ class Job:
                 readers.append(s.reader)
             with _frozen_heap(self.config.get("gc_freeze", True)):
                 self._loop()
+            if not self.cancelled:
+                for op in opened:
+                    op.finish()
             self.status = "CANCELED" if self.cancelled else "FINISHED"
         except BaseException:
             self.status = "FAILED"

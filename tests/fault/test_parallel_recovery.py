@@ -304,3 +304,47 @@ def test_once_a_whole_slot_finished_a_savepoint_is_refused_at_once_and_the_job_e
     with pytest.raises(RuntimeError, match="the slot finished"):
         client.trigger_savepoint(str(tmp_path / "sp")).result(timeout=10)
     client.get_job_execution_result().result(timeout=30)
+
+
+class _SkewedGenerator(DataGeneratorSource):
+    """Subtask 0 reads indexes [0, count) at the source's rate, subtask 1 [count, count + 200) at
+    once: subtask 1's part of the job ends long before the job does."""
+
+    def create_reader(self, subtask_index, parallelism):
+        if subtask_index == 0:
+            return super().create_reader(0, 1)
+        reader = DataGeneratorSource(self.fn, count=self.count + 200).create_reader(0, 1)
+        reader.restore_state([[self.count, self.count + 200, 1]])
+        return reader
+
+
+def test_a_sink_subtask_whose_input_ended_commits_only_when_the_job_does(tmp_path, committed, processes):
+    """The sink subtask that received subtask 1's records sees its input end at once; a worker
+    dies later, before any checkpoint, and the job restarts from its start. Before, that subtask
+    committed at the end of its input, so subtask 1's records were committed twice (200 duplicates);
+    now it holds them (pre-committed) until a checkpoint or the job's end."""
+    out, n = str(tmp_path / "out"), 2_000
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    env.enable_checkpointing(60_000)  # none before the kill
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "chk"))
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+    sink = (
+        FileSink.for_row_format(out, Encoder.simple_string_encoder())
+        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+        .build()
+    )
+    source = _SkewedGenerator(lambda i: i, count=n, records_per_second=2_000)
+    env.from_source(source, WatermarkStrategy.no_watermarks(), "events").map(str).sink_to(sink)
+    client = env.execute_async("skewed")
+    first = _running_cluster_job(client)
+    deadline = time.monotonic() + 20
+    while not first.finished_slots():  # subtask 1's slot is done, subtask 0 runs on
+        assert time.monotonic() < deadline, "subtask 1's slot did not finish"
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert client._job.coordinator.latest_id == 0
+    os.kill(first.pids[0], signal.SIGKILL)
+    client.get_job_execution_result().result(timeout=60)
+    assert client._job.restarts == 1
+    assert sorted(map(int, committed(out))) == list(range(n + 200))

@@ -334,6 +334,9 @@ class ClusterJob:
                 if task.finished and all(s == "finished" for s in self._state.values()):
                     break
                 task.step()
+            if not self.cancelled:
+                for op in task.operators():
+                    op.finish()
             self.status = "CANCELED" if self.cancelled else "FINISHED"
         except BaseException:
             self.status = "FAILED"

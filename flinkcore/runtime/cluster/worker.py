@@ -252,6 +252,10 @@ class _Worker:
                 if forwarded.pending:
                     self.send_logs()
             task.flush_all()
+            # this slot's part succeeded: its sinks commit (one in a slot that finished while
+            # others run commits before the job's end, as before FLIP-147: see two_phase_commit)
+            for op in task.operators():
+                op.finish()
             self._close(opened, quietly=False)
             opened = []
             self.reusable = self._left_no_threads(job, threads)

@@ -176,6 +176,11 @@ class StreamOperator(Input):
     def close(self) -> None:
         """Called once at the end (after end_input, or on cancel/failure)."""
 
+    def finish(self) -> None:
+        """The job's inputs all ended and it succeeded: make final results visible (a
+        transactional sink commits what it held since its own input ended). Called before
+        ``close``, never on cancel or failure."""
+
     def inputs(self) -> list[Input]:
         """The operator's inputs; a one-input operator is its own input."""
         return [self]

@@ -6,7 +6,11 @@ checkpoint's id, and a new one begins; it is committed only when that checkpoint
 pending and the open transaction are part of the operator's state, so after a failure the
 restored operator commits what a completed checkpoint had pre-committed (``recover_and_commit``,
 which must be idempotent: the commit may have happened before the crash) and aborts the
-transaction that was open (``recover_and_abort``). A bounded job commits everything at its end.
+transaction that was open (``recover_and_abort``). When the sink's input ends its last transaction
+is pre-committed and held: a later completed checkpoint commits it (its snapshot has the source at
+its end), else the job's successful end (``finish``). Committing it at once would make records
+visible that a restore from an earlier checkpoint replays, while other subtasks of the job still
+run and may fail (Flink waits for a final checkpoint, FLIP-147).
 
 The function is duck-typed (``begin_transaction``, ``invoke(txn, value, context)``,
 ``pre_commit``, ``commit``, ``abort``, optional ``recover_and_commit`` / ``recover_and_abort``
@@ -33,6 +37,8 @@ class TwoPhaseCommitSinkOperator(SinkOperator):
         self.transaction: Any = None
         #: checkpoint id -> pre-committed transaction waiting for that checkpoint to complete
         self.pending: dict[int, Any] = {}
+        #: the last transaction, pre-committed when the input ended (see the module doc)
+        self.final: Any = None
         self._restored: list = []
 
     def _invoke_in_transaction(self, value: Any, context: Any) -> None:
@@ -71,12 +77,17 @@ class TwoPhaseCommitSinkOperator(SinkOperator):
             raise UserCodeError(self.name, values[0] if values else None, e, where="batch starting at") from e
 
     def end_input(self) -> None:
-        """A bounded input ended: everything written so far becomes visible."""
+        """The input ended: the last transaction is pre-committed and held (see the module doc)."""
         self._call("pre_commit", self.transaction)
+        self.final, self.transaction = self.transaction, None
+
+    def finish(self) -> None:
+        """The job succeeded: everything pre-committed becomes visible."""
         for checkpoint_id in sorted(self.pending):
             self._call("commit", self.pending.pop(checkpoint_id))
-        self._call("commit", self.transaction)
-        self.transaction = self._call("begin_transaction")
+        if self.final is not None:
+            final, self.final = self.final, None
+            self._call("commit", final)
 
     def close(self) -> None:
         """On cancel or failure the open transaction is aborted; pre-committed ones stay for
@@ -88,6 +99,10 @@ class TwoPhaseCommitSinkOperator(SinkOperator):
 
     # -- checkpoints --------------------------------------------------------------------------
     def prepare_snapshot_pre_barrier(self, checkpoint_id: int) -> None:
+        if self.transaction is None:  # the input ended: the held transaction waits for this checkpoint
+            if self.final is not None:
+                self.pending[checkpoint_id], self.final = self.final, None
+            return
         self._call("pre_commit", self.transaction)
         self.pending[checkpoint_id] = self.transaction
         self.transaction = self._call("begin_transaction")
