@@ -286,26 +286,6 @@ class _OneSubtaskEmpty(DataGeneratorSource):
         return IndexReader([]) if subtask_index == 1 else super().create_reader(0, 1)
 
 
-def test_once_a_whole_slot_finished_a_savepoint_is_refused_at_once_and_the_job_ends(tmp_path, processes):
-    """A finished slot takes no snapshot any more (Flink before FLIP-147 for finished tasks): the
-    request fails with the reason instead of waiting for the checkpoint timeout."""
-    env = StreamExecutionEnvironment.get_execution_environment()
-    env.set_parallelism(2)
-    env.enable_checkpointing(10_000)
-    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "chk"))
-    source = _OneSubtaskEmpty(lambda i: i, count=2_000, records_per_second=2_000)
-    env.from_source(source, WatermarkStrategy.no_watermarks(), "events").map(str).print()
-    client = env.execute_async("one slot finishes")
-    job = _running_cluster_job(client)
-    deadline = time.monotonic() + 20
-    while not job.finished_slots():
-        assert time.monotonic() < deadline, "the empty slot did not finish"
-        time.sleep(0.01)
-    with pytest.raises(RuntimeError, match="the slot finished"):
-        client.trigger_savepoint(str(tmp_path / "sp")).result(timeout=10)
-    client.get_job_execution_result().result(timeout=30)
-
-
 class _SkewedGenerator(DataGeneratorSource):
     """Subtask 0 reads indexes [0, count) at the source's rate, subtask 1 [count, count + 200) at
     once: subtask 1's part of the job ends long before the job does."""
@@ -318,13 +298,57 @@ class _SkewedGenerator(DataGeneratorSource):
         return reader
 
 
-def test_a_sink_subtask_whose_input_ended_commits_only_when_the_job_does(tmp_path, committed, processes):
+def test_a_slot_whose_subtasks_all_finished_stays_in_the_checkpoints(tmp_path, committed, processes):
+    """Subtask 1's slot finishes at once; it stays in the job until the job ends, so savepoints go
+    on (its finished subtasks as they ended) and one restores at another parallelism exactly once
+    (Flink's FLIP-147). Before, every checkpoint was declined from then on."""
+    out, n = str(tmp_path / "out"), 2_000
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(2)
+    env.enable_checkpointing(60_000)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "chk"))
+    sink = (
+        FileSink.for_row_format(out, Encoder.simple_string_encoder())
+        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+        .build()
+    )
+    source = _SkewedGenerator(lambda i: i, count=n, records_per_second=2_000)
+    env.from_source(source, WatermarkStrategy.no_watermarks(), "events").uid("events").map(str).uid(
+        "format"
+    ).sink_to(sink).uid("file-sink")
+    client = env.execute_async("one slot finishes")
+    job = _running_cluster_job(client)
+    deadline = time.monotonic() + 20
+    while job._state.get(2) != "finished":  # subtask 1's worker
+        assert time.monotonic() < deadline, "the slot of subtask 1 did not finish"
+        time.sleep(0.01)
+    savepoint = client.stop_with_savepoint(str(tmp_path / "sp")).result(timeout=10)
+    client.get_job_execution_result().result(timeout=30)
+
+    conf = Configuration()
+    conf.set_string("execution.savepoint.path", savepoint)
+    env2 = StreamExecutionEnvironment.get_execution_environment(conf)
+    env2.set_parallelism(3)
+    source2 = DataGeneratorSource(lambda i: i, count=n + 200)
+    env2.from_source(source2, WatermarkStrategy.no_watermarks(), "events").uid("events").map(str).uid(
+        "format"
+    ).sink_to(sink).uid("file-sink")
+    env2.execute("restored")
+    assert sorted(map(int, committed(out))) == list(range(n + 200))
+
+
+@pytest.mark.parametrize("sinks_in_driver", ["true", "false"])
+def test_a_sink_subtask_whose_input_ended_commits_only_when_the_job_does(
+    tmp_path, sinks_in_driver, committed, processes
+):
     """The sink subtask that received subtask 1's records sees its input end at once; a worker
     dies later, before any checkpoint, and the job restarts from its start. Before, that subtask
     committed at the end of its input, so subtask 1's records were committed twice (200 duplicates);
     now it holds them (pre-committed) until a checkpoint or the job's end."""
     out, n = str(tmp_path / "out"), 2_000
-    env = StreamExecutionEnvironment.get_execution_environment()
+    conf = Configuration()
+    conf.set_string("flinkcore.sinks-in-driver", sinks_in_driver)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(2)
     env.enable_checkpointing(60_000)  # none before the kill
     env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "chk"))
@@ -339,7 +363,7 @@ def test_a_sink_subtask_whose_input_ended_commits_only_when_the_job_does(tmp_pat
     client = env.execute_async("skewed")
     first = _running_cluster_job(client)
     deadline = time.monotonic() + 20
-    while not first.finished_slots():  # subtask 1's slot is done, subtask 0 runs on
+    while first._state.get(2) != "finished":  # subtask 1's slot is done, subtask 0 runs on
         assert time.monotonic() < deadline, "subtask 1's slot did not finish"
         time.sleep(0.01)
     time.sleep(0.2)

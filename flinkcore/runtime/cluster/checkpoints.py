@@ -4,10 +4,11 @@ The coordinator triggers checkpoint ``n`` in every slot. A slot snapshots its so
 and sends barrier ``n`` after what they emitted (a source that finished, such as a bounded side
 input, at its end: its barriers follow its end of input); a subtask snapshots its state once
 barrier ``n`` arrived on every input channel, then passes the barrier on (Flink's asynchronous
-barrier snapshotting). Once a whole slot finished it takes no snapshot any more, and checkpoints
-are declined from then on (Flink before FLIP-147 for finished tasks). Exactly-once aligns: after
-a channel's barrier, its records wait until the slot took its snapshot, and the slot's sources
-pause. At-least-once does not wait (records after a barrier may be in the snapshot and replayed).
+barrier snapshotting). A slot whose subtasks all finished stays in the job until it ends and
+snapshots them as they ended (Flink's checkpoints after tasks finished, FLIP-147). Exactly-once
+aligns: after a channel's barrier, its records wait until the slot took its snapshot, and the
+slot's sources pause. At-least-once does not wait (records after a barrier may be in the snapshot
+and replayed).
 A slot acknowledges with its subtasks' state; the checkpoint is complete when every slot (and the
 driver's own sinks) acknowledged. It is stored exactly as the in-process coordinator stores it
 (:mod:`flinkcore.runtime.checkpointing`: ``chk-<n>/`` files, ``_metadata`` last), so either
@@ -53,7 +54,6 @@ class ClusterCheckpointCoordinator(CoordinatorBase):
         super().__init__(job, settings, first_checkpoint_id)
         job.coordinator = self
         self._pending: _Pending | None = None
-        self._declined_for_good = False
 
     def stop(self) -> None:
         self._stopped = True
@@ -65,7 +65,7 @@ class ClusterCheckpointCoordinator(CoordinatorBase):
         self._fail_queued_requests()
 
     def _busy(self) -> bool:
-        return self._pending is not None or self._declined_for_good
+        return self._pending is not None
 
     def _poll(self, timestamp: int) -> None:
         if self._stopped:
@@ -80,10 +80,6 @@ class ClusterCheckpointCoordinator(CoordinatorBase):
         checkpoint_id = self.next_id
         self.next_id += 1
         self._pending = _Pending(checkpoint_id, savepoint)
-        finished = self.job.finished_slots()
-        if finished:
-            self.decline(finished[0], checkpoint_id, "the slot finished (it takes no snapshot any more)")
-            return checkpoint_id
         exactly_once = self.settings.exactly_once or savepoint is not None
         self.job.send_control(("trigger", checkpoint_id, exactly_once))
         task = self.job.task
@@ -98,36 +94,6 @@ class ClusterCheckpointCoordinator(CoordinatorBase):
         if len(pending.acks) == self.job.placement.num_workers + 1:
             self._pending = None
             self._complete(pending)
-
-    def slot_finished(self, process: int) -> None:
-        """Worker ``process`` finished its subtasks: a pending checkpoint it has not acknowledged
-        cannot complete."""
-        pending = self._pending
-        if pending is not None and process not in pending.acks:
-            self.decline(process, pending.id, "the slot finished before its snapshot")
-
-    def decline(self, process: int, checkpoint_id: int, reason: str) -> None:
-        pending = self._pending
-        if pending is None or pending.id != checkpoint_id:
-            return
-        self._pending = None
-        self.job.send_control(("abort", checkpoint_id))
-        self.job.task.abort_checkpoint(checkpoint_id)
-        # A slot declines when it finished, and finishes once: no later checkpoint can succeed
-        # either (Flink before FLIP-147 for a finished task; a slot whose sources partly finished
-        # goes on taking snapshots).
-        self._declined_for_good = True
-        log.info(
-            "checkpoint %d of job %s declined by slot %d: %s",
-            checkpoint_id,
-            self.job.job_id,
-            process - 1,
-            reason,
-        )
-        if pending.savepoint is not None:
-            pending.savepoint.future.set_exception(
-                RuntimeError(f"savepoint {checkpoint_id} could not be taken: {reason}")
-            )
 
     def _merge(self, pending: _Pending) -> dict:
         """One job snapshot from every slot's part: node key -> {"operator"|"source": [by subtask]}."""

@@ -241,25 +241,18 @@ class ClusterJob:
         finally:
             self._graph_bytes.clear()
 
-    def finished_slots(self) -> list[int]:
-        """The workers that finished their subtasks (they take part in no checkpoint any more)."""
-        return [k for k, s in self._state.items() if s == "finished"]
-
     # -- events from workers -------------------------------------------------------------------
     def _on_control(self, source: int, message: Any) -> None:
         kind = message[0]
-        if kind == "finished":
+        if kind == "finished":  # its subtasks finished; it stays in the job until "end"
             self._state[source] = "finished"
-            if self.coordinator is not None:
-                self.coordinator.slot_finished(source)
             self.records_sent += int(message[1])
             self.worker_cpu_seconds += float(message[2])
-            if not message[3]:  # the job left threads running there (logged by the worker)
+        elif kind == "closed":  # it committed and closed its subtasks after "end"
+            self._state[source] = "closed"
+            if not message[1]:  # the job left threads running there (logged by the worker)
                 self._keep_workers = False
-            if all(s == "finished" for s in self._state.values()) and not self._idle_timeout:
-                # Every record a worker sent reached its receiver: a worker finishes only once
-                # all its inputs ended, and its frames to the driver came before this report. So
-                # the workers may exit now, while the driver's subtasks take what it received.
+            if all(s == "closed" for s in self._state.values()) and not self._idle_timeout:
                 self.send_control(("shutdown",))
         elif kind == "log":
             for record in message[1]:
@@ -298,7 +291,7 @@ class ClusterJob:
             self.coordinator.acknowledge(0, checkpoint_id, parts)
 
     def _worker_gone(self, k: int) -> None:
-        if self._state.get(k) in ("running", None):
+        if self._state.get(k) in ("running", "finished", None):
             pid = self.processes[k]
             self._state[k] = "dead"
             if self._failure is None:
@@ -335,8 +328,7 @@ class ClusterJob:
                     break
                 task.step()
             if not self.cancelled:
-                for op in task.operators():
-                    op.finish()
+                self._end(task)
             self.status = "CANCELED" if self.cancelled else "FINISHED"
         except BaseException:
             self.status = "FAILED"
@@ -351,9 +343,21 @@ class ClusterJob:
                     if self.status != "FAILED":
                         raise
 
+    def _end(self, task: SlotTask) -> None:
+        """Every subtask finished: the job succeeded. Its sinks commit (here and, on "end", in
+        every worker), and the workers close their subtasks; returns once they all did, so what
+        the job wrote is visible when ``execute()`` returns."""
+        for op in task.operators():
+            op.finish()
+        self.send_control(("end",))
+        while not all(s == "closed" for s in self._state.values()):
+            if self._failure is not None:
+                raise self._failure
+            task.step()
+
     def _stop_workers(self) -> None:
-        """After success every worker has reported finished (its output delivered, its operators
-        closed): the workers wait for the driver's next job (:meth:`pool.WorkerPool.park`), or,
+        """After success every worker has closed its subtasks (its output delivered, its sinks
+        committed): the workers wait for the driver's next job (:meth:`pool.WorkerPool.park`), or,
         with reuse off, exit while the caller goes on (tearing down a worker's address space
         takes the kernel tens of milliseconds: W2 at 100M events, ~37 ms; a daemon thread joins
         them, see :meth:`join_workers`). After a failure or a cancel the workers are told to

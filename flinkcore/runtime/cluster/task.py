@@ -316,6 +316,8 @@ class SlotTask:
         self._aborted_up_to = 0
         #: actions that must run between batches, never inside one (a checkpoint trigger, a commit)
         self.deferred: deque[Any] = deque()
+        #: a control message came in this round (see :meth:`step`)
+        self._control_seen = False
         self._blocked: list[int] = []
         self._unsafe: frozenset[int] = frozenset()
         #: pacing (see process_pending): inbound channel -> (its gate, its index there), for the
@@ -548,6 +550,7 @@ class SlotTask:
                 self.credits[channel] += wire.decode_i64(payload)
             elif kind == wire.CONTROL:
                 self.on_control(peer.index, wire.decode_control(payload))
+                self._control_seen = True
             else:
                 self._pending.append((channel, kind, payload))
 
@@ -713,7 +716,9 @@ class SlotTask:
                 pts.advance(now_ms)
                 progressed = True
         flush_due = self.flush_timed_out(time.monotonic()) if self._buffered else None
-        if progressed or ready:
+        if progressed or ready or self._control_seen or self.deferred:
+            # (a control message may have ended this loop's wait, or queued work: no sleep now)
+            self._control_seen = False
             return ready
         # nothing to do now: sleep until input, a timer, or a buffer's timeout
         wait = 0.1

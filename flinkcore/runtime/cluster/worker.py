@@ -147,6 +147,8 @@ class _Worker:
         self.task: SlotTask | None = None
         #: whether the last job finished (only then may another one run here)
         self.reusable = False
+        #: the driver said the running job ended (its subtasks here may commit and close)
+        self._job_ended = False
         #: control messages from the driver that came with the next job's message, for its task
         self._early: list = []
         self._modules = _UserModules()
@@ -164,6 +166,8 @@ class _Worker:
             self.shutdown = True
             if task is not None:
                 task.cancelled = True
+        elif kind == "end":
+            self._job_ended = True
         elif task is None:
             return
         elif kind == "trigger":
@@ -221,6 +225,7 @@ class _Worker:
         opened: list[Any] = []
         cpu = time.process_time() if job > 1 else 0.0  # the first job's CPU includes the start-up
         self.reusable = False
+        self._job_ended = False
         threads = set(threading.enumerate())
         try:
             if self.cwd is not None:
@@ -252,14 +257,22 @@ class _Worker:
                 if forwarded.pending:
                     self.send_logs()
             task.flush_all()
-            # this slot's part succeeded: its sinks commit (one in a slot that finished while
-            # others run commits before the job's end, as before FLIP-147: see two_phase_commit)
+            self.report("finished", task.records_sent, time.process_time() - cpu)
+            # The job may still run in other slots: this one stays in it until the driver says it
+            # ended, so checkpoints snapshot its finished subtasks, and its sinks commit only then
+            # (a restore never replays what they made visible: Flink's FLIP-147).
+            while not self._job_ended:
+                if task.cancelled:
+                    raise TaskCancelled("cancelled")
+                task.step()
+                if forwarded.pending:
+                    self.send_logs()
             for op in task.operators():
                 op.finish()
             self._close(opened, quietly=False)
             opened = []
             self.reusable = self._left_no_threads(job, threads)
-            self.report("finished", task.records_sent, time.process_time() - cpu, self.reusable)
+            self.report("closed", self.reusable)
         except TaskCancelled:
             self._close(opened)
             self.report("cancelled")

@@ -205,16 +205,16 @@ def test_killing_the_driver_leaves_no_worker_behind():
 
 
 def test_a_finished_job_returns_without_waiting_for_its_workers_to_exit():
-    # each worker is stopped (SIGSTOP) as its report that it finished arrives, before the workers
-    # are told to exit: run() returns at once all the same, and the background join kills them
-    # after the grace period
+    # each worker is stopped (SIGSTOP) as its report that it closed its subtasks (the job's end)
+    # arrives, before the workers are told to exit: run() returns at once all the same, and the
+    # background join kills them after the grace period
     graph, sink = _graph(_keyed_sum, 2)
     job = ClusterJob(graph)
     on_control = job._on_control
     stopped_at = []
 
     def stop_finished_workers(source, message):
-        if message[0] == "finished":
+        if message[0] == "closed":
             os.kill(job.processes[source], signal.SIGSTOP)
             stopped_at.append(time.monotonic())
         on_control(source, message)
