@@ -132,8 +132,7 @@ class ClusterCheckpointCoordinator(CoordinatorBase):
         else:
             self._last_completed_ms = self.job.pts.current_processing_time()
         self.job.send_control(("complete", checkpoint_id))
-        task = self.job.task
-        task.deferred.append(lambda: task.notify_checkpoint_complete(checkpoint_id))
+        self.job.task.checkpoint_completed(checkpoint_id)
         if pending.savepoint is not None:
             if pending.savepoint.kind == "stop_with_savepoint":
                 self.job.cancel()

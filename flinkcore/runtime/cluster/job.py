@@ -327,7 +327,9 @@ class ClusterJob:
                 if task.finished and all(s == "finished" for s in self._state.values()):
                     break
                 task.step()
-            if not self.cancelled:
+            if self.cancelled:
+                task.deliver_completions()  # (a stop-with-savepoint's: its sinks commit it)
+            else:
                 self._end(task)
             self.status = "CANCELED" if self.cancelled else "FINISHED"
         except BaseException:

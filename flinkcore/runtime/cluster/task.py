@@ -318,6 +318,8 @@ class SlotTask:
         self.deferred: deque[Any] = deque()
         #: a control message came in this round (see :meth:`step`)
         self._control_seen = False
+        #: completed checkpoints the subtasks have not been told of yet
+        self._completions_due: set[int] = set()
         self._blocked: list[int] = []
         self._unsafe: frozenset[int] = frozenset()
         #: pacing (see process_pending): inbound channel -> (its gate, its index there), for the
@@ -822,5 +824,20 @@ class SlotTask:
             self._sources_paused = False
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        self._completions_due.discard(checkpoint_id)
         for op in self.operators():
             op.notify_checkpoint_complete(checkpoint_id)
+
+    def checkpoint_completed(self, checkpoint_id: int) -> None:
+        """Checkpoint ``checkpoint_id`` is durable: the subtasks hear it between two batches (a
+        transactional sink commits then), or in :meth:`deliver_completions` when the task ends
+        before its next round."""
+        self._completions_due.add(checkpoint_id)
+        self.deferred.append(lambda: self.notify_checkpoint_complete(checkpoint_id))
+
+    def deliver_completions(self) -> None:
+        """Tell the subtasks of every completed checkpoint they have not heard of yet (when the
+        task is cancelled or stopped right after one, as by stop-with-savepoint: what a durable
+        checkpoint pre-committed may always be committed)."""
+        for checkpoint_id in sorted(self._completions_due):
+            self.notify_checkpoint_complete(checkpoint_id)

@@ -176,8 +176,7 @@ class _Worker:
         elif kind == "abort":
             task.abort_checkpoint(message[1])
         elif kind == "complete":
-            checkpoint_id = message[1]
-            task.deferred.append(lambda: task.notify_checkpoint_complete(checkpoint_id))
+            task.checkpoint_completed(message[1])
 
     def _checkpoint_done(self, checkpoint_id: int, parts: dict) -> None:
         self.report("ack", checkpoint_id, dumps(parts))
@@ -274,6 +273,8 @@ class _Worker:
             self.reusable = self._left_no_threads(job, threads)
             self.report("closed", self.reusable)
         except TaskCancelled:
+            if self.task is not None:
+                self.task.deliver_completions()
             self._close(opened)
             self.report("cancelled")
         except PeerLost as lost:
