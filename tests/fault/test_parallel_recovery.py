@@ -58,6 +58,22 @@ def _running_cluster_job(client, timeout=20):
     raise AssertionError("the job did not start its workers")
 
 
+def _file_sink(out):
+    """Every record as a line of part files under ``out`` (committed with checkpoints)."""
+    return (
+        FileSink.for_row_format(out, Encoder.simple_string_encoder())
+        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+        .build()
+    )
+
+
+def _wait_for_checkpoints(client, count, why):
+    deadline = time.monotonic() + 20
+    while client._job.coordinator is None or client._job.coordinator.latest_id < count:
+        assert time.monotonic() < deadline, why
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("backend", ["heap", "lmdb"])
 def test_sigkill_of_a_worker_restarts_from_the_last_checkpoint_with_exact_output(
     tmp_path, backend, committed, processes
@@ -70,10 +86,7 @@ def test_sigkill_of_a_worker_restarts_from_the_last_checkpoint_with_exact_output
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
     client = env.execute_async("kill a worker")
     first = _running_cluster_job(client)
-    deadline = time.monotonic() + 20
-    while client._job.coordinator is None or client._job.coordinator.latest_id == 0:
-        assert time.monotonic() < deadline, "no checkpoint completed"
-        time.sleep(0.01)
+    _wait_for_checkpoints(client, 1, "no checkpoint completed")
     victim = first.pids[-1]
     os.kill(victim, signal.SIGKILL)
     open_gate(gate)
@@ -119,10 +132,7 @@ def test_at_least_once_barriers_lose_nothing_after_a_worker_dies(tmp_path, commi
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
     client = env.execute_async("at least once")
     first = _running_cluster_job(client)
-    deadline = time.monotonic() + 20
-    while client._job.coordinator is None or client._job.coordinator.latest_id == 0:
-        assert time.monotonic() < deadline, "no checkpoint completed"
-        time.sleep(0.01)
+    _wait_for_checkpoints(client, 1, "no checkpoint completed")
     os.kill(first.pids[0], signal.SIGKILL)
     open_gate(gate)
     client.get_job_execution_result().result(timeout=60)
@@ -142,11 +152,7 @@ def _parallel_source_job(env, out, chk, n, rate, parallelism, gate=None, source=
         source = HeldGenerator(lambda i: i, n, rate, gate)
     elif source is None:
         source = DataGeneratorSource(lambda i: i, count=n, records_per_second=rate)
-    sink = (
-        FileSink.for_row_format(out, Encoder.simple_string_encoder())
-        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
-        .build()
-    )
+    sink = _file_sink(out)
     records = env.from_source(source, WatermarkStrategy.no_watermarks(), "generator").uid("generator")
     if keyed:
         records = records.key_by(lambda i: i % 7).reduce(lambda a, b: b).uid("latest")
@@ -244,11 +250,7 @@ def test_checkpoints_go_on_after_a_bounded_side_input_finished_and_a_killed_work
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
     descriptor = MapStateDescriptor("factors", Types.STRING(), Types.LONG())
     factors = env.from_collection([("factor", 3)]).uid("factors").broadcast(descriptor)
-    sink = (
-        FileSink.for_row_format(out, Encoder.simple_string_encoder())
-        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
-        .build()
-    )
+    sink = _file_sink(out)
     events = HeldGenerator(lambda i: i, n, 5_000, gate)
     (
         env.from_source(events, WatermarkStrategy.no_watermarks(), "events")
@@ -262,10 +264,7 @@ def test_checkpoints_go_on_after_a_bounded_side_input_finished_and_a_killed_work
     )
     client = env.execute_async("a finished side input")
     first = _running_cluster_job(client)
-    deadline = time.monotonic() + 20
-    while client._job.coordinator is None or client._job.coordinator.latest_id < 2:
-        assert time.monotonic() < deadline, "no checkpoint completed after the side input finished"
-        time.sleep(0.01)
+    _wait_for_checkpoints(client, 2, "no checkpoint completed after the side input finished")
     os.kill(first.pids[0], signal.SIGKILL)
     open_gate(gate)
     client.get_job_execution_result().result(timeout=60)
@@ -307,11 +306,7 @@ def test_a_slot_whose_subtasks_all_finished_stays_in_the_checkpoints(tmp_path, c
     env.set_parallelism(2)
     env.enable_checkpointing(60_000)
     env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "chk"))
-    sink = (
-        FileSink.for_row_format(out, Encoder.simple_string_encoder())
-        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
-        .build()
-    )
+    sink = _file_sink(out)
     source = _SkewedGenerator(lambda i: i, count=n, records_per_second=2_000)
     env.from_source(source, WatermarkStrategy.no_watermarks(), "events").uid("events").map(str).uid(
         "format"
@@ -355,11 +350,7 @@ def test_a_sink_subtask_whose_input_ended_commits_only_when_the_job_does(
     env.enable_checkpointing(60_000)  # none before the kill
     env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "chk"))
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
-    sink = (
-        FileSink.for_row_format(out, Encoder.simple_string_encoder())
-        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
-        .build()
-    )
+    sink = _file_sink(out)
     source = _SkewedGenerator(lambda i: i, count=n, records_per_second=2_000)
     env.from_source(source, WatermarkStrategy.no_watermarks(), "events").map(str).sink_to(sink)
     client = env.execute_async("skewed")
