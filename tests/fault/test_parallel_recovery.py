@@ -67,6 +67,16 @@ def _file_sink(out):
     )
 
 
+def _kill_a_worker_and_recover(client, attempt, gate=None):
+    """SIGKILL the first worker of ``attempt``, let the source go on (``gate``), and wait for the
+    job to end after one restart."""
+    os.kill(attempt.pids[0], signal.SIGKILL)
+    if gate is not None:
+        open_gate(gate)
+    client.get_job_execution_result().result(timeout=60)
+    assert client._job.restarts == 1
+
+
 def _wait_for_checkpoints(client, count, why):
     deadline = time.monotonic() + 20
     while client._job.coordinator is None or client._job.coordinator.latest_id < count:
@@ -133,10 +143,7 @@ def test_at_least_once_barriers_lose_nothing_after_a_worker_dies(tmp_path, commi
     client = env.execute_async("at least once")
     first = _running_cluster_job(client)
     _wait_for_checkpoints(client, 1, "no checkpoint completed")
-    os.kill(first.pids[0], signal.SIGKILL)
-    open_gate(gate)
-    client.get_job_execution_result().result(timeout=60)
-    assert client._job.restarts == 1
+    _kill_a_worker_and_recover(client, first, gate)
     seen = {int(line.split(",")[1]) for line in committed(out) if not line.startswith("w")}
     assert seen == set(range(n))
 
@@ -265,10 +272,7 @@ def test_checkpoints_go_on_after_a_bounded_side_input_finished_and_a_killed_work
     client = env.execute_async("a finished side input")
     first = _running_cluster_job(client)
     _wait_for_checkpoints(client, 2, "no checkpoint completed after the side input finished")
-    os.kill(first.pids[0], signal.SIGKILL)
-    open_gate(gate)
-    client.get_job_execution_result().result(timeout=60)
-    assert client._job.restarts == 1
+    _kill_a_worker_and_recover(client, first, gate)
     lines = committed(out)
     got = dict(line.split(",") for line in lines)
     assert len(lines) == len(got) == n  # every record once
@@ -361,7 +365,5 @@ def test_a_sink_subtask_whose_input_ended_commits_only_when_the_job_does(
         time.sleep(0.01)
     time.sleep(0.2)
     assert client._job.coordinator.latest_id == 0
-    os.kill(first.pids[0], signal.SIGKILL)
-    client.get_job_execution_result().result(timeout=60)
-    assert client._job.restarts == 1
+    _kill_a_worker_and_recover(client, first)
     assert sorted(map(int, committed(out))) == list(range(n + 200))

@@ -8,7 +8,7 @@ import pytest
 from flinkcore.datastream.connectors.datagen import DataGeneratorSource
 from flinkcore.datastream.connectors.file_system import FileSource, StreamFormat
 from flinkcore.datastream.connectors.number_seq import NumberSequenceSource
-from flinkcore.runtime.sources import END, Source, SourceReader, reader_states, rescale_index_states
+from flinkcore.runtime.sources import END, Source, reader_states, rescale_index_states
 from flinkcore.state.checkpoint_storage import IncompatibleSnapshotError
 
 
@@ -137,28 +137,10 @@ def test_file_source_rescaled_reads_every_unfinished_line_once(tmp_path):
 
 
 class _Positions(Source):
-    """A parallel source whose readers keep positions but do not say how they split."""
+    """A parallel source that does not say how its readers' positions split."""
 
     def create_reader(self, subtask_index, parallelism):
-        return _PositionReader()
-
-
-class _PositionReader(SourceReader):
-    def poll(self, max_records):
-        return END
-
-    def snapshot_state(self):
-        return 7
-
-
-class _Stateless(_Positions):
-    def create_reader(self, subtask_index, parallelism):
-        return _NoState()
-
-
-class _NoState(SourceReader):
-    def poll(self, max_records):
-        return END
+        raise AssertionError("the rescaling needs no reader")
 
 
 def test_a_source_that_does_not_say_how_its_positions_split_is_refused_not_misread():
@@ -166,7 +148,7 @@ def test_a_source_that_does_not_say_how_its_positions_split_is_refused_not_misre
     refused = r"_Positions cannot be restored at parallelism 3 .* 2 subtasks"
     with pytest.raises(IncompatibleSnapshotError, match=refused):
         reader_states(_Positions(), [7, 7], 3)
-    assert reader_states(_Stateless(), [None, None], 3) == [None, None, None]
+    assert reader_states(_Positions(), [None, None], 3) == [None, None, None]  # stateless readers
 
 
 def test_file_source_reader_skips_the_lines_a_restored_snapshot_read(tmp_path):

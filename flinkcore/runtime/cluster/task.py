@@ -753,8 +753,8 @@ class SlotTask:
         """The driver's trigger: snapshot the local sources' positions and send barriers after
         what they emitted. A source that finished already (a bounded side input) is snapshotted at
         its end, and its barriers follow its end of input on every channel, so the subtasks after
-        it align as on a running channel (Flink's checkpoints after tasks finished, FLIP-147, for a
-        slot that still runs; the coordinator declines once a whole slot finished)."""
+        it align as on a running channel (Flink's checkpoints after tasks finished, FLIP-147; a
+        slot whose subtasks all finished takes part so until the job ends)."""
         ck = self._begin(checkpoint_id, exactly_once)
         if ck is None:
             return

@@ -248,24 +248,13 @@ class _Worker:
                 raise TaskCancelled("cancelled")
             restore = loads(restore_bytes) if restore_bytes else None
             opened = task.open(restore, lambda node: task.node_key[node.id])
-            forwarded = self._logs
-            while not task.finished:
-                if task.cancelled:
-                    raise TaskCancelled("cancelled")
-                task.step()
-                if forwarded.pending:
-                    self.send_logs()
+            self._run_until(task, lambda: task.finished)
             task.flush_all()
             self.report("finished", task.records_sent, time.process_time() - cpu)
             # The job may still run in other slots: this one stays in it until the driver says it
             # ended, so checkpoints snapshot its finished subtasks, and its sinks commit only then
             # (a restore never replays what they made visible: Flink's FLIP-147).
-            while not self._job_ended:
-                if task.cancelled:
-                    raise TaskCancelled("cancelled")
-                task.step()
-                if forwarded.pending:
-                    self.send_logs()
+            self._run_until(task, lambda: self._job_ended)
             for op in task.operators():
                 op.finish()
             self._close(opened, quietly=False)
@@ -289,6 +278,16 @@ class _Worker:
             self.report("failed", *failure_message(exc))
         finally:
             self.task = None
+
+    def _run_until(self, task: SlotTask, done: Any) -> None:
+        """Run ``task``'s rounds until ``done()`` (forwarding log records as they come)."""
+        forwarded = self._logs
+        while not done():
+            if task.cancelled:
+                raise TaskCancelled("cancelled")
+            task.step()
+            if forwarded.pending:
+                self.send_logs()
 
     def _left_no_threads(self, job: int, before: set[threading.Thread]) -> bool:
         """Whether the job stopped every Python thread it started. One left running (a function's
