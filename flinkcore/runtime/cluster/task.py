@@ -192,6 +192,9 @@ class RemoteChannel(Input):
             kind = list
         if self._chunks and kind != self._kind:  # one frame holds one kind of batch
             self.flush()
+        if columnar and len(values) > self.frame_rows and values.nbytes > self.peer.ring_frame_bytes // 2:
+            self._send_in_slices(values, timestamps)
+            return
         if not self._chunks:
             self.since = time.monotonic()
             self._kind = kind
@@ -226,6 +229,19 @@ class RemoteChannel(Input):
                 for vs, ts in chunks:
                     timestamps.extend([None] * len(vs) if ts is None else ts)
         self._send(values, timestamps)
+
+    def _send_in_slices(self, values: Any, timestamps: Any) -> None:
+        """A columnar batch too large for half the ring (a window's fire at the end of input,
+        say) goes out as zero-copy slices that fit: a frame larger than the ring takes the socket
+        instead, copied twice, into buffers allocated for it, and the receiver would start on it
+        only once all of it came; slices it works on while the rest are sent."""
+        self.flush()
+        if timestamps is not None:
+            timestamps = np.asarray(timestamps, dtype=np.int64)
+        step = max(self.frame_rows, len(values) * (self.peer.ring_frame_bytes // 2) // values.nbytes)
+        for start in range(0, len(values), step):
+            ts = None if timestamps is None else timestamps[start : start + step]
+            self._send(values.slice(start, step), ts)
 
     def _send(self, values: Any, timestamps: Any) -> None:
         task = self.task

@@ -441,6 +441,11 @@ class Peer:
         return bool(self._out)
 
     @property
+    def ring_frame_bytes(self) -> int:
+        """The largest frame the ring to the other process takes (0 without one)."""
+        return self._ring_max if self.ring_out is not None else 0
+
+    @property
     def pending_ring(self) -> bool:
         """Frames queued for the ring (they go out once its reader frees space)."""
         return bool(self._ring_queue)

@@ -358,6 +358,17 @@ def test_columnar_job_same_at_p1_p2_p4_with_rings_and_with_a_tiny_ring():
         assert got == expected, (p, config)
 
 
+def test_columnar_batches_too_large_for_the_ring_cross_in_slices_with_their_timestamps():
+    """Each channel's share of a source batch (~10,000 rows at p2, 240 KB) does not fit a 4 KiB
+    ring: it goes as slices of 700 rows (with the ring, and on the socket without one), which keep
+    their rows' timestamps (the windows would differ otherwise) and their order."""
+    expected = sorted(tuple(r) for r in _run(_columnar, 1))
+    for config in ({"cluster_ring_capacity": SMALL}, {"cluster_ring": False}):
+        config["cluster_frame_rows"] = 700
+        got = sorted(tuple(r) for r in _run(_columnar, 2, **config))
+        assert got == expected, config
+
+
 def _slow_big(x):
     time.sleep(0.0002)
     return x
