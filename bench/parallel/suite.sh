@@ -2,7 +2,7 @@
 # The parallel bars of bench/README.md (Parallel) in one go: run.py's parts at the sizes the README
 # reports, then the machine's own ceilings (independent.py, split by stride and by key). Each
 # part prints its own calibration line ("cores available"): read a part's ratios against it.
-#   bench/parallel/suite.sh [OUT_DIR]       (about 25 minutes; nothing else should run meanwhile)
+#   bench/parallel/suite.sh [OUT_DIR]       (about 5 minutes on this machine; nothing else should run meanwhile)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-/tmp/flinkcore-parallel-suite}
