@@ -114,8 +114,8 @@ def warmed_up(name: str, n: int) -> tuple:
     the events written to /dev/shm once, then the job run once at full size at p1 and at p2 (its
     wall time kept in :data:`FIRST_RUNS`): a process's first run at a size grows its heap, page
     by page (W2 columnar 100M: the p2 workers allocated ~50k pages, 0.1-0.3 CPU-s, p1's
-    process, which made the events, ~9k; the next runs 2-9k), which the timed runs should not
-    measure, as a longer warm-up would not."""
+    process, which made the events, ~9k; the next runs 2-9k). The timed runs compare the two
+    steady states."""
     workload = "W3" if name.startswith("w3") else "W2"
     events = events_for(workload, n)
     job = jobs.JOBS[name]
