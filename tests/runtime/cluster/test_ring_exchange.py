@@ -7,6 +7,7 @@ rings on (the default), a tiny ring, big records, and a worker killed mid-run.""
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import signal
@@ -328,8 +329,7 @@ def test_record_job_same_at_p1_p2_p4_with_rings():
     assert _final(off) == _final(expected) and {r[2] for r in off} == {0}
 
 
-def _columnar(env):
-    n = 20_000
+def _columnar(env, n=20_000):
     rng = np.random.default_rng(5)
     table = pa.table(
         {
@@ -366,6 +366,20 @@ def test_columnar_batches_too_large_for_the_ring_cross_in_slices_with_their_time
     for config in ({"cluster_ring_capacity": SMALL}, {"cluster_ring": False}):
         config["cluster_frame_rows"] = 700
         got = sorted(tuple(r) for r in _run(_columnar, 2, **config))
+        assert got == expected, config
+
+
+def test_large_columnar_frames_take_credits_by_their_size():
+    """Unaggregated, a 200k-row batch's channel parts are frames of ~780 KB: each takes 3 of a
+    channel's 8 credits (one per started 256 KiB), with 3 credits all of them, and the receiver
+    gives back what each took (a frame that gave back less would leave the sender waiting for
+    ever); the results are p1's."""
+    from flinkcore.runtime.cluster.two_phase import CONFIG_KEY
+
+    build = functools.partial(_columnar, n=200_000)
+    expected = sorted(tuple(r) for r in _run(build, 1))
+    for config in ({}, {"cluster_credits": 3}, {"cluster_credits": 1}):
+        got = sorted(tuple(r) for r in _run(build, 2, **config, **{CONFIG_KEY: False}))
         assert got == expected, config
 
 
