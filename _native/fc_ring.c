@@ -4,6 +4,37 @@
 #endif
 #include "fc_ring.h"
 
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+void fc_copy_stream(void *dst, const void *src, size_t n) {
+#if defined(__SSE2__)
+    if (n >= FC_STREAM_MIN) {
+        uint8_t *d = (uint8_t *)dst;
+        const uint8_t *s = (const uint8_t *)src;
+        size_t head = (16 - ((uintptr_t)d & 15)) & 15; /* the streaming stores want 16-byte aligned */
+        memcpy(d, s, head);
+        size_t i = head;
+        for (; i + 64 <= n; i += 64) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
+            __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 16));
+            __m128i c = _mm_loadu_si128((const __m128i *)(s + i + 32));
+            __m128i e = _mm_loadu_si128((const __m128i *)(s + i + 48));
+            _mm_stream_si128((__m128i *)(d + i), a);
+            _mm_stream_si128((__m128i *)(d + i + 16), b);
+            _mm_stream_si128((__m128i *)(d + i + 32), c);
+            _mm_stream_si128((__m128i *)(d + i + 48), e);
+        }
+        memcpy(d + i, s + i, n - i);
+        _mm_sfence();
+        return;
+    }
+#endif
+    memcpy(dst, src, n);
+}
+
 #if defined(__linux__)
 
 #include <errno.h>
@@ -252,7 +283,7 @@ void fc_ring_put(fc_ring_end *w, uint8_t *dst, const fc_ring_part *parts, size_t
     uint64_t size = 0;
     for (size_t i = 0; i < n; i++) {
         if (parts[i].size)
-            memcpy(dst + size, parts[i].data, parts[i].size);
+            fc_copy_stream(dst + size, parts[i].data, parts[i].size);
         size += parts[i].size;
     }
     fc_ring_commit(w, size, tag);

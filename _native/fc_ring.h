@@ -98,6 +98,13 @@ void fc_ring_commit(fc_ring_end *w, uint64_t size, uint64_t tag);
 /* Copy `n` parts into the reserved space (no waiting) and commit them as one frame. */
 void fc_ring_put(fc_ring_end *w, uint8_t *dst, const fc_ring_part *parts, size_t n, uint64_t tag);
 
+/* memcpy, but a copy of at least FC_STREAM_MIN bytes writes past the caches (non-temporal stores,
+ * on x86-64): a large frame is read once, later, by another core or into another buffer, and
+ * cached on its way it would evict what this core's operators keep hot (a window table). Its
+ * stores are fenced: they are visible before a release store that follows. Any platform. */
+#define FC_STREAM_MIN (128u * 1024u)
+void fc_copy_stream(void *dst, const void *src, size_t n);
+
 /* Reader: the next frame in place: OK, AGAIN, EOF or CORRUPT. */
 int fc_ring_next(fc_ring_end *r, fc_ring_frame *f);
 /* The frame at `pos` (from fc_ring_next) is done with: its space is reusable once the frames

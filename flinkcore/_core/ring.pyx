@@ -35,7 +35,7 @@ import socket
 import time
 
 cimport cython
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
 from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
@@ -77,6 +77,7 @@ cdef extern from "fc_ring.h" nogil:
     uint64_t fc_ring_max_frame(const fc_ring_end *e)
     int fc_ring_reserve(fc_ring_end *w, uint64_t size, uint8_t **dst)
     void fc_ring_put(fc_ring_end *w, uint8_t *dst, const fc_ring_part *parts, size_t n, uint64_t tag)
+    void fc_copy_stream(void *dst, const void *src, size_t n)
     int fc_ring_next(fc_ring_end *r, fc_ring_frame *f)
     int fc_ring_release(fc_ring_end *r, uint64_t pos)
     int fc_ring_ready(fc_ring_end *e, uint64_t size)
@@ -479,6 +480,22 @@ cdef class Frame:
         self.freed = True
         self.reader._release(self.pos)
         return 0
+
+    def copy_to(self, dst) -> None:
+        """Copy the frame into ``dst``, a writable buffer of its size; a large frame's copy writes
+        past the caches (see ``fc_copy_stream``): the batch it holds is read once, and this
+        core's operators keep their state in the caches."""
+        cdef Py_buffer view
+        if self.release_asked:
+            raise BufferError("the frame was released")
+        PyObject_GetBuffer(dst, &view, PyBUF_WRITABLE)
+        try:
+            if view.len != self.size:
+                raise ValueError(f"a buffer of {view.len} bytes for a frame of {self.size}")
+            with nogil:
+                fc_copy_stream(view.buf, self.data, self.size)
+        finally:
+            PyBuffer_Release(&view)
 
     def release(self) -> None:
         """Done with the frame: its space is reusable once the buffers made from it are gone."""

@@ -636,9 +636,9 @@ class Peer:
                 return
             tag = f.tag
             kind = tag >> 32
-            if kind == BATCH:  # into a buffer of Arrow's pool, as the socket's frames
+            if kind == BATCH:  # into a buffer of Arrow's pool, as the socket's frames (past the caches)
                 _, payload = _frame_buffer(f.size)
-                payload[:] = f
+                f.copy_to(payload)
             elif kind == ON_SOCKET:
                 f.release()
                 if not from_socket:

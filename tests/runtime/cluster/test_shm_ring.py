@@ -184,6 +184,31 @@ def test_frame_larger_than_the_ring_is_refused_with_its_limit():
     assert len(r.read(timeout=5)) == 4080
 
 
+@pytest.mark.parametrize("size", [100, (128 << 10) - 1, 128 << 10, (3 << 20) + 37])
+def test_large_frames_stream_in_and_out_byte_for_byte(size):
+    """Parts of 128 KiB and more are written into the ring past the caches, and copy_to copies a
+    frame of that size out the same way (non-temporal stores on x86-64): every byte arrives, from
+    parts and into buffers at any alignment, and a copy needs a buffer of the frame's size."""
+    rng = np.random.default_rng(size)
+    data = rng.integers(0, 256, size + 64, dtype=np.uint8)
+    ring = Ring.create(8 << 20)
+    w, r = ring.writer(), ring.reader()
+    for skew in (0, 1, 8, 13):  # the part starts `skew` bytes into an aligned array
+        part = data[skew : skew + size]
+        want = b"h" * skew + part.tobytes()
+        w.write([b"h" * skew, part], tag=skew, timeout=5)
+        frame = r.read(timeout=5)
+        assert bytes(frame) == want
+        into = np.empty(len(want) + 3, np.uint8)[3:]  # a destination off alignment
+        frame.copy_to(into)
+        assert into.tobytes() == want
+        with pytest.raises(ValueError, match=f"a buffer of {len(want) + 1} bytes for a frame of {len(want)}"):
+            frame.copy_to(np.empty(len(want) + 1, np.uint8))
+        frame.release()
+        with pytest.raises(BufferError):
+            frame.copy_to(into)
+
+
 def test_frames_are_in_place_and_their_space_waits_for_every_view():
     """A frame is read without a copy; its space stays the frame's while a buffer made from it
     lives, even after release(), and frames released out of order free nothing until the first
