@@ -1382,6 +1382,35 @@ static int ss_merge_in(fc_stable *t, const ss_head *rec, int late_if_alone) {
     return ss_schedule(t, r) ? -1 : 0;
 }
 
+/* The common row in place: its key has a session still open (not fired) that the row's window
+ * [ts, ts + gap) intersects and that does not then reach the key's next session. Returns 1 when
+ * the row was added (as ss_merge_in would add it: a new row's first never wins, its last always
+ * does), 0 when the row needs ss_merge_in (a new key or session, a merge, a fired session). */
+static inline int ss_extend(fc_stable *t, uint64_t h, int64_t key, int64_t ts, int64_t end,
+                            const double *const *cols, size_t i) {
+    size_t mask = t->idx_cap - 1, j = (size_t)h & mask;
+    int64_t cur;
+    for (;; j = (j + 1) & mask) {
+        cur = t->idx[j].head;
+        if (cur == IDX_EMPTY) return 0;
+        if (cur >= 0 && t->idx[j].key == key) break;
+    }
+    ss_head *dst = SS_REC(t, cur);
+    while (dst->end < ts) {
+        if (dst->next == LIST_END) return 0;
+        dst = SS_REC(t, dst->next);
+    }
+    if (dst->start > end || dst->state != ST_DIRTY) return 0;
+    int64_t grown = end > dst->end ? end : dst->end;
+    if (dst->next != LIST_END && SS_REC(t, dst->next)->start <= grown) return 0;
+    if (ts < dst->start) dst->start = ts;
+    dst->end = grown;
+    dst->count++;
+    dst->last_seq = t->seq++;
+    acc_add(t->aggs, t->n_aggs, SS_ACC(dst), cols, i);
+    return 1;
+}
+
 int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, const double *const *cols,
                          size_t n, int64_t watermark, uint8_t *late, int64_t *max_ts) {
     union {
@@ -1390,24 +1419,35 @@ int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, c
     } scratch;
     ss_head *rec = &scratch.h;
     int64_t n_late = 0, hi = INT64_MIN;
+    /* each key's hash, computed once, 2 * AHEAD rows ahead (for the prefetches and the lookup) */
+    uint64_t hashes[4 * AHEAD];
+    for (size_t i = 0; i < n && i < 2 * AHEAD; i++) hashes[i] = mix64((uint64_t)keys[i]);
     for (size_t i = 0; i < n; i++) {
         /* two-stage prefetch: the key's index slot well ahead, then (once that is in cache) the
          * head session it points to (both its cache lines); both tables outgrow the cache with
          * many keys */
-        if (i + 2 * AHEAD < n)
-            FC_PREFETCH(&t->idx[(size_t)mix64((uint64_t)keys[i + 2 * AHEAD]) & (t->idx_cap - 1)]);
+        if (i + 2 * AHEAD < n) {
+            uint64_t h = mix64((uint64_t)keys[i + 2 * AHEAD]);
+            hashes[(i + 2 * AHEAD) % (4 * AHEAD)] = h;
+            FC_PREFETCH(&t->idx[(size_t)h & (t->idx_cap - 1)]);
+        }
         if (i + AHEAD < n && t->pool) {
-            size_t mask = t->idx_cap - 1, j = (size_t)mix64((uint64_t)keys[i + AHEAD]) & mask;
+            size_t j = (size_t)hashes[(i + AHEAD) % (4 * AHEAD)] & (t->idx_cap - 1);
             int64_t head = t->idx[j].head;
             if (head >= 0 && t->idx[j].key == keys[i + AHEAD]) {
                 FC_PREFETCH(SS_REC(t, head));
                 FC_PREFETCH((const uint8_t *)SS_REC(t, head) + t->stride - 1); /* its accumulators */
             }
         }
+        int64_t end = fc_window_end(ts[i], t->gap);
+        hi = ts[i] > hi ? ts[i] : hi;
+        if (t->pool && ss_extend(t, hashes[i % (4 * AHEAD)], keys[i], ts[i], end, cols, i)) {
+            if (late) late[i] = 0;
+            continue;
+        }
         rec->key = keys[i];
         rec->start = ts[i];
-        hi = ts[i] > hi ? ts[i] : hi;
-        rec->end = fc_window_end(ts[i], t->gap);
+        rec->end = end;
         rec->count = 1;
         rec->state = ST_DIRTY;
         rec->next = LIST_END;
