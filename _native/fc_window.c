@@ -1212,6 +1212,16 @@ static int ss_idx_rehash(fc_stable *t, size_t cap) {
     return 0;
 }
 
+/* The index slot of key (h = mix64(key)), whose list may be empty; -1 when the key has none. */
+static inline int64_t ss_idx_find(const fc_stable *t, uint64_t h, int64_t key) {
+    size_t mask = t->idx_cap - 1;
+    for (size_t j = (size_t)h & mask;; j = (j + 1) & mask) {
+        int64_t head = t->idx[j].head;
+        if (head == IDX_EMPTY) return -1;
+        if (head != IDX_TOMB && t->idx[j].key == key) return (int64_t)j;
+    }
+}
+
 /* the index slot of key, created (with an empty list) if absent; -1 when out of memory */
 static int64_t ss_idx_slot(fc_stable *t, int64_t key) {
     if ((t->idx_used + 1) * 10 > t->idx_cap * 7) {
@@ -1329,18 +1339,32 @@ static void ss_fold(fc_stable *t, ss_head *dst, const ss_head *src) {
     if (src->state == ST_DIRTY) dst->state = ST_DIRTY;
 }
 
-/* Merge the session `rec` (a scratch record, not in the pool) into key's sessions: it joins every
- * session it intersects (Flink's TimeWindow.intersects: start <= other.end && end >= other.start),
- * and those chain-merge. If it intersects none and `late_if_alone`, nothing happens and 1 is
- * returned. Returns 0 when merged/added, -1 when out of memory. */
-static int ss_merge_in(fc_stable *t, const ss_head *rec, int late_if_alone) {
-    int64_t slot = ss_idx_slot(t, rec->key);
-    if (slot < 0) return -1;
-    int64_t prev = LIST_END, cur = t->idx[slot].head;
-    while (cur != LIST_END && SS_REC(t, cur)->end < rec->start) {
-        prev = cur;
-        cur = SS_REC(t, cur)->next;
+/* Where a session starting at `start` goes in key's list: the key's index slot (-1: the key has
+ * none yet), the first session that does not end before `start` (cur; LIST_END: none) and the one
+ * before it (prev). */
+typedef struct {
+    int64_t slot, prev, cur;
+} ss_pos;
+
+static inline ss_pos ss_locate(const fc_stable *t, uint64_t h, int64_t key, int64_t start) {
+    ss_pos p = {ss_idx_find(t, h, key), LIST_END, LIST_END};
+    if (p.slot < 0) return p;
+    p.cur = t->idx[p.slot].head;
+    while (p.cur != LIST_END && SS_REC(t, p.cur)->end < start) {
+        p.prev = p.cur;
+        p.cur = SS_REC(t, p.cur)->next;
     }
+    return p;
+}
+
+/* Merge the session `rec` (a scratch record, not in the pool) into key's sessions at `at` (its
+ * ss_locate): it joins every session it intersects (Flink's TimeWindow.intersects: start <=
+ * other.end && end >= other.start), and those chain-merge. If it intersects none and
+ * `late_if_alone`, nothing happens and 1 is returned. Returns 0 when merged/added, -1 when out of
+ * memory. */
+static int ss_merge_at(fc_stable *t, const ss_head *rec, ss_pos at, int late_if_alone) {
+    int64_t slot = at.slot, prev = at.prev, cur = at.cur;
+    if (slot < 0 && (slot = ss_idx_slot(t, rec->key)) < 0) return -1; /* a new key, its list empty */
     if (cur != LIST_END && SS_REC(t, cur)->start <= rec->end) {
         ss_head *dst = SS_REC(t, cur);
         int32_t was = dst->state;
@@ -1382,24 +1406,21 @@ static int ss_merge_in(fc_stable *t, const ss_head *rec, int late_if_alone) {
     return ss_schedule(t, r) ? -1 : 0;
 }
 
-/* The common row in place: its key has a session still open (not fired) that the row's window
- * [ts, ts + gap) intersects and that does not then reach the key's next session. Returns 1 when
- * the row was added (as ss_merge_in would add it: a new row's first never wins, its last always
- * does), 0 when the row needs ss_merge_in (a new key or session, a merge, a fired session). */
-static inline int ss_extend(fc_stable *t, uint64_t h, int64_t key, int64_t ts, int64_t end,
-                            const double *const *cols, size_t i) {
-    size_t mask = t->idx_cap - 1, j = (size_t)h & mask;
-    int64_t cur;
-    for (;; j = (j + 1) & mask) {
-        cur = t->idx[j].head;
-        if (cur == IDX_EMPTY) return 0;
-        if (cur >= 0 && t->idx[j].key == key) break;
-    }
-    ss_head *dst = SS_REC(t, cur);
-    while (dst->end < ts) {
-        if (dst->next == LIST_END) return 0;
-        dst = SS_REC(t, dst->next);
-    }
+/* ss_merge_at where `rec` goes (a restored session) */
+static int ss_merge_in(fc_stable *t, const ss_head *rec, int late_if_alone) {
+    ss_pos at = ss_locate(t, mix64((uint64_t)rec->key), rec->key, rec->start);
+    return ss_merge_at(t, rec, at, late_if_alone);
+}
+
+/* The common row in place: at `at` (its ss_locate) its key has a session still open (not fired)
+ * that the row's window [ts, end) intersects and that does not then reach the key's next session.
+ * Returns 1 when the row was added (as ss_merge_at would add it: a new row's first never wins, its
+ * last always does), 0 when the row needs ss_merge_at (a new key or session, a merge, a fired
+ * session). */
+static inline int ss_extend(fc_stable *t, ss_pos at, int64_t ts, int64_t end, const double *const *cols,
+                            size_t i) {
+    if (at.cur == LIST_END) return 0;
+    ss_head *dst = SS_REC(t, at.cur);
     if (dst->start > end || dst->state != ST_DIRTY) return 0;
     int64_t grown = end > dst->end ? end : dst->end;
     if (dst->next != LIST_END && SS_REC(t, dst->next)->start <= grown) return 0;
@@ -1441,7 +1462,8 @@ int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, c
         }
         int64_t end = fc_window_end(ts[i], t->gap);
         hi = ts[i] > hi ? ts[i] : hi;
-        if (t->pool && ss_extend(t, hashes[i % (4 * AHEAD)], keys[i], ts[i], end, cols, i)) {
+        ss_pos at = ss_locate(t, hashes[i % (4 * AHEAD)], keys[i], ts[i]);
+        if (ss_extend(t, at, ts[i], end, cols, i)) {
             if (late) late[i] = 0;
             continue;
         }
@@ -1454,7 +1476,7 @@ int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, c
         rec->first_seq = rec->last_seq = t->seq++;
         acc_init(t->aggs, t->n_aggs, SS_ACC(rec), cols, i);
         int alone_is_late = fc_cleanup_time(rec->end - 1, t->lateness) <= watermark;
-        int rc = ss_merge_in(t, rec, alone_is_late);
+        int rc = ss_merge_at(t, rec, at, alone_is_late);
         if (rc < 0) return FC_WIN_NOMEM;
         if (late) late[i] = (uint8_t)rc;
         n_late += rc;
@@ -1466,11 +1488,7 @@ int64_t fc_stable_update(fc_stable *t, const int64_t *keys, const int64_t *ts, c
 /* Take session r out of its key's list and free it. */
 static void ss_remove(fc_stable *t, int64_t r) {
     int64_t key = SS_REC(t, r)->key;
-    size_t mask = t->idx_cap - 1, i = (size_t)mix64((uint64_t)key) & mask;
-    for (;; i = (i + 1) & mask) { /* the key is there: its slot comes before any empty one */
-        int64_t head = t->idx[i].head;
-        if ((head >= 0 || head == LIST_END) && t->idx[i].key == key) break;
-    }
+    size_t i = (size_t)ss_idx_find(t, mix64((uint64_t)key), key); /* r is in the key's list */
     int64_t prev = LIST_END, cur = t->idx[i].head;
     while (cur != r) {
         prev = cur;
