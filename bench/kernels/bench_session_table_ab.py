@@ -2,8 +2,10 @@
 interleaved in one process: a p1 stream (every key, the source's 65,536-row batches) and one p2
 worker's stream (its 50k keys, the local and the remote part of each source batch one after the
 other, as ``bench_exchange_session.py`` makes it), a watermark every WM_EVERY ms of event time
-(300 ms behind the records, as the job's periodic one). Prints CPU ms per run of each build and
-checks that both fire the same sessions with the same counts::
+(300 ms behind the records, as the job's periodic one); and a stream where every row opens a new
+session (1000 keys, each about 1 s apart: the general merge rather than a session growing in
+place), a quarter of ``--n`` rows. Prints CPU ms per run of each build and checks that both fire
+the same sessions with the same counts::
 
     taskset -c 0 .venv/bin/python bench/kernels/bench_session_table_ab.py \\
         /tmp/base/flinkcore/_core/window_kernels.cpython-311-x86_64-linux-gnu.so \\
@@ -18,6 +20,8 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_exchange_session import BATCH, WM_EVERY, run  # noqa: E402
@@ -65,7 +69,16 @@ def main() -> None:
         (events.key[a : a + BATCH], events.ts[a : a + BATCH], events.value[a : a + BATCH])
         for a in range(0, args.n, BATCH)
     ]
-    for label, parts, per_fire in (("p1 stream", p1, 1), ("p2 worker 0", p2, 2)):
+    rng = np.random.default_rng(3)
+    m = args.n // 4
+    sparse_keys, sparse_ts = rng.integers(0, 1000, m, dtype=np.int64), np.arange(m, dtype=np.int64)
+    sparse_vals = rng.random(m)
+    sparse = [
+        (sparse_keys[a : a + BATCH], sparse_ts[a : a + BATCH], sparse_vals[a : a + BATCH])
+        for a in range(0, m, BATCH)
+    ]
+    streams = (("p1 stream", p1, 1), ("p2 worker 0", p2, 2), ("a new session per row", sparse, 1))
+    for label, parts, per_fire in streams:
         times: dict[str, list[float]] = {"A": [], "B": []}
         results = {}
         for r in range(args.repeats):
