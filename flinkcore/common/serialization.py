@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from flinkcore.common.pickling import CompactAttributes
+
 __all__ = ["Encoder", "SimpleStringSchema"]
 
 
-class Encoder:
+class Encoder(CompactAttributes):
     """Turns a record into the bytes a row-format FileSink writes."""
 
     def __init__(self, charset: str = "utf-8") -> None:
@@ -22,7 +24,7 @@ class Encoder:
         return (str(value) + "\n").encode(self.charset)
 
 
-class SimpleStringSchema:
+class SimpleStringSchema(CompactAttributes):
     def __init__(self, charset: str = "UTF-8") -> None:
         self.charset = charset
 

@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+from flinkcore.common.pickling import CompactAttributes
 from flinkcore.common.time import Duration, to_millis
 from flinkcore.common.watermark import MIN_WATERMARK, Watermark
 
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 
-class TimestampAssigner(ABC):
+class TimestampAssigner(CompactAttributes, ABC):
     """Extracts the event timestamp (int ms) of a record."""
 
     @abstractmethod
@@ -53,7 +54,7 @@ class WatermarkOutput(ABC):
         """Flink 1.19+: explicitly mark the output active again."""
 
 
-class WatermarkGenerator(ABC):
+class WatermarkGenerator(CompactAttributes, ABC):
     """Generates watermarks from events (punctuated) or periodically."""
 
     @abstractmethod

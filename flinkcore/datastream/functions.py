@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
+from flinkcore.common.pickling import CompactAttributes
 from flinkcore.runtime.context import RuntimeContext
 
 __all__ = [
@@ -42,8 +43,9 @@ __all__ = [
 ]
 
 
-class Function(ABC):  # noqa: B024
-    """Base of every user function: optional ``open`` / ``close`` hooks."""
+class Function(CompactAttributes, ABC):  # noqa: B024
+    """Base of every user function: optional ``open`` / ``close`` hooks. Unpickled in a worker
+    process, an instance keeps CPython's compact attribute storage (:mod:`flinkcore.common.pickling`)."""
 
     def open(self, runtime_context: RuntimeContext) -> None:  # noqa: B027
         pass
