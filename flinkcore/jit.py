@@ -50,6 +50,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from flinkcore.common.pickling import CompactAttributes
+
 __all__ = ["JitAggregate", "JitCompileError", "JitFunction", "as_jit", "jit", "numba_available"]
 
 
@@ -86,7 +88,7 @@ def _numpy_dtype(numba_type: Any) -> Any:
     return as_dtype(numba_type)
 
 
-class JitFunction:
+class JitFunction(CompactAttributes):
     """A numeric function of named fields, callable per record and compilable over columns."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
@@ -264,7 +266,7 @@ def _tuple_loop(fn: Any, n_in: int, out_dtypes: list, is_tuple: bool) -> Any:
     return numba.njit(cache=False)(scope["loop"])
 
 
-class JitAggregate:
+class JitAggregate(CompactAttributes):
     """An AggregateFunction whose ``add`` runs compiled over column batches (see the module doc).
 
     Per record it is the user's AggregateFunction itself (``create_accumulator``, ``add``,

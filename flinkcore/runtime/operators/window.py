@@ -701,7 +701,7 @@ _MISSING = object()
 
 def _batch_keys(op: AbstractStreamOperator, values: list) -> list:
     """The keys of a batch in one C-level loop; a failing record is named in the error."""
-    key_of = op.__dict__.get("_fast_key")
+    key_of = getattr(op, "_fast_key", None)  # (reading op.__dict__ would make its dict real)
     if key_of is None:
         key_of = op._fast_key = fast_key_selector(op.key_selector)
     try:
