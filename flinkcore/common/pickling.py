@@ -8,7 +8,8 @@ makes the dict real for good: from then on every attribute access of the object 
 object, 125 ns on an unpickled one). Worker processes get every function of a job unpickled, so a
 function class that keeps state in attributes ran slower at parallelism 2 than in this process
 at parallelism 1. :class:`CompactAttributes` restores the attributes one by one instead; the base
-classes users subclass (functions, timestamp assigners, watermark generators) inherit it.
+classes users subclass (functions, timestamp assigners, watermark generators, encoders and
+serialization schemas, ``flinkcore.jit``'s functions) inherit it.
 
 Pickling an object reads its ``__dict__`` too (the function objects the caller keeps in the driver
 lose the compact storage when a job is sent to workers); there is no way around that on 3.11.
