@@ -683,11 +683,16 @@ def poll(
     for p in peers:
         if p.ring_out is not None or p.ring_in is not None:
             ringed = True
-            if p._ring_queue and p.flush_ring() is False and timeout > 0:
-                if p.ring_out.arm(_queued_size(p._ring_queue[0][0])):
-                    armed.append(p.ring_out)
-                else:
-                    timeout = 0
+            queue = p._ring_queue
+            if queue:
+                queued = len(queue)
+                if p.flush_ring() or len(queue) < queued:
+                    timeout = 0  # a queued write went ahead (what the caller may be waiting for): no sleep
+                elif timeout > 0:
+                    if p.ring_out.arm(_queued_size(queue[0][0])):
+                        armed.append(p.ring_out)
+                    else:
+                        timeout = 0
             if timeout > 0 and p.ring_in is not None and p not in write_only:
                 if p._await_socket or p.ring_in.eof:
                     pass  # the frame it waits for comes on the socket; or the writer is gone

@@ -5,6 +5,7 @@ credits on the socket), as between two workers."""
 
 import os
 import socket
+import time
 
 import pytest
 
@@ -82,3 +83,22 @@ def test_a_peer_that_hung_up_is_reported_once_then_left_out(pairs):
     assert poller.peers == [ours[1]]
     theirs[1].send(wire.WATERMARK, 1, wire.encode_i64(1))
     assert _kinds(poller.poll(0)[0]) == {2: [(wire.WATERMARK, 1, wire.encode_i64(1))]}
+
+
+def test_a_waiting_poll_whose_queued_ring_frames_go_ahead_does_not_sleep(pairs):
+    """The ring was full and frames were queued; the reader then took everything without this
+    side being woken. A poll with a long timeout writes the queue first: that is what the caller
+    may be waiting for (a sender waiting until its queue is out), so it must not go on to sleep
+    (it slept its whole timeout: a sender and a drained reader both waiting ~1 s per frame burst)."""
+    ours, theirs = pairs
+    while not ours[1].pending_ring:  # fill the 64 KiB ring until frames queue
+        ours[1].send(wire.WATERMARK, 4, wire.encode_i64(1))
+    theirs[1].receive_ring()  # the reader drains the ring (and frees all of it)
+    assert ours[1].pending_ring
+    poller = wire.Poller(ours)
+    start = time.monotonic()
+    poller.poll(30.0)
+    assert time.monotonic() - start < 10.0
+    assert not ours[1].pending_ring
+    got = theirs[1].receive_ring()
+    assert got and all(k == wire.WATERMARK for k, _, _ in got)
