@@ -2,7 +2,7 @@
 
 Whether an object's attributes live in a real dict is read off ``gc.get_referents``: an object with
 compact attributes refers to its attribute values directly, one with a real ``__dict__`` refers to
-that dict."""
+that dict (the classes here hold no dict-valued attributes, which would read as one)."""
 
 from __future__ import annotations
 
