@@ -686,7 +686,8 @@ def poll(
             queue = p._ring_queue
             if queue:
                 queued = len(queue)
-                if p.flush_ring() or len(queue) < queued:
+                p.flush_ring()
+                if len(queue) < queued:
                     timeout = 0  # a queued write went ahead (what the caller may be waiting for): no sleep
                 elif timeout > 0:
                     if p.ring_out.arm(_queued_size(queue[0][0])):
