@@ -25,11 +25,9 @@ within each of ``--repeat`` rounds, and each figure is the median over the round
 operator after the exchange would: the shm receiver's decode makes views without reading them,
 where the other receivers' data was just written by the kernel's copy.
 
-Both processes run with the allocators set as the runtime's workers have them
-(:func:`flinkcore.runtime.cluster.forkserver.keeping_freed_memory`): freed buffers are reused, not
-faulted in afresh. The peer-ring receiver has no credits here: it copies out every frame the ring
-holds before it decodes any, so a fast sender makes it hold (and fault in) most of the stream; the
-runtime's credits bound that to ~2 MB per channel.
+The peer-ring receiver has no credits here: it copies out every frame the ring holds before it
+decodes any, so a fast sender makes it hold (and fault in) most of the stream; the runtime's
+credits bound that to ~2 MB per channel.
 
 ``--arrow``: the columnar path's frames instead, Arrow record batches of the same columns
 (``key`` int64, ``value`` float64, ``ts`` int64) of ``FRAME_ROWS`` rows (the slots' frame size)
@@ -351,7 +349,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from flinkcore.runtime.cluster.forkserver import keeping_freed_memory
-
-    with keeping_freed_memory():  # both processes' allocators as the runtime's workers have them
-        main()
+    main()
