@@ -405,6 +405,8 @@ class Peer:
         self.ring_oversize = 0
         #: the job whose SYNC frame the socket's frames are dropped until (see begin_job)
         self._sync: int | None = None
+        #: the same for the ring's frames
+        self._ring_sync: int | None = None
 
     def attach_ring(self, writer: Any, reader: Any) -> None:
         """Send in-band frames through ``writer`` (a :class:`~flinkcore._core.ring.RingWriter`)
@@ -417,13 +419,21 @@ class Peer:
 
     def begin_job(self, job: int) -> None:
         """Start job number ``job`` with the other process, both having run the one before over
-        this connection: send it our SYNC frame, and drop what its socket delivers until its own.
-        A worker finishes once every input ended, but the credits for its last frames may still
-        be on the way: they belong to no channel of the new job. Only the socket needs this: the
-        last job left no frame in the rings (every one was read before the job finished), and
-        what the other process writes to its ring for the new job comes after its SYNC."""
+        this connection: send it our SYNC frame on the socket and through the ring, and drop what
+        each delivers until its own. What comes before belongs to the last job and to no channel
+        of this one: the credits for a worker's last frames, which may still be on the way when it
+        finished, and, in the ring, the barriers of a checkpoint triggered as that job ended (a
+        slot whose source finished sends them after its end of input; the job may end before the
+        slot they go to read them). Read as the new job's, such a barrier would start a checkpoint
+        alignment that never completes."""
         self._sync = job
         self._send_socket(SYNC, 0, encode_i64(job))
+        if self.ring_out is not None:
+            self._send_ring(SYNC, 0, encode_i64(job))
+        if self.ring_in is not None:
+            self._ring_sync = job
+            self._await_socket = False  # a marker of the last job's: its frame is before the SYNC
+            self._from_socket.clear()
 
     def _after_sync(self, frames: list) -> list:
         for i, (kind, _, payload) in enumerate(frames):
@@ -623,13 +633,20 @@ class Peer:
         Each frame is copied out and released at once: a frame held (a batch waiting for a barrier
         or its turn, an operator keeping an array) would keep the ring's space after it, and with
         it the writer, which may be waiting for this process's own progress."""
+        reader = self.ring_in
+        while self._ring_sync is not None:  # the last job's frames, up to our SYNC (see begin_job)
+            f = reader.try_read()
+            if f is None:
+                return
+            if f.tag >> 32 == SYNC and decode_i64(bytes(f)) == self._ring_sync:
+                self._ring_sync = None
+            f.release()
         from_socket = self._from_socket
         if self._await_socket:
             if not from_socket:
                 return
             frames.append(from_socket.popleft())
             self._await_socket = False
-        reader = self.ring_in
         while True:
             f = reader.try_read()
             if f is None:

@@ -25,6 +25,7 @@ from flinkcore.datastream.connectors.datagen import DataGeneratorSource
 from flinkcore.datastream.functions import KeyedProcessFunction
 from flinkcore.datastream.state import ValueStateDescriptor
 from flinkcore.runtime.cluster import ClusterJob, pool, release_workers, wire
+from flinkcore.runtime.cluster.rings import accept_ring, connect_rings
 
 
 @pytest.fixture(autouse=True)
@@ -162,6 +163,44 @@ def test_late_credits_of_the_last_job_are_dropped_up_to_the_sync_frame():
         b.send(wire.CREDIT, 1, wire.encode_i64(1))  # after the SYNC: kept
         assert [(k, c) for k, c, _ in _receive(a)] == [(wire.CREDIT, 1)]
         assert [k for k, _, _ in _receive(b)] == []  # a's SYNC, consumed by b's own begin_job
+    finally:
+        a.close()
+        b.close()
+
+
+def _ringed_pair():
+    """Two Peers of this process joined as two workers are: a socket and a ring each way."""
+    a_sock, b_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    a, b = wire.Peer(1, a_sock), wire.Peer(2, b_sock)
+    for me in (a, b):
+        ends = socket.socketpair()  # a stand-in for the worker's driver connection, never used
+        driver = wire.Peer(0, ends[0])
+        connect_rings({me.index: me, 0: driver}, 1 << 16, driver)
+        for end in ends:
+            end.close()
+    for p in (a, b):
+        while not accept_ring(p):
+            time.sleep(0.001)
+    return a, b
+
+
+def test_barriers_the_last_job_left_in_a_ring_are_dropped_up_to_its_sync_frame():
+    """A slot whose source finished sends a checkpoint's barriers after its end of input; the
+    job may end before the other slot read them. The next job in the same workers must not take
+    them (a barrier of checkpoint 5 read as the new job's starts an alignment that never ends)."""
+    a, b = _ringed_pair()
+    try:
+        assert a.ring_out is not None and b.ring_in is not None
+        a.send(wire.BARRIER, 3, wire.encode_i64(5))  # the last job's, never read there
+        a.send(wire.BATCH, 3, b"x" * (1 << 17))  # too large for the ring: on the socket, a marker in the ring
+        b.begin_job(2)
+        assert _receive(b) == []  # a is still in the last job: nothing of the new one
+        a.begin_job(2)
+        a.send(wire.BARRIER, 4, wire.encode_i64(1))
+        frames = _receive(b)
+        assert [(k, c, bytes(p)) for k, c, p in frames] == [(wire.BARRIER, 4, wire.encode_i64(1))]
+        assert not b._await_socket
+        assert [k for k, _, _ in _receive(a)] == []  # b's SYNC frames, consumed by a's own begin_job
     finally:
         a.close()
         b.close()
