@@ -354,6 +354,8 @@ class SlotTask:
         #: deliver this round; those gates with their remote channels
         self._gate_of: dict[int, tuple[InputGate, int]] = {}
         self._deficit: dict[int, int] = {}
+        #: the channels whose messages the rounds of process_pending under way keep (see there)
+        self._waiting: set[int] = set()
         self._paced_gates: list[tuple[InputGate, list[int]]] = []
         self._poller = wire.Poller(peers.values())
         #: the remote channels that hold buffered records (see flush_timed_out)
@@ -628,14 +630,31 @@ class SlotTask:
                     elif deficit[c] <= 0:  # nothing local to take turns with: one batch
                         deficit[c] = 1
         kept = []
-        waiting: set[int] = set()  # channels whose turn of this round is over
+        # channels whose turn of this round is over. A channel that kept a message keeps the rest,
+        # here and in a round nested in this one (a dispatch that waits for credit): its messages
+        # run in order. (A snapshot that completes in a round ends the hold of channels, whose
+        # later messages would otherwise run before those they kept: a batch after its end of input.)
+        enclosing = self._waiting
+        waiting = self._waiting = set(enclosing)
+        try:
+            progressed = self._run_pending(pending, pace, kept, waiting)
+        finally:
+            self._waiting = enclosing
+            if kept:
+                pending.extendleft(reversed(kept))
+        self.send_credits()
+        return progressed
+
+    def _run_pending(self, pending: deque, pace: bool, kept: list, waiting: set[int]) -> bool:
+        deficit = self._deficit
         progressed = False
         gate_of = self._gate_of
         while pending:
             item = pending.popleft()
             channel = item[0]
             target, node_id = self.inbound[channel]
-            if node_id in self._unsafe or channel in self._held or channel in waiting:
+            if channel in waiting or node_id in self._unsafe or channel in self._held:
+                waiting.add(channel)
                 kept.append(item)
                 continue
             if pace and item[1] == wire.BATCH and channel in gate_of:
@@ -651,9 +670,6 @@ class SlotTask:
                 deficit[channel] = 0
             self._dispatch(item, target)
             progressed = True
-        if kept:
-            pending.extendleft(reversed(kept))
-        self.send_credits()
         return progressed
 
     def _dispatch(self, item: tuple[int, int, memoryview], target: Input) -> int:
