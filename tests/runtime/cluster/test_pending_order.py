@@ -49,7 +49,13 @@ def test_a_held_channel_keeps_its_order_when_the_hold_ends_in_the_same_round():
 
 def test_a_nested_round_does_not_run_what_follows_a_message_the_outer_round_kept():
     task = _slot(
-        [(1, wire.BATCH, b"a"), (2, wire.BARRIER, b""), (3, wire.BATCH, b"b"), (1, wire.END, b""), (3, wire.END, b"")],
+        [
+            (1, wire.BATCH, b"a"),
+            (2, wire.BARRIER, b""),
+            (3, wire.BATCH, b"b"),
+            (1, wire.END, b""),
+            (3, wire.END, b""),
+        ],
         held={1},
         nested_at=(3, wire.BATCH),
     )
