@@ -53,8 +53,9 @@ BARRIER = 6
 CONTROL = 7
 #: a ring frame that stands for the next in-band frame on the socket (one too large for the ring)
 ON_SOCKET = 8
-#: a worker's first frame of a job to another worker it ran the last job with (reused workers):
-#: what came before it on that socket belongs to the last job (late credits), see Peer.begin_job
+#: a worker's first frame of a job to another worker it ran the last job with (reused workers), on
+#: the socket and through the ring: what came before it there belongs to the last job (late
+#: credits, a checkpoint's last barriers), see Peer.begin_job
 SYNC = 9
 #: the kinds that travel in order with the records of their channel (through a ring if there is one)
 IN_BAND = frozenset((BATCH, WATERMARK, STATUS, END, BARRIER))
