@@ -18,9 +18,10 @@ variable ``FLINKCORE_WORKER_IDLE_TIMEOUT`` (it wins) sets the timeout; 0 turns r
 
 What a reused worker does differently (see :mod:`flinkcore.runtime.cluster.worker`): it starts
 each job with a SYNC frame to every other worker (:meth:`~flinkcore.runtime.cluster.wire.Peer.begin_job`:
-the last job's late credits are dropped), and it drops the user's modules before each job, so
-that the job imports them again: as Flink gives each job its own user-code class loader, no job
-sees module state another left (while it waits for the next job, from the code compiled before).
+what the last job left on a socket or in a ring, late credits and a checkpoint's last barriers,
+is dropped), and it drops the user's modules before each job, so that the job imports them
+again: as Flink gives each job its own user-code class loader, no job sees module state another
+left (while it waits for the next job, from the code compiled before).
 """
 
 from __future__ import annotations
