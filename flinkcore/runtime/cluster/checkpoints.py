@@ -10,7 +10,8 @@ aligns: after a channel's barrier, its records wait until the slot took its snap
 slot's sources pause. At-least-once does not wait (records after a barrier may be in the snapshot
 and replayed).
 A slot acknowledges with its subtasks' state; the checkpoint is complete when every slot (and the
-driver's own sinks) acknowledged. It is stored exactly as the in-process coordinator stores it
+driver's own sinks) acknowledged. One not complete within the checkpoint timeout expires: every
+slot aborts it, and it counts as a failed checkpoint (past the tolerable number the job fails). It is stored exactly as the in-process coordinator stores it
 (:mod:`flinkcore.runtime.checkpointing`: ``chk-<n>/`` files, ``_metadata`` last), so either
 runtime restores the other's checkpoints and savepoints, at any parallelism (operators filter
 their key groups on restore, sources split their readers' positions). Then every subtask hears
@@ -70,9 +71,32 @@ class ClusterCheckpointCoordinator(CoordinatorBase):
     def _poll(self, timestamp: int) -> None:
         if self._stopped:
             return
+        self._expire_slow_checkpoint()
         if self._pending is None and not self._requests.empty():
             self.trigger_checkpoint(self._requests.get())
         self.job.pts.register_timer(self.job.pts.current_processing_time() + POLL_INTERVAL_MS, self._poll)
+
+    def _expire_slow_checkpoint(self) -> None:
+        """A checkpoint not acknowledged by every slot within the checkpoint timeout is aborted
+        everywhere (its alignments end, its late barriers and acknowledgements are ignored) and
+        counts as a failed checkpoint (a savepoint fails its request); the next one may start."""
+        pending = self._pending
+        if pending is None or (time.monotonic() - pending.started) * 1000 <= self.settings.timeout_ms:
+            return
+        self._pending = None
+        checkpoint_id = pending.id
+        self.job.send_control(("abort", checkpoint_id))
+        self.job.task.abort_checkpoint(checkpoint_id)
+        missing = sorted(set(range(self.job.placement.num_workers + 1)) - set(pending.acks))
+        error = TimeoutError(
+            f"not acknowledged within {self.settings.timeout_ms} ms by "
+            + ", ".join("the driver" if k == 0 else f"slot {k - 1}" for k in missing)
+        )
+        if pending.savepoint is not None:
+            log.warning("savepoint %d of job %s failed: %s", checkpoint_id, self.job.job_id, error)
+            pending.savepoint.future.set_exception(error)
+        else:
+            self._count_failure(checkpoint_id, error)
 
     # -- the protocol ----------------------------------------------------------------------------
     def trigger_checkpoint(self, savepoint: SavepointRequest | None = None) -> int:
