@@ -11,7 +11,8 @@ slot's sources pause. At-least-once does not wait (records after a barrier may b
 and replayed).
 A slot acknowledges with its subtasks' state; the checkpoint is complete when every slot (and the
 driver's own sinks) acknowledged. One not complete within the checkpoint timeout expires: every
-slot aborts it, and it counts as a failed checkpoint (past the tolerable number the job fails). It is stored exactly as the in-process coordinator stores it
+slot aborts it, and it counts as a failed checkpoint (past the tolerable number the job fails).
+A checkpoint is stored exactly as the in-process coordinator stores it
 (:mod:`flinkcore.runtime.checkpointing`: ``chk-<n>/`` files, ``_metadata`` last), so either
 runtime restores the other's checkpoints and savepoints, at any parallelism (operators filter
 their key groups on restore, sources split their readers' positions). Then every subtask hears
