@@ -783,11 +783,21 @@ class SlotTask:
 
     # -- checkpoint barriers ----------------------------------------------------------------------
     def _begin(self, checkpoint_id: int, exactly_once: bool) -> dict | None:
+        """Checkpoint ``checkpoint_id`` here (None when it is no longer taken). As in Flink, a
+        newer checkpoint subsumes the one under way, which is aborted here (its held channels
+        released: their barriers of the newer one come after what they hold), and the barriers of
+        an older or aborted one are ignored. (The coordinator takes one checkpoint at a time: a
+        newer one starts only after the last completed or expired; a slot may see its barriers
+        before the abort of an expired one.)"""
         ck = self._checkpoint
         if ck is not None and ck["id"] == checkpoint_id:
             return ck
         if checkpoint_id <= self._aborted_up_to:
             return None
+        if ck is not None:
+            if checkpoint_id < ck["id"]:
+                return None
+            self.abort_checkpoint(ck["id"])
         ck = self._checkpoint = {
             "id": checkpoint_id,
             "exactly_once": exactly_once,
@@ -864,7 +874,8 @@ class SlotTask:
             self.on_checkpoint_done(ck["id"], ck["parts"])
 
     def abort_checkpoint(self, checkpoint_id: int) -> None:
-        """Forget checkpoint ``checkpoint_id`` (another slot declined it)."""
+        """Forget checkpoint ``checkpoint_id`` and those before it (it expired, or a newer one
+        subsumes it): its alignment ends, the sources go on, its late barriers are ignored."""
         self._aborted_up_to = max(self._aborted_up_to, checkpoint_id)
         ck = self._checkpoint
         if ck is not None and ck["id"] <= checkpoint_id:

@@ -17,6 +17,7 @@ from flinkcore.common.restart_strategy import RestartStrategies
 from flinkcore.datastream import StreamExecutionEnvironment
 from flinkcore.datastream.connectors.datagen import DataGeneratorSource
 from flinkcore.datastream.functions import MapFunction
+from flinkcore.runtime.cluster.task import SlotTask
 
 N = 600
 
@@ -66,3 +67,30 @@ def test_past_the_tolerable_failures_an_expired_checkpoint_fails_the_job(tmp_pat
     with pytest.raises(RuntimeError, match=r"tolerable checkpoint failure number \(0\) is exceeded") as info:
         env.execute("expiring checkpoints")
     assert "not acknowledged within 150 ms" in str(info.value.__cause__)
+
+
+def _aligning(checkpoint_id, held):
+    """A slot aligning checkpoint ``checkpoint_id``: the channels of ``held`` delivered its barrier."""
+    task = SlotTask.__new__(SlotTask)
+    task._checkpoint, task._aborted_up_to = None, 0
+    task._held, task._sources_paused = set(), True
+    task._begin(checkpoint_id, True)
+    task._held.update(held)
+    return task
+
+
+def test_a_newer_checkpoints_barrier_subsumes_the_alignment_under_way():
+    """A slot may see the next checkpoint's barriers before the abort of one that expired: the
+    newer one takes over, releasing the channels the old one held (their newer barriers come after
+    what they hold); the old one's late barriers are then ignored."""
+    task = _aligning(3, held={1, 2})
+    ck = task._begin(4, True)
+    assert ck is not None and task._checkpoint is ck and ck["id"] == 4
+    assert task._held == set() and not task._sources_paused
+    assert task._begin(3, True) is None and task._checkpoint is ck
+
+
+def test_an_older_checkpoints_barrier_does_not_end_the_alignment_under_way():
+    task = _aligning(5, held={1})
+    assert task._begin(4, True) is None
+    assert task._checkpoint["id"] == 5 and task._held == {1}
