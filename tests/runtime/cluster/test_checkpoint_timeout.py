@@ -1,7 +1,8 @@
 """The checkpoint timeout across worker processes: a checkpoint not acknowledged by every slot in
 time is aborted everywhere and counts as a failed checkpoint (Flink's expired checkpoint): the job
-goes on and later checkpoints complete while failures stay tolerable; past the tolerable number the
-job fails, naming the checkpoint and the slots it waited for.
+goes on to its exact output while failures stay tolerable; past the tolerable number the job fails,
+naming the slots the checkpoint waited for. Then a slot's alignment when checkpoints overlap (the
+next one's barrier may come before the expired one's abort): the newer subsumes the older.
 
 A slow keyed map (2 ms a record) behind a source that is not rate-limited: each barrier follows
 the hundreds of records the channels hold, so it reaches the map's slots long after 150 ms."""
